@@ -1,0 +1,1 @@
+"""Roll the generated templates out as CloudFormation StackSets and publish them to Service Catalog."""

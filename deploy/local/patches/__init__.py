@@ -1,0 +1,25 @@
+"""Patches of moto's backends, applied inside the local server process before it serves.
+
+Each module of this package closes one gap between moto and the real service that the
+product depends on, and exposes ``apply()`` (idempotent). ``apply_all()`` imports every
+module here, so adding a patch is adding a file. The README table "what the local AWS
+emulates and what it does not" lists them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+_applied: list[str] = []
+
+
+def apply_all() -> list[str]:
+    """Apply every patch module of this package once; return their names, in order."""
+    for module_info in sorted(pkgutil.iter_modules(__path__), key=lambda info: info.name):
+        if module_info.name.startswith("_") or module_info.name in _applied:
+            continue
+        module = importlib.import_module(f"{__name__}.{module_info.name}")
+        module.apply()
+        _applied.append(module_info.name)
+    return list(_applied)

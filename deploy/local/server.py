@@ -1,0 +1,120 @@
+"""The local AWS server process: moto in-process, patched, on a loopback port.
+
+``python -m deploy.local.server [--port P] [--ready-file F] [--watch-pid PID]`` applies
+every patch of ``deploy.local.patches`` to moto's backends, then serves moto's WSGI app
+on 127.0.0.1 (port 0, the default, lets the kernel pick a free port: no race between
+choosing a port and binding it). Once listening it writes ``{"pid", "port",
+"endpoint_url"}`` to the ready file, which is how ``local up`` learns the port.
+``GET /_local/health`` answers with the pid and the applied patches, so a client can tell
+this server from any other process on the port.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+HEALTH_PATH = "/_local/health"
+
+
+def _health_middleware(app, patches: list[str]):
+    import moto
+
+    payload = json.dumps({"server": "deploy.local", "pid": os.getpid(), "moto": moto.__version__, "patches": patches}).encode()
+
+    def wrapped(environ, start_response):
+        if environ.get("PATH_INFO") == HEALTH_PATH:
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
+            return [payload]
+        return app(environ, start_response)
+
+    return wrapped
+
+
+def build_app():
+    """moto's WSGI app with every local patch applied, plus the health endpoint."""
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    from deploy.local.patches import apply_all
+
+    patches = apply_all()
+    return _health_middleware(DomainDispatcherApplication(create_backend_app), patches)
+
+
+def _write_atomically(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _exit_when_gone(pid: int) -> None:
+    """Stop this server when the process that started it is gone (a killed test run)."""
+    while True:
+        time.sleep(1)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        except PermissionError:
+            pass
+
+
+def serve(host: str = "127.0.0.1", port: int = 0, ready_file: Path | None = None, watch_pid: int | None = None) -> None:
+    """Serve until SIGTERM/SIGINT; remove the ready file on the way out."""
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+    from werkzeug.serving import make_server
+
+    server = make_server(host, port, build_app(), threaded=True, request_handler=MotoRequestHandler)
+    bound_port = server.server_address[1]
+    info = {"pid": os.getpid(), "host": host, "port": bound_port, "endpoint_url": f"http://{host}:{bound_port}"}
+
+    def stop(_signum, _frame):
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    if watch_pid:
+        threading.Thread(target=_exit_when_gone, args=(watch_pid,), daemon=True).start()
+    if ready_file:
+        _write_atomically(ready_file, info)
+    print(f"local AWS listening on {info['endpoint_url']} (pid {info['pid']})", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+        if ready_file:
+            try:
+                if json.loads(ready_file.read_text()).get("pid") == os.getpid():
+                    ready_file.unlink()
+            except (OSError, ValueError):
+                pass
+
+
+def _loopback(value: str) -> str:
+    if not ipaddress.ip_address(value).is_loopback:
+        raise argparse.ArgumentTypeError(f"{value} is not a loopback address: the local AWS accepts any credentials, keep it on 127.0.0.1")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog=f"python -m {__spec__.name if __spec__ else 'deploy.local.server'}", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", type=_loopback, default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port to bind (default 0: a free port)")
+    parser.add_argument("--ready-file", type=Path, help="write {pid, port, endpoint_url} here once listening")
+    parser.add_argument("--watch-pid", type=int, help="exit when this process is gone")
+    args = parser.parse_args(argv)
+    serve(args.host, args.port, args.ready_file, args.watch_pid)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

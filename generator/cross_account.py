@@ -1,0 +1,441 @@
+"""Cross-account role templates: StackSet administration/execution, target-account model
+roles, and the endpoint-invoke role with its consumer-side policy.
+
+Every role here is a named global resource that another account must know in advance, so
+each multi-region-deployable template gates its roles on ``PrimaryRegion``.
+"""
+
+from __future__ import annotations
+
+from awacs import (
+    application_autoscaling,
+    cloudformation,
+    cloudwatch,
+    codebuild,
+    codepipeline,
+    ec2,
+    ecr,
+    events,
+    iam,
+    kms,
+    logs,
+    s3,
+    sagemaker,
+    ssm,
+    sts,
+)
+from awacs.aws import Action, Condition, StringEquals, StringLike
+from troposphere import Equals, Export, GetAtt, If, Not, Output, Parameter, Ref, Sub, Template
+from troposphere.iam import Group, ManagedPolicy, Policy, Role
+
+from generator.parameters import (
+    add_account_id,
+    add_environment,
+    add_primary_region,
+    iam_role_arn,
+    partition_arn,
+)
+from generator.policies import allow, cross_account_trust, document, service_trust
+
+DEFAULT_ADMINISTRATION_ROLE = "AWSCloudFormationStackSetAdministrationRole"
+DEFAULT_EXECUTION_ROLE = "AWSCloudFormationStackSetExecutionRole"
+LOWER_NAME_PATTERN = r"^[a-z0-9](-*[a-z0-9])*$"
+
+# Verbs the StackSet execution role may use on the services the product's templates
+# create resources of. Bounded per service (never ``service:*``); tighten further with a
+# permissions boundary where an organization needs to.
+_EXECUTION_VERBS = ("Create*", "Delete*", "Describe*", "Get*", "List*", "Put*", "Update*")
+_EXECUTION_SERVICES = {
+    "ec2": (ec2, _EXECUTION_VERBS + ("CreateTags", "DeleteTags", "Modify*", "Associate*", "Disassociate*", "Authorize*", "Revoke*", "Attach*", "Detach*", "Allocate*", "Release*", "Replace*")),
+    "s3": (s3, ("CreateBucket", "DeleteBucket", "DeleteBucketPolicy", "Get*", "List*", "Put*")),
+    "kms": (kms, ("CreateKey", "CreateAlias", "DeleteAlias", "UpdateAlias", "Describe*", "Get*", "List*", "Put*", "Tag*", "Untag*", "EnableKeyRotation", "ScheduleKeyDeletion", "CreateGrant", "UpdateKeyDescription")),
+    "sagemaker": (sagemaker, _EXECUTION_VERBS + ("AddTags", "DeleteTags")),
+    "ssm": (ssm, ("PutParameter", "DeleteParameter", "DeleteParameters", "GetParameter", "GetParameters", "DescribeParameters", "AddTagsToResource", "RemoveTagsFromResource", "ListTagsForResource")),
+    "logs": (logs, ("CreateLogGroup", "DeleteLogGroup", "DescribeLogGroups", "PutRetentionPolicy", "DeleteRetentionPolicy", "AssociateKmsKey", "DisassociateKmsKey", "TagResource", "UntagResource", "ListTagsForResource", "TagLogGroup")),
+    "cloudwatch": (cloudwatch, ("PutMetricAlarm", "DeleteAlarms", "DescribeAlarms", "TagResource", "UntagResource", "ListTagsForResource")),
+    "application-autoscaling": (application_autoscaling, ("RegisterScalableTarget", "DeregisterScalableTarget", "PutScalingPolicy", "DeleteScalingPolicy", "Describe*", "TagResource", "UntagResource", "ListTagsForResource")),
+    "ecr": (ecr, ("CreateRepository", "DeleteRepository", "DescribeRepositories", "SetRepositoryPolicy", "DeleteRepositoryPolicy", "GetRepositoryPolicy", "PutLifecyclePolicy", "PutImageScanningConfiguration", "PutImageTagMutability", "TagResource", "UntagResource", "ListTagsForResource")),
+    "events": (events, ("PutRule", "DeleteRule", "DescribeRule", "PutTargets", "RemoveTargets", "ListTargetsByRule", "TagResource", "UntagResource", "ListTagsForResource")),
+    "codepipeline": (codepipeline, ("CreatePipeline", "DeletePipeline", "GetPipeline", "GetPipelineState", "UpdatePipeline", "TagResource", "UntagResource", "ListTagsForResource")),
+    "codebuild": (codebuild, ("CreateProject", "DeleteProject", "UpdateProject", "BatchGetProjects")),
+    "cloudformation": (cloudformation, ("DescribeStacks", "ListStackResources", "GetTemplate")),
+}
+_EXECUTION_IAM_ACTIONS = (
+    "CreateRole", "DeleteRole", "GetRole", "UpdateRole", "UpdateAssumeRolePolicy", "TagRole", "UntagRole",
+    "PutRolePolicy", "GetRolePolicy", "DeleteRolePolicy", "ListRolePolicies",
+    "AttachRolePolicy", "DetachRolePolicy", "ListAttachedRolePolicies", "PassRole",
+    "CreatePolicy", "DeletePolicy", "GetPolicy", "GetPolicyVersion", "CreatePolicyVersion", "DeletePolicyVersion", "ListPolicyVersions",
+    "CreateGroup", "DeleteGroup", "GetGroup", "AttachGroupPolicy", "DetachGroupPolicy", "ListAttachedGroupPolicies",
+    "CreateServiceLinkedRole",
+)
+
+
+def _actions(module, names):
+    """awacs actions for ``names``; awacs rejects a misspelt name at build time."""
+    return [getattr(module, name) if "*" not in name else module.Action(name) for name in names]
+
+
+def _role_name_parameter(template: Template, title: str, default: str, description: str) -> Parameter:
+    return template.add_parameter(
+        Parameter(
+            title,
+            Type="String",
+            Default=default,
+            Description=description,
+            AllowedPattern=r"^[\w+=,.@-]{1,64}$",
+            ConstraintDescription="an IAM role name (1-64 characters: letters, digits and +=,.@_-)",
+        )
+    )
+
+
+# --- 1. StackSet administration and execution roles ---------------------------------------
+
+
+def build_stackset_administration_role_template() -> Template:
+    """The management (or delegated admin) account's StackSet administration role."""
+    template = Template(Description="StackSet administration role of the management account: may assume only the execution role in target accounts")
+    admin_name = _role_name_parameter(template, "AdministrationRoleName", DEFAULT_ADMINISTRATION_ROLE, "Name of this administration role")
+    # Referenced by name inside the Fn::Sub of the AssumeRole resource below.
+    _role_name_parameter(template, "ExecutionRoleName", DEFAULT_EXECUTION_ROLE, "Name of the execution role in every target account")
+    role = template.add_resource(
+        Role(
+            "StackSetAdministrationRole",
+            RoleName=Ref(admin_name),
+            Description="Assumed by CloudFormation StackSets to reach the target accounts' execution role",
+            AssumeRolePolicyDocument=service_trust("cloudformation.amazonaws.com", source_account=Ref("AWS::AccountId")),
+            Policies=[
+                Policy(
+                    PolicyName="AssumeStackSetExecutionRole",
+                    PolicyDocument=document(
+                        allow("AssumeExecutionRoleOnly", [sts.AssumeRole], [iam_role_arn("*", "${ExecutionRoleName}")]),
+                    ),
+                )
+            ],
+        )
+    )
+    template.add_output(Output("AdministrationRoleArn", Description="ARN to give self-managed stack sets", Value=GetAtt(role, "Arn")))
+    return template
+
+
+def build_stackset_execution_role_template() -> Template:
+    """The target accounts' StackSet execution role, trusting only the administration role."""
+    template = Template(Description="StackSet execution role of a target account, trusted by the management account's administration role")
+    # The administrator account and role are referenced by name in the trust policy's Fn::Sub.
+    add_account_id(template, "AdministratorAccountId", "Account id of the StackSet administrator (management or delegated admin account)")
+    _role_name_parameter(template, "AdministrationRoleName", DEFAULT_ADMINISTRATION_ROLE, "Name of the administration role in the administrator account")
+    execution_name = _role_name_parameter(template, "ExecutionRoleName", DEFAULT_EXECUTION_ROLE, "Name of this execution role")
+    primary = add_primary_region(template)
+    statements = [
+        allow(f"Manage{key.title().replace('-', '')}", _actions(module, names), ["*"])
+        for key, (module, names) in _EXECUTION_SERVICES.items()
+    ]
+    statements.append(
+        allow(
+            "ManageAccountIamRolesAndPolicies",
+            _actions(iam, _EXECUTION_IAM_ACTIONS),
+            [
+                partition_arn("iam", "role/*", region="", account="${AWS::AccountId}"),
+                partition_arn("iam", "policy/*", region="", account="${AWS::AccountId}"),
+                partition_arn("iam", "group/*", region="", account="${AWS::AccountId}"),
+            ],
+        )
+    )
+    statements.append(
+        allow(
+            "ManageStackSetStacks",
+            [cloudformation.CreateStack, cloudformation.UpdateStack, cloudformation.DeleteStack, cloudformation.DescribeStackEvents],
+            [partition_arn("cloudformation", "stack/StackSet-*", region="*")],
+        )
+    )
+    role = template.add_resource(
+        Role(
+            "StackSetExecutionRole",
+            Condition=primary.condition,
+            RoleName=Ref(execution_name),
+            Description="Assumed by the StackSet administration role to create the product's stacks in this account",
+            AssumeRolePolicyDocument=cross_account_trust(
+                iam_role_arn("${AdministratorAccountId}", "${AdministrationRoleName}"),
+                sid="TrustStackSetAdministrationRole",
+            ),
+            Policies=[Policy(PolicyName="ProvisionProductStacks", PolicyDocument=document(*statements))],
+        )
+    )
+    template.add_output(Output("ExecutionRoleArn", Condition=primary.condition, Value=GetAtt(role, "Arn")))
+    return template
+
+
+# --- 2. Target-account model roles ---------------------------------------------------------
+
+
+def _add_model_source_parameters(template: Template) -> dict[str, Parameter]:
+    """Where the development account keeps the models: account, bucket prefix, key, repository, group."""
+    params = {
+        "dev": add_account_id(template, "DevelopmentAccountId", "Account id of the development account that trains and registers models"),
+    }
+    params["bucket"] = template.add_parameter(
+        Parameter("ModelBucketName", Type="String", Description="Name of the development account's models bucket",
+                  AllowedPattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", ConstraintDescription="an S3 bucket name")
+    )
+    params["prefix"] = template.add_parameter(
+        Parameter("ModelPrefix", Type="String", Default="models/", Description="Key prefix of the model artifacts in that bucket, ending with /",
+                  AllowedPattern=r"^([\w!.*'()-]+/)+$", ConstraintDescription="one or more path segments, each ending with /")
+    )
+    params["key"] = template.add_parameter(
+        Parameter("ModelKmsKeyArn", Type="String", Description="ARN of the development account's KMS key encrypting the models bucket",
+                  AllowedPattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[a-f0-9-]{36}$", ConstraintDescription="a KMS key ARN (not an alias)")
+    )
+    params["repository"] = template.add_parameter(
+        Parameter("ModelImageRepositoryName", Type="String", Description="Name of the development account's ECR repository of inference images",
+                  AllowedPattern=r"^[a-z0-9]+(?:[._/-][a-z0-9]+)*$", ConstraintDescription="an ECR repository name")
+    )
+    params["group"] = template.add_parameter(
+        Parameter("ModelPackageGroupName", Type="String", Description="Model package group in the development account's registry (lower case, as in its ARN)",
+                  AllowedPattern=LOWER_NAME_PATTERN, ConstraintDescription="lower-case letters, digits and hyphens")
+    )
+    params["vpce"] = template.add_parameter(
+        Parameter("S3VpcEndpointId", Type="String", Description="This account's S3 gateway endpoint id (output of the target-network stack): model artifacts are read only through it",
+                  AllowedPattern=r"^vpce-[0-9a-f]{8,17}$", ConstraintDescription="a VPC endpoint id (vpce-...)")
+    )
+    return params
+
+
+def _model_execution_statements():
+    """What a SageMaker model in a target account needs of the development account, and no more."""
+    # The models are read only through this account's S3 gateway endpoint: SageMaker
+    # downloads them through the model's VPC, so any other path is not ours.
+    artifact_read = allow(
+        "ReadModelArtifactsThroughVpcEndpoint",
+        [s3.GetObject, s3.GetObjectVersion],
+        [partition_arn("s3", "${ModelBucketName}/${ModelPrefix}*", region="", account="")],
+        Condition(StringEquals({"aws:SourceVpce": Ref("S3VpcEndpointId")})),
+    )
+    return [
+        artifact_read,
+        allow(
+            "ListModelPrefix",
+            [s3.ListBucket],
+            [partition_arn("s3", "${ModelBucketName}", region="", account="")],
+            Condition(StringLike({"s3:prefix": Sub("${ModelPrefix}*")})),
+        ),
+        allow("DecryptModelArtifacts", [kms.Decrypt, kms.DescribeKey], [Ref("ModelKmsKeyArn")]),
+        allow(
+            "PullInferenceImage",
+            [ecr.BatchGetImage, ecr.GetDownloadUrlForLayer, ecr.BatchCheckLayerAvailability],
+            [partition_arn("ecr", "repository/${ModelImageRepositoryName}", region="*", account="${DevelopmentAccountId}")],
+        ),
+        # GetAuthorizationToken has no resource-level permissions: AWS requires "*".
+        allow("GetRegistryToken", [ecr.GetAuthorizationToken], ["*"]),
+        allow(
+            "DescribeModelPackages",
+            [sagemaker.DescribeModelPackage, sagemaker.DescribeModelPackageGroup, sagemaker.ListModelPackages],
+            [
+                partition_arn("sagemaker", "model-package/${ModelPackageGroupName}/*", region="*", account="${DevelopmentAccountId}"),
+                partition_arn("sagemaker", "model-package-group/${ModelPackageGroupName}", region="*", account="${DevelopmentAccountId}"),
+            ],
+        ),
+        # A model in a VPC: SageMaker attaches ENIs with the execution role's rights.
+        # These EC2 actions have no resource-level scoping for Describe*.
+        allow(
+            "AttachToVpc",
+            [ec2.CreateNetworkInterface, ec2.CreateNetworkInterfacePermission, ec2.DeleteNetworkInterface,
+             ec2.DeleteNetworkInterfacePermission, ec2.DescribeNetworkInterfaces, ec2.DescribeVpcs,
+             ec2.DescribeDhcpOptions, ec2.DescribeSubnets, ec2.DescribeSecurityGroups],
+            ["*"],
+        ),
+        allow(
+            "WriteEndpointLogs",
+            [logs.CreateLogGroup, logs.CreateLogStream, logs.PutLogEvents, logs.DescribeLogStreams],
+            [partition_arn("logs", "log-group:/aws/sagemaker/*", region="*")],
+        ),
+        allow(
+            "PublishEndpointMetrics",
+            [cloudwatch.PutMetricData],
+            ["*"],
+            Condition(StringLike({"cloudwatch:namespace": "/aws/sagemaker/*"})),
+        ),
+    ]
+
+
+def _model_deployment_statements(execution_role: Role):
+    """What the deployment role needs to create model-deploy stacks, PassRole for exactly one role."""
+    sagemaker_resources = [
+        partition_arn("sagemaker", f"{kind}/*", region="*") for kind in ("model", "endpoint-config", "endpoint")
+    ]
+    return [
+        allow(
+            "ManageModelEndpoints",
+            [sagemaker.CreateModel, sagemaker.DeleteModel, sagemaker.DescribeModel,
+             sagemaker.CreateEndpointConfig, sagemaker.DeleteEndpointConfig, sagemaker.DescribeEndpointConfig,
+             sagemaker.CreateEndpoint, sagemaker.UpdateEndpoint, sagemaker.DeleteEndpoint, sagemaker.DescribeEndpoint,
+             sagemaker.AddTags, sagemaker.DeleteTags, sagemaker.ListTags],
+            sagemaker_resources,
+        ),
+        allow(
+            "PassModelExecutionRoleOnly",
+            [iam.PassRole],
+            [GetAtt(execution_role, "Arn")],
+            Condition(StringEquals({"iam:PassedToService": "sagemaker.amazonaws.com"})),
+        ),
+        allow(
+            "ManageEndpointScaling",
+            [application_autoscaling.RegisterScalableTarget, application_autoscaling.DeregisterScalableTarget,
+             application_autoscaling.PutScalingPolicy, application_autoscaling.DeleteScalingPolicy,
+             application_autoscaling.DescribeScalableTargets, application_autoscaling.DescribeScalingPolicies],
+            # Application Auto Scaling has no resource-level permissions for these actions.
+            ["*"],
+        ),
+        allow(
+            "CreateScalingServiceLinkedRole",
+            [iam.CreateServiceLinkedRole],
+            [partition_arn("iam", "role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/*", region="", account="${AWS::AccountId}")],
+            Condition(StringEquals({"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"})),
+        ),
+        allow(
+            "ManageEndpointAlarms",
+            [cloudwatch.PutMetricAlarm, cloudwatch.DeleteAlarms, cloudwatch.DescribeAlarms],
+            [partition_arn("cloudwatch", "alarm:${EnvName}-*", region="*")],
+        ),
+        allow(
+            "ReadNetworkParameters",
+            [ssm.GetParameters, ssm.GetParameter],
+            [partition_arn("ssm", "parameter/${EnvName}/*", region="*")],
+        ),
+        allow(
+            "UseEndpointVolumeKeys",
+            [kms.CreateGrant, kms.DescribeKey],
+            [partition_arn("kms", "key/*", region="*")],
+            Condition(StringLike({"kms:ViaService": "sagemaker.*.amazonaws.com"})),
+        ),
+    ]
+
+
+def build_target_account_roles_template() -> Template:
+    """``ModelExecutionRole`` and the deployment role that may pass it, for staging and production."""
+    template = Template(Description="Target-account (staging/production) model roles: ModelExecutionRole and the deployment role allowed to pass it")
+    env = add_environment(template, types=("staging", "prod"), default_type="staging")
+    _add_model_source_parameters(template)
+    primary = add_primary_region(template)
+
+    execution_role = template.add_resource(
+        Role(
+            "ModelExecutionRole",
+            Condition=primary.condition,
+            RoleName=Sub("${EnvName}-model-execution"),
+            Description="Execution role of SageMaker models deployed from the development account's registry",
+            AssumeRolePolicyDocument=service_trust("sagemaker.amazonaws.com", source_account=Ref("AWS::AccountId")),
+            Policies=[Policy(PolicyName="ReadDevelopmentAccountModels", PolicyDocument=document(*_model_execution_statements()))],
+            Tags=env.tags(),
+        )
+    )
+    deployment_role = template.add_resource(
+        Role(
+            "ModelDeploymentRole",
+            Condition=primary.condition,
+            RoleName=Sub("${EnvName}-model-deployment"),
+            Description="CloudFormation service role for model-deploy stacks; may pass only the ModelExecutionRole",
+            AssumeRolePolicyDocument=service_trust("cloudformation.amazonaws.com", source_account=Ref("AWS::AccountId")),
+            Policies=[Policy(PolicyName="DeployModelEndpoints", PolicyDocument=document(*_model_deployment_statements(execution_role)))],
+            Tags=env.tags(),
+        )
+    )
+    for role, suffix in ((execution_role, "ModelExecutionRoleArn"), (deployment_role, "ModelDeploymentRoleArn")):
+        template.add_output(
+            Output(suffix, Condition=primary.condition, Value=GetAtt(role, "Arn"), Export=Export(env.export_name(suffix)))
+        )
+    return template
+
+
+# --- 3. Cross-account endpoint invocation --------------------------------------------------
+
+
+def build_endpoint_invoke_role_template() -> Template:
+    """A role the consumer account may assume, with an ExternalId, to invoke named endpoints only."""
+    template = Template(Description="Endpoint-invoke role: a named consumer account may assume it with an ExternalId to call sagemaker:InvokeEndpoint on named endpoints")
+    env = add_environment(template, types=("staging", "prod"), default_type="prod")
+    add_account_id(template, "ConsumerAccountId", "Account id of the consumer allowed to assume this role")
+    external_id = template.add_parameter(
+        Parameter(
+            "ExternalId",
+            Type="String",
+            NoEcho=True,
+            MinLength=16,
+            MaxLength=1224,
+            AllowedPattern=r"^[\w+=,.@:/-]+$",
+            Description="Shared secret the consumer passes as sts:ExternalId (16-1224 characters)",
+            ConstraintDescription="16-1224 characters: letters, digits and +=,.@:/_-",
+        )
+    )
+    # Full ARNs rather than names: CloudFormation cannot map a prefix over a list without
+    # a literal (partition-specific) Join delimiter, and ARNs also pin the region.
+    endpoint_arns = template.add_parameter(
+        Parameter(
+            "EndpointArns",
+            Type="CommaDelimitedList",
+            Description="ARNs of the endpoints (in this account) the consumer may invoke, comma separated; SageMaker ARNs carry the name in lower case",
+            AllowedPattern=r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:endpoint/[a-z0-9](-*[a-z0-9]){0,62}$",
+            ConstraintDescription="SageMaker endpoint ARNs, e.g. arn:aws:sagemaker:us-east-1:111122223333:endpoint/churn-prod",
+        )
+    )
+    primary = add_primary_region(template)
+    role = template.add_resource(
+        Role(
+            "EndpointInvokeRole",
+            Condition=primary.condition,
+            RoleName=Sub("${EnvName}-${EnvType}-endpoint-invoke"),
+            Description="Assumed by the consumer account (with ExternalId) to invoke the named SageMaker endpoints",
+            MaxSessionDuration=3600,
+            AssumeRolePolicyDocument=cross_account_trust(
+                partition_arn("iam", "root", region="", account="${ConsumerAccountId}"),
+                external_id=Ref(external_id),
+                sid="TrustConsumerWithExternalId",
+            ),
+            Policies=[
+                Policy(
+                    PolicyName="InvokeNamedEndpoints",
+                    PolicyDocument=document(allow("InvokeNamedEndpoints", [sagemaker.InvokeEndpoint], Ref(endpoint_arns))),
+                )
+            ],
+            Tags=env.tags(),
+        )
+    )
+    template.add_output(
+        Output("EndpointInvokeRoleArn", Condition=primary.condition, Value=GetAtt(role, "Arn"),
+               Description="Give this ARN (and, separately, the ExternalId) to the consumer")
+    )
+    return template
+
+
+def build_endpoint_consumer_policy_template() -> Template:
+    """The consumer side: a managed policy (and optional group) allowing AssumeRole on that one role."""
+    template = Template(Description="Consumer-side policy: sts:AssumeRole on the endpoint-invoke role only, optionally attached to a new group")
+    invoke_role_arn = template.add_parameter(
+        Parameter(
+            "EndpointInvokeRoleArn",
+            Type="String",
+            Description="ARN of the endpoint-invoke role in the endpoint's account",
+            AllowedPattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$",
+            ConstraintDescription="an IAM role ARN",
+        )
+    )
+    group_name = template.add_parameter(
+        Parameter(
+            "GroupName",
+            Type="String",
+            Default="",
+            Description="When set, also create an IAM group of this name with the policy attached",
+            AllowedPattern=r"^([\w+=,.@-]{1,128})?$",
+            ConstraintDescription="empty or an IAM group name",
+        )
+    )
+    template.add_condition("CreateGroup", Not(Equals(Ref(group_name), "")))
+    group = template.add_resource(Group("EndpointConsumerGroup", Condition="CreateGroup", GroupName=Ref(group_name)))
+    policy = template.add_resource(
+        ManagedPolicy(
+            "AssumeEndpointInvokeRolePolicy",
+            Description="Allows sts:AssumeRole on the endpoint-invoke role only",
+            PolicyDocument=document(allow("AssumeEndpointInvokeRole", [sts.AssumeRole], [Ref(invoke_role_arn)])),
+            Groups=If("CreateGroup", [Ref(group)], Ref("AWS::NoValue")),
+        )
+    )
+    template.add_output(Output("AssumeEndpointInvokeRolePolicyArn", Value=Ref(policy)))
+    return template

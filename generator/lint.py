@@ -1,0 +1,58 @@
+"""In-process cfn-lint of rendered templates: every finding, of every severity, is fatal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from cfnlint.api import ManualArgs, lint
+
+# Regions the product supports: where SageMaker Studio, the model registry and every
+# interface endpoint the templates create are offered. Templates are linted for each.
+SUPPORTED_REGIONS = (
+    "us-east-1",
+    "us-east-2",
+    "us-west-2",
+    "eu-west-1",
+    "eu-central-1",
+    "eu-west-2",
+    "ap-southeast-2",
+    "ap-northeast-1",
+)
+
+RULES_DIR = Path(__file__).resolve().parent / "rules"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One lint finding, located in a file."""
+
+    path: str
+    line: int
+    rule_id: str
+    severity: str
+    message: str
+
+    def __str__(self) -> str:
+        # Some cfn-lint messages list every valid value (thousands of IAM actions).
+        message = self.message if len(self.message) <= 400 else self.message[:400] + " ..."
+        return f"{self.path}:{self.line}: [{self.rule_id}] ({self.severity}) {message}"
+
+
+def lint_text(text: str, path: str, regions=SUPPORTED_REGIONS) -> list[Finding]:
+    """Lint one template's text with cfn-lint (errors, warnings and informational checks)."""
+    config = ManualArgs(regions=list(regions), include_checks=["I"])
+    if (RULES_DIR / "__init__.py").exists():
+        config["append_rules"] = [str(RULES_DIR)]  # type: ignore[typeddict-unknown-key]
+    findings = []
+    for match in lint(text, config=config):
+        findings.append(
+            Finding(
+                path=path,
+                line=match.linenumber,
+                rule_id=match.rule.id,
+                severity=match.rule.severity,
+                message=match.message,
+            )
+        )
+    return sorted(set(findings), key=lambda f: (f.path, f.line, f.rule_id, f.message))

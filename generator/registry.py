@@ -1,0 +1,23 @@
+"""The registry of templates: output name -> pure builder returning a troposphere Template.
+
+Add a template by adding one line here; ``python -m generator`` emits
+``templates/<name>.yaml`` for every entry, in this order.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from troposphere import Template
+
+from generator import cross_account
+
+Builder = Callable[[], Template]
+
+TEMPLATES: dict[str, Builder] = {
+    "stackset-administration-role": cross_account.build_stackset_administration_role_template,
+    "stackset-execution-role": cross_account.build_stackset_execution_role_template,
+    "target-account-roles": cross_account.build_target_account_roles_template,
+    "endpoint-invoke-role": cross_account.build_endpoint_invoke_role_template,
+    "endpoint-consumer-policy": cross_account.build_endpoint_consumer_policy_template,
+}
