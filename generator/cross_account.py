@@ -373,7 +373,7 @@ def build_endpoint_invoke_role_template() -> Template:
             Type="CommaDelimitedList",
             Description="ARNs of the endpoints (in this account) the consumer may invoke, comma separated; SageMaker ARNs carry the name in lower case",
             AllowedPattern=r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:endpoint/[a-z0-9](-*[a-z0-9]){0,62}$",
-            ConstraintDescription="SageMaker endpoint ARNs, e.g. arn:aws:sagemaker:us-east-1:111122223333:endpoint/churn-prod",
+            ConstraintDescription="SageMaker endpoint ARNs of this account, lower case, e.g. arn:PARTITION:sagemaker:REGION:ACCOUNT:endpoint/churn-prod",
         )
     )
     primary = add_primary_region(template)

@@ -1,0 +1,68 @@
+"""Properties every registered template must have, stated over all of them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from generator.lint import lint_text
+from generator.registry import TEMPLATES
+from generator.render import render_yaml
+from tests.template_props import as_list, statements
+
+NAMES = sorted(TEMPLATES)
+
+
+@pytest.fixture(scope="module")
+def rendered():
+    return {name: TEMPLATES[name]() for name in NAMES}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_renders_to_identical_bytes_twice(name):
+    assert render_yaml(TEMPLATES[name]()) == render_yaml(TEMPLATES[name]())
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_lint_clean_in_every_supported_region(name):
+    findings = lint_text(render_yaml(TEMPLATES[name]()), f"templates/{name}.yaml")
+    assert findings == [], "\n".join(map(str, findings))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_no_hard_coded_partition(name, rendered):
+    text = json.dumps(rendered[name].to_dict())
+    assert "arn:aws:" not in text, "use Fn::Sub with ${AWS::Partition}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_no_allow_of_wildcard_actions(name, rendered):
+    for logical_id, path, statement in statements(rendered[name].to_dict()):
+        if statement.get("Effect") != "Allow":
+            continue
+        for action in as_list(statement.get("Action", [])):
+            assert action != "*" and not str(action).endswith(":*"), f"{logical_id} {path}: Allow {action}"
+        assert "NotAction" not in statement, f"{logical_id} {path}: Allow with NotAction"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_pass_role_never_on_wildcard(name, rendered):
+    for logical_id, path, statement in statements(rendered[name].to_dict()):
+        if statement.get("Effect") == "Allow" and "iam:PassRole" in as_list(statement.get("Action", [])):
+            assert "*" not in as_list(statement["Resource"]), f"{logical_id}: iam:PassRole on *"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_cross_account_trust_is_pinned(name, rendered):
+    """A trust policy naming an AWS principal carries an ExternalId or an organization condition,
+    unless it trusts a role of a fixed name (the StackSet administration role)."""
+    template = rendered[name].to_dict()
+    for logical_id, path, statement in statements(template):
+        if path != "AssumeRolePolicyDocument" or "AWS" not in statement.get("Principal", {}):
+            continue
+        condition = json.dumps(statement.get("Condition", {}))
+        principals = json.dumps(statement["Principal"]["AWS"])
+        pinned = "sts:ExternalId" in condition or "aws:PrincipalOrgID" in condition
+        names_a_role = ":role/" in principals
+        assert pinned or names_a_role, f"{logical_id}: cross-account trust of an account root without ExternalId/org"

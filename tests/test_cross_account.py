@@ -1,0 +1,164 @@
+"""Properties of the cross-account role templates, and their deployment on the emulator."""
+
+from __future__ import annotations
+
+import json
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from deploy.local.patches import cloudformation_outputs
+from generator import cross_account
+from generator.render import render_yaml
+from tests.template_props import as_list, resources
+
+ADMIN = cross_account.build_stackset_administration_role_template().to_dict()
+EXECUTION = cross_account.build_stackset_execution_role_template().to_dict()
+TARGET = cross_account.build_target_account_roles_template().to_dict()
+INVOKE = cross_account.build_endpoint_invoke_role_template().to_dict()
+CONSUMER = cross_account.build_endpoint_consumer_policy_template().to_dict()
+
+
+def _role(template, logical_id):
+    return template["Resources"][logical_id]["Properties"]
+
+
+def _statements(role_props):
+    return [s for p in role_props.get("Policies", []) for s in p["PolicyDocument"]["Statement"]]
+
+
+def _actions(statements):
+    return {a for s in statements for a in as_list(s["Action"])}
+
+
+def test_administration_role_trusts_cloudformation_of_its_own_account_and_assumes_only_execution_role():
+    role = _role(ADMIN, "StackSetAdministrationRole")
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": ["cloudformation.amazonaws.com"]}
+    assert trust["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+    (statement,) = _statements(role)
+    assert statement["Action"] == ["sts:AssumeRole"]
+    assert statement["Resource"] == [{"Fn::Sub": "arn:${AWS::Partition}:iam::*:role/${ExecutionRoleName}"}]
+
+
+def test_execution_role_trusts_only_the_administration_role_and_is_primary_region_only():
+    resource = EXECUTION["Resources"]["StackSetExecutionRole"]
+    assert resource["Condition"] == "IsPrimaryRegion"
+    (trust,) = resource["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"]["AWS"] == [{"Fn::Sub": "arn:${AWS::Partition}:iam::${AdministratorAccountId}:role/${AdministrationRoleName}"}]
+    iam_statement = next(s for s in _statements(resource["Properties"]) if "iam:PassRole" in s["Action"])
+    for arn in iam_statement["Resource"]:
+        assert "${AWS::AccountId}" in arn["Fn::Sub"], "IAM rights limited to this account"
+
+
+def test_model_execution_role_reads_only_the_development_accounts_model_sources():
+    role = _role(TARGET, "ModelExecutionRole")
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": ["sagemaker.amazonaws.com"]}
+    statements = {s["Sid"]: s for s in _statements(role)}
+    read = statements["ReadModelArtifactsThroughVpcEndpoint"]
+    assert read["Resource"] == [{"Fn::Sub": "arn:${AWS::Partition}:s3:::${ModelBucketName}/${ModelPrefix}*"}]
+    assert read["Condition"]["StringEquals"]["aws:SourceVpce"] == {"Ref": "S3VpcEndpointId"}
+    assert statements["DecryptModelArtifacts"]["Resource"] == [{"Ref": "ModelKmsKeyArn"}]
+    assert set(statements["DecryptModelArtifacts"]["Action"]) == {"kms:Decrypt", "kms:DescribeKey"}
+    pull = statements["PullInferenceImage"]
+    assert "${DevelopmentAccountId}" in pull["Resource"][0]["Fn::Sub"]
+    assert "ecr:PutImage" not in _actions(statements.values())
+    services = {a.split(":")[0] for a in _actions(statements.values())}
+    assert services == {"s3", "kms", "ecr", "sagemaker", "ec2", "logs", "cloudwatch"}
+    writes = {a for a in _actions(statements.values()) if a.split(":")[0] in {"s3", "kms", "sagemaker"}}
+    assert all(a.split(":")[1].startswith(("Get", "List", "Describe", "Decrypt")) for a in writes), writes
+    # the only "*" resources are actions without resource-level permissions
+    for statement in statements.values():
+        if "*" in statement["Resource"]:
+            assert all(a.split(":")[0] in {"ecr", "ec2", "cloudwatch"} for a in as_list(statement["Action"]))
+            assert all(":Get" in a or ":Describe" in a or "NetworkInterface" in a or ":PutMetricData" in a
+                       for a in as_list(statement["Action"]))
+
+
+def test_deployment_role_may_pass_exactly_the_model_execution_role_to_sagemaker():
+    role = _role(TARGET, "ModelDeploymentRole")
+    passes = [s for s in _statements(role) if "iam:PassRole" in s["Action"]]
+    assert len(passes) == 1
+    (statement,) = passes
+    assert statement["Action"] == ["iam:PassRole"]
+    assert statement["Resource"] == [{"Fn::GetAtt": ["ModelExecutionRole", "Arn"]}]
+    assert statement["Condition"]["StringEquals"]["iam:PassedToService"] == "sagemaker.amazonaws.com"
+
+
+def test_every_named_role_of_multi_region_templates_is_created_in_the_primary_region_only():
+    for template in (EXECUTION, TARGET, INVOKE):
+        roles = resources(template, "AWS::IAM::Role")
+        assert roles
+        for logical_id, role in roles.items():
+            assert role.get("Condition") == "IsPrimaryRegion", logical_id
+        placeholder = template["Resources"]["SecondaryRegionPlaceholder"]
+        assert placeholder["Condition"] == "IsSecondaryRegion"
+
+
+def test_invoke_role_requires_the_external_id_and_invokes_only_the_named_endpoints():
+    external_id = INVOKE["Parameters"]["ExternalId"]
+    assert external_id["NoEcho"] is True and external_id["MinLength"] >= 16
+    role = _role(INVOKE, "EndpointInvokeRole")
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"]["AWS"] == [{"Fn::Sub": "arn:${AWS::Partition}:iam::${ConsumerAccountId}:root"}]
+    assert trust["Condition"]["StringEquals"]["sts:ExternalId"] == {"Ref": "ExternalId"}
+    (statement,) = _statements(role)
+    assert statement["Action"] == ["sagemaker:InvokeEndpoint"]
+    assert statement["Resource"] == {"Ref": "EndpointArns"}
+
+
+def test_consumer_policy_allows_assume_role_on_that_role_only_and_group_is_optional():
+    policy = CONSUMER["Resources"]["AssumeEndpointInvokeRolePolicy"]["Properties"]
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert statement["Action"] == ["sts:AssumeRole"] and statement["Resource"] == [{"Ref": "EndpointInvokeRoleArn"}]
+    assert CONSUMER["Resources"]["EndpointConsumerGroup"]["Condition"] == "CreateGroup"
+
+
+TARGET_PARAMETERS = {
+    "EnvName": "mlops",
+    "DevelopmentAccountId": "111111111111",
+    "ModelBucketName": "mlops-dev-models-111111111111",
+    "ModelKmsKeyArn": "arn:aws:kms:us-east-1:111111111111:key/0123abcd-0123-4567-89ab-0123456789ab",
+    "ModelImageRepositoryName": "mlops/inference",
+    "ModelPackageGroupName": "churn",
+    "S3VpcEndpointId": "vpce-0123456789abcdef0",
+    "PrimaryRegion": "us-east-1",
+}
+
+
+@mock_aws
+def test_target_roles_deploy_in_two_regions_of_one_account_without_name_collision():
+    cloudformation_outputs.apply()  # the local server applies it too (deploy/local/patches)
+    body = render_yaml(cross_account.build_target_account_roles_template())
+    params = [{"ParameterKey": k, "ParameterValue": v} for k, v in TARGET_PARAMETERS.items()]
+    for region in ("us-east-1", "eu-west-1"):
+        cfn = boto3.client("cloudformation", region_name=region)
+        cfn.create_stack(StackName="target-roles", TemplateBody=body, Parameters=params, Capabilities=["CAPABILITY_NAMED_IAM"])
+        assert cfn.describe_stacks(StackName="target-roles")["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+    names = [r["RoleName"] for r in boto3.client("iam").list_roles()["Roles"]]
+    assert names.count("mlops-model-execution") == 1 and names.count("mlops-model-deployment") == 1
+    policy = boto3.client("iam").get_role_policy(RoleName="mlops-model-deployment", PolicyName="DeployModelEndpoints")
+    document = policy["PolicyDocument"]
+    document = json.loads(document) if isinstance(document, str) else document
+    passes = [s for s in document["Statement"] if s["Action"] == ["iam:PassRole"]]
+    assert json.dumps(passes).count("role/mlops-model-execution") == 1
+
+
+@mock_aws
+def test_invoke_role_deploys_with_the_external_id_in_its_trust_policy():
+    body = render_yaml(cross_account.build_endpoint_invoke_role_template())
+    cfn = boto3.client("cloudformation", region_name="us-east-1")
+    secret = "a-very-long-shared-secret-123"
+    params = {
+        "ConsumerAccountId": "222222222222",
+        "ExternalId": secret,
+        "EndpointArns": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/churn-prod",
+    }
+    cfn.create_stack(StackName="invoke", TemplateBody=body, Capabilities=["CAPABILITY_NAMED_IAM"],
+                     Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()])
+    stack = cfn.describe_stacks(StackName="invoke")["Stacks"][0]
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    role = boto3.client("iam").get_role(RoleName="mlops-prod-endpoint-invoke")["Role"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Condition"]["StringEquals"]["sts:ExternalId"] == secret
