@@ -12,8 +12,9 @@ import json
 import sys
 
 from deploy.errors import DeployError, InputError
+from deploy.local import cli as local_cli
 
-COMMAND_MODULES: list = []
+COMMAND_MODULES: list = [local_cli]
 
 
 def build_parser() -> argparse.ArgumentParser:
