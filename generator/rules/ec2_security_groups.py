@@ -1,0 +1,89 @@
+"""EC2 invariant: no security group admits traffic from the whole internet."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+from pathlib import Path
+
+from cfnlint.rules import CloudFormationLintRule, RuleMatch
+
+
+def _load_common():
+    """The shared analysis module, loaded by path (cfn-lint loads rule files outside any package)."""
+    path = Path(__file__).resolve().with_name("_common.py")
+    name = "_security_rules_common_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+common = _load_common()
+
+_OPEN_IPV4 = "0.0.0.0/0"
+_OPEN_IPV6 = "::/0"
+
+
+def _open_cidrs(cfn, rule: dict) -> list[str]:
+    """The internet-wide CIDRs ``rule`` admits, following Refs to parameters (their default and allowed values)."""
+    found = []
+    for key, everyone in (("CidrIp", _OPEN_IPV4), ("CidrIpv6", _OPEN_IPV6)):
+        if key not in rule:
+            continue
+        for value in _possible_values(cfn, rule[key]):
+            if _is_everyone(value, everyone):
+                found.append(f"{key} {value}")
+                break
+    return found
+
+
+def _is_everyone(value: str, everyone: str) -> bool:
+    value = value.strip().lower()
+    if everyone == _OPEN_IPV4:
+        return value == _OPEN_IPV4
+    return value.endswith("/0") and ":" in value
+
+
+def _possible_values(cfn, value) -> list[str]:
+    """A literal, or a parameter's Default and AllowedValues (what a launch may pass unless constrained)."""
+    sym = common.symbol(value)
+    if sym.startswith("${") and sym.endswith("}") and sym.count("${") == 1:
+        parameter = (cfn.template.get("Parameters") or {}).get(sym[2:-1])
+        if isinstance(parameter, dict):
+            values = [common.symbol(v) for v in common.as_list(parameter.get("AllowedValues"))]
+            if "Default" in parameter:
+                values.append(common.symbol(parameter["Default"]))
+            return values
+    return [sym]
+
+
+class NoIngressFromInternet(CloudFormationLintRule):
+    """No security group ingress rule from 0.0.0.0/0 or ::/0."""
+
+    id = "E9501"
+    shortdesc = "EC2: no security group ingress from 0.0.0.0/0 or ::/0"
+    description = (
+        "No AWS::EC2::SecurityGroup SecurityGroupIngress rule and no AWS::EC2::SecurityGroupIngress has "
+        "CidrIp 0.0.0.0/0 or CidrIpv6 ::/0 (also when it is the default or an allowed value of the "
+        "parameter it refers to). The environment is reached only from inside its VPC."
+    )
+    source_url = "https://docs.aws.amazon.com/vpc/latest/userguide/vpc-security-best-practices.html"
+    tags = ["security", "ec2", "network"]
+
+    def match(self, cfn):
+        matches = []
+        for name, resource in cfn.get_resources(["AWS::EC2::SecurityGroup"]).items():
+            for props in common.variants(resource.get("Properties") or {}):
+                for index, rule in enumerate(common.as_list(props.get("SecurityGroupIngress"))):
+                    if isinstance(rule, dict):
+                        for cidr in _open_cidrs(cfn, rule):
+                            matches.append(RuleMatch(["Resources", name, "Properties", "SecurityGroupIngress"], f"Security group {name} admits {cidr} (ingress rule {index}): allow only the VPC's CIDR or a source security group"))
+        for name, resource in cfn.get_resources(["AWS::EC2::SecurityGroupIngress"]).items():
+            for props in common.variants(resource.get("Properties") or {}):
+                for cidr in _open_cidrs(cfn, props):
+                    matches.append(RuleMatch(["Resources", name, "Properties"], f"Security group ingress {name} admits {cidr}: allow only the VPC's CIDR or a source security group"))
+        return common.unique_matches(matches)

@@ -1,0 +1,100 @@
+"""KMS key invariants: rotation on; full control (kms:*) only for the account root."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+from pathlib import Path
+
+from cfnlint.rules import CloudFormationLintRule, RuleMatch
+
+
+def _load_common():
+    """The shared analysis module, loaded by path (cfn-lint loads rule files outside any package)."""
+    path = Path(__file__).resolve().with_name("_common.py")
+    name = "_security_rules_common_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+common = _load_common()
+
+KEY_TYPES = ["AWS::KMS::Key"]
+KEY_POLICY_TYPES = ["AWS::KMS::Key", "AWS::KMS::ReplicaKey"]
+
+
+class KeyRotationEnabled(CloudFormationLintRule):
+    """Symmetric encryption keys rotate their key material."""
+
+    id = "E9201"
+    shortdesc = "KMS key rotation enabled"
+    description = (
+        "Every symmetric AWS::KMS::Key (KeySpec SYMMETRIC_DEFAULT, the default) sets EnableKeyRotation true. "
+        "Asymmetric and HMAC keys cannot rotate and are not checked."
+    )
+    source_url = "https://docs.aws.amazon.com/kms/latest/developerguide/rotate-keys.html"
+    tags = ["security", "kms"]
+
+    def match(self, cfn):
+        matches = []
+        for name, resource in cfn.get_resources(KEY_TYPES).items():
+            for props in common.variants(resource.get("Properties") or {}):
+                spec = common.symbol(props.get("KeySpec", "SYMMETRIC_DEFAULT"))
+                if spec != "SYMMETRIC_DEFAULT":
+                    continue
+                if not common.truthy(props.get("EnableKeyRotation")):
+                    matches.append(RuleMatch(["Resources", name, "Properties"], f"KMS key {name} does not rotate: set EnableKeyRotation true"))
+        return common.unique_matches(matches)
+
+
+class KeyPolicyFullControlOnlyForRoot(CloudFormationLintRule):
+    """No key policy statement allows kms:* (or *) to anyone but this account's root."""
+
+    id = "E9202"
+    shortdesc = "KMS key policy grants kms:* only to the account root"
+    description = (
+        "A key policy statement that allows kms:* (or *, or uses NotAction) names as principal only this "
+        "account's root (arn:${AWS::Partition}:iam::${AWS::AccountId}:root), which delegates to IAM. Any "
+        "other principal gets the actions it needs, enumerated."
+    )
+    source_url = "https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html"
+    tags = ["security", "kms", "iam"]
+
+    def match(self, cfn):
+        matches = []
+        for policy in common.policy_documents(cfn.template):
+            if policy.kind != "key":
+                continue
+            for variant in common.variants(policy.document):
+                for statement in common.statements(variant):
+                    if not statement.allows():
+                        continue
+                    full = statement.not_action or any(a in ("*", "kms:*") for a in statement.actions)
+                    if not full:
+                        continue
+                    others = _non_root_principals(statement)
+                    if others:
+                        matches.append(RuleMatch(
+                            list(common.statement_path(policy, variant, statement)),
+                            f"Key policy of {policy.resource} allows {'NotAction' if statement.not_action else 'kms:*'} to "
+                            f"{', '.join(others)}: only this account's root may hold kms:*; enumerate the actions other principals need",
+                        ))
+        return common.unique_matches(matches)
+
+
+def _non_root_principals(statement) -> list[str]:
+    if statement.not_principal:
+        return ["NotPrincipal (everyone else)"]
+    if not statement.principals:
+        return ["(no principal)"]
+    out = []
+    for kind, values in statement.principals.items():
+        for value in values:
+            if kind != "AWS" or not common.own_account_root(value):
+                out.append(f"{kind}:{value}")
+    return out

@@ -1,0 +1,279 @@
+"""S3 bucket invariants: customer-managed SSE-KMS, private, versioned, TLS only, VPC only."""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import importlib.util
+import sys
+from pathlib import Path
+
+from cfnlint.rules import CloudFormationLintRule, RuleMatch
+
+
+def _load_common():
+    """The shared analysis module, loaded by path (cfn-lint loads rule files outside any package)."""
+    path = Path(__file__).resolve().with_name("_common.py")
+    name = "_security_rules_common_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+common = _load_common()
+
+BUCKET = "AWS::S3::Bucket"
+_KMS_ALGORITHMS = ("aws:kms", "aws:kms:dsse")
+_PUBLIC_ACCESS_SETTINGS = ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets")
+# Templates that build an environment (its VPC, its S3 endpoint, its Studio domain):
+# their buckets hold training data and models and are reached only from inside the VPC.
+ENVIRONMENT_MARKERS = ("AWS::EC2::VPC", "AWS::EC2::VPCEndpoint", "AWS::SageMaker::Domain")
+# Object-level actions a VPC-endpoint guard must cover (reading and writing data).
+_DATA_ACTIONS = ("s3:getobject", "s3:putobject")
+
+
+def _buckets(cfn):
+    return cfn.get_resources([BUCKET])
+
+
+def _bucket_policies(cfn, bucket: str) -> list[tuple[str, dict]]:
+    """(logical id, resource) of every bucket policy whose ``Bucket`` is this bucket."""
+    out = []
+    for name, resource in cfn.get_resources(["AWS::S3::BucketPolicy"]).items():
+        target = common.get_path(resource, "Properties", "Bucket")
+        if common.symbol(target) == "${" + bucket + "}":
+            out.append((name, resource))
+    return out
+
+
+def _canonical(resource: str, bucket: str, bucket_names: set[str]) -> str:
+    """Rewrite the spellings of this bucket's ARN to ``arn:${AWS::Partition}:s3:::${Bucket}``."""
+    canonical = "arn:${AWS::Partition}:s3:::${" + bucket + "}"
+    resource = resource.replace("${" + bucket + ".Arn}", canonical)
+    for name in bucket_names:
+        if name and name != "${" + bucket + "}":
+            resource = resource.replace(name, "${" + bucket + "}")
+    for partition in ("aws", "aws-cn", "aws-us-gov"):
+        resource = resource.replace(f"arn:{partition}:s3:::", "arn:${AWS::Partition}:s3:::")
+    return resource
+
+
+def _covers(statement, bucket: str, bucket_names: set[str]) -> tuple[bool, bool]:
+    """(covers the bucket ARN, covers every object ARN) by the statement's Resource."""
+    if statement.not_resource:
+        return False, False
+    bucket_arn = "arn:${AWS::Partition}:s3:::${" + bucket + "}"
+    object_arn = bucket_arn + "/any/key"
+    patterns = [_canonical(r, bucket, bucket_names) for r in statement.resources]
+    return (
+        any(fnmatch.fnmatchcase(bucket_arn, p) for p in patterns),
+        any(fnmatch.fnmatchcase(object_arn, p) for p in patterns),
+    )
+
+
+def _names(resource: dict, bucket: str) -> set[str]:
+    names = {"${" + bucket + "}"}
+    physical = common.get_path(resource, "Properties", "BucketName")
+    if physical is not None and common.symbol(physical) != common.UNKNOWN:
+        names.add(common.symbol(physical))
+    return names
+
+
+def _policy_statements(cfn, bucket: str):
+    """(policy logical id, path, statement) for each statement of each variant of the bucket's policies."""
+    for name, resource in _bucket_policies(cfn, bucket):
+        document = common.get_path(resource, "Properties", "PolicyDocument")
+        for variant in common.variants(document):
+            for statement in common.statements(variant):
+                yield name, ["Resources", name, "Properties", "PolicyDocument"], statement
+
+
+class BucketEncryptedWithCustomerKey(CloudFormationLintRule):
+    """Every bucket encrypts with SSE-KMS under a customer managed key."""
+
+    id = "E9101"
+    shortdesc = "S3 bucket encrypted with SSE-KMS and a customer managed key"
+    description = (
+        "Every AWS::S3::Bucket sets BucketEncryption with SSEAlgorithm aws:kms (or aws:kms:dsse) and a "
+        "KMSMasterKeyID that is a customer managed key (not the AWS managed alias/aws/s3): who may "
+        "decrypt is then decided by a key policy the account controls."
+    )
+    source_url = "https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html"
+    tags = ["security", "s3", "kms"]
+
+    def match(self, cfn):
+        matches = []
+        for name, resource in _buckets(cfn).items():
+            base = ["Resources", name, "Properties"]
+            for props in common.variants(resource.get("Properties") or {}):
+                rules = common.as_list(common.get_path(props, "BucketEncryption", "ServerSideEncryptionConfiguration"))
+                if not rules:
+                    matches.append(RuleMatch(base, f"Bucket {name} has no BucketEncryption: set SSEAlgorithm aws:kms with KMSMasterKeyID of a customer managed key"))
+                    continue
+                for index, rule in enumerate(rules):
+                    default = common.get_path(rule, "ServerSideEncryptionByDefault") or {}
+                    algorithm = common.symbol(default.get("SSEAlgorithm", ""))
+                    key = default.get("KMSMasterKeyID")
+                    path = base + ["BucketEncryption", "ServerSideEncryptionConfiguration", index]
+                    if algorithm not in _KMS_ALGORITHMS:
+                        matches.append(RuleMatch(path, f"Bucket {name} uses SSEAlgorithm {algorithm or '(none)'}: use aws:kms with a customer managed key"))
+                    elif key is None:
+                        matches.append(RuleMatch(path, f"Bucket {name} uses aws:kms without KMSMasterKeyID, i.e. the AWS managed key aws/s3: set a customer managed key"))
+                    elif "alias/aws/" in common.symbol(key):
+                        matches.append(RuleMatch(path, f"Bucket {name} uses the AWS managed key {common.symbol(key)}: set a customer managed key"))
+        return common.unique_matches(matches)
+
+
+class BucketBlocksPublicAccess(CloudFormationLintRule):
+    """Every bucket sets all four public-access-block settings to true."""
+
+    id = "E9102"
+    shortdesc = "S3 bucket blocks all public access"
+    description = (
+        "Every AWS::S3::Bucket sets PublicAccessBlockConfiguration with BlockPublicAcls, BlockPublicPolicy, "
+        "IgnorePublicAcls and RestrictPublicBuckets all true."
+    )
+    source_url = "https://docs.aws.amazon.com/AmazonS3/latest/userguide/access-control-block-public-access.html"
+    tags = ["security", "s3"]
+
+    def match(self, cfn):
+        matches = []
+        for name, resource in _buckets(cfn).items():
+            base = ["Resources", name, "Properties"]
+            for props in common.variants(resource.get("Properties") or {}):
+                block = common.get_path(props, "PublicAccessBlockConfiguration") or {}
+                missing = [s for s in _PUBLIC_ACCESS_SETTINGS if not common.truthy(block.get(s))]
+                if missing:
+                    matches.append(RuleMatch(base, f"Bucket {name} does not block public access: set {', '.join(missing)} to true in PublicAccessBlockConfiguration"))
+        return common.unique_matches(matches)
+
+
+class BucketVersioned(CloudFormationLintRule):
+    """Every bucket keeps object versions."""
+
+    id = "E9103"
+    shortdesc = "S3 bucket versioning enabled"
+    description = "Every AWS::S3::Bucket sets VersioningConfiguration Status Enabled (recovery from overwrite and deletion)."
+    source_url = "https://docs.aws.amazon.com/AmazonS3/latest/userguide/Versioning.html"
+    tags = ["security", "s3"]
+
+    def match(self, cfn):
+        matches = []
+        for name, resource in _buckets(cfn).items():
+            for props in common.variants(resource.get("Properties") or {}):
+                status = common.symbol(common.get_path(props, "VersioningConfiguration", "Status") or "")
+                if status != "Enabled":
+                    matches.append(RuleMatch(["Resources", name, "Properties"], f"Bucket {name} is not versioned: set VersioningConfiguration Status Enabled"))
+        return common.unique_matches(matches)
+
+
+class BucketDeniesInsecureTransport(CloudFormationLintRule):
+    """Every bucket has a policy denying s3:* to everyone when aws:SecureTransport is false."""
+
+    id = "E9104"
+    shortdesc = "S3 bucket policy denies requests without TLS"
+    description = (
+        "Every AWS::S3::Bucket has an AWS::S3::BucketPolicy with a Deny statement for Principal *, "
+        "Action s3:*, on the bucket and all its objects, with Condition Bool aws:SecureTransport false."
+    )
+    source_url = "https://docs.aws.amazon.com/AmazonS3/latest/userguide/security-best-practices.html"
+    tags = ["security", "s3", "tls"]
+
+    def match(self, cfn):
+        matches = []
+        for name, resource in _buckets(cfn).items():
+            names = _names(resource, name)
+            policies = _bucket_policies(cfn, name)
+            if not policies:
+                matches.append(RuleMatch(["Resources", name], f"Bucket {name} has no AWS::S3::BucketPolicy: add one denying s3:* when aws:SecureTransport is false"))
+                continue
+            for policy_name, policy in policies:
+                document = common.get_path(policy, "Properties", "PolicyDocument")
+                for variant in common.variants(document):
+                    if not any(_denies_insecure(s, name, names) for s in common.statements(variant)):
+                        matches.append(RuleMatch(
+                            ["Resources", policy_name, "Properties", "PolicyDocument"],
+                            f"Policy {policy_name} of bucket {name} does not deny insecure transport: add a Deny for Principal *, "
+                            "Action s3:*, Resource the bucket and <bucket>/*, Condition Bool aws:SecureTransport false",
+                        ))
+        return common.unique_matches(matches)
+
+
+def _denies_insecure(statement, bucket: str, names: set[str]) -> bool:
+    if statement.effect != "Deny" or not statement.everyone() or not statement.grants("s3:*") or statement.not_action:
+        return False
+    if not all(_covers(statement, bucket, names)):
+        return False
+    values = statement.condition_values({"bool", "boolifexists"}, "aws:securetransport")
+    if not values or any(v.lower() != "false" for v in values):
+        return False
+    # Any other condition would narrow the deny (every one must hold for it to apply).
+    return all(op in ("bool", "boolifexists") and set(tests) == {"aws:securetransport"} for op, tests in statement.conditions.items())
+
+
+class EnvironmentBucketDeniesOutsideVpcEndpoint(CloudFormationLintRule):
+    """An environment's buckets deny data access that does not come through its VPC endpoint."""
+
+    id = "E9105"
+    shortdesc = "Environment S3 bucket denies access not through a VPC endpoint"
+    description = (
+        "In a template that builds an environment (it declares a VPC, a VPC endpoint or a SageMaker domain), "
+        "every AWS::S3::Bucket's policy has a Deny for Principal * covering s3:GetObject and s3:PutObject on "
+        "all objects, conditioned on StringNotEquals aws:SourceVpce (or aws:SourceVpc). Principals that "
+        "reach the bucket from their own account's endpoint may be exempted with an ArnNotLike/ArnNotEquals "
+        "aws:PrincipalArn condition."
+    )
+    source_url = "https://docs.aws.amazon.com/AmazonS3/latest/userguide/example-bucket-policies-vpc-endpoint.html"
+    tags = ["security", "s3", "network"]
+
+    def match(self, cfn):
+        if not cfn.get_resources(list(ENVIRONMENT_MARKERS)):
+            return []
+        matches = []
+        for name, resource in _buckets(cfn).items():
+            names = _names(resource, name)
+            policies = _bucket_policies(cfn, name)
+            if not policies:
+                matches.append(RuleMatch(["Resources", name], f"Environment bucket {name} has no bucket policy: add one denying access not through the VPC endpoint (aws:SourceVpce)"))
+                continue
+            for policy_name, policy in policies:
+                document = common.get_path(policy, "Properties", "PolicyDocument")
+                for variant in common.variants(document):
+                    if not any(_denies_outside_vpc(s, name, names) for s in common.statements(variant)):
+                        matches.append(RuleMatch(
+                            ["Resources", policy_name, "Properties", "PolicyDocument"],
+                            f"Policy {policy_name} of environment bucket {name} does not deny access outside the VPC endpoint: add a Deny "
+                            "for Principal * on <bucket>/* covering s3:GetObject and s3:PutObject with Condition StringNotEquals aws:SourceVpce",
+                        ))
+        return common.unique_matches(matches)
+
+
+_VPC_GUARD_OPERATORS = {"stringnotequals", "stringnotequalsifexists", "forallvalues:stringnotequals"}
+_EXEMPTION_OPERATORS = {"arnnotlike", "arnnotequals", "stringnotlike", "stringnotequals", "stringnotequalsifexists", "arnnotlikeifexists"}
+
+
+def _denies_outside_vpc(statement, bucket: str, names: set[str]) -> bool:
+    if statement.effect != "Deny" or not statement.everyone() or statement.not_action:
+        return False
+    if not all(statement.grants(a) for a in _DATA_ACTIONS):
+        return False
+    if not _covers(statement, bucket, names)[1]:
+        return False
+    guards = statement.condition_values(_VPC_GUARD_OPERATORS, "aws:sourcevpce") + statement.condition_values(_VPC_GUARD_OPERATORS, "aws:sourcevpc")
+    if not guards or any(g in ("*", "") for g in guards):
+        return False
+    # Other conditions may only exempt named principals; anything else would narrow the deny.
+    for operator, tests in statement.conditions.items():
+        for key in tests:
+            if key in ("aws:sourcevpce", "aws:sourcevpc") and operator in _VPC_GUARD_OPERATORS:
+                continue
+            if key in ("aws:principalarn", "aws:principalaccount", "aws:principalservicename") and operator in _EXEMPTION_OPERATORS:
+                if any("*" == v for v in tests[key]):
+                    return False
+                continue
+            return False
+    return True
+

@@ -1,0 +1,209 @@
+"""SageMaker invariants: compute in a VPC, Studio VPC-only with a CMK, encrypted endpoints, locked notebooks."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+from cfnlint.rules import CloudFormationLintRule, RuleMatch
+
+
+def _load_common():
+    """The shared analysis module, loaded by path (cfn-lint loads rule files outside any package)."""
+    path = Path(__file__).resolve().with_name("_common.py")
+    name = "_security_rules_common_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+common = _load_common()
+
+# Where each SageMaker compute resource type keeps its VpcConfig. A MonitoringSchedule
+# that only names a job definition (MonitoringJobDefinitionName) is checked there.
+VPC_CONFIG_PATHS: dict[str, tuple[str, ...]] = {
+    "AWS::SageMaker::Model": ("VpcConfig",),
+    "AWS::SageMaker::ProcessingJob": ("NetworkConfig", "VpcConfig"),
+    "AWS::SageMaker::DataQualityJobDefinition": ("NetworkConfig", "VpcConfig"),
+    "AWS::SageMaker::ModelBiasJobDefinition": ("NetworkConfig", "VpcConfig"),
+    "AWS::SageMaker::ModelQualityJobDefinition": ("NetworkConfig", "VpcConfig"),
+    "AWS::SageMaker::ModelExplainabilityJobDefinition": ("NetworkConfig", "VpcConfig"),
+    "AWS::SageMaker::Cluster": ("VpcConfig",),
+}
+_SCHEDULE_JOB = ("MonitoringScheduleConfig", "MonitoringJobDefinition")
+# Pipeline step types that start compute, and where their arguments keep the VpcConfig.
+PIPELINE_STEP_VPC_PATHS: dict[str, tuple[str, ...]] = {
+    "Training": ("VpcConfig",),
+    "Processing": ("NetworkConfig", "VpcConfig"),
+    "Tuning": ("TrainingJobDefinition", "VpcConfig"),
+    "Transform": (),  # a transform job runs in the VPC of its model
+}
+
+
+def _vpc_problem(vpc_config) -> str | None:
+    """Why ``vpc_config`` does not put the resource in a VPC, or None when it does."""
+    if not isinstance(vpc_config, dict):
+        return "has no VpcConfig"
+    missing = [key for key in ("Subnets", "SecurityGroupIds") if not common.as_list(vpc_config.get(key))]
+    if missing:
+        return f"has a VpcConfig without {' and '.join(missing)}"
+    return None
+
+
+class ComputeInVpc(CloudFormationLintRule):
+    """SageMaker models, processing/training jobs, monitoring jobs, clusters and domains run in a VPC."""
+
+    id = "E9301"
+    shortdesc = "SageMaker compute runs in a VPC"
+    description = (
+        "AWS::SageMaker::Model, ProcessingJob, Cluster, the four monitoring job definitions, inline "
+        "MonitoringSchedule jobs and the Training/Processing/Tuning steps of an inline Pipeline definition "
+        "set a VpcConfig with Subnets and SecurityGroupIds; a Domain sets VpcId and SubnetIds. Without it the "
+        "containers get SageMaker's internet-connected network."
+    )
+    source_url = "https://docs.aws.amazon.com/sagemaker/latest/dg/infrastructure-give-access.html"
+    tags = ["security", "sagemaker", "network"]
+
+    def match(self, cfn):
+        matches = []
+        for rtype, keys in VPC_CONFIG_PATHS.items():
+            for name, resource in cfn.get_resources([rtype]).items():
+                for props in common.variants(resource.get("Properties") or {}):
+                    problem = _vpc_problem(common.get_path(props, *keys))
+                    if problem:
+                        matches.append(RuleMatch(["Resources", name, "Properties"], f"{rtype} {name} {problem}: set {'.'.join(keys)} with private Subnets and SecurityGroupIds"))
+        for name, resource in cfn.get_resources(["AWS::SageMaker::MonitoringSchedule"]).items():
+            for props in common.variants(resource.get("Properties") or {}):
+                job = common.get_path(props, *_SCHEDULE_JOB)
+                if isinstance(job, dict):
+                    problem = _vpc_problem(common.get_path(job, "NetworkConfig", "VpcConfig"))
+                    if problem:
+                        matches.append(RuleMatch(["Resources", name, "Properties"], f"Monitoring schedule {name}'s job {problem}: set MonitoringJobDefinition.NetworkConfig.VpcConfig"))
+        for name, resource in cfn.get_resources(["AWS::SageMaker::Domain"]).items():
+            for props in common.variants(resource.get("Properties") or {}):
+                if not props.get("VpcId") or not common.as_list(props.get("SubnetIds")):
+                    matches.append(RuleMatch(["Resources", name, "Properties"], f"Domain {name} is not in a VPC: set VpcId and SubnetIds (private subnets)"))
+        for name, resource in cfn.get_resources(["AWS::SageMaker::Pipeline"]).items():
+            body = common.get_path(resource, "Properties", "PipelineDefinition", "PipelineDefinitionBody")
+            for step, problem in _pipeline_problems(body):
+                matches.append(RuleMatch(["Resources", name, "Properties", "PipelineDefinition"], f"Pipeline {name} step {step} {problem}: give the step a VpcConfig with private Subnets and SecurityGroupIds"))
+        return common.unique_matches(matches)
+
+
+def _pipeline_problems(body) -> list[tuple[str, str]]:
+    """(step name, problem) for each compute step of an inline pipeline definition without a VPC."""
+    if body is None:
+        return []
+    out = []
+    for variant in common.variants(body):
+        text = common.symbol(variant)
+        try:
+            definition = json.loads(text)
+        except ValueError:
+            continue  # not inline JSON we can read (e.g. built by Fn::Join of unknown parts)
+        for step in _steps(definition.get("Steps", []) if isinstance(definition, dict) else []):
+            keys = PIPELINE_STEP_VPC_PATHS.get(step.get("Type", ""))
+            if keys:
+                problem = _vpc_problem(common.get_path(step.get("Arguments") or {}, *keys))
+                if problem:
+                    out.append((str(step.get("Name", "?")), problem))
+    return out
+
+
+def _steps(steps):
+    for step in steps if isinstance(steps, list) else []:
+        if isinstance(step, dict):
+            yield step
+            arguments = step.get("Arguments") or {}
+            if step.get("Type") == "Condition" and isinstance(arguments, dict):
+                yield from _steps(arguments.get("IfSteps"))
+                yield from _steps(arguments.get("ElseSteps"))
+
+
+class DomainVpcOnlyWithKey(CloudFormationLintRule):
+    """A Studio domain sends all traffic through its VPC and encrypts its EFS with a CMK."""
+
+    id = "E9302"
+    shortdesc = "SageMaker domain in VpcOnly mode with a KMS key"
+    description = (
+        "Every AWS::SageMaker::Domain sets AppNetworkAccessType VpcOnly (the default, PublicInternetOnly, "
+        "gives Studio apps direct internet access) and KmsKeyId (a customer managed key for the domain's "
+        "EFS volume)."
+    )
+    source_url = "https://docs.aws.amazon.com/sagemaker/latest/dg/studio-notebooks-and-internet-access.html"
+    tags = ["security", "sagemaker", "network", "kms"]
+
+    def match(self, cfn):
+        matches = []
+        for name, resource in cfn.get_resources(["AWS::SageMaker::Domain"]).items():
+            for props in common.variants(resource.get("Properties") or {}):
+                mode = common.symbol(props.get("AppNetworkAccessType", "PublicInternetOnly"))
+                if mode != "VpcOnly":
+                    matches.append(RuleMatch(["Resources", name, "Properties"], f"Domain {name} uses AppNetworkAccessType {mode}: set VpcOnly"))
+                if not props.get("KmsKeyId"):
+                    matches.append(RuleMatch(["Resources", name, "Properties"], f"Domain {name} has no KmsKeyId: set a customer managed key"))
+        return common.unique_matches(matches)
+
+
+class EndpointConfigEncrypted(CloudFormationLintRule):
+    """Endpoint configs encrypt their ML storage volumes (and captured data) with a KMS key."""
+
+    id = "E9303"
+    shortdesc = "SageMaker endpoint config sets KmsKeyId"
+    description = (
+        "Every AWS::SageMaker::EndpointConfig with instance-based variants sets KmsKeyId (ML storage "
+        "volumes); when it captures data, DataCaptureConfig sets KmsKeyId too; asynchronous inference "
+        "output sets OutputConfig.KmsKeyId. Configs whose variants are all serverless cannot take a "
+        "KmsKeyId and are exempt from the volume check."
+    )
+    source_url = "https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateEndpointConfig.html"
+    tags = ["security", "sagemaker", "kms"]
+
+    def match(self, cfn):
+        matches = []
+        for name, resource in cfn.get_resources(["AWS::SageMaker::EndpointConfig"]).items():
+            base = ["Resources", name, "Properties"]
+            for props in common.variants(resource.get("Properties") or {}):
+                variants = [v for v in common.as_list(props.get("ProductionVariants")) if isinstance(v, dict)]
+                serverless_only = bool(variants) and all("ServerlessConfig" in v for v in variants)
+                if not serverless_only and not props.get("KmsKeyId"):
+                    matches.append(RuleMatch(base, f"Endpoint config {name} has no KmsKeyId: set a customer managed key for the ML storage volumes"))
+                capture = props.get("DataCaptureConfig")
+                if isinstance(capture, dict) and common.symbol(capture.get("EnableCapture", True)) != "false" and not capture.get("KmsKeyId"):
+                    matches.append(RuleMatch(base + ["DataCaptureConfig"], f"Endpoint config {name} captures data without DataCaptureConfig.KmsKeyId: set a customer managed key"))
+                output = common.get_path(props, "AsyncInferenceConfig", "OutputConfig")
+                if isinstance(output, dict) and not output.get("KmsKeyId"):
+                    matches.append(RuleMatch(base + ["AsyncInferenceConfig"], f"Endpoint config {name} writes async results without OutputConfig.KmsKeyId: set a customer managed key"))
+        return common.unique_matches(matches)
+
+
+class NotebookInstanceLockedDown(CloudFormationLintRule):
+    """Notebook instances sit in a subnet, without direct internet access or root access."""
+
+    id = "E9304"
+    shortdesc = "SageMaker notebook instance without internet or root access"
+    description = (
+        "Every AWS::SageMaker::NotebookInstance sets SubnetId and SecurityGroupIds, DirectInternetAccess "
+        "Disabled and RootAccess Disabled (both default to Enabled)."
+    )
+    source_url = "https://docs.aws.amazon.com/sagemaker/latest/dg/appendix-notebook-and-internet-access.html"
+    tags = ["security", "sagemaker", "network"]
+
+    def match(self, cfn):
+        matches = []
+        for name, resource in cfn.get_resources(["AWS::SageMaker::NotebookInstance"]).items():
+            base = ["Resources", name, "Properties"]
+            for props in common.variants(resource.get("Properties") or {}):
+                for key in ("DirectInternetAccess", "RootAccess"):
+                    value = common.symbol(props.get(key, "Enabled"))
+                    if value != "Disabled":
+                        matches.append(RuleMatch(base, f"Notebook instance {name} has {key} {value}: set {key} Disabled"))
+                if not props.get("SubnetId") or not common.as_list(props.get("SecurityGroupIds")):
+                    matches.append(RuleMatch(base, f"Notebook instance {name} is not in a VPC: set SubnetId (a private subnet) and SecurityGroupIds"))
+        return common.unique_matches(matches)
