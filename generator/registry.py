@@ -11,6 +11,7 @@ from typing import Callable
 from troposphere import Template
 
 from generator import cross_account
+from generator import model_deploy
 
 Builder = Callable[[], Template]
 
@@ -20,4 +21,5 @@ TEMPLATES: dict[str, Builder] = {
     "target-account-roles": cross_account.build_target_account_roles_template,
     "endpoint-invoke-role": cross_account.build_endpoint_invoke_role_template,
     "endpoint-consumer-policy": cross_account.build_endpoint_consumer_policy_template,
+    "model-deploy": model_deploy.build_model_deploy_template,
 }

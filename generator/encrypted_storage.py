@@ -1,0 +1,159 @@
+"""Customer managed KMS keys and encrypted S3 buckets for the deploy-side templates.
+
+One implementation of "a CMK with rotation and an administrable key policy" and of "a
+bucket that is SSE-KMS, versioned, private, TLS-only and retained", used by the
+model-deploy template (data capture) and the MLOps project template (pipeline artifacts).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+from awacs import kms
+from awacs.aws import Allow, Policy, Principal, Statement
+from troposphere import GetAtt, Ref, Sub, Tags, Template
+from troposphere.kms import Key
+from troposphere.s3 import (
+    Bucket,
+    BucketEncryption,
+    BucketPolicy,
+    PublicAccessBlockConfiguration,
+    ServerSideEncryptionByDefault,
+    ServerSideEncryptionRule,
+    VersioningConfiguration,
+)
+
+from generator.parameters import account_root_arn
+from generator.policies import VERSION, deny_insecure_transport, document
+
+# What the account (through IAM policies) may do with a key: every administrative and
+# cryptographic operation a key holder needs, enumerated rather than ``kms:*`` so that a
+# linter can see it. PutKeyPolicy keeps the key administrable (no lock-out);
+# CreateKey/ListKeys/custom key stores are account-level, not key-level, and absent.
+KEY_ACCOUNT_ACTIONS = (
+    kms.CancelKeyDeletion,
+    kms.CreateAlias,
+    kms.CreateGrant,
+    kms.Decrypt,
+    kms.DeleteAlias,
+    kms.DescribeKey,
+    kms.DisableKey,
+    kms.DisableKeyRotation,
+    kms.EnableKey,
+    kms.EnableKeyRotation,
+    kms.Encrypt,
+    kms.GenerateDataKey,
+    kms.GenerateDataKeyWithoutPlaintext,
+    kms.GetKeyPolicy,
+    kms.GetKeyRotationStatus,
+    kms.ListAliases,
+    kms.ListGrants,
+    kms.ListKeyPolicies,
+    kms.ListKeyRotations,
+    kms.ListResourceTags,
+    kms.PutKeyPolicy,
+    kms.ReEncryptFrom,
+    kms.ReEncryptTo,
+    kms.RetireGrant,
+    kms.RevokeGrant,
+    kms.RotateKeyOnDemand,
+    kms.ScheduleKeyDeletion,
+    kms.TagResource,
+    kms.UntagResource,
+    kms.UpdateAlias,
+    kms.UpdateKeyDescription,
+)
+
+# What a principal that writes and reads data under the key needs.
+KEY_DATA_ACTIONS = (kms.Decrypt, kms.DescribeKey, kms.Encrypt, kms.GenerateDataKey, kms.ReEncryptFrom, kms.ReEncryptTo)
+
+
+def key_policy(*statements: Statement) -> Policy:
+    """A key policy: this account administers the key through IAM, plus ``statements``."""
+    account = Statement(
+        Sid="AccountAdministersKeyThroughIam",
+        Effect=Allow,
+        Principal=Principal("AWS", [account_root_arn("${AWS::AccountId}")]),
+        Action=list(KEY_ACCOUNT_ACTIONS),
+        Resource=["*"],
+    )
+    return Policy(Version=VERSION, Statement=[account, *statements])
+
+
+def add_key(template: Template, title: str, description: str, tags: Tags, policy: object = None, condition: str | None = None) -> Key:
+    """A symmetric customer managed key with yearly rotation, retained on stack deletion.
+
+    ``policy`` defaults to ``key_policy()``; pass ``key_policy(*statements)`` (or an
+    ``If`` choosing between two) to admit more principals.
+
+    Retained because data encrypted under it (captured requests, pipeline artifacts) is
+    retained too: deleting the key would make that data unreadable.
+    """
+    key = Key(
+        title,
+        Description=description,
+        EnableKeyRotation=True,
+        KeyPolicy=policy if policy is not None else key_policy(),
+        Tags=tags,
+        DeletionPolicy="Retain",
+        UpdateReplacePolicy="Retain",
+    )
+    if condition:
+        key.Condition = condition
+    return template.add_resource(key)
+
+
+def add_encrypted_bucket(
+    template: Template,
+    title: str,
+    key_arn: object,
+    tags: Tags,
+    extra_statements: Callable[[Bucket], Iterable[Statement]] | None = None,
+    condition: str | None = None,
+) -> tuple[Bucket, BucketPolicy]:
+    """An SSE-KMS (bucket key on), versioned, fully private, TLS-only, retained bucket.
+
+    ``extra_statements(bucket)`` returns the bucket policy's statements beyond the TLS deny.
+
+    No physical name: CloudFormation generates a unique one, so one template can be
+    launched many times per account (one per project or endpoint).
+    """
+    bucket = Bucket(
+        title,
+        BucketEncryption=BucketEncryption(
+            ServerSideEncryptionConfiguration=[
+                ServerSideEncryptionRule(
+                    BucketKeyEnabled=True,
+                    ServerSideEncryptionByDefault=ServerSideEncryptionByDefault(SSEAlgorithm="aws:kms", KMSMasterKeyID=key_arn),
+                )
+            ]
+        ),
+        VersioningConfiguration=VersioningConfiguration(Status="Enabled"),
+        PublicAccessBlockConfiguration=PublicAccessBlockConfiguration(
+            BlockPublicAcls=True, BlockPublicPolicy=True, IgnorePublicAcls=True, RestrictPublicBuckets=True
+        ),
+        Tags=tags,
+        DeletionPolicy="Retain",
+        UpdateReplacePolicy="Retain",
+    )
+    if condition:
+        bucket.Condition = condition
+    template.add_resource(bucket)
+    bucket_arn = GetAtt(bucket, "Arn")
+    policy = BucketPolicy(
+        f"{title}Policy",
+        Bucket=Ref(bucket),
+        PolicyDocument=document(
+            deny_insecure_transport([bucket_arn, objects_arn(bucket)]),
+            *(extra_statements(bucket) if extra_statements else ()),
+        ),
+    )
+    if condition:
+        policy.Condition = condition
+    template.add_resource(policy)
+    return bucket, policy
+
+
+def objects_arn(bucket: Bucket, prefix: str = "") -> Sub:
+    """``<bucket ARN>/<prefix>*``, for policy statements on the bucket's objects."""
+    return Sub("${BucketArn}/" + prefix + "*", BucketArn=GetAtt(bucket, "Arn"))
