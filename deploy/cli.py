@@ -13,8 +13,9 @@ import sys
 
 from deploy.errors import DeployError, InputError
 from deploy.local import cli as local_cli
+from deploy import publish_cli
 
-COMMAND_MODULES: list = [local_cli]
+COMMAND_MODULES: list = [local_cli, publish_cli]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,805 @@
+"""Service Catalog: the administrator API that ``python -m deploy publish`` uses.
+
+moto 5.2.5 implements portfolios, portfolio shares and create/describe/delete product
+only; everything else answers HTTP 500, and CreateProduct drops the product's first
+provisioning artifact. This patch adds, behaving as the Service Catalog API reference
+describes (shapes as in botocore's service model):
+
+- products: the initial artifact of CreateProduct, DescribeProductAsAdmin, UpdateProduct
+  (fields, AddTags/RemoveTags), SearchProductsAsAdmin (by portfolio, full-text filter,
+  pages), AssociateProductWithPortfolio, DisassociateProductFromPortfolio (refused while
+  the product has constraints in the portfolio), ListPortfoliosForProduct;
+- provisioning artifacts: Create/List/Describe/Update/Delete (Delete refuses the last
+  artifact of a product and one a provisioned product uses);
+- constraints: Create (LAUNCH: exactly one of RoleArn/LocalRoleName, one per product and
+  portfolio; the product must be in the portfolio), Describe, Update, Delete,
+  ListConstraintsForPortfolio;
+- principals: Associate/Disassociate/ListPrincipalsForPortfolio (IAM and IAM_PATTERN);
+- portfolios: UpdatePortfolio, tags that DescribePortfolio reflects;
+- shares: account shares that are pending until the recipient accepts them
+  (AcceptPortfolioShare, ListAcceptedPortfolioShares, across accounts of the server),
+  organization-node shares (ORGANIZATION, ORGANIZATIONAL_UNIT) that are imported at once,
+  UpdatePortfolioShare, Enable/Disable/GetAWSOrganizationsAccess(Status);
+- provisioned products, as records only: ProvisionProduct stores a provisioned product
+  (status AVAILABLE) *without launching a stack*, so that "a version in use" can be
+  tested; ScanProvisionedProducts and SearchProvisionedProducts list them.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import string
+from dataclasses import dataclass, field
+
+from moto.core.exceptions import JsonRESTError
+from moto.core.responses import ActionResult, EmptyResult
+from moto.core.utils import utcnow
+from moto.servicecatalog import models, responses
+
+_ALPHABET = string.ascii_lowercase + string.digits
+_ARTIFACT_TYPES = {"CLOUD_FORMATION_TEMPLATE", "MARKETPLACE_AMI", "MARKETPLACE_CAR", "TERRAFORM_OPEN_SOURCE", "TERRAFORM_CLOUD", "EXTERNAL"}
+_CONSTRAINT_TYPES = {"LAUNCH", "NOTIFICATION", "RESOURCE_UPDATE", "STACKSET", "TEMPLATE"}
+
+
+class ResourceInUseException(JsonRESTError):
+    code = 400
+
+    def __init__(self, message: str):
+        super().__init__("ResourceInUseException", message)
+
+
+class InvalidStateException(JsonRESTError):
+    code = 400
+
+    def __init__(self, message: str):
+        super().__init__("InvalidStateException", message)
+
+
+class DuplicateResourceException(JsonRESTError):
+    code = 400
+
+    def __init__(self, message: str):
+        super().__init__("DuplicateResourceException", message)
+
+
+def _not_found(message: str):
+    return models.ResourceNotFoundException(message)
+
+
+def _invalid(message: str):
+    return models.InvalidParametersException(message)
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}-" + "".join(secrets.choice(_ALPHABET) for _ in range(13))
+
+
+def _page(items: list, token: str | None, size: int | None, default: int = 20) -> tuple[list, str | None]:
+    start = int(token) if token else 0
+    size = size or default
+    end = start + size
+    return items[start:end], (str(end) if end < len(items) else None)
+
+
+@dataclass
+class _Artifact:
+    id: str
+    name: str
+    description: str
+    type: str
+    info: dict
+    created: object
+    active: bool = True
+    guidance: str = "DEFAULT"
+
+    def detail(self) -> dict:
+        return {"Id": self.id, "Name": self.name, "Description": self.description, "Type": self.type, "CreatedTime": self.created, "Active": self.active, "Guidance": self.guidance}
+
+    def summary(self) -> dict:
+        return {"Id": self.id, "Name": self.name, "Description": self.description, "CreatedTime": self.created}
+
+
+@dataclass
+class _Constraint:
+    id: str
+    type: str
+    portfolio_id: str
+    product_id: str
+    parameters: str
+    description: str
+    owner: str
+
+    def detail(self) -> dict:
+        return {"ConstraintId": self.id, "Type": self.type, "Description": self.description, "Owner": self.owner, "ProductId": self.product_id, "PortfolioId": self.portfolio_id}
+
+
+@dataclass
+class _State:
+    """What this patch adds to one account's and region's Service Catalog backend."""
+
+    artifacts: dict = field(default_factory=dict)  # product id -> [_Artifact]
+    associations: dict = field(default_factory=dict)  # portfolio id -> [product id]
+    constraints: dict = field(default_factory=dict)  # constraint id -> _Constraint
+    principals: dict = field(default_factory=dict)  # portfolio id -> [(arn, type)]
+    account_shares: dict = field(default_factory=dict)  # portfolio id -> {account: flags}
+    node_shares: dict = field(default_factory=dict)  # portfolio id -> {(type, value): flags}
+    accepted: dict = field(default_factory=dict)  # portfolio id -> (owner account, share type), in the recipient
+    organizations_access: str = "DISABLED"
+    provisioned: dict = field(default_factory=dict)  # provisioned product id -> detail
+
+
+def _state(backend) -> _State:
+    if "_sm_state" not in backend.__dict__:
+        backend._sm_state = _State()
+    return backend._sm_state
+
+
+# --- backend methods ----------------------------------------------------------------------
+
+
+def _product(self, product_id: str | None = None, name: str | None = None):
+    if product_id:
+        product = self.products.get(product_id)
+    elif name:
+        product = self.lookup_by_name(name)
+    else:
+        raise _invalid("Either Id or Name must be specified.")
+    if product is None:
+        raise _not_found(f"Product {product_id or name} not found.")
+    return product
+
+
+def _portfolio(self, portfolio_id: str):
+    portfolio = self.portfolios.get(portfolio_id)
+    if portfolio is None:
+        raise _not_found(f"Portfolio {portfolio_id} not found.")
+    return portfolio
+
+
+def _artifact(self, product_id: str, artifact_id: str | None = None, name: str | None = None) -> _Artifact:
+    for artifact in _state(self).artifacts.get(product_id, []):
+        if (artifact_id and artifact.id == artifact_id) or (not artifact_id and name and artifact.name == name):
+            return artifact
+    raise _not_found(f"Provisioning artifact {artifact_id or name} not found for product {product_id}.")
+
+
+def _add_artifact(self, product_id: str, parameters: dict) -> _Artifact:
+    parameters = parameters or {}
+    info = parameters.get("Info") or {}
+    if not any(key in info for key in ("LoadTemplateFromURL", "ImportFromPhysicalId")):
+        raise _invalid("Info must contain LoadTemplateFromURL or ImportFromPhysicalId.")
+    artifact_type = parameters.get("Type", "CLOUD_FORMATION_TEMPLATE")
+    if artifact_type not in _ARTIFACT_TYPES:
+        raise _invalid(f"Type {artifact_type} is not valid.")
+    artifact = _Artifact(_new_id("pa"), parameters.get("Name") or "", parameters.get("Description") or "", artifact_type, dict(info), utcnow())
+    _state(self).artifacts.setdefault(product_id, []).append(artifact)
+    return artifact
+
+
+_original_create_product = models.ServiceCatalogBackend.create_product
+_original_delete_product = models.ServiceCatalogBackend.delete_product
+_original_delete_portfolio = models.ServiceCatalogBackend.delete_portfolio
+
+
+def create_product(self, *args, **kwargs):
+    parameters = kwargs.get("provisioning_artifact_parameters")
+    if not parameters and not kwargs.get("source_connection"):
+        raise _invalid("ProvisioningArtifactParameters are required.")
+    known = set(self.products)
+    product = _original_create_product(self, *args, **kwargs)
+    if product.id not in known and parameters:  # not an idempotent replay
+        product.initial_artifact = _add_artifact(self, product.id, parameters)
+    return product
+
+
+def delete_product(self, accept_language, id):
+    _product(self, id)
+    if any(id in products for products in _state(self).associations.values()):
+        raise ResourceInUseException(f"Product {id} is associated with a portfolio; disassociate it first.")
+    _state(self).artifacts.pop(id, None)
+    return _original_delete_product(self, accept_language, id)
+
+
+def delete_portfolio(self, accept_language, id):
+    _portfolio(self, id)
+    state = _state(self)
+    if state.associations.get(id) or any(c.portfolio_id == id for c in state.constraints.values()):
+        raise ResourceInUseException(f"Portfolio {id} still has products or constraints.")
+    if state.account_shares.get(id) or state.node_shares.get(id):
+        raise ResourceInUseException(f"Portfolio {id} is still shared.")
+    state.principals.pop(id, None)
+    return _original_delete_portfolio(self, accept_language, id)
+
+
+def _apply_tags(self, arn: str, holder, add: list | None, remove: list | None) -> None:
+    if add:
+        self.tagger.tag_resource(arn, add)
+    if remove:
+        self.tagger.untag_resource_using_names(arn, remove)
+    holder.tags = self._list_tags_for_resource(arn)
+
+
+def update_product(self, id, fields: dict, add_tags, remove_tags):
+    product = _product(self, id)
+    for attribute, value in fields.items():
+        if value is not None:
+            setattr(product, attribute, value)
+    _apply_tags(self, product.arn, product, add_tags, remove_tags)
+    return product
+
+
+def update_portfolio(self, id, fields: dict, add_tags, remove_tags):
+    portfolio = _portfolio(self, id)
+    for attribute, value in fields.items():
+        if value is not None:
+            setattr(portfolio, attribute, value)
+    _apply_tags(self, portfolio.arn, portfolio, add_tags, remove_tags)
+    return portfolio
+
+
+def associate_product_with_portfolio(self, product_id, portfolio_id):
+    _product(self, product_id)
+    _portfolio(self, portfolio_id)
+    products = _state(self).associations.setdefault(portfolio_id, [])
+    if product_id not in products:
+        products.append(product_id)
+
+
+def disassociate_product_from_portfolio(self, product_id, portfolio_id):
+    products = _state(self).associations.get(portfolio_id, [])
+    if product_id not in products:
+        raise _not_found(f"Product {product_id} is not associated with portfolio {portfolio_id}.")
+    if any(c.portfolio_id == portfolio_id and c.product_id == product_id for c in _state(self).constraints.values()):
+        raise ResourceInUseException(f"Product {product_id} has constraints in portfolio {portfolio_id}; delete them first.")
+    products.remove(product_id)
+
+
+def search_products_as_admin(self, portfolio_id=None, filters=None):
+    if portfolio_id:
+        _portfolio(self, portfolio_id)
+        products = [self.products[p] for p in _state(self).associations.get(portfolio_id, []) if p in self.products]
+    else:
+        products = list(self.products.values())
+    for key, values in (filters or {}).items():
+        wanted = [v.lower() for v in values]
+        if key == "FullTextSearch":
+            products = [p for p in products if any(w in f"{p.name} {p.description or ''} {p.owner}".lower() for w in wanted)]
+        elif key == "Owner":
+            products = [p for p in products if (p.owner or "").lower() in wanted]
+        elif key == "ProductType":
+            products = [p for p in products if p.product_type.lower() in wanted]
+    return sorted(products, key=lambda p: p.created_time)
+
+
+def list_portfolios_for_product(self, product_id):
+    _product(self, product_id)
+    return [self.portfolios[pid] for pid, products in _state(self).associations.items() if product_id in products and pid in self.portfolios]
+
+
+def create_provisioning_artifact(self, product_id, parameters):
+    _product(self, product_id)
+    return _add_artifact(self, product_id, parameters)
+
+
+def update_provisioning_artifact(self, product_id, artifact_id, name, description, active, guidance):
+    artifact = _artifact(self, product_id, artifact_id)
+    if guidance is not None and guidance not in ("DEFAULT", "DEPRECATED"):
+        raise _invalid(f"Guidance {guidance} is not valid.")
+    for attribute, value in (("name", name), ("description", description), ("active", active), ("guidance", guidance)):
+        if value is not None:
+            setattr(artifact, attribute, value)
+    return artifact
+
+
+def delete_provisioning_artifact(self, product_id, artifact_id):
+    artifacts = _state(self).artifacts.get(product_id, [])
+    artifact = _artifact(self, product_id, artifact_id)
+    if any(p["ProvisioningArtifactId"] == artifact_id for p in _all_provisioned(self)):
+        raise ResourceInUseException(f"Provisioning artifact {artifact_id} is used by a provisioned product.")
+    if len(artifacts) == 1:
+        raise _invalid("A product must have at least one provisioning artifact; the last one cannot be deleted.")
+    artifacts.remove(artifact)
+
+
+def create_constraint(self, portfolio_id, product_id, parameters, constraint_type, description):
+    _portfolio(self, portfolio_id)
+    _product(self, product_id)
+    state = _state(self)
+    if product_id not in state.associations.get(portfolio_id, []):
+        raise _not_found(f"Product {product_id} is not associated with portfolio {portfolio_id}.")
+    if constraint_type not in _CONSTRAINT_TYPES:
+        raise _invalid(f"Type {constraint_type} is not valid.")
+    try:
+        values = json.loads(parameters)
+    except (TypeError, ValueError):
+        raise _invalid("Parameters must be a JSON document.") from None
+    if constraint_type == "LAUNCH":
+        if not isinstance(values, dict) or len({"RoleArn", "LocalRoleName"} & set(values)) != 1:
+            raise _invalid("A LAUNCH constraint takes exactly one of RoleArn or LocalRoleName.")
+        if any(c.type == "LAUNCH" and c.portfolio_id == portfolio_id and c.product_id == product_id for c in state.constraints.values()):
+            raise DuplicateResourceException(f"Product {product_id} already has a LAUNCH constraint in portfolio {portfolio_id}.")
+    constraint = _Constraint(_new_id("cons"), constraint_type, portfolio_id, product_id, parameters, description or "", self.account_id)
+    state.constraints[constraint.id] = constraint
+    return constraint
+
+
+def _constraint(self, constraint_id) -> _Constraint:
+    constraint = _state(self).constraints.get(constraint_id)
+    if constraint is None:
+        raise _not_found(f"Constraint {constraint_id} not found.")
+    return constraint
+
+
+def update_constraint(self, constraint_id, description, parameters):
+    constraint = _constraint(self, constraint_id)
+    if parameters is not None:
+        try:
+            values = json.loads(parameters)
+        except (TypeError, ValueError):
+            raise _invalid("Parameters must be a JSON document.") from None
+        if constraint.type == "LAUNCH" and (not isinstance(values, dict) or len({"RoleArn", "LocalRoleName"} & set(values)) != 1):
+            raise _invalid("A LAUNCH constraint takes exactly one of RoleArn or LocalRoleName.")
+        constraint.parameters = parameters
+    if description is not None:
+        constraint.description = description
+    return constraint
+
+
+def delete_constraint(self, constraint_id):
+    _constraint(self, constraint_id)
+    del _state(self).constraints[constraint_id]
+
+
+def list_constraints_for_portfolio(self, portfolio_id, product_id):
+    _portfolio(self, portfolio_id)
+    return [c for c in _state(self).constraints.values() if c.portfolio_id == portfolio_id and (not product_id or c.product_id == product_id)]
+
+
+def associate_principal_with_portfolio(self, portfolio_id, arn, principal_type):
+    _portfolio(self, portfolio_id)
+    if principal_type not in ("IAM", "IAM_PATTERN"):
+        raise _invalid(f"PrincipalType {principal_type} is not valid.")
+    if principal_type == "IAM_PATTERN" and arn.split(":")[4:5] != [""]:
+        raise _invalid("An IAM_PATTERN principal ARN has no account id (arn:<partition>:iam:::role/<pattern>).")
+    principals = _state(self).principals.setdefault(portfolio_id, [])
+    if (arn, principal_type) not in principals:
+        principals.append((arn, principal_type))
+
+
+def disassociate_principal_from_portfolio(self, portfolio_id, arn, principal_type):
+    _portfolio(self, portfolio_id)
+    principals = _state(self).principals.get(portfolio_id, [])
+    matching = [p for p in principals if p[0] == arn and (principal_type is None or p[1] == principal_type)]
+    if not matching:
+        raise _not_found(f"Principal {arn} is not associated with portfolio {portfolio_id}.")
+    for principal in matching:
+        principals.remove(principal)
+
+
+def _flags(share_tag_options, share_principals) -> dict:
+    return {"ShareTagOptions": bool(share_tag_options), "SharePrincipals": bool(share_principals), "Accepted": False}
+
+
+def create_portfolio_share(self, accept_language, portfolio_id, account_id, organization_node, share_tag_options, share_principals):
+    _portfolio(self, portfolio_id)
+    state = _state(self)
+    if bool(account_id) == bool(organization_node):
+        raise _invalid("Give exactly one of AccountId or OrganizationNode.")
+    if account_id:
+        if account_id == self.account_id:
+            raise _invalid("A portfolio cannot be shared with its own account.")
+        state.account_shares.setdefault(portfolio_id, {}).setdefault(account_id, _flags(share_tag_options, share_principals))
+        access = self.portfolio_access.setdefault(portfolio_id, [])
+        if account_id not in access:
+            access.append(account_id)
+        return None
+    if state.organizations_access != "ENABLED":
+        raise InvalidStateException("AWS Organizations access is not enabled for Service Catalog: call EnableAWSOrganizationsAccess first.")
+    node = (organization_node.get("Type"), organization_node.get("Value"))
+    if node[0] not in ("ORGANIZATION", "ORGANIZATIONAL_UNIT", "ACCOUNT") or not node[1]:
+        raise _invalid("OrganizationNode needs a Type (ORGANIZATION, ORGANIZATIONAL_UNIT, ACCOUNT) and a Value.")
+    flags = _flags(share_tag_options, share_principals)
+    flags["Accepted"] = True  # organization shares are imported automatically
+    state.node_shares.setdefault(portfolio_id, {}).setdefault(node, flags)
+    return f"share-{_new_id('token')}"
+
+
+def update_portfolio_share(self, portfolio_id, account_id, organization_node, share_tag_options, share_principals):
+    _portfolio(self, portfolio_id)
+    state = _state(self)
+    if account_id:
+        flags = state.account_shares.get(portfolio_id, {}).get(account_id)
+    else:
+        node = organization_node or {}
+        flags = state.node_shares.get(portfolio_id, {}).get((node.get("Type"), node.get("Value")))
+    if flags is None:
+        raise _not_found("No such portfolio share.")
+    if share_tag_options is not None:
+        flags["ShareTagOptions"] = bool(share_tag_options)
+    if share_principals is not None:
+        flags["SharePrincipals"] = bool(share_principals)
+    return None if account_id else f"share-{_new_id('token')}"
+
+
+def delete_portfolio_share(self, accept_language, portfolio_id, account_id, organization_node):
+    _portfolio(self, portfolio_id)
+    state = _state(self)
+    if account_id:
+        if state.account_shares.get(portfolio_id, {}).pop(account_id, None) is None:
+            raise _not_found(f"Portfolio {portfolio_id} is not shared with {account_id}.")
+        if account_id in self.portfolio_access.get(portfolio_id, []):
+            self.portfolio_access[portfolio_id].remove(account_id)
+        for recipient in _backends_in_region(self.region_name):
+            if recipient.account_id == account_id:
+                _state(recipient).accepted.pop(portfolio_id, None)
+        return None
+    node = ((organization_node or {}).get("Type"), (organization_node or {}).get("Value"))
+    if state.node_shares.get(portfolio_id, {}).pop(node, None) is None:
+        raise _not_found(f"Portfolio {portfolio_id} is not shared with {node[1]}.")
+    return f"share-{_new_id('token')}"
+
+
+def describe_portfolio_shares(self, portfolio_id, type, page_token=None, page_size=None):
+    _portfolio(self, portfolio_id)
+    state = _state(self)
+    if type == "ACCOUNT":
+        entries = [{"PrincipalId": a, "Type": "ACCOUNT", **flags} for a, flags in state.account_shares.get(portfolio_id, {}).items()]
+    elif type in ("ORGANIZATION", "ORGANIZATIONAL_UNIT"):
+        entries = [{"PrincipalId": v, "Type": t, **flags} for (t, v), flags in state.node_shares.get(portfolio_id, {}).items() if t == type]
+    elif type == "ORGANIZATION_MEMBER_ACCOUNT":
+        entries = [{"PrincipalId": v, "Type": type, **flags} for (t, v), flags in state.node_shares.get(portfolio_id, {}).items() if t == "ACCOUNT"]
+    else:
+        raise _invalid(f"Type {type} is not valid.")
+    page, token = _page(entries, page_token, page_size, 50)
+    return token, page
+
+
+def _backends_in_region(region: str):
+    for _account, backend_region, backend in models.servicecatalog_backends.iter_backends():
+        if backend_region == region:
+            yield backend
+
+
+def _find_shared_portfolio(self, portfolio_id):
+    for owner in _backends_in_region(self.region_name):
+        if owner.account_id != self.account_id and portfolio_id in owner.portfolios:
+            return owner
+    raise _not_found(f"Portfolio {portfolio_id} not found.")
+
+
+def accept_portfolio_share(self, portfolio_id, share_type):
+    share_type = share_type or "IMPORTED"
+    if share_type == "AWS_SERVICECATALOG":
+        raise _not_found("AWS_SERVICECATALOG shares are not supported.")
+    owner = _find_shared_portfolio(self, portfolio_id)
+    owner_state = _state(owner)
+    if share_type == "IMPORTED":
+        flags = owner_state.account_shares.get(portfolio_id, {}).get(self.account_id)
+        if flags is None:
+            raise _not_found(f"Portfolio {portfolio_id} is not shared with account {self.account_id}.")
+        flags["Accepted"] = True
+    elif not owner_state.node_shares.get(portfolio_id):
+        raise _not_found(f"Portfolio {portfolio_id} is not shared through AWS Organizations.")
+    _state(self).accepted[portfolio_id] = (owner.account_id, share_type)
+
+
+def list_accepted_portfolio_shares(self, share_type):
+    share_type = share_type or "IMPORTED"
+    out = []
+    for portfolio_id, (owner_account, accepted_type) in _state(self).accepted.items():
+        if accepted_type != share_type:
+            continue
+        for owner in _backends_in_region(self.region_name):
+            if owner.account_id == owner_account and portfolio_id in owner.portfolios:
+                out.append(owner.portfolios[portfolio_id])
+    return out
+
+
+def _all_provisioned(self) -> list[dict]:
+    return list(_state(self).provisioned.values())
+
+
+def provision_product(self, product_id, product_name, artifact_id, artifact_name, name, tags):
+    product = _product(self, product_id, product_name)
+    artifact = _artifact(self, product.id, artifact_id, artifact_name)
+    if not artifact.active:
+        raise _invalid(f"Provisioning artifact {artifact.id} is not active.")
+    if not any(product.id in products for products in _state(self).associations.values()):
+        raise _invalid(f"Product {product.id} is in no portfolio: there is no launch path.")
+    pp_id = _new_id("pp")
+    now = utcnow()
+    detail = {
+        "Name": name,
+        "Arn": f"arn:{models.get_partition(self.region_name)}:servicecatalog:{self.region_name}:{self.account_id}:stack/{name}/{pp_id}",
+        "Type": "CFN_STACK",
+        "Id": pp_id,
+        "Status": "AVAILABLE",
+        "CreatedTime": now,
+        "ProductId": product.id,
+        "ProvisioningArtifactId": artifact.id,
+    }
+    _state(self).provisioned[pp_id] = detail
+    record = {"RecordId": _new_id("rec"), "ProvisionedProductName": name, "Status": "SUCCEEDED", "CreatedTime": now, "UpdatedTime": now, "ProvisionedProductType": "CFN_STACK", "RecordType": "PROVISION_PRODUCT", "ProvisionedProductId": pp_id, "ProductId": product.id, "ProvisioningArtifactId": artifact.id, "RecordTags": tags or []}
+    return record
+
+
+# --- responses ------------------------------------------------------------------------------
+
+
+def _params(self) -> dict:
+    return json.loads(self.body or "{}")
+
+
+def _backend(self):
+    return self.servicecatalog_backend
+
+
+def _product_view(product) -> dict:
+    return {"ProductViewSummary": product.to_dict(), "Status": "CREATED", "ProductARN": product.arn, "CreatedTime": product.created_time}
+
+
+def r_create_product(self):
+    params = _params(self)
+    product = _backend(self).create_product(
+        name=params.get("Name"), owner=params.get("Owner"), description=params.get("Description"), distributor=params.get("Distributor"),
+        support_description=params.get("SupportDescription"), support_email=params.get("SupportEmail"), support_url=params.get("SupportUrl"),
+        product_type=params.get("ProductType"), tags=params.get("Tags"), provisioning_artifact_parameters=params.get("ProvisioningArtifactParameters"),
+        idempotency_token=params.get("IdempotencyToken"), source_connection=params.get("SourceConnection"), accept_language=params.get("AcceptLanguage"),
+    )
+    artifact = getattr(product, "initial_artifact", None)
+    return ActionResult({"ProductViewDetail": _product_view(product), "ProvisioningArtifactDetail": artifact.detail() if artifact else {}, "Tags": _backend(self)._list_tags_for_resource(product.arn)})
+
+
+def r_describe_product(self):
+    params = _params(self)
+    backend = _backend(self)
+    product = backend.describe_product(accept_language=None, id=params.get("Id"), name=params.get("Name"))
+    artifacts = [a for a in _state(backend).artifacts.get(product.id, []) if a.active]
+    return ActionResult({"ProductViewSummary": product.to_dict(), "ProvisioningArtifacts": [{"Id": a.id, "Name": a.name, "Description": a.description, "CreatedTime": a.created, "Guidance": a.guidance} for a in artifacts], "Budgets": [], "LaunchPaths": []})
+
+
+def r_describe_product_as_admin(self):
+    params = _params(self)
+    backend = _backend(self)
+    product = _product(backend, params.get("Id"), params.get("Name"))
+    return ActionResult(
+        {
+            "ProductViewDetail": _product_view(product),
+            "ProvisioningArtifactSummaries": [a.summary() for a in _state(backend).artifacts.get(product.id, [])],
+            "Tags": backend._list_tags_for_resource(product.arn),
+            "TagOptions": [],
+            "Budgets": [],
+        }
+    )
+
+
+def r_update_product(self):
+    params = _params(self)
+    backend = _backend(self)
+    fields = {"name": params.get("Name"), "owner": params.get("Owner"), "description": params.get("Description"), "distributor": params.get("Distributor"), "support_description": params.get("SupportDescription"), "support_email": params.get("SupportEmail"), "support_url": params.get("SupportUrl")}
+    product = backend.update_product(params["Id"], fields, params.get("AddTags"), params.get("RemoveTags"))
+    return ActionResult({"ProductViewDetail": _product_view(product), "Tags": backend._list_tags_for_resource(product.arn)})
+
+
+def r_update_portfolio(self):
+    params = _params(self)
+    backend = _backend(self)
+    fields = {"display_name": params.get("DisplayName"), "description": params.get("Description"), "provider_name": params.get("ProviderName")}
+    portfolio = backend.update_portfolio(params["Id"], fields, params.get("AddTags"), params.get("RemoveTags"))
+    return ActionResult({"PortfolioDetail": portfolio.to_dict(), "Tags": backend._list_tags_for_resource(portfolio.arn)})
+
+
+def r_describe_portfolio(self):
+    params = _params(self)
+    backend = _backend(self)
+    portfolio = _portfolio(backend, params.get("Id"))
+    return ActionResult({"PortfolioDetail": portfolio.to_dict(), "Tags": backend._list_tags_for_resource(portfolio.arn), "TagOptions": [], "Budgets": []})
+
+
+def r_list_portfolios(self):
+    params = _params(self)
+    portfolios = sorted(_backend(self).portfolios.values(), key=lambda p: p.created_time)
+    page, token = _page([p.to_dict() for p in portfolios], params.get("PageToken"), params.get("PageSize"))
+    return ActionResult({"PortfolioDetails": page, "NextPageToken": token})
+
+
+def r_associate_product_with_portfolio(self):
+    params = _params(self)
+    _backend(self).associate_product_with_portfolio(params["ProductId"], params["PortfolioId"])
+    return EmptyResult()
+
+
+def r_disassociate_product_from_portfolio(self):
+    params = _params(self)
+    _backend(self).disassociate_product_from_portfolio(params["ProductId"], params["PortfolioId"])
+    return EmptyResult()
+
+
+def r_search_products_as_admin(self):
+    params = _params(self)
+    products = _backend(self).search_products_as_admin(params.get("PortfolioId"), params.get("Filters"))
+    if params.get("SortOrder") == "DESCENDING":
+        products.reverse()
+    page, token = _page(products, params.get("PageToken"), params.get("PageSize"))
+    return ActionResult({"ProductViewDetails": [_product_view(p) for p in page], "NextPageToken": token})
+
+
+def r_list_portfolios_for_product(self):
+    params = _params(self)
+    portfolios = _backend(self).list_portfolios_for_product(params["ProductId"])
+    page, token = _page([p.to_dict() for p in portfolios], params.get("PageToken"), params.get("PageSize"))
+    return ActionResult({"PortfolioDetails": page, "NextPageToken": token})
+
+
+def r_create_provisioning_artifact(self):
+    params = _params(self)
+    artifact = _backend(self).create_provisioning_artifact(params["ProductId"], params.get("Parameters"))
+    return ActionResult({"ProvisioningArtifactDetail": artifact.detail(), "Info": artifact.info, "Status": "AVAILABLE"})
+
+
+def r_list_provisioning_artifacts(self):
+    params = _params(self)
+    backend = _backend(self)
+    _product(backend, params["ProductId"])
+    return ActionResult({"ProvisioningArtifactDetails": [a.detail() for a in _state(backend).artifacts.get(params["ProductId"], [])]})
+
+
+def r_describe_provisioning_artifact(self):
+    params = _params(self)
+    backend = _backend(self)
+    product = _product(backend, params.get("ProductId"), params.get("ProductName"))
+    artifact = _artifact(backend, product.id, params.get("ProvisioningArtifactId"), params.get("ProvisioningArtifactName"))
+    return ActionResult({"ProvisioningArtifactDetail": artifact.detail(), "Info": artifact.info, "Status": "AVAILABLE"})
+
+
+def r_update_provisioning_artifact(self):
+    params = _params(self)
+    artifact = _backend(self).update_provisioning_artifact(params["ProductId"], params["ProvisioningArtifactId"], params.get("Name"), params.get("Description"), params.get("Active"), params.get("Guidance"))
+    return ActionResult({"ProvisioningArtifactDetail": artifact.detail(), "Info": artifact.info, "Status": "AVAILABLE"})
+
+
+def r_delete_provisioning_artifact(self):
+    params = _params(self)
+    _backend(self).delete_provisioning_artifact(params["ProductId"], params["ProvisioningArtifactId"])
+    return EmptyResult()
+
+
+def r_create_constraint(self):
+    params = _params(self)
+    constraint = _backend(self).create_constraint(params["PortfolioId"], params["ProductId"], params.get("Parameters"), params.get("Type"), params.get("Description"))
+    return ActionResult({"ConstraintDetail": constraint.detail(), "ConstraintParameters": constraint.parameters, "Status": "AVAILABLE"})
+
+
+def r_describe_constraint(self):
+    constraint = _constraint(_backend(self), _params(self)["Id"])
+    return ActionResult({"ConstraintDetail": constraint.detail(), "ConstraintParameters": constraint.parameters, "Status": "AVAILABLE"})
+
+
+def r_update_constraint(self):
+    params = _params(self)
+    constraint = _backend(self).update_constraint(params["Id"], params.get("Description"), params.get("Parameters"))
+    return ActionResult({"ConstraintDetail": constraint.detail(), "ConstraintParameters": constraint.parameters, "Status": "AVAILABLE"})
+
+
+def r_delete_constraint(self):
+    _backend(self).delete_constraint(_params(self)["Id"])
+    return EmptyResult()
+
+
+def r_list_constraints_for_portfolio(self):
+    params = _params(self)
+    constraints = _backend(self).list_constraints_for_portfolio(params["PortfolioId"], params.get("ProductId"))
+    page, token = _page([c.detail() for c in constraints], params.get("PageToken"), params.get("PageSize"))
+    return ActionResult({"ConstraintDetails": page, "NextPageToken": token})
+
+
+def r_associate_principal_with_portfolio(self):
+    params = _params(self)
+    _backend(self).associate_principal_with_portfolio(params["PortfolioId"], params["PrincipalARN"], params["PrincipalType"])
+    return EmptyResult()
+
+
+def r_disassociate_principal_from_portfolio(self):
+    params = _params(self)
+    _backend(self).disassociate_principal_from_portfolio(params["PortfolioId"], params["PrincipalARN"], params.get("PrincipalType"))
+    return EmptyResult()
+
+
+def r_list_principals_for_portfolio(self):
+    params = _params(self)
+    backend = _backend(self)
+    _portfolio(backend, params["PortfolioId"])
+    principals = [{"PrincipalARN": arn, "PrincipalType": kind} for arn, kind in _state(backend).principals.get(params["PortfolioId"], [])]
+    page, token = _page(principals, params.get("PageToken"), params.get("PageSize"))
+    return ActionResult({"Principals": page, "NextPageToken": token})
+
+
+def r_update_portfolio_share(self):
+    params = _params(self)
+    token = _backend(self).update_portfolio_share(params["PortfolioId"], params.get("AccountId"), params.get("OrganizationNode"), params.get("ShareTagOptions"), params.get("SharePrincipals"))
+    return ActionResult({"PortfolioShareToken": token, "Status": "COMPLETED"} if token else {"Status": "COMPLETED"})
+
+
+def r_accept_portfolio_share(self):
+    params = _params(self)
+    _backend(self).accept_portfolio_share(params["PortfolioId"], params.get("PortfolioShareType"))
+    return EmptyResult()
+
+
+def r_list_accepted_portfolio_shares(self):
+    params = _params(self)
+    portfolios = _backend(self).list_accepted_portfolio_shares(params.get("PortfolioShareType"))
+    page, token = _page([p.to_dict() for p in portfolios], params.get("PageToken"), params.get("PageSize"))
+    return ActionResult({"PortfolioDetails": page, "NextPageToken": token})
+
+
+def r_enable_aws_organizations_access(self):
+    _state(_backend(self)).organizations_access = "ENABLED"
+    return EmptyResult()
+
+
+def r_disable_aws_organizations_access(self):
+    _state(_backend(self)).organizations_access = "DISABLED"
+    return EmptyResult()
+
+
+def r_get_aws_organizations_access_status(self):
+    return ActionResult({"AccessStatus": _state(_backend(self)).organizations_access})
+
+
+def r_provision_product(self):
+    params = _params(self)
+    record = _backend(self).provision_product(params.get("ProductId"), params.get("ProductName"), params.get("ProvisioningArtifactId"), params.get("ProvisioningArtifactName"), params["ProvisionedProductName"], params.get("Tags"))
+    return ActionResult({"RecordDetail": record})
+
+
+def r_scan_provisioned_products(self):
+    params = _params(self)
+    page, token = _page(_all_provisioned(_backend(self)), params.get("PageToken"), params.get("PageSize"))
+    return ActionResult({"ProvisionedProducts": page, "NextPageToken": token})
+
+
+def r_search_provisioned_products(self):
+    params = _params(self)
+    items = _all_provisioned(_backend(self))
+    page, token = _page(items, params.get("PageToken"), params.get("PageSize"))
+    return ActionResult({"ProvisionedProducts": page, "TotalResultsCount": len(items), "NextPageToken": token})
+
+
+_BACKEND_METHODS = {
+    "create_product": create_product,
+    "delete_product": delete_product,
+    "delete_portfolio": delete_portfolio,
+    "update_product": update_product,
+    "update_portfolio": update_portfolio,
+    "associate_product_with_portfolio": associate_product_with_portfolio,
+    "disassociate_product_from_portfolio": disassociate_product_from_portfolio,
+    "search_products_as_admin": search_products_as_admin,
+    "list_portfolios_for_product": list_portfolios_for_product,
+    "create_provisioning_artifact": create_provisioning_artifact,
+    "update_provisioning_artifact": update_provisioning_artifact,
+    "delete_provisioning_artifact": delete_provisioning_artifact,
+    "create_constraint": create_constraint,
+    "update_constraint": update_constraint,
+    "delete_constraint": delete_constraint,
+    "list_constraints_for_portfolio": list_constraints_for_portfolio,
+    "associate_principal_with_portfolio": associate_principal_with_portfolio,
+    "disassociate_principal_from_portfolio": disassociate_principal_from_portfolio,
+    "create_portfolio_share": create_portfolio_share,
+    "update_portfolio_share": update_portfolio_share,
+    "delete_portfolio_share": delete_portfolio_share,
+    "describe_portfolio_shares": describe_portfolio_shares,
+    "accept_portfolio_share": accept_portfolio_share,
+    "list_accepted_portfolio_shares": list_accepted_portfolio_shares,
+    "provision_product": provision_product,
+}
+
+
+def apply() -> None:
+    """Add the methods above to moto's Service Catalog backend and response classes (idempotent)."""
+    for name, function in _BACKEND_METHODS.items():
+        setattr(models.ServiceCatalogBackend, name, function)
+    for name, function in list(globals().items()):
+        if name.startswith("r_") and callable(function):
+            setattr(responses.ServiceCatalogResponse, name[2:], function)

@@ -1,0 +1,439 @@
+"""The adapter between the catalog plan and AWS: the only module of ``publish`` that calls
+S3, Service Catalog, Organizations and STS.
+
+``CatalogPublisher.read_state`` reads what exists (with botocore paginators wherever
+botocore has one) into :class:`deploy.catalog.LiveState`; ``execute`` carries out the
+actions of a :class:`deploy.catalog.Plan` in order and stops at the first failed call,
+reporting what was done. Retries are botocore's (``deploy.clients.RETRY_CONFIG``).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Callable
+from urllib.parse import quote, urlparse
+
+import boto3
+from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError, PartialCredentialsError
+
+from deploy.catalog import (
+    Action,
+    ArtifactState,
+    BucketState,
+    Catalog,
+    ConstraintState,
+    Identity,
+    LiveState,
+    Plan,
+    PortfolioState,
+    ProductState,
+    ShareState,
+    default_bucket_name,
+)
+from deploy.clients import Clients
+from deploy.errors import InputError, RolloutError
+
+_PRODUCT_FIELDS = {"Owner": "Owner", "ShortDescription": "Description", "Distributor": "Distributor", "SupportDescription": "SupportDescription", "SupportEmail": "SupportEmail", "SupportUrl": "SupportUrl"}
+_NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
+
+
+def _code(error: ClientError) -> str:
+    return error.response.get("Error", {}).get("Code", "")
+
+
+def _tags(items) -> dict[str, str]:
+    return {t["Key"]: t.get("Value", "") for t in items or []}
+
+
+def _tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
+
+
+def _created(value) -> str:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value or "")
+
+
+@dataclass
+class ExecutionResult:
+    done: list[dict] = field(default_factory=list)
+    failed: dict | None = None
+    portfolio_id: str | None = None
+    product_ids: dict = field(default_factory=dict)
+    version_ids: dict = field(default_factory=dict)  # product name -> current version id
+
+
+class PublishFailed(RolloutError):
+    """An AWS call of the execution failed; ``result`` tells what had been done before."""
+
+    def __init__(self, message: str, result: ExecutionResult):
+        super().__init__(message)
+        self.result = result
+
+
+class CatalogPublisher:
+    """Reads the live state of one catalog and applies plans to it, through ``clients``."""
+
+    def __init__(self, clients: Clients, region: str | None = None):
+        self.clients = clients
+        self.region = region or clients.session.region_name
+        if not self.region:
+            raise InputError("no AWS region: set 'region' in the catalog, or AWS_REGION / AWS_DEFAULT_REGION")
+
+    def _client(self, service: str):
+        return self.clients.client(service, self.region)
+
+    @property
+    def sc(self):
+        return self._client("servicecatalog")
+
+    @property
+    def s3(self):
+        return self._client("s3")
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def identity(self) -> Identity:
+        """The caller's account and partition (credentials problems are input errors: exit 2)."""
+        try:
+            caller = self._client("sts").get_caller_identity()
+        except (NoCredentialsError, PartialCredentialsError) as error:
+            raise InputError(f"no usable AWS credentials ({error}); configure a profile or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY") from None
+        except NoRegionError:
+            raise InputError("no AWS region: set 'region' in the catalog, or AWS_REGION") from None
+        except ClientError as error:
+            raise InputError(f"the AWS credentials were refused: {error}") from None
+        return Identity(account=caller["Account"], partition=caller["Arn"].split(":")[1], region=self.region)
+
+    def check_targets(self, catalog: Catalog) -> None:
+        """Check through Organizations that every OU shared with exists (exit 2 before any write)."""
+        if not catalog.shares.organizational_units:
+            return
+        org = self._client("organizations")
+        for index, ou in enumerate(catalog.shares.organizational_units):
+            try:
+                org.describe_organizational_unit(OrganizationalUnitId=ou)
+            except ClientError as error:
+                if _code(error) in ("OrganizationalUnitNotFoundException", "AWSOrganizationsNotInUseException", "InvalidInputException"):
+                    raise InputError(f"organizational unit {ou} not found in the caller's organization ({_code(error)})", source=catalog.source, where="shares", key=f"shares.organizational_units[{index}]") from None
+                raise
+
+    def read_state(self, catalog: Catalog, identity: Identity) -> LiveState:
+        bucket_name = catalog.bucket_name or default_bucket_name(identity)
+        bucket = self._read_bucket(catalog, bucket_name)
+        portfolio = self._read_portfolio(catalog)
+        products, foreign, constraints, principals = {}, (), (), frozenset()
+        account_shares, node_shares = {}, {}
+        all_products = self._search_products()
+        in_portfolio = set()
+        if portfolio:
+            in_portfolio = {p["ProductId"] for p in self._search_products(portfolio.id)}
+        for spec in catalog.products:
+            matches = [p for p in all_products if p["Name"] == spec.name]
+            if len(matches) > 1:
+                inside = [p for p in matches if p["ProductId"] in in_portfolio]
+                if len(inside) != 1:
+                    ids = ", ".join(p["ProductId"] for p in matches)
+                    raise RolloutError(f"{len(matches)} products are named {spec.name!r} ({ids}) and not exactly one is in portfolio {catalog.portfolio_name!r}: delete or rename the extra ones")
+                matches = inside
+            if matches:
+                products[spec.name] = self._read_product(matches[0]["ProductId"], in_portfolio)
+        if portfolio:
+            known = {p.id for p in products.values()}
+            foreign = tuple(self._read_product(pid, in_portfolio, artifacts=False) for pid in sorted(in_portfolio - known))
+            constraints = self._read_constraints(portfolio.id)
+            principals = frozenset((p["PrincipalARN"], p["PrincipalType"]) for p in self._paginate("list_principals_for_portfolio", "Principals", PortfolioId=portfolio.id))
+            account_shares, node_shares = self._read_shares(portfolio.id)
+        organization_id = access = None
+        if catalog.shares.organization:
+            organization_id = self._client("organizations").describe_organization()["Organization"]["Id"]
+        if catalog.shares.needs_organizations:
+            access = self.sc.get_aws_organizations_access_status().get("AccessStatus")
+        in_use = frozenset()
+        if any(p.versions.keep is not None for p in catalog.products) and products:
+            in_use = frozenset(p.get("ProvisioningArtifactId") for p in self._paginate("scan_provisioned_products", "ProvisionedProducts", AccessLevelFilter={"Key": "Account", "Value": "self"}))
+        return LiveState(
+            bucket_name=bucket_name,
+            bucket=bucket,
+            portfolio=portfolio,
+            products=products,
+            foreign_products=foreign,
+            constraints=constraints,
+            principals=principals,
+            account_shares=account_shares,
+            node_shares=node_shares,
+            organization_id=organization_id,
+            organizations_access=access,
+            in_use=in_use,
+        )
+
+    def _paginate(self, operation: str, key: str, **kwargs) -> list:
+        return list(self.sc.get_paginator(operation).paginate(**kwargs).search(f"{key}[]"))
+
+    def _read_bucket(self, catalog: Catalog, name: str) -> BucketState:
+        s3 = self.s3
+        try:
+            s3.head_bucket(Bucket=name)
+        except ClientError as error:
+            if _code(error) in _NOT_FOUND:
+                return BucketState()
+            raise RolloutError(f"bucket {name} exists but this account cannot use it ({_code(error)}): set bucket.name in the catalog to a bucket of yours") from None
+        try:
+            rules = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"]
+            encrypted = any(r.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm", "").startswith("aws:kms") for r in rules)
+        except ClientError as error:
+            if _code(error) != "ServerSideEncryptionConfigurationNotFoundError":
+                raise
+            encrypted = False
+        versioned = s3.get_bucket_versioning(Bucket=name).get("Status") == "Enabled"
+        try:
+            block = s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"]
+            blocked = all(block.get(k) for k in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"))
+        except ClientError as error:
+            if _code(error) != "NoSuchPublicAccessBlockConfiguration":
+                raise
+            blocked = False
+        keys = set()
+        for key in sorted({catalog.s3_key(p) for p in catalog.products}):
+            try:
+                s3.head_object(Bucket=name, Key=key)
+                keys.add(key)
+            except ClientError as error:
+                if _code(error) not in _NOT_FOUND:
+                    raise
+        return BucketState(exists=True, encrypted=encrypted, versioned=versioned, public_access_blocked=blocked, keys=frozenset(keys))
+
+    def _read_portfolio(self, catalog: Catalog) -> PortfolioState | None:
+        matches = [p for p in self._paginate("list_portfolios", "PortfolioDetails") if p["DisplayName"] == catalog.portfolio_name]
+        if not matches:
+            return None
+        if len(matches) > 1:
+            raise RolloutError(f"{len(matches)} portfolios are named {catalog.portfolio_name!r} ({', '.join(p['Id'] for p in matches)}): delete or rename the extra ones")
+        described = self.sc.describe_portfolio(Id=matches[0]["Id"])
+        detail = described["PortfolioDetail"]
+        return PortfolioState(id=detail["Id"], name=detail["DisplayName"], description=detail.get("Description", ""), provider=detail.get("ProviderName", ""), tags=_tags(described.get("Tags")))
+
+    def _search_products(self, portfolio_id: str | None = None) -> list[dict]:
+        kwargs = {"PortfolioId": portfolio_id} if portfolio_id else {}
+        return [d["ProductViewSummary"] for d in self._paginate("search_products_as_admin", "ProductViewDetails", **kwargs)]
+
+    def _read_product(self, product_id: str, in_portfolio: set, artifacts: bool = True) -> ProductState:
+        described = self.sc.describe_product_as_admin(Id=product_id)
+        summary = described["ProductViewDetail"]["ProductViewSummary"]
+        fields = {ours: summary.get(theirs, "") or "" for theirs, ours in _PRODUCT_FIELDS.items()}
+        found: tuple = ()
+        if artifacts:
+            # ListProvisioningArtifacts has no pagination: one call returns every version.
+            details = self.sc.list_provisioning_artifacts(ProductId=product_id).get("ProvisioningArtifactDetails", [])
+            found = tuple(
+                ArtifactState(id=d["Id"], name=d.get("Name", ""), created=_created(d.get("CreatedTime")), active=d.get("Active", True), guidance=d.get("Guidance", "DEFAULT"))
+                for d in details
+            )
+        return ProductState(id=product_id, name=summary["Name"], fields=fields, tags=_tags(described.get("Tags")), artifacts=found, in_portfolio=product_id in in_portfolio)
+
+    def _read_constraints(self, portfolio_id: str) -> tuple[ConstraintState, ...]:
+        out = []
+        for detail in self._paginate("list_constraints_for_portfolio", "ConstraintDetails", PortfolioId=portfolio_id):
+            parameters = {}
+            if detail["Type"] == "LAUNCH":
+                raw = self.sc.describe_constraint(Id=detail["ConstraintId"]).get("ConstraintParameters") or "{}"
+                try:
+                    parameters = json.loads(raw)
+                except ValueError:
+                    parameters = {"unparsed": raw}
+            out.append(ConstraintState(id=detail["ConstraintId"], product_id=detail["ProductId"], type=detail["Type"], parameters=parameters))
+        return tuple(out)
+
+    def _read_shares(self, portfolio_id: str) -> tuple[dict, dict]:
+        accounts, nodes = {}, {}
+        for share_type in ("ACCOUNT", "ORGANIZATION", "ORGANIZATIONAL_UNIT"):
+            # botocore has no paginator for DescribePortfolioShares: follow its PageToken.
+            kwargs = {"PortfolioId": portfolio_id, "Type": share_type}
+            while True:
+                page = self.sc.describe_portfolio_shares(**kwargs)
+                for detail in page.get("PortfolioShareDetails", []):
+                    state = ShareState(share_principals=detail.get("SharePrincipals", False), share_tag_options=detail.get("ShareTagOptions", False), accepted=detail.get("Accepted", False))
+                    if share_type == "ACCOUNT":
+                        accounts[detail["PrincipalId"]] = state
+                    else:
+                        nodes[(share_type, detail["PrincipalId"])] = state
+                if not page.get("NextPageToken"):
+                    break
+                kwargs["PageToken"] = page["NextPageToken"]
+        return accounts, nodes
+
+    # --- writing ---------------------------------------------------------------------------
+
+    def template_url(self, bucket: str, key: str) -> str:
+        """The HTTPS URL Service Catalog loads the template from (path style off AWS, e.g. locally)."""
+        endpoint = self.s3.meta.endpoint_url.rstrip("/")
+        host = urlparse(endpoint).hostname or ""
+        if host.startswith("s3") and (host.endswith(".amazonaws.com") or host.endswith(".amazonaws.com.cn")) and "." not in bucket:
+            return f"https://{bucket}.{host}/{quote(key)}"
+        return f"{endpoint}/{bucket}/{quote(key)}"
+
+    def execute(self, plan: Plan, catalog: Catalog, state: LiveState, identity: Identity, progress: Callable[[Action], None] | None = None) -> ExecutionResult:
+        """Carry out ``plan`` in order; raise PublishFailed at the first failed call."""
+        result = ExecutionResult(portfolio_id=state.portfolio.id if state.portfolio else None, product_ids={name: p.id for name, p in state.products.items()})
+        bodies = {str(p.path): p.body for p in catalog.products}
+        for action in plan.actions:
+            if progress:
+                progress(action)
+            try:
+                outcome = getattr(self, f"_do_{action.op}")(action, result, catalog, identity, bodies) or {}
+            except ClientError as error:
+                result.failed = {**action.to_dict(), "error": _code(error), "message": error.response.get("Error", {}).get("Message", str(error))}
+                raise PublishFailed(f"{action.op} {action.target} failed: {_code(error)}: {result.failed['message']}", result) from None
+            result.done.append({**action.to_dict(), **outcome})
+        return result
+
+    def _product_id(self, result: ExecutionResult, name: str) -> str:
+        return result.product_ids[name]
+
+    def _do_create_bucket(self, action, result, catalog, identity, bodies):
+        kwargs = {"Bucket": action.target}
+        if self.region != "us-east-1":
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
+        self.s3.create_bucket(**kwargs)
+
+    def _do_put_bucket_encryption(self, action, result, catalog, identity, bodies):
+        default = {"SSEAlgorithm": "aws:kms"}
+        if catalog.kms_key_id:
+            default["KMSMasterKeyID"] = catalog.kms_key_id
+        self.s3.put_bucket_encryption(Bucket=action.target, ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": default, "BucketKeyEnabled": True}]})
+
+    def _do_put_bucket_versioning(self, action, result, catalog, identity, bodies):
+        self.s3.put_bucket_versioning(Bucket=action.target, VersioningConfiguration={"Status": "Enabled"})
+
+    def _do_put_public_access_block(self, action, result, catalog, identity, bodies):
+        self.s3.put_public_access_block(Bucket=action.target, PublicAccessBlockConfiguration={"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
+
+    def _do_upload_template(self, action, result, catalog, identity, bodies):
+        p = action.params
+        kwargs = {"ServerSideEncryption": "aws:kms", **({"SSEKMSKeyId": catalog.kms_key_id} if catalog.kms_key_id else {})}
+        self.s3.put_object(Bucket=p["bucket"], Key=p["key"], Body=bodies[p["path"]], ContentType="application/x-yaml", Metadata={"sha256": p["sha256"]}, **kwargs)
+
+    def _do_create_portfolio(self, action, result, catalog, identity, bodies):
+        p = action.params
+        detail = self.sc.create_portfolio(DisplayName=action.target, ProviderName=p["provider"], Description=p["description"], Tags=_tag_list(p["tags"]), IdempotencyToken=str(uuid.uuid4()))["PortfolioDetail"]
+        result.portfolio_id = detail["Id"]
+        return {"id": detail["Id"]}
+
+    def _do_update_portfolio(self, action, result, catalog, identity, bodies):
+        p = action.params
+        kwargs = {"Id": result.portfolio_id}
+        if "provider" in p:
+            kwargs["ProviderName"] = p["provider"]
+        if "description" in p:
+            kwargs["Description"] = p["description"]
+        if p.get("add_tags"):
+            kwargs["AddTags"] = _tag_list(p["add_tags"])
+        self.sc.update_portfolio(**kwargs)
+
+    def _artifact_parameters(self, p: dict) -> dict:
+        return {"Name": p["version"], "Description": p["description"], "Type": "CLOUD_FORMATION_TEMPLATE", "Info": {"LoadTemplateFromURL": self.template_url(p["bucket"], p["key"])}}
+
+    def _do_create_product(self, action, result, catalog, identity, bodies):
+        p = action.params
+        fields = {k: v for k, v in p["fields"].items() if v}
+        response = self.sc.create_product(
+            Name=p["product"], ProductType="CLOUD_FORMATION_TEMPLATE", Tags=_tag_list(p["tags"]),
+            ProvisioningArtifactParameters=self._artifact_parameters(p), IdempotencyToken=str(uuid.uuid4()), **fields,
+        )
+        product_id = response["ProductViewDetail"]["ProductViewSummary"]["ProductId"]
+        version_id = response.get("ProvisioningArtifactDetail", {}).get("Id")
+        result.product_ids[p["product"]] = product_id
+        result.version_ids[p["product"]] = version_id
+        return {"id": product_id, "version_id": version_id}
+
+    def _do_update_product(self, action, result, catalog, identity, bodies):
+        p = action.params
+        kwargs = {"Id": self._product_id(result, p["product"]), **p.get("fields", {})}
+        if p.get("add_tags"):
+            kwargs["AddTags"] = _tag_list(p["add_tags"])
+        if p.get("remove_tags"):
+            kwargs["RemoveTags"] = p["remove_tags"]
+        self.sc.update_product(**kwargs)
+
+    def _do_create_version(self, action, result, catalog, identity, bodies):
+        p = action.params
+        detail = self.sc.create_provisioning_artifact(ProductId=self._product_id(result, p["product"]), Parameters=self._artifact_parameters(p), IdempotencyToken=str(uuid.uuid4()))["ProvisioningArtifactDetail"]
+        result.version_ids[p["product"]] = detail["Id"]
+        return {"version_id": detail["Id"]}
+
+    def _set_active(self, action, result, active: bool):
+        p = action.params
+        self.sc.update_provisioning_artifact(ProductId=self._product_id(result, p["product"]), ProvisioningArtifactId=p["version_id"], Active=active)
+
+    def _do_activate_version(self, action, result, catalog, identity, bodies):
+        self._set_active(action, result, True)
+
+    def _do_deactivate_version(self, action, result, catalog, identity, bodies):
+        self._set_active(action, result, False)
+
+    def _do_delete_version(self, action, result, catalog, identity, bodies):
+        p = action.params
+        try:
+            self.sc.delete_provisioning_artifact(ProductId=self._product_id(result, p["product"]), ProvisioningArtifactId=p["version_id"])
+        except ClientError as error:
+            # A provisioned product we could not see (another account's) still uses it: keep it.
+            if _code(error) != "ResourceInUseException":
+                raise
+            return {"skipped": "in use by a provisioned product"}
+
+    def _do_associate_product(self, action, result, catalog, identity, bodies):
+        self.sc.associate_product_with_portfolio(ProductId=self._product_id(result, action.params["product"]), PortfolioId=result.portfolio_id)
+
+    def _do_create_launch_constraint(self, action, result, catalog, identity, bodies):
+        p = action.params
+        detail = self.sc.create_constraint(
+            PortfolioId=result.portfolio_id, ProductId=self._product_id(result, p["product"]), Type="LAUNCH",
+            Parameters=json.dumps(p["parameters"], sort_keys=True), Description="Launch role: users need no rights on the product's resources", IdempotencyToken=str(uuid.uuid4()),
+        )["ConstraintDetail"]
+        return {"constraint_id": detail["ConstraintId"]}
+
+    def _do_update_launch_constraint(self, action, result, catalog, identity, bodies):
+        p = action.params
+        self.sc.update_constraint(Id=p["constraint_id"], Parameters=json.dumps(p["parameters"], sort_keys=True))
+
+    def _do_delete_constraint(self, action, result, catalog, identity, bodies):
+        self.sc.delete_constraint(Id=action.params["constraint_id"])
+
+    def _do_disassociate_product(self, action, result, catalog, identity, bodies):
+        self.sc.disassociate_product_from_portfolio(ProductId=action.params["product_id"], PortfolioId=result.portfolio_id)
+
+    def _do_associate_principal(self, action, result, catalog, identity, bodies):
+        self.sc.associate_principal_with_portfolio(PortfolioId=result.portfolio_id, PrincipalARN=action.params["arn"], PrincipalType=action.params["type"])
+
+    def _do_disassociate_principal(self, action, result, catalog, identity, bodies):
+        self.sc.disassociate_principal_from_portfolio(PortfolioId=result.portfolio_id, PrincipalARN=action.params["arn"], PrincipalType=action.params["type"])
+
+    def _do_enable_organizations_access(self, action, result, catalog, identity, bodies):
+        self.sc.enable_aws_organizations_access()
+
+    def _share_target(self, p: dict) -> dict:
+        if "account" in p:
+            return {"AccountId": p["account"]}
+        return {"OrganizationNode": {"Type": p["node_type"], "Value": p["node"]}}
+
+    def _do_create_share(self, action, result, catalog, identity, bodies):
+        p = action.params
+        response = self.sc.create_portfolio_share(PortfolioId=result.portfolio_id, ShareTagOptions=p["share_tag_options"], SharePrincipals=p["share_principals"], **self._share_target(p))
+        return {"share_token": response["PortfolioShareToken"]} if response.get("PortfolioShareToken") else {}
+
+    def _do_update_share(self, action, result, catalog, identity, bodies):
+        p = action.params
+        self.sc.update_portfolio_share(PortfolioId=result.portfolio_id, ShareTagOptions=p["share_tag_options"], SharePrincipals=p["share_principals"], **self._share_target(p))
+
+    def _do_delete_share(self, action, result, catalog, identity, bodies):
+        self.sc.delete_portfolio_share(PortfolioId=result.portfolio_id, **self._share_target(action.params))
+
+    def _do_accept_share(self, action, result, catalog, identity, bodies):
+        """Accept the share in the recipient account, as the role the catalog names there."""
+        p = action.params
+        role_arn = f"arn:{identity.partition}:iam::{p['account']}:role/{p['role']}"
+        credentials = self._client("sts").assume_role(RoleArn=role_arn, RoleSessionName="sm-deploy-accept-portfolio-share")["Credentials"]
+        session = boto3.session.Session(aws_access_key_id=credentials["AccessKeyId"], aws_secret_access_key=credentials["SecretAccessKey"], aws_session_token=credentials["SessionToken"], region_name=self.region)
+        recipient = Clients(session=session, counter=self.clients.counter, config=self.clients.config).client("servicecatalog", self.region)
+        recipient.accept_portfolio_share(PortfolioId=result.portfolio_id, PortfolioShareType="IMPORTED")
