@@ -1,0 +1,487 @@
+"""The custom security rules in generator/rules: each fails on a broken fragment, passes on a
+correct one, and finds nothing in any generated template.
+
+Rules are loaded the way cfn-lint's ``--append-rules generator/rules`` loads them (from the
+directory, by file path), so these tests hold whether or not the generator's own lint gate
+has the rules switched on.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cfnlint.api import lint
+from cfnlint.rules import RulesCollection
+
+ROOT = Path(__file__).resolve().parents[1]
+RULES_DIR = ROOT / "generator" / "rules"
+TEMPLATES = sorted((ROOT / "templates").glob("*.yaml"))
+EXPECTED_IDS = {
+    "E9101", "E9102", "E9103", "E9104", "E9105",
+    "E9201", "E9202",
+    "E9301", "E9302", "E9303", "E9304",
+    "E9401", "E9402", "E9403",
+    "E9501",
+}
+
+
+@pytest.fixture(scope="module")
+def rules() -> RulesCollection:
+    collection = RulesCollection(include_rules=["E9", "W9"])
+    collection.create_from_directory(str(RULES_DIR))
+    return collection
+
+
+def findings(rules, resources: dict, parameters: dict | None = None, conditions: dict | None = None) -> list[tuple[str, str]]:
+    """(rule id, message) of every custom-rule finding on a template of ``resources``."""
+    template = {"AWSTemplateFormatVersion": "2010-09-09", "Resources": resources}
+    if parameters:
+        template["Parameters"] = parameters
+    if conditions:
+        template["Conditions"] = conditions
+    return [(m.rule.id, m.message) for m in lint(json.dumps(template), rules=rules, regions=["us-east-1"])]
+
+
+def ids(rules, resources, **kwargs) -> set[str]:
+    return {rule_id for rule_id, _ in findings(rules, resources, **kwargs)}
+
+
+# --- shared pieces of good fragments ----------------------------------------------------------
+
+ROOT_ARN = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}
+VPC_CONFIG = {"SecurityGroupIds": [{"Ref": "Sg"}], "Subnets": [{"Ref": "SubnetA"}, {"Ref": "SubnetB"}]}
+
+
+def key(**overrides) -> dict:
+    properties = {
+        "EnableKeyRotation": True,
+        "KeyPolicy": {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Sid": "Root", "Effect": "Allow", "Principal": {"AWS": ROOT_ARN}, "Action": "kms:*", "Resource": "*"},
+                {"Sid": "Use", "Effect": "Allow", "Principal": {"AWS": {"Fn::GetAtt": ["Role", "Arn"]}},
+                 "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": "*"},
+            ],
+        },
+    }
+    properties.update(overrides)
+    return {"Type": "AWS::KMS::Key", "Properties": properties}
+
+
+def bucket(**overrides) -> dict:
+    properties = {
+        "BucketEncryption": {"ServerSideEncryptionConfiguration": [
+            {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": {"Fn::GetAtt": ["Key", "Arn"]}}}
+        ]},
+        "PublicAccessBlockConfiguration": {
+            "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True,
+        },
+        "VersioningConfiguration": {"Status": "Enabled"},
+    }
+    properties.update(overrides)
+    return {"Type": "AWS::S3::Bucket", "Properties": properties}
+
+
+DENY_TLS = {
+    "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+    "Resource": [{"Fn::GetAtt": ["Bucket", "Arn"]}, {"Fn::Join": ["", [{"Fn::GetAtt": ["Bucket", "Arn"]}, "/*"]]}],
+    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+}
+DENY_OUTSIDE_VPCE = {
+    "Sid": "DenyOutsideVpcEndpoint", "Effect": "Deny", "Principal": {"AWS": "*"}, "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+    "Resource": {"Fn::Sub": "${Bucket.Arn}/*"},
+    "Condition": {"StringNotEquals": {"aws:SourceVpce": {"Ref": "S3Endpoint"}}},
+}
+
+
+def bucket_policy(*statements) -> dict:
+    return {"Type": "AWS::S3::BucketPolicy", "Properties": {
+        "Bucket": {"Ref": "Bucket"},
+        "PolicyDocument": {"Version": "2012-10-17", "Statement": list(statements)},
+    }}
+
+
+def storage(bucket_resource=None, *statements) -> dict:
+    return {"Key": key(), "Bucket": bucket_resource or bucket(), "BucketPolicy": bucket_policy(*(statements or (DENY_TLS,)))}
+
+
+S3_ENDPOINT = {"Type": "AWS::EC2::VPCEndpoint", "Properties": {
+    "VpcId": {"Ref": "Vpc"}, "ServiceName": {"Fn::Sub": "com.amazonaws.${AWS::Region}.s3"}, "VpcEndpointType": "Gateway",
+}}
+
+
+def role(trust_statement=None, *policy_statements) -> dict:
+    trust = trust_statement or {
+        "Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole",
+    }
+    properties = {"AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [trust]}}
+    if policy_statements:
+        properties["Policies"] = [{"PolicyName": "Inline", "PolicyDocument": {"Version": "2012-10-17", "Statement": list(policy_statements)}}]
+    return {"Type": "AWS::IAM::Role", "Properties": properties}
+
+
+def allow(actions, resources, **extra) -> dict:
+    return {"Effect": "Allow", "Action": actions, "Resource": resources, **extra}
+
+
+def mutate(resource: dict, path: tuple, value) -> dict:
+    """A deep copy of ``resource`` with the value at ``path`` replaced (or removed when ``value`` is ...)."""
+    out = copy.deepcopy(resource)
+    node = out
+    for step in path[:-1]:
+        node = node[step]
+    if value is ...:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return out
+
+
+# --- loading --------------------------------------------------------------------------------
+
+
+def test_every_rule_loads_with_its_own_id_and_description(rules):
+    loaded = {rule.id: rule for rule in rules.rules.values() if rule.id[:2] in ("E9", "W9")}
+    assert set(loaded) == EXPECTED_IDS
+    for rule in loaded.values():
+        assert rule.shortdesc and len(rule.description) > 40 and rule.source_url.startswith("https://"), rule.id
+
+
+def test_cfn_lint_command_line_appends_the_rules(tmp_path):
+    """What a user runs: ``cfn-lint --append-rules generator/rules`` reports a custom rule's id."""
+    template = tmp_path / "key.json"
+    template.write_text(json.dumps({"Resources": {"Key": {"Type": "AWS::KMS::Key", "Properties": {"KeyPolicy": key()["Properties"]["KeyPolicy"]}}}}))
+    cfn_lint = Path(sys.executable).with_name("cfn-lint")
+    result = subprocess.run(
+        [str(cfn_lint), "--append-rules", "generator/rules", "--format", "parseable", "--", str(template)],
+        capture_output=True, text=True, cwd=ROOT, check=False,
+    )
+    assert "E9201" in result.stdout, result.stdout + result.stderr
+    assert result.returncode != 0
+
+
+# --- S3 ---------------------------------------------------------------------------------------
+
+
+def test_good_storage_passes(rules):
+    assert findings(rules, storage()) == []
+
+
+@pytest.mark.parametrize(
+    "broken, rule",
+    [
+        (mutate(bucket(), ("Properties", "BucketEncryption"), ...), "E9101"),
+        (mutate(bucket(), ("Properties", "BucketEncryption", "ServerSideEncryptionConfiguration", 0, "ServerSideEncryptionByDefault"), {"SSEAlgorithm": "AES256"}), "E9101"),
+        (mutate(bucket(), ("Properties", "BucketEncryption", "ServerSideEncryptionConfiguration", 0, "ServerSideEncryptionByDefault"), {"SSEAlgorithm": "aws:kms"}), "E9101"),
+        (mutate(bucket(), ("Properties", "BucketEncryption", "ServerSideEncryptionConfiguration", 0, "ServerSideEncryptionByDefault", "KMSMasterKeyID"), "alias/aws/s3"), "E9101"),
+        (mutate(bucket(), ("Properties", "PublicAccessBlockConfiguration"), ...), "E9102"),
+        (mutate(bucket(), ("Properties", "PublicAccessBlockConfiguration", "RestrictPublicBuckets"), False), "E9102"),
+        (mutate(bucket(), ("Properties", "VersioningConfiguration"), ...), "E9103"),
+        (mutate(bucket(), ("Properties", "VersioningConfiguration", "Status"), "Suspended"), "E9103"),
+    ],
+    ids=["no-encryption", "sse-s3", "aws-managed-default-key", "aws-managed-alias", "no-public-access-block",
+         "one-public-access-setting-false", "no-versioning", "versioning-suspended"],
+)
+def test_broken_bucket_fails(rules, broken, rule):
+    assert ids(rules, storage(broken)) == {rule}
+
+
+def test_bucket_setting_that_one_condition_turns_off_fails(rules):
+    conditional = mutate(bucket(), ("Properties", "VersioningConfiguration"), {"Fn::If": ["Cheap", {"Ref": "AWS::NoValue"}, {"Status": "Enabled"}]})
+    conditions = {"Cheap": {"Fn::Equals": [{"Ref": "AWS::Region"}, "us-east-1"]}}
+    assert ids(rules, storage(conditional), conditions=conditions) == {"E9103"}
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        None,
+        mutate(DENY_TLS, ("Effect",), "Allow"),
+        mutate(DENY_TLS, ("Condition",), {"Bool": {"aws:SecureTransport": "true"}}),
+        mutate(DENY_TLS, ("Action",), "s3:GetObject"),
+        mutate(DENY_TLS, ("Resource",), {"Fn::GetAtt": ["Bucket", "Arn"]}),
+        mutate(DENY_TLS, ("Principal",), {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}),
+        mutate(DENY_TLS, ("Condition",), {"Bool": {"aws:SecureTransport": "false"}, "StringEquals": {"aws:PrincipalAccount": "111122223333"}}),
+    ],
+    ids=["no-policy", "allow-not-deny", "wrong-value", "one-action-only", "bucket-but-not-objects", "one-principal-only", "narrowed-by-another-condition"],
+)
+def test_bucket_without_tls_deny_fails(rules, statement):
+    resources = {"Key": key(), "Bucket": bucket()}
+    if statement is not None:
+        resources["BucketPolicy"] = bucket_policy(statement)
+    assert ids(rules, resources) == {"E9104"}
+
+
+def test_tls_deny_spelled_with_a_physical_bucket_name_passes(rules):
+    named = bucket(BucketName={"Fn::Sub": "${AWS::AccountId}-models"})
+    statement = mutate(DENY_TLS, ("Resource",), [
+        {"Fn::Sub": "arn:${AWS::Partition}:s3:::${AWS::AccountId}-models"},
+        {"Fn::Sub": "arn:${AWS::Partition}:s3:::${AWS::AccountId}-models/*"},
+    ])
+    assert findings(rules, storage(named, statement)) == []
+
+
+def test_environment_bucket_denying_outside_vpc_endpoint_passes(rules):
+    resources = {**storage(None, DENY_TLS, DENY_OUTSIDE_VPCE), "S3Endpoint": S3_ENDPOINT}
+    assert findings(rules, resources) == []
+
+
+def test_environment_bucket_may_exempt_named_principals(rules):
+    exempting = mutate(DENY_OUTSIDE_VPCE, ("Condition", "ArnNotLike"), {"aws:PrincipalArn": [{"Fn::Sub": "arn:${AWS::Partition}:iam::${Target}:role/reader"}]})
+    resources = {**storage(None, DENY_TLS, exempting), "S3Endpoint": S3_ENDPOINT}
+    assert findings(rules, resources) == []
+
+
+@pytest.mark.parametrize(
+    "statements",
+    [
+        (DENY_TLS,),
+        (DENY_TLS, mutate(DENY_OUTSIDE_VPCE, ("Action",), "s3:PutObject")),
+        (DENY_TLS, mutate(DENY_OUTSIDE_VPCE, ("Condition",), {"StringNotEquals": {"aws:SourceVpce": "*"}})),
+        (DENY_TLS, mutate(DENY_OUTSIDE_VPCE, ("Condition", "ArnNotLike"), {"aws:PrincipalArn": "*"})),
+        (DENY_TLS, mutate(DENY_OUTSIDE_VPCE, ("Condition",), {"StringEquals": {"aws:SourceVpce": {"Ref": "S3Endpoint"}}})),
+    ],
+    ids=["no-vpce-deny", "writes-only", "any-endpoint", "exempts-everyone", "inverted-operator"],
+)
+def test_environment_bucket_without_vpc_endpoint_deny_fails(rules, statements):
+    resources = {**storage(None, *statements), "S3Endpoint": S3_ENDPOINT}
+    assert ids(rules, resources) == {"E9105"}
+
+
+def test_bucket_outside_an_environment_template_needs_no_vpc_endpoint_deny(rules):
+    assert "E9105" not in ids(rules, storage())
+
+
+# --- KMS --------------------------------------------------------------------------------------
+
+
+def test_good_key_passes(rules):
+    assert findings(rules, {"Key": key()}) == []
+
+
+def test_asymmetric_key_needs_no_rotation(rules):
+    assert findings(rules, {"Key": key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY", EnableKeyRotation=False)}) == []
+
+
+@pytest.mark.parametrize("rotation", [..., False, "false"], ids=["absent", "false", "string-false"])
+def test_key_without_rotation_fails(rules, rotation):
+    assert ids(rules, {"Key": mutate(key(), ("Properties", "EnableKeyRotation"), rotation)}) == {"E9201"}
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        {"Effect": "Allow", "Principal": {"AWS": {"Fn::GetAtt": ["Role", "Arn"]}}, "Action": "kms:*", "Resource": "*"},
+        {"Effect": "Allow", "Principal": {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${OtherAccount}:root"}}, "Action": "kms:*", "Resource": "*"},
+        {"Effect": "Allow", "Principal": "*", "Action": "*", "Resource": "*"},
+        {"Effect": "Allow", "Principal": {"Service": "logs.amazonaws.com"}, "NotAction": "kms:ScheduleKeyDeletion", "Resource": "*"},
+    ],
+    ids=["role", "other-account-root", "everyone-star", "service-notaction"],
+)
+def test_key_policy_full_control_for_non_root_fails(rules, statement):
+    broken = copy.deepcopy(key())
+    broken["Properties"]["KeyPolicy"]["Statement"].append(statement)
+    assert ids(rules, {"Key": broken}) == {"E9202"}
+
+
+# --- SageMaker --------------------------------------------------------------------------------
+
+MODEL = {"Type": "AWS::SageMaker::Model", "Properties": {
+    "ExecutionRoleArn": {"Fn::GetAtt": ["Role", "Arn"]},
+    "PrimaryContainer": {"Image": "image"},
+    "VpcConfig": VPC_CONFIG,
+}}
+PROCESSING_JOB = {"Type": "AWS::SageMaker::ProcessingJob", "Properties": {
+    "AppSpecification": {"ImageUri": "image"}, "RoleArn": {"Fn::GetAtt": ["Role", "Arn"]},
+    "ProcessingResources": {"ClusterConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30}},
+    "NetworkConfig": {"VpcConfig": VPC_CONFIG},
+}}
+MONITORING_JOB = {"Type": "AWS::SageMaker::DataQualityJobDefinition", "Properties": {
+    "DataQualityAppSpecification": {"ImageUri": "image"}, "RoleArn": {"Fn::GetAtt": ["Role", "Arn"]},
+    "DataQualityJobInput": {}, "DataQualityJobOutputConfig": {"MonitoringOutputs": []}, "JobResources": {},
+    "NetworkConfig": {"VpcConfig": VPC_CONFIG},
+}}
+SCHEDULE = {"Type": "AWS::SageMaker::MonitoringSchedule", "Properties": {
+    "MonitoringScheduleName": "schedule",
+    "MonitoringScheduleConfig": {"MonitoringJobDefinition": {"NetworkConfig": {"VpcConfig": VPC_CONFIG}, "RoleArn": "role"}},
+}}
+TRAINING_STEP = {"Name": "Train", "Type": "Training", "Arguments": {"VpcConfig": {"Subnets": ["subnet-1"], "SecurityGroupIds": ["sg-1"]}}}
+
+
+def pipeline(*steps) -> dict:
+    body = {"Version": "2020-12-01", "Steps": list(steps)}
+    return {"Type": "AWS::SageMaker::Pipeline", "Properties": {
+        "PipelineName": "p", "RoleArn": {"Fn::GetAtt": ["Role", "Arn"]},
+        "PipelineDefinition": {"PipelineDefinitionBody": {"Fn::Sub": json.dumps(body)}},
+    }}
+
+
+DOMAIN = {"Type": "AWS::SageMaker::Domain", "Properties": {
+    "AuthMode": "IAM", "DomainName": "d", "VpcId": {"Ref": "Vpc"}, "SubnetIds": [{"Ref": "SubnetA"}],
+    "AppNetworkAccessType": "VpcOnly", "KmsKeyId": {"Ref": "Key"},
+    "DefaultUserSettings": {"ExecutionRole": {"Fn::GetAtt": ["Role", "Arn"]}},
+}}
+ENDPOINT_CONFIG = {"Type": "AWS::SageMaker::EndpointConfig", "Properties": {
+    "KmsKeyId": {"Ref": "Key"},
+    "ProductionVariants": [{"ModelName": "m", "VariantName": "v", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}],
+    "DataCaptureConfig": {"EnableCapture": True, "DestinationS3Uri": "s3://b/c", "KmsKeyId": {"Ref": "Key"},
+                          "InitialSamplingPercentage": 100, "CaptureOptions": [{"CaptureMode": "Input"}]},
+}}
+# Serverless variants cannot take a KmsKeyId (SageMaker rejects it): exempt from the volume check.
+SERVERLESS_ENDPOINT_CONFIG = {"Type": "AWS::SageMaker::EndpointConfig", "Properties": {
+    "ProductionVariants": [{"ModelName": "m", "VariantName": "v", "ServerlessConfig": {"MaxConcurrency": 1, "MemorySizeInMB": 2048}}],
+}}
+NOTEBOOK = {"Type": "AWS::SageMaker::NotebookInstance", "Properties": {
+    "InstanceType": "ml.t3.medium", "RoleArn": {"Fn::GetAtt": ["Role", "Arn"]}, "SubnetId": {"Ref": "SubnetA"},
+    "SecurityGroupIds": [{"Ref": "Sg"}], "DirectInternetAccess": "Disabled", "RootAccess": "Disabled",
+}}
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [MODEL, PROCESSING_JOB, MONITORING_JOB, SCHEDULE, pipeline(TRAINING_STEP), DOMAIN, ENDPOINT_CONFIG, NOTEBOOK,
+     SERVERLESS_ENDPOINT_CONFIG],
+    ids=["model", "processing-job", "monitoring-job", "schedule", "pipeline", "domain", "endpoint-config", "notebook", "serverless-endpoint-config"],
+)
+def test_good_sagemaker_resource_passes(rules, resource):
+    assert findings(rules, {"Resource": resource}) == []
+
+
+@pytest.mark.parametrize(
+    "broken, rule",
+    [
+        (mutate(MODEL, ("Properties", "VpcConfig"), ...), "E9301"),
+        (mutate(MODEL, ("Properties", "VpcConfig", "Subnets"), []), "E9301"),
+        (mutate(PROCESSING_JOB, ("Properties", "NetworkConfig"), {"EnableNetworkIsolation": True}), "E9301"),
+        (mutate(MONITORING_JOB, ("Properties", "NetworkConfig"), ...), "E9301"),
+        (mutate(SCHEDULE, ("Properties", "MonitoringScheduleConfig", "MonitoringJobDefinition", "NetworkConfig"), ...), "E9301"),
+        (pipeline({"Name": "Check", "Type": "Condition", "Arguments": {"IfSteps": [{"Name": "Prep", "Type": "Processing", "Arguments": {}}]}}), "E9301"),
+        (mutate(DOMAIN, ("Properties", "AppNetworkAccessType"), ...), "E9302"),
+        (mutate(DOMAIN, ("Properties", "AppNetworkAccessType"), "PublicInternetOnly"), "E9302"),
+        (mutate(DOMAIN, ("Properties", "KmsKeyId"), ...), "E9302"),
+        (mutate(ENDPOINT_CONFIG, ("Properties", "KmsKeyId"), ...), "E9303"),
+        (mutate(ENDPOINT_CONFIG, ("Properties", "DataCaptureConfig", "KmsKeyId"), ...), "E9303"),
+        (mutate(NOTEBOOK, ("Properties", "DirectInternetAccess"), ...), "E9304"),
+        (mutate(NOTEBOOK, ("Properties", "RootAccess"), "Enabled"), "E9304"),
+        (mutate(NOTEBOOK, ("Properties", "SubnetId"), ...), "E9304"),
+    ],
+    ids=["model-no-vpc", "model-no-subnets", "processing-no-vpc", "monitoring-job-no-vpc", "schedule-no-vpc",
+         "pipeline-nested-step-no-vpc", "domain-default-mode", "domain-public", "domain-no-key", "endpoint-config-no-key",
+         "capture-no-key", "notebook-default-internet", "notebook-root", "notebook-no-subnet"],
+)
+def test_broken_sagemaker_resource_fails(rules, broken, rule):
+    assert ids(rules, {"Resource": broken}) == {rule}
+
+
+# --- IAM --------------------------------------------------------------------------------------
+
+CROSS_ACCOUNT = {"Fn::Sub": "arn:${AWS::Partition}:iam::${ConsumerAccountId}:root"}
+
+
+def trust(principal, condition=None) -> dict:
+    statement = {"Effect": "Allow", "Principal": {"AWS": principal}, "Action": "sts:AssumeRole"}
+    if condition:
+        statement["Condition"] = condition
+    return statement
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        role(None, allow(["s3:GetObject"], {"Fn::Sub": "arn:${AWS::Partition}:s3:::b/*"}), allow(["ecr:GetAuthorizationToken"], "*")),
+        role(trust(CROSS_ACCOUNT, {"StringEquals": {"sts:ExternalId": {"Ref": "ExternalId"}}})),
+        role(trust([CROSS_ACCOUNT], {"StringEquals": {"aws:PrincipalOrgID": "o-abcdefghij"}})),
+        role(trust(ROOT_ARN)),
+        role(None, allow("iam:PassRole", {"Fn::GetAtt": ["Other", "Arn"]}, Condition={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}})),
+        role(None, allow("iam:PassRole", {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/mlops/*"})),
+        role(None, allow("s3:*", {"Fn::Sub": "arn:${AWS::Partition}:s3:::b/*"})),
+    ],
+    ids=["scoped", "external-id", "org-id", "own-account", "passrole-one-role", "passrole-path", "service-star-on-scoped-resource"],
+)
+def test_good_iam_passes(rules, resource):
+    assert findings(rules, {"Role": resource}) == []
+
+
+def test_trust_of_another_role_in_the_same_template_passes(rules):
+    trusting = role(trust({"Fn::GetAtt": ["Other", "Arn"]}))
+    assert findings(rules, {"Role": trusting, "Other": role()}) == []
+
+
+@pytest.mark.parametrize(
+    "resource, rule",
+    [
+        (role(None, allow("*", "*")), {"E9401", "E9403"}),  # * covers iam:PassRole on *
+        (role(None, allow("*", {"Fn::Sub": "arn:${AWS::Partition}:s3:::b"})), "E9401"),
+        (role(None, allow("sagemaker:*", "*")), "E9401"),
+        (role(None, {"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"}), "E9401"),
+        (role(trust(CROSS_ACCOUNT)), "E9402"),
+        (role(trust("*")), "E9402"),
+        (role(trust({"Fn::Sub": "arn:${AWS::Partition}:iam::${Admin}:role/admin"}))
+         , "E9402"),
+        (role(trust(CROSS_ACCOUNT, {"StringEqualsIfExists": {"sts:ExternalId": "x"}})), "E9402"),
+        (role(trust(CROSS_ACCOUNT, {"StringLike": {"aws:PrincipalOrgID": "*"}})), "E9402"),
+        (role(trust(CROSS_ACCOUNT, {"StringNotEquals": {"sts:ExternalId": "x"}})), "E9402"),
+        (role(None, allow("iam:PassRole", "*")), "E9403"),
+        (role(None, allow(["iam:Pass*"], {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/*"})), "E9403"),
+        (role(None, {"Effect": "Allow", "Action": "iam:PassRole", "NotResource": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/admin"}}), "E9403"),
+    ],
+    ids=["star", "star-on-one-resource", "service-star-on-star", "notaction", "other-account-root", "everyone",
+         "other-account-role", "if-exists", "wildcard-org", "negated", "passrole-star", "passrole-every-role", "passrole-notresource"],
+)
+def test_broken_iam_fails(rules, resource, rule):
+    assert ids(rules, {"Role": resource}) == (rule if isinstance(rule, set) else {rule})
+
+
+def test_identity_policy_resources_are_checked_too(rules):
+    managed = {"Type": "AWS::IAM::ManagedPolicy", "Properties": {"PolicyDocument": {
+        "Version": "2012-10-17", "Statement": [allow("iam:PassRole", "*")]}}}
+    assert ids(rules, {"Policy": managed}) == {"E9403"}
+
+
+def test_trust_pinned_in_only_one_branch_fails(rules):
+    condition = {"Fn::If": ["Pinned", {"StringEquals": {"sts:ExternalId": "x-1234567890abcdef"}}, {"Ref": "AWS::NoValue"}]}
+    conditions = {"Pinned": {"Fn::Equals": [{"Ref": "AWS::Region"}, "us-east-1"]}}
+    assert ids(rules, {"Role": role(trust(CROSS_ACCOUNT, condition))}, conditions=conditions) == {"E9402"}
+
+
+# --- EC2 --------------------------------------------------------------------------------------
+
+
+def security_group(*ingress) -> dict:
+    return {"Type": "AWS::EC2::SecurityGroup", "Properties": {
+        "GroupDescription": "sg", "VpcId": {"Ref": "Vpc"}, "SecurityGroupIngress": list(ingress)}}
+
+
+def test_ingress_from_the_vpc_passes(rules):
+    ingress = {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "CidrIp": {"Fn::GetAtt": ["Vpc", "CidrBlock"]}}
+    standalone = {"Type": "AWS::EC2::SecurityGroupIngress", "Properties": {
+        "GroupId": {"Ref": "Sg"}, "IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "SourceSecurityGroupId": {"Ref": "Sg"}}}
+    assert findings(rules, {"Sg": security_group(ingress), "Rule": standalone}) == []
+
+
+@pytest.mark.parametrize(
+    "resources, parameters",
+    [
+        ({"Sg": security_group({"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "CidrIp": "0.0.0.0/0"})}, None),
+        ({"Sg": security_group({"IpProtocol": "-1", "CidrIpv6": "::/0"})}, None),
+        ({"Rule": {"Type": "AWS::EC2::SecurityGroupIngress", "Properties": {"GroupId": "sg-1", "IpProtocol": "-1", "CidrIp": "0.0.0.0/0"}}}, None),
+        ({"Sg": security_group({"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "CidrIp": {"Ref": "Cidr"}})}, {"Cidr": {"Type": "String", "Default": "0.0.0.0/0"}}),
+    ],
+    ids=["ipv4-inline", "ipv6-inline", "standalone-ingress", "parameter-default"],
+)
+def test_ingress_from_the_internet_fails(rules, resources, parameters):
+    assert ids(rules, resources, parameters=parameters) == {"E9501"}
+
+
+# --- every generated template -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=[p.stem for p in TEMPLATES])
+def test_generated_template_passes_every_custom_rule(rules, path):
+    matches = lint(path.read_text(), rules=rules, regions=["us-east-1"])
+    assert [] == [f"{path.name}:{m.linenumber} [{m.rule.id}] {m.message}" for m in matches]
