@@ -1,0 +1,698 @@
+"""The deployment manifest: YAML loading, schema validation and semantic checks.
+
+Everything a user can get wrong in the manifest is caught here, before any AWS call,
+as an ``InputError`` naming the file, the stack set and the key (exit status 2). The
+result is plain frozen data (``Manifest`` / ``StackSetSpec``) that the pure planner
+consumes. OU references by path (``ou:/staging``) stay unresolved here; the adapter
+resolves them through Organizations at plan time.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import yaml
+from jsonschema import Draft202012Validator
+
+from deploy.errors import InputError
+
+ACCOUNT_ID_RE = re.compile(r"^\d{12}$")
+OU_ID_RE = re.compile(r"^ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}$")
+ROOT_ID_RE = re.compile(r"^r-[a-z0-9]{4,32}$")
+# ``ou:/`` is the root, ``ou:/workloads/prod`` a nested OU, named as in Organizations.
+OU_PATH_RE = re.compile(r"^ou:/([^/]+(/[^/]+)*)?$")
+STACK_SET_NAME_RE = r"^[a-zA-Z][-a-zA-Z0-9]{0,127}$"
+IAM_ROLE_ARN_RE = r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$"
+
+# Resource types whose named variants need CAPABILITY_NAMED_IAM (name property per type).
+_NAMED_IAM = {
+    "AWS::IAM::Role": "RoleName",
+    "AWS::IAM::User": "UserName",
+    "AWS::IAM::Group": "GroupName",
+    "AWS::IAM::ManagedPolicy": "ManagedPolicyName",
+    "AWS::IAM::InstanceProfile": "InstanceProfileName",
+}
+
+TOOL_TAG_PREFIX = "sagemaker-stackset-deploy:"
+
+
+def known_regions() -> frozenset[str]:
+    """Every region of every partition botocore knows CloudFormation in (offline data)."""
+    session = boto3.session.Session()
+    regions: set[str] = set()
+    for partition in session.get_available_partitions():
+        regions.update(session.get_available_regions("cloudformation", partition_name=partition))
+    return frozenset(regions)
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class TemplateParameter:
+    """What the manifest needs to know about one template parameter."""
+
+    name: str
+    type: str = "String"
+    default: str | None = None
+    no_echo: bool = False
+    allowed_values: tuple[str, ...] = ()
+    allowed_pattern: str | None = None
+
+    @property
+    def required(self) -> bool:
+        return self.default is None
+
+
+@dataclass(frozen=True)
+class TemplateInfo:
+    """A template file read from disk, with what was derived from it."""
+
+    path: str
+    body: str
+    parameters: dict[str, TemplateParameter]
+    capabilities: tuple[str, ...]
+
+    @property
+    def size(self) -> int:
+        return len(self.body.encode("utf-8"))
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.body.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Override:
+    """Parameter values for the instances of some accounts/OUs in some regions.
+
+    Empty ``accounts`` and ``organizational_units`` mean every target; ``regions`` is
+    always explicit (defaults to the stack set's regions when loaded).
+    """
+
+    accounts: tuple[str, ...]
+    organizational_units: tuple[str, ...]
+    regions: tuple[str, ...]
+    parameters: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class StackSetSpec:
+    """One stack set as the manifest wants it (API spellings for enumerations)."""
+
+    name: str
+    template: TemplateInfo
+    description: str
+    permission_model: str  # SERVICE_MANAGED | SELF_MANAGED
+    call_as: str  # SELF | DELEGATED_ADMIN
+    auto_deployment: bool
+    retain_stacks_on_account_removal: bool
+    retain_stacks: bool
+    administration_role_arn: str | None
+    execution_role_name: str | None
+    organizational_units: tuple[str, ...]  # ids, or ``ou:/path`` until resolved
+    accounts: tuple[str, ...]
+    account_filter: str  # NONE | INTERSECTION | DIFFERENCE | UNION
+    regions: tuple[str, ...]
+    parameters: tuple[tuple[str, str], ...]
+    overrides: tuple[Override, ...]
+    operation_preferences: tuple[tuple[str, Any], ...]
+    depends_on: tuple[str, ...]
+    tags: tuple[tuple[str, str], ...]
+    capabilities: tuple[str, ...]
+
+    @property
+    def service_managed(self) -> bool:
+        return self.permission_model == "SERVICE_MANAGED"
+
+    @property
+    def parameter_dict(self) -> dict[str, str]:
+        return dict(self.parameters)
+
+    def effective_parameters(self) -> dict[str, str]:
+        """Given parameters plus the template's defaults: what the stacks will see."""
+        values = {name: p.default for name, p in self.template.parameters.items() if p.default is not None}
+        values.update(self.parameters)
+        return values
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A validated manifest."""
+
+    path: str
+    admin_region: str
+    admin_account_id: str | None
+    template_bucket: str | None
+    stack_sets: tuple[StackSetSpec, ...]
+    raw_ou_refs: tuple[tuple[str, str, str], ...] = field(default=())  # (stack set, key, ref) for error messages
+
+    def by_name(self) -> dict[str, StackSetSpec]:
+        return {spec.name: spec for spec in self.stack_sets}
+
+    def ou_paths(self) -> set[str]:
+        """Every ``ou:/...`` reference that needs resolving through Organizations."""
+        return {ref for _, _, ref in self.raw_ou_refs if ref.startswith("ou:")}
+
+
+# --------------------------------------------------------------------------- schema
+
+_STRING_LIST = {"type": "array", "items": {"type": "string"}}
+_SCALAR = {"type": ["string", "number", "boolean"]}
+_PARAMETER_VALUES = {
+    "type": "object",
+    "additionalProperties": {"anyOf": [_SCALAR, {"type": "array", "items": _SCALAR}]},
+}
+
+SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["admin_region", "stack_sets"],
+    "properties": {
+        "admin_region": {"type": "string"},
+        "admin_account_id": {"type": "string"},
+        "template_bucket": {"type": "string", "pattern": r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"},
+        "stack_sets": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["name", "template", "regions", "targets"],
+                "properties": {
+                    "name": {"type": "string", "pattern": STACK_SET_NAME_RE},
+                    "template": {"type": "string", "minLength": 1},
+                    "description": {"type": "string", "maxLength": 1024},
+                    "permission_model": {"enum": ["service_managed", "self_managed"]},
+                    "call_as": {"enum": ["self", "delegated_admin"]},
+                    "auto_deployment": {"type": "boolean"},
+                    "retain_stacks_on_account_removal": {"type": "boolean"},
+                    "retain_stacks": {"type": "boolean"},
+                    "administration_role_arn": {"type": "string", "pattern": IAM_ROLE_ARN_RE},
+                    "execution_role_name": {"type": "string", "pattern": r"^[\w+=,.@-]{1,64}$"},
+                    "targets": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "organizational_units": _STRING_LIST,
+                            "accounts": _STRING_LIST,
+                            "account_filter": {"enum": ["none", "intersection", "difference", "union"]},
+                        },
+                    },
+                    "regions": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                    "parameters": _PARAMETER_VALUES,
+                    "overrides": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "required": ["parameters"],
+                            "properties": {
+                                "accounts": _STRING_LIST,
+                                "organizational_units": _STRING_LIST,
+                                "regions": _STRING_LIST,
+                                "parameters": {**_PARAMETER_VALUES, "minProperties": 1},
+                            },
+                        },
+                    },
+                    "operation_preferences": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "properties": {
+                            "region_concurrency": {"enum": ["sequential", "parallel"]},
+                            "region_order": _STRING_LIST,
+                            "max_concurrent_count": {"type": "integer", "minimum": 1},
+                            "max_concurrent_percentage": {"type": "integer", "minimum": 1, "maximum": 100},
+                            "failure_tolerance_count": {"type": "integer", "minimum": 0},
+                            "failure_tolerance_percentage": {"type": "integer", "minimum": 0, "maximum": 100},
+                            "concurrency_mode": {"enum": ["strict_failure_tolerance", "soft_failure_tolerance"]},
+                        },
+                    },
+                    "depends_on": _STRING_LIST,
+                    "tags": {
+                        "type": "object",
+                        "maxProperties": 40,
+                        "additionalProperties": {"type": "string", "maxLength": 256},
+                    },
+                },
+            },
+        },
+    },
+}
+
+_VALIDATOR = Draft202012Validator(SCHEMA)
+
+# Defaults that keep a rollout parallel: SOFT mode does not cap concurrency at tolerance+1.
+DEFAULT_OPERATION_PREFERENCES = {
+    "RegionConcurrencyType": "PARALLEL",
+    "MaxConcurrentPercentage": 100,
+    "FailureToleranceCount": 0,
+    "ConcurrencyMode": "SOFT_FAILURE_TOLERANCE",
+}
+
+_PREFERENCE_KEYS = {
+    "region_concurrency": "RegionConcurrencyType",
+    "region_order": "RegionOrder",
+    "max_concurrent_count": "MaxConcurrentCount",
+    "max_concurrent_percentage": "MaxConcurrentPercentage",
+    "failure_tolerance_count": "FailureToleranceCount",
+    "failure_tolerance_percentage": "FailureTolerancePercentage",
+    "concurrency_mode": "ConcurrencyMode",
+}
+
+
+# --------------------------------------------------------------------------- YAML
+
+
+class _ManifestLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys (a silent last-wins hides typos)."""
+
+
+def _construct_mapping(loader: _ManifestLoader, node: yaml.MappingNode, deep: bool = False):
+    mapping = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in mapping:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key '{key}'", key_node.start_mark
+            )
+        mapping[key] = loader.construct_object(value_node, deep=deep)
+    return mapping
+
+
+_ManifestLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+class _TemplateLoader(yaml.SafeLoader):
+    """Reads CloudFormation YAML, short-form intrinsics (``!Ref``) included."""
+
+
+def _intrinsic(loader: _TemplateLoader, tag_suffix: str, node: yaml.Node):
+    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if tag_suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {name: value}
+
+
+_TemplateLoader.add_multi_constructor("!", _intrinsic)
+
+
+def parse_template_text(text: str) -> Any:
+    """Template text (YAML or JSON) as plain data."""
+    return yaml.load(text, Loader=_TemplateLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+# --------------------------------------------------------------------------- templates
+
+
+def read_template(path: Path, source: str, where: str) -> TemplateInfo:
+    """Read and inspect a template file: parameters, NoEcho, capabilities."""
+    key = "template"
+    if not path.is_file():
+        raise InputError(f"template file '{path}' does not exist (paths are relative to the manifest's directory)", source, where, key)
+    body = path.read_text(encoding="utf-8")
+    try:
+        data = parse_template_text(body)
+    except yaml.YAMLError as error:
+        raise InputError(f"template '{path}' is not valid YAML/JSON: {error}", source, where, key) from None
+    if not isinstance(data, dict) or not isinstance(data.get("Resources"), dict):
+        raise InputError(f"template '{path}' has no Resources section: is it a CloudFormation template?", source, where, key)
+    if len(body.encode("utf-8")) > 1_000_000:
+        raise InputError(f"template '{path}' is over CloudFormation's 1 MB limit for templates in S3", source, where, key)
+    parameters = {}
+    for name, spec in (data.get("Parameters") or {}).items():
+        spec = spec or {}
+        default = spec.get("Default")
+        parameters[name] = TemplateParameter(
+            name=name,
+            type=str(spec.get("Type", "String")),
+            default=None if default is None else _stringify(default),
+            no_echo=str(spec.get("NoEcho", "false")).lower() == "true",
+            allowed_values=tuple(_stringify(v) for v in spec.get("AllowedValues", []) or []),
+            allowed_pattern=spec.get("AllowedPattern"),
+        )
+    return TemplateInfo(path=str(path), body=body, parameters=parameters, capabilities=derive_capabilities(data))
+
+
+def derive_capabilities(template: dict) -> tuple[str, ...]:
+    """The capabilities CloudFormation will demand for ``template``."""
+    capabilities = set()
+    for resource in (template.get("Resources") or {}).values():
+        if not isinstance(resource, dict):
+            continue
+        rtype = str(resource.get("Type", ""))
+        if rtype.startswith("AWS::IAM::"):
+            capabilities.add("CAPABILITY_IAM")
+            name_key = _NAMED_IAM.get(rtype)
+            if name_key and name_key in (resource.get("Properties") or {}):
+                capabilities.add("CAPABILITY_NAMED_IAM")
+        if rtype in ("AWS::Serverless::Application",) or rtype.startswith("AWS::Serverless::"):
+            capabilities.add("CAPABILITY_AUTO_EXPAND")
+    if template.get("Transform"):
+        capabilities.add("CAPABILITY_AUTO_EXPAND")
+    return tuple(sorted(capabilities))
+
+
+def _stringify(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(_stringify(v) for v in value)
+    return str(value)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_manifest(path: str | Path, regions: frozenset[str] | None = None) -> Manifest:
+    """Load and validate a manifest file; raise ``InputError`` on the first problem found."""
+    path = Path(path)
+    source = str(path)
+    if not path.is_file():
+        raise InputError("manifest file does not exist", source)
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_ManifestLoader)  # noqa: S506
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
+        problem = getattr(error, "problem", None) or str(error)
+        raise InputError(f"malformed YAML: {problem}", source, where) from None
+    if not isinstance(data, dict):
+        raise InputError("the manifest must be a mapping with 'admin_region' and 'stack_sets'", source)
+    _schema_check(data, source)
+    return _build(data, path, regions if regions is not None else known_regions())
+
+
+def _schema_check(data: dict, source: str) -> None:
+    errors = sorted(_VALIDATOR.iter_errors(data), key=lambda e: (list(map(str, e.absolute_path)), e.message))
+    if not errors:
+        return
+    error = errors[0]
+    where, key = _locate(data, list(error.absolute_path))
+    message = error.message
+    if error.validator == "additionalProperties":
+        unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        known = sorted(error.schema.get("properties", {}))
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(name, known, n=1)
+            hints.append(f"'{name}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+        message = f"unknown key {', '.join(hints)}; allowed keys: {', '.join(known)}"
+        key = ".".join(filter(None, [key, unknown[0]])) if unknown else key
+    elif error.validator == "required":
+        missing = re.search(r"'([^']+)' is a required property", error.message)
+        if missing:
+            key = ".".join(filter(None, [key, missing.group(1)]))
+            message = f"missing required key '{missing.group(1)}'"
+    elif error.validator == "enum":
+        message = f"{error.instance!r} is not one of {', '.join(map(str, error.validator_value))}"
+    elif error.validator == "type":
+        message = f"expected {error.validator_value}, got {type(error.instance).__name__} {error.instance!r}"
+    if len(errors) > 1:
+        message += f" (and {len(errors) - 1} more problem(s))"
+    raise InputError(message, source, where, key or None)
+
+
+def _locate(data: dict, path: list) -> tuple[str | None, str]:
+    """Map a JSON path into (stack set label, dotted key)."""
+    if len(path) >= 2 and path[0] == "stack_sets" and isinstance(path[1], int):
+        item = (data.get("stack_sets") or [None])[path[1]] if path[1] < len(data.get("stack_sets") or []) else None
+        name = item.get("name") if isinstance(item, dict) and isinstance(item.get("name"), str) else None
+        where = f"stack set '{name}'" if name else f"stack_sets[{path[1]}]"
+        return where, _dotted(path[2:])
+    return None, _dotted(path)
+
+
+def _dotted(parts: list) -> str:
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _build(data: dict, path: Path, regions: frozenset[str]) -> Manifest:
+    source = str(path)
+    admin_region = data["admin_region"]
+    if admin_region not in regions:
+        raise InputError(_unknown_region(admin_region, regions), source, None, "admin_region")
+    admin_account = data.get("admin_account_id")
+    if admin_account is not None and not ACCOUNT_ID_RE.match(admin_account):
+        raise InputError(f"'{admin_account}' is not a 12-digit account id", source, None, "admin_account_id")
+
+    seen: dict[str, int] = {}
+    specs = []
+    ou_refs: list[tuple[str, str, str]] = []
+    for index, item in enumerate(data["stack_sets"]):
+        name = item["name"]
+        if name in seen:
+            raise InputError(f"duplicate stack set name (also stack_sets[{seen[name]}])", source, f"stack set '{name}'", "name")
+        seen[name] = index
+        spec, refs = _build_stack_set(item, path, regions)
+        specs.append(spec)
+        ou_refs.extend((name, key, ref) for key, ref in refs)
+
+    _check_dependencies(specs, source)
+    return Manifest(
+        path=source,
+        admin_region=admin_region,
+        admin_account_id=admin_account,
+        template_bucket=data.get("template_bucket"),
+        stack_sets=tuple(specs),
+        raw_ou_refs=tuple(ou_refs),
+    )
+
+
+def _unknown_region(region: str, regions: frozenset[str]) -> str:
+    close = difflib.get_close_matches(region, sorted(regions), n=1)
+    return f"unknown region '{region}'" + (f" (did you mean '{close[0]}'?)" if close else "")
+
+
+def _check_ou(ref: str, source: str, where: str, key: str) -> None:
+    if not (OU_ID_RE.match(ref) or ROOT_ID_RE.match(ref) or OU_PATH_RE.match(ref)):
+        raise InputError(
+            f"'{ref}' is not an OU id (ou-xxxx-xxxxxxxx), a root id (r-xxxx) or an OU path (ou:/name/child)",
+            source, where, key,
+        )
+
+
+def _check_accounts(accounts: list[str], source: str, where: str, key: str) -> tuple[str, ...]:
+    for account in accounts:
+        if not ACCOUNT_ID_RE.match(account):
+            raise InputError(f"'{account}' is not a 12-digit account id (quote it in YAML to keep leading zeros)", source, where, key)
+    duplicates = sorted({a for a in accounts if accounts.count(a) > 1})
+    if duplicates:
+        raise InputError(f"account(s) listed twice: {', '.join(duplicates)}", source, where, key)
+    return tuple(accounts)
+
+
+def _check_parameters(values: dict, template: TemplateInfo, source: str, where: str, key: str) -> tuple[tuple[str, str], ...]:
+    out = []
+    for name, value in values.items():
+        if name not in template.parameters:
+            close = difflib.get_close_matches(name, list(template.parameters), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            known = ", ".join(sorted(template.parameters)) or "none"
+            raise InputError(f"'{name}' is not a parameter of template '{template.path}'{hint}; it takes: {known}", source, where, f"{key}.{name}")
+        text = _stringify(value)
+        spec = template.parameters[name]
+        shown = "****" if spec.no_echo else repr(text)
+        if spec.allowed_values and text not in spec.allowed_values:
+            raise InputError(f"value {shown} is not allowed; allowed values: {', '.join(spec.allowed_values)}", source, where, f"{key}.{name}")
+        if spec.allowed_pattern and spec.type in ("String", "Number") and not re.fullmatch(spec.allowed_pattern, text):
+            raise InputError(f"value {shown} does not match the template's AllowedPattern {spec.allowed_pattern}", source, where, f"{key}.{name}")
+        if spec.type == "Number":
+            try:
+                float(text)
+            except ValueError:
+                raise InputError(f"value {shown} is not a number", source, where, f"{key}.{name}") from None
+        out.append((name, text))
+    return tuple(sorted(out))
+
+
+def _build_stack_set(item: dict, manifest_path: Path, regions: frozenset[str]) -> tuple[StackSetSpec, list[tuple[str, str]]]:
+    source = str(manifest_path)
+    name = item["name"]
+    where = f"stack set '{name}'"
+    template = read_template((manifest_path.parent / item["template"]), source, where)
+
+    permission_model = item.get("permission_model", "service_managed").upper()
+    service_managed = permission_model == "SERVICE_MANAGED"
+    targets = item["targets"]
+    ous = list(targets.get("organizational_units") or [])
+    accounts = _check_accounts(list(targets.get("accounts") or []), source, where, "targets.accounts")
+    account_filter = (targets.get("account_filter") or "none").upper()
+    refs: list[tuple[str, str]] = []
+    for ou in ous:
+        _check_ou(ou, source, where, "targets.organizational_units")
+        refs.append(("targets.organizational_units", ou))
+    if len(set(ous)) != len(ous):
+        raise InputError("an OU is listed twice", source, where, "targets.organizational_units")
+
+    if service_managed:
+        if not ous:
+            raise InputError("a service_managed stack set targets organizational_units (accounts only narrow or widen them with account_filter)", source, where, "targets.organizational_units")
+        if accounts and account_filter == "NONE":
+            raise InputError("accounts given with OUs need account_filter intersection, difference or union", source, where, "targets.account_filter")
+        if account_filter != "NONE" and not accounts:
+            raise InputError(f"account_filter {account_filter.lower()} needs targets.accounts", source, where, "targets.accounts")
+    else:
+        if ous:
+            raise InputError("a self_managed stack set targets accounts only; use permission_model service_managed for OUs", source, where, "targets.organizational_units")
+        if "account_filter" in targets and account_filter != "NONE":
+            raise InputError("account_filter applies to service_managed stack sets only", source, where, "targets.account_filter")
+        for key in ("auto_deployment", "retain_stacks_on_account_removal"):
+            if item.get(key):
+                raise InputError(f"{key} applies to service_managed stack sets only", source, where, key)
+    if service_managed:
+        for key in ("administration_role_arn", "execution_role_name"):
+            if key in item:
+                raise InputError(f"{key} applies to self_managed stack sets only", source, where, key)
+
+    region_list = list(item["regions"])
+    for region in region_list:
+        if region not in regions:
+            raise InputError(_unknown_region(region, regions), source, where, "regions")
+    if len(set(region_list)) != len(region_list):
+        raise InputError("a region is listed twice", source, where, "regions")
+
+    parameters = _check_parameters(item.get("parameters") or {}, template, source, where, "parameters")
+    given = dict(parameters)
+    missing = [p.name for p in template.parameters.values() if p.required and p.name not in given]
+    if missing:
+        raise InputError(f"template '{template.path}' requires parameter(s) without a default: {', '.join(sorted(missing))}", source, where, "parameters")
+
+    overrides = []
+    for index, raw in enumerate(item.get("overrides") or []):
+        key = f"overrides[{index}]"
+        o_accounts = _check_accounts(list(raw.get("accounts") or []), source, where, f"{key}.accounts")
+        o_ous = list(raw.get("organizational_units") or [])
+        for ou in o_ous:
+            _check_ou(ou, source, where, f"{key}.organizational_units")
+            refs.append((f"{key}.organizational_units", ou))
+        if o_ous and not service_managed:
+            raise InputError("organizational_units in an override need a service_managed stack set", source, where, f"{key}.organizational_units")
+        if not service_managed:
+            stray = sorted(set(o_accounts) - set(accounts))
+            if stray:
+                raise InputError(f"account(s) {', '.join(stray)} are not among the stack set's targets", source, where, f"{key}.accounts")
+        o_regions = list(raw.get("regions") or region_list)
+        stray_regions = sorted(set(o_regions) - set(region_list))
+        if stray_regions:
+            raise InputError(f"region(s) {', '.join(stray_regions)} are not among the stack set's regions", source, where, f"{key}.regions")
+        overrides.append(
+            Override(
+                accounts=tuple(sorted(o_accounts)),
+                organizational_units=tuple(sorted(o_ous)),
+                regions=tuple(sorted(set(o_regions))),
+                parameters=_check_parameters(raw["parameters"], template, source, where, f"{key}.parameters"),
+            )
+        )
+
+    preferences = dict(DEFAULT_OPERATION_PREFERENCES)
+    raw_prefs = item.get("operation_preferences") or {}
+    for a, b in (("max_concurrent_count", "max_concurrent_percentage"), ("failure_tolerance_count", "failure_tolerance_percentage")):
+        if a in raw_prefs and b in raw_prefs:
+            raise InputError(f"give either {a} or {b}, not both", source, where, f"operation_preferences.{b}")
+        if a in raw_prefs:
+            preferences.pop(_PREFERENCE_KEYS[b], None)
+        if b in raw_prefs:
+            preferences.pop(_PREFERENCE_KEYS[a], None)
+    for key, value in raw_prefs.items():
+        if key == "region_order":
+            stray = sorted(set(value) - set(region_list))
+            if stray:
+                raise InputError(f"region(s) {', '.join(stray)} are not among the stack set's regions", source, where, "operation_preferences.region_order")
+        preferences[_PREFERENCE_KEYS[key]] = value.upper() if isinstance(value, str) else value
+
+    tags = item.get("tags") or {}
+    for tag in tags:
+        if tag.startswith(TOOL_TAG_PREFIX) or tag.lower().startswith("aws:"):
+            raise InputError(f"tag '{tag}' is reserved", source, where, f"tags.{tag}")
+
+    depends_on = tuple(item.get("depends_on") or [])
+    spec = StackSetSpec(
+        name=name,
+        template=template,
+        description=item.get("description", f"{name} (managed by sagemaker-stackset-deploy)"),
+        permission_model=permission_model,
+        call_as=item.get("call_as", "self").upper(),
+        auto_deployment=bool(item.get("auto_deployment", service_managed)),
+        retain_stacks_on_account_removal=bool(item.get("retain_stacks_on_account_removal", False)),
+        retain_stacks=bool(item.get("retain_stacks", False)),
+        administration_role_arn=item.get("administration_role_arn"),
+        execution_role_name=item.get("execution_role_name"),
+        organizational_units=tuple(sorted(ous)),
+        accounts=tuple(sorted(accounts)),
+        account_filter=account_filter,
+        regions=tuple(region_list),
+        parameters=parameters,
+        overrides=tuple(overrides),
+        operation_preferences=tuple(sorted(preferences.items())),
+        depends_on=depends_on,
+        tags=tuple(sorted((k, str(v)) for k, v in tags.items())),
+        capabilities=template.capabilities,
+    )
+    return spec, refs
+
+
+def _check_dependencies(specs: list[StackSetSpec], source: str) -> None:
+    names = {spec.name for spec in specs}
+    for spec in specs:
+        for dep in spec.depends_on:
+            if dep == spec.name:
+                raise InputError("a stack set cannot depend on itself", source, f"stack set '{spec.name}'", "depends_on")
+            if dep not in names:
+                close = difflib.get_close_matches(dep, sorted(names), n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise InputError(f"unknown stack set '{dep}'{hint}", source, f"stack set '{spec.name}'", "depends_on")
+    graph = {spec.name: spec.depends_on for spec in specs}
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> None:
+        state[node] = 1
+        for dep in graph[node]:
+            if state.get(dep) == 1:
+                cycle = trail[trail.index(dep):] + [dep] if dep in trail else [node, dep]
+                raise InputError(f"dependency cycle: {' -> '.join(cycle)}", source, f"stack set '{node}'", "depends_on")
+            if dep not in state:
+                visit(dep, trail + [dep])
+        state[node] = 2
+
+    for spec in specs:
+        if spec.name not in state:
+            visit(spec.name, [spec.name])
+
+
+def dependency_order(specs) -> list[str]:
+    """Names in an order where every stack set comes after its dependencies (stable)."""
+    order: list[str] = []
+    by_name = {spec.name: spec for spec in specs}
+
+    def add(name: str) -> None:
+        if name in order:
+            return
+        for dep in by_name[name].depends_on:
+            add(dep)
+        order.append(name)
+
+    for spec in specs:
+        add(spec.name)
+    return order
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)

@@ -1,0 +1,678 @@
+"""The plan: desired stack sets (from the manifest) against live state, on plain data.
+
+Nothing here talks to AWS. ``plan_stack_set`` compares one ``StackSetSpec`` (OU paths
+already resolved to ids) with a ``LiveStackSet`` snapshot and returns a ``StackSetPlan``:
+what changes at the stack set level (template, parameters, properties; NoEcho-aware),
+what changes per instance (add, remove, override change, re-run of instances that are
+not CURRENT) and the ordered API steps that get there with the fewest calls: instances
+are grouped by identical (regions, overrides) and OU targets stay OUs.
+
+Every operation step gets a deterministic ``OperationId`` derived from the desired
+state, the live state it was planned from and the step's content: a retried request
+reuses its id (CloudFormation treats it as the same request), and the id of the last
+step records a fingerprint of the desired state, which lets the next run know that
+nothing changed without listing the instances (see ``last_apply_matches``).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable
+
+from deploy.manifest import StackSetSpec, canonical_json, parse_template_text
+
+OWNER_TAG = "sagemaker-stackset-deploy:managed-by"
+OWNER_VALUE = "sagemaker-stackset-deploy"
+CONFIG_TAG = "sagemaker-stackset-deploy:config-sha256"
+TOOL_TAGS = (OWNER_TAG, CONFIG_TAG)
+OPERATION_PREFIX = "ssd"
+MAX_OUS_PER_CALL = 50
+NO_ECHO_MASK = "****"
+
+_OPERATION_ID_RE = re.compile(rf"^{OPERATION_PREFIX}-([0-9a-f]{{20}})-(\d+)o(\d+)-([on])[0-9a-f]{{16}}$")
+
+Overrides = tuple[tuple[str, str], ...]
+
+
+# --------------------------------------------------------------------------- live state
+
+
+@dataclass(frozen=True)
+class LiveInstance:
+    """One stack instance as CloudFormation reports it."""
+
+    account: str
+    region: str
+    ou: str | None = None  # the OU it was deployed through (service-managed)
+    status: str = "CURRENT"  # CURRENT | OUTDATED | INOPERABLE
+    detailed_status: str | None = None
+    status_reason: str | None = None
+    overrides: Overrides | None = None  # None: not read
+    last_operation_id: str | None = None
+    drift_status: str | None = None
+
+
+@dataclass(frozen=True)
+class LastOperation:
+    operation_id: str
+    status: str
+    action: str | None = None
+    failed_count: int | None = None
+
+
+@dataclass(frozen=True)
+class LiveStackSet:
+    """A stack set as DescribeStackSet (and, when read, ListStackInstances) report it."""
+
+    name: str
+    exists: bool
+    tags: tuple[tuple[str, str], ...] = ()
+    template_body: str | None = None
+    parameters: tuple[tuple[str, str], ...] = ()
+    description: str | None = None
+    capabilities: tuple[str, ...] = ()
+    permission_model: str | None = None
+    auto_deployment: tuple[bool, bool] | None = None  # (enabled, retain on removal)
+    administration_role_arn: str | None = None
+    execution_role_name: str | None = None
+    organizational_unit_ids: tuple[str, ...] | None = None
+    instances: tuple[LiveInstance, ...] | None = None  # None: not read (nothing changed)
+    last_operation: LastOperation | None = None
+
+    @property
+    def tag_dict(self) -> dict[str, str]:
+        return dict(self.tags)
+
+    @property
+    def owned(self) -> bool:
+        return self.tag_dict.get(OWNER_TAG) == OWNER_VALUE
+
+
+# --------------------------------------------------------------------------- plan data
+
+
+@dataclass(frozen=True)
+class Step:
+    """One write call. Instance steps carry their deployment targets and overrides."""
+
+    kind: str  # create_stack_set | update_stack_set | create_instances | update_instances | delete_instances | delete_stack_set
+    accounts: tuple[str, ...] = ()
+    organizational_units: tuple[str, ...] = ()
+    account_filter: str | None = None
+    regions: tuple[str, ...] = ()
+    overrides: Overrides | None = None  # None: leave ParameterOverrides out
+    instance_count: int = 0  # instances this step touches, as far as known (progress)
+    operation_id: str = ""
+
+    @property
+    def is_operation(self) -> bool:
+        return self.kind not in ("create_stack_set", "delete_stack_set")
+
+    def content(self) -> dict:
+        data = asdict(self)
+        data.pop("operation_id")
+        return data
+
+
+@dataclass(frozen=True)
+class Change:
+    key: str
+    old: Any
+    new: Any
+
+
+@dataclass
+class StackSetPlan:
+    name: str
+    action: str  # create | update | no-change | blocked | delete | absent
+    fingerprint: str
+    steps: list[Step] = field(default_factory=list)
+    property_changes: list[Change] = field(default_factory=list)
+    parameter_changes: list[Change] = field(default_factory=list)
+    template_diff: str = ""
+    add: list[str] = field(default_factory=list)
+    remove: list[str] = field(default_factory=list)
+    override_changes: list[str] = field(default_factory=list)
+    rerun: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    blocked_reason: str | None = None
+    instances_read: bool = True
+    needs_followup: bool = False  # account-level overrides of OU instances created now: re-plan after
+
+    @property
+    def writes(self) -> int:
+        return len(self.steps)
+
+    @property
+    def removes(self) -> bool:
+        return any(step.kind in ("delete_instances", "delete_stack_set") for step in self.steps)
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "action": self.action,
+            "fingerprint": self.fingerprint,
+            "blocked_reason": self.blocked_reason,
+            "instances_read": self.instances_read,
+            "property_changes": [asdict(c) for c in self.property_changes],
+            "parameter_changes": [asdict(c) for c in self.parameter_changes],
+            "template_diff": self.template_diff,
+            "instances": {"add": self.add, "remove": self.remove, "override_change": self.override_changes, "rerun": self.rerun},
+            "notes": self.notes,
+            "steps": [asdict(s) for s in self.steps],
+        }
+
+
+# --------------------------------------------------------------------------- hashing
+
+
+def _sha(value: Any) -> str:
+    return hashlib.sha256(canonical_json(value).encode("utf-8")).hexdigest()
+
+
+def _normalised_template(body: str | None) -> Any:
+    if body is None:
+        return None
+    try:
+        return parse_template_text(body)
+    except Exception:  # noqa: BLE001 - an unparsable live body simply differs
+        return body
+
+
+def config_hash(spec: StackSetSpec) -> str:
+    """Hash of everything UpdateStackSet sets (NoEcho values included; stored in a tag)."""
+    return _sha(
+        {
+            "template": _normalised_template(spec.template.body),
+            "parameters": spec.effective_parameters(),
+            "description": spec.description,
+            "capabilities": sorted(spec.capabilities),
+            "auto_deployment": [spec.auto_deployment, spec.retain_stacks_on_account_removal] if spec.service_managed else None,
+            "administration_role_arn": spec.administration_role_arn,
+            "execution_role_name": spec.execution_role_name,
+            "tags": dict(spec.tags),
+        }
+    )
+
+
+def fingerprint(spec: StackSetSpec) -> str:
+    """Hash of the whole desired state of a stack set: configuration, targets, regions, overrides."""
+    return _sha(
+        {
+            "config": config_hash(spec),
+            "permission_model": spec.permission_model,
+            "organizational_units": sorted(spec.organizational_units),
+            "accounts": sorted(spec.accounts),
+            "account_filter": spec.account_filter,
+            "regions": sorted(spec.regions),
+            "overrides": [asdict(o) for o in spec.overrides],
+        }
+    )
+
+
+def operation_id(spec_fingerprint: str, index: int, total: int, step: Step, base: str, may_override: bool) -> str:
+    """Deterministic client token of a step: same plan from the same live state, same id."""
+    digest = _sha({"base": base, "step": step.content(), "index": index, "total": total, "fp": spec_fingerprint})
+    return f"{OPERATION_PREFIX}-{spec_fingerprint[:20]}-{index}o{total}-{'o' if may_override else 'n'}{digest[:16]}"
+
+
+def parse_operation_id(value: str | None) -> tuple[str, int, int, bool] | None:
+    """(fingerprint prefix, step index, step count, may have set overrides) of one of our ids."""
+    match = _OPERATION_ID_RE.match(value or "")
+    if not match:
+        return None
+    return match.group(1), int(match.group(2)), int(match.group(3)), match.group(4) == "o"
+
+
+def last_apply_matches(last: LastOperation | None, spec_fingerprint: str) -> bool:
+    """Whether the stack set's latest operation is the successful last step of an apply of this exact state.
+
+    Anything else (someone else's operation, a failure, a stop, instance failures within
+    the tolerance, a different desired state) means live state must be read in full.
+    """
+    if last is None or last.status != "SUCCEEDED" or (last.failed_count or 0) > 0:
+        return False
+    parsed = parse_operation_id(last.operation_id)
+    return bool(parsed) and parsed[0] == spec_fingerprint[:20] and parsed[1] == parsed[2]
+
+
+def overrides_known_empty(instance: LiveInstance) -> bool:
+    """Our last operation on this instance set no overrides: no need to read them."""
+    parsed = parse_operation_id(instance.last_operation_id)
+    return bool(parsed) and not parsed[3]
+
+
+# --------------------------------------------------------------------------- desired state helpers
+
+
+def desired_overrides(spec: StackSetSpec, account: str, region: str, ou: str | None, ou_level_only: bool = False) -> Overrides:
+    """Merged override values for one instance (later rules win per key)."""
+    values: dict[str, str] = {}
+    for rule in spec.overrides:
+        if region not in rule.regions:
+            continue
+        if rule.accounts and (ou_level_only or account not in rule.accounts):
+            continue
+        if rule.organizational_units and ou not in rule.organizational_units:
+            continue
+        values.update(rule.parameters)
+    return tuple(sorted(values.items()))
+
+
+def override_scope(spec: StackSetSpec, instance: LiveInstance) -> bool:
+    """Whether some override rule of the manifest may apply to ``instance``."""
+    for rule in spec.overrides:
+        if instance.region not in rule.regions:
+            continue
+        if rule.accounts and instance.account not in rule.accounts:
+            continue
+        if rule.organizational_units and instance.ou is not None and instance.ou not in rule.organizational_units:
+            continue
+        return True
+    return False
+
+
+def _instance_desired(spec: StackSetSpec, inst: LiveInstance) -> bool:
+    if inst.region not in spec.regions:
+        return False
+    if not spec.service_managed:
+        return inst.account in spec.accounts
+    accounts = set(spec.accounts)
+    if inst.ou is None or inst.ou in spec.organizational_units:
+        # An instance we cannot attribute to an OU is kept: never delete what we cannot place.
+        if spec.account_filter == "INTERSECTION":
+            return inst.account in accounts
+        if spec.account_filter == "DIFFERENCE":
+            return inst.account not in accounts
+        return True
+    return spec.account_filter == "UNION" and inst.account in accounts
+
+
+def _chunks(items: list[str], size: int) -> Iterable[tuple[str, ...]]:
+    for start in range(0, len(items), size):
+        yield tuple(items[start : start + size])
+
+
+def _label(inst: LiveInstance) -> str:
+    return f"{inst.account}/{inst.region}" + (f" (via {inst.ou})" if inst.ou else "")
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def plan_stack_set(
+    spec: StackSetSpec,
+    live: LiveStackSet,
+    account_parents: dict[str, str] | None = None,
+    adopt: bool = False,
+) -> StackSetPlan:
+    """Plan one stack set. ``account_parents`` maps union accounts to their parent OU."""
+    fp = fingerprint(spec)
+    plan = StackSetPlan(name=spec.name, action="no-change", fingerprint=fp)
+    if live.exists and not live.owned and not adopt:
+        plan.action = "blocked"
+        plan.blocked_reason = (
+            f"stack set '{spec.name}' exists but lacks the ownership tag {OWNER_TAG}={OWNER_VALUE}: "
+            "it was not created by this tool; re-run with --adopt to take it over (after reviewing this plan)"
+        )
+    if live.exists and live.permission_model and live.permission_model != spec.permission_model:
+        plan.action = "blocked"
+        plan.blocked_reason = (
+            f"stack set '{spec.name}' is {live.permission_model.lower()} but the manifest says "
+            f"{spec.permission_model.lower()}: the permission model cannot change; delete it or pick another name"
+        )
+        return plan
+
+    steps: list[Step] = []
+    if not live.exists:
+        plan.action = "create"
+        plan.property_changes.append(Change("stack_set", None, "create"))
+        steps.append(Step(kind="create_stack_set"))
+        live_instances: tuple[LiveInstance, ...] = ()
+    else:
+        _diff_stack_set(spec, live, plan)
+        if plan.property_changes or plan.parameter_changes or plan.template_diff:
+            steps.append(Step(kind="update_stack_set", instance_count=len(live.instances or ())))
+        if live.instances is None:  # nothing changed since our last successful apply
+            plan.instances_read = False
+            live_instances = ()
+        else:
+            live_instances = live.instances
+        if live.exists and not live.owned and adopt:
+            plan.notes.append("adopting: the ownership tag will be added")
+            if not any(s.kind == "update_stack_set" for s in steps):
+                plan.property_changes.append(Change(f"tags.{OWNER_TAG}", None, OWNER_VALUE))
+                steps.append(Step(kind="update_stack_set", instance_count=len(live_instances)))
+
+    if live.instances is not None or not live.exists:
+        if spec.service_managed:
+            instance_steps = _plan_service_managed(spec, live, live_instances, account_parents or {}, plan)
+        else:
+            instance_steps = _plan_self_managed(spec, live_instances, plan)
+        deletes = [s for s in instance_steps if s.kind == "delete_instances"]
+        others = [s for s in instance_steps if s.kind != "delete_instances"]
+        # Removals first, so the stack set update does not touch instances about to go.
+        head = [s for s in steps if s.kind == "create_stack_set"]
+        middle = [s for s in steps if s.kind == "update_stack_set"]
+        steps = head + deletes + middle + others
+
+    plan.steps = _assign_operation_ids(spec, live, steps, fp)
+    if plan.action != "blocked" and plan.action != "create" and plan.steps:
+        plan.action = "update"
+    if plan.action == "blocked":
+        plan.steps = []
+    return plan
+
+
+def _diff_stack_set(spec: StackSetSpec, live: LiveStackSet, plan: StackSetPlan) -> None:
+    """Fill the stack-set-level changes (template, parameters, properties) of ``plan``."""
+    if _normalised_template(live.template_body) != _normalised_template(spec.template.body):
+        old = (live.template_body or "").rstrip("\n").splitlines()
+        new = spec.template.body.rstrip("\n").splitlines()
+        plan.template_diff = "\n".join(
+            difflib.unified_diff(old, new, fromfile=f"{spec.name} (live)", tofile=spec.template.path, lineterm="", n=2)
+        ) or "template changed (formatting only)"
+
+    desired = spec.effective_parameters()
+    live_params = dict(live.parameters)
+    no_echo = {n for n, p in spec.template.parameters.items() if p.no_echo}
+    for name in sorted(set(desired) | set(live_params)):
+        new = desired.get(name)
+        old = live_params.get(name)
+        if old is None and name in spec.template.parameters and spec.template.parameters[name].default == new:
+            continue  # a default the stack set never received explicitly: not a change
+        if name in no_echo or old == NO_ECHO_MASK:
+            continue  # compared through the configuration hash below
+        if old != new:
+            plan.parameter_changes.append(Change(name, old, new))
+
+    def prop(key: str, old: Any, new: Any) -> None:
+        if old != new:
+            plan.property_changes.append(Change(key, old, new))
+
+    prop("description", live.description or "", spec.description)
+    prop("capabilities", sorted(live.capabilities), sorted(spec.capabilities))
+    if spec.service_managed and live.auto_deployment is not None:
+        prop("auto_deployment", list(live.auto_deployment), [spec.auto_deployment, spec.retain_stacks_on_account_removal])
+    if not spec.service_managed:
+        if spec.administration_role_arn:
+            prop("administration_role_arn", live.administration_role_arn, spec.administration_role_arn)
+        if spec.execution_role_name:
+            prop("execution_role_name", live.execution_role_name, spec.execution_role_name)
+    live_user_tags = {k: v for k, v in live.tags if k not in TOOL_TAGS}
+    prop("tags", live_user_tags, dict(spec.tags))
+
+    visible = plan.parameter_changes or plan.property_changes or plan.template_diff
+    if not visible and live.tag_dict.get(CONFIG_TAG) != config_hash(spec):
+        hidden = sorted(no_echo & set(desired))
+        what = f"NoEcho parameter(s) {', '.join(hidden)} may have changed (values are hidden)" if hidden else "configuration hash differs"
+        plan.parameter_changes.append(Change(", ".join(hidden) or CONFIG_TAG, NO_ECHO_MASK if hidden else live.tag_dict.get(CONFIG_TAG), NO_ECHO_MASK if hidden else config_hash(spec)))
+        plan.notes.append(what)
+
+
+def _group_by_regions(pairs: dict[tuple[Any, ...], set[str]]) -> dict[tuple[tuple[str, ...], Any], list]:
+    """{(key, unit): regions} -> {(sorted regions, key): [units]} (the fewest calls)."""
+    grouped: dict[tuple[tuple[str, ...], Any], list] = defaultdict(list)
+    for (key, unit), regions in pairs.items():
+        grouped[(tuple(sorted(regions)), key)].append(unit)
+    return grouped
+
+
+def _plan_self_managed(spec: StackSetSpec, instances: tuple[LiveInstance, ...], plan: StackSetPlan) -> list[Step]:
+    live = {(i.account, i.region): i for i in instances}
+    desired = {(a, r) for a in spec.accounts for r in spec.regions}
+    steps: list[Step] = []
+
+    removals: dict[tuple[Any, str], set[str]] = defaultdict(set)
+    for (account, region), inst in sorted(live.items()):
+        if (account, region) not in desired:
+            removals[(None, account)].add(region)
+            plan.remove.append(_label(inst))
+    for (regions, _), accounts in sorted(_group_by_regions(removals).items()):
+        steps.append(Step(kind="delete_instances", accounts=tuple(sorted(accounts)), regions=regions, instance_count=len(accounts) * len(regions)))
+
+    creates: dict[tuple[Any, str], set[str]] = defaultdict(set)
+    updates: dict[tuple[Any, str], set[str]] = defaultdict(set)
+    for account, region in sorted(desired):
+        wanted = desired_overrides(spec, account, region, None)
+        inst = live.get((account, region))
+        if inst is None:
+            creates[(wanted, account)].add(region)
+            plan.add.append(f"{account}/{region}")
+            continue
+        current = inst.overrides or ()
+        if current != wanted:
+            plan.override_changes.append(f"{account}/{region}: {_fmt(current)} -> {_fmt(wanted)}")
+            updates[(wanted, account)].add(region)
+        elif inst.status != "CURRENT":
+            plan.rerun.append(f"{account}/{region}: {inst.status}" + (f" ({inst.status_reason})" if inst.status_reason else ""))
+            updates[(wanted, account)].add(region)
+    for (regions, wanted), accounts in sorted(_group_by_regions(creates).items()):
+        steps.append(Step(kind="create_instances", accounts=tuple(sorted(accounts)), regions=regions, overrides=wanted or None, instance_count=len(accounts) * len(regions)))
+    for (regions, wanted), accounts in sorted(_group_by_regions(updates).items()):
+        steps.append(Step(kind="update_instances", accounts=tuple(sorted(accounts)), regions=regions, overrides=wanted, instance_count=len(accounts) * len(regions)))
+    return steps
+
+
+def _plan_service_managed(
+    spec: StackSetSpec,
+    live: LiveStackSet,
+    instances: tuple[LiveInstance, ...],
+    account_parents: dict[str, str],
+    plan: StackSetPlan,
+) -> list[Step]:
+    steps: list[Step] = []
+    target_ous = set(spec.organizational_units)
+    by_ou_region: dict[tuple[str | None, str], list[LiveInstance]] = defaultdict(list)
+    for inst in instances:
+        by_ou_region[(inst.ou, inst.region)].append(inst)
+
+    # Removals: whole (OU, region) pairs when nothing of them stays, else account by account.
+    ou_wide: dict[tuple[Any, str], set[str]] = defaultdict(set)
+    per_account: dict[tuple[Any, str], set[str]] = defaultdict(set)
+    account_ous: dict[str, str] = {}
+    for (ou, region), group in sorted(by_ou_region.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
+        unwanted = [i for i in group if not _instance_desired(spec, i)]
+        if not unwanted:
+            continue
+        plan.remove.extend(_label(i) for i in unwanted)
+        if len(unwanted) == len(group) and ou is not None:
+            ou_wide[(None, ou)].add(region)
+        else:
+            for inst in unwanted:
+                per_account[(None, inst.account)].add(region)
+                if inst.ou:
+                    account_ous[inst.account] = inst.ou
+    for (regions, _), ous in sorted(_group_by_regions(ou_wide).items()):
+        count = sum(len(by_ou_region[(ou, r)]) for ou in ous for r in regions)
+        for chunk in _chunks(sorted(ous), MAX_OUS_PER_CALL):
+            steps.append(Step(kind="delete_instances", organizational_units=chunk, account_filter="NONE", regions=regions, instance_count=count))
+    for (regions, _), accounts in sorted(_group_by_regions(per_account).items()):
+        ous = sorted({account_ous[a] for a in accounts if a in account_ous})
+        steps.append(Step(kind="delete_instances", organizational_units=tuple(ous), accounts=tuple(sorted(accounts)), account_filter="INTERSECTION", regions=regions, instance_count=len(accounts) * len(regions)))
+
+    # Additions: (OU, region) pairs with no instance yet; an OU that CloudFormation lists
+    # as a target but holds no account yet counts as present (auto-deployment covers it).
+    live_ous = set(live.organizational_unit_ids or ())
+    ous_with_instances = {inst.ou for inst in instances}
+    creates: dict[tuple[Any, str], set[str]] = defaultdict(set)
+    for ou in sorted(target_ous):
+        if ou in live_ous and ou not in ous_with_instances:
+            continue
+        for region in spec.regions:
+            if (ou, region) not in by_ou_region:
+                creates[(desired_overrides(spec, "", region, ou, ou_level_only=True), ou)].add(region)
+                plan.add.append(f"{ou}/{region}")
+    filter_accounts = tuple(sorted(spec.accounts)) if spec.account_filter in ("INTERSECTION", "DIFFERENCE") else ()
+    create_filter = spec.account_filter if filter_accounts else "NONE"
+    for (regions, wanted), ous in sorted(_group_by_regions(creates).items(), key=lambda kv: (kv[0][0], kv[0][1])):
+        for chunk in _chunks(sorted(ous), MAX_OUS_PER_CALL):
+            steps.append(Step(kind="create_instances", organizational_units=chunk, accounts=filter_accounts, account_filter=create_filter, regions=regions, overrides=wanted or None))
+    if creates and any(rule.accounts for rule in spec.overrides):
+        plan.needs_followup = True
+
+    live_pairs = {(i.account, i.region) for i in instances}
+    created_ou_regions = {(ou, r) for (_, ou), regions in creates.items() for r in regions}
+    account_creates: dict[tuple[Any, str], set[str]] = defaultdict(set)
+    if spec.account_filter == "INTERSECTION":
+        known = {i.account: i.ou for i in instances}
+        for account in spec.accounts:
+            for region in spec.regions:
+                if (account, region) in live_pairs:
+                    continue
+                if known.get(account) is not None and (known[account], region) in created_ou_regions:
+                    continue
+                if all((ou, region) in created_ou_regions for ou in target_ous):
+                    continue
+                account_creates[(None, account)].add(region)
+                plan.add.append(f"{account}/{region}")
+        for (regions, _), accounts in sorted(_group_by_regions(account_creates).items()):
+            steps.append(Step(kind="create_instances", organizational_units=tuple(sorted(target_ous))[:MAX_OUS_PER_CALL], accounts=tuple(sorted(accounts)), account_filter="INTERSECTION", regions=regions, instance_count=len(accounts) * len(regions)))
+    elif spec.account_filter == "UNION":
+        # CreateStackInstances does not take UNION: the extra accounts go through their parent OU.
+        for account in spec.accounts:
+            parent = account_parents.get(account)
+            if parent in target_ous:
+                continue  # already covered by its OU
+            for region in spec.regions:
+                if (account, region) in live_pairs:
+                    continue
+                if parent is None:
+                    plan.notes.append(f"account {account}: parent OU unknown, cannot add it in {region}")
+                    continue
+                account_creates[(None, account)].add(region)
+                plan.add.append(f"{account}/{region}")
+        for (regions, _), accounts in sorted(_group_by_regions(account_creates).items()):
+            parents = tuple(sorted({account_parents[a] for a in accounts}))
+            steps.append(Step(kind="create_instances", organizational_units=parents, accounts=tuple(sorted(accounts)), account_filter="INTERSECTION", regions=regions, instance_count=len(accounts) * len(regions)))
+
+    # Override changes and re-runs of existing instances.
+    updates: dict[tuple[Any, str], set[str]] = defaultdict(set)
+    for inst in instances:
+        if not _instance_desired(spec, inst):
+            continue
+        wanted = desired_overrides(spec, inst.account, inst.region, inst.ou)
+        current = inst.overrides or ()
+        if current != wanted:
+            plan.override_changes.append(f"{inst.account}/{inst.region}: {_fmt(current)} -> {_fmt(wanted)}")
+        elif inst.status != "CURRENT":
+            plan.rerun.append(f"{inst.account}/{inst.region}: {inst.status}" + (f" ({inst.status_reason})" if inst.status_reason else ""))
+        else:
+            continue
+        updates[((wanted, inst.ou), inst.account)].add(inst.region)
+    regrouped: dict[tuple[tuple[str, ...], Overrides], dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for (regions, (wanted, ou)), accounts in _group_by_regions(updates).items():
+        regrouped[(regions, wanted)][ou or ""].update(accounts)
+    for (regions, wanted), per_ou in sorted(regrouped.items()):
+        whole = [ou for ou, accounts in per_ou.items() if ou and all({i.account for i in by_ou_region[(ou, r)]} <= accounts for r in regions)]
+        partial = {ou: accounts for ou, accounts in per_ou.items() if ou not in whole}
+        for chunk in _chunks(sorted(whole), MAX_OUS_PER_CALL):
+            count = sum(len(by_ou_region[(ou, r)]) for ou in chunk for r in regions)
+            steps.append(Step(kind="update_instances", organizational_units=chunk, account_filter="NONE", regions=regions, overrides=wanted, instance_count=count))
+        if partial:
+            accounts = sorted(set().union(*partial.values()))
+            ous = sorted(ou for ou in partial if ou) or sorted(target_ous)
+            steps.append(Step(kind="update_instances", organizational_units=tuple(ous)[:MAX_OUS_PER_CALL], accounts=tuple(accounts), account_filter="INTERSECTION", regions=regions, overrides=wanted, instance_count=len(accounts) * len(regions)))
+    return steps
+
+
+def _assign_operation_ids(spec: StackSetSpec, live: LiveStackSet, steps: list[Step], fp: str) -> list[Step]:
+    base = live.last_operation.operation_id if live.last_operation else ""
+    operations = [s for s in steps if s.is_operation]
+    total = len(operations)
+    has_overrides = bool(spec.overrides) or any(
+        i.overrides for i in (live.instances or ()) if i.overrides is not None
+    )
+    out = []
+    index = 0
+    for step in steps:
+        if step.is_operation:
+            index += 1
+            if step.kind == "update_stack_set":
+                may_override = has_overrides  # the instances keep whatever overrides they had
+            else:
+                may_override = bool(step.overrides) or (step.kind == "delete_instances" and has_overrides)
+            step = Step(**{**asdict(step), "operation_id": operation_id(fp, index, total, step, base, may_override)})
+        else:
+            step = Step(**{**asdict(step), "operation_id": f"{OPERATION_PREFIX}-{fp[:20]}-{step.kind.replace('_', '-')}"})
+        out.append(step)
+    return out
+
+
+def plan_destroy(spec: StackSetSpec, live: LiveStackSet) -> StackSetPlan:
+    """Delete every instance, then the stack set (owned stack sets only)."""
+    plan = StackSetPlan(name=spec.name, action="delete", fingerprint="")
+    if not live.exists:
+        plan.action = "absent"
+        return plan
+    if not live.owned:
+        plan.action = "blocked"
+        plan.blocked_reason = f"stack set '{spec.name}' lacks the ownership tag {OWNER_TAG}={OWNER_VALUE}: this tool did not create it and will not delete it"
+        return plan
+    instances = live.instances or ()
+    steps: list[Step] = []
+    units: dict[tuple[Any, str], set[str]] = defaultdict(set)
+    unplaced: dict[tuple[Any, str], set[str]] = defaultdict(set)
+    for inst in instances:
+        plan.remove.append(_label(inst))
+        if live.permission_model == "SERVICE_MANAGED":
+            if inst.ou:
+                units[(None, inst.ou)].add(inst.region)
+            else:
+                unplaced[(None, inst.account)].add(inst.region)
+        else:
+            units[(None, inst.account)].add(inst.region)
+    for (regions, _), names in sorted(_group_by_regions(units).items()):
+        if live.permission_model == "SERVICE_MANAGED":
+            for chunk in _chunks(sorted(names), MAX_OUS_PER_CALL):
+                steps.append(Step(kind="delete_instances", organizational_units=chunk, account_filter="NONE", regions=regions))
+        else:
+            steps.append(Step(kind="delete_instances", accounts=tuple(sorted(names)), regions=regions, instance_count=len(names) * len(regions)))
+    if unplaced:
+        plan.notes.append("instances without a known OU: " + ", ".join(sorted(a for _, a in unplaced)))
+        plan.action = "blocked"
+        plan.blocked_reason = "some instances cannot be attributed to an OU; delete them by OU first"
+        return plan
+    steps.append(Step(kind="delete_stack_set"))
+    base = live.last_operation.operation_id if live.last_operation else ""
+    fp = _sha({"destroy": spec.name, "base": base})
+    plan.fingerprint = fp
+    plan.steps = _assign_operation_ids(spec, live, steps, fp)
+    return plan
+
+
+def _fmt(overrides: Overrides) -> str:
+    return "{" + ", ".join(f"{k}={v}" for k, v in overrides) + "}" if overrides else "{}"
+
+
+def describe(plan: StackSetPlan, spec: StackSetSpec | None = None) -> list[str]:
+    """Human-readable lines of a plan (NoEcho values masked)."""
+    no_echo = {n for n, p in spec.template.parameters.items() if p.no_echo} if spec else set()
+    lines = [f"{plan.name}: {plan.action}" + ("" if plan.instances_read else " (unchanged since the last successful apply; instances not listed)")]
+    if plan.blocked_reason:
+        lines.append(f"  BLOCKED: {plan.blocked_reason}")
+    for change in plan.property_changes:
+        lines.append(f"  ~ {change.key}: {change.old!r} -> {change.new!r}")
+    for change in plan.parameter_changes:
+        masked = change.key in no_echo
+        old = NO_ECHO_MASK if masked and change.old is not None else change.old
+        new = NO_ECHO_MASK if masked else change.new
+        lines.append(f"  ~ parameter {change.key}: {old!r} -> {new!r}")
+    if plan.template_diff:
+        lines.append("  ~ template:")
+        lines.extend("      " + line for line in plan.template_diff.splitlines()[:200])
+    for label, items, sign in (("add", plan.add, "+"), ("remove", plan.remove, "-"), ("override change", plan.override_changes, "~"), ("re-run (not CURRENT)", plan.rerun, "!")):
+        if items:
+            lines.append(f"  {sign} {label}: {len(items)} instance(s)")
+            lines.extend(f"      {item}" for item in items[:50])
+            if len(items) > 50:
+                lines.append(f"      ... and {len(items) - 50} more")
+    for note in plan.notes:
+        lines.append(f"  note: {note}")
+    if plan.steps:
+        lines.append(f"  calls: {', '.join(step.kind for step in plan.steps)}")
+    return lines

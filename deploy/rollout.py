@@ -1,0 +1,308 @@
+"""The executor: read live state, plan, confirm removals, run the plan, report.
+
+Independent stack sets run in parallel threads; a stack set starts only once every
+stack set it ``depends_on`` has finished successfully (a failed dependency skips its
+dependents). Each stack set's steps run in order, each one waiting for its operation.
+Human output (rich progress, plan, failures) goes to stderr; ``--json`` documents are
+built from the returned data by ``deploy.commands``.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from deploy.errors import InputError, RolloutError
+from deploy.manifest import Manifest, StackSetSpec, dependency_order
+from deploy.plan import LiveStackSet, StackSetPlan, describe, plan_destroy, plan_stack_set
+from deploy.stacksets import InstanceFailure, StackSets
+
+# Waits before re-running an operation whose failures are all "role not assumable yet":
+# IAM changes reach every region within seconds to a couple of minutes.
+IAM_RETRY_DELAYS = (15.0, 30.0, 60.0)
+MAX_ROUNDS = 3
+MAX_PARALLEL_STACK_SETS = 8
+
+
+@dataclass
+class Outcome:
+    """How one stack set ended."""
+
+    name: str
+    result: str  # no-change | succeeded | failed | skipped | blocked | deleted | absent
+    operations: list[str] = field(default_factory=list)
+    failures: list[InstanceFailure] = field(default_factory=list)
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.result in ("no-change", "succeeded", "deleted", "absent")
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "result": self.result,
+            "operations": self.operations,
+            "failures": [f.__dict__ for f in self.failures],
+            "message": self.message,
+        }
+
+
+class Reporter:
+    """Progress and messages on stderr: a live rich display on a terminal, plain lines otherwise."""
+
+    def __init__(self, console: Console | None = None, quiet: bool = False):
+        self.console = console or Console(stderr=True)
+        self.quiet = quiet
+        self.progress = Progress(
+            TextColumn("{task.fields[name]}", justify="left"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=self.console,
+            disable=quiet or not self.console.is_terminal,
+        )
+        self._tasks: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.progress.stop()
+
+    def line(self, text: str, style: str | None = None) -> None:
+        if not self.quiet:
+            self.console.print(text, style=style, highlight=False, markup=False)
+
+    def start(self, name: str, total: int) -> None:
+        with self._lock:
+            self._tasks[name] = self.progress.add_task("queued", name=name, total=max(total, 1))
+
+    def step(self, name: str, text: str) -> None:
+        with self._lock:
+            task = self._tasks.get(name)
+        if task is not None:
+            self.progress.update(task, description=text)
+        if not self.progress.disable:
+            return
+        self.line(f"{name}: {text}")
+
+    def advance(self, name: str, amount: int) -> None:
+        with self._lock:
+            task = self._tasks.get(name)
+        if task is not None:
+            self.progress.advance(task, amount)
+
+    def finish(self, name: str, text: str) -> None:
+        with self._lock:
+            task = self._tasks.get(name)
+        if task is not None:
+            total = self.progress.tasks[[t.id for t in self.progress.tasks].index(task)].total
+            self.progress.update(task, completed=total, description=text)
+        self.line(f"{name}: {text}")
+
+
+def resolve(manifest: Manifest, ou_ids: dict[str, str]) -> list[StackSetSpec]:
+    """Specs with ``ou:/path`` references replaced by OU ids."""
+    def ids(values: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(sorted({ou_ids.get(v, v) for v in values}))
+
+    out = []
+    for spec in manifest.stack_sets:
+        overrides = tuple(replace(o, organizational_units=ids(o.organizational_units)) for o in spec.overrides)
+        out.append(replace(spec, organizational_units=ids(spec.organizational_units), overrides=overrides))
+    return out
+
+
+def confirm(question: str, yes: bool, how: str) -> bool:
+    """``--yes`` answers yes; a terminal is asked; without a terminal the answer is refusal (exit 2)."""
+    if yes:
+        return True
+    if not sys.stdin or not sys.stdin.isatty():
+        raise InputError(f"{question}: refusing without a terminal to confirm; {how}")
+    print(f"{question} [y/N] ", end="", file=sys.stderr, flush=True)
+    answer = sys.stdin.readline().strip().lower()
+    return answer in ("y", "yes")
+
+
+@dataclass
+class Planned:
+    spec: StackSetSpec
+    live: LiveStackSet
+    plan: StackSetPlan
+    account_parents: dict[str, str] = field(default_factory=dict)
+
+
+class Rollout:
+    """Plans and runs a manifest against the live stack sets."""
+
+    def __init__(self, adapter: StackSets, reporter: Reporter, adopt: bool = False, iam_retry_delays=None):
+        self.adapter = adapter
+        self.reporter = reporter
+        self.adopt = adopt
+        self.iam_retry_delays = IAM_RETRY_DELAYS if iam_retry_delays is None else iam_retry_delays
+
+    # ------------------------------------------------------------------ planning
+
+    def specs(self) -> list[StackSetSpec]:
+        self.adapter.caller_account()  # missing or wrong credentials: exit 2 before anything else
+        return resolve(self.adapter.manifest, self.adapter.resolve_ou_paths())
+
+    def _on_wait(self, name: str, operation_id: str) -> None:
+        self.reporter.line(f"{name}: waiting for operation {operation_id} already in progress")
+
+    def plan(self, specs: list[StackSetSpec], full: bool = False) -> dict[str, Planned]:
+        """Read every stack set (in parallel) and plan it."""
+
+        def one(spec: StackSetSpec) -> Planned:
+            live = self.adapter.read(spec, full=full, on_wait=self._on_wait)
+            parents = {}
+            if spec.service_managed and spec.account_filter == "UNION" and live.instances is not None:
+                parents = self.adapter.account_parents(spec.accounts)
+            return Planned(spec, live, plan_stack_set(spec, live, parents, adopt=self.adopt), parents)
+
+        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_STACK_SETS, len(specs) or 1)) as pool:
+            results = list(pool.map(one, specs))
+        return {p.spec.name: p for p in results}
+
+    def plan_destroy(self, specs: list[StackSetSpec]) -> dict[str, Planned]:
+        def one(spec: StackSetSpec) -> Planned:
+            live = self.adapter.read(spec, full=True, on_wait=self._on_wait)
+            return Planned(spec, live, plan_destroy(spec, live))
+
+        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_STACK_SETS, len(specs) or 1)) as pool:
+            results = list(pool.map(one, specs))
+        return {p.spec.name: p for p in results}
+
+    def show(self, planned: dict[str, Planned]) -> None:
+        for item in planned.values():
+            for line in describe(item.plan, item.spec):
+                self.reporter.line(line)
+
+    # ------------------------------------------------------------------ confirmation
+
+    def confirm_removals(self, planned: dict[str, Planned], yes: bool, verb: str = "apply") -> bool:
+        removing = [p for p in planned.values() if p.plan.removes]
+        if not removing:
+            return True
+        total = sum(len(p.plan.remove) for p in removing)
+        lines = []
+        for p in removing:
+            everything = p.live.instances is not None and len(p.plan.remove) == len(p.live.instances) and not p.plan.add
+            if p.plan.action == "delete":
+                lines.append(f"{p.spec.name}: delete the stack set and its {len(p.plan.remove)} instance(s)" + (" (stacks retained)" if p.spec.retain_stacks else ""))
+            elif everything:
+                lines.append(f"{p.spec.name}: the targets resolve to NO account: EVERY one of its {len(p.plan.remove)} instance(s) would be removed")
+            else:
+                lines.append(f"{p.spec.name}: remove {len(p.plan.remove)} instance(s)" + (" (stacks retained)" if p.spec.retain_stacks else ""))
+        for line in lines:
+            self.reporter.line(line, style="bold yellow")
+        return confirm(f"{verb} would remove {total} stack instance(s) in {len(removing)} stack set(s); continue?", yes, f"re-run with --yes to {verb} (or change the manifest)")
+
+    # ------------------------------------------------------------------ execution
+
+    def run(self, planned: dict[str, Planned], destroy: bool = False) -> dict[str, Outcome]:
+        """Execute every plan, respecting ``depends_on`` (reversed for destroy)."""
+        specs = [p.spec for p in planned.values()]
+        order = dependency_order(specs)
+        deps: dict[str, set[str]] = {s.name: set(s.depends_on) for s in specs}
+        if destroy:
+            deps = {name: {other for other, d in deps.items() if name in d} for name in deps}
+            order = list(reversed(order))
+        outcomes: dict[str, Outcome] = {}
+        pending = list(order)
+        running: dict[Future, str] = {}
+        with self.reporter, ThreadPoolExecutor(max_workers=MAX_PARALLEL_STACK_SETS) as pool:
+            try:
+                while pending or running:
+                    for name in list(pending):
+                        if not deps[name] <= set(outcomes):
+                            continue
+                        pending.remove(name)
+                        failed = sorted(d for d in deps[name] if not outcomes[d].ok)
+                        item = planned[name]
+                        if failed:
+                            outcomes[name] = Outcome(name, "skipped", message=f"not run: {', '.join(failed)} did not succeed")
+                            self.reporter.finish(name, outcomes[name].message)
+                        elif not item.plan.steps:
+                            result = {"delete": "deleted", "absent": "absent"}.get(item.plan.action, "no-change")
+                            outcomes[name] = Outcome(name, result)
+                        else:
+                            self.reporter.start(name, sum(s.instance_count or 1 for s in item.plan.steps))
+                            running[pool.submit(self._run_one, item, destroy)] = name
+                    if not running:
+                        continue
+                    done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                    for future in done:
+                        name = running.pop(future)
+                        try:
+                            outcomes[name] = future.result()
+                        except RolloutError as error:
+                            outcomes[name] = Outcome(name, "failed", message=str(error))
+                        self.reporter.finish(name, _summary(outcomes[name]))
+            except KeyboardInterrupt:
+                self.adapter.stop.set()
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+        return {name: outcomes[name] for name in order}
+
+    def _run_one(self, item: Planned, destroy: bool) -> Outcome:
+        spec, plan = item.spec, item.plan
+        outcome = Outcome(spec.name, "succeeded")
+        iam_retries = 0
+        for round_number in range(MAX_ROUNDS + len(self.iam_retry_delays)):
+            retry = False
+            for step in plan.steps:
+                started = time.monotonic()
+                self.reporter.step(spec.name, f"{step.kind} {step.operation_id}")
+                result = self.adapter.execute(spec, step, on_wait=self._on_wait)
+                outcome.operations.append(result.operation_id)
+                if not result.ok:
+                    if result.iam_propagation_only and iam_retries < len(self.iam_retry_delays):
+                        delay = self.iam_retry_delays[iam_retries]
+                        iam_retries += 1
+                        self.reporter.line(f"{spec.name}: roles not assumable yet (IAM propagation); retrying in {delay:.0f}s")
+                        self.adapter.poll.sleep(delay)
+                        retry = True
+                        break
+                    outcome.result = "failed"
+                    outcome.failures = result.failures
+                    outcome.message = f"{step.kind} {result.operation_id} ended {result.status}"
+                    return outcome
+                self.reporter.advance(spec.name, step.instance_count or 1)
+                self.reporter.step(spec.name, f"{step.kind} done in {time.monotonic() - started:.0f}s")
+            if destroy:
+                outcome.result = "deleted"
+                return outcome
+            if not retry and not plan.needs_followup:
+                return outcome
+            # Re-read and re-plan: instances created through an OU now exist with their OU,
+            # and failed instances are no longer CURRENT. Removals are never follow-ups.
+            live = self.adapter.read(spec, full=True, on_wait=self._on_wait)
+            plan = plan_stack_set(spec, live, item.account_parents, adopt=True)
+            plan.steps = [s for s in plan.steps if s.kind != "delete_instances"]
+            if not plan.steps:
+                return outcome
+        outcome.result = "failed"
+        outcome.message = "did not converge after several rounds; re-run apply"
+        return outcome
+
+
+def _summary(outcome: Outcome) -> str:
+    if outcome.result == "failed":
+        return f"FAILED: {outcome.message}" + (f" ({len(outcome.failures)} instance(s) failed)" if outcome.failures else "")
+    return outcome.result + (f": {outcome.message}" if outcome.message else "")
+
+
+def blocked(planned: dict[str, Planned]) -> list[Planned]:
+    return [p for p in planned.values() if p.plan.action == "blocked"]
+

@@ -1,0 +1,634 @@
+"""The one adapter between the deployer and AWS for stack sets.
+
+Every CloudFormation, Organizations, S3, IAM and STS call of the deployer is made here,
+through ``deploy.clients`` (botocore's adaptive retries, call counting), with
+``CallAs`` on every stack set call and botocore paginators for every list. Reading
+returns the plain ``LiveStackSet`` data the pure planner consumes; writing executes one
+plan ``Step`` and waits for its operation.
+
+Cost at scale: when the stack set's latest operation is the successful last step of an
+apply of exactly the desired state (its deterministic OperationId says so) and nothing
+else ran since, the instances are not listed: an unchanged stack set costs two reads.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Callable
+
+from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError, PartialCredentialsError
+
+from deploy.clients import Clients
+from deploy.errors import InputError, RolloutError
+from deploy.manifest import Manifest, StackSetSpec
+from deploy.plan import (
+    CONFIG_TAG,
+    OWNER_TAG,
+    OWNER_VALUE,
+    LastOperation,
+    LiveInstance,
+    LiveStackSet,
+    Step,
+    config_hash,
+    fingerprint,
+    last_apply_matches,
+    override_scope,
+    overrides_known_empty,
+)
+
+INLINE_TEMPLATE_LIMIT = 51_200
+STACKSETS_PRINCIPAL = "member.org.stacksets.cloudformation.amazonaws.com"
+DEFAULT_ADMIN_ROLE = "AWSCloudFormationStackSetAdministrationRole"
+FINAL_STATUSES = {"SUCCEEDED", "FAILED", "STOPPED"}
+RUNNING_STATUSES = {"RUNNING", "QUEUED", "STOPPING"}
+# Reasons CloudFormation gives when a role created moments ago is not yet assumable.
+IAM_PROPAGATION_RE = re.compile(
+    r"sts:AssumeRole|AssumeRole|trust relationship|cannot be assumed|is not authorized to perform",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True)
+class InstanceFailure:
+    account: str
+    region: str
+    status: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.account}/{self.region}: {self.status}: {self.reason}"
+
+
+@dataclass
+class OperationOutcome:
+    operation_id: str
+    status: str
+    failures: list[InstanceFailure] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "SUCCEEDED" and not self.failures
+
+    @property
+    def iam_propagation_only(self) -> bool:
+        return bool(self.failures) and all(IAM_PROPAGATION_RE.search(f.reason or "") for f in self.failures)
+
+
+@dataclass
+class PollPolicy:
+    """Capped exponential backoff with jitter for DescribeStackSetOperation."""
+
+    initial: float = 1.0
+    cap: float = 30.0
+    timeout: float = 6 * 3600.0
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    rng: random.Random = field(default_factory=random.Random)
+
+    def delays(self):
+        delay = self.initial
+        while True:
+            # "Equal jitter": never less than half the nominal delay, never more.
+            yield delay / 2 + self.rng.uniform(0, delay / 2)
+            delay = min(self.cap, delay * 2)
+
+
+def _code(error: ClientError) -> str:
+    return error.response.get("Error", {}).get("Code", "")
+
+
+class StackSets:
+    """Stack set reads and writes for one manifest's admin region."""
+
+    def __init__(self, clients: Clients, manifest: Manifest, poll: PollPolicy | None = None, stop: threading.Event | None = None):
+        self.clients = clients
+        self.manifest = manifest
+        self.region = manifest.admin_region
+        self.poll = poll or PollPolicy()
+        self.stop = stop or threading.Event()
+        self._ou_children: dict[str, list[dict]] = {}
+        self._lock = threading.Lock()
+        self._account_id: str | None = None
+        self._checked: dict[str, str | None] = {}
+        self._template_urls: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ clients
+
+    @property
+    def cfn(self):
+        return self.clients.client("cloudformation", self.region)
+
+    @property
+    def org(self):
+        return self.clients.client("organizations", self.region)
+
+    # ------------------------------------------------------------------ identity and OUs
+
+    def caller_account(self) -> str:
+        """The account of the credentials; InputError when there are none or they are for another account."""
+        if self._account_id is None:
+            try:
+                identity = self.clients.client("sts", self.region).get_caller_identity()
+            except (NoCredentialsError, PartialCredentialsError, NoRegionError) as error:
+                raise InputError(f"no usable AWS credentials ({error}); configure a profile or the AWS_* variables", self.manifest.path) from None
+            except ClientError as error:
+                raise InputError(f"the AWS credentials were refused: {error}", self.manifest.path) from None
+            self._account_id = identity["Account"]
+        expected = self.manifest.admin_account_id
+        if expected and self._account_id != expected:
+            raise InputError(
+                f"the credentials are for account {self._account_id}, the manifest is for {expected}: switch profile or fix admin_account_id",
+                self.manifest.path, None, "admin_account_id",
+            )
+        return self._account_id
+
+    def _children(self, parent: str) -> list[dict]:
+        with self._lock:
+            cached = self._ou_children.get(parent)
+        if cached is None:
+            cached = []
+            for page in self.org.get_paginator("list_organizational_units_for_parent").paginate(ParentId=parent):
+                cached.extend(page["OrganizationalUnits"])
+            with self._lock:
+                self._ou_children[parent] = cached
+        return cached
+
+    def resolve_ou_paths(self) -> dict[str, str]:
+        """``ou:/a/b`` -> OU id for every path the manifest uses (InputError for a missing one)."""
+        paths = sorted(self.manifest.ou_paths())
+        if not paths:
+            return {}
+        try:
+            roots = self.org.list_roots()["Roots"]
+        except ClientError as error:
+            stack_set, key, ref = next(r for r in self.manifest.raw_ou_refs if r[2] == paths[0])
+            raise InputError(f"cannot resolve OU path '{ref}' through Organizations: {error}", self.manifest.path, f"stack set '{stack_set}'", key) from None
+        root = roots[0]["Id"]
+        resolved = {}
+        for path in paths:
+            current = root
+            for segment in [s for s in path[len("ou:/"):].split("/") if s]:
+                match = [ou for ou in self._children(current) if ou["Name"] == segment]
+                if not match:
+                    stack_set, key, _ = next(r for r in self.manifest.raw_ou_refs if r[2] == path)
+                    names = ", ".join(sorted(ou["Name"] for ou in self._children(current))) or "none"
+                    raise InputError(f"OU path '{path}': no OU named '{segment}' there (children: {names})", self.manifest.path, f"stack set '{stack_set}'", key)
+                current = match[0]["Id"]
+            resolved[path] = current
+        return resolved
+
+    def account_parents(self, accounts) -> dict[str, str]:
+        """Direct parent OU (or root) of each account: one ListParents call each."""
+        parents = {}
+        for account in accounts:
+            try:
+                found = self.org.list_parents(ChildId=account)["Parents"]
+            except ClientError:
+                continue
+            if found:
+                parents[account] = found[0]["Id"]
+        return parents
+
+    def _accounts_under(self, ou: str) -> set[str]:
+        accounts: set[str] = set()
+        stack = [ou]
+        while stack:
+            parent = stack.pop()
+            for page in self.org.get_paginator("list_accounts_for_parent").paginate(ParentId=parent):
+                accounts.update(a["Id"] for a in page["Accounts"])
+            stack.extend(child["Id"] for child in self._children(parent))
+        return accounts
+
+    # ------------------------------------------------------------------ reading
+
+    def describe(self, name: str, call_as: str) -> dict | None:
+        try:
+            return self.cfn.describe_stack_set(StackSetName=name, CallAs=call_as)["StackSet"]
+        except ClientError as error:
+            if _code(error) in ("StackSetNotFoundException",) or "not found" in str(error).lower():
+                return None
+            raise
+
+    def operations(self, name: str, call_as: str) -> list[dict]:
+        """The most recent page of the stack set's operations (newest first on AWS)."""
+        page = self.cfn.list_stack_set_operations(StackSetName=name, CallAs=call_as, MaxResults=100)
+        return page.get("Summaries", [])
+
+    def wait_for_running(self, name: str, call_as: str, operations: list[dict], on_wait=None) -> bool:
+        """Wait for every running or queued operation (ours from an interrupted run, or anyone's)."""
+        waited = False
+        for summary in operations:
+            if summary.get("Status") in RUNNING_STATUSES:
+                if on_wait:
+                    on_wait(name, summary["OperationId"])
+                self.wait(name, summary["OperationId"], call_as)
+                waited = True
+        return waited
+
+    def read(self, spec: StackSetSpec, full: bool = False, on_wait=None) -> LiveStackSet:
+        """Live state of ``spec``'s stack set; instances are skipped when provably unchanged."""
+        described = self.describe(spec.name, spec.call_as)
+        if described is None:
+            return LiveStackSet(name=spec.name, exists=False)
+        ops = self.operations(spec.name, spec.call_as)
+        if self.wait_for_running(spec.name, spec.call_as, ops, on_wait):
+            ops = self.operations(spec.name, spec.call_as)
+        last = _latest(ops)
+        tags = tuple(sorted((t["Key"], t["Value"]) for t in described.get("Tags", [])))
+        auto = described.get("AutoDeployment")
+        live = LiveStackSet(
+            name=spec.name,
+            exists=True,
+            tags=tags,
+            template_body=described.get("TemplateBody"),
+            parameters=tuple(sorted((p["ParameterKey"], p.get("ParameterValue", "")) for p in described.get("Parameters", []))),
+            description=described.get("Description"),
+            capabilities=tuple(sorted(described.get("Capabilities", []))),
+            permission_model=described.get("PermissionModel") or "SELF_MANAGED",
+            auto_deployment=(bool(auto.get("Enabled")), bool(auto.get("RetainStacksOnAccountRemoval"))) if auto else None,
+            administration_role_arn=described.get("AdministrationRoleARN"),
+            execution_role_name=described.get("ExecutionRoleName"),
+            organizational_unit_ids=tuple(described["OrganizationalUnitIds"]) if "OrganizationalUnitIds" in described else None,
+            last_operation=last,
+        )
+        unchanged = (
+            not full
+            and live.owned
+            and dict(tags).get(CONFIG_TAG) == config_hash(spec)
+            and last_apply_matches(last, fingerprint(spec))
+        )
+        if unchanged:
+            return live
+        instances = self.list_instances(spec.name, spec.call_as)
+        if live.permission_model == "SERVICE_MANAGED":
+            instances = self._attribute_ous(spec, live, instances)
+        instances = self._read_overrides(spec, instances)
+        return LiveStackSet(**{**live.__dict__, "instances": tuple(instances)})
+
+    def list_instances(self, name: str, call_as: str) -> list[LiveInstance]:
+        out = []
+        for page in self.cfn.get_paginator("list_stack_instances").paginate(StackSetName=name, CallAs=call_as):
+            for s in page.get("Summaries", []):
+                out.append(
+                    LiveInstance(
+                        account=s["Account"],
+                        region=s["Region"],
+                        ou=s.get("OrganizationalUnitId"),
+                        status=s.get("Status", "CURRENT"),
+                        detailed_status=(s.get("StackInstanceStatus") or {}).get("DetailedStatus"),
+                        status_reason=s.get("StatusReason"),
+                        last_operation_id=s.get("LastOperationId"),
+                        drift_status=s.get("DriftStatus"),
+                    )
+                )
+        return out
+
+    def _attribute_ous(self, spec: StackSetSpec, live: LiveStackSet, instances: list[LiveInstance]) -> list[LiveInstance]:
+        """Fill the OU of instances CloudFormation did not report one for (the emulator)."""
+        unknown = sorted({i.account for i in instances if i.ou is None})
+        if not unknown:
+            return instances
+        owner: dict[str, str] = {}
+        for ou in sorted(set(spec.organizational_units) | set(live.organizational_unit_ids or ())):
+            for account in self._accounts_under(ou):
+                owner.setdefault(account, ou)
+        rest = [a for a in unknown if a not in owner]
+        owner.update(self.account_parents(rest))
+        return [i if i.ou is not None else LiveInstance(**{**i.__dict__, "ou": owner.get(i.account)}) for i in instances]
+
+    def _read_overrides(self, spec: StackSetSpec, instances: list[LiveInstance]) -> list[LiveInstance]:
+        """Read ParameterOverrides of the instances whose overrides may matter (one call each)."""
+        needed = [i for i in instances if override_scope(spec, i) or not overrides_known_empty(i)]
+        if not needed:
+            return instances
+
+        def describe(inst: LiveInstance) -> LiveInstance:
+            data = self.cfn.describe_stack_instance(
+                StackSetName=spec.name, StackInstanceAccount=inst.account, StackInstanceRegion=inst.region, CallAs=spec.call_as
+            )["StackInstance"]
+            raw = data.get("ParameterOverrides") or []
+            overrides = tuple(sorted((p["ParameterKey"], p.get("ParameterValue", "")) for p in raw if isinstance(p, dict) and "ParameterKey" in p))
+            return LiveInstance(**{**inst.__dict__, "overrides": overrides, "ou": inst.ou or data.get("OrganizationalUnitId")})
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            read = {(i.account, i.region): i for i in pool.map(describe, needed)}
+        return [read.get((i.account, i.region), i) for i in instances]
+
+    # ------------------------------------------------------------------ prerequisites
+
+    def check_prerequisites(self, spec: StackSetSpec) -> None:
+        """Trusted access (service-managed) or the administration role (self-managed), before any write."""
+        key = "trusted-access" if spec.service_managed else f"admin-role:{spec.administration_role_arn or ''}"
+        with self._lock:
+            if key in self._checked:
+                problem = self._checked[key]
+                if problem:
+                    raise RolloutError(problem)
+                return
+        problem = self._trusted_access_problem(spec) if spec.service_managed else self._admin_role_problem(spec)
+        with self._lock:
+            self._checked[key] = problem
+        if problem:
+            raise RolloutError(problem)
+
+    def _trusted_access_problem(self, spec: StackSetSpec) -> str | None:
+        if spec.call_as == "DELEGATED_ADMIN":
+            return None  # only the management account can list service access
+        try:
+            principals = set()
+            for page in self.org.get_paginator("list_aws_service_access_for_organization").paginate():
+                principals.update(p["ServicePrincipal"] for p in page.get("EnabledServicePrincipals", []))
+        except ClientError as error:
+            if _code(error) == "AWSOrganizationsNotInUseException":
+                return f"stack set '{spec.name}' is service_managed but this account is not in an AWS Organization"
+            if _code(error) == "AccessDeniedException":
+                return None  # cannot tell; CloudFormation will say so itself
+            raise
+        if STACKSETS_PRINCIPAL not in principals:
+            return (
+                f"stack set '{spec.name}' is service_managed but trusted access for CloudFormation StackSets is not "
+                "enabled in the Organization: in the management account run "
+                "`aws cloudformation activate-organizations-access` (or enable it in the StackSets console), then re-run"
+            )
+        return None
+
+    def _admin_role_problem(self, spec: StackSetSpec) -> str | None:
+        arn = spec.administration_role_arn
+        name = arn.split("/")[-1] if arn else DEFAULT_ADMIN_ROLE
+        if arn and arn.split(":")[4] != self.caller_account():
+            return None  # a role of another account: only CloudFormation can check it
+        try:
+            self.clients.client("iam", self.region).get_role(RoleName=name)
+        except ClientError as error:
+            if _code(error) == "NoSuchEntity":
+                return (
+                    f"stack set '{spec.name}' is self_managed but the administration role '{name}' does not exist in "
+                    f"account {self.caller_account()}: deploy templates/stackset-administration-role.yaml there "
+                    "(and stackset-execution-role.yaml in every target account), then re-run"
+                )
+            if _code(error) in ("AccessDenied", "AccessDeniedException"):
+                return None
+            raise
+        return None
+
+    # ------------------------------------------------------------------ templates
+
+    def template_source(self, spec: StackSetSpec) -> dict:
+        """``TemplateBody``, or ``TemplateURL`` after an upload when the body is over the inline limit."""
+        if spec.template.size <= INLINE_TEMPLATE_LIMIT:
+            return {"TemplateBody": spec.template.body}
+        with self._lock:
+            cached = self._template_urls.get(spec.template.sha256)
+        if cached:
+            return {"TemplateURL": cached}
+        url = self._upload_template(spec)
+        with self._lock:
+            self._template_urls[spec.template.sha256] = url
+        return {"TemplateURL": url}
+
+    def template_bucket(self) -> str:
+        return self.manifest.template_bucket or f"sagemaker-stackset-deploy-{self.caller_account()}-{self.region}"
+
+    def _upload_template(self, spec: StackSetSpec) -> str:
+        s3 = self.clients.client("s3", self.region)
+        bucket = self.template_bucket()
+        self._ensure_bucket(s3, bucket)
+        key = f"templates/{spec.name}/{spec.template.sha256}.yaml"
+        try:
+            s3.head_object(Bucket=bucket, Key=key)
+        except ClientError as error:
+            if _code(error) not in ("404", "NoSuchKey", "NotFound"):
+                raise
+            s3.put_object(Bucket=bucket, Key=key, Body=spec.template.body.encode("utf-8"), ContentType="text/yaml", ServerSideEncryption="AES256")
+        suffix = "amazonaws.com.cn" if self.region.startswith("cn-") else "amazonaws.com"
+        return f"https://{bucket}.s3.{self.region}.{suffix}/{key}"
+
+    def _ensure_bucket(self, s3, bucket: str) -> None:
+        with self._lock:
+            if self._checked.get(f"bucket:{bucket}") == "ok":
+                return
+        try:
+            s3.head_bucket(Bucket=bucket)
+        except ClientError as error:
+            if _code(error) not in ("404", "NoSuchBucket", "NotFound"):
+                raise RolloutError(f"template bucket '{bucket}' is not usable: {error}") from None
+            args = {"Bucket": bucket}
+            if self.region != "us-east-1":
+                args["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
+            s3.create_bucket(**args)
+            s3.put_public_access_block(
+                Bucket=bucket,
+                PublicAccessBlockConfiguration={"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True},
+            )
+            s3.put_bucket_encryption(
+                Bucket=bucket,
+                ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}]},
+            )
+            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        with self._lock:
+            self._checked[f"bucket:{bucket}"] = "ok"
+
+    # ------------------------------------------------------------------ writing
+
+    def _tags(self, spec: StackSetSpec) -> list[dict]:
+        tags = dict(spec.tags)
+        tags[OWNER_TAG] = OWNER_VALUE
+        tags[CONFIG_TAG] = config_hash(spec)
+        return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
+
+    def _preferences(self, spec: StackSetSpec, regions) -> dict:
+        prefs = dict(spec.operation_preferences)
+        if "RegionOrder" in prefs:
+            prefs["RegionOrder"] = [r for r in prefs["RegionOrder"] if r in regions]
+            if not prefs["RegionOrder"]:
+                prefs.pop("RegionOrder")
+        return prefs
+
+    def _targets(self, spec: StackSetSpec, step: Step) -> dict:
+        if spec.service_managed:
+            targets: dict = {"OrganizationalUnitIds": list(step.organizational_units)}
+            if step.accounts:
+                targets["Accounts"] = list(step.accounts)
+            if step.account_filter and (step.accounts or step.account_filter == "NONE"):
+                targets["AccountFilterType"] = step.account_filter
+            return {"DeploymentTargets": targets}
+        return {"Accounts": list(step.accounts)}
+
+    def _stack_set_arguments(self, spec: StackSetSpec) -> dict:
+        args = {
+            "StackSetName": spec.name,
+            "Description": spec.description,
+            "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in spec.parameters],
+            "Capabilities": list(spec.capabilities),
+            "Tags": self._tags(spec),
+            "PermissionModel": spec.permission_model,
+            "CallAs": spec.call_as,
+            "ManagedExecution": {"Active": True},
+            **self.template_source(spec),
+        }
+        if spec.service_managed:
+            args["AutoDeployment"] = {"Enabled": spec.auto_deployment, "RetainStacksOnAccountRemoval": spec.retain_stacks_on_account_removal}
+        else:
+            if spec.administration_role_arn:
+                args["AdministrationRoleARN"] = spec.administration_role_arn
+            if spec.execution_role_name:
+                args["ExecutionRoleName"] = spec.execution_role_name
+        return args
+
+    def execute(self, spec: StackSetSpec, step: Step, on_wait=None) -> OperationOutcome:
+        """Run one step and wait for its operation; OperationInProgress waits for the other operation first."""
+        if step.kind == "create_stack_set":
+            args = {**self._stack_set_arguments(spec), "ClientRequestToken": step.operation_id}
+            try:
+                self.cfn.create_stack_set(**args)
+            except ClientError as error:
+                if _code(error) != "NameAlreadyExistsException":
+                    raise RolloutError(f"{spec.name}: CreateStackSet failed: {error}") from None
+                described = self.describe(spec.name, spec.call_as)
+                owned = described and any(t["Key"] == OWNER_TAG and t["Value"] == OWNER_VALUE for t in described.get("Tags", []))
+                if not owned:
+                    raise RolloutError(f"{spec.name}: a stack set of that name appeared meanwhile and is not ours") from None
+            return OperationOutcome(step.operation_id, "SUCCEEDED")
+        if step.kind == "delete_stack_set":
+            self._retrying_in_progress(spec, lambda: self.cfn.delete_stack_set(StackSetName=spec.name, CallAs=spec.call_as), on_wait)
+            return OperationOutcome(step.operation_id, "SUCCEEDED")
+
+        common = {"StackSetName": spec.name, "CallAs": spec.call_as, "OperationId": step.operation_id}
+        if step.kind == "update_stack_set":
+            args = {**self._stack_set_arguments(spec), **common, "OperationPreferences": self._preferences(spec, spec.regions)}
+            call = lambda: self.cfn.update_stack_set(**args)  # noqa: E731
+        else:
+            args = {**common, **self._targets(spec, step), "Regions": list(step.regions), "OperationPreferences": self._preferences(spec, step.regions)}
+            if step.kind == "create_instances":
+                if step.overrides:
+                    args["ParameterOverrides"] = [{"ParameterKey": k, "ParameterValue": v} for k, v in step.overrides]
+                call = lambda: self.cfn.create_stack_instances(**args)  # noqa: E731
+            elif step.kind == "update_instances":
+                # An explicit list: keys left out go back to the stack set's value.
+                args["ParameterOverrides"] = [{"ParameterKey": k, "ParameterValue": v} for k, v in (step.overrides or ())]
+                call = lambda: self.cfn.update_stack_instances(**args)  # noqa: E731
+            elif step.kind == "delete_instances":
+                args["RetainStacks"] = spec.retain_stacks
+                call = lambda: self.cfn.delete_stack_instances(**args)  # noqa: E731
+            else:
+                raise ValueError(step.kind)
+        response = self._retrying_in_progress(spec, call, on_wait, own_id=step.operation_id)
+        # The emulator ignores client tokens of instance calls: follow the id it answers with.
+        operation_id = (response or {}).get("OperationId") or step.operation_id
+        final = self.wait(spec.name, operation_id, spec.call_as)
+        return self.outcome(spec, operation_id, final)
+
+    def _retrying_in_progress(self, spec: StackSetSpec, call, on_wait=None, own_id: str | None = None, attempts: int = 30):
+        for _ in range(attempts):
+            try:
+                return call()
+            except ClientError as error:
+                code = _code(error)
+                if code == "OperationIdAlreadyExistsException" and own_id:
+                    return {"OperationId": own_id}  # our own request went through before: wait for it, never redo it
+                if code != "OperationInProgressException":
+                    raise RolloutError(f"{spec.name}: {error}") from None
+                ops = self.operations(spec.name, spec.call_as)
+                if not self.wait_for_running(spec.name, spec.call_as, ops, on_wait):
+                    self._sleep(self.poll.initial)
+        raise RolloutError(f"{spec.name}: other operations kept the stack set busy; re-run later")
+
+    def _sleep(self, seconds: float) -> None:
+        if self.stop.wait(0):
+            raise KeyboardInterrupt
+        self.poll.sleep(seconds)
+
+    def wait(self, name: str, operation_id: str, call_as: str) -> dict:
+        """Poll DescribeStackSetOperation until the operation ends (backoff with jitter, bounded)."""
+        started = self.poll.clock()
+        delays = self.poll.delays()
+        while True:
+            op = self.cfn.describe_stack_set_operation(StackSetName=name, OperationId=operation_id, CallAs=call_as)["StackSetOperation"]
+            if op.get("Status") in FINAL_STATUSES:
+                return op
+            if self.poll.clock() - started > self.poll.timeout:
+                raise RolloutError(f"{name}: operation {operation_id} still {op.get('Status')} after {self.poll.timeout:.0f}s; re-run to pick it up")
+            self._sleep(next(delays))
+
+    def outcome(self, spec: StackSetSpec, operation_id: str, op: dict) -> OperationOutcome:
+        status = op.get("Status", "UNKNOWN")
+        failed = (op.get("StatusDetails") or {}).get("FailedStackInstancesCount")
+        outcome = OperationOutcome(operation_id, status)
+        if status != "SUCCEEDED" or (failed or 0) > 0:
+            outcome.failures = self.failures(spec.name, operation_id, spec.call_as)
+            if not outcome.failures and status != "SUCCEEDED":
+                reason = op.get("StatusReason") or f"operation {status}"
+                outcome.failures = [InstanceFailure("-", "-", status, reason)]
+        return outcome
+
+    def failures(self, name: str, operation_id: str, call_as: str) -> list[InstanceFailure]:
+        """Every failed or cancelled account/region of an operation, with CloudFormation's reason (all pages)."""
+        out = []
+        paginator = self.cfn.get_paginator("list_stack_set_operation_results")
+        for page in paginator.paginate(StackSetName=name, OperationId=operation_id, CallAs=call_as):
+            for result in page.get("Summaries", []):
+                if result.get("Status") in ("FAILED", "CANCELLED"):
+                    out.append(InstanceFailure(result.get("Account", "?"), result.get("Region", "?"), result["Status"], result.get("StatusReason", "")))
+        return out
+
+    # ------------------------------------------------------------------ drift
+
+    def detect_drift(self, spec: StackSetSpec) -> tuple[dict, list[dict]]:
+        """Run DetectStackSetDrift, wait, and return (operation, drifted instances with their resources)."""
+        op_id = f"ssd-drift-{uuid.uuid4().hex[:24]}"
+        response = self._retrying_in_progress(
+            spec,
+            lambda: self.cfn.detect_stack_set_drift(StackSetName=spec.name, OperationId=op_id, CallAs=spec.call_as, OperationPreferences=self._preferences(spec, spec.regions)),
+            own_id=op_id,
+        )
+        op_id = (response or {}).get("OperationId") or op_id
+        op = self.wait(spec.name, op_id, spec.call_as)
+        drifted = []
+        for inst in self.list_instances(spec.name, spec.call_as):
+            if inst.drift_status in ("DRIFTED",):
+                resources = []
+                token = None
+                while True:  # no botocore paginator for this operation
+                    kwargs = {
+                        "StackSetName": spec.name,
+                        "StackInstanceAccount": inst.account,
+                        "StackInstanceRegion": inst.region,
+                        "OperationId": op_id,
+                        "StackInstanceResourceDriftStatuses": ["MODIFIED", "DELETED"],
+                        "CallAs": spec.call_as,
+                    }
+                    if token:
+                        kwargs["NextToken"] = token
+                    page = self.cfn.list_stack_instance_resource_drifts(**kwargs)
+                    for r in page.get("Summaries", []):
+                        resources.append(
+                            {
+                                "logical_id": r.get("LogicalResourceId"),
+                                "type": r.get("ResourceType"),
+                                "status": r.get("StackResourceDriftStatus"),
+                                "differences": [
+                                    {"path": d.get("PropertyPath"), "expected": d.get("ExpectedValue"), "actual": d.get("ActualValue"), "type": d.get("DifferenceType")}
+                                    for d in r.get("PropertyDifferences", [])
+                                ],
+                            }
+                        )
+                    token = page.get("NextToken")
+                    if not token:
+                        break
+                drifted.append({"account": inst.account, "region": inst.region, "resources": resources})
+        return op, drifted
+
+
+def _latest(operations: list[dict]) -> LastOperation | None:
+    if not operations:
+        return None
+    latest = max(operations, key=lambda o: o.get("CreationTimestamp") or 0)
+    failed = (latest.get("StatusDetails") or {}).get("FailedStackInstancesCount")
+    return LastOperation(operation_id=latest["OperationId"], status=latest.get("Status", ""), action=latest.get("Action"), failed_count=failed)
+
