@@ -1,0 +1,642 @@
+"""CloudFormation StackSets: the behaviour the deployer relies on that moto 5.2.5 lacks.
+
+Measured gaps closed here (each shaped after the botocore service model):
+- per-instance ``ParameterOverrides`` are stored, merged over the stack set's parameters
+  into the instance's stack, and returned by DescribeStackInstance; UpdateStackInstances
+  follows the API's override rules (keys left out revert to the stack set's value, a
+  call without ParameterOverrides keeps them);
+- UpdateStackSet updates the stacks of existing instances (all of them, or the targeted
+  ones, the others then OUTDATED as in AWS);
+- CreateStackInstances expands OUs recursively, honours AccountFilterType and never
+  targets the management account for SERVICE_MANAGED; DeleteStackInstances honours OU
+  DeploymentTargets and RetainStacks;
+- a resource error makes a FAILED instance of a FAILED operation (per FailureTolerance)
+  instead of an error of the call; ListStackSetOperationResults reports each instance;
+- ManagedExecution, AutoDeployment and Capabilities are kept; DescribeStackSet returns
+  OrganizationalUnitIds and Regions; instances carry OrganizationalUnitId, LastOperationId;
+- OperationId is a client token: a retried request with the same id does nothing twice;
+- ListStackInstances pages at most 100 (as AWS does) and honours Filters and
+  StackInstanceAccount/StackInstanceRegion;
+- DetectStackSetDrift (instances IN_SYNC, the operation SUCCEEDED),
+  Activate/Deactivate/DescribeOrganizationsAccess (backed by the Organization's trusted
+  access) and ListStackSetAutoDeploymentTargets answer instead of HTTP 500;
+- SERVICE_MANAGED CreateStackInstances requires trusted access, as in AWS.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from moto.cloudformation import models, responses
+from moto.cloudformation.exceptions import CloudFormationError, StackInstanceNotFound, ValidationError
+from moto.core.responses import ActionResult, EmptyResult
+from moto.core.utils import utcnow
+from moto.moto_api._internal import mock_random
+from moto.organizations.models import organizations_backends
+from moto.utilities.utils import get_partition
+
+STACKSETS_PRINCIPAL = "member.org.stacksets.cloudformation.amazonaws.com"
+MAX_PAGE = 100  # ListStackInstances / ListStackSetOperationResults: AWS's largest page
+
+
+class OperationIdAlreadyExists(CloudFormationError):
+    code = "OperationIdAlreadyExistsException"
+
+    def __init__(self, operation_id: str):
+        super().__init__(f"The operation ID {operation_id} already exists for a different request.")
+
+
+class OrganizationsAccessRequired(ValidationError):
+    def __init__(self) -> None:
+        super().__init__(message="You must enable organizations access to operate a service managed stack set")
+
+
+# ---------------------------------------------------------------- model state
+
+def _stack_set_defaults(stack_set) -> None:
+    stack_set.__dict__.setdefault("_managed_execution", {"Active": False})
+    stack_set.__dict__.setdefault("auto_deployment", None)
+    stack_set.__dict__.setdefault("capabilities", [])
+    stack_set.__dict__.setdefault("target_ous", [])
+    stack_set.__dict__.setdefault("stack_set_drift_detection_details", {"DriftStatus": "NOT_CHECKED"})
+    stack_set.__dict__.setdefault("requests", {})  # OperationId -> request fingerprint
+
+
+def _instance_defaults(instance) -> None:
+    instance.__dict__.setdefault("overrides", [])
+    instance.__dict__.setdefault("status", "CURRENT")
+    instance.__dict__.setdefault("detailed_status", "SUCCEEDED")
+    instance.__dict__.setdefault("status_reason", None)
+    instance.__dict__.setdefault("organizational_unit_id", None)
+    instance.__dict__.setdefault("drift_status", "NOT_CHECKED")
+    instance.__dict__.setdefault("last_drift_check_timestamp", None)
+    instance.__dict__.setdefault("last_operation_id", None)
+
+
+def _instance_to_dict(self) -> dict[str, Any]:
+    _instance_defaults(self)
+    stack_id = self.stack.stack_id if getattr(self, "stack", None) is not None else None
+    result = {
+        "StackId": stack_id,
+        "StackSetId": self.stackset_id,
+        "Region": self.region_name,
+        "Account": self.account_id,
+        "Status": self.status,
+        "StatusReason": self.status_reason,
+        "ParameterOverrides": list(self.overrides),
+        "StackInstanceStatus": {"DetailedStatus": self.detailed_status},
+        "OrganizationalUnitId": self.organizational_unit_id,
+        "DriftStatus": self.drift_status,
+        "LastDriftCheckTimestamp": self.last_drift_check_timestamp,
+        "LastOperationId": self.last_operation_id,
+    }
+    return {key: value for key, value in result.items() if value is not None}
+
+
+def _org_backend(stack_set):
+    return organizations_backends[stack_set.instances.account_id][stack_set.instances.partition]
+
+
+def _organizations_access(account_id: str, region: str) -> bool:
+    backend = organizations_backends[account_id][get_partition(region)]
+    return backend.org is not None and any(item["ServicePrincipal"] == STACKSETS_PRINCIPAL for item in backend.services)
+
+
+def _effective_parameters(stack_set, overrides: list[dict[str, Any]]) -> dict[str, str]:
+    parameters = dict(stack_set.parameters or {})
+    parameters.update({item["ParameterKey"]: item["ParameterValue"] for item in overrides if "ParameterValue" in item})
+    return parameters
+
+
+# ---------------------------------------------------------------- targets
+
+def _accounts_under(org, ou_id: str) -> list[str]:
+    """Ids of the active accounts in ``ou_id`` (a root or an OU) and every OU below it."""
+    ou_ids, frontier = {ou_id}, [ou_id]
+    while frontier:
+        parent = frontier.pop()
+        for ou in org.ou:
+            if ou.parent_id == parent and ou.id not in ou_ids:
+                ou_ids.add(ou.id)
+                frontier.append(ou.id)
+    return [account.id for account in org.accounts if account.parent_id in ou_ids and account.status == "ACTIVE"]
+
+
+def _resolve_targets(stack_set, accounts: list[str], targets: dict | None, action: str) -> list[tuple[str, str | None]]:
+    """(account, targeted OU) pairs of a request, per the API's DeploymentTargets rules."""
+    targets = targets or {}
+    listed = list(dict.fromkeys(list(accounts or []) + list(targets.get("Accounts") or [])))
+    ou_ids = list(targets.get("OrganizationalUnitIds") or [])
+    if stack_set.permission_model != "SERVICE_MANAGED":
+        if ou_ids:
+            raise ValidationError(message="StackSets with SELF_MANAGED permission model can only have accounts as target")
+        return [(account, None) for account in listed]
+    if accounts:
+        raise ValidationError(message="StackSets with SERVICE_MANAGED permission model can only have OrganizationalUnit as target")
+    if not ou_ids:
+        raise ValidationError(message="OrganizationalUnitIds are required")
+    filter_type = targets.get("AccountFilterType") or "NONE"
+    if filter_type == "UNION" and action == "CREATE":
+        raise ValidationError(message="AccountFilterType UNION is not supported for CreateStackInstances")
+    org = _org_backend(stack_set)
+    management = org.org.master_account_id if org.org else None
+    pairs: dict[str, str | None] = {}
+    for ou_id in ou_ids:
+        for account in _accounts_under(org, ou_id):
+            if filter_type == "INTERSECTION" and account not in listed:
+                continue
+            if filter_type == "DIFFERENCE" and account in listed:
+                continue
+            pairs.setdefault(account, ou_id)
+    if filter_type == "UNION":
+        for account in listed:
+            pairs.setdefault(account, None)
+    return [(account, ou) for account, ou in pairs.items() if account != management]
+
+
+# ---------------------------------------------------------------- operations
+
+def _tolerance(preferences: dict | None, total: int) -> int:
+    preferences = preferences or {}
+    if "FailureToleranceCount" in preferences:
+        return int(preferences["FailureToleranceCount"])
+    if "FailureTolerancePercentage" in preferences:
+        return int(total * int(preferences["FailureTolerancePercentage"]) // 100)
+    return 0
+
+
+def _known_request(stack_set, operation_id: str | None, fingerprint: str) -> bool:
+    """True when ``operation_id`` already ran this very request (a retry: do nothing)."""
+    _stack_set_defaults(stack_set)
+    if not operation_id or operation_id not in stack_set.requests:
+        return False
+    if stack_set.requests[operation_id] != fingerprint:
+        raise OperationIdAlreadyExists(operation_id)
+    return True
+
+
+def _record(stack_set, operation_id: str | None, action: str, results: list[dict], params: dict, fingerprint: str, **extra) -> str:
+    operation_id = operation_id or str(mock_random.uuid4())
+    failed = sum(1 for result in results if result["Status"] == "FAILED")
+    status = "FAILED" if failed > _tolerance(params.get("OperationPreferences"), len(results)) else "SUCCEEDED"
+    now = utcnow()
+    operation = {
+        "OperationId": operation_id,
+        "Action": action,
+        "Status": status,
+        "CreationTimestamp": now,
+        "EndTimestamp": now,
+        "OperationPreferences": params.get("OperationPreferences") or None,
+        "RetainStacks": bool(params.get("RetainStacks")) if action == "DELETE" else None,
+        "DeploymentTargets": params.get("DeploymentTargets") or None,
+        "StatusReason": f"{failed} of {len(results)} stack instances failed" if failed else None,
+        "Instances": [{result["Account"]: result["Region"]} for result in results],
+        "Results": results,
+        **extra,
+    }
+    stack_set.operations.append(operation)
+    stack_set.requests[operation_id] = fingerprint
+    return operation_id
+
+
+def _fingerprint(action: str, params: dict) -> str:
+    relevant = {key: value for key, value in params.items() if key not in ("OperationId", "CallAs")}
+    return json.dumps([action, relevant], sort_keys=True, default=str)
+
+
+def _result(instance_or_key, status: str = "SUCCEEDED", reason: str | None = None) -> dict:
+    account, region, ou = instance_or_key
+    result = {"Account": account, "Region": region, "Status": status, "AccountGateResult": {"Status": "SKIPPED", "StatusReason": "No account gate function"}}
+    if reason:
+        result["StatusReason"] = reason
+    if ou:
+        result["OrganizationalUnitId"] = ou
+    return result
+
+
+def _failed_instance(stack_set, account: str, region: str, reason: str):
+    """An instance whose stack could not be created: kept, INOPERABLE... as AWS reports it."""
+    instance = object.__new__(models.StackInstance)
+    instance.account_id, instance.region_name = account, region
+    instance.stackset_id, instance.stack_name, instance.name = stack_set.id, stack_set.instances.stack_name, stack_set.name
+    instance.template, instance.parameters, instance.permission_model = stack_set.template, [], stack_set.permission_model
+    instance.stack = None
+    _instance_defaults(instance)
+    instance.status, instance.detailed_status, instance.status_reason = "OUTDATED", "FAILED", reason
+    return instance
+
+
+def _publish_stack(stack_set, instance) -> None:
+    """Make a SERVICE_MANAGED instance's stack visible in its account, named as AWS names it."""
+    if instance.stack is None or instance.permission_model == "SELF_MANAGED":
+        return
+    instance.stack.name = f"StackSet-{stack_set.name}-{mock_random.uuid4()}"
+    models.cloudformation_backends[instance.account_id][instance.region_name].stacks[instance.stack.stack_id] = instance.stack
+
+
+def _delete_stack(instance) -> None:
+    if getattr(instance, "stack", None) is None:
+        return
+    backend = models.cloudformation_backends[instance.account_id][instance.region_name]
+    if instance.permission_model == "SELF_MANAGED":
+        backend.delete_stack(instance.stack.name)
+    else:
+        instance.stack.delete()
+        if backend.stacks.pop(instance.stack.stack_id, None) is not None:
+            backend.deleted_stacks[instance.stack.stack_id] = instance.stack
+
+
+def _update_stack(stack_set, instance) -> None:
+    parameters = _effective_parameters(stack_set, instance.overrides)
+    if instance.stack is None:  # never created: try again, as AWS retries a FAILED instance
+        created = models.StackInstance(
+            account_id=instance.account_id, region_name=instance.region_name, stackset_id=stack_set.id,
+            stack_name=stack_set.instances.stack_name, name=stack_set.name, template=stack_set.template,
+            parameters=parameters, permission_model=stack_set.permission_model,
+        )
+        instance.stack = created.stack
+        _publish_stack(stack_set, instance)
+    else:
+        instance.stack.update(stack_set.template, parameters=parameters)
+
+
+def _apply_to_instances(instances, change) -> list[dict]:
+    results = []
+    for instance in instances:
+        _instance_defaults(instance)
+        try:
+            change(instance)
+        except Exception as error:  # noqa: BLE001 - any resource error fails the instance, as in AWS
+            instance.status, instance.detailed_status, instance.status_reason = "OUTDATED", "FAILED", _reason(error)
+            results.append(_result((instance.account_id, instance.region_name, instance.organizational_unit_id), "FAILED", instance.status_reason))
+        else:
+            instance.status, instance.detailed_status, instance.status_reason = "CURRENT", "SUCCEEDED", None
+            results.append(_result((instance.account_id, instance.region_name, instance.organizational_unit_id)))
+    return results
+
+
+def _reason(error: Exception) -> str:
+    return getattr(error, "message", None) or str(error) or type(error).__name__
+
+
+# ---------------------------------------------------------------- request handlers
+
+def _params(response) -> dict:
+    return response._get_params()
+
+
+def _overrides(raw) -> list[dict]:
+    return [{key: item[key] for key in ("ParameterKey", "ParameterValue", "UsePreviousValue") if key in item} for item in (raw or [])]
+
+
+def create_stack_set(self) -> ActionResult:
+    result = _original["create_stack_set"](self)
+    params = _params(self)
+    stack_set = self.cloudformation_backend.describe_stack_set(params["StackSetName"])
+    _stack_set_defaults(stack_set)
+    if params.get("ManagedExecution") is not None:
+        stack_set._managed_execution = {"Active": bool(params["ManagedExecution"].get("Active"))}
+    if params.get("AutoDeployment") is not None:
+        stack_set.auto_deployment = params["AutoDeployment"]
+    stack_set.capabilities = list(params.get("Capabilities") or [])
+    return result
+
+
+def create_stack_instances(self) -> ActionResult:
+    params = _params(self)
+    stack_set = self.cloudformation_backend.describe_stack_set(params["StackSetName"])
+    _stack_set_defaults(stack_set)
+    fingerprint = _fingerprint("CREATE", params)
+    if _known_request(stack_set, params.get("OperationId"), fingerprint):
+        return ActionResult({"OperationId": params["OperationId"]})
+    if stack_set.permission_model == "SERVICE_MANAGED" and not _organizations_access(self.current_account, self.region):
+        raise OrganizationsAccessRequired()
+    regions = list(params.get("Regions") or [])
+    targets = _resolve_targets(stack_set, params.get("Accounts") or [], params.get("DeploymentTargets"), "CREATE")
+    overrides = _overrides(params.get("ParameterOverrides"))
+    operation_id = params.get("OperationId") or str(mock_random.uuid4())
+    results = []
+    for region in regions:
+        for account, ou in targets:
+            existing = stack_set.instances.get_instance(account, region)
+            if existing is not None:  # AWS: creating an existing instance changes nothing
+                _instance_defaults(existing)
+                results.append(_result((account, region, existing.organizational_unit_id)))
+                continue
+            try:
+                instance = models.StackInstance(
+                    account_id=account, region_name=region, stackset_id=stack_set.id, stack_name=stack_set.instances.stack_name,
+                    name=stack_set.name, template=stack_set.template, parameters=_effective_parameters(stack_set, overrides),
+                    permission_model=stack_set.permission_model,
+                )
+                _instance_defaults(instance)
+                _publish_stack(stack_set, instance)
+                results.append(_result((account, region, ou)))
+            except Exception as error:  # noqa: BLE001 - a resource error fails the instance, not the call
+                instance = _failed_instance(stack_set, account, region, _reason(error))
+                results.append(_result((account, region, ou), "FAILED", instance.status_reason))
+            instance.overrides = [item for item in overrides if "ParameterValue" in item]
+            instance.organizational_unit_id = ou
+            instance.last_operation_id = operation_id
+            stack_set.instances.stack_instances.append(instance)
+    for ou_id in (params.get("DeploymentTargets") or {}).get("OrganizationalUnitIds") or []:
+        if stack_set.permission_model == "SERVICE_MANAGED" and ou_id not in stack_set.target_ous:
+            stack_set.target_ous.append(ou_id)
+    _record(stack_set, operation_id, "CREATE", results, params, fingerprint)
+    return ActionResult({"OperationId": operation_id})
+
+
+def _select_instances(stack_set, params: dict, action: str):
+    accounts, targets, regions = params.get("Accounts") or [], params.get("DeploymentTargets"), params.get("Regions") or []
+    pairs = _resolve_targets(stack_set, accounts, targets, action)
+    wanted = {account for account, _ in pairs}
+    return [instance for instance in stack_set.instances.stack_instances if instance.account_id in wanted and instance.region_name in regions]
+
+
+def update_stack_instances(self) -> ActionResult:
+    params = _params(self)
+    stack_set = self.cloudformation_backend.describe_stack_set(params["StackSetName"])
+    _stack_set_defaults(stack_set)
+    fingerprint = _fingerprint("UPDATE", params)
+    if _known_request(stack_set, params.get("OperationId"), fingerprint):
+        return ActionResult({"OperationId": params["OperationId"]})
+    selected = _select_instances(stack_set, params, "UPDATE")
+    requested = {(a, r) for a, _ in _resolve_targets(stack_set, params.get("Accounts") or [], params.get("DeploymentTargets"), "UPDATE") for r in params.get("Regions") or []}
+    if len(selected) < len(requested):
+        raise StackInstanceNotFound()
+    operation_id = params.get("OperationId") or str(mock_random.uuid4())
+    overrides_given = "ParameterOverrides" in params
+
+    def change(instance):
+        if overrides_given:  # keys left out revert to the stack set's value; UsePreviousValue keeps the override
+            previous = {item["ParameterKey"]: item for item in instance.overrides}
+            new = []
+            for item in _overrides(params["ParameterOverrides"]):
+                if item.get("UsePreviousValue"):
+                    if item["ParameterKey"] in previous:
+                        new.append(previous[item["ParameterKey"]])
+                elif "ParameterValue" in item:
+                    new.append({"ParameterKey": item["ParameterKey"], "ParameterValue": item["ParameterValue"]})
+            instance.overrides = new
+        instance.last_operation_id = operation_id
+        _update_stack(stack_set, instance)
+
+    results = _apply_to_instances(selected, change)
+    _record(stack_set, operation_id, "UPDATE", results, params, fingerprint)
+    return ActionResult({"OperationId": operation_id})
+
+
+def update_stack_set(self) -> ActionResult:
+    params = _params(self)
+    backend = self.cloudformation_backend
+    stack_set = backend.describe_stack_set(params["StackSetName"])
+    _stack_set_defaults(stack_set)
+    fingerprint = _fingerprint("UPDATE", params)
+    if _known_request(stack_set, params.get("OperationId"), fingerprint):
+        return ActionResult({"OperationId": params["OperationId"]})
+    template = params.get("TemplateBody")
+    if params.get("TemplateURL"):
+        template = self._get_stack_from_s3_url(params["TemplateURL"])
+    if not template and not params.get("UsePreviousTemplate"):
+        raise ValidationError(message="Either TemplateBody, TemplateURL or UsePreviousTemplate must be specified")
+    new_parameters = backend._resolve_update_parameters(instance=stack_set, incoming_params=params.get("Parameters") or [])
+    changes_stacks = bool(template and template != stack_set.template) or ("Parameters" in params and new_parameters != dict(stack_set.parameters or {}))
+    # validate the targets before changing anything
+    targeted = _select_instances(stack_set, params, "UPDATE") if (params.get("Accounts") or params.get("DeploymentTargets")) else None
+    if targeted is not None and not params.get("Regions"):
+        raise ValidationError(message="Regions must be specified when Accounts or DeploymentTargets are")
+    stack_set.template = template or stack_set.template
+    stack_set.instances.template = stack_set.template
+    if "Parameters" in params:
+        stack_set.parameters = new_parameters
+    if params.get("Description") is not None:
+        stack_set.description = params["Description"]
+    if "Tags" in params:
+        stack_set.tags = {item["Key"]: item["Value"] for item in params["Tags"] or []}
+    if "Capabilities" in params:
+        stack_set.capabilities = list(params["Capabilities"] or [])
+    stack_set.administration_role_arn = params.get("AdministrationRoleARN") or stack_set.administration_role_arn
+    stack_set.execution_role_name = params.get("ExecutionRoleName") or stack_set.execution_role_name
+    if params.get("ManagedExecution") is not None:
+        stack_set._managed_execution = {"Active": bool(params["ManagedExecution"].get("Active"))}
+    if params.get("AutoDeployment") is not None:
+        stack_set.auto_deployment = params["AutoDeployment"]
+    instances = stack_set.instances.stack_instances if targeted is None else targeted
+    if changes_stacks and targeted is not None:  # AWS: all instances OUTDATED, then the targeted ones updated
+        for instance in stack_set.instances.stack_instances:
+            _instance_defaults(instance)
+            instance.status = "OUTDATED"
+    operation_id = params.get("OperationId") or str(mock_random.uuid4())
+
+    def change(instance):
+        instance.last_operation_id = operation_id
+        _update_stack(stack_set, instance)
+
+    results = _apply_to_instances(list(instances), change)
+    _record(stack_set, operation_id, "UPDATE", results, params, fingerprint)
+    return ActionResult({"OperationId": operation_id})
+
+
+def delete_stack_instances(self) -> ActionResult:
+    params = _params(self)
+    stack_set = self.cloudformation_backend.describe_stack_set(params["StackSetName"])
+    _stack_set_defaults(stack_set)
+    fingerprint = _fingerprint("DELETE", params)
+    if _known_request(stack_set, params.get("OperationId"), fingerprint):
+        return ActionResult({"OperationId": params["OperationId"]})
+    if "RetainStacks" not in params:
+        raise ValidationError(message="1 validation error detected: Value null at 'retainStacks' failed to satisfy constraint: Member must not be null")
+    selected = _select_instances(stack_set, params, "DELETE")
+    operation_id = params.get("OperationId") or str(mock_random.uuid4())
+    results = []
+    for instance in selected:
+        _instance_defaults(instance)
+        key = (instance.account_id, instance.region_name, instance.organizational_unit_id)
+        try:
+            if not params["RetainStacks"]:
+                _delete_stack(instance)
+        except Exception as error:  # noqa: BLE001
+            instance.detailed_status, instance.status_reason = "FAILED", _reason(error)
+            results.append(_result(key, "FAILED", instance.status_reason))
+            continue
+        stack_set.instances.stack_instances.remove(instance)
+        results.append(_result(key))
+    remaining_ous = {instance.organizational_unit_id for instance in stack_set.instances.stack_instances}
+    for ou_id in (params.get("DeploymentTargets") or {}).get("OrganizationalUnitIds") or []:
+        if ou_id in stack_set.target_ous and ou_id not in remaining_ous:
+            stack_set.target_ous.remove(ou_id)
+    _record(stack_set, operation_id, "DELETE", results, params, fingerprint)
+    return ActionResult({"OperationId": operation_id})
+
+
+def describe_stack_set(self) -> ActionResult:
+    stack_set = self.cloudformation_backend.describe_stack_set(self._get_param("StackSetName"))
+    _stack_set_defaults(stack_set)
+    return ActionResult({"StackSet": stack_set})
+
+
+def _page(items: list, params: dict) -> dict:
+    size = min(int(params.get("MaxResults") or MAX_PAGE), MAX_PAGE)
+    start = int(params.get("NextToken") or 0)
+    page = {"Summaries": items[start:start + size]}
+    if start + size < len(items):
+        page["NextToken"] = str(start + size)
+    return page
+
+
+_FILTER_FIELDS = {"DETAILED_STATUS": "detailed_status", "LAST_OPERATION_ID": "last_operation_id", "DRIFT_STATUS": "drift_status"}
+
+
+def list_stack_instances(self) -> ActionResult:
+    params = _params(self)
+    stack_set = self.cloudformation_backend.describe_stack_set(params["StackSetName"])
+    instances = []
+    for instance in stack_set.instances.stack_instances:
+        _instance_defaults(instance)
+        if params.get("StackInstanceAccount") and instance.account_id != params["StackInstanceAccount"]:
+            continue
+        if params.get("StackInstanceRegion") and instance.region_name != params["StackInstanceRegion"]:
+            continue
+        if any(getattr(instance, _FILTER_FIELDS[item["Name"]]) != item["Values"] for item in params.get("Filters") or [] if item.get("Name") in _FILTER_FIELDS):
+            continue
+        summary = instance.to_dict()
+        summary.pop("ParameterOverrides", None)  # not part of StackInstanceSummary
+        instances.append(summary)
+    return ActionResult(_page(instances, params))
+
+
+def list_stack_set_operation_results(self) -> ActionResult:
+    params = _params(self)
+    stack_set = self.cloudformation_backend.describe_stack_set(params["StackSetName"])
+    operation = stack_set.get_operation(params["OperationId"])
+    results = operation.get("Results")
+    if results is None:  # an operation moto itself recorded
+        results = [_result((account, region, None), operation["Status"]) for item in operation["Instances"] for account, region in item.items()]
+    for item in params.get("Filters") or []:
+        if item.get("Name") == "OPERATION_RESULT_STATUS":
+            results = [result for result in results if result["Status"] == item["Values"]]
+    return ActionResult(_page(results, params))
+
+
+def detect_stack_set_drift(self) -> ActionResult:
+    params = _params(self)
+    stack_set = self.cloudformation_backend.describe_stack_set(params["StackSetName"])
+    _stack_set_defaults(stack_set)
+    fingerprint = _fingerprint("DETECT_DRIFT", params)
+    if _known_request(stack_set, params.get("OperationId"), fingerprint):
+        return ActionResult({"OperationId": params["OperationId"]})
+    now = utcnow()
+    results, failed = [], 0
+    for instance in stack_set.instances.stack_instances:
+        _instance_defaults(instance)
+        key = (instance.account_id, instance.region_name, instance.organizational_unit_id)
+        if instance.stack is None:  # no stack to check
+            instance.drift_status, failed = "UNKNOWN", failed + 1
+            results.append(_result(key, "FAILED", "The stack instance has no stack"))
+        else:
+            instance.drift_status = "IN_SYNC"
+            results.append(_result(key))
+        instance.last_drift_check_timestamp = now
+    total = len(stack_set.instances.stack_instances)
+    details = {
+        "DriftStatus": "IN_SYNC",
+        "DriftDetectionStatus": "COMPLETED" if not failed else ("FAILED" if failed == total else "PARTIAL_SUCCESS"),
+        "LastDriftCheckTimestamp": now,
+        "TotalStackInstancesCount": total,
+        "DriftedStackInstancesCount": 0,
+        "InSyncStackInstancesCount": total - failed,
+        "InProgressStackInstancesCount": 0,
+        "FailedStackInstancesCount": failed,
+    }
+    stack_set.stack_set_drift_detection_details = details
+    operation_id = _record(stack_set, params.get("OperationId"), "DETECT_DRIFT", results, {**params, "OperationPreferences": {"FailureToleranceCount": total}}, fingerprint, StackSetDriftDetectionDetails=details)
+    return ActionResult({"OperationId": operation_id})
+
+
+def activate_organizations_access(self) -> ActionResult:
+    backend = organizations_backends[self.current_account][get_partition(self.region)]
+    if backend.org is None:
+        raise ValidationError(message="The account is not the management account of an organization")
+    backend.enable_aws_service_access(ServicePrincipal=STACKSETS_PRINCIPAL)
+    return EmptyResult()
+
+
+def deactivate_organizations_access(self) -> ActionResult:
+    backend = organizations_backends[self.current_account][get_partition(self.region)]
+    if backend.org is not None and _organizations_access(self.current_account, self.region):
+        backend.disable_aws_service_access(ServicePrincipal=STACKSETS_PRINCIPAL)
+    return EmptyResult()
+
+
+def describe_organizations_access(self) -> ActionResult:
+    return ActionResult({"Status": "ENABLED" if _organizations_access(self.current_account, self.region) else "DISABLED"})
+
+
+def list_stack_set_auto_deployment_targets(self) -> ActionResult:
+    params = _params(self)
+    stack_set = self.cloudformation_backend.describe_stack_set(params["StackSetName"])
+    _stack_set_defaults(stack_set)
+    summaries = []
+    if stack_set.permission_model == "SERVICE_MANAGED" and (stack_set.auto_deployment or {}).get("Enabled"):
+        for ou_id in stack_set.target_ous:
+            regions = sorted({i.region_name for i in stack_set.instances.stack_instances if i.organizational_unit_id == ou_id})
+            summaries.append({"OrganizationalUnitId": ou_id, "Regions": regions})
+    return ActionResult(_page(summaries, params))
+
+
+class _OperationDTO(responses.StackSetOperationDTO):
+    def __init__(self, operation: dict[str, Any], stack_set) -> None:
+        super().__init__(operation, stack_set)
+        self.operation_preferences = operation.get("OperationPreferences")
+        self.retain_stacks = operation.get("RetainStacks")
+        self.deployment_targets = operation.get("DeploymentTargets")
+        self.stack_set_drift_detection_details = operation.get("StackSetDriftDetectionDetails")
+        self.status_reason = operation.get("StatusReason")
+
+
+# ---------------------------------------------------------------- wiring
+
+_original: dict[str, Any] = {}
+
+_HANDLERS = {
+    "create_stack_set": create_stack_set,
+    "create_stack_instances": create_stack_instances,
+    "update_stack_instances": update_stack_instances,
+    "update_stack_set": update_stack_set,
+    "delete_stack_instances": delete_stack_instances,
+    "describe_stack_set": describe_stack_set,
+    "list_stack_instances": list_stack_instances,
+    "list_stack_set_operation_results": list_stack_set_operation_results,
+    "detect_stack_set_drift": detect_stack_set_drift,
+    "activate_organizations_access": activate_organizations_access,
+    "deactivate_organizations_access": deactivate_organizations_access,
+    "describe_organizations_access": describe_organizations_access,
+    "list_stack_set_auto_deployment_targets": list_stack_set_auto_deployment_targets,
+}
+
+
+def _managed_execution(self) -> dict[str, Any]:
+    return self.__dict__.get("_managed_execution", {"Active": False})
+
+
+def _organizational_unit_ids(self) -> list[str] | None:
+    return list(self.__dict__.get("target_ous") or []) or None if self.permission_model == "SERVICE_MANAGED" else None
+
+
+def _regions(self) -> list[str]:
+    return sorted({instance.region_name for instance in self.instances.stack_instances})
+
+
+def apply() -> None:
+    """Install the handlers and model accessors above on moto's CloudFormation (idempotent)."""
+    if _original:
+        return
+    for name, handler in _HANDLERS.items():
+        _original[name] = getattr(responses.CloudFormationResponse, name, None)
+        setattr(responses.CloudFormationResponse, name, handler)
+    models.StackSet.managed_execution = property(_managed_execution)
+    models.StackSet.organizational_unit_ids = property(_organizational_unit_ids)
+    models.StackSet.regions = property(_regions)
+    models.StackInstance.to_dict = _instance_to_dict
+    responses.StackSetOperationDTO = _OperationDTO

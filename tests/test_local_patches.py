@@ -1,0 +1,240 @@
+"""The local AWS's StackSet patches, through boto3 against the server (the API's shapes).
+
+Each test states the AWS behaviour the deployer relies on and that moto 5.2.5 lacks.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import botocore.exceptions
+import pytest
+import yaml
+
+TEMPLATE = {
+    "Parameters": {"Prefix": {"Type": "String"}, "Env": {"Type": "String"}, "Colour": {"Type": "String", "Default": "blue"}},
+    "Resources": {
+        "Value": {"Type": "AWS::SSM::Parameter", "Properties": {"Name": {"Fn::Sub": "/${Prefix}/value"}, "Type": "String", "Value": {"Fn::Sub": "${Env}-${Colour}"}}},
+    },
+}
+
+
+def _template(version: str | None = None) -> str:
+    body = json.loads(json.dumps(TEMPLATE))
+    if version:
+        body["Resources"]["Value"]["Properties"]["Value"] = {"Fn::Sub": "${Env}-${Colour}-" + version}
+    return yaml.safe_dump(body)
+
+
+def _name(prefix: str = "t") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def _params(**values) -> list[dict]:
+    return [{"ParameterKey": key, "ParameterValue": value} for key, value in values.items()]
+
+
+def _ssm_value(local_aws, account: str, prefix: str, region: str | None = None) -> str | None:
+    client = local_aws.client("ssm", account=account, region=region)
+    try:
+        return client.get_parameter(Name=f"/{prefix}/value")["Parameter"]["Value"]
+    except client.exceptions.ParameterNotFound:
+        return None
+
+
+@pytest.fixture
+def cfn(local_aws):
+    return local_aws.client("cloudformation")
+
+
+def _service_managed(cfn, name, prefix, **extra):
+    cfn.create_stack_set(StackSetName=name, TemplateBody=_template(), PermissionModel="SERVICE_MANAGED", Parameters=_params(Prefix=prefix, Env="base"), **extra)
+
+
+def _operation(cfn, name, operation_id):
+    return cfn.describe_stack_set_operation(StackSetName=name, OperationId=operation_id)["StackSetOperation"]
+
+
+def test_parameter_overrides_are_stored_merged_and_returned(local_aws, cfn):
+    name, prefix = _name(), _name("p")
+    _service_managed(cfn, name, prefix)
+    staging = local_aws.ou_id("staging")
+    op = cfn.create_stack_instances(StackSetName=name, DeploymentTargets={"OrganizationalUnitIds": [staging]}, Regions=["us-east-1"], ParameterOverrides=_params(Colour="red"))["OperationId"]
+    assert _operation(cfn, name, op)["Status"] == "SUCCEEDED"
+    account = local_aws.account_id("ml-staging")
+    instance = cfn.describe_stack_instance(StackSetName=name, StackInstanceAccount=account, StackInstanceRegion="us-east-1")["StackInstance"]
+    assert instance["ParameterOverrides"] == _params(Colour="red")
+    assert instance["OrganizationalUnitId"] == staging and instance["Status"] == "CURRENT" and instance["LastOperationId"] == op
+    # the stack got the stack set's parameters with the override on top
+    assert _ssm_value(local_aws, account, prefix) == "base-red"
+    summary = cfn.list_stack_instances(StackSetName=name)["Summaries"]
+    assert [(s["Account"], s["OrganizationalUnitId"], s["StackInstanceStatus"]["DetailedStatus"]) for s in summary] == [(account, staging, "SUCCEEDED")]
+    # the instance's stack is visible in its account, named as AWS names it
+    stacks = local_aws.client("cloudformation", account=account).describe_stacks()["Stacks"]
+    assert any(stack["StackName"].startswith(f"StackSet-{name}-") for stack in stacks)
+
+    # UpdateStackInstances without ParameterOverrides keeps them
+    cfn.update_stack_instances(StackSetName=name, DeploymentTargets={"OrganizationalUnitIds": [staging]}, Regions=["us-east-1"])
+    assert cfn.describe_stack_instance(StackSetName=name, StackInstanceAccount=account, StackInstanceRegion="us-east-1")["StackInstance"]["ParameterOverrides"] == _params(Colour="red")
+    # a new value replaces the override and reaches the resource
+    cfn.update_stack_instances(StackSetName=name, DeploymentTargets={"OrganizationalUnitIds": [staging]}, Regions=["us-east-1"], ParameterOverrides=_params(Colour="green"))
+    assert _ssm_value(local_aws, account, prefix) == "base-green"
+    # an empty list reverts every override to the stack set's value
+    cfn.update_stack_instances(StackSetName=name, DeploymentTargets={"OrganizationalUnitIds": [staging]}, Regions=["us-east-1"], ParameterOverrides=[])
+    instance = cfn.describe_stack_instance(StackSetName=name, StackInstanceAccount=account, StackInstanceRegion="us-east-1")["StackInstance"]
+    assert instance.get("ParameterOverrides", []) == []
+    assert _ssm_value(local_aws, account, prefix) == "base-blue"
+
+
+def test_update_stack_set_updates_the_resources_of_existing_instances(local_aws, cfn):
+    name, prefix = _name(), _name("p")
+    _service_managed(cfn, name, prefix)
+    production = local_aws.ou_id("production")
+    cfn.create_stack_instances(StackSetName=name, DeploymentTargets={"OrganizationalUnitIds": [production]}, Regions=["us-east-1"], ParameterOverrides=_params(Colour="red"))
+    accounts = local_aws.accounts_in("production")
+    assert len(accounts) == 2
+    op = cfn.update_stack_set(StackSetName=name, TemplateBody=_template("v2"), Parameters=_params(Prefix=prefix, Env="prod"))["OperationId"]
+    assert _operation(cfn, name, op)["Status"] == "SUCCEEDED"
+    assert [_ssm_value(local_aws, account, prefix) for account in accounts] == ["prod-red-v2", "prod-red-v2"]
+    assert cfn.describe_stack_set(StackSetName=name)["StackSet"]["Parameters"] == _params(Prefix=prefix, Env="prod")
+
+    # an update aimed at one account: that one is updated, the others are OUTDATED
+    op = cfn.update_stack_set(
+        StackSetName=name, TemplateBody=_template("v3"), UsePreviousTemplate=False, Parameters=[{"ParameterKey": "Prefix", "UsePreviousValue": True}, {"ParameterKey": "Env", "UsePreviousValue": True}],
+        DeploymentTargets={"OrganizationalUnitIds": [production], "Accounts": [accounts[0]], "AccountFilterType": "INTERSECTION"}, Regions=["us-east-1"],
+    )["OperationId"]
+    statuses = {s["Account"]: s["Status"] for s in cfn.list_stack_instances(StackSetName=name)["Summaries"]}
+    assert statuses == {accounts[0]: "CURRENT", accounts[1]: "OUTDATED"}
+    assert [_ssm_value(local_aws, account, prefix) for account in accounts] == ["prod-red-v3", "prod-red-v2"]
+    results = cfn.list_stack_set_operation_results(StackSetName=name, OperationId=op)["Summaries"]
+    assert [(r["Account"], r["Status"]) for r in results] == [(accounts[0], "SUCCEEDED")]
+
+
+def test_ou_targets_expand_recursively_filter_and_skip_the_management_account(local_aws, cfn):
+    name, prefix = _name(), _name("p")
+    _service_managed(cfn, name, prefix)
+    root = local_aws.state["root_id"]
+    cfn.create_stack_instances(StackSetName=name, DeploymentTargets={"OrganizationalUnitIds": [root], "Accounts": [local_aws.account_id("ml-staging")], "AccountFilterType": "DIFFERENCE"}, Regions=["us-east-1"])
+    deployed = {s["Account"] for s in cfn.list_stack_instances(StackSetName=name)["Summaries"]}
+    members = {account["id"] for account in local_aws.state["accounts"].values()}
+    assert deployed == members - {local_aws.account_id("ml-staging")}
+    assert local_aws.management_account_id not in deployed
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        cfn.create_stack_instances(StackSetName=name, DeploymentTargets={"OrganizationalUnitIds": [root], "AccountFilterType": "UNION"}, Regions=["us-east-1"])
+    assert caught.value.response["Error"]["Code"] == "ValidationError"
+
+
+def test_delete_stack_instances_honours_ou_targets_and_retain_stacks(local_aws, cfn):
+    name, prefix = _name(), _name("p")
+    _service_managed(cfn, name, prefix)
+    staging, production = local_aws.ou_id("staging"), local_aws.ou_id("production")
+    cfn.create_stack_instances(StackSetName=name, DeploymentTargets={"OrganizationalUnitIds": [staging, production]}, Regions=["us-east-1", "eu-west-1"])
+    assert len(cfn.list_stack_instances(StackSetName=name)["Summaries"]) == 6
+    assert sorted(cfn.describe_stack_set(StackSetName=name)["StackSet"]["OrganizationalUnitIds"]) == sorted([staging, production])
+    op = cfn.delete_stack_instances(StackSetName=name, DeploymentTargets={"OrganizationalUnitIds": [production]}, Regions=["us-east-1", "eu-west-1"], RetainStacks=False)["OperationId"]
+    left = cfn.list_stack_instances(StackSetName=name)["Summaries"]
+    assert {(s["Account"], s["Region"]) for s in left} == {(local_aws.account_id("ml-staging"), r) for r in ("us-east-1", "eu-west-1")}
+    assert _ssm_value(local_aws, local_aws.accounts_in("production")[0], prefix) is None
+    assert _operation(cfn, name, op)["RetainStacks"] is False
+    assert cfn.describe_stack_set(StackSetName=name)["StackSet"]["OrganizationalUnitIds"] == [staging]
+
+    cfn.delete_stack_instances(StackSetName=name, DeploymentTargets={"OrganizationalUnitIds": [staging]}, Regions=["us-east-1", "eu-west-1"], RetainStacks=True)
+    assert cfn.list_stack_instances(StackSetName=name)["Summaries"] == []
+    assert _ssm_value(local_aws, local_aws.account_id("ml-staging"), prefix) == "base-blue"  # the stack was kept
+    cfn.delete_stack_set(StackSetName=name)
+
+
+def test_managed_execution_auto_deployment_and_capabilities_are_kept(local_aws, cfn):
+    name, prefix = _name(), _name("p")
+    _service_managed(cfn, name, prefix, ManagedExecution={"Active": True}, AutoDeployment={"Enabled": True, "RetainStacksOnAccountRemoval": False}, Capabilities=["CAPABILITY_NAMED_IAM"])
+    stack_set = cfn.describe_stack_set(StackSetName=name)["StackSet"]
+    assert stack_set["ManagedExecution"] == {"Active": True}
+    assert stack_set["AutoDeployment"] == {"Enabled": True, "RetainStacksOnAccountRemoval": False}
+    assert stack_set["Capabilities"] == ["CAPABILITY_NAMED_IAM"]
+    assert "OrganizationalUnitIds" not in stack_set or stack_set["OrganizationalUnitIds"] == []
+    cfn.create_stack_instances(StackSetName=name, DeploymentTargets={"OrganizationalUnitIds": [local_aws.ou_id("development")]}, Regions=["us-east-1", "us-west-2"])
+    targets = cfn.list_stack_set_auto_deployment_targets(StackSetName=name)["Summaries"]
+    assert targets == [{"OrganizationalUnitId": local_aws.ou_id("development"), "Regions": ["us-east-1", "us-west-2"]}]
+    cfn.update_stack_set(StackSetName=name, UsePreviousTemplate=True, ManagedExecution={"Active": False})
+    stack_set = cfn.describe_stack_set(StackSetName=name)["StackSet"]
+    assert stack_set["ManagedExecution"] == {"Active": False} and stack_set["Regions"] == ["us-east-1", "us-west-2"]
+    summary = next(s for s in cfn.list_stack_sets()["Summaries"] if s["StackSetName"] == name)
+    assert summary["ManagedExecution"] == {"Active": False} and summary["PermissionModel"] == "SERVICE_MANAGED"
+
+
+def test_detect_stack_set_drift_succeeds_with_instances_in_sync(local_aws, cfn):
+    name, prefix = _name(), _name("p")
+    _service_managed(cfn, name, prefix)
+    cfn.create_stack_instances(StackSetName=name, DeploymentTargets={"OrganizationalUnitIds": [local_aws.ou_id("production")]}, Regions=["us-east-1"])
+    assert cfn.describe_stack_set(StackSetName=name)["StackSet"]["StackSetDriftDetectionDetails"]["DriftStatus"] == "NOT_CHECKED"
+    op = cfn.detect_stack_set_drift(StackSetName=name)["OperationId"]
+    operation = _operation(cfn, name, op)
+    assert operation["Action"] == "DETECT_DRIFT" and operation["Status"] == "SUCCEEDED"
+    details = cfn.describe_stack_set(StackSetName=name)["StackSet"]["StackSetDriftDetectionDetails"]
+    assert details["DriftStatus"] == "IN_SYNC" and details["DriftDetectionStatus"] == "COMPLETED"
+    assert details["TotalStackInstancesCount"] == details["InSyncStackInstancesCount"] == 2 and details["DriftedStackInstancesCount"] == 0
+    summaries = cfn.list_stack_instances(StackSetName=name, Filters=[{"Name": "DRIFT_STATUS", "Values": "IN_SYNC"}])["Summaries"]
+    assert len(summaries) == 2 and all("LastDriftCheckTimestamp" in s for s in summaries)
+
+
+def test_organizations_access_activate_describe_and_required(local_aws, cfn):
+    assert cfn.describe_organizations_access()["Status"] == "ENABLED"  # seeded as trusted access
+    name = _name()
+    _service_managed(cfn, name, _name("p"))
+    try:
+        cfn.deactivate_organizations_access()
+        assert cfn.describe_organizations_access()["Status"] == "DISABLED"
+        with pytest.raises(botocore.exceptions.ClientError) as caught:
+            cfn.create_stack_instances(StackSetName=name, DeploymentTargets={"OrganizationalUnitIds": [local_aws.ou_id("staging")]}, Regions=["us-east-1"])
+        assert "organizations access" in caught.value.response["Error"]["Message"]
+    finally:
+        cfn.activate_organizations_access()
+    assert cfn.describe_organizations_access()["Status"] == "ENABLED"
+    enabled = local_aws.client("organizations").list_aws_service_access_for_organization()["EnabledServicePrincipals"]
+    assert "member.org.stacksets.cloudformation.amazonaws.com" in {item["ServicePrincipal"] for item in enabled}
+
+
+def test_a_resource_error_is_a_failed_instance_of_a_failed_operation(local_aws, cfn):
+    """A named IAM role in two regions of one account: AWS fails the second instance, not the call."""
+    name, role = _name(), _name("role")
+    body = yaml.safe_dump({"Resources": {"Role": {"Type": "AWS::IAM::Role", "Properties": {"RoleName": role, "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": []}}}}})
+    cfn.create_stack_set(StackSetName=name, TemplateBody=body, PermissionModel="SERVICE_MANAGED", Capabilities=["CAPABILITY_NAMED_IAM"])
+    op = cfn.create_stack_instances(StackSetName=name, DeploymentTargets={"OrganizationalUnitIds": [local_aws.ou_id("development")]}, Regions=["us-east-1", "eu-west-1"])["OperationId"]
+    operation = _operation(cfn, name, op)
+    assert operation["Status"] == "FAILED" and "1 of 2" in operation["StatusReason"]
+    results = {r["Region"]: r for r in cfn.list_stack_set_operation_results(StackSetName=name, OperationId=op)["Summaries"]}
+    assert results["us-east-1"]["Status"] == "SUCCEEDED"
+    assert results["eu-west-1"]["Status"] == "FAILED" and role in results["eu-west-1"]["StatusReason"]
+    failed = cfn.list_stack_instances(StackSetName=name, Filters=[{"Name": "DETAILED_STATUS", "Values": "FAILED"}])["Summaries"]
+    assert [(s["Region"], s["Status"]) for s in failed] == [("eu-west-1", "OUTDATED")]
+    # with a tolerance of one failure the same outcome is a SUCCEEDED operation
+    op = cfn.update_stack_set(StackSetName=name, UsePreviousTemplate=True, OperationPreferences={"FailureToleranceCount": 1})["OperationId"]
+    assert _operation(cfn, name, op)["Status"] == "SUCCEEDED"
+
+
+def test_operation_id_is_a_client_token(local_aws, cfn):
+    name, prefix = _name(), _name("p")
+    _service_managed(cfn, name, prefix)
+    request = {"StackSetName": name, "DeploymentTargets": {"OrganizationalUnitIds": [local_aws.ou_id("staging")]}, "Regions": ["us-east-1"], "OperationId": str(uuid.uuid4())}
+    first = cfn.create_stack_instances(**request)["OperationId"]
+    again = cfn.create_stack_instances(**request)["OperationId"]
+    assert first == again == request["OperationId"]
+    assert len(cfn.list_stack_set_operations(StackSetName=name)["Summaries"]) == 1
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        cfn.create_stack_instances(**{**request, "Regions": ["eu-west-1"]})
+    assert caught.value.response["Error"]["Code"] == "OperationIdAlreadyExistsException"
+
+
+def test_list_stack_instances_pages_like_aws(local_aws, cfn):
+    name, prefix = _name(), _name("p")
+    cfn.create_stack_set(StackSetName=name, TemplateBody=_template(), Parameters=_params(Prefix=prefix, Env="e"))
+    accounts = [f"{n:012d}" for n in range(500000000000, 500000000130)]
+    cfn.create_stack_instances(StackSetName=name, Accounts=accounts, Regions=["us-east-1"])
+    first = cfn.list_stack_instances(StackSetName=name)
+    assert len(first["Summaries"]) == 100 and "NextToken" in first
+    pages = list(cfn.get_paginator("list_stack_instances").paginate(StackSetName=name, PaginationConfig={"PageSize": 50}))
+    assert [len(page["Summaries"]) for page in pages] == [50, 50, 30]
+    assert sorted(s["Account"] for page in pages for s in page["Summaries"]) == accounts
+    only = cfn.list_stack_instances(StackSetName=name, StackInstanceAccount=accounts[7], StackInstanceRegion="us-east-1")["Summaries"]
+    assert [s["Account"] for s in only] == [accounts[7]]
