@@ -336,11 +336,13 @@ def _describe(error: jsonschema.ValidationError) -> tuple[str | None, str]:
         missing = re.search(r"'([^']+)'", error.message)
         name = missing.group(1) if missing else "?"
         return _location(path + [name]), f"missing required key '{name}'"
-    if validator in ("pattern", "format") or "description" in schema and validator in ("type", "minProperties", "maxProperties", "const"):
+    if validator == "type":
+        names = {"boolean": "a boolean (true or false)", "integer": "an integer", "object": "a mapping", "array": "a list", "string": "a string"}
+        hint = f" ({schema['description']})" if schema.get("description") else ""
+        return key, f"expected {names.get(schema['type'], schema['type'])}{hint}, got {type(error.instance).__name__} {error.instance!r}"
+    if validator in ("pattern", "format") or (schema.get("description") and validator in ("minProperties", "maxProperties", "const")):
         expected = schema.get("description") or error.message
         return key, f"expected {expected}, got {error.instance!r}"
-    if validator == "type":
-        return key, f"expected a {schema['type']}, got {type(error.instance).__name__} {error.instance!r}"
     return key, error.message
 
 
