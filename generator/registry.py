@@ -12,6 +12,7 @@ from troposphere import Template
 
 from generator import cross_account
 from generator import model_deploy
+from generator import mlops_project
 
 Builder = Callable[[], Template]
 
@@ -22,4 +23,5 @@ TEMPLATES: dict[str, Builder] = {
     "endpoint-invoke-role": cross_account.build_endpoint_invoke_role_template,
     "endpoint-consumer-policy": cross_account.build_endpoint_consumer_policy_template,
     "model-deploy": model_deploy.build_model_deploy_template,
+    "mlops-multi-account-project": mlops_project.build_mlops_multi_account_project_template,
 }
