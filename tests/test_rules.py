@@ -485,3 +485,85 @@ def test_ingress_from_the_internet_fails(rules, resources, parameters):
 def test_generated_template_passes_every_custom_rule(rules, path):
     matches = lint(path.read_text(), rules=rules, regions=["us-east-1"])
     assert [] == [f"{path.name}:{m.linenumber} [{m.rule.id}] {m.message}" for m in matches]
+
+
+# --- the policy linter's extraction (generator/policy_lint.py) ------------------------------------
+
+from generator import policy_lint  # noqa: E402 - imports PyYAML only; parliament is imported when linting
+
+LINT_VENV_PYTHON = ROOT / ".venv-lint" / "bin" / "python"
+
+
+def _extracted(resources: dict, parameters: dict | None = None, conditions: dict | None = None) -> list:
+    template = {"Resources": resources, "Parameters": parameters or {}, "Conditions": conditions or {}}
+    return list(policy_lint.extract(Path("fragment.yaml"), template))
+
+
+@pytest.mark.parametrize("path", TEMPLATES, ids=[p.stem for p in TEMPLATES])
+def test_every_policy_of_a_template_is_extracted_as_literal_json(path):
+    template = policy_lint.load_template(path)
+    extracted = list(policy_lint.extract(path, template))
+    documents = {p.path for p in extracted}
+    expected = {".".join(str(s) for s in d.path) for d in policy_lint.common.policy_documents(template)}
+    assert len(documents) == len(expected)
+    for policy in extracted:
+        text = json.dumps(policy.document)
+        assert "${" not in text.replace("${aws:", "").replace("${sagemaker:", ""), policy.where()
+        assert '"Ref"' not in text and '"Fn::' not in text, policy.where()
+        for statement in policy.document["Statement"]:
+            resources = statement.get("Resource", statement.get("NotResource"))
+            assert resources, f"{policy.where()}: a statement without a resource after normalisation"
+            for resource in policy_lint.common.as_list(resources):
+                assert resource == "*" or len(resource.split(":", 5)) == 6, f"{policy.where()}: {resource}"
+
+
+def test_trust_and_key_policies_get_their_implicit_resource():
+    trust_role = role(trust(CROSS_ACCOUNT, {"StringEquals": {"sts:ExternalId": {"Ref": "ExternalId"}}}))
+    extracted = {p.kind: p.document for p in _extracted({"InvokeRole": trust_role, "Key": key()}, {"ConsumerAccountId": {"Type": "String", "AllowedPattern": r"^\d{12}$"}})}
+    trust_statement = extracted["trust"]["Statement"][0]
+    assert trust_statement["Resource"] == "arn:aws:iam::111111111111:role/invoke-role"
+    assert trust_statement["Principal"]["AWS"] == "arn:aws:iam::222222222222:root"
+    key_statement = extracted["key"]["Statement"][0]
+    assert key_statement["Resource"][0].startswith("arn:aws:kms:us-east-1:111111111111:key/")
+
+
+def test_each_condition_variant_is_extracted():
+    conditional = role(None, {"Fn::If": ["Wide", allow("s3:GetObject", "*"), allow("s3:GetObject", {"Fn::Sub": "${Bucket.Arn}/*"})]})
+    resources = {"Role": conditional, "Bucket": bucket()}
+    documents = [p.document for p in _extracted(resources, conditions={"Wide": {"Fn::Equals": ["a", "b"]}}) if p.kind == "identity"]
+    assert sorted(d["Statement"][0]["Resource"] for d in documents) == ["*", "arn:aws:s3:::bucket/*"]
+
+
+def test_parameters_become_values_of_their_shape():
+    c = policy_lint.Concretizer({"Parameters": {
+        "TargetAccountId": {"Type": "String", "AllowedPattern": r"^\d{12}$"},
+        "KeyArn": {"Type": "String", "AllowedPattern": r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[a-f0-9-]{36}$"},
+        "TopicArn": {"Type": "String", "AllowedPattern": r"^(arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]{1,256})?$", "Default": ""},
+        "Prefix": {"Type": "String", "Default": "models/"},
+        "Arns": {"Type": "CommaDelimitedList", "AllowedPattern": r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:endpoint/[a-z0-9-]+$"},
+    }})
+    assert c.ref("TargetAccountId") == "222222222222"
+    assert c.ref("KeyArn").startswith("arn:aws:kms:us-east-1:222222222222:key/")
+    assert c.ref("TopicArn").startswith("arn:aws:sns:us-east-1:222222222222:")
+    assert c.ref("Prefix") == "models/"
+    assert c.value([{"Ref": "Arns"}]) == ["arn:aws:sagemaker:us-east-1:222222222222:endpoint/example-arns"]
+    assert c.sub(["${Prefix}*-${X}", {"X": {"Ref": "AWS::Region"}}]) == "models/*-us-east-1"
+
+
+@pytest.mark.skipif(not LINT_VENV_PYTHON.exists(), reason="needs the linters' venv (make lint creates .venv-lint)")
+def test_policy_linter_fails_a_broken_policy_and_passes_a_good_one(tmp_path):
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"Resources": {"Role": role(None, allow("s3:GetObject", {"Fn::Sub": "arn:${AWS::Partition}:s3:::b/*"}))}}))
+    broken = tmp_path / "broken.json"
+    broken.write_text(json.dumps({"Resources": {
+        "Misspelt": role(None, allow(["s3:GetObjekt"], {"Fn::Sub": "arn:${AWS::Partition}:s3:::b/*"})),
+        "Unscoped": role(None, allow(["s3:GetObject"], "*")),
+    }}))
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    command = [str(LINT_VENV_PYTHON), "-m", "generator.policy_lint"]
+    passed = subprocess.run(command + [str(good)], capture_output=True, text=True, cwd=ROOT, env=env, check=False)
+    assert passed.returncode == 0, passed.stderr
+    failed = subprocess.run(command + [str(broken)], capture_output=True, text=True, cwd=ROOT, env=env, check=False)
+    assert failed.returncode == 1
+    assert "UNKNOWN_ACTION" in failed.stderr and "of Misspelt" in failed.stderr
+    assert "RESOURCE_STAR" in failed.stderr and "of Unscoped" in failed.stderr

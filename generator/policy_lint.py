@@ -1,0 +1,462 @@
+"""Lint every IAM policy document of the rendered templates with parliament.
+
+``python -m generator.policy_lint [templates/*.yaml]`` (run by the linters' venv,
+``.venv-lint/bin/python``, with the repository on ``PYTHONPATH``; ``make lint`` does it).
+
+Every identity, trust and resource policy (role trust and inline policies, managed
+policies, bucket, key, repository, model package group, endpoint policies, ...) is taken
+from the templates, once per combination of its ``Fn::If`` conditions, and its intrinsic
+functions are replaced by representative literal values of the right shape (an ARN of the
+right service and resource type, a 12-digit account id, a VPC endpoint id), because a
+policy linter reads literal JSON only. Two normalisations make the documents what IAM
+itself evaluates, rather than what the template abbreviates:
+
+* a role's trust policy has no ``Resource``: the role is the resource, so its ARN is added;
+* a key (or repository) policy's ``Resource: "*"`` (or no ``Resource``) means "this key"
+  (this repository): the key's (repository's) ARN is put there.
+
+Exit status: 0 no finding; 1 at least one finding (each printed with its file, resource
+and policy); 2 a template could not be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import hashlib
+import json
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+# The analysis module of the cfn-lint rules, shared (by path: generator/rules is not a package).
+_COMMON_PATH = Path(__file__).resolve().parent / "rules" / "_common.py"
+
+
+def _load_common():
+    import importlib.util
+
+    name = "_security_rules_common_" + hashlib.sha1(str(_COMMON_PATH).encode()).hexdigest()[:12]
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, _COMMON_PATH)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+common = _load_common()
+
+PARTITION = "aws"
+REGION = "us-east-1"
+ACCOUNT = "111111111111"
+# Parameters that hold another account's id get distinct ids, in order of appearance.
+OTHER_ACCOUNTS = ("222222222222", "333333333333", "444444444444", "555555555555", "666666666666")
+KEY_ID = "1234abcd-12ab-34cd-56ef-1234567890ab"
+PSEUDO = {
+    "AWS::Partition": PARTITION,
+    "AWS::Region": REGION,
+    "AWS::AccountId": ACCOUNT,
+    "AWS::URLSuffix": "amazonaws.com",
+    "AWS::StackName": "example-stack",
+    "AWS::StackId": f"arn:{PARTITION}:cloudformation:{REGION}:{ACCOUNT}:stack/example-stack/{KEY_ID}",
+    "AWS::NoValue": "",
+}
+
+# What Ref and GetAtt(..., "Arn") return for the resource types the templates use; "{n}" is a
+# lower-case name made from the logical id. Types not listed get a generic ARN.
+_ARN = f"arn:{PARTITION}:{{service}}:{REGION}:{ACCOUNT}:{{resource}}"
+ARN_FORMATS: dict[str, str] = {
+    "AWS::IAM::Role": f"arn:{PARTITION}:iam::{ACCOUNT}:role/{{n}}",
+    "AWS::IAM::User": f"arn:{PARTITION}:iam::{ACCOUNT}:user/{{n}}",
+    "AWS::IAM::Group": f"arn:{PARTITION}:iam::{ACCOUNT}:group/{{n}}",
+    "AWS::IAM::ManagedPolicy": f"arn:{PARTITION}:iam::{ACCOUNT}:policy/{{n}}",
+    "AWS::IAM::InstanceProfile": f"arn:{PARTITION}:iam::{ACCOUNT}:instance-profile/{{n}}",
+    "AWS::S3::Bucket": f"arn:{PARTITION}:s3:::{{n}}",
+    "AWS::KMS::Key": _ARN.format(service="kms", resource="key/" + KEY_ID),
+    "AWS::KMS::Alias": _ARN.format(service="kms", resource="alias/{n}"),
+    "AWS::ECR::Repository": _ARN.format(service="ecr", resource="repository/{n}"),
+    "AWS::SNS::Topic": _ARN.format(service="sns", resource="{n}"),
+    "AWS::SQS::Queue": _ARN.format(service="sqs", resource="{n}"),
+    "AWS::Logs::LogGroup": _ARN.format(service="logs", resource="log-group:{n}:*"),
+    "AWS::Events::Rule": _ARN.format(service="events", resource="rule/{n}"),
+    "AWS::SSM::Parameter": _ARN.format(service="ssm", resource="parameter/{n}"),
+    "AWS::SecretsManager::Secret": _ARN.format(service="secretsmanager", resource="secret:{n}-AbCdEf"),
+    "AWS::CodeCommit::Repository": _ARN.format(service="codecommit", resource="{n}"),
+    "AWS::CodeBuild::Project": _ARN.format(service="codebuild", resource="project/{n}"),
+    "AWS::CodePipeline::Pipeline": _ARN.format(service="codepipeline", resource="{n}"),
+    "AWS::Lambda::Function": _ARN.format(service="lambda", resource="function:{n}"),
+    "AWS::EC2::VPC": _ARN.format(service="ec2", resource="vpc/vpc-0123456789abcdef0"),
+    "AWS::EC2::Subnet": _ARN.format(service="ec2", resource="subnet/subnet-0123456789abcdef0"),
+    "AWS::EC2::SecurityGroup": _ARN.format(service="ec2", resource="security-group/sg-0123456789abcdef0"),
+    "AWS::SageMaker::Model": _ARN.format(service="sagemaker", resource="model/{n}"),
+    "AWS::SageMaker::EndpointConfig": _ARN.format(service="sagemaker", resource="endpoint-config/{n}"),
+    "AWS::SageMaker::Endpoint": _ARN.format(service="sagemaker", resource="endpoint/{n}"),
+    "AWS::SageMaker::ModelPackageGroup": _ARN.format(service="sagemaker", resource="model-package-group/{n}"),
+    "AWS::SageMaker::Domain": _ARN.format(service="sagemaker", resource="domain/d-0123456789ab"),
+    "AWS::SageMaker::UserProfile": _ARN.format(service="sagemaker", resource="user-profile/d-0123456789ab/{n}"),
+    "AWS::SageMaker::Project": _ARN.format(service="sagemaker", resource="project/{n}"),
+    "AWS::SageMaker::Pipeline": _ARN.format(service="sagemaker", resource="pipeline/{n}"),
+}
+# Ref of these types returns the ARN; of the others, a name or an id.
+REF_IS_ARN = {
+    "AWS::IAM::ManagedPolicy", "AWS::SNS::Topic", "AWS::SageMaker::Model", "AWS::SageMaker::EndpointConfig",
+    "AWS::SageMaker::Endpoint", "AWS::SageMaker::ModelPackageGroup", "AWS::SageMaker::Project",
+    "AWS::SageMaker::Pipeline", "AWS::SecretsManager::Secret", "AWS::CodeBuild::Project",
+}
+REF_IDS = {
+    "AWS::KMS::Key": KEY_ID,
+    "AWS::EC2::VPC": "vpc-0123456789abcdef0",
+    "AWS::EC2::Subnet": "subnet-0123456789abcdef0",
+    "AWS::EC2::SecurityGroup": "sg-0123456789abcdef0",
+    "AWS::EC2::VPCEndpoint": "vpce-0123456789abcdef0",
+    "AWS::SQS::Queue": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{{n}}",
+    "AWS::SageMaker::Domain": "d-0123456789ab",
+}
+# A parameter with no usable default: a value from its AllowedPattern's shape.
+_KEY_ARN_PATTERN = re.compile(r"kms:.*key/")
+
+
+class Concretizer:
+    """Replaces a template's intrinsic functions with representative literal values."""
+
+    def __init__(self, template: dict):
+        self.template = template
+        self.resources = template.get("Resources") or {}
+        self.parameters = template.get("Parameters") or {}
+        self.mappings = template.get("Mappings") or {}
+        self._accounts: dict[str, str] = {}
+
+    # -- names and parameters --
+
+    @staticmethod
+    def name_of(logical_id: str) -> str:
+        return re.sub(r"(?<!^)(?=[A-Z])", "-", logical_id).lower()
+
+    def parameter_value(self, name: str) -> Any:
+        parameter = self.parameters.get(name) or {}
+        ptype = str(parameter.get("Type", "String"))
+        default = parameter.get("Default")
+        is_list = ptype.startswith("List<") or ptype == "CommaDelimitedList"
+        if default not in (None, ""):
+            return [v.strip() for v in str(default).split(",")] if is_list else str(default)
+        value = self._shaped_value(name, str(parameter.get("AllowedPattern", "")))
+        return [value] if is_list else value
+
+    def _shaped_value(self, name: str, pattern: str) -> str:
+        lowered = name.lower()
+        if "arn:" in pattern or lowered.endswith("arn") or lowered.endswith("arns"):
+            return self._arn_from_pattern(name, pattern)
+        if "\\d{12}" in pattern or lowered.endswith("accountid"):
+            if name not in self._accounts:
+                self._accounts[name] = OTHER_ACCOUNTS[len(self._accounts) % len(OTHER_ACCOUNTS)]
+            return self._accounts[name]
+        if "vpce-" in pattern:
+            return "vpce-0fedcba9876543210"
+        if "^o-" in pattern or lowered.endswith("orgid") or lowered.endswith("organizationid"):
+            return "o-exampleorg1"
+        if "sg-" in pattern:
+            return "sg-0fedcba9876543210"
+        if "subnet-" in pattern:
+            return "subnet-0fedcba9876543210"
+        if "vpc-" in pattern:
+            return "vpc-0fedcba9876543210"
+        return "example-" + self.name_of(name)
+
+    def _arn_from_pattern(self, name: str, pattern: str) -> str:
+        account = OTHER_ACCOUNTS[0]
+        fields = re.search(r"arn:[^:]*:([a-z0-9-]+):", pattern)
+        service = fields.group(1) if fields else "iam"
+        resource_type = re.search(r":\\d\{12\}:([a-z-]+)[/:]", pattern) or re.search(r"::\\d\{12\}:([a-z-]+)[/:]", pattern)
+        kind = resource_type.group(1) if resource_type else ""
+        if service == "iam":
+            return f"arn:{PARTITION}:iam::{account}:{kind or 'role'}/example-{self.name_of(name)}"
+        if service == "s3":
+            return f"arn:{PARTITION}:s3:::example-{self.name_of(name)}"
+        if _KEY_ARN_PATTERN.search(pattern) or service == "kms":
+            return f"arn:{PARTITION}:kms:{REGION}:{account}:key/{KEY_ID}"
+        separator = ":" if kind in ("function", "secret", "log-group") else "/"
+        resource = f"{kind}{separator}example-{self.name_of(name)}" if kind else f"example-{self.name_of(name)}"
+        return f"arn:{PARTITION}:{service}:{REGION}:{account}:{resource}"
+
+    # -- references --
+
+    def ref(self, name: str) -> Any:
+        if name in PSEUDO:
+            return PSEUDO[name]
+        if name in self.parameters:
+            return self.parameter_value(name)
+        resource = self.resources.get(name)
+        if isinstance(resource, dict):
+            rtype = resource.get("Type", "")
+            physical = self.name_of(name)
+            if rtype in REF_IS_ARN:
+                return self.arn(name)
+            if rtype in REF_IDS:
+                return REF_IDS[rtype].replace("{n}", physical)
+            return physical
+        return "example-" + self.name_of(name)
+
+    def arn(self, logical_id: str) -> str:
+        resource = self.resources.get(logical_id) or {}
+        rtype = resource.get("Type", "")
+        physical = self.name_of(logical_id)
+        if rtype in ARN_FORMATS:
+            return ARN_FORMATS[rtype].replace("{n}", physical)
+        service = rtype.split("::")[1].lower() if rtype.count("::") == 2 else "example"
+        kind = self.name_of(rtype.split("::")[-1]) if rtype else "resource"
+        return _ARN.format(service=service, resource=f"{kind}/{physical}")
+
+    def get_att(self, logical_id: str, attribute: str) -> Any:
+        if attribute in ("Arn", "RoleArn", "KeyArn", "TopicArn", "QueueArn", "EndpointArn", "ModelPackageGroupArn"):
+            return self.arn(logical_id)
+        if attribute in ("KeyId", "VpcEndpointId", "GroupId", "RoleId"):
+            return self.ref(logical_id)
+        if attribute == "CidrBlock":
+            return "10.0.0.0/16"
+        if attribute == "DomainName":
+            return f"{self.name_of(logical_id)}.s3.amazonaws.com"
+        return f"example-{self.name_of(logical_id)}-{attribute.lower()}"
+
+    # -- values --
+
+    def value(self, node: Any) -> Any:
+        """``node`` with every intrinsic function replaced by a literal."""
+        if isinstance(node, list):
+            out = []
+            for item in node:
+                resolved = self.value(item)
+                # A list parameter referenced as one item of a list is spliced in.
+                if isinstance(resolved, list) and isinstance(item, dict) and "Ref" in item:
+                    out.extend(resolved)
+                else:
+                    out.append(resolved)
+            return out
+        if not isinstance(node, dict):
+            return node
+        if len(node) == 1:
+            (key, args), = node.items()
+            handler = _INTRINSICS.get(key)
+            if handler is not None:
+                return handler(self, args)
+        return {str(k): self.value(v) for k, v in node.items()}
+
+    def text(self, node: Any) -> str:
+        resolved = self.value(node)
+        if isinstance(resolved, list):
+            return ",".join(str(v) for v in resolved)
+        return str(resolved)
+
+    def sub(self, args: Any) -> str:
+        if isinstance(args, list):
+            template, variables = str(args[0]), (args[1] if len(args) > 1 else {}) or {}
+        else:
+            template, variables = str(args), {}
+
+        def replace(match: re.Match) -> str:
+            expression = match.group(1)
+            if expression.startswith("!"):
+                return "${" + expression[1:] + "}"
+            if expression in variables:
+                return self.text(variables[expression])
+            if "." in expression and expression.split(".", 1)[0] in self.resources:
+                logical_id, attribute = expression.split(".", 1)
+                return self.text(self.get_att(logical_id, attribute))
+            return self.text(self.ref(expression))
+
+        return re.sub(r"\$\{([^}]+)\}", replace, template)
+
+
+def _get_att(c: Concretizer, args: Any) -> Any:
+    if isinstance(args, str):
+        args = args.split(".", 1)
+    return c.get_att(str(args[0]), str(args[1]))
+
+
+def _join(c: Concretizer, args: Any) -> str:
+    parts = c.value(args[1])
+    return str(args[0]).join(str(p) for p in (parts if isinstance(parts, list) else [parts]))
+
+
+def _select(c: Concretizer, args: Any) -> Any:
+    items = c.value(args[1])
+    return items[int(c.value(args[0]))] if isinstance(items, list) and items else items
+
+
+def _split(c: Concretizer, args: Any) -> list:
+    return str(c.value(args[1])).split(str(args[0]))
+
+
+def _find_in_map(c: Concretizer, args: Any) -> Any:
+    keys = [c.text(a) for a in args]
+    return c.value(((c.mappings.get(keys[0]) or {}).get(keys[1]) or {}).get(keys[2], f"example-{keys[2]}"))
+
+
+_INTRINSICS = {
+    "Ref": lambda c, a: c.ref(str(a)),
+    "Fn::GetAtt": _get_att,
+    "Fn::Sub": lambda c, a: c.sub(a),
+    "Fn::Join": _join,
+    "Fn::Select": _select,
+    "Fn::Split": _split,
+    "Fn::FindInMap": _find_in_map,
+    "Fn::ImportValue": lambda c, a: "example-import-" + Concretizer.name_of(c.text(a).replace(":", "-")),
+    "Fn::GetAZs": lambda c, a: [f"{REGION}a", f"{REGION}b"],
+    "Fn::Base64": lambda c, a: c.text(a),
+    "Fn::If": lambda c, a: c.value(a[1]),  # only reached for an If that variants() did not expand
+}
+
+
+# --- extraction ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExtractedPolicy:
+    """One concrete policy document of one template, ready for a linter."""
+
+    file: str
+    resource: str
+    resource_type: str
+    kind: str
+    path: str
+    variant: int
+    document: dict
+
+    def where(self) -> str:
+        variant = f" (condition variant {self.variant})" if self.variant else ""
+        return f"{self.file}: {self.path} [{self.kind} policy of {self.resource}]{variant}"
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """Reads long-form templates, and the short forms (``!Ref``, ``!Sub``...) too."""
+
+
+def _short_form(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict:
+    name = "Ref" if suffix == "Ref" else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = str(value).split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {name: value}
+
+
+_CfnLoader.add_multi_constructor("!", _short_form)
+
+
+def load_template(path: Path) -> dict:
+    """A template file (YAML or JSON) as a dict."""
+    data = yaml.load(path.read_text(), Loader=_CfnLoader)  # noqa: S506 - a SafeLoader subclass
+    if not isinstance(data, dict):
+        raise ValueError("not a CloudFormation template (no mapping at the top level)")
+    return data
+
+
+def _normalise(policy, document: dict, c: Concretizer) -> dict:
+    """Make the document what IAM evaluates: add the implicit resource of trust, key and repository policies."""
+    document = copy.deepcopy(document)
+    implicit: Any = None
+    if policy.kind == "trust" or policy.resource_type == "AWS::ECR::Repository":
+        implicit = c.arn(policy.resource)
+    elif policy.kind == "key":
+        # The key, and the aliases of it that alias actions (CreateAlias...) also authorise.
+        implicit = [c.arn(policy.resource), f"arn:{PARTITION}:kms:{REGION}:{ACCOUNT}:alias/*"]
+    if implicit is None:
+        return document
+    raw = document.get("Statement")
+    for statement in raw if isinstance(raw, list) else [raw]:
+        if not isinstance(statement, dict) or "NotResource" in statement:
+            continue
+        resources = statement.get("Resource")
+        if resources is None or resources == "*" or resources == ["*"]:
+            statement["Resource"] = implicit
+    return document
+
+
+def extract(path: Path, template: dict | None = None) -> Iterator[ExtractedPolicy]:
+    """Every policy document of the template at ``path``, once per condition variant, as literal JSON."""
+    template = template if template is not None else load_template(path)
+    c = Concretizer(template)
+    for policy in common.policy_documents(template):
+        dotted = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in policy.path).replace(".[", "[")
+        for index, variant in enumerate(common.variants(policy.document)):
+            concrete = c.value(variant)
+            if isinstance(concrete, dict):
+                yield ExtractedPolicy(str(path), policy.resource, policy.resource_type, policy.kind, dotted, index, _normalise(policy, concrete, c))
+
+
+# --- linting -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PolicyFinding:
+    where: str
+    severity: str
+    issue: str
+    title: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.severity} {self.issue} ({self.title}) {self.detail}"
+
+
+def lint_policies(policies: list[ExtractedPolicy], minimum_severity: str = "LOW") -> list[PolicyFinding]:
+    """parliament's findings (default auditors) on every policy, at ``minimum_severity`` or above."""
+    import parliament  # the linters' venv only: parliament pins what the product must not
+    from parliament.cli import is_finding_filtered
+
+    findings = []
+    seen = set()
+    for policy in policies:
+        analysed = parliament.analyze_policy_string(json.dumps(policy.document), filepath=policy.file)
+        for finding in analysed.findings:
+            finding = parliament.enhance_finding(finding)
+            if is_finding_filtered(finding, minimum_severity):
+                continue
+            detail = json.dumps(finding.detail, sort_keys=True, default=str)
+            key = (policy.file, policy.path, finding.issue, detail)
+            if key in seen:  # the same finding in several condition variants
+                continue
+            seen.add(key)
+            findings.append(PolicyFinding(policy.where(), finding.severity, finding.issue, finding.title, detail))
+    return findings
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m generator.policy_lint", description=__doc__.splitlines()[0])
+    parser.add_argument("templates", nargs="*", type=Path, help="template files (default: templates/*.yaml)")
+    parser.add_argument("--minimum-severity", default="LOW", choices=["INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL"],
+                        help="report findings of this severity and above (default: LOW, parliament's default)")
+    parser.add_argument("--show", action="store_true", help="print each concrete policy document as linted")
+    args = parser.parse_args(argv)
+
+    paths = args.templates or sorted((Path(__file__).resolve().parent.parent / "templates").glob("*.yaml"))
+    policies: list[ExtractedPolicy] = []
+    for path in paths:
+        try:
+            policies.extend(extract(path))
+        except (OSError, ValueError, yaml.YAMLError) as error:
+            print(f"{path}: cannot read the template: {error}", file=sys.stderr)
+            return 2
+    if args.show:
+        for policy in policies:
+            print(policy.where(), json.dumps(policy.document, indent=1), sep="\n")
+    findings = lint_policies(policies, args.minimum_severity)
+    for finding in findings:
+        print(finding, file=sys.stderr)
+    print(
+        f"parliament: {len(policies)} policy document(s) in {len(paths)} template(s), {len(findings)} finding(s)",
+        file=sys.stderr,
+    )
+    return 1 if findings else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
