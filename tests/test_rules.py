@@ -191,6 +191,18 @@ def test_broken_bucket_fails(rules, broken, rule):
     assert ids(rules, storage(broken)) == {rule}
 
 
+def test_server_access_log_destination_may_use_sse_s3(rules):
+    """S3 delivers server access logs only to SSE-S3 buckets: the one legitimate AES256 bucket."""
+    logs = bucket(BucketEncryption={"ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
+    data = bucket(LoggingConfiguration={"DestinationBucketName": {"Ref": "Bucket"}, "LogFilePrefix": "data/"})
+    resources = {**storage(logs), "DataBucket": data}
+    assert "E9101" not in ids(rules, resources)
+    assert "E9101" in ids(rules, storage(logs))  # the same bucket receiving no logs must use KMS
+    delivery = {"Effect": "Allow", "Principal": {"Service": "logging.s3.amazonaws.com"}, "Action": "s3:PutObject",
+                "Resource": {"Fn::Sub": "${Bucket.Arn}/*"}}
+    assert "E9101" not in ids(rules, storage(logs, DENY_TLS, delivery))
+
+
 def test_bucket_setting_that_one_condition_turns_off_fails(rules):
     conditional = mutate(bucket(), ("Properties", "VersioningConfiguration"), {"Fn::If": ["Cheap", {"Ref": "AWS::NoValue"}, {"Status": "Enabled"}]})
     conditions = {"Cheap": {"Fn::Equals": [{"Ref": "AWS::Region"}, "us-east-1"]}}

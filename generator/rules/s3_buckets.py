@@ -99,15 +99,19 @@ class BucketEncryptedWithCustomerKey(CloudFormationLintRule):
     description = (
         "Every AWS::S3::Bucket sets BucketEncryption with SSEAlgorithm aws:kms (or aws:kms:dsse) and a "
         "KMSMasterKeyID that is a customer managed key (not the AWS managed alias/aws/s3): who may "
-        "decrypt is then decided by a key policy the account controls."
+        "decrypt is then decided by a key policy the account controls. The one exception is a bucket "
+        "receiving S3 server access logs (named by another bucket's LoggingConfiguration, or whose "
+        "policy lets logging.s3.amazonaws.com write): S3 delivers those logs only to SSE-S3 (AES256) buckets."
     )
     source_url = "https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html"
     tags = ["security", "s3", "kms"]
 
     def match(self, cfn):
         matches = []
+        log_destinations = _access_log_destinations(cfn)
         for name, resource in _buckets(cfn).items():
             base = ["Resources", name, "Properties"]
+            allowed = _KMS_ALGORITHMS + (("AES256",) if name in log_destinations else ())
             for props in common.variants(resource.get("Properties") or {}):
                 rules = common.as_list(common.get_path(props, "BucketEncryption", "ServerSideEncryptionConfiguration"))
                 if not rules:
@@ -118,13 +122,35 @@ class BucketEncryptedWithCustomerKey(CloudFormationLintRule):
                     algorithm = common.symbol(default.get("SSEAlgorithm", ""))
                     key = default.get("KMSMasterKeyID")
                     path = base + ["BucketEncryption", "ServerSideEncryptionConfiguration", index]
-                    if algorithm not in _KMS_ALGORITHMS:
+                    if algorithm == "AES256" and algorithm in allowed:
+                        continue  # S3 server access logs can be delivered only to SSE-S3 buckets
+                    if algorithm not in allowed:
                         matches.append(RuleMatch(path, f"Bucket {name} uses SSEAlgorithm {algorithm or '(none)'}: use aws:kms with a customer managed key"))
                     elif key is None:
                         matches.append(RuleMatch(path, f"Bucket {name} uses aws:kms without KMSMasterKeyID, i.e. the AWS managed key aws/s3: set a customer managed key"))
                     elif "alias/aws/" in common.symbol(key):
                         matches.append(RuleMatch(path, f"Bucket {name} uses the AWS managed key {common.symbol(key)}: set a customer managed key"))
         return common.unique_matches(matches)
+
+
+def _access_log_destinations(cfn) -> set[str]:
+    """Buckets that receive S3 server access logs, which S3 delivers only to SSE-S3 (AES256) buckets.
+
+    A bucket is one when another bucket's LoggingConfiguration names it, or when its bucket
+    policy allows the log delivery service (logging.s3.amazonaws.com) to write to it.
+    """
+    buckets = _buckets(cfn)
+    out = set()
+    for resource in buckets.values():
+        for props in common.variants(resource.get("Properties") or {}):
+            target = common.symbol(common.get_path(props, "LoggingConfiguration", "DestinationBucketName") or "")
+            if target.startswith("${") and target[2:-1] in buckets:
+                out.add(target[2:-1])
+    for name in buckets:
+        for _, _, statement in _policy_statements(cfn, name):
+            if statement.allows() and "logging.s3.amazonaws.com" in statement.principals.get("Service", ()):
+                out.add(name)
+    return out
 
 
 class BucketBlocksPublicAccess(CloudFormationLintRule):
