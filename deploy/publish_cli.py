@@ -1,4 +1,4 @@
-"""``python -m deploy publish --catalog FILE [--json] [--dry-run]``: publish templates to Service Catalog.
+"""Publish the templates to AWS Service Catalog: ``python -m deploy publish --catalog FILE [--json] [--dry-run]``.
 
 Reads the catalog file, reads what exists, plans, and (unless ``--dry-run``) applies the
 plan: bucket, content-addressed template uploads, portfolio, products, versions, launch

@@ -251,7 +251,13 @@ class CatalogPublisher:
             # botocore has no paginator for DescribePortfolioShares: follow its PageToken.
             kwargs = {"PortfolioId": portfolio_id, "Type": share_type}
             while True:
-                page = self.sc.describe_portfolio_shares(**kwargs)
+                try:
+                    page = self.sc.describe_portfolio_shares(**kwargs)
+                except ClientError as error:
+                    # An account outside an Organization has no organization shares to list.
+                    if share_type == "ACCOUNT" or _code(error) not in ("InvalidParametersException", "OperationNotSupportedException"):
+                        raise
+                    break
                 for detail in page.get("PortfolioShareDetails", []):
                     state = ShareState(share_principals=detail.get("SharePrincipals", False), share_tag_options=detail.get("ShareTagOptions", False), accepted=detail.get("Accepted", False))
                     if share_type == "ACCOUNT":
