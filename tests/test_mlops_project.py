@@ -1,0 +1,351 @@
+"""The MLOps multi-account project template: pipeline shape, trigger, storage, least
+privilege of its roles, and the build script run for real against a stand-in ``aws``."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+
+import pytest
+import yaml
+from troposphere import AWSObject
+
+from generator import mlops_project, model_deploy
+from generator.render import render_yaml
+from tests.template_props import as_list, resources, statements
+
+STAGES = [
+    ("Source", "Source", "S3"),
+    ("Build", "Build", "CodeBuild"),
+    ("DeployStaging", "Deploy", "CloudFormationStackSet"),
+    ("ApproveProduction", "Approval", "Manual"),
+    ("DeployProduction", "Deploy", "CloudFormationStackInstances"),
+]
+
+
+@pytest.fixture(scope="module")
+def template():
+    return mlops_project.build_mlops_multi_account_project_template()
+
+
+@pytest.fixture(scope="module")
+def rendered(template):
+    return template.to_dict()
+
+
+def the_one(rendered: dict, type_: str) -> tuple[str, dict]:
+    found = resources(rendered, type_)
+    assert len(found) == 1, f"expected one {type_}, found {sorted(found)}"
+    return next(iter(found.items()))
+
+
+def getatt(logical_id: str, attribute: str = "Arn") -> dict:
+    return {"Fn::GetAtt": [logical_id, attribute]}
+
+
+def actions(rendered: dict) -> dict[str, dict]:
+    _, pipeline = the_one(rendered, "AWS::CodePipeline::Pipeline")
+    return {stage["Name"]: stage["Actions"][0] for stage in pipeline["Properties"]["Stages"]}
+
+
+# --- Parameters -------------------------------------------------------------------------
+
+
+def test_takes_the_parameters_sagemaker_projects_pass(rendered):
+    params = rendered["Parameters"]
+    for name in ("SageMakerProjectName", "SageMakerProjectId"):
+        assert params[name]["Type"] == "String" and "Default" not in params[name], name
+    for name in ("StagingDeploymentTargets", "ProductionDeploymentTargets"):
+        assert "Default" not in params[name], f"{name} must be given"
+
+
+@pytest.mark.parametrize(
+    "value, ok",
+    [
+        ("111111111111", True),
+        ("111111111111,222222222222", True),
+        ("ou-ab12-abcd1234", True),
+        ("r-ab12,ou-ab12-abcd1234", True),
+        ("111111111111, 222222222222", False),
+        ("11111111111", False),
+        ("", False),
+    ],
+)
+def test_deployment_targets_accept_accounts_and_ous_only(rendered, value, ok):
+    import re
+
+    pattern = rendered["Parameters"]["StagingDeploymentTargets"]["AllowedPattern"]
+    assert bool(re.fullmatch(pattern, value)) is ok
+
+
+# --- Pipeline ---------------------------------------------------------------------------
+
+
+def test_stages_and_action_types_in_order(rendered):
+    _, pipeline = the_one(rendered, "AWS::CodePipeline::Pipeline")
+    stages = pipeline["Properties"]["Stages"]
+    assert [len(stage["Actions"]) for stage in stages] == [1] * len(STAGES)
+    found = [(s["Name"], s["Actions"][0]["ActionTypeId"]["Category"], s["Actions"][0]["ActionTypeId"]["Provider"]) for s in stages]
+    assert found == STAGES
+    for stage in stages:
+        assert stage["Actions"][0]["ActionTypeId"]["Owner"] == "AWS"
+
+
+def test_source_is_the_encrypted_artifacts_bucket_and_does_not_poll(rendered):
+    bucket_id, _ = the_one(rendered, "AWS::S3::Bucket")
+    source = actions(rendered)["Source"]["Configuration"]
+    assert source["S3Bucket"] == {"Ref": bucket_id}
+    assert source["S3ObjectKey"] == {"Ref": "SourceObjectKey"}
+    assert source["PollForSourceChanges"] == "false", "approval events start the pipeline, not polling"
+
+
+def test_artifacts_flow_from_source_through_build_to_both_deploys(rendered):
+    a = actions(rendered)
+    (source_out,) = [o["Name"] for o in a["Source"]["OutputArtifacts"]]
+    assert [i["Name"] for i in a["Build"]["InputArtifacts"]] == [source_out]
+    (build_out,) = [o["Name"] for o in a["Build"]["OutputArtifacts"]]
+    build_id, build = the_one(rendered, "AWS::CodeBuild::Project")
+    assert a["Build"]["Configuration"]["ProjectName"] == {"Ref": build_id}
+    produced = set(yaml.safe_load(build["Properties"]["Source"]["BuildSpec"])["artifacts"]["files"])
+    staging, prod = a["DeployStaging"]["Configuration"], a["DeployProduction"]["Configuration"]
+    for reference in (staging["TemplatePath"], staging["Parameters"], prod["ParameterOverrides"]):
+        artifact, _, path = reference.partition("::")
+        assert artifact == build_out and path in produced, reference
+    for name in ("DeployStaging", "DeployProduction"):
+        assert [i["Name"] for i in a[name]["InputArtifacts"]] == [build_out]
+
+
+def test_staging_stack_set_and_production_instances_target_the_same_stack_set(rendered):
+    a = actions(rendered)
+    staging, prod = a["DeployStaging"]["Configuration"], a["DeployProduction"]["Configuration"]
+    assert staging["StackSetName"] == prod["StackSetName"]
+    assert staging["DeploymentTargets"] == {"Ref": "StagingDeploymentTargets"}
+    assert prod["DeploymentTargets"] == {"Ref": "ProductionDeploymentTargets"}
+    assert staging["Regions"] == prod["Regions"]
+    assert staging["PermissionModel"] == {"Ref": "PermissionModel"}
+    for key in ("AdministrationRoleArn", "ExecutionRoleName"):
+        condition, _, absent = staging[key]["Fn::If"]
+        assert condition == mlops_project.SELF_MANAGED and absent == {"Ref": "AWS::NoValue"}, key
+    assert rendered["Conditions"][mlops_project.SELF_MANAGED] == {"Fn::Equals": [{"Ref": "PermissionModel"}, "SELF_MANAGED"]}
+
+
+def test_artifact_store_is_kms_encrypted_with_the_projects_key(rendered):
+    key_id, key = the_one(rendered, "AWS::KMS::Key")
+    bucket_id, _ = the_one(rendered, "AWS::S3::Bucket")
+    _, pipeline = the_one(rendered, "AWS::CodePipeline::Pipeline")
+    store = pipeline["Properties"]["ArtifactStore"]
+    assert store == {"Type": "S3", "Location": {"Ref": bucket_id}, "EncryptionKey": {"Type": "KMS", "Id": getatt(key_id)}}
+    assert key["Properties"]["EnableKeyRotation"] is True
+    _, build = the_one(rendered, "AWS::CodeBuild::Project")
+    assert build["Properties"]["EncryptionKey"] == getatt(key_id)
+    _, log_group = the_one(rendered, "AWS::Logs::LogGroup")
+    assert log_group["Properties"]["KmsKeyId"] == getatt(key_id)
+
+
+def test_artifacts_bucket_is_encrypted_versioned_private_tls_only_and_retained(rendered):
+    key_id, _ = the_one(rendered, "AWS::KMS::Key")
+    bucket_id, bucket = the_one(rendered, "AWS::S3::Bucket")
+    props = bucket["Properties"]
+    default = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert default == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": getatt(key_id)}
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert props["PublicAccessBlockConfiguration"] == dict.fromkeys(
+        ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"), True
+    )
+    assert bucket["DeletionPolicy"] == bucket["UpdateReplacePolicy"] == "Retain"
+    (policy,) = [p for p in resources(rendered, "AWS::S3::BucketPolicy").values() if p["Properties"]["Bucket"] == {"Ref": bucket_id}]
+    assert any(
+        s["Effect"] == "Deny" and s["Condition"]["Bool"]["aws:SecureTransport"] == "false"
+        for s in policy["Properties"]["PolicyDocument"]["Statement"]
+    )
+
+
+# --- Trigger ----------------------------------------------------------------------------
+
+
+def test_approval_of_a_package_of_the_projects_group_starts_the_pipeline(rendered):
+    pipeline_id, _ = the_one(rendered, "AWS::CodePipeline::Pipeline")
+    _, rule = the_one(rendered, "AWS::Events::Rule")
+    pattern = rule["Properties"]["EventPattern"]
+    assert pattern["source"] == ["aws.sagemaker"]
+    assert pattern["detail-type"] == ["SageMaker Model Package State Change"]
+    assert pattern["detail"]["ModelApprovalStatus"] == ["Approved"]
+    (group,) = pattern["detail"]["ModelPackageGroupName"]
+    condition, given, project = group["Fn::If"]
+    assert (given, project) == ({"Ref": "ModelPackageGroupName"}, {"Ref": "SageMakerProjectName"})
+    assert rendered["Conditions"][condition] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ModelPackageGroupName"}, ""]}]}
+    (target,) = rule["Properties"]["Targets"]
+    text, variables = target["Arn"]["Fn::Sub"]
+    assert text == "arn:${AWS::Partition}:codepipeline:${AWS::Region}:${AWS::AccountId}:${Pipeline}"
+    assert variables == {"Pipeline": {"Ref": pipeline_id}}
+    role_id = target["RoleArn"]["Fn::GetAtt"][0]
+    (statement,) = rendered["Resources"][role_id]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    assert statement["Action"] == ["codepipeline:StartPipelineExecution"]
+    assert statement["Resource"] == [target["Arn"]], "the trigger may start this pipeline only"
+
+
+# --- Roles ------------------------------------------------------------------------------
+
+
+def test_no_wildcard_actions_in_any_allow(rendered):
+    found = list(statements(rendered))
+    assert len(found) > 10
+    for logical_id, path, statement in found:
+        if statement["Effect"] == "Allow":
+            for action in as_list(statement["Action"]):
+                assert "*" not in action, f"{logical_id} {path}: {action}"
+            assert "NotAction" not in statement
+
+
+def test_star_resources_only_where_aws_offers_no_resource_level_permissions(rendered):
+    for logical_id, path, statement in statements(rendered):
+        if statement["Effect"] != "Allow" or "*" not in as_list(statement.get("Resource", [])):
+            continue
+        if path == "KeyPolicy":
+            continue  # "*" in a key policy means this key
+        assert as_list(statement["Action"]) == ["sagemaker:ListModelPackages"], f"{logical_id}: {statement}"
+
+
+def test_pass_role_only_for_the_administration_role_and_only_to_cloudformation(rendered):
+    passing = [(lid, s) for lid, _, s in statements(rendered) if "iam:PassRole" in as_list(s["Action"])]
+    assert len(passing) == 1
+    logical_id, statement = passing[0]
+    assert logical_id == "PipelineRole"
+    assert statement["Resource"] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${StackSetAdministrationRoleName}"}
+    ]
+    assert statement["Condition"] == {"StringEquals": {"iam:PassedToService": "cloudformation.amazonaws.com"}}
+
+
+def test_each_role_is_trusted_by_its_one_service_for_this_account_only(rendered):
+    expected = {
+        "PipelineRole": "codepipeline.amazonaws.com",
+        "BuildRole": "codebuild.amazonaws.com",
+        "ApprovalTriggerRole": "events.amazonaws.com",
+    }
+    roles = resources(rendered, "AWS::IAM::Role")
+    assert set(roles) == set(expected)
+    for logical_id, role in roles.items():
+        (statement,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        assert statement["Principal"] == {"Service": [expected[logical_id]]}
+        assert statement["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+
+
+def test_pipeline_may_drive_only_the_projects_stack_set_and_the_model_deploy_types(rendered):
+    (statement,) = [s for lid, _, s in statements(rendered) if s.get("Sid") == "DeployProjectStackSet"]
+    assert all(a.startswith("cloudformation:") for a in statement["Action"])
+    assert "cloudformation:DeleteStackSet" not in statement["Action"]
+    texts = [r["Fn::Sub"][0] if isinstance(r["Fn::Sub"], list) else r["Fn::Sub"] for r in statement["Resource"]]
+    assert any(t.endswith(":stackset/${StackSet}:*") for t in texts)
+    assert any(t.endswith(":stackset-target/${StackSet}:*") for t in texts)
+    deploy_types = {r["Type"] for r in model_deploy.build_model_deploy_template().to_dict()["Resources"].values()}
+    granted = {t.rsplit("type/resource/", 1)[1] for t in texts if "type/resource/" in t}
+    assert granted == {t.replace("::", "-") for t in deploy_types}
+
+
+def test_build_reads_only_the_projects_model_packages(rendered):
+    (statement,) = [s for lid, _, s in statements(rendered) if s.get("Sid") == "DescribeProjectModelPackages"]
+    texts = [r["Fn::Sub"][0] for r in statement["Resource"]]
+    assert texts == [
+        "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:model-package/${Group}/*",
+        "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:model-package-group/${Group}",
+    ]
+
+
+def test_every_taggable_resource_carries_project_and_environment_tags(template, rendered):
+    taggable = [r.title for r in template.resources.values() if isinstance(r, AWSObject) and "Tags" in r.props]
+    assert len(taggable) >= 8
+    for logical_id in taggable:
+        tags = {t["Key"]: t["Value"] for t in rendered["Resources"][logical_id]["Properties"]["Tags"]}
+        assert tags["sagemaker:project-name"] == {"Ref": "SageMakerProjectName"}, logical_id
+        assert tags["sagemaker:project-id"] == {"Ref": "SageMakerProjectId"}, logical_id
+        assert tags["sagemaker:environment-name"] == {"Ref": "EnvName"}, logical_id
+
+
+def test_rendered_yaml_has_no_hard_coded_partition(template):
+    assert "arn:aws:" not in render_yaml(template)
+
+
+def test_lint_clean_through_the_generator_command(tmp_path):
+    from generator.__main__ import main
+
+    assert main(["--out", str(tmp_path), "--jobs", "1", "--region", "us-east-1", "mlops-multi-account-project"]) == 0
+
+
+# --- The build script, run --------------------------------------------------------------
+
+
+def _run_build(tmp_path, listed_arn: str, with_template: bool = True):
+    """Run the buildspec's script in ``tmp_path`` with an ``aws`` that lists ``listed_arn``."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake_aws = bin_dir / "aws"
+    fake_aws.write_text(f'#!/bin/bash\necho "$@" > "{tmp_path}/aws-args"\necho "{listed_arn}"\n')
+    fake_aws.chmod(fake_aws.stat().st_mode | stat.S_IEXEC)
+    work = tmp_path / "src"
+    work.mkdir()
+    if with_template:
+        (work / mlops_project.TEMPLATE_FILE).write_text("Resources: {}\n")
+    env = {
+        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
+        "MODEL_PACKAGE_GROUP_NAME": "churn",
+        "TARGET_ENV_NAME": "mlops",
+        "PROJECT_NAME": "churn",
+        "PROJECT_ID": "p-abc123",
+        "STAGING_INSTANCE_TYPE": "ml.m5.large",
+        "PROD_INSTANCE_TYPE": "ml.c5.xlarge",
+    }
+    (script,) = yaml.safe_load(mlops_project.buildspec())["phases"]["build"]["commands"]
+    result = subprocess.run([shutil.which("bash"), "-c", script], cwd=work, env=env, capture_output=True, text=True, timeout=60)
+    return result, work
+
+
+def _as_dict(path) -> dict:
+    return {p["ParameterKey"]: p["ParameterValue"] for p in json.loads(path.read_text())}
+
+
+def test_build_writes_stack_set_parameters_for_the_latest_approved_package(tmp_path):
+    arn = "arn:aws:sagemaker:us-east-1:111111111111:model-package/churn/7"
+    result, work = _run_build(tmp_path, arn)
+    assert result.returncode == 0, result.stderr
+    args = (tmp_path / "aws-args").read_text().split()
+    assert args[:2] == ["sagemaker", "list-model-packages"]
+    for flag, value in (("--model-package-group-name", "churn"), ("--model-approval-status", "Approved"), ("--sort-order", "Descending")):
+        assert args[args.index(flag) + 1] == value
+    staging = _as_dict(work / mlops_project.STAGING_PARAMETERS_FILE)
+    assert staging == {
+        "EnvName": "mlops",
+        "EnvType": "staging",
+        "InstanceType": "ml.m5.large",
+        "ModelPackageArn": arn,
+        "SageMakerProjectName": "churn",
+        "SageMakerProjectId": "p-abc123",
+        "SubnetIds": "/mlops/staging/" + model_deploy.SUBNET_IDS_SSM_SUFFIX,
+        "SecurityGroupIds": "/mlops/staging/" + model_deploy.SECURITY_GROUP_SSM_SUFFIX,
+    }
+    prod = _as_dict(work / mlops_project.PROD_OVERRIDES_FILE)
+    assert prod == {
+        "EnvType": "prod",
+        "InstanceType": "ml.c5.xlarge",
+        "SubnetIds": "/mlops/prod/" + model_deploy.SUBNET_IDS_SSM_SUFFIX,
+        "SecurityGroupIds": "/mlops/prod/" + model_deploy.SECURITY_GROUP_SSM_SUFFIX,
+    }
+    # Every key the build writes is a parameter of the model-deploy template.
+    known = set(model_deploy.build_model_deploy_template().to_dict()["Parameters"])
+    assert set(staging) | set(prod) <= known
+
+
+def test_build_fails_without_an_approved_package(tmp_path):
+    result, work = _run_build(tmp_path, "None")
+    assert result.returncode != 0
+    assert "no approved model package in group churn" in result.stderr
+    assert not (work / mlops_project.STAGING_PARAMETERS_FILE).exists()
+
+
+def test_build_fails_when_the_source_has_no_template(tmp_path):
+    result, work = _run_build(tmp_path, "arn:aws:sagemaker:us-east-1:111111111111:model-package/churn/7", with_template=False)
+    assert result.returncode != 0 and mlops_project.TEMPLATE_FILE in result.stderr
+    assert not (tmp_path / "aws-args").exists(), "nothing resolved before the source is checked"
