@@ -1,0 +1,99 @@
+"""SageMaker: model package group resource policies, and InvokeEndpoint on a missing endpoint.
+
+moto 5.2.5 answers Get/Put/DeleteModelPackageGroupPolicy with HTTP 500, and InvokeEndpoint
+with a canned body even when the endpoint does not exist. Here the policies are stored per
+group, with AWS's ValidationException messages ("Cannot find Model Package Group: <arn>",
+"Cannot find resource policy for: <arn>"), and InvokeEndpoint answers AWS's
+ValidationError for an endpoint that does not exist in the caller's account and region,
+or is not serving. A found endpoint still answers moto's canned (or queued) result:
+there is no model behind it.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+
+from moto.core.exceptions import ServiceException
+from moto.core.responses import ActionResult, EmptyResult
+from moto.sagemaker import responses as sagemaker_responses
+from moto.sagemaker.exceptions import ValidationError
+from moto.sagemaker.models import sagemaker_backends
+from moto.sagemakerruntime import responses as runtime_responses
+
+
+class EndpointValidationError(ServiceException):
+    code = "ValidationError"  # sagemaker-runtime's error shape, as AWS answers it
+
+
+def _group(backend, name: str):
+    group = backend.model_package_groups.get(name)
+    if group is None:
+        arn = f"arn:{backend.partition}:sagemaker:{backend.region_name}:{backend.account_id}:model-package-group/{name.lower()}"
+        raise ValidationError(message=f"Cannot find Model Package Group: {arn}")
+    return group
+
+
+def _policies(backend) -> dict[str, str]:
+    return backend.__dict__.setdefault("model_package_group_policies", {})
+
+
+def put_model_package_group_policy(self) -> ActionResult:
+    name, policy = self._get_param("ModelPackageGroupName"), self._get_param("ResourcePolicy")
+    group = _group(self.sagemaker_backend, name)
+    try:
+        document = json.loads(policy)
+    except (TypeError, ValueError):
+        raise ValidationError(message="Invalid resource policy: not a JSON document") from None
+    if not isinstance(document, dict) or not document.get("Statement"):
+        raise ValidationError(message="Invalid resource policy: a policy needs at least one Statement")
+    _policies(self.sagemaker_backend)[name] = policy
+    return ActionResult({"ModelPackageGroupArn": group.arn})
+
+
+def get_model_package_group_policy(self) -> ActionResult:
+    name = self._get_param("ModelPackageGroupName")
+    group = _group(self.sagemaker_backend, name)
+    policy = _policies(self.sagemaker_backend).get(name)
+    if policy is None:
+        raise ValidationError(message=f"Cannot find resource policy for: {group.arn}")
+    return ActionResult({"ResourcePolicy": policy})
+
+
+def delete_model_package_group_policy(self) -> EmptyResult:
+    name = self._get_param("ModelPackageGroupName")
+    group = _group(self.sagemaker_backend, name)
+    if _policies(self.sagemaker_backend).pop(name, None) is None:
+        raise ValidationError(message=f"Cannot find resource policy for: {group.arn}")
+    return EmptyResult()
+
+
+_original_invoke = runtime_responses.SageMakerRuntimeResponse.invoke_endpoint
+# An endpoint serves while InService or being updated; not while in these states.
+_NOT_SERVING = {"Creating", "Failed", "OutOfService", "Deleting"}
+
+
+def _endpoint_name(response) -> str | None:
+    # POST /endpoints/{EndpointName}/invocations; moto's own params lack the URI member
+    parts = urllib.parse.urlparse(response.path).path.split("/")
+    return urllib.parse.unquote(parts[2]) if len(parts) > 3 and parts[1] == "endpoints" else response._get_params().get("EndpointName")
+
+
+def invoke_endpoint(self):
+    name = _endpoint_name(self)
+    endpoint = sagemaker_backends[self.current_account][self.region].endpoints.get(name)
+    if endpoint is None:
+        raise EndpointValidationError(f"Endpoint {name} of account {self.current_account} not found.")
+    status = getattr(endpoint, "endpoint_status", "InService")
+    if status in _NOT_SERVING:
+        raise EndpointValidationError(f"Endpoint {name} of account {self.current_account} is not in service (status {status}).")
+    return _original_invoke(self)
+
+
+def apply() -> None:
+    """Install the handlers above on moto's SageMaker responses (idempotent)."""
+    cls = sagemaker_responses.SageMakerResponse
+    cls.put_model_package_group_policy = put_model_package_group_policy
+    cls.get_model_package_group_policy = get_model_package_group_policy
+    cls.delete_model_package_group_policy = delete_model_package_group_policy
+    runtime_responses.SageMakerRuntimeResponse.invoke_endpoint = invoke_endpoint
