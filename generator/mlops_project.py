@@ -57,6 +57,10 @@ NAME_PREFIX = "sagemaker-${SageMakerProjectName}-${SageMakerProjectId}"
 BUILD_PROJECT_NAME = NAME_PREFIX + "-resolve-model"
 TARGETS_PATTERN = r"^(\d{12}|ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}|r-[a-z0-9]{4,32})(,(\d{12}|ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}|r-[a-z0-9]{4,32}))*$"
 REGION = r"[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d"
+# The environment template's model package group (generator.model_registry.group_name):
+# its resource policy lets the target accounts create models from its packages, and the
+# target accounts' ModelExecutionRole may describe packages of that group only.
+ENVIRONMENT_GROUP_NAME = "${EnvName}-${EnvType}-models"
 
 SELF_MANAGED = "SelfManagedStackSet"
 HAS_GROUP_NAME = "HasModelPackageGroupName"
@@ -110,7 +114,9 @@ def add_project_parameters(template: Template) -> ProjectParameters:
             r"^[a-zA-Z0-9-]{1,20}$", "1-20 letters, digits and hyphens",
         ),
         group_name=_string(
-            template, "ModelPackageGroupName", "Model package group whose approvals deploy; empty: the project's name",
+            template, "ModelPackageGroupName",
+            "Model package group whose approvals deploy; empty: the development environment's registry group "
+            "<EnvName>-<EnvType>-models, the one shared with the target accounts",
             r"^([a-zA-Z0-9](-*[a-zA-Z0-9]){0,62})?$", "empty or a model package group name", default="",
         ),
         stack_set_name=_string(
@@ -200,7 +206,7 @@ class Names:
 
 def derive_names(p: ProjectParameters) -> Names:
     return Names(
-        group=If(HAS_GROUP_NAME, Ref(p.group_name), Ref(p.project_name)),
+        group=If(HAS_GROUP_NAME, Ref(p.group_name), Sub(ENVIRONMENT_GROUP_NAME)),
         stack_set=If(HAS_STACK_SET_NAME, Ref(p.stack_set_name), Sub(NAME_PREFIX + "-deploy")),
         regions=If(HAS_REGIONS, Ref(p.regions), Ref("AWS::Region")),
         admin_role_arn=iam_role_arn("${AWS::AccountId}", "${StackSetAdministrationRoleName}"),

@@ -174,8 +174,8 @@ def test_approval_of_a_package_of_the_projects_group_starts_the_pipeline(rendere
     assert pattern["detail-type"] == ["SageMaker Model Package State Change"]
     assert pattern["detail"]["ModelApprovalStatus"] == ["Approved"]
     (group,) = pattern["detail"]["ModelPackageGroupName"]
-    condition, given, project = group["Fn::If"]
-    assert (given, project) == ({"Ref": "ModelPackageGroupName"}, {"Ref": "SageMakerProjectName"})
+    condition, given, environment_group = group["Fn::If"]
+    assert (given, environment_group) == ({"Ref": "ModelPackageGroupName"}, {"Fn::Sub": mlops_project.ENVIRONMENT_GROUP_NAME})
     assert rendered["Conditions"][condition] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ModelPackageGroupName"}, ""]}]}
     (target,) = rule["Properties"]["Targets"]
     text, variables = target["Arn"]["Fn::Sub"]
@@ -185,6 +185,11 @@ def test_approval_of_a_package_of_the_projects_group_starts_the_pipeline(rendere
     (statement,) = rendered["Resources"][role_id]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
     assert statement["Action"] == ["codepipeline:StartPipelineExecution"]
     assert statement["Resource"] == [target["Arn"]], "the trigger may start this pipeline only"
+
+
+def test_default_group_is_the_environments_shared_registry_group():
+    model_registry = pytest.importorskip("generator.model_registry")
+    assert model_registry.group_name().to_dict() == {"Fn::Sub": mlops_project.ENVIRONMENT_GROUP_NAME}
 
 
 # --- Roles ------------------------------------------------------------------------------
