@@ -357,7 +357,7 @@ env = os.environ
 def network(stage):
     prefix = "/" + env["TARGET_ENV_NAME"] + "/" + stage + "/"
     return {{"SubnetIds": prefix + "{model_deploy.SUBNET_IDS_SSM_SUFFIX}",
-            "SecurityGroupIds": prefix + "{model_deploy.SECURITY_GROUP_SSM_SUFFIX}"}}
+            "WorkloadSecurityGroupId": prefix + "{model_deploy.SECURITY_GROUP_SSM_SUFFIX}"}}
 def as_list(values):
     return [{{"ParameterKey": k, "ParameterValue": v}} for k, v in sorted(values.items())]
 staging = {{"EnvName": env["TARGET_ENV_NAME"], "EnvType": "staging", "InstanceType": env["STAGING_INSTANCE_TYPE"],

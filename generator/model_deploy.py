@@ -116,7 +116,7 @@ class DeployParameters:
     instance_count: Parameter
     kms_key_arn: Parameter
     subnet_ids: Parameter
-    security_group_ids: Parameter
+    security_group_id: Parameter
     data_capture: Parameter
     sampling_percentage: Parameter
     autoscaling: Parameter
@@ -211,11 +211,11 @@ def add_deploy_parameters(template: Template) -> DeployParameters:
                 Default=default_prefix + SUBNET_IDS_SSM_SUFFIX,
             )
         ),
-        security_group_ids=template.add_parameter(
+        security_group_id=template.add_parameter(
             Parameter(
-                "SecurityGroupIds",
-                Type="AWS::SSM::Parameter::Value<List<AWS::EC2::SecurityGroup::Id>>",
-                Description=f"SSM parameter holding the workload security group id(s) (published by the target-network "
+                "WorkloadSecurityGroupId",
+                Type="AWS::SSM::Parameter::Value<AWS::EC2::SecurityGroup::Id>",
+                Description=f"SSM parameter holding the workload security group id (published by the target-network "
                 f"stack as /<EnvName>/<EnvType>/{SECURITY_GROUP_SSM_SUFFIX})",
                 Default=default_prefix + SECURITY_GROUP_SSM_SUFFIX,
             )
@@ -357,7 +357,7 @@ def add_model(template: Template, p: DeployParameters, execution_role_arn) -> Mo
             ExecutionRoleArn=execution_role_arn,
             PrimaryContainer=container,
             EnableNetworkIsolation=If(ISOLATE_NETWORK, True, False),
-            VpcConfig=VpcConfig(Subnets=Ref(p.subnet_ids), SecurityGroupIds=Ref(p.security_group_ids)),
+            VpcConfig=VpcConfig(Subnets=Ref(p.subnet_ids), SecurityGroupIds=[Ref(p.security_group_id)]),
             Tags=resource_tags(p),
         )
     )
@@ -515,7 +515,7 @@ def add_interface(template: Template, p: DeployParameters) -> None:
     groups = (
         ("Environment", (p.env.name, p.env.type, p.project_name, p.project_id)),
         ("Model", (p.model_package_arn, p.image_uri, p.model_data_url, p.execution_role_arn, p.network_isolation)),
-        ("Endpoint", (p.endpoint_name, p.instance_type, p.instance_count, p.kms_key_arn, p.subnet_ids, p.security_group_ids)),
+        ("Endpoint", (p.endpoint_name, p.instance_type, p.instance_count, p.kms_key_arn, p.subnet_ids, p.security_group_id)),
         ("Data capture", (p.data_capture, p.sampling_percentage)),
         ("Autoscaling", (p.autoscaling, p.min_instances, p.max_instances, p.target_invocations)),
         ("Alarms", (p.errors_threshold, p.latency_threshold, p.alarm_topic_arn)),

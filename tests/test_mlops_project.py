@@ -329,14 +329,14 @@ def test_build_writes_stack_set_parameters_for_the_latest_approved_package(tmp_p
         "SageMakerProjectName": "churn",
         "SageMakerProjectId": "p-abc123",
         "SubnetIds": "/mlops/staging/" + model_deploy.SUBNET_IDS_SSM_SUFFIX,
-        "SecurityGroupIds": "/mlops/staging/" + model_deploy.SECURITY_GROUP_SSM_SUFFIX,
+        "WorkloadSecurityGroupId": "/mlops/staging/" + model_deploy.SECURITY_GROUP_SSM_SUFFIX,
     }
     prod = _as_dict(work / mlops_project.PROD_OVERRIDES_FILE)
     assert prod == {
         "EnvType": "prod",
         "InstanceType": "ml.c5.xlarge",
         "SubnetIds": "/mlops/prod/" + model_deploy.SUBNET_IDS_SSM_SUFFIX,
-        "SecurityGroupIds": "/mlops/prod/" + model_deploy.SECURITY_GROUP_SSM_SUFFIX,
+        "WorkloadSecurityGroupId": "/mlops/prod/" + model_deploy.SECURITY_GROUP_SSM_SUFFIX,
     }
     # Every key the build writes is a parameter of the model-deploy template.
     known = set(model_deploy.build_model_deploy_template().to_dict()["Parameters"])

@@ -99,14 +99,14 @@ def the_one(rendered: dict, type_: str) -> tuple[str, dict]:
 def test_every_model_runs_in_the_network_stacks_private_subnets(rendered):
     params = rendered["Parameters"]
     assert params["SubnetIds"]["Type"] == "AWS::SSM::Parameter::Value<List<AWS::EC2::Subnet::Id>>"
-    assert params["SecurityGroupIds"]["Type"] == "AWS::SSM::Parameter::Value<List<AWS::EC2::SecurityGroup::Id>>"
+    assert params["WorkloadSecurityGroupId"]["Type"] == "AWS::SSM::Parameter::Value<AWS::EC2::SecurityGroup::Id>"
     assert params["SubnetIds"]["Default"] == "/mlops/staging/" + model_deploy.SUBNET_IDS_SSM_SUFFIX
-    assert params["SecurityGroupIds"]["Default"] == "/mlops/staging/" + model_deploy.SECURITY_GROUP_SSM_SUFFIX
+    assert params["WorkloadSecurityGroupId"]["Default"] == "/mlops/staging/" + model_deploy.SECURITY_GROUP_SSM_SUFFIX
     models = resources(rendered, "AWS::SageMaker::Model")
     assert models
     for logical_id, model in models.items():
         vpc = model["Properties"]["VpcConfig"]
-        assert vpc == {"Subnets": {"Ref": "SubnetIds"}, "SecurityGroupIds": {"Ref": "SecurityGroupIds"}}, logical_id
+        assert vpc == {"Subnets": {"Ref": "SubnetIds"}, "SecurityGroupIds": [{"Ref": "WorkloadSecurityGroupId"}]}, logical_id
 
 
 def test_network_isolation_follows_its_parameter_and_defaults_on(rendered):
@@ -402,7 +402,7 @@ def test_deploys_a_private_encrypted_endpoint_from_a_model_package(emulator, tem
         ModelPackageArn=MODEL_PACKAGE_ARN,
         EnableDataCapture="true",
         SubnetIds="/mlops/prod/" + model_deploy.SUBNET_IDS_SSM_SUFFIX,
-        SecurityGroupIds="/mlops/prod/" + model_deploy.SECURITY_GROUP_SSM_SUFFIX,
+        WorkloadSecurityGroupId="/mlops/prod/" + model_deploy.SECURITY_GROUP_SSM_SUFFIX,
         SageMakerProjectName="churn",
         SageMakerProjectId="p-abc123",
     )
