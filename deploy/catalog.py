@@ -57,10 +57,11 @@ def _pattern(pattern: str, description: str) -> dict:
 
 _TAGS = {
     "type": "object",
-    "maxProperties": 20,
+    # Service Catalog takes 20 tags a resource; the tool adds its ownership and Studio tags.
+    "maxProperties": 18,
     "propertyNames": _pattern(_TAG_KEY, "a tag key of 1-128 characters not starting with 'aws:'"),
     "additionalProperties": _text(256, 0),
-    "description": "a mapping of tag key to string value (at most 20)",
+    "description": "a mapping of tag key to string value (at most 18)",
 }
 _LAUNCH_ROLE = {
     "type": "object",

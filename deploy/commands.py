@@ -94,15 +94,12 @@ def cmd_destroy(args) -> int:
     rollout, _ = _context(args)
     planned = rollout.plan_destroy(rollout.specs())
     rollout.show(planned)
-    stuck = blocked(planned)
     runnable = {name: p for name, p in planned.items() if p.plan.action != "blocked"}
     if any(p.plan.steps for p in runnable.values()):
         if not rollout.confirm_removals(runnable, args.yes, "destroy"):
             rollout.reporter.line("destroy: cancelled, nothing was changed")
             return EXIT_FAILED
     outcomes = rollout.run(planned, destroy=True)
-    for item in stuck:
-        outcomes[item.spec.name].message = item.plan.blocked_reason or ""
     return _report(args, rollout, "destroy", outcomes, planned)
 
 

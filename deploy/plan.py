@@ -360,7 +360,8 @@ def plan_stack_set(
         middle = [s for s in steps if s.kind == "update_stack_set"]
         steps = head + deletes + middle + others
 
-    plan.steps = _assign_operation_ids(spec, live, steps, fp)
+    # With a follow-up round pending, no step of this round may claim to be the last one.
+    plan.steps = _assign_operation_ids(spec, live, steps, fp, pending=1 if plan.needs_followup else 0)
     if plan.action != "blocked" and plan.action != "create" and plan.steps:
         plan.action = "update"
     if plan.action == "blocked":
@@ -580,10 +581,10 @@ def _plan_service_managed(
     return steps
 
 
-def _assign_operation_ids(spec: StackSetSpec, live: LiveStackSet, steps: list[Step], fp: str) -> list[Step]:
+def _assign_operation_ids(spec: StackSetSpec, live: LiveStackSet, steps: list[Step], fp: str, pending: int = 0) -> list[Step]:
     base = live.last_operation.operation_id if live.last_operation else ""
     operations = [s for s in steps if s.is_operation]
-    total = len(operations)
+    total = len(operations) + pending
     has_overrides = bool(spec.overrides) or any(
         i.overrides for i in (live.instances or ()) if i.overrides is not None
     )

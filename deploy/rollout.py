@@ -81,7 +81,7 @@ class Reporter:
 
     def line(self, text: str, style: str | None = None) -> None:
         if not self.quiet:
-            self.console.print(text, style=style, highlight=False, markup=False)
+            self.console.print(text, style=style, highlight=False, markup=False, soft_wrap=True)
 
     def start(self, name: str, total: int) -> None:
         with self._lock:
@@ -233,6 +233,8 @@ class Rollout:
                         if failed:
                             outcomes[name] = Outcome(name, "skipped", message=f"not run: {', '.join(failed)} did not succeed")
                             self.reporter.finish(name, outcomes[name].message)
+                        elif item.plan.action == "blocked":
+                            outcomes[name] = Outcome(name, "blocked", message=item.plan.blocked_reason or "")
                         elif not item.plan.steps:
                             result = {"delete": "deleted", "absent": "absent"}.get(item.plan.action, "no-change")
                             outcomes[name] = Outcome(name, result)
