@@ -92,7 +92,7 @@ class ProjectParameters:
     approval_topic_arn: Parameter
 
 
-def _string(template: Template, title: str, description: str, pattern: str, constraint: str, default: str | None = None) -> Parameter:
+def string_parameter(template: Template, title: str, description: str, pattern: str, constraint: str, default: str | None = None) -> Parameter:
     parameter = Parameter(title, Type="String", Description=description, AllowedPattern=pattern, ConstraintDescription=constraint)
     if default is not None:
         parameter.Default = default
@@ -105,35 +105,35 @@ def add_project_parameters(template: Template) -> ProjectParameters:
     instance_type = r"^ml\.[a-z0-9]+\.[a-z0-9]+$"
     return ProjectParameters(
         env=add_environment(template, types=("dev",), default_type="dev"),
-        project_name=_string(
+        project_name=string_parameter(
             template, "SageMakerProjectName", "Name of the SageMaker project (passed by SageMaker)",
             r"^[a-zA-Z](-*[a-zA-Z0-9]){0,31}$", "1-32 letters, digits and hyphens, starting with a letter",
         ),
-        project_id=_string(
+        project_id=string_parameter(
             template, "SageMakerProjectId", "Id of the SageMaker project (passed by SageMaker)",
             r"^[a-zA-Z0-9-]{1,20}$", "1-20 letters, digits and hyphens",
         ),
-        group_name=_string(
+        group_name=string_parameter(
             template, "ModelPackageGroupName",
             "Model package group whose approvals deploy; empty: the development environment's registry group "
             "<EnvName>-<EnvType>-models, the one shared with the target accounts",
             r"^([a-zA-Z0-9](-*[a-zA-Z0-9]){0,62})?$", "empty or a model package group name", default="",
         ),
-        stack_set_name=_string(
+        stack_set_name=string_parameter(
             template, "StackSetName", "Stack set of the model endpoints; empty: sagemaker-<project name>-<project id>-deploy",
             r"^([a-zA-Z][a-zA-Z0-9-]{0,127})?$", "empty or up to 128 letters, digits and hyphens, starting with a letter", default="",
         ),
-        staging_targets=_string(
+        staging_targets=string_parameter(
             template, "StagingDeploymentTargets",
             "Staging targets, comma separated: account ids (SELF_MANAGED) or OU/root ids (SERVICE_MANAGED)",
             TARGETS_PATTERN, "12-digit account ids or ou-/r- ids, comma separated, no spaces",
         ),
-        prod_targets=_string(
+        prod_targets=string_parameter(
             template, "ProductionDeploymentTargets",
             "Production targets, comma separated: account ids (SELF_MANAGED) or OU/root ids (SERVICE_MANAGED)",
             TARGETS_PATTERN, "12-digit account ids or ou-/r- ids, comma separated, no spaces",
         ),
-        regions=_string(
+        regions=string_parameter(
             template, "DeploymentRegions", "Regions of the endpoints, comma separated, in rollout order; empty: this region",
             rf"^({REGION}(,{REGION})*)?$", "empty or region names, comma separated, no spaces", default="",
         ),
@@ -144,18 +144,18 @@ def add_project_parameters(template: Template) -> ProjectParameters:
                 "SERVICE_MANAGED: Organizations targets (this account must be the management account)",
             )
         ),
-        admin_role_name=_string(
+        admin_role_name=string_parameter(
             template, "StackSetAdministrationRoleName", "SELF_MANAGED: this account's StackSet administration role",
             role_name, "an IAM role name", default="AWSCloudFormationStackSetAdministrationRole",
         ),
-        execution_role_name=_string(
+        execution_role_name=string_parameter(
             template, "StackSetExecutionRoleName", "SELF_MANAGED: the execution role in every target account (must trust the administration role)",
             role_name, "an IAM role name", default="AWSCloudFormationStackSetExecutionRole",
         ),
-        staging_instance_type=_string(
+        staging_instance_type=string_parameter(
             template, "StagingInstanceType", "Instance type of the staging endpoints", instance_type, "an ml.* instance type", default="ml.m5.large"
         ),
-        prod_instance_type=_string(
+        prod_instance_type=string_parameter(
             template, "ProductionInstanceType", "Instance type of the production endpoints", instance_type, "an ml.* instance type", default="ml.m5.large"
         ),
         failure_tolerance=template.add_parameter(
@@ -170,11 +170,11 @@ def add_project_parameters(template: Template) -> ProjectParameters:
                 Description="Percentage of accounts deployed at once (capped by the failure tolerance + 1 account)",
             )
         ),
-        source_key=_string(
+        source_key=string_parameter(
             template, "SourceObjectKey", "Key, in the artifacts bucket, of the zip holding model-deploy.yaml at its root",
             r"^[\w!.*'()/-]{1,1000}\.zip$", "an S3 key ending in .zip", default="model-deploy/source.zip",
         ),
-        approval_topic_arn=_string(
+        approval_topic_arn=string_parameter(
             template, "ApprovalTopicArn", "SNS topic told when a production deployment waits for approval; optional",
             r"^(arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]{1,256})?$", "empty or an SNS topic ARN", default="",
         ),
@@ -189,7 +189,7 @@ def add_conditions(template: Template, p: ProjectParameters) -> None:
     template.add_condition(HAS_APPROVAL_TOPIC, Not(Equals(Ref(p.approval_topic_arn), "")))
 
 
-def project_tags(p: ProjectParameters):
+def project_tags(p):
     """Environment tags plus the SageMaker project's name and id (how Studio finds them)."""
     return p.env.tags(**{"sagemaker:project-name": Ref(p.project_name), "sagemaker:project-id": Ref(p.project_id)})
 
@@ -216,15 +216,15 @@ def derive_names(p: ProjectParameters) -> Names:
 # --- Storage ---------------------------------------------------------------------------
 
 
-def add_artifact_storage(template: Template, p: ProjectParameters, build_log_group_arn: Sub):
-    """The artifacts key and bucket (source object and pipeline artifacts)."""
+def add_artifact_storage(template: Template, p, log_group_arn: Sub):
+    """The artifacts key and bucket (source object and pipeline artifacts); ``p`` has env and project parameters."""
     logs_may_encrypt = Statement(
         Sid="CloudWatchLogsEncryptsBuildLogs",
         Effect=Allow,
         Principal=Principal("Service", [Sub("logs.${AWS::Region}.amazonaws.com")]),
         Action=[kms.Encrypt, kms.Decrypt, kms.ReEncryptFrom, kms.ReEncryptTo, kms.GenerateDataKey, kms.DescribeKey],
         Resource=["*"],
-        Condition=Condition(StringEquals({"kms:EncryptionContext:aws:logs:arn": build_log_group_arn})),
+        Condition=Condition(StringEquals({"kms:EncryptionContext:aws:logs:arn": log_group_arn})),
     )
     key = add_key(
         template,
@@ -240,7 +240,7 @@ def add_artifact_storage(template: Template, p: ProjectParameters, build_log_gro
 # --- Roles -----------------------------------------------------------------------------
 
 
-def _artifact_statements(bucket, key) -> list[Statement]:
+def artifact_statements(bucket, key) -> list[Statement]:
     return [
         allow("ReadWriteArtifacts", [s3.GetObject, s3.GetObjectVersion, s3.PutObject], [objects_arn(bucket)]),
         allow("ReadArtifactsBucket", [s3.GetBucketVersioning, s3.GetBucketLocation], [GetAtt(bucket, "Arn")]),
@@ -250,7 +250,7 @@ def _artifact_statements(bucket, key) -> list[Statement]:
 
 def add_build_role(template: Template, p: ProjectParameters, names: Names, bucket, key, log_group: LogGroup) -> Role:
     """CodeBuild: artifacts, its own log group, and reading the project's model packages."""
-    statements = _artifact_statements(bucket, key) + [
+    statements = artifact_statements(bucket, key) + [
         allow("WriteBuildLogs", [logs.CreateLogStream, logs.PutLogEvents], [Sub("${LogGroupArn}", LogGroupArn=GetAtt(log_group, "Arn"))]),
         allow(
             "DescribeProjectModelPackages",
@@ -286,7 +286,7 @@ def _stack_set_resources(names: Names) -> list:
 
 def add_pipeline_role(template: Template, p: ProjectParameters, names: Names, bucket, key, build: cb.Project) -> Role:
     """CodePipeline: artifacts, start the build, drive the project's stack set, pass the admin role."""
-    statements = _artifact_statements(bucket, key) + [
+    statements = artifact_statements(bucket, key) + [
         allow("RunBuild", [codebuild.StartBuild, codebuild.BatchGetBuilds], [GetAtt(build, "Arn")]),
         allow(
             "DeployProjectStackSet",
@@ -414,11 +414,17 @@ def buildspec() -> str:
     return yaml.dump(spec, Dumper=_LiteralDumper, sort_keys=False, width=1000)
 
 
-def add_build(template: Template, p: ProjectParameters, names: Names, bucket, key) -> cb.Project:
-    log_group = template.add_resource(
+def build_log_group_arn(project_name: str) -> Sub:
+    """ARN of the log group of CodeBuild project ``project_name`` (a ``Fn::Sub`` text)."""
+    return partition_arn("logs", "log-group:/aws/codebuild/" + project_name)
+
+
+def add_build_log_group(template: Template, p, project_name: str, key) -> LogGroup:
+    """The build's log group, KMS-encrypted and retained (the key policy admits it by ARN)."""
+    return template.add_resource(
         LogGroup(
             "BuildLogGroup",
-            LogGroupName=Sub("/aws/codebuild/" + BUILD_PROJECT_NAME),
+            LogGroupName=Sub("/aws/codebuild/" + project_name),
             KmsKeyId=GetAtt(key, "Arn"),
             RetentionInDays=LOG_RETENTION_DAYS,
             Tags=project_tags(p),
@@ -426,6 +432,10 @@ def add_build(template: Template, p: ProjectParameters, names: Names, bucket, ke
             UpdateReplacePolicy="Retain",
         )
     )
+
+
+def add_build(template: Template, p: ProjectParameters, names: Names, bucket, key) -> cb.Project:
+    log_group = add_build_log_group(template, p, BUILD_PROJECT_NAME, key)
     role = add_build_role(template, p, names, bucket, key, log_group)
     variables = {
         "MODEL_PACKAGE_GROUP_NAME": names.group,
@@ -461,7 +471,7 @@ def add_build(template: Template, p: ProjectParameters, names: Names, bucket, ke
 # --- Pipeline --------------------------------------------------------------------------
 
 
-def _action(name: str, category: str, provider: str, configuration: dict, inputs=(), outputs=()) -> Actions:
+def pipeline_action(name: str, category: str, provider: str, configuration: dict, inputs=(), outputs=()) -> Actions:
     action = Actions(
         Name=name,
         ActionTypeId=ActionTypeId(Category=category, Owner="AWS", Provider=provider, Version="1"),
@@ -489,7 +499,7 @@ def pipeline_stages(p: ProjectParameters, names: Names, bucket, build: cb.Projec
         Stages(
             Name="Source",
             Actions=[
-                _action(
+                pipeline_action(
                     "ModelDeployTemplate", "Source", "S3",
                     {"S3Bucket": Ref(bucket), "S3ObjectKey": Ref(p.source_key), "PollForSourceChanges": "false"},
                     outputs=[SOURCE_ARTIFACT],
@@ -499,14 +509,14 @@ def pipeline_stages(p: ProjectParameters, names: Names, bucket, build: cb.Projec
         Stages(
             Name="Build",
             Actions=[
-                _action("ResolveApprovedModel", "Build", "CodeBuild", {"ProjectName": Ref(build)},
+                pipeline_action("ResolveApprovedModel", "Build", "CodeBuild", {"ProjectName": Ref(build)},
                         inputs=[SOURCE_ARTIFACT], outputs=[BUILD_ARTIFACT])
             ],
         ),
         Stages(
             Name="DeployStaging",
             Actions=[
-                _action(
+                pipeline_action(
                     "StackSetToStaging", "Deploy", "CloudFormationStackSet",
                     {
                         "StackSetName": names.stack_set,
@@ -526,7 +536,7 @@ def pipeline_stages(p: ProjectParameters, names: Names, bucket, build: cb.Projec
         Stages(
             Name="ApproveProduction",
             Actions=[
-                _action(
+                pipeline_action(
                     "ApproveProductionDeployment", "Approval", "Manual",
                     {
                         "CustomData": Sub("Approve to deploy the model tested in staging to production (stack set ${StackSet})",
@@ -539,7 +549,7 @@ def pipeline_stages(p: ProjectParameters, names: Names, bucket, build: cb.Projec
         Stages(
             Name="DeployProduction",
             Actions=[
-                _action(
+                pipeline_action(
                     "StackInstancesToProduction", "Deploy", "CloudFormationStackInstances",
                     {
                         "StackSetName": names.stack_set,
@@ -603,8 +613,7 @@ def build_mlops_multi_account_project_template() -> Template:
     p = add_project_parameters(template)
     add_conditions(template, p)
     names = derive_names(p)
-    log_group_arn = partition_arn("logs", "log-group:/aws/codebuild/" + BUILD_PROJECT_NAME)
-    key, bucket = add_artifact_storage(template, p, log_group_arn)
+    key, bucket = add_artifact_storage(template, p, build_log_group_arn(BUILD_PROJECT_NAME))
     build = add_build(template, p, names, bucket, key)
     pipeline = add_pipeline(template, p, names, bucket, key, build)
     add_approval_trigger(template, p, names, pipeline)

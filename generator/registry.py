@@ -13,6 +13,7 @@ from troposphere import Template
 from generator import cross_account
 from generator import model_deploy
 from generator import mlops_project
+from generator import model_build_project
 
 Builder = Callable[[], Template]
 
@@ -24,4 +25,5 @@ TEMPLATES: dict[str, Builder] = {
     "endpoint-consumer-policy": cross_account.build_endpoint_consumer_policy_template,
     "model-deploy": model_deploy.build_model_deploy_template,
     "mlops-multi-account-project": mlops_project.build_mlops_multi_account_project_template,
+    "mlops-model-build-project": model_build_project.build_mlops_model_build_project_template,
 }

@@ -354,3 +354,62 @@ def test_build_fails_when_the_source_has_no_template(tmp_path):
     result, work = _run_build(tmp_path, "arn:aws:sagemaker:us-east-1:111111111111:model-package/churn/7", with_template=False)
     assert result.returncode != 0 and mlops_project.TEMPLATE_FILE in result.stderr
     assert not (tmp_path / "aws-args").exists(), "nothing resolved before the source is checked"
+
+
+# --- The model-build project ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def build_project():
+    from generator import model_build_project
+
+    return model_build_project.build_mlops_model_build_project_template().to_dict()
+
+
+def test_model_build_pipeline_is_source_then_build_started_by_seed_code_uploads(build_project):
+    pipeline_id, pipeline = the_one(build_project, "AWS::CodePipeline::Pipeline")
+    stages = pipeline["Properties"]["Stages"]
+    assert [(s["Name"], s["Actions"][0]["ActionTypeId"]["Provider"]) for s in stages] == [("Source", "S3"), ("Build", "CodeBuild")]
+    bucket_id, bucket = the_one(build_project, "AWS::S3::Bucket")
+    source = stages[0]["Actions"][0]["Configuration"]
+    assert source["S3Bucket"] == {"Ref": bucket_id} and source["PollForSourceChanges"] == "false"
+    assert bucket["Properties"]["NotificationConfiguration"] == {"EventBridgeConfiguration": {"EventBridgeEnabled": True}}
+    _, rule = the_one(build_project, "AWS::Events::Rule")
+    pattern = rule["Properties"]["EventPattern"]
+    assert pattern["source"] == ["aws.s3"] and pattern["detail-type"] == ["Object Created"]
+    assert pattern["detail"] == {"bucket": {"name": [{"Ref": bucket_id}]}, "object": {"key": [{"Ref": "SourceObjectKey"}]}}
+    (target,) = rule["Properties"]["Targets"]
+    assert target["Arn"]["Fn::Sub"][1] == {"Pipeline": {"Ref": pipeline_id}}
+
+
+def test_model_build_may_run_only_the_projects_sagemaker_pipelines(build_project):
+    found = list(statements(build_project))
+    for logical_id, path, statement in found:
+        if statement["Effect"] == "Allow":
+            assert all("*" not in a for a in as_list(statement["Action"])), f"{logical_id}: {statement['Action']}"
+            if path != "KeyPolicy":  # "*" in a key policy means this key
+                assert "*" not in as_list(statement.get("Resource", [])), f"{logical_id}: {statement}"
+    sagemaker_statements = [s for _, _, s in found if any(a.startswith("sagemaker:") for a in as_list(s["Action"]))]
+    assert sagemaker_statements
+    for statement in sagemaker_statements:
+        for resource in statement["Resource"]:
+            assert ":pipeline/sagemaker-${SageMakerProjectId}-" in resource["Fn::Sub"], resource
+    (passing,) = [s for _, _, s in found if "iam:PassRole" in as_list(s["Action"])]
+    assert passing["Resource"] == [{"Ref": "PipelineExecutionRoleArn"}]
+    assert passing["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+    assert build_project["Parameters"]["PipelineExecutionRoleArn"]["Type"] == "AWS::SSM::Parameter::Value<String>"
+
+
+def test_model_build_registers_into_the_environments_group_by_default(build_project):
+    _, build = the_one(build_project, "AWS::CodeBuild::Project")
+    variables = {v["Name"]: v["Value"] for v in build["Properties"]["Environment"]["EnvironmentVariables"]}
+    _, given, default = variables["MODEL_PACKAGE_GROUP_NAME"]["Fn::If"]
+    assert (given, default) == ({"Ref": "ModelPackageGroupName"}, {"Fn::Sub": mlops_project.ENVIRONMENT_GROUP_NAME})
+    assert variables["SAGEMAKER_PIPELINE_ROLE_ARN"] == {"Ref": "PipelineExecutionRoleArn"}
+    assert "BuildSpec" not in build["Properties"]["Source"], "the seed code's own buildspec runs"
+
+
+def test_model_build_lint_clean_through_the_generator_command(tmp_path):
+    from generator.__main__ import main
+
+    assert main(["--out", str(tmp_path), "--jobs", "1", "--region", "us-east-1", "mlops-model-build-project"]) == 0

@@ -1,0 +1,272 @@
+"""SageMaker MLOps project template: model building in the development account.
+
+The companion of ``mlops_project`` (deployment): data scientists upload their seed code
+(a zip with ``buildspec.yml`` at its root, which upserts and starts a SageMaker Pipeline
+that trains, evaluates and registers into the model package group) to the project's
+artifacts bucket; S3 tells EventBridge, which starts a pipeline:
+
+  Source (S3: the seed code) -> Build (CodeBuild runs the seed code's buildspec)
+
+The build may manage and run SageMaker pipelines named ``sagemaker-<project id>-*`` and
+pass the environment's pipeline execution role to SageMaker, nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from awacs import codebuild, codepipeline, iam, logs, sagemaker
+from awacs.aws import Condition, StringEquals
+from troposphere import Equals, GetAtt, If, Not, Output, Parameter, Ref, Sub, Template
+from troposphere import codebuild as cb
+from troposphere.codepipeline import ArtifactStore, EncryptionKey, Pipeline, Stages
+from troposphere.events import Rule, Target
+from troposphere.iam import Policy as InlinePolicy
+from troposphere.iam import Role
+from troposphere.s3 import EventBridgeConfiguration, NotificationConfiguration
+
+from generator.mlops_project import (
+    BUILD_IMAGE,
+    ENVIRONMENT_GROUP_NAME,
+    add_artifact_storage,
+    add_build_log_group,
+    artifact_statements,
+    build_log_group_arn,
+    pipeline_action,
+    project_tags,
+    string_parameter,
+)
+from generator.parameters import Environment, add_environment, partition_arn
+from generator.policies import allow, document, service_trust
+
+SOURCE_ARTIFACT = "SeedCode"
+# Names from the project id: ids are lower case, like the names in SageMaker pipeline ARNs
+# (a project name may have capitals, which an IAM resource pattern would then miss).
+NAME_PREFIX = "sagemaker-${SageMakerProjectId}"
+BUILD_PROJECT_NAME = NAME_PREFIX + "-model-build"
+SAGEMAKER_PIPELINE_NAME = NAME_PREFIX + "-training"
+HAS_GROUP_NAME = "HasModelPackageGroupName"
+
+
+@dataclass(frozen=True)
+class BuildProjectParameters:
+    env: Environment
+    project_name: Parameter
+    project_id: Parameter
+    group_name: Parameter
+    pipeline_role_arn: Parameter
+    source_key: Parameter
+
+
+def add_parameters(template: Template) -> BuildProjectParameters:
+    env = add_environment(template, types=("dev",), default_type="dev")
+    return BuildProjectParameters(
+        env=env,
+        project_name=string_parameter(
+            template, "SageMakerProjectName", "Name of the SageMaker project (passed by SageMaker)",
+            r"^[a-zA-Z](-*[a-zA-Z0-9]){0,31}$", "1-32 letters, digits and hyphens, starting with a letter",
+        ),
+        project_id=string_parameter(
+            template, "SageMakerProjectId", "Id of the SageMaker project (passed by SageMaker)",
+            r"^[a-z0-9-]{1,20}$", "1-20 lower-case letters, digits and hyphens",
+        ),
+        group_name=string_parameter(
+            template, "ModelPackageGroupName",
+            "Model package group the training pipeline registers into; empty: the environment's registry group "
+            "<EnvName>-<EnvType>-models (shared with the target accounts)",
+            r"^([a-zA-Z0-9](-*[a-zA-Z0-9]){0,62})?$", "empty or a model package group name", default="",
+        ),
+        pipeline_role_arn=template.add_parameter(
+            Parameter(
+                "PipelineExecutionRoleArn",
+                Type="AWS::SSM::Parameter::Value<String>",
+                Description="SSM parameter holding the environment's SageMaker pipeline execution role ARN",
+                Default=f"/{env.name.Default}/{env.type.Default}/iam/pipeline-execution-role-arn",
+            )
+        ),
+        source_key=string_parameter(
+            template, "SourceObjectKey", "Key, in the artifacts bucket, of the seed code zip (buildspec.yml at its root)",
+            r"^[\w!.*'()/-]{1,1000}\.zip$", "an S3 key ending in .zip", default="model-build/seed-code.zip",
+        ),
+    )
+
+
+def add_build_role(template: Template, p: BuildProjectParameters, bucket, key, log_group) -> Role:
+    pipelines = partition_arn("sagemaker", "pipeline/" + NAME_PREFIX + "-*")
+    statements = artifact_statements(bucket, key) + [
+        allow("WriteBuildLogs", [logs.CreateLogStream, logs.PutLogEvents], [Sub("${LogGroupArn}", LogGroupArn=GetAtt(log_group, "Arn"))]),
+        allow(
+            "ManageProjectPipelines",
+            [
+                sagemaker.CreatePipeline,
+                sagemaker.UpdatePipeline,
+                sagemaker.DescribePipeline,
+                sagemaker.StartPipelineExecution,
+                sagemaker.ListPipelineExecutions,
+                sagemaker.AddTags,
+                sagemaker.ListTags,
+            ],
+            [pipelines],
+        ),
+        allow(
+            "FollowProjectPipelineExecutions",
+            [sagemaker.DescribePipelineExecution, sagemaker.ListPipelineExecutionSteps],
+            [partition_arn("sagemaker", "pipeline/" + NAME_PREFIX + "-*/execution/*")],
+        ),
+        allow(
+            "PassPipelineExecutionRoleToSageMaker",
+            [iam.PassRole],
+            [Ref(p.pipeline_role_arn)],
+            Condition(StringEquals({"iam:PassedToService": "sagemaker.amazonaws.com"})),
+        ),
+    ]
+    return template.add_resource(
+        Role(
+            "BuildRole",
+            Description="CodeBuild: upserts and starts the project's SageMaker training pipeline",
+            AssumeRolePolicyDocument=service_trust("codebuild.amazonaws.com", source_account=Ref("AWS::AccountId")),
+            Policies=[InlinePolicy(PolicyName="RunTrainingPipeline", PolicyDocument=document(*statements))],
+            Tags=project_tags(p),
+        )
+    )
+
+
+def add_build(template: Template, p: BuildProjectParameters, bucket, key) -> cb.Project:
+    log_group = add_build_log_group(template, p, BUILD_PROJECT_NAME, key)
+    role = add_build_role(template, p, bucket, key, log_group)
+    variables = {
+        "SAGEMAKER_PROJECT_NAME": Ref(p.project_name),
+        "SAGEMAKER_PROJECT_ID": Ref(p.project_id),
+        "SAGEMAKER_PIPELINE_NAME": Sub(SAGEMAKER_PIPELINE_NAME),
+        "SAGEMAKER_PIPELINE_ROLE_ARN": Ref(p.pipeline_role_arn),
+        "MODEL_PACKAGE_GROUP_NAME": If(HAS_GROUP_NAME, Ref(p.group_name), Sub(ENVIRONMENT_GROUP_NAME)),
+        "ARTIFACT_BUCKET": Ref(bucket),
+        "ARTIFACT_KMS_KEY_ARN": GetAtt(key, "Arn"),
+    }
+    return template.add_resource(
+        cb.Project(
+            "ModelBuild",
+            Name=Sub(BUILD_PROJECT_NAME),
+            Description="Runs the seed code's buildspec: upsert and start the SageMaker training pipeline",
+            ServiceRole=GetAtt(role, "Arn"),
+            EncryptionKey=GetAtt(key, "Arn"),
+            # No inline buildspec: the seed code's buildspec.yml decides how its pipeline is built.
+            Source=cb.Source(Type="CODEPIPELINE"),
+            Artifacts=cb.Artifacts(Type="CODEPIPELINE"),
+            Environment=cb.Environment(
+                Type="LINUX_CONTAINER",
+                ComputeType="BUILD_GENERAL1_SMALL",
+                Image=BUILD_IMAGE,
+                EnvironmentVariables=[cb.EnvironmentVariable(Name=k, Type="PLAINTEXT", Value=v) for k, v in variables.items()],
+            ),
+            LogsConfig=cb.LogsConfig(CloudWatchLogs=cb.CloudWatchLogs(Status="ENABLED", GroupName=Ref(log_group))),
+            TimeoutInMinutes=60,
+            QueuedTimeoutInMinutes=60,
+            Tags=project_tags(p),
+        )
+    )
+
+
+def add_pipeline(template: Template, p: BuildProjectParameters, bucket, key, build: cb.Project) -> Pipeline:
+    statements = artifact_statements(bucket, key) + [
+        allow("RunBuild", [codebuild.StartBuild, codebuild.BatchGetBuilds], [GetAtt(build, "Arn")]),
+    ]
+    role = template.add_resource(
+        Role(
+            "PipelineRole",
+            Description="CodePipeline: runs the model build pipeline of the SageMaker project",
+            AssumeRolePolicyDocument=service_trust("codepipeline.amazonaws.com", source_account=Ref("AWS::AccountId")),
+            Policies=[InlinePolicy(PolicyName="BuildModel", PolicyDocument=document(*statements))],
+            Tags=project_tags(p),
+        )
+    )
+    return template.add_resource(
+        Pipeline(
+            "ModelBuildPipeline",
+            Name=Sub(NAME_PREFIX + "-model-build"),
+            PipelineType="V2",
+            ExecutionMode="SUPERSEDED",
+            RoleArn=GetAtt(role, "Arn"),
+            ArtifactStore=ArtifactStore(
+                Type="S3", Location=Ref(bucket), EncryptionKey=EncryptionKey(Type="KMS", Id=GetAtt(key, "Arn"))
+            ),
+            Stages=[
+                Stages(
+                    Name="Source",
+                    Actions=[
+                        pipeline_action(
+                            "SeedCode", "Source", "S3",
+                            {"S3Bucket": Ref(bucket), "S3ObjectKey": Ref(p.source_key), "PollForSourceChanges": "false"},
+                            outputs=[SOURCE_ARTIFACT],
+                        )
+                    ],
+                ),
+                Stages(
+                    Name="Build",
+                    Actions=[pipeline_action("RunTrainingPipeline", "Build", "CodeBuild", {"ProjectName": Ref(build)}, inputs=[SOURCE_ARTIFACT])],
+                ),
+            ],
+            Tags=project_tags(p),
+        )
+    )
+
+
+def add_upload_trigger(template: Template, p: BuildProjectParameters, bucket, pipeline: Pipeline) -> Rule:
+    """A new seed-code upload (S3 event through EventBridge) starts the pipeline."""
+    pipeline_arn = partition_arn("codepipeline", "${Pipeline}", Pipeline=Ref(pipeline))
+    role = template.add_resource(
+        Role(
+            "UploadTriggerRole",
+            Description="EventBridge: starts the model build pipeline when new seed code is uploaded",
+            AssumeRolePolicyDocument=service_trust("events.amazonaws.com", source_account=Ref("AWS::AccountId")),
+            Policies=[
+                InlinePolicy(
+                    PolicyName="StartModelBuildPipeline",
+                    PolicyDocument=document(allow("StartModelBuildPipeline", [codepipeline.StartPipelineExecution], [pipeline_arn])),
+                )
+            ],
+            Tags=project_tags(p),
+        )
+    )
+    return template.add_resource(
+        Rule(
+            "SeedCodeUploadedRule",
+            Description="Starts the model build pipeline when the seed code object is written",
+            EventPattern={
+                "source": ["aws.s3"],
+                "detail-type": ["Object Created"],
+                "detail": {"bucket": {"name": [Ref(bucket)]}, "object": {"key": [Ref(p.source_key)]}},
+            },
+            State="ENABLED",
+            Targets=[Target(Id="ModelBuildPipeline", Arn=pipeline_arn, RoleArn=GetAtt(role, "Arn"))],
+            Tags=project_tags(p),
+        )
+    )
+
+
+def build_mlops_model_build_project_template() -> Template:
+    """SageMaker project: uploading seed code builds, trains and registers a model."""
+    template = Template(
+        Description="SageMaker MLOps project: uploading seed code starts a pipeline whose build upserts and runs the "
+        "project's SageMaker training pipeline, which registers models into the environment's registry"
+    )
+    p = add_parameters(template)
+    template.add_condition(HAS_GROUP_NAME, Not(Equals(Ref(p.group_name), "")))
+    key, bucket = add_artifact_storage(template, p, build_log_group_arn(BUILD_PROJECT_NAME))
+    # S3 sends its object events to EventBridge, so an upload starts the pipeline without polling.
+    bucket.NotificationConfiguration = NotificationConfiguration(EventBridgeConfiguration=EventBridgeConfiguration(EventBridgeEnabled=True))
+    build = add_build(template, p, bucket, key)
+    pipeline = add_pipeline(template, p, bucket, key, build)
+    add_upload_trigger(template, p, bucket, pipeline)
+
+    template.add_output(Output("PipelineName", Value=Ref(pipeline)))
+    template.add_output(Output("ArtifactsBucketName", Value=Ref(bucket)))
+    template.add_output(
+        Output(
+            "SeedCodeUri",
+            Description="Upload the seed code zip (buildspec.yml at its root) here to build a model",
+            Value=Sub("s3://${Bucket}/${SourceObjectKey}", Bucket=Ref(bucket)),
+        )
+    )
+    template.add_output(Output("SageMakerPipelineName", Value=Sub(SAGEMAKER_PIPELINE_NAME)))
+    return template
