@@ -238,3 +238,71 @@ def test_list_stack_instances_pages_like_aws(local_aws, cfn):
     assert sorted(s["Account"] for page in pages for s in page["Summaries"]) == accounts
     only = cfn.list_stack_instances(StackSetName=name, StackInstanceAccount=accounts[7], StackInstanceRegion="us-east-1")["Summaries"]
     assert [s["Account"] for s in only] == [accounts[7]]
+
+
+# ---------------------------------------------------------------- SageMaker
+
+
+def test_cloudformation_honours_sagemaker_physical_names(local_aws):
+    name = _name("ep")
+    body = {
+        "Resources": {
+            "Model": {"Type": "AWS::SageMaker::Model", "Properties": {"ModelName": name, "ExecutionRoleArn": "arn:aws:iam::123456789012:role/x", "PrimaryContainer": {"Image": "img"}}},
+            "Config": {"Type": "AWS::SageMaker::EndpointConfig", "Properties": {"EndpointConfigName": name, "ProductionVariants": [
+                {"VariantName": "main", "ModelName": {"Fn::GetAtt": ["Model", "ModelName"]}, "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}]}},
+            "Endpoint": {"Type": "AWS::SageMaker::Endpoint", "Properties": {"EndpointName": name, "EndpointConfigName": {"Fn::GetAtt": ["Config", "EndpointConfigName"]}}},
+        }
+    }
+    local_aws.client("cloudformation").create_stack(StackName=name, TemplateBody=json.dumps(body))
+    sagemaker = local_aws.client("sagemaker")
+    endpoint = sagemaker.describe_endpoint(EndpointName=name)
+    assert endpoint["EndpointConfigName"] == name and endpoint["EndpointStatus"] == "InService"
+    assert sagemaker.describe_model(ModelName=name)["ModelName"] == name
+
+
+def test_model_package_group_policy_round_trip_and_errors(local_aws):
+    sagemaker = local_aws.client("sagemaker")
+    name = _name("group")
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        sagemaker.get_model_package_group_policy(ModelPackageGroupName=name)
+    assert caught.value.response["Error"]["Code"] == "ValidationException" and "Cannot find Model Package Group" in caught.value.response["Error"]["Message"]
+    arn = sagemaker.create_model_package_group(ModelPackageGroupName=name)["ModelPackageGroupArn"]
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        sagemaker.get_model_package_group_policy(ModelPackageGroupName=name)
+    assert caught.value.response["Error"]["Message"] == f"Cannot find resource policy for: {arn}"
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111111111111:root"}, "Action": "sagemaker:DescribeModelPackageGroup", "Resource": arn}]})
+    assert sagemaker.put_model_package_group_policy(ModelPackageGroupName=name, ResourcePolicy=policy)["ModelPackageGroupArn"] == arn
+    assert sagemaker.get_model_package_group_policy(ModelPackageGroupName=name)["ResourcePolicy"] == policy
+    with pytest.raises(botocore.exceptions.ClientError):
+        sagemaker.put_model_package_group_policy(ModelPackageGroupName=name, ResourcePolicy="not json")
+    sagemaker.delete_model_package_group_policy(ModelPackageGroupName=name)
+    with pytest.raises(botocore.exceptions.ClientError):
+        sagemaker.get_model_package_group_policy(ModelPackageGroupName=name)
+
+
+def test_invoke_endpoint_checks_the_callers_account(local_aws):
+    """An endpoint of one account is not found from another, as in AWS."""
+    name = _name("ep")
+    sagemaker = local_aws.client("sagemaker", account="ml-production-1")
+    sagemaker.create_model(ModelName=name, ExecutionRoleArn="arn:aws:iam::123456789012:role/x", PrimaryContainer={"Image": "img"})
+    sagemaker.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{"VariantName": "main", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
+    sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=name)
+    assert local_aws.client("sagemaker-runtime", account="ml-production-1").invoke_endpoint(EndpointName=name, Body=b"{}")["Body"].read()
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        local_aws.client("sagemaker-runtime", account="ml-production-2").invoke_endpoint(EndpointName=name, Body=b"{}")
+    assert caught.value.response["Error"]["Message"] == f"Endpoint {name} of account {local_aws.account_id('ml-production-2')} not found."
+
+
+# ---------------------------------------------------------------- the patch set
+
+
+def test_every_patch_module_is_applied_by_the_server(local_aws):
+    import pkgutil
+    import urllib.request
+
+    import deploy.local.patches as patches
+
+    modules = sorted(info.name for info in pkgutil.iter_modules(patches.__path__) if not info.name.startswith("_"))
+    with urllib.request.urlopen(f"{local_aws.endpoint_url}/_local/health") as response:
+        health = json.loads(response.read())
+    assert health["patches"] == modules and "stacksets" in modules and "sagemaker" in modules

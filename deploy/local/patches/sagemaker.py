@@ -1,4 +1,5 @@
-"""SageMaker: model package group resource policies, and InvokeEndpoint on a missing endpoint.
+"""SageMaker: model package group resource policies, InvokeEndpoint on a missing endpoint,
+and the physical names CloudFormation gives SageMaker resources.
 
 moto 5.2.5 answers Get/Put/DeleteModelPackageGroupPolicy with HTTP 500, and InvokeEndpoint
 with a canned body even when the endpoint does not exist. Here the policies are stored per
@@ -6,7 +7,9 @@ group, with AWS's ValidationException messages ("Cannot find Model Package Group
 "Cannot find resource policy for: <arn>"), and InvokeEndpoint answers AWS's
 ValidationError for an endpoint that does not exist in the caller's account and region,
 or is not serving. A found endpoint still answers moto's canned (or queued) result:
-there is no model behind it.
+there is no model behind it. CloudFormation's AWS::SageMaker::Model, EndpointConfig and
+Endpoint honour their ModelName / EndpointConfigName / EndpointName properties (moto
+5.2.5 always generates a name), so the ARNs an endpoint-invoke role names match.
 """
 
 from __future__ import annotations
@@ -90,8 +93,15 @@ def invoke_endpoint(self):
     return _original_invoke(self)
 
 
+_NAME_PROPERTIES = {"FakeEndpoint": "EndpointName", "FakeEndpointConfig": "EndpointConfigName", "Model": "ModelName"}
+
+
 def apply() -> None:
     """Install the handlers above on moto's SageMaker responses (idempotent)."""
+    from moto.sagemaker import models
+
+    for class_name, name_property in _NAME_PROPERTIES.items():
+        getattr(models, class_name).cloudformation_name_type = staticmethod(lambda name_property=name_property: name_property)
     cls = sagemaker_responses.SageMakerResponse
     cls.put_model_package_group_policy = put_model_package_group_policy
     cls.get_model_package_group_policy = get_model_package_group_policy

@@ -1,0 +1,264 @@
+"""The main job, offline: ``python -m deploy.demo`` (``make demo`` calls it).
+
+Starts its own local AWS (a state dir of its own, so a developer's ``local up`` is left
+alone), then runs the same commands a user runs against AWS: ``publish`` the catalog,
+``plan`` and ``apply --yes`` the manifest, ``status``, and a cross-account ``invoke``
+(the consumer account assumes the endpoint-invoke role of the account hosting the
+endpoint, with the ExternalId). It always stops the server, and ends with what now
+exists in which account. Exit status: 0 when every step succeeded, else the failing
+step's status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import boto3
+import yaml
+
+from deploy.errors import DeployError, InputError
+from deploy.local import DUMMY_CREDENTIALS, lifecycle
+
+DEFAULT_MANIFEST = "examples/manifest.yaml"
+DEFAULT_CATALOG = "examples/catalog.yaml"
+DEFAULT_ORG = "examples/local-org.yaml"
+DEFAULT_STATE_DIR = ".local-aws/demo"
+INVOKE_TEMPLATE = "endpoint-invoke-role.yaml"
+# The local AWS has no model behind an endpoint: the demo queues this answer, and says so.
+CANNED_ANSWER = {"predictions": [{"churn_probability": 0.13}], "note": "canned answer of the local AWS: no model runs offline"}
+
+
+class DemoFailed(DeployError):
+    """A step of the demo failed; its own output says why."""
+
+    def __init__(self, step: str, code: int):
+        self.step, self.exit_code = step, code or 1
+        super().__init__(f"demo stopped: step '{step}' exited with status {code}")
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def _step(number: int, total: int, title: str) -> None:
+    _say(f"\n==> [{number}/{total}] {title}")
+
+
+def _run(step: str, argv: list[str]) -> None:
+    """Run one deploy command in-process, exactly as ``python -m deploy ...`` would."""
+    from deploy.cli import main
+
+    _say("$ python -m deploy " + " ".join(argv))
+    sys.stdout.flush()
+    code = main(argv)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if code != 0:
+        raise DemoFailed(step, code)
+
+
+@contextmanager
+def _environment(values: dict[str, str], unset: tuple[str, ...] = ()):
+    saved = {key: os.environ.get(key) for key in [*values, *unset]}
+    os.environ.update(values)
+    for key in unset:
+        os.environ.pop(key, None)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _member_session(state: dict, account_id: str) -> boto3.session.Session:
+    """A session in ``account_id`` through the role AWS creates with every member account."""
+    base = boto3.session.Session(region_name=state["region"], **{key.lower(): value for key, value in DUMMY_CREDENTIALS.items()})
+    if account_id == state["management_account"]["id"]:
+        return base
+    credentials = base.client("sts", endpoint_url=state["endpoint_url"]).assume_role(
+        RoleArn=f"arn:aws:iam::{account_id}:role/OrganizationAccountAccessRole", RoleSessionName="demo"
+    )["Credentials"]
+    return boto3.session.Session(
+        region_name=state["region"], aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"], aws_session_token=credentials["SessionToken"],
+    )
+
+
+def _accounts(state: dict) -> list[tuple[str, str, str]]:
+    """(name, id, OU) of the management account and every member, in org-file order."""
+    management = state["management_account"]
+    return [(management["name"], management["id"], "root")] + [(name, a["id"], a["ou"] or "root") for name, a in state["accounts"].items()]
+
+
+def invoke_parameters(manifest_path: str) -> dict:
+    """ExternalId, consumer account and role name of the manifest's endpoint-invoke stack set."""
+    try:
+        manifest = yaml.safe_load(Path(manifest_path).read_text())
+    except (OSError, yaml.YAMLError) as error:
+        raise InputError(f"cannot read the manifest: {error}", source=manifest_path) from None
+    for stack_set in (manifest or {}).get("stack_sets") or []:
+        if str(stack_set.get("template", "")).endswith(INVOKE_TEMPLATE):
+            parameters = stack_set.get("parameters") or {}
+            missing = [key for key in ("ExternalId", "ConsumerAccountId") if not parameters.get(key)]
+            if missing:
+                raise InputError(f"the endpoint-invoke stack set needs {' and '.join(missing)} for the demo's invoke", source=manifest_path, where=stack_set.get("name"), key=missing[0])
+            role = f"{parameters.get('EnvName', 'mlops')}-{parameters.get('EnvType', 'prod')}-endpoint-invoke"
+            return {"external_id": str(parameters["ExternalId"]), "consumer": str(parameters["ConsumerAccountId"]), "role_name": role}
+    raise InputError(f"no stack set deploys templates/{INVOKE_TEMPLATE}: the demo's cross-account invoke needs one", source=manifest_path)
+
+
+def find_invoke_target(state: dict, role_name: str) -> tuple[str, str]:
+    """(account id, endpoint name) of the first member account with the invoke role and a serving endpoint."""
+    for _, account_id, _ in _accounts(state)[1:]:
+        session = _member_session(state, account_id)
+        iam = session.client("iam", endpoint_url=state["endpoint_url"])
+        try:
+            iam.get_role(RoleName=role_name)
+        except iam.exceptions.NoSuchEntityException:
+            continue
+        sagemaker = session.client("sagemaker", endpoint_url=state["endpoint_url"])
+        endpoints = [e["EndpointName"] for e in sagemaker.list_endpoints()["Endpoints"] if e["EndpointStatus"] == "InService"]
+        if endpoints:
+            return account_id, sorted(endpoints)[0]
+    raise DeployError(f"no member account has both the role {role_name} and an InService endpoint after apply: the manifest must deploy the endpoint-invoke role and model-deploy to the same account")
+
+
+def _queue_canned_answer(state: dict, account_id: str) -> None:
+    payload = json.dumps({"account_id": account_id, "region": state["region"], "results": [{"Body": json.dumps(CANNED_ANSWER), "ContentType": "application/json"}]}).encode()
+    request = urllib.request.Request(f"{state['endpoint_url']}/moto-api/static/sagemaker/endpoint-results", data=payload, method="POST", headers={"Content-Type": "application/json"})
+    urllib.request.urlopen(request, timeout=10).close()
+
+
+def demo_invoke(state: dict, manifest_path: str) -> None:
+    """The consumer account invokes the endpoint through the endpoint-invoke role, as a user would."""
+    target = invoke_parameters(manifest_path)
+    account_id, endpoint = find_invoke_target(state, target["role_name"])
+    _queue_canned_answer(state, account_id)
+    consumer = _member_session(state, target["consumer"]).get_credentials()
+    names = {a_id: name for name, a_id, _ in _accounts(state)}
+    _say(f"consumer {names.get(target['consumer'], target['consumer'])} ({target['consumer']}) -> endpoint {endpoint} in {names.get(account_id, account_id)} ({account_id}); ExternalId from $SM_INVOKE_EXTERNAL_ID (not shown)")
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as body:
+        body.write(json.dumps({"customer_id": "C-1042", "tenure_months": 7, "monthly_charges": 84.5}))
+    credentials = {"AWS_ACCESS_KEY_ID": consumer.access_key, "AWS_SECRET_ACCESS_KEY": consumer.secret_key, "SM_INVOKE_EXTERNAL_ID": target["external_id"]}
+    unset = ("AWS_SESSION_TOKEN",) if not consumer.token else ()
+    if consumer.token:
+        credentials["AWS_SESSION_TOKEN"] = consumer.token
+    try:
+        with _environment(credentials, unset):
+            _run("invoke", ["invoke", "--endpoint", endpoint, "--account", account_id, "--role-name", target["role_name"], "--body", body.name])
+    finally:
+        os.unlink(body.name)
+
+
+def collect_summary(state: dict) -> list[dict]:
+    """What exists in which account: stack set instances, stacks, endpoints, portfolios."""
+    endpoint_url = state["endpoint_url"]
+    management = _member_session(state, state["management_account"]["id"])
+    cfn = management.client("cloudformation", endpoint_url=endpoint_url)
+    instances: dict[str, set[str]] = {}
+    for summary in cfn.list_stack_sets(Status="ACTIVE")["Summaries"]:
+        for page in cfn.get_paginator("list_stack_instances").paginate(StackSetName=summary["StackSetName"]):
+            for instance in page["Summaries"]:
+                instances.setdefault(instance["Account"], set()).add(f"{summary['StackSetName']} ({instance['Region']}, {instance['Status']})")
+    rows = []
+    for name, account_id, ou in _accounts(state):
+        session = _member_session(state, account_id)
+        endpoints = [e["EndpointName"] for e in session.client("sagemaker", endpoint_url=endpoint_url).list_endpoints()["Endpoints"]]
+        catalog = session.client("servicecatalog", endpoint_url=endpoint_url)
+        portfolios = [p["DisplayName"] for p in catalog.list_portfolios()["PortfolioDetails"]]
+        for share_type in ("IMPORTED", "AWS_ORGANIZATIONS"):
+            portfolios += [f"{p['DisplayName']} (shared, {share_type.lower().replace('_', ' ')})" for p in catalog.list_accepted_portfolio_shares(PortfolioShareType=share_type)["PortfolioDetails"]]
+        stacks = [s["StackName"] for s in session.client("cloudformation", endpoint_url=endpoint_url).describe_stacks()["Stacks"] if not s["StackName"].startswith("StackSet-")]
+        rows.append({"account": name, "id": account_id, "ou": ou, "stack_set_instances": sorted(instances.get(account_id, ())), "stacks": sorted(stacks), "endpoints": sorted(endpoints), "portfolios": sorted(portfolios)})
+    return rows
+
+
+def format_summary(rows: list[dict]) -> str:
+    lines = ["What now exists, by account (local AWS, before it stopped):"]
+    for row in rows:
+        lines.append(f"  {row['account']} {row['id']} (OU {row['ou']})")
+        for label, key in (("stack set instances", "stack_set_instances"), ("stacks", "stacks"), ("SageMaker endpoints", "endpoints"), ("Service Catalog portfolios", "portfolios")):
+            if row[key]:
+                lines.append(f"    {label}: {', '.join(row[key])}")
+        if not any(row[key] for key in ("stack_set_instances", "stacks", "endpoints", "portfolios")):
+            lines.append("    nothing deployed")
+    return "\n".join(lines)
+
+
+def run_demo(manifest: str, catalog: str | None, org: str, state_dir: str) -> int:
+    steps = ["local AWS up", "publish the catalog to Service Catalog", "plan", "apply", "status", "cross-account invoke", "local AWS down"]
+    if not catalog:
+        steps.remove("publish the catalog to Service Catalog")
+    total = len(steps)
+    number = iter(range(1, total + 1))
+    started_at = time.monotonic()
+    summary: list[dict] | None = None
+    failure: DeployError | None = None
+    lifecycle.stop(state_dir)  # a server left by an interrupted demo (ours by state dir only)
+    _step(next(number), total, steps[0])
+    state, _ = lifecycle.up(state_dir, org_file=org, watch_pid=os.getpid())
+    _say(f"local AWS on {state['endpoint_url']} (pid {state['pid']}), Organization {state['organization_id']}:")
+    for name, account_id, ou in _accounts(state):
+        _say(f"  {account_id}  {name:<18} {ou}")
+    try:
+        with _environment(lifecycle.environment(state["endpoint_url"], state["region"]), lifecycle.UNSET_VARIABLES):
+            if catalog:
+                _step(next(number), total, steps[1])
+                _run("publish", ["publish", "--catalog", catalog])
+            _step(next(number), total, "plan")
+            _run("plan", ["plan", "--manifest", manifest])
+            _step(next(number), total, "apply")
+            _run("apply", ["apply", "--manifest", manifest, "--yes"])
+            _step(next(number), total, "status")
+            _run("status", ["status", "--manifest", manifest])
+            _step(next(number), total, "cross-account invoke")
+            demo_invoke(state, manifest)
+            summary = collect_summary(state)
+    except DeployError as error:
+        failure = error
+    finally:
+        _step(total, total, "local AWS down")
+        _say(lifecycle.stop(state_dir))
+    if failure is not None:
+        _say(f"\ndemo FAILED: {failure}")
+        return failure.exit_code
+    _say("\n" + format_summary(summary))
+    _say(f"\ndemo finished in {time.monotonic() - started_at:.0f}s; nothing is left running.")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deploy.demo", description=__doc__.splitlines()[0])
+    parser.add_argument("--manifest", default=DEFAULT_MANIFEST, help=f"deployment manifest (default {DEFAULT_MANIFEST})")
+    parser.add_argument("--catalog", default=DEFAULT_CATALOG, help=f"Service Catalog catalog to publish (default {DEFAULT_CATALOG}; '' to skip)")
+    parser.add_argument("--org", default=DEFAULT_ORG, help=f"org file to seed the local AWS from (default {DEFAULT_ORG})")
+    parser.add_argument("--state-dir", default=DEFAULT_STATE_DIR, help=f"the demo server's state dir (default {DEFAULT_STATE_DIR})")
+    args = parser.parse_args(argv)
+    for path, what in ((args.manifest, "manifest"), (args.catalog, "catalog"), (args.org, "org file")):
+        if path and not Path(path).is_file():
+            print(f"error: {path}: the {what} does not exist (run from the repository root)", file=sys.stderr)
+            return 2
+    try:
+        return run_demo(args.manifest, args.catalog or None, args.org, args.state_dir)
+    except DeployError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        lifecycle.stop(args.state_dir)
+        print("interrupted: the local AWS was stopped", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
