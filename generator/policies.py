@@ -23,6 +23,7 @@ from awacs.aws import (
     Statement,
     StringEquals,
     StringNotEquals,
+    StringNotEqualsIfExists,
 )
 
 VERSION = "2012-10-17"
@@ -102,6 +103,95 @@ def deny_outside_vpc_endpoint(resources: Iterable, vpce_ids: object, actions: It
     conditions = [StringNotEquals({"aws:SourceVpce": vpce_ids})]
     if exempt_principal_arns is not None:
         conditions.append(ArnNotLike({"aws:PrincipalArn": exempt_principal_arns}))
+    return Statement(
+        Sid=sid,
+        Effect=Deny,
+        Principal=Principal("*"),
+        Action=list(actions),
+        Resource=list(resources),
+        Condition=Condition(conditions),
+    )
+
+
+# --- Factories added for the environment and target-network templates -----------------
+
+
+class ConditionalStatement(Statement):
+    """A statement present only when a template Condition holds (``Fn::If`` to ``AWS::NoValue``).
+
+    awacs accepts only ``Statement`` objects in a statement list; this subclass renders as
+    ``{"Fn::If": [condition, statement, {"Ref": "AWS::NoValue"}]}``, so an optional
+    statement (cross-account readers given by a parameter that may be empty) stays an awacs
+    object with checked actions.
+    """
+
+    def __init__(self, condition: str, statement: Statement):
+        super().__init__(**statement.properties)
+        self.__dict__["_template_condition"] = condition
+
+    @property
+    def template_condition(self) -> str:
+        return self.__dict__["_template_condition"]
+
+    def JSONrepr(self) -> dict:  # noqa: N802 - awacs API
+        return {"Fn::If": [self.template_condition, super().JSONrepr(), {"Ref": "AWS::NoValue"}]}
+
+
+def when(condition: str, statement: Statement) -> ConditionalStatement:
+    """``statement`` only when the template condition ``condition`` is true."""
+    return ConditionalStatement(condition, statement)
+
+
+def account_trust(account: object = "${AWS::AccountId}", sid="TrustAccountPrincipals") -> Policy:
+    """Trust policy delegating to IAM in the *same* account: who may assume is decided there.
+
+    For persona roles that people reach through IAM Identity Center or federation.
+    """
+    from generator.parameters import account_root_arn
+
+    return Policy(
+        Version=VERSION,
+        Statement=[
+            Statement(
+                Sid=sid,
+                Effect=Allow,
+                Principal=Principal("AWS", [account_root_arn(account)]),
+                Action=[sts.AssumeRole, sts.TagSession, sts.SetSourceIdentity],
+            )
+        ],
+    )
+
+
+def deny_outside_network_perimeter(
+    resources: Iterable,
+    actions: Iterable,
+    vpce_ids: object,
+    principal_account: object = None,
+    exempt_principal_arns: object = None,
+    exempt_services: object = None,
+    exempt_aws_service_calls: bool = False,
+    sid="DenyOutsideVpcEndpoint",
+) -> Statement:
+    """Deny ``actions`` on ``resources`` unless the request arrives through ``vpce_ids``.
+
+    With ``principal_account`` the deny binds only that account's principals; principals
+    matching ``exempt_principal_arns`` (``ArnLike`` patterns: cross-account readers that
+    come through their own endpoint, service-linked roles) and the service principals
+    ``exempt_services`` (log delivery) are left to the other statements.
+    ``exempt_aws_service_calls`` exempts requests an AWS service makes for a caller (S3
+    calling KMS for SSE-KMS, EBS, EFS), which never carry ``aws:SourceVpce``: AWS's
+    data-perimeter guidance for key policies. Only data actions belong in ``actions``: a
+    deny on management actions would lock CloudFormation and the administrators out.
+    """
+    conditions = [StringNotEquals({"aws:SourceVpce": vpce_ids})]
+    if exempt_aws_service_calls:
+        conditions.append(Bool({"aws:PrincipalIsAWSService": "false", "aws:ViaAWSService": "false"}))
+    if principal_account is not None:
+        conditions.append(StringEquals({"aws:PrincipalAccount": principal_account}))
+    if exempt_principal_arns is not None:
+        conditions.append(ArnNotLike({"aws:PrincipalArn": exempt_principal_arns}))
+    if exempt_services is not None:
+        conditions.append(StringNotEqualsIfExists({"aws:PrincipalServiceName": exempt_services}))
     return Statement(
         Sid=sid,
         Effect=Deny,

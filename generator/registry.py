@@ -14,6 +14,7 @@ from generator import cross_account
 from generator import model_deploy
 from generator import mlops_project
 from generator import model_build_project
+from generator import environment, target_network
 
 Builder = Callable[[], Template]
 
@@ -26,4 +27,6 @@ TEMPLATES: dict[str, Builder] = {
     "model-deploy": model_deploy.build_model_deploy_template,
     "mlops-multi-account-project": mlops_project.build_mlops_multi_account_project_template,
     "mlops-model-build-project": model_build_project.build_mlops_model_build_project_template,
+    "environment": environment.build_environment_template,
+    "target-network": target_network.build_target_network_template,
 }

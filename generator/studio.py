@@ -1,0 +1,71 @@
+"""SageMaker Studio: a domain in ``VpcOnly`` mode and an optional example user profile."""
+
+from __future__ import annotations
+
+from troposphere import And, Equals, GetAtt, Not, Parameter, Ref, Sub, Template
+from troposphere import Condition as TemplateCondition
+from troposphere.sagemaker import Domain, SharingSettings, UserProfile, UserSettings
+
+from generator.parameters import Environment
+
+HAS_USER_PROFILE = "CreateExampleUserProfile"
+
+
+def _user_settings(execution_role, security_group) -> UserSettings:
+    return UserSettings(
+        ExecutionRole=GetAtt(execution_role, "Arn"),
+        SecurityGroups=[GetAtt(security_group, "GroupId")],
+        # Notebook sharing would copy notebooks and outputs to S3 outside the policies here.
+        SharingSettings=SharingSettings(NotebookOutputOption="Disabled"),
+    )
+
+
+def add_studio(template: Template, env: Environment, network, execution_role, efs_key) -> Domain:
+    """The domain: VPC only (no SageMaker-managed internet), workload SG, private subnets, EFS key."""
+    auth = template.add_parameter(
+        Parameter(
+            "StudioAuthMode",
+            Type="String",
+            AllowedValues=["IAM", "SSO"],
+            Default="IAM",
+            Description="How users sign in to Studio: IAM (presigned URLs for the persona roles) or SSO (IAM Identity Center)",
+        )
+    )
+    profile_name = template.add_parameter(
+        Parameter(
+            "StudioUserProfileName",
+            Type="String",
+            Default="",
+            AllowedPattern=r"^([a-zA-Z0-9](-*[a-zA-Z0-9]){0,62})?$",
+            ConstraintDescription="empty, or a Studio user profile name (letters, digits, hyphens)",
+            Description="Create an example Studio user profile with this name (IAM auth mode only; empty: none)",
+        )
+    )
+    template.add_condition(
+        HAS_USER_PROFILE, And(Not(Equals(Ref(profile_name), "")), Equals(Ref(auth), "IAM"))
+    )
+    domain = template.add_resource(
+        Domain(
+            "StudioDomain",
+            DomainName=Sub("${EnvName}-${EnvType}"),
+            AuthMode=Ref(auth),
+            AppNetworkAccessType="VpcOnly",
+            VpcId=network.vpc_id,
+            SubnetIds=network.private_subnet_ids,
+            KmsKeyId=GetAtt(efs_key, "Arn"),
+            DefaultUserSettings=_user_settings(execution_role, network.workload_sg),
+            TagPropagation="ENABLED",
+            Tags=env.tags(),
+        )
+    )
+    template.add_resource(
+        UserProfile(
+            "ExampleUserProfile",
+            Condition=HAS_USER_PROFILE,
+            DomainId=GetAtt(domain, "DomainId"),
+            UserProfileName=Ref(profile_name),
+            UserSettings=_user_settings(execution_role, network.workload_sg),
+            Tags=env.tags(),
+        )
+    )
+    return domain

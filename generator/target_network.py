@@ -1,0 +1,112 @@
+"""The target-account network: where staging and production endpoints serve from.
+
+The same private network as the environment's (``generator.network``), with the
+endpoints a SageMaker endpoint in a VPC needs, and an S3 gateway endpoint whose policy
+admits the development account's models bucket (model artifacts), the ECR layer bucket
+(images) and this account's own buckets (data capture). Its S3 and KMS endpoint ids are
+published: the development account's bucket and key policies take them as parameters
+(``TargetS3EndpointIds``, ``TargetKmsEndpointIds``) to admit this account's requests.
+"""
+
+from __future__ import annotations
+
+from awacs import s3
+from awacs.aws import Allow, Condition, PolicyDocument, Principal, Statement, StringEquals, StringLike
+from troposphere import Parameter, Ref, Sub, Template
+
+from generator.network import add_private_network, add_s3_gateway_endpoint, endpoint_specs, publish_network
+from generator.parameters import add_environment, partition_arn
+from generator.policies import VERSION
+from generator.storage import LIST_ACTIONS, READ_ACTIONS, WRITE_ACTIONS, aws_owned_bucket_arns
+
+TARGET_INTERFACE_ENDPOINTS = endpoint_specs(
+    ("SageMakerRuntime", "sagemaker.runtime"),
+    ("Sts", "sts"),
+    ("Logs", "logs"),
+    ("Monitoring", "monitoring"),
+    ("Kms", "kms"),
+    ("EcrApi", "ecr.api"),
+    ("EcrDkr", "ecr.dkr"),
+)
+
+# Three AZs by default: this network serves production endpoints, SageMaker spreads an
+# endpoint's instances over the subnets it is given, and with three AZs the loss of one
+# leaves two. Its seven endpoints make the third AZ cheap.
+DEFAULT_AZ_COUNT = 3
+
+
+def target_gateway_policy() -> PolicyDocument:
+    """Read the development account's model artifacts; use this account's buckets; pull image layers.
+
+    Names the ``DevelopmentModelsBucketName`` and ``ModelArtifactsPrefix`` parameters.
+    """
+    bucket = partition_arn("s3", "${DevelopmentModelsBucketName}", region="", account="")
+    objects = partition_arn("s3", "${DevelopmentModelsBucketName}/${ModelArtifactsPrefix}*", region="", account="")
+    return PolicyDocument(
+        Version=VERSION,
+        Statement=[
+            Statement(
+                Sid="ReadDevelopmentModelArtifacts",
+                Effect=Allow,
+                Principal=Principal("*"),
+                Action=list(READ_ACTIONS),
+                Resource=[objects],
+            ),
+            Statement(
+                Sid="ListDevelopmentModelArtifacts",
+                Effect=Allow,
+                Principal=Principal("*"),
+                Action=[s3.ListBucket],
+                Resource=[bucket],
+                Condition=Condition(StringLike({"s3:prefix": [Sub("${ModelArtifactsPrefix}*")]})),
+            ),
+            Statement(
+                Sid="ThisAccountsBuckets",
+                Effect=Allow,
+                Principal=Principal("*"),
+                Action=[*READ_ACTIONS, *LIST_ACTIONS, *WRITE_ACTIONS],
+                Resource=[partition_arn("s3", "*", region="", account="")],
+                Condition=Condition(StringEquals({"s3:ResourceAccount": Ref("AWS::AccountId")})),
+            ),
+            Statement(
+                Sid="AwsOwnedBucketsReadOnly",
+                Effect=Allow,
+                Principal=Principal("*"),
+                Action=[s3.GetObject, s3.ListBucket],
+                Resource=aws_owned_bucket_arns(),
+            ),
+        ],
+    )
+
+
+def build_target_network_template(az_count: int = DEFAULT_AZ_COUNT) -> Template:
+    """Private network of a staging or production account, with the endpoints a SageMaker endpoint needs."""
+    template = Template(
+        Description="Private network of a staging/production account for SageMaker endpoints: subnets, workload SG, "
+        "VPC endpoints (S3 gateway admitting the development account's models bucket, SageMaker runtime, STS, logs, "
+        "metrics, KMS, ECR); ids published as outputs and SSM parameters"
+    )
+    env = add_environment(template, types=("staging", "prod"), default_type="staging")
+    template.add_parameter(
+        Parameter(
+            "DevelopmentModelsBucketName",
+            Type="String",
+            AllowedPattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$",
+            ConstraintDescription="an S3 bucket name",
+            Description="The development account's models bucket (environment output ModelsBucketName)",
+        )
+    )
+    template.add_parameter(
+        Parameter(
+            "ModelArtifactsPrefix",
+            Type="String",
+            Default="models/",
+            AllowedPattern=r"^([\w!.*'()-]+/)+$",
+            ConstraintDescription="one or more path segments, each ending with /",
+            Description="Key prefix of the model artifacts in that bucket (environment output ModelArtifactsPrefix)",
+        )
+    )
+    network = add_private_network(template, env, az_count=az_count, interface_endpoints=TARGET_INTERFACE_ENDPOINTS)
+    add_s3_gateway_endpoint(template, env, network, target_gateway_policy())
+    publish_network(template, env, network)
+    return template
