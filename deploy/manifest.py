@@ -10,6 +10,7 @@ resolves them through Organizations at plan time.
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import json
 import re
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import boto3
+import botocore.session
 import yaml
 from jsonschema import Draft202012Validator
 
@@ -43,13 +44,11 @@ _NAMED_IAM = {
 TOOL_TAG_PREFIX = "sagemaker-stackset-deploy:"
 
 
+@functools.lru_cache(maxsize=1)
 def known_regions() -> frozenset[str]:
-    """Every region of every partition botocore knows CloudFormation in (offline data)."""
-    session = boto3.session.Session()
-    regions: set[str] = set()
-    for partition in session.get_available_partitions():
-        regions.update(session.get_available_regions("cloudformation", partition_name=partition))
-    return frozenset(regions)
+    """Every region of every partition in botocore's endpoint data (offline, read once)."""
+    endpoints = botocore.session.get_session().get_data("endpoints")
+    return frozenset(region for partition in endpoints["partitions"] for region in partition.get("regions", {}))
 
 
 # --------------------------------------------------------------------------- data

@@ -49,7 +49,7 @@ FINAL_STATUSES = {"SUCCEEDED", "FAILED", "STOPPED"}
 RUNNING_STATUSES = {"RUNNING", "QUEUED", "STOPPING"}
 # Reasons CloudFormation gives when a role created moments ago is not yet assumable.
 IAM_PROPAGATION_RE = re.compile(
-    r"sts:AssumeRole|AssumeRole|trust relationship|cannot be assumed|is not authorized to perform",
+    r"sts:AssumeRole|AssumeRole|trust relationship|cannot be assumed",
     re.IGNORECASE,
 )
 
