@@ -11,9 +11,15 @@ right service and resource type, a 12-digit account id, a VPC endpoint id), beca
 policy linter reads literal JSON only. Two normalisations make the documents what IAM
 itself evaluates, rather than what the template abbreviates:
 
-* a role's trust policy has no ``Resource``: the role is the resource, so its ARN is added;
-* a key (or repository) policy's ``Resource: "*"`` (or no ``Resource``) means "this key"
-  (this repository): the key's (repository's) ARN is put there.
+* a role's trust policy (an ECR repository policy) has no ``Resource``: the role (the
+  repository) is the resource, so its ARN is added;
+* in a key policy ``Resource: "*"`` means "this key" (KMS accepts nothing else), so
+  parliament's RESOURCE_STAR is not reported for key policies.
+
+parliament's reference data has gaps; they are closed here, each with its reason, rather
+than hidden by severity: global condition keys it does not know yet
+(``EXTRA_GLOBAL_CONDITION_KEYS``) and findings that contradict AWS's own documentation
+(``KNOWN_LINTER_GAPS``). Both are printed in the summary count, never silently dropped.
 
 Exit status: 0 no finding; 1 at least one finding (each printed with its file, resource
 and policy); 2 a template could not be read.
@@ -106,7 +112,7 @@ ARN_FORMATS: dict[str, str] = {
 REF_IS_ARN = {
     "AWS::IAM::ManagedPolicy", "AWS::SNS::Topic", "AWS::SageMaker::Model", "AWS::SageMaker::EndpointConfig",
     "AWS::SageMaker::Endpoint", "AWS::SageMaker::ModelPackageGroup", "AWS::SageMaker::Project",
-    "AWS::SageMaker::Pipeline", "AWS::SecretsManager::Secret", "AWS::CodeBuild::Project",
+    "AWS::SecretsManager::Secret",
 }
 REF_IDS = {
     "AWS::KMS::Key": KEY_ID,
@@ -116,6 +122,14 @@ REF_IDS = {
     "AWS::EC2::VPCEndpoint": "vpce-0123456789abcdef0",
     "AWS::SQS::Queue": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{{n}}",
     "AWS::SageMaker::Domain": "d-0123456789ab",
+}
+# Values of AWS-specific parameter types (also inside List<...> and SSM Value<...>).
+_AWS_TYPED_VALUES = {
+    "AWS::EC2::VPC::Id": "vpc-0fedcba9876543210",
+    "AWS::EC2::Subnet::Id": "subnet-0fedcba9876543210",
+    "AWS::EC2::SecurityGroup::Id": "sg-0fedcba9876543210",
+    "AWS::EC2::AvailabilityZone::Name": f"{REGION}a",
+    "AWS::EC2::KeyPair::KeyName": "example-key-pair",
 }
 # A parameter with no usable default: a value from its AllowedPattern's shape.
 _KEY_ARN_PATTERN = re.compile(r"kms:.*key/")
@@ -141,23 +155,24 @@ class Concretizer:
         parameter = self.parameters.get(name) or {}
         ptype = str(parameter.get("Type", "String"))
         default = parameter.get("Default")
-        is_list = ptype.startswith("List<") or ptype == "CommaDelimitedList"
-        if default not in (None, ""):
+        from_ssm = ptype.startswith("AWS::SSM::Parameter::Value<")  # its Default names the SSM parameter
+        is_list = "List<" in ptype or ptype == "CommaDelimitedList"
+        if default not in (None, "") and not from_ssm:
             return [v.strip() for v in str(default).split(",")] if is_list else str(default)
-        value = self._shaped_value(name, str(parameter.get("AllowedPattern", "")))
+        value = _AWS_TYPED_VALUES.get(ptype.rsplit("<", 1)[-1].rstrip(">")) or self._shaped_value(name, str(parameter.get("AllowedPattern", "")))
         return [value] if is_list else value
 
     def _shaped_value(self, name: str, pattern: str) -> str:
         lowered = name.lower()
         if "arn:" in pattern or lowered.endswith("arn") or lowered.endswith("arns"):
             return self._arn_from_pattern(name, pattern)
-        if "\\d{12}" in pattern or lowered.endswith("accountid"):
+        if "\\d{12}" in pattern or "accountid" in lowered:
             if name not in self._accounts:
                 self._accounts[name] = OTHER_ACCOUNTS[len(self._accounts) % len(OTHER_ACCOUNTS)]
             return self._accounts[name]
-        if "vpce-" in pattern:
+        if "vpce-" in pattern or "endpointid" in lowered:
             return "vpce-0fedcba9876543210"
-        if "^o-" in pattern or lowered.endswith("orgid") or lowered.endswith("organizationid"):
+        if "^o-" in pattern or "orgid" in lowered or "organizationid" in lowered:
             return "o-exampleorg1"
         if "sg-" in pattern:
             return "sg-0fedcba9876543210"
@@ -362,20 +377,12 @@ def load_template(path: Path) -> dict:
 def _normalise(policy, document: dict, c: Concretizer) -> dict:
     """Make the document what IAM evaluates: add the implicit resource of trust, key and repository policies."""
     document = copy.deepcopy(document)
-    implicit: Any = None
-    if policy.kind == "trust" or policy.resource_type == "AWS::ECR::Repository":
-        implicit = c.arn(policy.resource)
-    elif policy.kind == "key":
-        # The key, and the aliases of it that alias actions (CreateAlias...) also authorise.
-        implicit = [c.arn(policy.resource), f"arn:{PARTITION}:kms:{REGION}:{ACCOUNT}:alias/*"]
-    if implicit is None:
+    if policy.kind != "trust" and policy.resource_type != "AWS::ECR::Repository":
         return document
+    implicit = c.arn(policy.resource)
     raw = document.get("Statement")
     for statement in raw if isinstance(raw, list) else [raw]:
-        if not isinstance(statement, dict) or "NotResource" in statement:
-            continue
-        resources = statement.get("Resource")
-        if resources is None or resources == "*" or resources == ["*"]:
+        if isinstance(statement, dict) and "Resource" not in statement and "NotResource" not in statement:
             statement["Resource"] = implicit
     return document
 
@@ -395,6 +402,101 @@ def extract(path: Path, template: dict | None = None) -> Iterator[ExtractedPolic
 # --- linting -------------------------------------------------------------------------------
 
 
+# Global condition keys (IAM User Guide, "AWS global condition context keys") that
+# parliament 1.6 does not list, so it reports them as UNKNOWN_CONDITION_FOR_ACTION.
+EXTRA_GLOBAL_CONDITION_KEYS = {
+    "aws:ViaAWSService": "Bool",
+    "aws:SourceOrgID": "String",
+    "aws:SourceOrgPaths": "String",
+    "aws:SourceVpcArn": "Arn",
+    "aws:VpceAccount": "String",
+    "aws:VpceOrgID": "String",
+    "aws:VpceOrgPaths": "String",
+    "aws:Ec2InstanceSourceVpc": "String",
+    "aws:Ec2InstanceSourcePrivateIPv4": "Ip",
+    "aws:AssumedRoot": "Bool",
+}
+
+
+@dataclass(frozen=True)
+class LinterGap:
+    """A parliament finding that AWS's documentation contradicts: not reported, but counted."""
+
+    issue: str
+    applies: Any  # (ExtractedPolicy, finding detail) -> bool
+    why: str
+
+
+def _only_actions(detail: Any, actions: set[str]) -> bool:
+    return isinstance(detail, list) and bool(detail) and all(isinstance(d, dict) and d.get("action") in actions for d in detail)
+
+
+def _logs_encryption_context_arn(policy: "ExtractedPolicy", detail: Any) -> bool:
+    text = json.dumps(policy.document)
+    return "ArnLike requires a value of type Arn but given String" in str(detail) and "kms:EncryptionContext:aws:logs:arn" in text
+
+
+# ARN-typed condition keys that AWS's documentation compares with String operators.
+_ARN_KEYS_DOCUMENTED_WITH_STRING_OPERATORS = {"s3:x-amz-server-side-encryption-aws-kms-key-id"}
+
+
+def _arn_typed_keys() -> dict[str, str]:
+    import parliament
+
+    return {
+        str(c["condition"]).lower(): str(c["type"])
+        for service in parliament.iam_definition
+        for c in service.get("conditions", [])
+        if str(c.get("type", "")).lower().startswith("arn")
+    }
+
+
+def _string_tests_of_arn_keys(document: dict) -> set[str]:
+    """ARN-typed condition keys that a String* operator of ``document`` tests."""
+    arn_keys = _arn_typed_keys()
+    keys = set()
+    statements = document.get("Statement")
+    for statement in statements if isinstance(statements, list) else [statements]:
+        for operator, tests in ((statement or {}).get("Condition") or {}).items():
+            if str(operator).lower().split(":")[-1].startswith("string"):
+                keys |= {str(key).lower() for key in (tests or {}) if str(key).lower() in arn_keys}
+    return keys
+
+
+def _documented_string_arn_test(policy: "ExtractedPolicy", detail: Any) -> bool:
+    keys = _string_tests_of_arn_keys(policy.document)
+    return "but given Arn" in str(detail) and bool(keys) and keys <= _ARN_KEYS_DOCUMENTED_WITH_STRING_OPERATORS
+
+
+KNOWN_LINTER_GAPS = (
+    LinterGap(
+        "MISMATCHED_TYPE_BUT_USABLE",
+        _documented_string_arn_test,
+        "S3 documents StringEquals/StringNotEquals(IfExists) on s3:x-amz-server-side-encryption-aws-kms-key-id, "
+        "an ARN-typed key (parliament itself rates the finding 'but usable')",
+    ),
+    LinterGap(
+        "MISMATCHED_TYPE",
+        _logs_encryption_context_arn,
+        "CloudWatch Logs documents ArnLike/ArnEquals on kms:EncryptionContext:aws:logs:arn in key policies; "
+        "parliament types every kms:EncryptionContext:* key as String",
+    ),
+    LinterGap(
+        "RESOURCE_MISMATCH",
+        lambda policy, detail: policy.resource_type == "AWS::SageMaker::ModelPackageGroup" and _only_actions(detail, {"sagemaker:CreateModel"}),
+        "SageMaker documents sagemaker:CreateModel in a model package group's resource policy (another account "
+        "creating a model from a package of the group); parliament expects a model/* resource there",
+    ),
+)
+
+
+def _patch_parliament() -> None:
+    from parliament import statement
+
+    for key, value_type in EXTRA_GLOBAL_CONDITION_KEYS.items():
+        statement.GLOBAL_CONDITION_KEYS.setdefault(key, value_type)
+
+
 @dataclass(frozen=True)
 class PolicyFinding:
     where: str
@@ -407,12 +509,15 @@ class PolicyFinding:
         return f"{self.where}: {self.severity} {self.issue} ({self.title}) {self.detail}"
 
 
-def lint_policies(policies: list[ExtractedPolicy], minimum_severity: str = "LOW") -> list[PolicyFinding]:
-    """parliament's findings (default auditors) on every policy, at ``minimum_severity`` or above."""
+def lint_policies(policies: list[ExtractedPolicy], minimum_severity: str = "LOW") -> tuple[list[PolicyFinding], int]:
+    """parliament's findings (default auditors) on every policy at ``minimum_severity`` or above,
+    and the number of findings set aside as ``KNOWN_LINTER_GAPS``."""
     import parliament  # the linters' venv only: parliament pins what the product must not
     from parliament.cli import is_finding_filtered
 
+    _patch_parliament()
     findings = []
+    gaps = 0
     seen = set()
     for policy in policies:
         analysed = parliament.analyze_policy_string(json.dumps(policy.document), filepath=policy.file)
@@ -420,13 +525,18 @@ def lint_policies(policies: list[ExtractedPolicy], minimum_severity: str = "LOW"
             finding = parliament.enhance_finding(finding)
             if is_finding_filtered(finding, minimum_severity):
                 continue
+            if policy.kind == "key" and finding.issue == "RESOURCE_STAR":
+                continue  # a key policy's "*" is the key itself
+            if any(gap.issue == finding.issue and gap.applies(policy, finding.detail) for gap in KNOWN_LINTER_GAPS):
+                gaps += 1
+                continue
             detail = json.dumps(finding.detail, sort_keys=True, default=str)
             key = (policy.file, policy.path, finding.issue, detail)
             if key in seen:  # the same finding in several condition variants
                 continue
             seen.add(key)
             findings.append(PolicyFinding(policy.where(), finding.severity, finding.issue, finding.title, detail))
-    return findings
+    return findings, gaps
 
 
 def main(argv=None) -> int:
@@ -448,11 +558,12 @@ def main(argv=None) -> int:
     if args.show:
         for policy in policies:
             print(policy.where(), json.dumps(policy.document, indent=1), sep="\n")
-    findings = lint_policies(policies, args.minimum_severity)
+    findings, gaps = lint_policies(policies, args.minimum_severity)
     for finding in findings:
         print(finding, file=sys.stderr)
     print(
-        f"parliament: {len(policies)} policy document(s) in {len(paths)} template(s), {len(findings)} finding(s)",
+        f"parliament: {len(policies)} policy document(s) in {len(paths)} template(s), {len(findings)} finding(s)"
+        f" ({gaps} known linter gap(s) set aside: see KNOWN_LINTER_GAPS in generator/policy_lint.py)",
         file=sys.stderr,
     )
     return 1 if findings else 0

@@ -27,6 +27,7 @@ EXPECTED_IDS = {
     "E9301", "E9302", "E9303", "E9304",
     "E9401", "E9402", "E9403",
     "E9501",
+    "E9901",
 }
 
 
@@ -490,6 +491,29 @@ def test_ingress_from_the_internet_fails(rules, resources, parameters):
     assert ids(rules, resources, parameters=parameters) == {"E9501"}
 
 
+# --- checkov skips -----------------------------------------------------------------------------
+
+
+def skipping(*skips) -> dict:
+    resource = storage()
+    resource["Bucket"]["Metadata"] = {"checkov": {"skip": list(skips)}}
+    return resource
+
+
+def test_justified_checkov_skip_passes(rules):
+    justified = {"id": "CKV_AWS_18", "comment": "The access-log destination bucket does not log to itself (a loop)."}
+    assert findings(rules, skipping(justified)) == []
+
+
+@pytest.mark.parametrize(
+    "skip",
+    [{"id": "CKV_AWS_18"}, {"id": "CKV_AWS_18", "comment": "n/a"}, {"comment": "The access-log destination bucket does not log to itself."}],
+    ids=["no-comment", "token-comment", "no-id"],
+)
+def test_unjustified_checkov_skip_fails(rules, skip):
+    assert ids(rules, skipping(skip)) == {"E9901"}
+
+
 # --- every generated template -----------------------------------------------------------------
 
 
@@ -529,14 +553,13 @@ def test_every_policy_of_a_template_is_extracted_as_literal_json(path):
                 assert resource == "*" or len(resource.split(":", 5)) == 6, f"{policy.where()}: {resource}"
 
 
-def test_trust_and_key_policies_get_their_implicit_resource():
+def test_trust_policies_get_their_implicit_resource_and_key_policies_keep_theirs():
     trust_role = role(trust(CROSS_ACCOUNT, {"StringEquals": {"sts:ExternalId": {"Ref": "ExternalId"}}}))
     extracted = {p.kind: p.document for p in _extracted({"InvokeRole": trust_role, "Key": key()}, {"ConsumerAccountId": {"Type": "String", "AllowedPattern": r"^\d{12}$"}})}
     trust_statement = extracted["trust"]["Statement"][0]
     assert trust_statement["Resource"] == "arn:aws:iam::111111111111:role/invoke-role"
     assert trust_statement["Principal"]["AWS"] == "arn:aws:iam::222222222222:root"
-    key_statement = extracted["key"]["Statement"][0]
-    assert key_statement["Resource"][0].startswith("arn:aws:kms:us-east-1:111111111111:key/")
+    assert extracted["key"]["Statement"][0]["Resource"] == "*"  # "this key": RESOURCE_STAR is not reported for key policies
 
 
 def test_each_condition_variant_is_extracted():
@@ -562,7 +585,31 @@ def test_parameters_become_values_of_their_shape():
     assert c.sub(["${Prefix}*-${X}", {"X": {"Ref": "AWS::Region"}}]) == "models/*-us-east-1"
 
 
-@pytest.mark.skipif(not LINT_VENV_PYTHON.exists(), reason="needs the linters' venv (make lint creates .venv-lint)")
+def _policy_lint(tmp_path, resources: dict) -> subprocess.CompletedProcess:
+    template = tmp_path / "template.json"
+    template.write_text(json.dumps({"Resources": resources}))
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}
+    command = [str(LINT_VENV_PYTHON), "-m", "generator.policy_lint", str(template)]
+    return subprocess.run(command, capture_output=True, text=True, cwd=ROOT, env=env, check=False)
+
+
+needs_lint_venv = pytest.mark.skipif(not LINT_VENV_PYTHON.exists(), reason="needs the linters' venv (make lint creates .venv-lint)")
+
+
+@needs_lint_venv
+def test_policy_linter_sets_aside_only_documented_linter_gaps(tmp_path):
+    kms_key_id = {"Fn::GetAtt": ["Key", "Arn"]}
+    require_key = {"Sid": "RequireKey", "Effect": "Deny", "Principal": "*", "Action": "s3:PutObject", "Resource": {"Fn::Sub": "${Bucket.Arn}/*"},
+                   "Condition": {"StringNotEquals": {"s3:x-amz-server-side-encryption-aws-kms-key-id": kms_key_id}}}
+    documented = _policy_lint(tmp_path, {**storage(None, DENY_TLS, require_key), "Role": role()})
+    assert documented.returncode == 0, documented.stderr
+    assert "known linter gap" in documented.stderr
+    other = mutate(require_key, ("Condition",), {"StringNotEquals": {"s3:DataAccessPointArn": kms_key_id}})
+    undocumented = _policy_lint(tmp_path, {**storage(None, DENY_TLS, other), "Role": role()})
+    assert undocumented.returncode == 1 and "MISMATCHED_TYPE" in undocumented.stderr
+
+
+@needs_lint_venv
 def test_policy_linter_fails_a_broken_policy_and_passes_a_good_one(tmp_path):
     good = tmp_path / "good.json"
     good.write_text(json.dumps({"Resources": {"Role": role(None, allow("s3:GetObject", {"Fn::Sub": "arn:${AWS::Partition}:s3:::b/*"}))}}))
