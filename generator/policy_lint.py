@@ -21,6 +21,15 @@ than hidden by severity: global condition keys it does not know yet
 (``EXTRA_GLOBAL_CONDITION_KEYS``) and findings that contradict AWS's own documentation
 (``KNOWN_LINTER_GAPS``). Both are printed in the summary count, never silently dropped.
 
+A template accepts a finding on one resource only in that resource's metadata, with a
+written justification, the way checkov skips are written (cfn-lint rule E9901 checks it)::
+
+    Metadata:
+      parliament:
+        skip:
+          - id: RESOURCE_POLICY_PRIVILEGE_ESCALATION
+            comment: why this role must be able to do this
+
 Exit status: 0 no finding; 1 at least one finding (each printed with its file, resource
 and policy); 2 a template could not be read.
 """
@@ -340,6 +349,7 @@ class ExtractedPolicy:
     path: str
     variant: int
     document: dict
+    skips: tuple = ()  # parliament issues the resource's Metadata skips, with a justification
 
     def where(self) -> str:
         variant = f" (condition variant {self.variant})" if self.variant else ""
@@ -387,16 +397,31 @@ def _normalise(policy, document: dict, c: Concretizer) -> dict:
     return document
 
 
+def metadata_skips(resource: Any, tool: str) -> list[tuple[str, str]]:
+    """(check id, justification) of ``Metadata: {tool: {skip: [{id, comment}]}}`` on a resource.
+
+    The same shape checkov reads; cfn-lint rule E9901 requires the justification."""
+    metadata = resource.get("Metadata") if isinstance(resource, dict) else None
+    section = metadata.get(tool) if isinstance(metadata, dict) else None
+    skips = section.get("skip") if isinstance(section, dict) else None
+    return [(str(s.get("id", "")), str(s.get("comment", ""))) for s in skips or [] if isinstance(s, dict)]
+
+
 def extract(path: Path, template: dict | None = None) -> Iterator[ExtractedPolicy]:
     """Every policy document of the template at ``path``, once per condition variant, as literal JSON."""
     template = template if template is not None else load_template(path)
     c = Concretizer(template)
+    resources = template.get("Resources") or {}
     for policy in common.policy_documents(template):
+        skips = metadata_skips(resources.get(policy.resource), "parliament")
         dotted = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in policy.path).replace(".[", "[")
         for index, variant in enumerate(common.variants(policy.document)):
             concrete = c.value(variant)
             if isinstance(concrete, dict):
-                yield ExtractedPolicy(str(path), policy.resource, policy.resource_type, policy.kind, dotted, index, _normalise(policy, concrete, c))
+                yield ExtractedPolicy(
+                    str(path), policy.resource, policy.resource_type, policy.kind, dotted, index,
+                    _normalise(policy, concrete, c), tuple(skip for skip, _ in skips),
+                )
 
 
 # --- linting -------------------------------------------------------------------------------
@@ -509,15 +534,15 @@ class PolicyFinding:
         return f"{self.where}: {self.severity} {self.issue} ({self.title}) {self.detail}"
 
 
-def lint_policies(policies: list[ExtractedPolicy], minimum_severity: str = "LOW") -> tuple[list[PolicyFinding], int]:
+def lint_policies(policies: list[ExtractedPolicy], minimum_severity: str = "LOW") -> tuple[list[PolicyFinding], dict[str, int]]:
     """parliament's findings (default auditors) on every policy at ``minimum_severity`` or above,
-    and the number of findings set aside as ``KNOWN_LINTER_GAPS``."""
+    and how many were set aside: {"gaps": KNOWN_LINTER_GAPS, "skipped": by template metadata}."""
     import parliament  # the linters' venv only: parliament pins what the product must not
     from parliament.cli import is_finding_filtered
 
     _patch_parliament()
     findings = []
-    gaps = 0
+    set_aside = {"gaps": 0, "skipped": 0}
     seen = set()
     for policy in policies:
         analysed = parliament.analyze_policy_string(json.dumps(policy.document), filepath=policy.file)
@@ -528,7 +553,10 @@ def lint_policies(policies: list[ExtractedPolicy], minimum_severity: str = "LOW"
             if policy.kind == "key" and finding.issue == "RESOURCE_STAR":
                 continue  # a key policy's "*" is the key itself
             if any(gap.issue == finding.issue and gap.applies(policy, finding.detail) for gap in KNOWN_LINTER_GAPS):
-                gaps += 1
+                set_aside["gaps"] += 1
+                continue
+            if finding.issue in policy.skips:
+                set_aside["skipped"] += 1
                 continue
             detail = json.dumps(finding.detail, sort_keys=True, default=str)
             key = (policy.file, policy.path, finding.issue, detail)
@@ -536,7 +564,7 @@ def lint_policies(policies: list[ExtractedPolicy], minimum_severity: str = "LOW"
                 continue
             seen.add(key)
             findings.append(PolicyFinding(policy.where(), finding.severity, finding.issue, finding.title, detail))
-    return findings, gaps
+    return findings, set_aside
 
 
 def main(argv=None) -> int:
@@ -558,12 +586,13 @@ def main(argv=None) -> int:
     if args.show:
         for policy in policies:
             print(policy.where(), json.dumps(policy.document, indent=1), sep="\n")
-    findings, gaps = lint_policies(policies, args.minimum_severity)
+    findings, set_aside = lint_policies(policies, args.minimum_severity)
     for finding in findings:
         print(finding, file=sys.stderr)
     print(
-        f"parliament: {len(policies)} policy document(s) in {len(paths)} template(s), {len(findings)} finding(s)"
-        f" ({gaps} known linter gap(s) set aside: see KNOWN_LINTER_GAPS in generator/policy_lint.py)",
+        f"parliament: {len(policies)} policy document(s) in {len(paths)} template(s), {len(findings)} finding(s);"
+        f" set aside: {set_aside['gaps']} known linter gap(s) (KNOWN_LINTER_GAPS in generator/policy_lint.py),"
+        f" {set_aside['skipped']} skipped by a justified Metadata parliament skip",
         file=sys.stderr,
     )
     return 1 if findings else 0

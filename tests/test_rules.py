@@ -494,24 +494,28 @@ def test_ingress_from_the_internet_fails(rules, resources, parameters):
 # --- checkov skips -----------------------------------------------------------------------------
 
 
-def skipping(*skips) -> dict:
+def skipping(*skips, tool="checkov") -> dict:
     resource = storage()
-    resource["Bucket"]["Metadata"] = {"checkov": {"skip": list(skips)}}
+    resource["Bucket"]["Metadata"] = {tool: {"skip": list(skips)}}
     return resource
 
 
-def test_justified_checkov_skip_passes(rules):
+def test_justified_skips_pass(rules):
     justified = {"id": "CKV_AWS_18", "comment": "The access-log destination bucket does not log to itself (a loop)."}
     assert findings(rules, skipping(justified)) == []
+    accepted = {"id": "RESOURCE_POLICY_PRIVILEGE_ESCALATION", "comment": "This role exists to write the product's bucket policies."}
+    assert findings(rules, skipping(accepted, tool="parliament")) == []
 
 
 @pytest.mark.parametrize(
-    "skip",
-    [{"id": "CKV_AWS_18"}, {"id": "CKV_AWS_18", "comment": "n/a"}, {"comment": "The access-log destination bucket does not log to itself."}],
-    ids=["no-comment", "token-comment", "no-id"],
+    "tool, skip",
+    [("checkov", {"id": "CKV_AWS_18"}), ("checkov", {"id": "CKV_AWS_18", "comment": "n/a"}),
+     ("checkov", {"comment": "The access-log destination bucket does not log to itself."}),
+     ("parliament", {"id": "RESOURCE_STAR", "comment": "needed"}), ("parliament", {"id": "CKV_AWS_18", "comment": "A checkov id in the parliament section."})],
+    ids=["no-comment", "token-comment", "no-id", "parliament-token-comment", "parliament-wrong-id"],
 )
-def test_unjustified_checkov_skip_fails(rules, skip):
-    assert ids(rules, skipping(skip)) == {"E9901"}
+def test_unjustified_skip_fails(rules, tool, skip):
+    assert ids(rules, skipping(skip, tool=tool)) == {"E9901"}
 
 
 # --- every generated template -----------------------------------------------------------------
@@ -626,3 +630,14 @@ def test_policy_linter_fails_a_broken_policy_and_passes_a_good_one(tmp_path):
     assert failed.returncode == 1
     assert "UNKNOWN_ACTION" in failed.stderr and "of Misspelt" in failed.stderr
     assert "RESOURCE_STAR" in failed.stderr and "of Unscoped" in failed.stderr
+
+
+@needs_lint_venv
+def test_policy_linter_honours_a_justified_metadata_skip_on_that_resource_only(tmp_path):
+    unscoped = role(None, allow(["s3:GetObject"], "*"))
+    skipped = {**copy.deepcopy(unscoped), "Metadata": {"parliament": {"skip": [
+        {"id": "RESOURCE_STAR", "comment": "A fragment standing for a role whose resources cannot be known."}]}}}
+    result = _policy_lint(tmp_path, {"Skipped": skipped, "Other": unscoped})
+    assert result.returncode == 1
+    assert "of Other" in result.stderr and "of Skipped" not in result.stderr
+    assert "1 skipped by a justified Metadata parliament skip" in result.stderr
