@@ -13,6 +13,7 @@ import difflib
 import functools
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +30,8 @@ OU_ID_RE = re.compile(r"^ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}$")
 ROOT_ID_RE = re.compile(r"^r-[a-z0-9]{4,32}$")
 # ``ou:/`` is the root, ``ou:/workloads/prod`` a nested OU, named as in Organizations.
 OU_PATH_RE = re.compile(r"^ou:/([^/]+(/[^/]+)*)?$")
+# ``account:ml-development``: an account by its name in the Organization.
+ACCOUNT_NAME_RE = re.compile(r"^account:\S.{0,49}$")
 STACK_SET_NAME_RE = r"^[a-zA-Z][-a-zA-Z0-9]{0,127}$"
 IAM_ROLE_ARN_RE = r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$"
 
@@ -151,14 +154,18 @@ class Manifest:
     admin_account_id: str | None
     template_bucket: str | None
     stack_sets: tuple[StackSetSpec, ...]
-    raw_ou_refs: tuple[tuple[str, str, str], ...] = field(default=())  # (stack set, key, ref) for error messages
+    references: tuple[tuple[str, str, str], ...] = field(default=())  # (stack set, key, ou:/... or account:...) to resolve
 
     def by_name(self) -> dict[str, StackSetSpec]:
         return {spec.name: spec for spec in self.stack_sets}
 
     def ou_paths(self) -> set[str]:
         """Every ``ou:/...`` reference that needs resolving through Organizations."""
-        return {ref for _, _, ref in self.raw_ou_refs if ref.startswith("ou:")}
+        return {ref for _, _, ref in self.references if ref.startswith("ou:")}
+
+    def account_names(self) -> set[str]:
+        """Every ``account:<name>`` reference that needs resolving through Organizations."""
+        return {ref for _, _, ref in self.references if ref.startswith("account:")}
 
 
 # --------------------------------------------------------------------------- schema
@@ -471,7 +478,7 @@ def _build(data: dict, path: Path, regions: frozenset[str]) -> Manifest:
         admin_account_id=admin_account,
         template_bucket=data.get("template_bucket"),
         stack_sets=tuple(specs),
-        raw_ou_refs=tuple(ou_refs),
+        references=tuple(ou_refs),
     )
 
 
@@ -488,10 +495,14 @@ def _check_ou(ref: str, source: str, where: str, key: str) -> None:
         )
 
 
-def _check_accounts(accounts: list[str], source: str, where: str, key: str) -> tuple[str, ...]:
+def _check_accounts(accounts: list[str], source: str, where: str, key: str, refs: list | None = None) -> tuple[str, ...]:
     for account in accounts:
+        if ACCOUNT_NAME_RE.match(account):
+            if refs is not None:
+                refs.append((key, account))
+            continue
         if not ACCOUNT_ID_RE.match(account):
-            raise InputError(f"'{account}' is not a 12-digit account id (quote it in YAML to keep leading zeros)", source, where, key)
+            raise InputError(f"'{account}' is not a 12-digit account id (quote it in YAML to keep leading zeros) or an account name (account:<name>)", source, where, key)
     duplicates = sorted({a for a in accounts if accounts.count(a) > 1})
     if duplicates:
         raise InputError(f"account(s) listed twice: {', '.join(duplicates)}", source, where, key)
@@ -526,15 +537,15 @@ def _build_stack_set(item: dict, manifest_path: Path, regions: frozenset[str]) -
     source = str(manifest_path)
     name = item["name"]
     where = f"stack set '{name}'"
-    template = read_template((manifest_path.parent / item["template"]), source, where)
+    template = read_template(Path(os.path.normpath(manifest_path.parent / item["template"])), source, where)
 
     permission_model = item.get("permission_model", "service_managed").upper()
     service_managed = permission_model == "SERVICE_MANAGED"
     targets = item["targets"]
     ous = list(targets.get("organizational_units") or [])
-    accounts = _check_accounts(list(targets.get("accounts") or []), source, where, "targets.accounts")
-    account_filter = (targets.get("account_filter") or "none").upper()
     refs: list[tuple[str, str]] = []
+    accounts = _check_accounts(list(targets.get("accounts") or []), source, where, "targets.accounts", refs)
+    account_filter = (targets.get("account_filter") or "none").upper()
     for ou in ous:
         _check_ou(ou, source, where, "targets.organizational_units")
         refs.append(("targets.organizational_units", ou))
@@ -577,7 +588,7 @@ def _build_stack_set(item: dict, manifest_path: Path, regions: frozenset[str]) -
     overrides = []
     for index, raw in enumerate(item.get("overrides") or []):
         key = f"overrides[{index}]"
-        o_accounts = _check_accounts(list(raw.get("accounts") or []), source, where, f"{key}.accounts")
+        o_accounts = _check_accounts(list(raw.get("accounts") or []), source, where, f"{key}.accounts", refs)
         o_ous = list(raw.get("organizational_units") or [])
         for ou in o_ous:
             _check_ou(ou, source, where, f"{key}.organizational_units")

@@ -331,6 +331,7 @@ def plan_stack_set(
     if not live.exists:
         plan.action = "create"
         plan.property_changes.append(Change("stack_set", None, "create"))
+        plan.parameter_changes.extend(Change(k, None, v) for k, v in spec.parameters)
         steps.append(Step(kind="create_stack_set"))
         live_instances: tuple[LiveInstance, ...] = ()
     else:

@@ -111,15 +111,15 @@ class Reporter:
         self.line(f"{name}: {text}")
 
 
-def resolve(manifest: Manifest, ou_ids: dict[str, str]) -> list[StackSetSpec]:
-    """Specs with ``ou:/path`` references replaced by OU ids."""
+def resolve(manifest: Manifest, ids_by_ref: dict[str, str]) -> list[StackSetSpec]:
+    """Specs with ``ou:/path`` and ``account:name`` references replaced by ids."""
     def ids(values: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(sorted({ou_ids.get(v, v) for v in values}))
+        return tuple(sorted({ids_by_ref.get(v, v) for v in values}))
 
     out = []
     for spec in manifest.stack_sets:
-        overrides = tuple(replace(o, organizational_units=ids(o.organizational_units)) for o in spec.overrides)
-        out.append(replace(spec, organizational_units=ids(spec.organizational_units), overrides=overrides))
+        overrides = tuple(replace(o, organizational_units=ids(o.organizational_units), accounts=ids(o.accounts)) for o in spec.overrides)
+        out.append(replace(spec, organizational_units=ids(spec.organizational_units), accounts=ids(spec.accounts), overrides=overrides))
     return out
 
 
@@ -155,7 +155,7 @@ class Rollout:
 
     def specs(self) -> list[StackSetSpec]:
         self.adapter.caller_account()  # missing or wrong credentials: exit 2 before anything else
-        return resolve(self.adapter.manifest, self.adapter.resolve_ou_paths())
+        return resolve(self.adapter.manifest, self.adapter.resolve_references())
 
     def _on_wait(self, name: str, operation_id: str) -> None:
         self.reporter.line(f"{name}: waiting for operation {operation_id} already in progress")

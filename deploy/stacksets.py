@@ -167,7 +167,7 @@ class StackSets:
         try:
             roots = self.org.list_roots()["Roots"]
         except ClientError as error:
-            stack_set, key, ref = next(r for r in self.manifest.raw_ou_refs if r[2] == paths[0])
+            stack_set, key, ref = next(r for r in self.manifest.references if r[2] == paths[0])
             raise InputError(f"cannot resolve OU path '{ref}' through Organizations: {error}", self.manifest.path, f"stack set '{stack_set}'", key) from None
         root = roots[0]["Id"]
         resolved = {}
@@ -176,11 +176,35 @@ class StackSets:
             for segment in [s for s in path[len("ou:/"):].split("/") if s]:
                 match = [ou for ou in self._children(current) if ou["Name"] == segment]
                 if not match:
-                    stack_set, key, _ = next(r for r in self.manifest.raw_ou_refs if r[2] == path)
+                    stack_set, key, _ = next(r for r in self.manifest.references if r[2] == path)
                     names = ", ".join(sorted(ou["Name"] for ou in self._children(current))) or "none"
                     raise InputError(f"OU path '{path}': no OU named '{segment}' there (children: {names})", self.manifest.path, f"stack set '{stack_set}'", key)
                 current = match[0]["Id"]
             resolved[path] = current
+        return resolved
+
+    def resolve_references(self) -> dict[str, str]:
+        """OU paths and account names of the manifest -> ids (InputError naming the reference)."""
+        resolved = self.resolve_ou_paths()
+        names = sorted(self.manifest.account_names())
+        if not names:
+            return resolved
+        by_name: dict[str, list[str]] = {}
+        try:
+            for page in self.org.get_paginator("list_accounts").paginate():
+                for account in page["Accounts"]:
+                    if account.get("Status", "ACTIVE") == "ACTIVE":
+                        by_name.setdefault(account["Name"], []).append(account["Id"])
+        except ClientError as error:
+            stack_set, key, ref = next(r for r in self.manifest.references if r[2] == names[0])
+            raise InputError(f"cannot resolve '{ref}' through Organizations: {error}", self.manifest.path, f"stack set '{stack_set}'", key) from None
+        for ref in names:
+            ids = by_name.get(ref[len("account:"):], [])
+            if len(ids) != 1:
+                stack_set, key, _ = next(r for r in self.manifest.references if r[2] == ref)
+                problem = "no active account of that name in the Organization" if not ids else f"{len(ids)} accounts share that name: use the id"
+                raise InputError(f"'{ref}': {problem}", self.manifest.path, f"stack set '{stack_set}'", key)
+            resolved[ref] = ids[0]
         return resolved
 
     def account_parents(self, accounts) -> dict[str, str]:

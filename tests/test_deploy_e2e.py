@@ -411,3 +411,16 @@ def test_credentials_for_another_account_or_none_exit_2(local_aws, workdir, coun
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     code, doc, err = run(["apply", "--manifest", str(path), "--yes"], capsys)
     assert code == 2 and "credentials" in err and counter.writes == 0
+
+
+def test_accounts_by_name_resolve_through_organizations(local_aws, workdir, counter, capsys):
+    name = unique("byname")
+    manifest = write_manifest(workdir, [self_managed(name, ["account:ml-staging"], ["us-east-1"])])
+    code, doc, err = run(["apply", "--manifest", manifest], capsys)
+    assert code == 0, err
+    assert instances(local_aws, name) == {(local_aws.account_id("ml-staging"), "us-east-1")}
+    assert run(["destroy", "--manifest", manifest, "--yes"], capsys)[0] == 0
+    counter.calls.clear()
+    manifest = write_manifest(workdir, [self_managed(name, ["account:nobody"], ["us-east-1"])])
+    code, doc, err = run(["apply", "--manifest", manifest], capsys)
+    assert code == 2 and "account:nobody" in err and f"stack set '{name}'" in err and counter.writes == 0

@@ -173,3 +173,25 @@ def test_repository_templates_capabilities():
     path = root / "target-account-roles.yaml"
     assert path.exists(), "templates/ must be generated"
     assert "CAPABILITY_NAMED_IAM" in derive_capabilities(parse_template_text(path.read_text()))
+
+
+def test_account_names_are_accepted_and_recorded(tmp_path):
+    item = base_stack_set(permission_model="self_managed", targets={"accounts": ["account:ml-development", "111111111111"]})
+    manifest = load_manifest(write(tmp_path, stack_sets=[item]))
+    assert manifest.account_names() == {"account:ml-development"}
+    assert manifest.stack_sets[0].accounts == ("111111111111", "account:ml-development")
+
+
+def test_the_worked_example_validates():
+    """examples/manifest.yaml against the real templates: every parameter known, every required one given."""
+    root = Path(__file__).resolve().parents[1]
+    manifest = load_manifest(root / "examples" / "manifest.yaml")
+    names = [spec.name for spec in manifest.stack_sets]
+    assert names == ["ml-environment", "ml-target-account-roles", "ml-target-network", "ml-model-deploy", "ml-endpoint-invoke-role"]
+    by_name = manifest.by_name()
+    assert by_name["ml-environment"].permission_model == "SELF_MANAGED"
+    assert by_name["ml-environment"].template.size > 51_200  # exercised through S3
+    assert by_name["ml-target-account-roles"].organizational_units == ("ou:/production", "ou:/staging")
+    assert "CAPABILITY_NAMED_IAM" in by_name["ml-target-account-roles"].capabilities
+    assert by_name["ml-endpoint-invoke-role"].template.parameters["ExternalId"].no_echo
+    assert manifest.ou_paths() == {"ou:/staging", "ou:/production"}

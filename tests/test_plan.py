@@ -292,3 +292,14 @@ def test_not_current_instances_are_rerun(status):
     s = spec(accounts=(A,), regions=("us-east-1",))
     plan = plan_stack_set(s, live_of(s, [inst(A, "us-east-1", status=status)]))
     assert kinds(plan) == ["update_instances"] and status in plan.rerun[0]
+
+
+def test_a_round_with_a_follow_up_never_claims_to_be_the_last():
+    """Account-level overrides of instances created through an OU need a second round; an
+    interrupted first round must not look like a finished apply to the next run."""
+    s = sm(overrides=(Override((A,), (), ("us-east-1",), (("Size", "large"),)),))
+    plan = plan_stack_set(s, LiveStackSet(name="s", exists=False))
+    assert plan.needs_followup
+    ids = [parse_operation_id(step.operation_id) for step in plan.steps if step.is_operation]
+    assert all(index < total for _, index, total, _ in ids)
+    assert not last_apply_matches(LastOperation(plan.steps[-1].operation_id, "SUCCEEDED"), fingerprint(s))
