@@ -313,6 +313,9 @@ def plan_stack_set(
     """Plan one stack set. ``account_parents`` maps union accounts to their parent OU."""
     fp = fingerprint(spec)
     plan = StackSetPlan(name=spec.name, action="no-change", fingerprint=fp)
+    prefs = dict(spec.operation_preferences)
+    if prefs.get("ConcurrencyMode", "STRICT_FAILURE_TOLERANCE") == "STRICT_FAILURE_TOLERANCE" and not prefs.get("FailureTolerancePercentage") and not prefs.get("FailureToleranceCount"):
+        plan.notes.append("strict_failure_tolerance with no failure tolerance deploys one account at a time per region, whatever max_concurrent says; soft_failure_tolerance keeps the concurrency")
     if live.exists and not live.owned and not adopt:
         plan.action = "blocked"
         plan.blocked_reason = (

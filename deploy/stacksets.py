@@ -240,9 +240,16 @@ class StackSets:
             raise
 
     def operations(self, name: str, call_as: str) -> list[dict]:
-        """The most recent page of the stack set's operations (newest first on AWS)."""
+        """The most recent page of the stack set's operations (newest first on AWS).
+
+        When more pages exist and this one is not newest-first, the latest operation is
+        unknown: the result then carries a marker that makes the reader list instances.
+        """
         page = self.cfn.list_stack_set_operations(StackSetName=name, CallAs=call_as, MaxResults=100)
-        return page.get("Summaries", [])
+        summaries = page.get("Summaries", [])
+        if page.get("NextToken") and summaries and _latest(summaries).operation_id != summaries[0]["OperationId"]:
+            summaries = summaries + [{"OperationId": "order-unknown", "Status": "UNKNOWN", "CreationTimestamp": max(s["CreationTimestamp"] for s in summaries)}]
+        return summaries
 
     def wait_for_running(self, name: str, call_as: str, operations: list[dict], on_wait=None) -> bool:
         """Wait for every running or queued operation (ours from an interrupted run, or anyone's)."""
@@ -652,7 +659,7 @@ class StackSets:
 def _latest(operations: list[dict]) -> LastOperation | None:
     if not operations:
         return None
-    latest = max(operations, key=lambda o: o.get("CreationTimestamp") or 0)
+    latest = max(reversed(operations), key=lambda o: o["CreationTimestamp"])  # on a tie the last listed wins: the order marker, when present
     failed = (latest.get("StatusDetails") or {}).get("FailedStackInstancesCount")
     return LastOperation(operation_id=latest["OperationId"], status=latest.get("Status", ""), action=latest.get("Action"), failed_count=failed)
 

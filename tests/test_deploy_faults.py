@@ -343,3 +343,55 @@ def test_an_apply_killed_mid_rollout_is_finished_by_the_next_one(local_aws, work
     assert results == {first: "no-change", second: "succeeded"}
     assert instances(local_aws, second) == {(dev, "us-east-1")}
     assert run(["destroy", "--manifest", manifest, "--yes"], capsys)[0] == 0
+
+
+def test_operations_listed_oldest_first_over_several_pages_force_a_full_read():
+    """The no-op shortcut trusts the newest operation only when the page is newest-first."""
+    s = spec(accounts=(A,), regions=("us-east-1",))
+    clients, sleeps = StubbedClients(), []
+    adapter = adapter_for(s, clients, sleeps)
+    old = {"OperationId": "ssd-0123456789abcdef0123-1o1-n0123456789abcdef", "Status": "SUCCEEDED", "CreationTimestamp": NOW}
+    newer = {"OperationId": "theirs", "Status": "SUCCEEDED", "CreationTimestamp": NOW + datetime.timedelta(hours=1)}
+    params = {"StackSetName": "s", "CallAs": "SELF", "MaxResults": 100}
+    clients.stubber.add_response("list_stack_set_operations", {"Summaries": [newer, old], "NextToken": "n"}, params)
+    clients.stubber.add_response("list_stack_set_operations", {"Summaries": [old, newer], "NextToken": "n"}, params)
+    from deploy.stacksets import _latest
+
+    with clients.stubber:
+        assert _latest(adapter.operations("s", "SELF")).operation_id == "theirs"
+        assert _latest(adapter.operations("s", "SELF")).status == "UNKNOWN"
+
+
+def test_drift_reports_drifted_instances_and_their_resources():
+    s = spec(accounts=(A,), regions=("us-east-1",))
+    clients, sleeps = StubbedClients(), []
+    adapter = adapter_for(s, clients, sleeps)
+    stub = clients.stubber
+    stub.add_response("detect_stack_set_drift", {"OperationId": "d1"}, {"StackSetName": "s", "OperationId": ANY, "CallAs": "SELF", "OperationPreferences": ANY})
+    drift_op = op("d1", "SUCCEEDED")
+    drift_op["StackSetOperation"]["StackSetDriftDetectionDetails"] = {"DriftStatus": "DRIFTED", "DriftedStackInstancesCount": 1}
+    stub.add_response("describe_stack_set_operation", drift_op, {"StackSetName": "s", "OperationId": "d1", "CallAs": "SELF"})
+    stub.add_response(
+        "list_stack_instances",
+        {"Summaries": [{"Account": A, "Region": "us-east-1", "Status": "CURRENT", "DriftStatus": "DRIFTED"}, {"Account": "222222222222", "Region": "us-east-1", "Status": "CURRENT", "DriftStatus": "IN_SYNC"}]},
+        {"StackSetName": "s", "CallAs": "SELF"},
+    )
+    resource = {
+        "StackId": "arn:aws:cloudformation:us-east-1:111111111111:stack/x/1",
+        "LogicalResourceId": "Marker",
+        "ResourceType": "AWS::SSM::Parameter",
+        "StackResourceDriftStatus": "MODIFIED",
+        "Timestamp": NOW,
+        "PropertyDifferences": [{"PropertyPath": "/Value", "ExpectedValue": "small", "ActualValue": "changed", "DifferenceType": "NOT_EQUAL"}],
+    }
+    base = {"StackSetName": "s", "StackInstanceAccount": A, "StackInstanceRegion": "us-east-1", "OperationId": "d1", "StackInstanceResourceDriftStatuses": ["MODIFIED", "DELETED"], "CallAs": "SELF"}
+    stub.add_response("list_stack_instance_resource_drifts", {"Summaries": [resource], "NextToken": "p2"}, base)
+    stub.add_response("list_stack_instance_resource_drifts", {"Summaries": [{**resource, "LogicalResourceId": "Other", "StackResourceDriftStatus": "DELETED", "PropertyDifferences": []}]}, {**base, "NextToken": "p2"})
+    with stub:
+        operation, drifted = adapter.detect_drift(s)
+        stub.assert_no_pending_responses()
+    assert operation["StackSetDriftDetectionDetails"]["DriftStatus"] == "DRIFTED"
+    (instance,) = drifted
+    assert (instance["account"], instance["region"]) == (A, "us-east-1")
+    assert [(r["logical_id"], r["status"]) for r in instance["resources"]] == [("Marker", "MODIFIED"), ("Other", "DELETED")]
+    assert instance["resources"][0]["differences"] == [{"path": "/Value", "expected": "small", "actual": "changed", "type": "NOT_EQUAL"}]

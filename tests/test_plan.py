@@ -303,3 +303,11 @@ def test_a_round_with_a_follow_up_never_claims_to_be_the_last():
     ids = [parse_operation_id(step.operation_id) for step in plan.steps if step.is_operation]
     assert all(index < total for _, index, total, _ in ids)
     assert not last_apply_matches(LastOperation(plan.steps[-1].operation_id, "SUCCEEDED"), fingerprint(s))
+
+
+def test_strict_mode_without_tolerance_is_called_out():
+    strict = spec(operation_preferences=(("ConcurrencyMode", "STRICT_FAILURE_TOLERANCE"), ("MaxConcurrentCount", 10)))
+    plan = plan_stack_set(strict, LiveStackSet(name="s", exists=False))
+    assert any("one account at a time" in note for note in plan.notes)
+    soft = spec(operation_preferences=(("ConcurrencyMode", "SOFT_FAILURE_TOLERANCE"), ("FailureToleranceCount", 0)))
+    assert not plan_stack_set(soft, LiveStackSet(name="s", exists=False)).notes
