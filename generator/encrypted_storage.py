@@ -10,13 +10,15 @@ from __future__ import annotations
 from typing import Callable, Iterable
 
 from awacs import kms
-from awacs.aws import Allow, Policy, Principal, Statement
+from awacs import s3
+from awacs.aws import Allow, ArnLike, Condition, Policy, Principal, Statement, StringEquals
 from troposphere import GetAtt, Ref, Sub, Tags, Template
 from troposphere.kms import Key
 from troposphere.s3 import (
     Bucket,
     BucketEncryption,
     BucketPolicy,
+    LoggingConfiguration,
     PublicAccessBlockConfiguration,
     ServerSideEncryptionByDefault,
     ServerSideEncryptionRule,
@@ -103,6 +105,75 @@ def add_key(template: Template, title: str, description: str, tags: Tags, policy
     return template.add_resource(key)
 
 
+LOG_DELIVERY_SERVICE = "logging.s3.amazonaws.com"
+
+
+def _private() -> dict:
+    """Versioned, all public access blocked, retained on deletion and replacement."""
+    return dict(
+        VersioningConfiguration=VersioningConfiguration(Status="Enabled"),
+        PublicAccessBlockConfiguration=PublicAccessBlockConfiguration(
+            BlockPublicAcls=True, BlockPublicPolicy=True, IgnorePublicAcls=True, RestrictPublicBuckets=True
+        ),
+        DeletionPolicy="Retain",
+        UpdateReplacePolicy="Retain",
+    )
+
+
+def _add(template: Template, resource, condition: str | None):
+    if condition:
+        resource.Condition = condition
+    return template.add_resource(resource)
+
+
+def add_access_logs_bucket(template: Template, title: str, tags: Tags, condition: str | None = None) -> Bucket:
+    """The destination of the other buckets' server access logs (give it a policy with
+    ``add_access_logs_policy`` once they exist).
+
+    SSE-S3, not SSE-KMS: S3 delivers server access logs only to SSE-S3 buckets. It does
+    not log itself (the loop would never end): the one checkov finding skipped, with why.
+    """
+    bucket = Bucket(
+        title,
+        BucketEncryption=BucketEncryption(
+            ServerSideEncryptionConfiguration=[ServerSideEncryptionRule(ServerSideEncryptionByDefault=ServerSideEncryptionByDefault(SSEAlgorithm="AES256"))]
+        ),
+        Tags=tags,
+        Metadata={
+            "checkov": {
+                "skip": [
+                    {"id": "CKV_AWS_18", "comment": "This is the access-log destination; a log bucket logging to itself never ends"}
+                ]
+            }
+        },
+        **_private(),
+    )
+    return _add(template, bucket, condition)
+
+
+def add_access_logs_policy(template: Template, logs: Bucket, sources: Iterable[Bucket], condition: str | None = None) -> BucketPolicy:
+    """TLS only; S3 log delivery may write for ``sources`` of this account only."""
+    delivery = Statement(
+        Sid="AllowServerAccessLogDelivery",
+        Effect=Allow,
+        Principal=Principal("Service", [LOG_DELIVERY_SERVICE]),
+        Action=[s3.PutObject],
+        Resource=[objects_arn(logs)],
+        Condition=Condition(
+            [
+                StringEquals({"aws:SourceAccount": Ref("AWS::AccountId")}),
+                ArnLike({"aws:SourceArn": [GetAtt(source, "Arn") for source in sources]}),
+            ]
+        ),
+    )
+    policy = BucketPolicy(
+        f"{logs.title}Policy",
+        Bucket=Ref(logs),
+        PolicyDocument=document(deny_insecure_transport([GetAtt(logs, "Arn"), objects_arn(logs)]), delivery),
+    )
+    return _add(template, policy, condition)
+
+
 def add_encrypted_bucket(
     template: Template,
     title: str,
@@ -110,10 +181,12 @@ def add_encrypted_bucket(
     tags: Tags,
     extra_statements: Callable[[Bucket], Iterable[Statement]] | None = None,
     condition: str | None = None,
+    access_logs: Bucket | None = None,
 ) -> tuple[Bucket, BucketPolicy]:
     """An SSE-KMS (bucket key on), versioned, fully private, TLS-only, retained bucket.
 
-    ``extra_statements(bucket)`` returns the bucket policy's statements beyond the TLS deny.
+    ``extra_statements(bucket)`` returns the bucket policy's statements beyond the TLS deny;
+    ``access_logs`` receives its server access logs under ``<title>/``.
 
     No physical name: CloudFormation generates a unique one, so one template can be
     launched many times per account (one per project or endpoint).
@@ -128,30 +201,21 @@ def add_encrypted_bucket(
                 )
             ]
         ),
-        VersioningConfiguration=VersioningConfiguration(Status="Enabled"),
-        PublicAccessBlockConfiguration=PublicAccessBlockConfiguration(
-            BlockPublicAcls=True, BlockPublicPolicy=True, IgnorePublicAcls=True, RestrictPublicBuckets=True
-        ),
         Tags=tags,
-        DeletionPolicy="Retain",
-        UpdateReplacePolicy="Retain",
+        **_private(),
     )
-    if condition:
-        bucket.Condition = condition
-    template.add_resource(bucket)
-    bucket_arn = GetAtt(bucket, "Arn")
+    if access_logs is not None:
+        bucket.LoggingConfiguration = LoggingConfiguration(DestinationBucketName=Ref(access_logs), LogFilePrefix=f"{title}/")
+    _add(template, bucket, condition)
     policy = BucketPolicy(
         f"{title}Policy",
         Bucket=Ref(bucket),
         PolicyDocument=document(
-            deny_insecure_transport([bucket_arn, objects_arn(bucket)]),
+            deny_insecure_transport([GetAtt(bucket, "Arn"), objects_arn(bucket)]),
             *(extra_statements(bucket) if extra_statements else ()),
         ),
     )
-    if condition:
-        policy.Condition = condition
-    template.add_resource(policy)
-    return bucket, policy
+    return bucket, _add(template, policy, condition)
 
 
 def objects_arn(bucket: Bucket, prefix: str = "") -> Sub:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import yaml
 from awacs import cloudformation, codebuild, codepipeline, iam, kms, logs, s3, sagemaker, sns
-from awacs.aws import Allow, Condition, Principal, Statement, StringEquals
+from awacs.aws import Allow, ArnEqualsIfExists, Condition, Principal, Statement, StringEquals
 from troposphere import Equals, GetAtt, If, Not, NoValue, Output, Parameter, Ref, Sub, Template
 from troposphere import codebuild as cb
 from troposphere.codepipeline import (
@@ -40,7 +40,14 @@ from troposphere.iam import Policy as InlinePolicy
 from troposphere.logs import LogGroup
 
 from generator import model_deploy
-from generator.encrypted_storage import add_encrypted_bucket, add_key, key_policy, objects_arn
+from generator.encrypted_storage import (
+    add_access_logs_bucket,
+    add_access_logs_policy,
+    add_encrypted_bucket,
+    add_key,
+    key_policy,
+    objects_arn,
+)
 from generator.parameters import Environment, add_environment, iam_role_arn, partition_arn
 from generator.policies import allow, document, service_trust
 
@@ -222,7 +229,8 @@ def add_artifact_storage(template: Template, p, log_group_arn: Sub):
         Sid="CloudWatchLogsEncryptsBuildLogs",
         Effect=Allow,
         Principal=Principal("Service", [Sub("logs.${AWS::Region}.amazonaws.com")]),
-        Action=[kms.Encrypt, kms.Decrypt, kms.ReEncryptFrom, kms.ReEncryptTo, kms.GenerateDataKey, kms.DescribeKey],
+        # No DescribeKey: it carries no encryption context, so this condition could never match it.
+        Action=[kms.Encrypt, kms.Decrypt, kms.ReEncryptFrom, kms.ReEncryptTo, kms.GenerateDataKey],
         Resource=["*"],
         Condition=Condition(StringEquals({"kms:EncryptionContext:aws:logs:arn": log_group_arn})),
     )
@@ -233,7 +241,9 @@ def add_artifact_storage(template: Template, p, log_group_arn: Sub):
         project_tags(p),
         policy=key_policy(logs_may_encrypt),
     )
-    bucket, _ = add_encrypted_bucket(template, "ArtifactsBucket", GetAtt(key, "Arn"), project_tags(p))
+    logs = add_access_logs_bucket(template, "AccessLogsBucket", project_tags(p))
+    bucket, _ = add_encrypted_bucket(template, "ArtifactsBucket", GetAtt(key, "Arn"), project_tags(p), access_logs=logs)
+    add_access_logs_policy(template, logs, [bucket])
     return key, bucket
 
 
@@ -288,10 +298,17 @@ def add_pipeline_role(template: Template, p: ProjectParameters, names: Names, bu
     """CodePipeline: artifacts, start the build, drive the project's stack set, pass the admin role."""
     statements = artifact_statements(bucket, key) + [
         allow("RunBuild", [codebuild.StartBuild, codebuild.BatchGetBuilds], [GetAtt(build, "Arn")]),
+        # CreateStackSet has no resource-level permissions (AWS requires "*"); when the
+        # request names an administration role, it must be the project's.
+        allow(
+            "CreateStackSetWithTheAdministrationRole",
+            [cloudformation.CreateStackSet],
+            ["*"],
+            Condition(ArnEqualsIfExists({"cloudformation:RoleArn": names.admin_role_arn})),
+        ),
         allow(
             "DeployProjectStackSet",
             [
-                cloudformation.CreateStackSet,
                 cloudformation.UpdateStackSet,
                 cloudformation.DescribeStackSet,
                 cloudformation.CreateStackInstances,

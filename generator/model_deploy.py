@@ -55,7 +55,15 @@ from troposphere.sagemaker import (
 )
 from troposphere.validators import boolean, double, integer
 
-from generator.encrypted_storage import KEY_DATA_ACTIONS, add_encrypted_bucket, add_key, key_policy, objects_arn
+from generator.encrypted_storage import (
+    KEY_DATA_ACTIONS,
+    add_access_logs_bucket,
+    add_access_logs_policy,
+    add_encrypted_bucket,
+    add_key,
+    key_policy,
+    objects_arn,
+)
 from generator.parameters import Environment, add_environment, iam_role_arn
 
 VARIANT_NAME = "AllTraffic"
@@ -359,6 +367,17 @@ def add_model(template: Template, p: DeployParameters, execution_role_arn) -> Mo
             EnableNetworkIsolation=If(ISOLATE_NETWORK, True, False),
             VpcConfig=VpcConfig(Subnets=Ref(p.subnet_ids), SecurityGroupIds=[Ref(p.security_group_id)]),
             Tags=resource_tags(p),
+            Metadata={
+                "checkov": {
+                    "skip": [
+                        {
+                            "id": "CKV_AWS_370",
+                            "comment": "Network isolation is on by default (EnableNetworkIsolation=true); the parameter lets a "
+                            "container that must call AWS APIs at run time turn it off, still in private subnets without internet",
+                        }
+                    ]
+                }
+            },
         )
     )
 
@@ -378,9 +397,12 @@ def add_data_capture_bucket(template: Template, p: DeployParameters, key_arn, ex
             )
         ]
 
+    logs = add_access_logs_bucket(template, "DataCaptureAccessLogsBucket", resource_tags(p), condition=CAPTURE_DATA)
     bucket, _ = add_encrypted_bucket(
-        template, "DataCaptureBucket", key_arn, resource_tags(p), extra_statements=capture_writer, condition=CAPTURE_DATA
+        template, "DataCaptureBucket", key_arn, resource_tags(p), extra_statements=capture_writer, condition=CAPTURE_DATA,
+        access_logs=logs,
     )
+    add_access_logs_policy(template, logs, [bucket], condition=CAPTURE_DATA)
     return bucket
 
 

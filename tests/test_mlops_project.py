@@ -16,6 +16,7 @@ from troposphere import AWSObject
 from generator import mlops_project, model_deploy
 from generator.render import render_yaml
 from tests.template_props import as_list, resources, statements
+from tests.test_model_deploy import assert_buckets_private_retained_tls_only_and_logged, kms_bucket
 
 STAGES = [
     ("Source", "Source", "S3"),
@@ -95,7 +96,7 @@ def test_stages_and_action_types_in_order(rendered):
 
 
 def test_source_is_the_encrypted_artifacts_bucket_and_does_not_poll(rendered):
-    bucket_id, _ = the_one(rendered, "AWS::S3::Bucket")
+    bucket_id, _ = kms_bucket(rendered)
     source = actions(rendered)["Source"]["Configuration"]
     assert source["S3Bucket"] == {"Ref": bucket_id}
     assert source["S3ObjectKey"] == {"Ref": "SourceObjectKey"}
@@ -134,7 +135,7 @@ def test_staging_stack_set_and_production_instances_target_the_same_stack_set(re
 
 def test_artifact_store_is_kms_encrypted_with_the_projects_key(rendered):
     key_id, key = the_one(rendered, "AWS::KMS::Key")
-    bucket_id, _ = the_one(rendered, "AWS::S3::Bucket")
+    bucket_id, _ = kms_bucket(rendered)
     _, pipeline = the_one(rendered, "AWS::CodePipeline::Pipeline")
     store = pipeline["Properties"]["ArtifactStore"]
     assert store == {"Type": "S3", "Location": {"Ref": bucket_id}, "EncryptionKey": {"Type": "KMS", "Id": getatt(key_id)}}
@@ -145,22 +146,16 @@ def test_artifact_store_is_kms_encrypted_with_the_projects_key(rendered):
     assert log_group["Properties"]["KmsKeyId"] == getatt(key_id)
 
 
-def test_artifacts_bucket_is_encrypted_versioned_private_tls_only_and_retained(rendered):
+def test_artifacts_bucket_is_encrypted_with_the_projects_key(rendered):
     key_id, _ = the_one(rendered, "AWS::KMS::Key")
-    bucket_id, bucket = the_one(rendered, "AWS::S3::Bucket")
-    props = bucket["Properties"]
-    default = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    _, bucket = kms_bucket(rendered)
+    default = bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
     assert default == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": getatt(key_id)}
-    assert props["VersioningConfiguration"] == {"Status": "Enabled"}
-    assert props["PublicAccessBlockConfiguration"] == dict.fromkeys(
-        ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"), True
-    )
-    assert bucket["DeletionPolicy"] == bucket["UpdateReplacePolicy"] == "Retain"
-    (policy,) = [p for p in resources(rendered, "AWS::S3::BucketPolicy").values() if p["Properties"]["Bucket"] == {"Ref": bucket_id}]
-    assert any(
-        s["Effect"] == "Deny" and s["Condition"]["Bool"]["aws:SecureTransport"] == "false"
-        for s in policy["Properties"]["PolicyDocument"]["Statement"]
-    )
+
+
+def test_buckets_are_private_retained_tls_only_and_access_logged(rendered, build_project):
+    assert_buckets_private_retained_tls_only_and_logged(rendered)
+    assert_buckets_private_retained_tls_only_and_logged(build_project)
 
 
 # --- Trigger ----------------------------------------------------------------------------
@@ -211,7 +206,13 @@ def test_star_resources_only_where_aws_offers_no_resource_level_permissions(rend
             continue
         if path == "KeyPolicy":
             continue  # "*" in a key policy means this key
-        assert as_list(statement["Action"]) == ["sagemaker:ListModelPackages"], f"{logical_id}: {statement}"
+        assert as_list(statement["Action"]) in (["sagemaker:ListModelPackages"], ["cloudformation:CreateStackSet"]), f"{logical_id}: {statement}"
+        if statement["Action"] == ["cloudformation:CreateStackSet"]:
+            assert statement["Condition"] == {
+                "ArnEqualsIfExists": {
+                    "cloudformation:RoleArn": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${StackSetAdministrationRoleName}"}
+                }
+            }
 
 
 def test_pass_role_only_for_the_administration_role_and_only_to_cloudformation(rendered):
@@ -242,6 +243,7 @@ def test_each_role_is_trusted_by_its_one_service_for_this_account_only(rendered)
 def test_pipeline_may_drive_only_the_projects_stack_set_and_the_model_deploy_types(rendered):
     (statement,) = [s for lid, _, s in statements(rendered) if s.get("Sid") == "DeployProjectStackSet"]
     assert all(a.startswith("cloudformation:") for a in statement["Action"])
+    assert "cloudformation:UpdateStackSet" in statement["Action"] and "cloudformation:CreateStackInstances" in statement["Action"]
     assert "cloudformation:DeleteStackSet" not in statement["Action"]
     texts = [r["Fn::Sub"][0] if isinstance(r["Fn::Sub"], list) else r["Fn::Sub"] for r in statement["Resource"]]
     assert any(t.endswith(":stackset/${StackSet}:*") for t in texts)
@@ -370,7 +372,7 @@ def test_model_build_pipeline_is_source_then_build_started_by_seed_code_uploads(
     pipeline_id, pipeline = the_one(build_project, "AWS::CodePipeline::Pipeline")
     stages = pipeline["Properties"]["Stages"]
     assert [(s["Name"], s["Actions"][0]["ActionTypeId"]["Provider"]) for s in stages] == [("Source", "S3"), ("Build", "CodeBuild")]
-    bucket_id, bucket = the_one(build_project, "AWS::S3::Bucket")
+    bucket_id, bucket = kms_bucket(build_project)
     source = stages[0]["Actions"][0]["Configuration"]
     assert source["S3Bucket"] == {"Ref": bucket_id} and source["PollForSourceChanges"] == "false"
     assert bucket["Properties"]["NotificationConfiguration"] == {"EventBridgeConfiguration": {"EventBridgeEnabled": True}}

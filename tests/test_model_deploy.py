@@ -93,6 +93,45 @@ def the_one(rendered: dict, type_: str) -> tuple[str, dict]:
     return next(iter(found.items()))
 
 
+def kms_bucket(rendered: dict) -> tuple[str, dict]:
+    """The one bucket encrypted with a KMS key (the others are access-log destinations)."""
+    found = {
+        lid: b for lid, b in resources(rendered, "AWS::S3::Bucket").items()
+        if b["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+    }
+    assert len(found) == 1, sorted(found)
+    return next(iter(found.items()))
+
+
+def assert_buckets_private_retained_tls_only_and_logged(rendered: dict) -> None:
+    """Every bucket: versioned, public access blocked, retained, TLS-only policy. Every KMS
+    bucket logs to an SSE-S3 log bucket whose policy admits log delivery from it alone."""
+    buckets = resources(rendered, "AWS::S3::Bucket")
+    policies = {p["Properties"]["Bucket"]["Ref"]: p for p in resources(rendered, "AWS::S3::BucketPolicy").values()}
+    for logical_id, bucket in buckets.items():
+        props = bucket["Properties"]
+        assert props["VersioningConfiguration"] == {"Status": "Enabled"}, logical_id
+        assert set(props["PublicAccessBlockConfiguration"].values()) == {True} and len(props["PublicAccessBlockConfiguration"]) == 4
+        assert bucket["DeletionPolicy"] == bucket["UpdateReplacePolicy"] == "Retain", logical_id
+        assert bucket.get("Condition") == policies[logical_id].get("Condition"), logical_id
+        policy_statements = policies[logical_id]["Properties"]["PolicyDocument"]["Statement"]
+        assert any(
+            s["Effect"] == "Deny" and s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false" for s in policy_statements
+        ), f"{logical_id}: no TLS-only deny"
+        algorithm = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"]
+        if algorithm == "AES256":
+            continue  # a log destination: S3 delivers access logs to SSE-S3 buckets only
+        assert algorithm == "aws:kms", logical_id
+        destination = props["LoggingConfiguration"]["DestinationBucketName"]["Ref"]
+        log_bucket = buckets[destination]
+        assert log_bucket.get("Condition") == bucket.get("Condition")
+        assert "LoggingConfiguration" not in log_bucket["Properties"]
+        (delivery,) = [s for s in policies[destination]["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
+        assert delivery["Principal"] == {"Service": ["logging.s3.amazonaws.com"]} and delivery["Action"] == ["s3:PutObject"]
+        assert delivery["Condition"]["ArnLike"]["aws:SourceArn"] == [getatt(logical_id, "Arn")]
+        assert delivery["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+
+
 # --- Model ------------------------------------------------------------------------------
 
 
@@ -202,7 +241,7 @@ def test_data_capture_is_optional_encrypted_and_lands_in_the_capture_bucket(rend
     assert condition(rendered, name, EnableDataCapture="true") is True
     assert capture["KmsKeyId"] == config["Properties"]["KmsKeyId"]
     assert {o["CaptureMode"] for o in capture["CaptureOptions"]} == {"Input", "Output"}
-    bucket_id, bucket = the_one(rendered, "AWS::S3::Bucket")
+    bucket_id, bucket = kms_bucket(rendered)
     assert bucket["Condition"] == name
     assert capture["DestinationS3Uri"]["Fn::Sub"][1]["Bucket"] == {"Ref": bucket_id}
     rule = bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
@@ -213,15 +252,9 @@ def test_data_capture_is_optional_encrypted_and_lands_in_the_capture_bucket(rend
     assert bucket["DeletionPolicy"] == "Retain"
 
 
-def test_capture_bucket_denies_insecure_transport(rendered):
-    bucket_id, _ = the_one(rendered, "AWS::S3::Bucket")
-    policies = [p for p in resources(rendered, "AWS::S3::BucketPolicy").values() if p["Properties"]["Bucket"] == {"Ref": bucket_id}]
-    assert len(policies) == 1
-    denies = [
-        s for s in policies[0]["Properties"]["PolicyDocument"]["Statement"]
-        if s["Effect"] == "Deny" and s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"
-    ]
-    assert denies, "no TLS-only deny on the capture bucket"
+def test_buckets_are_private_retained_tls_only_and_access_logged(rendered):
+    assert_buckets_private_retained_tls_only_and_logged(rendered)
+    assert len(resources(rendered, "AWS::S3::Bucket")) == 2
 
 
 # --- Autoscaling ------------------------------------------------------------------------
