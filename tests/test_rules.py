@@ -391,6 +391,16 @@ def test_broken_sagemaker_resource_fails(rules, broken, rule):
     assert ids(rules, {"Resource": broken}) == {rule}
 
 
+@pytest.mark.parametrize("allowed, expected", [(["VpcOnly"], set()), (["VpcOnly", "PublicInternetOnly"], {"E9302"}), (None, {"E9302"})],
+                         ids=["only-vpc-only", "public-allowed", "unconstrained"])
+def test_setting_through_a_parameter_must_be_safe_for_every_allowed_value(rules, allowed, expected):
+    parameter = {"Type": "String", "Default": "VpcOnly"}
+    if allowed:
+        parameter["AllowedValues"] = allowed
+    domain = mutate(DOMAIN, ("Properties", "AppNetworkAccessType"), {"Ref": "Mode"})
+    assert ids(rules, {"Resource": domain}, parameters={"Mode": parameter}) == expected
+
+
 # --- IAM --------------------------------------------------------------------------------------
 
 CROSS_ACCOUNT = {"Fn::Sub": "arn:${AWS::Partition}:iam::${ConsumerAccountId}:root"}
@@ -468,6 +478,23 @@ def test_trust_pinned_in_only_one_branch_fails(rules):
 def security_group(*ingress) -> dict:
     return {"Type": "AWS::EC2::SecurityGroup", "Properties": {
         "GroupDescription": "sg", "VpcId": {"Ref": "Vpc"}, "SecurityGroupIngress": list(ingress)}}
+
+
+def test_ingress_from_a_parameter_whose_pattern_excludes_the_internet_passes(rules):
+    ingress = {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "CidrIp": {"Ref": "Cidr"}}
+    parameters = {"Cidr": {"Type": "String", "Default": "10.0.0.0/16", "AllowedPattern": r"^(\d{1,3}\.){3}\d{1,3}/(1[6-9]|2[0-8])$"}}
+    assert findings(rules, {"Sg": security_group(ingress)}, parameters=parameters) == []
+
+
+@pytest.mark.parametrize(
+    "parameter",
+    [{"Type": "String", "Default": "10.0.0.0/16"}, {"Type": "String", "Default": "10.0.0.0/16", "AllowedPattern": r"^[0-9./]+$"},
+     {"Type": "String", "AllowedValues": ["10.0.0.0/16", "0.0.0.0/0"], "Default": "10.0.0.0/16"}],
+    ids=["unconstrained", "pattern-admits-internet", "allowed-value"],
+)
+def test_ingress_from_a_parameter_that_admits_the_internet_fails(rules, parameter):
+    ingress = {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "CidrIp": {"Ref": "Cidr"}}
+    assert ids(rules, {"Sg": security_group(ingress)}, parameters={"Cidr": parameter}) == {"E9501"}
 
 
 def test_ingress_from_the_vpc_passes(rules):

@@ -392,3 +392,29 @@ def unique_matches(matches: list) -> list:
             seen.add(key)
             out.append(match)
     return out
+
+
+# --- parameters --------------------------------------------------------------------------------
+
+
+def possible_values(template: dict, value: Any) -> list[str]:
+    """The values ``value`` may take at launch: a literal itself; a parameter's AllowedValues.
+
+    A parameter without AllowedValues may be given anything, so it yields ``${?}``: a rule
+    requiring a setting is satisfied by a parameter only when every allowed value satisfies it.
+    """
+    text = symbol(value)
+    match = re.fullmatch(r"\$\{([A-Za-z0-9]+)\}", text)
+    parameters = template.get("Parameters") or {}
+    if match and isinstance(parameters.get(match.group(1)), dict):
+        allowed = [symbol(v) for v in as_list(parameters[match.group(1)].get("AllowedValues"))]
+        return allowed or [UNKNOWN]
+    return [text]
+
+
+def always(template: dict, value: Any, *expected: str, ignore_case: bool = False) -> bool:
+    """Is every value ``value`` may take one of ``expected``?"""
+    values = possible_values(template, value)
+    if ignore_case:
+        return all(v.lower() in {e.lower() for e in expected} for v in values)
+    return all(v in expected for v in values)

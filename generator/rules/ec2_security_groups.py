@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -34,9 +35,10 @@ def _open_cidrs(cfn, rule: dict) -> list[str]:
     for key, everyone in (("CidrIp", _OPEN_IPV4), ("CidrIpv6", _OPEN_IPV6)):
         if key not in rule:
             continue
+        via = common.symbol(rule[key])
         for value in _possible_values(cfn, rule[key]):
             if _is_everyone(value, everyone):
-                found.append(f"{key} {value}")
+                found.append(f"{key} {value}" + (f" (parameter {via[2:-1]} admits it)" if via != value else ""))
                 break
     return found
 
@@ -49,16 +51,25 @@ def _is_everyone(value: str, everyone: str) -> bool:
 
 
 def _possible_values(cfn, value) -> list[str]:
-    """A literal, or a parameter's Default and AllowedValues (what a launch may pass unless constrained)."""
+    """A literal; or what a parameter may be given: Default and AllowedValues, the open CIDRs its
+    AllowedPattern admits, and "an unconstrained value" when it has neither pattern nor values."""
     sym = common.symbol(value)
+    parameter = None
     if sym.startswith("${") and sym.endswith("}") and sym.count("${") == 1:
         parameter = (cfn.template.get("Parameters") or {}).get(sym[2:-1])
-        if isinstance(parameter, dict):
-            values = [common.symbol(v) for v in common.as_list(parameter.get("AllowedValues"))]
-            if "Default" in parameter:
-                values.append(common.symbol(parameter["Default"]))
-            return values
-    return [sym]
+    if not isinstance(parameter, dict):
+        return [sym]
+    if str(parameter.get("Type", "String")).startswith("AWS::SSM::Parameter::Value<"):
+        return []  # set by the account's administrators in SSM, not by whoever launches the stack
+    values = [common.symbol(v) for v in common.as_list(parameter.get("AllowedValues"))]
+    if "Default" in parameter:
+        values.append(common.symbol(parameter["Default"]))
+    pattern = parameter.get("AllowedPattern")
+    if pattern is not None:
+        values.extend(cidr for cidr in (_OPEN_IPV4, _OPEN_IPV6) if re.fullmatch(str(pattern), cidr))
+    elif not parameter.get("AllowedValues"):
+        values.extend([_OPEN_IPV4, _OPEN_IPV6])  # unconstrained: a launch may pass either
+    return values
 
 
 class NoIngressFromInternet(CloudFormationLintRule):
@@ -68,8 +79,8 @@ class NoIngressFromInternet(CloudFormationLintRule):
     shortdesc = "EC2: no security group ingress from 0.0.0.0/0 or ::/0"
     description = (
         "No AWS::EC2::SecurityGroup SecurityGroupIngress rule and no AWS::EC2::SecurityGroupIngress has "
-        "CidrIp 0.0.0.0/0 or CidrIpv6 ::/0 (also when it is the default or an allowed value of the "
-        "parameter it refers to). The environment is reached only from inside its VPC."
+        "CidrIp 0.0.0.0/0 or CidrIpv6 ::/0, also through a parameter whose Default, AllowedValues or "
+        "AllowedPattern admits it or that is unconstrained. The environment is reached only from inside its VPC."
     )
     source_url = "https://docs.aws.amazon.com/vpc/latest/userguide/vpc-security-best-practices.html"
     tags = ["security", "ec2", "network"]

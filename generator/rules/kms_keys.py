@@ -44,10 +44,10 @@ class KeyRotationEnabled(CloudFormationLintRule):
         matches = []
         for name, resource in cfn.get_resources(KEY_TYPES).items():
             for props in common.variants(resource.get("Properties") or {}):
-                spec = common.symbol(props.get("KeySpec", "SYMMETRIC_DEFAULT"))
-                if spec != "SYMMETRIC_DEFAULT":
+                specs = common.possible_values(cfn.template, props.get("KeySpec", "SYMMETRIC_DEFAULT"))
+                if "SYMMETRIC_DEFAULT" not in specs and common.UNKNOWN not in specs:
                     continue
-                if not common.truthy(props.get("EnableKeyRotation")):
+                if not common.always(cfn.template, props.get("EnableKeyRotation", "false"), "true", ignore_case=True):
                     matches.append(RuleMatch(["Resources", name, "Properties"], f"KMS key {name} does not rotate: set EnableKeyRotation true"))
         return common.unique_matches(matches)
 

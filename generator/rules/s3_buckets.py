@@ -119,12 +119,13 @@ class BucketEncryptedWithCustomerKey(CloudFormationLintRule):
                     continue
                 for index, rule in enumerate(rules):
                     default = common.get_path(rule, "ServerSideEncryptionByDefault") or {}
-                    algorithm = common.symbol(default.get("SSEAlgorithm", ""))
+                    algorithms = common.possible_values(cfn.template, default.get("SSEAlgorithm", ""))
+                    algorithm = ", ".join(algorithms)
                     key = default.get("KMSMasterKeyID")
                     path = base + ["BucketEncryption", "ServerSideEncryptionConfiguration", index]
-                    if algorithm == "AES256" and algorithm in allowed:
+                    if algorithms == ["AES256"] and "AES256" in allowed:
                         continue  # S3 server access logs can be delivered only to SSE-S3 buckets
-                    if algorithm not in allowed:
+                    if not all(a in allowed for a in algorithms):
                         matches.append(RuleMatch(path, f"Bucket {name} uses SSEAlgorithm {algorithm or '(none)'}: use aws:kms with a customer managed key"))
                     elif key is None:
                         matches.append(RuleMatch(path, f"Bucket {name} uses aws:kms without KMSMasterKeyID, i.e. the AWS managed key aws/s3: set a customer managed key"))
@@ -171,7 +172,7 @@ class BucketBlocksPublicAccess(CloudFormationLintRule):
             base = ["Resources", name, "Properties"]
             for props in common.variants(resource.get("Properties") or {}):
                 block = common.get_path(props, "PublicAccessBlockConfiguration") or {}
-                missing = [s for s in _PUBLIC_ACCESS_SETTINGS if not common.truthy(block.get(s))]
+                missing = [s for s in _PUBLIC_ACCESS_SETTINGS if not common.always(cfn.template, block.get(s, "false"), "true", ignore_case=True)]
                 if missing:
                     matches.append(RuleMatch(base, f"Bucket {name} does not block public access: set {', '.join(missing)} to true in PublicAccessBlockConfiguration"))
         return common.unique_matches(matches)
@@ -190,8 +191,8 @@ class BucketVersioned(CloudFormationLintRule):
         matches = []
         for name, resource in _buckets(cfn).items():
             for props in common.variants(resource.get("Properties") or {}):
-                status = common.symbol(common.get_path(props, "VersioningConfiguration", "Status") or "")
-                if status != "Enabled":
+                status = common.get_path(props, "VersioningConfiguration", "Status") or ""
+                if not common.always(cfn.template, status, "Enabled"):
                     matches.append(RuleMatch(["Resources", name, "Properties"], f"Bucket {name} is not versioned: set VersioningConfiguration Status Enabled"))
         return common.unique_matches(matches)
 

@@ -143,9 +143,10 @@ class DomainVpcOnlyWithKey(CloudFormationLintRule):
         matches = []
         for name, resource in cfn.get_resources(["AWS::SageMaker::Domain"]).items():
             for props in common.variants(resource.get("Properties") or {}):
-                mode = common.symbol(props.get("AppNetworkAccessType", "PublicInternetOnly"))
-                if mode != "VpcOnly":
-                    matches.append(RuleMatch(["Resources", name, "Properties"], f"Domain {name} uses AppNetworkAccessType {mode}: set VpcOnly"))
+                mode = props.get("AppNetworkAccessType", "PublicInternetOnly")
+                if not common.always(cfn.template, mode, "VpcOnly"):
+                    shown = ", ".join(common.possible_values(cfn.template, mode))
+                    matches.append(RuleMatch(["Resources", name, "Properties"], f"Domain {name} may use AppNetworkAccessType {shown}: set VpcOnly"))
                 if not props.get("KmsKeyId"):
                     matches.append(RuleMatch(["Resources", name, "Properties"], f"Domain {name} has no KmsKeyId: set a customer managed key"))
         return common.unique_matches(matches)
@@ -201,9 +202,10 @@ class NotebookInstanceLockedDown(CloudFormationLintRule):
             base = ["Resources", name, "Properties"]
             for props in common.variants(resource.get("Properties") or {}):
                 for key in ("DirectInternetAccess", "RootAccess"):
-                    value = common.symbol(props.get(key, "Enabled"))
-                    if value != "Disabled":
-                        matches.append(RuleMatch(base, f"Notebook instance {name} has {key} {value}: set {key} Disabled"))
+                    value = props.get(key, "Enabled")
+                    if not common.always(cfn.template, value, "Disabled"):
+                        shown = ", ".join(common.possible_values(cfn.template, value))
+                        matches.append(RuleMatch(base, f"Notebook instance {name} may have {key} {shown}: set {key} Disabled"))
                 if not props.get("SubnetId") or not common.as_list(props.get("SecurityGroupIds")):
                     matches.append(RuleMatch(base, f"Notebook instance {name} is not in a VPC: set SubnetId (a private subnet) and SecurityGroupIds"))
         return common.unique_matches(matches)
