@@ -2,8 +2,9 @@
 
 Every key policy has the same shape (see :func:`key_policy`):
 
-1. the account (IAM) administers and may use the key: ``kms:*`` for the account root,
-   the only statement with ``kms:*``;
+1. the account (IAM) administers and may use the key: every key-level action, enumerated
+   (``KEY_ACCOUNT_ACTIONS``, shared with ``generator.encrypted_storage``), for the account
+   root, so IAM policies decide who administers it;
 2. the environment's roles use it, and create grants only for AWS resources (EBS, EFS,
    SageMaker jobs);
 3. optional cross-account statements (the models key: the target accounts' model
@@ -28,6 +29,7 @@ from awacs.aws import Allow, Bool, Condition, PolicyDocument, Principal, Stateme
 from troposphere import GetAtt, Ref, Sub, Template
 from troposphere.kms import Alias, Key
 
+from generator.encrypted_storage import KEY_ACCOUNT_ACTIONS
 from generator.model_readers import HAS_TARGET_KMS_ENDPOINTS, ModelReaders
 from generator.parameters import Environment, account_root_arn, partition_arn
 from generator.policies import VERSION, deny_outside_network_perimeter
@@ -56,10 +58,10 @@ def key_policy(users, kms_endpoint_id, extra_statements=()) -> PolicyDocument:
     """The policy of an environment key; ``users`` are principal ARN expressions (roles)."""
     statements = [
         Statement(
-            Sid="EnableIamPolicies",
+            Sid="AccountAdministersKeyThroughIam",
             Effect=Allow,
             Principal=Principal("AWS", [account_root_arn("${AWS::AccountId}")]),
-            Action=[kms.Action("*")],
+            Action=list(KEY_ACCOUNT_ACTIONS),
             Resource=["*"],
         ),
         Statement(

@@ -52,6 +52,7 @@ from troposphere.iam import PolicyType, Role
 from troposphere.kms import Alias, Key
 from troposphere.logs import LogGroup
 
+from generator.encrypted_storage import KEY_ACCOUNT_ACTIONS
 from generator.outputs import publish
 from generator.parameters import Environment, account_root_arn, partition_arn
 from generator.policies import document, service_trust
@@ -355,10 +356,10 @@ def _flow_log_key_policy() -> Policy:
         Version="2012-10-17",
         Statement=[
             Statement(
-                Sid="EnableIamPolicies",
+                Sid="AccountAdministersKeyThroughIam",
                 Effect=Allow,
                 Principal=Principal("AWS", [account_root_arn("${AWS::AccountId}")]),
-                Action=[awacs_kms.Action("*")],
+                Action=list(KEY_ACCOUNT_ACTIONS),
                 Resource=["*"],
             ),
             Statement(
