@@ -643,7 +643,7 @@ def _plan_bucket(catalog: Catalog, state: LiveState) -> list[Action]:
     for product in catalog.products:
         key = catalog.s3_key(product)
         if key not in bucket.keys and all(a.params.get("key") != key for a in actions):
-            actions.append(Action("upload_template", f"s3://{name}/{key}", {"bucket": name, "key": key, "path": str(product.path), "sha256": product.sha256}))
+            actions.append(Action("upload_template", product.template, {"bucket": name, "key": key, "path": str(product.path), "sha256": product.sha256}))
     return actions
 
 

@@ -36,6 +36,22 @@ def _symbol(op: str) -> str:
     return _SYMBOLS.get(op.split("_", 1)[0], "~")
 
 
+def _detail(action) -> str:
+    """The one fact a reader wants next to an action: which version, which key, which role."""
+    p = action.params
+    if action.op == "create_product":
+        return f" (version {p['version']})"
+    if action.op == "upload_template":
+        return f" -> s3://{p['bucket']}/{p['key']}"
+    if action.op in ("create_launch_constraint", "update_launch_constraint"):
+        return f" (role {next(iter(p['parameters'].values()))})"
+    if action.op in ("create_share", "update_share") and p.get("share_principals"):
+        return " (sharing principals)"
+    if action.op == "accept_share":
+        return f" (as role {p['role']})"
+    return ""
+
+
 def _versions(catalog: Catalog, state: LiveState, result: ExecutionResult | None) -> list[dict]:
     out = []
     for product in catalog.products:
@@ -76,7 +92,7 @@ def _print_plan(catalog: Catalog, identity, state: LiveState, plan: Plan, dry_ru
     if not plan.actions:
         print("  up to date: every template is published as it is; nothing to change", file=sys.stderr)
     for action in plan.actions:
-        print(f"  {_symbol(action.op)} {action.op.replace('_', ' ')}: {action.target}", file=sys.stderr)
+        print(f"  {_symbol(action.op)} {action.op.replace('_', ' ')}: {action.target}{_detail(action)}", file=sys.stderr)
     for note in plan.notes:
         print(f"  = {note['product']} {note['version']}: {note['note']}", file=sys.stderr)
     if dry_run and plan.actions:

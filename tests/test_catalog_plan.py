@@ -101,7 +101,7 @@ def test_the_example_catalog_is_valid_and_names_registered_templates():
     assert {"templates/environment.yaml", "templates/target-account-roles.yaml", "templates/model-deploy.yaml", "templates/mlops-multi-account-project.yaml"} <= names
     assert {Path(t).stem for t in names if (ROOT / t).exists()} <= set(TEMPLATES)
     projects = [p for p in doc["products"] if p.get("sagemaker_project")]
-    assert [p["name"] for p in projects] == ["mlops-multi-account-project"]
+    assert [p["name"] for p in projects] == ["mlops-model-build-project", "mlops-multi-account-project"]
 
 
 def test_load_hashes_template_bytes_and_builds_content_addressed_keys(tmp_path):
@@ -224,7 +224,7 @@ def test_a_changed_template_adds_one_version_to_that_product_only(tmp_path):
     after = load_catalog(tmp_path / "catalog.yaml", root=tmp_path)
     plan = plan_publish(after, state, IDENTITY)
     assert _ops(plan) == [
-        ("upload_template", f"s3://bucket/{after.s3_key(after.products[1])}"),
+        ("upload_template", "project.yaml"),
         ("create_version", f"project {after.products[1].version_name}"),
     ]
     assert plan.actions[1].params["version"] == after.products[1].sha256[:12]
