@@ -41,7 +41,7 @@ def _plan_documents(planned) -> list[dict]:
 
 def cmd_plan(args) -> int:
     rollout, _ = _context(args)
-    planned = rollout.plan(rollout.specs())
+    planned = rollout.plan(rollout.specs(), wait=False)
     rollout.show(planned)
     stuck = blocked(planned)
     changes = sum(1 for p in planned.values() if p.plan.steps)

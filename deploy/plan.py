@@ -82,6 +82,7 @@ class LiveStackSet:
     organizational_unit_ids: tuple[str, ...] | None = None
     instances: tuple[LiveInstance, ...] | None = None  # None: not read (nothing changed)
     last_operation: LastOperation | None = None
+    running_operations: tuple[str, ...] = ()  # only when read without waiting (plan)
 
     @property
     def tag_dict(self) -> dict[str, str]:
@@ -313,6 +314,8 @@ def plan_stack_set(
     """Plan one stack set. ``account_parents`` maps union accounts to their parent OU."""
     fp = fingerprint(spec)
     plan = StackSetPlan(name=spec.name, action="no-change", fingerprint=fp)
+    for running in live.running_operations:
+        plan.notes.append(f"operation {running} is still running: apply waits for it, and this plan may change")
     prefs = dict(spec.operation_preferences)
     if prefs.get("ConcurrencyMode", "STRICT_FAILURE_TOLERANCE") == "STRICT_FAILURE_TOLERANCE" and not prefs.get("FailureTolerancePercentage") and not prefs.get("FailureToleranceCount"):
         plan.notes.append("strict_failure_tolerance with no failure tolerance deploys one account at a time per region, whatever max_concurrent says; soft_failure_tolerance keeps the concurrency")

@@ -160,11 +160,11 @@ class Rollout:
     def _on_wait(self, name: str, operation_id: str) -> None:
         self.reporter.line(f"{name}: waiting for operation {operation_id} already in progress")
 
-    def plan(self, specs: list[StackSetSpec], full: bool = False) -> dict[str, Planned]:
+    def plan(self, specs: list[StackSetSpec], full: bool = False, wait: bool = True) -> dict[str, Planned]:
         """Read every stack set (in parallel) and plan it."""
 
         def one(spec: StackSetSpec) -> Planned:
-            live = self.adapter.read(spec, full=full, on_wait=self._on_wait)
+            live = self.adapter.read(spec, full=full, on_wait=self._on_wait, wait=wait)
             parents = {}
             if spec.service_managed and spec.account_filter == "UNION" and live.instances is not None:
                 parents = self.adapter.account_parents(spec.accounts)

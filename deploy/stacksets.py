@@ -262,14 +262,20 @@ class StackSets:
                 waited = True
         return waited
 
-    def read(self, spec: StackSetSpec, full: bool = False, on_wait=None) -> LiveStackSet:
-        """Live state of ``spec``'s stack set; instances are skipped when provably unchanged."""
+    def read(self, spec: StackSetSpec, full: bool = False, on_wait=None, wait: bool = True) -> LiveStackSet:
+        """Live state of ``spec``'s stack set; instances are skipped when provably unchanged.
+
+        Operations still running (ours from an interrupted run, or anyone's) are waited
+        for first, unless ``wait`` is false (``plan``): then they are reported instead.
+        """
         described = self.describe(spec.name, spec.call_as)
         if described is None:
             return LiveStackSet(name=spec.name, exists=False)
         ops = self.operations(spec.name, spec.call_as)
-        if self.wait_for_running(spec.name, spec.call_as, ops, on_wait):
+        running = tuple(o["OperationId"] for o in ops if o.get("Status") in RUNNING_STATUSES)
+        if running and wait and self.wait_for_running(spec.name, spec.call_as, ops, on_wait):
             ops = self.operations(spec.name, spec.call_as)
+            running = ()
         last = _latest(ops)
         tags = tuple(sorted((t["Key"], t["Value"]) for t in described.get("Tags", [])))
         auto = described.get("AutoDeployment")
@@ -287,9 +293,11 @@ class StackSets:
             execution_role_name=described.get("ExecutionRoleName"),
             organizational_unit_ids=tuple(described["OrganizationalUnitIds"]) if "OrganizationalUnitIds" in described else None,
             last_operation=last,
+            running_operations=running,
         )
         unchanged = (
             not full
+            and not running
             and live.owned
             and dict(tags).get(CONFIG_TAG) == config_hash(spec)
             and last_apply_matches(last, fingerprint(spec))

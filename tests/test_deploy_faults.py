@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-from dataclasses import replace
 
 import pytest
 from botocore.awsrequest import AWSResponse
@@ -166,7 +165,7 @@ class FakeAdapter:
         self.executed.append(step)
         return self.outcomes.pop(0)
 
-    def read(self, spec_, full=False, on_wait=None):
+    def read(self, spec_, full=False, on_wait=None, wait=True):
         return self.live
 
 

@@ -311,3 +311,10 @@ def test_strict_mode_without_tolerance_is_called_out():
     assert any("one account at a time" in note for note in plan.notes)
     soft = spec(operation_preferences=(("ConcurrencyMode", "SOFT_FAILURE_TOLERANCE"), ("FailureToleranceCount", 0)))
     assert not plan_stack_set(soft, LiveStackSet(name="s", exists=False)).notes
+
+
+def test_running_operations_seen_by_plan_are_noted():
+    s = spec()
+    live = live_of(s, [inst(a, r) for a in (A, B) for r in s.regions], running_operations=("theirs",))
+    plan = plan_stack_set(s, live)
+    assert plan.steps == [] and any("theirs" in note and "still running" in note for note in plan.notes)
