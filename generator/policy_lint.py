@@ -567,15 +567,33 @@ def lint_policies(policies: list[ExtractedPolicy], minimum_severity: str = "LOW"
     return findings, set_aside
 
 
+def skip_rows(paths: list[Path]) -> list[tuple[str, str, str, str, str]]:
+    """(template, resource, linter, check id, justification) of every Metadata skip in ``paths``."""
+    rows = []
+    for path in paths:
+        resources = load_template(path).get("Resources") or {}
+        for name, resource in resources.items():
+            for tool in ("checkov", "parliament"):
+                for check, comment in metadata_skips(resource, tool):
+                    rows.append((path.name, str(name), tool, check, " ".join(comment.split())))
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m generator.policy_lint", description=__doc__.splitlines()[0])
     parser.add_argument("templates", nargs="*", type=Path, help="template files (default: templates/*.yaml)")
     parser.add_argument("--minimum-severity", default="LOW", choices=["INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL"],
                         help="report findings of this severity and above (default: LOW, parliament's default)")
     parser.add_argument("--show", action="store_true", help="print each concrete policy document as linted")
+    parser.add_argument("--skips", action="store_true", help="print the templates' checkov/parliament skips as a Markdown table (for the README) and exit")
     args = parser.parse_args(argv)
 
     paths = args.templates or sorted((Path(__file__).resolve().parent.parent / "templates").glob("*.yaml"))
+    if args.skips:
+        print("| Template | Resource | Linter | Check | Justification |\n|---|---|---|---|---|")
+        for row in skip_rows(paths):
+            print("| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |")
+        return 0
     policies: list[ExtractedPolicy] = []
     for path in paths:
         try:

@@ -668,3 +668,15 @@ def test_policy_linter_honours_a_justified_metadata_skip_on_that_resource_only(t
     assert result.returncode == 1
     assert "of Other" in result.stderr and "of Skipped" not in result.stderr
     assert "1 skipped by a justified Metadata parliament skip" in result.stderr
+
+
+def test_readme_security_section_lists_every_linter_skip():
+    """A skip is allowed only with a justification in the template and a line in the README."""
+    readme = (ROOT / "README.md").read_text()
+    lines = readme.splitlines()
+    missing = [
+        f"{template} {resource} {check}"
+        for template, resource, _, check, _ in policy_lint.skip_rows(TEMPLATES)
+        if not any(template in line and resource in line and check in line for line in lines)
+    ]
+    assert not missing, "README.md's security section must list these skips (python -m generator.policy_lint --skips): " + ", ".join(missing)
