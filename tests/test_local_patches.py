@@ -240,6 +240,14 @@ def test_list_stack_instances_pages_like_aws(local_aws, cfn):
     assert [s["Account"] for s in only] == [accounts[7]]
 
 
+def test_a_missing_ssm_parameter_fails_with_the_aws_message(local_aws):
+    body = {"Parameters": {"Subnets": {"Type": "AWS::SSM::Parameter::Value<List<AWS::EC2::Subnet::Id>>", "Default": "/absent/subnet-ids"}},
+            "Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}}}
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        local_aws.client("cloudformation").create_stack(StackName=_name("ssm"), TemplateBody=json.dumps(body))
+    assert caught.value.response["Error"]["Message"] == "Unable to fetch parameters [/absent/subnet-ids] from parameter store for this account."
+
+
 # ---------------------------------------------------------------- SageMaker
 
 

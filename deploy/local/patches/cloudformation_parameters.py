@@ -6,6 +6,10 @@ used as ``${Name}`` inside ``Fn::Sub`` leaves the resource unchanged. AWS re-eva
 every resource whose properties depend on the parameter; the templates here build
 names and values with ``Sub`` throughout. Likewise a parameter dropped from the update
 (back to its default: a StackSet override removed) counts as changed.
+
+An ``AWS::SSM::Parameter::Value<...>`` parameter naming a parameter that does not exist
+fails with AWS's message ("Unable to fetch parameters [name] from parameter store for
+this account.") instead of moto's "'NoneType' object has no attribute 'value'".
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from __future__ import annotations
 import re
 
 from moto.cloudformation import parsing
+from moto.cloudformation.exceptions import ValidationError
+from moto.ssm.models import ssm_backends
 
 _SUB_VARIABLE = re.compile(r"\$\{([^!}][^}]*)\}")
 
@@ -48,8 +54,19 @@ def _build_resource_diff(self, other_template, parameters=None):
     return _original_diff(self, other_template, parameters)
 
 
+_original_parse_ssm = parsing.ResourceMap.parse_ssm_parameter
+
+
+def _parse_ssm_parameter(self, value: str, value_type: str):
+    if ssm_backends[self._account_id][self._region_name].get_parameter(value) is None:
+        raise ValidationError(message=f"Unable to fetch parameters [{value}] from parameter store for this account.")
+    return _original_parse_ssm(self, value, value_type)
+
+
 def apply() -> None:
-    """Make moto's resource diff see ``${Parameter}`` in ``Fn::Sub`` and dropped parameters (idempotent)."""
+    """Install the parameter fixes above on moto's CloudFormation parsing (idempotent)."""
     parsing.get_references_from_template = _references
     if parsing.ResourceMap.build_resource_diff is _original_diff:
         parsing.ResourceMap.build_resource_diff = _build_resource_diff
+    if parsing.ResourceMap.parse_ssm_parameter is _original_parse_ssm:
+        parsing.ResourceMap.parse_ssm_parameter = _parse_ssm_parameter
