@@ -509,3 +509,43 @@ def test_condition_names_all_resolve(rendered):
     for env_type, capture, scaling in itertools.product(("staging", "prod"), ("true", "false"), ("default", "enabled", "disabled")):
         for name in rendered["Conditions"]:
             condition(rendered, name, EnvType=env_type, EnableDataCapture=capture, AutoScaling=scaling)
+
+
+@pytest.mark.filterwarnings("ignore:Tried to parse")
+def test_deploys_in_a_staging_account_of_the_local_aws_server(local_aws):
+    """The same template, in a member account of the seeded Organization, on the local AWS
+    server the demo uses (its own moto patches, no test-local workaround)."""
+    account = local_aws.accounts_in("staging")[0]
+    ec2, ssm, cfn, sm = (local_aws.client(s, account) for s in ("ec2", "ssm", "cloudformation", "sagemaker"))
+    env_name = "mdtest"
+    vpc = ec2.create_vpc(CidrBlock="10.30.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.30.{i}.0/24")["Subnet"]["SubnetId"] for i in range(2)]
+    sg = ec2.create_security_group(GroupName=f"{env_name}-workload", Description="workload", VpcId=vpc)["GroupId"]
+    prefix = f"/{env_name}/staging/"
+    ssm.put_parameter(Name=prefix + model_deploy.SUBNET_IDS_SSM_SUFFIX, Type="StringList", Value=",".join(subnets), Overwrite=True)
+    ssm.put_parameter(Name=prefix + model_deploy.SECURITY_GROUP_SSM_SUFFIX, Type="String", Value=sg, Overwrite=True)
+    # moto also resolves the defaults (the mlops names) of SSM-typed parameters: publish them too.
+    ssm.put_parameter(Name="/mlops/staging/" + model_deploy.SUBNET_IDS_SSM_SUFFIX, Type="StringList", Value=",".join(subnets), Overwrite=True)
+    ssm.put_parameter(Name="/mlops/staging/" + model_deploy.SECURITY_GROUP_SSM_SUFFIX, Type="String", Value=sg, Overwrite=True)
+    stack_name = "model-deploy-local-test"
+    parameters = {
+        "EnvName": env_name,
+        "ModelPackageArn": MODEL_PACKAGE_ARN,
+        "EnableDataCapture": "true",
+        "EndpointName": "model-deploy-local-test",
+        "SubnetIds": prefix + model_deploy.SUBNET_IDS_SSM_SUFFIX,
+        "WorkloadSecurityGroupId": prefix + model_deploy.SECURITY_GROUP_SSM_SUFFIX,
+    }
+    cfn.create_stack(
+        StackName=stack_name,
+        TemplateBody=render_yaml(model_deploy.build_model_deploy_template()),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
+    )
+    cfn.get_waiter("stack_create_complete").wait(StackName=stack_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in cfn.describe_stacks(StackName=stack_name)["Stacks"][0]["Outputs"]}
+    endpoint = sm.describe_endpoint(EndpointName=outputs["EndpointName"])
+    config = sm.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+    assert config["KmsKeyId"] == outputs["EndpointKeyArn"]
+    model = sm.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
+    assert model["VpcConfig"] == {"Subnets": subnets, "SecurityGroupIds": [sg]}
+    assert model["ExecutionRoleArn"] == f"arn:aws:iam::{account}:role/{env_name}-model-execution"
