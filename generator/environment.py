@@ -13,7 +13,7 @@ from troposphere import GetAtt, Ref, Template
 from generator.encryption import add_keys
 from generator.identity import add_guardrails, add_role_policies, add_roles
 from generator.model_readers import add_model_readers
-from generator.model_registry import add_model_registry
+from generator.model_registry import add_model_registry, group_name
 from generator.network import add_private_network, add_s3_gateway_endpoint, endpoint_specs, publish_network
 from generator.outputs import publish
 from generator.parameters import add_environment
@@ -80,9 +80,7 @@ def build_environment_template(az_count: int = DEFAULT_AZ_COUNT) -> Template:
         template, env, "ModelPackageGroupArn", GetAtt(registry.group, "ModelPackageGroupArn"),
         "Model package group shared with the target accounts", "registry/model-package-group-arn",
     )
-    publish(
-        template, env, "ModelPackageGroupName", Ref(registry.group), "Model package group name", "registry/model-package-group-name"
-    )
+    publish(template, env, "ModelPackageGroupName", group_name(), "Model package group name", "registry/model-package-group-name")
     publish(template, env, "ModelImageRepositoryName", Ref(registry.repository), "ECR repository of inference images", "registry/model-image-repository-name")
     publish(template, env, "ModelImageRepositoryUri", GetAtt(registry.repository, "RepositoryUri"), "ECR repository URI", "registry/model-image-repository-uri")
     publish(template, env, "StudioDomainId", GetAtt(domain, "DomainId"), "SageMaker Studio domain id", "studio/domain-id")

@@ -34,6 +34,7 @@ from troposphere.iam import ManagedPolicy, Role
 
 from generator.parameters import Environment, partition_arn
 from generator.policies import account_trust, allow, document, service_trust
+from generator.model_registry import group_name
 from generator.storage import LIST_ACTIONS, READ_ACTIONS, WRITE_ACTIONS, bucket_arn, objects_arn
 
 # Actions that take sagemaker:VpcSubnets / sagemaker:VpcSecurityGroupIds (IAM service
@@ -260,9 +261,10 @@ def _workload_statements(repository) -> list[Statement]:
 def add_role_policies(template: Template, env: Environment, roles: Roles, storage, registry, domain) -> None:
     """Least-privilege managed policies of the four roles (keys are granted by the key policies)."""
     group_arn = GetAtt(registry.group, "ModelPackageGroupArn")
+    # Ref of a model package group is its ARN: the packages' ARN is built from the name.
     packages = Sub(
         "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:model-package/${Group}/*",
-        Group=Ref(registry.group),
+        Group=group_name(),
     )
     domain_id = GetAtt(domain, "DomainId")
     studio = [
@@ -335,17 +337,24 @@ def add_role_policies(template: Template, env: Environment, roles: Roles, storag
             allow(
                 "LaunchProjectProducts",
                 [
-                    servicecatalog.SearchProducts,
                     servicecatalog.DescribeProduct,
                     servicecatalog.DescribeProvisioningParameters,
                     servicecatalog.ListLaunchPaths,
                     servicecatalog.ProvisionProduct,
+                ],
+                # Products may be shared from a hub account's portfolio.
+                [partition_arn("catalog", "product/*", account="*")],
+            ),
+            allow(
+                "TrackProvisionedProducts",
+                [
+                    servicecatalog.SearchProducts,
                     servicecatalog.DescribeRecord,
                     servicecatalog.DescribeProvisionedProduct,
                     servicecatalog.UpdateProvisionedProduct,
                     servicecatalog.TerminateProvisionedProduct,
                 ],
-                # Service Catalog end-user actions are scoped by portfolio access, not resources.
+                # No resource-level permissions: access follows the portfolio and the product's owner.
                 ["*"],
             ),
             allow(

@@ -373,7 +373,6 @@ def _flow_log_key_policy() -> Policy:
                     awacs_kms.ReEncryptTo,
                     awacs_kms.GenerateDataKey,
                     awacs_kms.GenerateDataKeyWithoutPlaintext,
-                    awacs_kms.DescribeKey,
                 ],
                 Resource=["*"],
                 Condition=Condition(
@@ -437,7 +436,7 @@ def _add_flow_logs(template: Template, env: Environment, params: NetworkParamete
                     Sid="DescribeLogGroups",
                     Effect=Allow,
                     Action=[awacs_logs.DescribeLogGroups],
-                    Resource=[partition_arn("logs", "log-group:*")],
+                    Resource=["*"],  # no resource-level permissions
                 ),
             ),
         )

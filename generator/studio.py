@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from troposphere import And, Equals, GetAtt, Not, Parameter, Ref, Sub, Template
 from troposphere import Condition as TemplateCondition
-from troposphere.sagemaker import Domain, SharingSettings, UserProfile, UserSettings
+from troposphere.sagemaker import DefaultSpaceSettings, Domain, SharingSettings, UserProfile, UserSettings
 
 from generator.parameters import Environment
 
@@ -54,6 +54,10 @@ def add_studio(template: Template, env: Environment, network, execution_role, ef
             SubnetIds=network.private_subnet_ids,
             KmsKeyId=GetAtt(efs_key, "Arn"),
             DefaultUserSettings=_user_settings(execution_role, network.workload_sg),
+            # Shared spaces run in the same security group, under the same role.
+            DefaultSpaceSettings=DefaultSpaceSettings(
+                ExecutionRole=GetAtt(execution_role, "Arn"), SecurityGroups=[GetAtt(network.workload_sg, "GroupId")]
+            ),
             TagPropagation="ENABLED",
             Tags=env.tags(),
         )

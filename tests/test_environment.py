@@ -255,6 +255,7 @@ def test_studio_domain_is_vpc_only_with_workload_sg_private_subnets_and_efs_key(
     assert props["DefaultUserSettings"]["SecurityGroups"] == [{"Fn::GetAtt": ["WorkloadSecurityGroup", "GroupId"]}]
     assert props["SubnetIds"]["Fn::If"][1] == [{"Ref": "PrivateSubnet1"}, {"Ref": "PrivateSubnet2"}]
     assert props["DefaultUserSettings"]["ExecutionRole"] == {"Fn::GetAtt": ["SageMakerExecutionRole", "Arn"]}
+    assert props["DefaultSpaceSettings"]["SecurityGroups"] == props["DefaultUserSettings"]["SecurityGroups"]
 
 
 def test_example_user_profile_only_when_named(template):
