@@ -40,6 +40,10 @@ _PRINCIPAL_ARN = r"^arn:aws[a-z-]*:iam::\d{12}:(role|user|group)/([\w+=,.@-]+/)*
 _ROLE_PATTERN = r"^[\w+=,.@*?/-]{1,128}$"
 _ACCOUNT_ID = r"^\d{12}$"
 _OU_ID = r"^ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}$"
+# Shares name accounts and OUs by id, or by name / path in the Organization (resolved
+# through Organizations before planning), so one catalog fits the local and a real org.
+_ACCOUNT_REF = r"^(\d{12}|[A-Za-z][\w .+@-]{0,49})$"
+_OU_REF = r"^(ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|(/[\w .+@&-]{1,128})+)$"
 _REGION = r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$"
 _BUCKET = r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 _TAG_KEY = r"^(?!aws:)[\w .:/=+@-]{1,128}$"
@@ -152,8 +156,8 @@ SCHEMA: dict = {
             "type": "object",
             "additionalProperties": False,
             "properties": {
-                "accounts": {"type": "array", "uniqueItems": True, "items": _pattern(_ACCOUNT_ID, "a 12-digit account id (quote it in YAML)")},
-                "organizational_units": {"type": "array", "uniqueItems": True, "items": _pattern(_OU_ID, "an OU id such as ou-ab12-cd34ef56")},
+                "accounts": {"type": "array", "uniqueItems": True, "items": _pattern(_ACCOUNT_REF, "a 12-digit account id (quoted in YAML) or the name of an account of the Organization")},
+                "organizational_units": {"type": "array", "uniqueItems": True, "items": _pattern(_OU_REF, "an OU id such as ou-ab12-cd34ef56, or an OU path from the root such as /workloads/staging")},
                 "organization": {"type": "boolean", "description": "share with the whole organization"},
                 "share_principals": {"type": "boolean"},
                 "share_tag_options": {"type": "boolean"},
@@ -588,6 +592,14 @@ WRITE_OPS = frozenset(
         "update_share", "delete_share", "accept_share",
     }
 )
+
+
+def is_account_id(value: str) -> bool:
+    return re.fullmatch(_ACCOUNT_ID, value) is not None
+
+
+def is_ou_id(value: str) -> bool:
+    return re.fullmatch(_OU_ID, value) is not None
 
 
 def check_against_identity(catalog: Catalog, identity: Identity) -> None:

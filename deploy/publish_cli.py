@@ -107,7 +107,7 @@ def run_publish(args) -> int:
     try:
         publisher = CatalogPublisher(clients, catalog.region)
         identity = publisher.identity()
-        publisher.check_targets(catalog)
+        catalog = publisher.resolve_targets(catalog)
         state = publisher.read_state(catalog, identity)
     except EndpointConnectionError as error:
         raise RolloutError(f"cannot reach AWS at {error.kwargs.get('endpoint_url')}: is the local AWS up (python -m deploy local up)?") from None

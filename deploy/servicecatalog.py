@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 from urllib.parse import quote, urlparse
 
@@ -31,6 +31,8 @@ from deploy.catalog import (
     ProductState,
     ShareState,
     default_bucket_name,
+    is_account_id,
+    is_ou_id,
 )
 from deploy.clients import Clients
 from deploy.errors import InputError, RolloutError
@@ -106,18 +108,61 @@ class CatalogPublisher:
             raise InputError(f"the AWS credentials were refused: {error}") from None
         return Identity(account=caller["Account"], partition=caller["Arn"].split(":")[1], region=self.region)
 
-    def check_targets(self, catalog: Catalog) -> None:
-        """Check through Organizations that every OU shared with exists (exit 2 before any write)."""
-        if not catalog.shares.organizational_units:
-            return
+    def resolve_targets(self, catalog: Catalog) -> Catalog:
+        """The catalog with share targets as ids: account names and OU paths looked up in the
+        Organization, OU ids checked to exist (InputError, exit 2, before any write)."""
+        shares = catalog.shares
+        if not shares.organizational_units and all(is_account_id(a) for a in shares.accounts):
+            return catalog
         org = self._client("organizations")
-        for index, ou in enumerate(catalog.shares.organizational_units):
-            try:
-                org.describe_organizational_unit(OrganizationalUnitId=ou)
-            except ClientError as error:
-                if _code(error) in ("OrganizationalUnitNotFoundException", "AWSOrganizationsNotInUseException", "InvalidInputException"):
-                    raise InputError(f"organizational unit {ou} not found in the caller's organization ({_code(error)})", source=catalog.source, where="shares", key=f"shares.organizational_units[{index}]") from None
-                raise
+
+        def invalid(message: str, key: str) -> InputError:
+            return InputError(message, source=catalog.source, where="shares", key=key)
+
+        try:
+            accounts = list(shares.accounts)
+            names = [i for i, a in enumerate(accounts) if not is_account_id(a)]
+            if names:
+                by_name: dict[str, list[str]] = {}
+                for account in org.get_paginator("list_accounts").paginate().search("Accounts[]"):
+                    by_name.setdefault(account["Name"], []).append(account["Id"])
+                for index in names:
+                    found = by_name.get(accounts[index], [])
+                    if len(found) != 1:
+                        problem = "no account" if not found else f"{len(found)} accounts ({', '.join(found)})"
+                        raise invalid(f"{problem} of the caller's Organization is named {accounts[index]!r}; use the 12-digit account id", f"shares.accounts[{index}]")
+                    accounts[index] = found[0]
+            ous = []
+            for index, ou in enumerate(shares.organizational_units):
+                key = f"shares.organizational_units[{index}]"
+                if is_ou_id(ou):
+                    try:
+                        org.describe_organizational_unit(OrganizationalUnitId=ou)
+                    except ClientError as error:
+                        if _code(error) in ("OrganizationalUnitNotFoundException", "InvalidInputException"):
+                            raise invalid(f"organizational unit {ou} not found in the caller's Organization", key) from None
+                        raise
+                    ous.append(ou)
+                else:
+                    ous.append(self._ou_by_path(org, ou, invalid, key))
+        except ClientError as error:
+            if _code(error) == "AWSOrganizationsNotInUseException":
+                raise invalid("the publishing account is in no Organization: share with account ids only", "shares") from None
+            raise
+        return replace(catalog, shares=replace(shares, accounts=tuple(accounts), organizational_units=tuple(ous)))
+
+    def _ou_by_path(self, org, path: str, invalid, key: str) -> str:
+        """The id of the OU at ``path`` (``/workloads/staging``) under the Organization's root."""
+        parent = org.list_roots()["Roots"][0]["Id"]
+        walked = ""
+        for name in path.strip("/").split("/"):
+            walked += f"/{name}"
+            children = org.get_paginator("list_organizational_units_for_parent").paginate(ParentId=parent).search("OrganizationalUnits[]")
+            match = next((ou["Id"] for ou in children if ou["Name"] == name), None)
+            if match is None:
+                raise invalid(f"no organizational unit at {walked} in the caller's Organization", key)
+            parent = match
+        return parent
 
     def read_state(self, catalog: Catalog, identity: Identity) -> LiveState:
         bucket_name = catalog.bucket_name or default_bucket_name(identity)

@@ -73,7 +73,7 @@ def test_first_publish_reads_then_writes_with_the_real_request_shapes(stubbed, c
     sc.add_response("get_aws_organizations_access_status", {"AccessStatus": "DISABLED"}, {})
 
     identity = publisher.identity()
-    publisher.check_targets(catalog)
+    catalog = publisher.resolve_targets(catalog)
     state = publisher.read_state(catalog, identity)
     plan = plan_publish(catalog, state, identity)
     assert counter.writes == 0
@@ -154,7 +154,7 @@ def test_unchanged_catalog_reads_every_page_and_plans_nothing(stubbed, catalog):
     _read_identity_and_targets(stubs)
     _steady_state_reads(stubs, catalog, artifacts=[{"Id": "pa-1", "Name": product.version_name, "CreatedTime": WHEN, "Active": True, "Guidance": "DEFAULT"}])
     identity = publisher.identity()
-    publisher.check_targets(catalog)
+    catalog = publisher.resolve_targets(catalog)
     state = publisher.read_state(catalog, identity)
     assert state.portfolio.id == "port-1" and state.products["project"].id == "prod-1"
     assert state.account_shares["111111111111"].accepted
@@ -170,7 +170,7 @@ def test_new_version_retires_old_ones_and_a_version_in_use_elsewhere_is_kept(stu
     _read_identity_and_targets(stubs)
     _steady_state_reads(stubs, catalog, artifacts=old, in_use=["pa-9"])
     identity = publisher.identity()
-    publisher.check_targets(catalog)
+    catalog = publisher.resolve_targets(catalog)
     state = publisher.read_state(catalog, identity)
     plan = plan_publish(catalog, state, identity)
     assert [a.op for a in plan.actions] == ["create_version", "deactivate_version", "delete_version"]
@@ -196,7 +196,7 @@ def test_pending_account_share_is_accepted_through_the_recipient_role(stubbed, c
     product = catalog.products[0]
     _steady_state_reads(stubs, catalog, artifacts=[{"Id": "pa-1", "Name": product.version_name, "CreatedTime": WHEN, "Active": True}], shares_accepted=False)
     identity = publisher.identity()
-    publisher.check_targets(catalog)
+    catalog = publisher.resolve_targets(catalog)
     state = publisher.read_state(catalog, identity)
     from dataclasses import replace
 
@@ -237,7 +237,7 @@ def test_a_failed_call_stops_and_reports_what_was_done(stubbed, catalog):
     sc.add_response("search_products_as_admin", {"ProductViewDetails": []}, {})
     sc.add_response("get_aws_organizations_access_status", {"AccessStatus": "ENABLED"}, {})
     identity = publisher.identity()
-    publisher.check_targets(catalog)
+    catalog = publisher.resolve_targets(catalog)
     state = publisher.read_state(catalog, identity)
     plan = plan_publish(catalog, state, identity)
     s3.add_client_error("create_bucket", service_error_code="AccessDenied", service_message="no s3:CreateBucket", http_status_code=403)
@@ -254,5 +254,43 @@ def test_unknown_ou_is_invalid_input_before_any_write(stubbed, catalog):
     from deploy.errors import InputError
 
     with pytest.raises(InputError) as caught:
-        publisher.check_targets(catalog)
+        catalog = publisher.resolve_targets(catalog)
     assert caught.value.key == "shares.organizational_units[0]" and counter.writes == 0
+
+
+def test_account_names_and_ou_paths_resolve_through_organizations(stubbed, catalog):
+    from dataclasses import replace
+
+    publisher, stubs, counter = stubbed
+    org = stubs["organizations"]
+    catalog = replace(catalog, shares=replace(catalog.shares, accounts=("ml-staging", "222222222222"), organizational_units=("/workloads/staging", OU)))
+    org.add_response("list_accounts", {"Accounts": [{"Id": "333333333333", "Name": "ml-dev"}], "NextToken": "a2"}, {})
+    org.add_response("list_accounts", {"Accounts": [{"Id": "111111111111", "Name": "ml-staging"}]}, {"NextToken": "a2"})
+    org.add_response("list_roots", {"Roots": [{"Id": "r-ab12"}]}, {})
+    org.add_response("list_organizational_units_for_parent", {"OrganizationalUnits": [{"Id": "ou-ab12-00000001", "Name": "sandbox"}], "NextToken": "o2"}, {"ParentId": "r-ab12"})
+    org.add_response("list_organizational_units_for_parent", {"OrganizationalUnits": [{"Id": "ou-ab12-11111111", "Name": "workloads"}]}, {"ParentId": "r-ab12", "NextToken": "o2"})
+    org.add_response("list_organizational_units_for_parent", {"OrganizationalUnits": [{"Id": "ou-ab12-22222222", "Name": "staging"}]}, {"ParentId": "ou-ab12-11111111"})
+    org.add_response("describe_organizational_unit", {"OrganizationalUnit": {"Id": OU}}, {"OrganizationalUnitId": OU})
+    resolved = publisher.resolve_targets(catalog)
+    assert resolved.shares.accounts == ("111111111111", "222222222222")
+    assert resolved.shares.organizational_units == ("ou-ab12-22222222", OU)
+    assert counter.writes == 0
+
+
+@pytest.mark.parametrize("accounts, ous, key", [(("nobody",), (), "shares.accounts[0]"), ((), ("/missing",), "shares.organizational_units[0]")])
+def test_unknown_account_name_or_ou_path_is_invalid_input(stubbed, catalog, accounts, ous, key):
+    from dataclasses import replace
+
+    from deploy.errors import InputError
+
+    publisher, stubs, counter = stubbed
+    org = stubs["organizations"]
+    catalog = replace(catalog, shares=replace(catalog.shares, accounts=accounts, organizational_units=ous))
+    if accounts:
+        org.add_response("list_accounts", {"Accounts": [{"Id": "111111111111", "Name": "ml-staging"}]}, {})
+    else:
+        org.add_response("list_roots", {"Roots": [{"Id": "r-ab12"}]}, {})
+        org.add_response("list_organizational_units_for_parent", {"OrganizationalUnits": []}, {"ParentId": "r-ab12"})
+    with pytest.raises(InputError) as caught:
+        publisher.resolve_targets(catalog)
+    assert caught.value.key == key and counter.writes == 0

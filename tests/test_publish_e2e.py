@@ -47,8 +47,8 @@ def workspace(local_aws, tmp_path):
             {"name": names["project"], "template": "project.yaml", "owner": "Platform team", "sagemaker_project": True},
         ],
         "shares": {
-            "organizational_units": [local_aws.ou_id("development")],
-            "accounts": [local_aws.account_id("ml-staging")],
+            "organizational_units": ["/development"],  # by path and by name: resolved through Organizations
+            "accounts": ["ml-staging"],
             "share_principals": True,
             "accept_role": "OrganizationAccountAccessRole",
         },
@@ -178,33 +178,57 @@ def _server_snapshot(local_aws) -> tuple:
     return portfolios, products, buckets
 
 
-@pytest.mark.parametrize(
-    "mutate, key",
-    [
-        (lambda doc, aws: doc["products"][0].update(owner=7), "products[0].owner"),
-        (lambda doc, aws: doc["shares"].update(organizational_units=["ou-zzzz-zzzzzzzz"]), "shares.organizational_units[0]"),
-        (lambda doc, aws: doc["shares"].update(accounts=[aws.management_account_id]), "shares.accounts[0]"),
-        (lambda doc, aws: doc["products"][1].update(template="missing.yaml"), "template"),
-    ],
-)
-def test_invalid_catalog_exits_2_and_writes_nothing(local_aws, workspace, mutate, key, monkeypatch):
+def publish_in_process(catalog: Path, *args: str, root: Path | None = None, monkeypatch=None, capsys=None) -> tuple[int, dict | None, list]:
+    """The same command line in this process, keeping the CallCounters it creates."""
+    from deploy import cli, publish_cli
+    from deploy.clients import CallCounter
+
+    counters: list[CallCounter] = []
+
+    def counting() -> CallCounter:
+        counters.append(CallCounter())
+        return counters[-1]
+
+    monkeypatch.setattr(publish_cli, "CallCounter", counting)
+    argv = ["publish", "--catalog", str(catalog), "--json", *args] + (["--root", str(root)] if root else [])
+    status = cli.main(argv)
+    out = capsys.readouterr().out
+    return status, (json.loads(out) if out.strip() else None), counters
+
+
+INVALID = [
+    (lambda doc, aws: doc["products"][0].update(owner=7), "products[0].owner"),
+    (lambda doc, aws: doc["shares"].update(organizational_units=["ou-zzzz-zzzzzzzz"]), "shares.organizational_units[0]"),
+    (lambda doc, aws: doc["shares"].update(organizational_units=["/development/missing"]), "shares.organizational_units[0]"),
+    (lambda doc, aws: doc["shares"].update(accounts=["no-such-account"]), "shares.accounts[0]"),
+    (lambda doc, aws: doc["shares"].update(accounts=[aws.management_account_id]), "shares.accounts[0]"),
+    (lambda doc, aws: doc["products"][1].update(template="missing.yaml"), "template"),
+]
+
+
+def test_invalid_catalog_exits_2_through_the_command_line_and_writes_nothing(local_aws, workspace):
     path, doc, _ = workspace
-    mutate(doc, local_aws)
+    doc["shares"]["organizational_units"] = ["/development/missing"]
     path.write_text(yaml.safe_dump(doc))
     before = _server_snapshot(local_aws)
     status, document, stderr = publish(path, root=path.parent)
     assert status == 2, stderr
-    assert document["error"] == "invalid_input" and document["key"] == key and document["file"] == str(path)
+    assert document["error"] == "invalid_input" and document["key"] == "shares.organizational_units[0]" and document["file"] == str(path)
+    assert "/development/missing" in stderr
     assert _server_snapshot(local_aws) == before
 
-    # In-process, the call counter proves no write call was even attempted.
-    from deploy import cli, publish_cli
-    from deploy.clients import CallCounter
 
-    counters = []
-    monkeypatch.setattr(publish_cli, "CallCounter", lambda: counters.append(CallCounter()) or counters[-1])
-    assert cli.main(["publish", "--catalog", str(path), "--root", str(path.parent)]) == 2
+@pytest.mark.parametrize("mutate, key", INVALID)
+def test_invalid_catalog_exits_2_with_zero_write_calls(local_aws, workspace, mutate, key, monkeypatch, capsys):
+    path, doc, _ = workspace
+    mutate(doc, local_aws)
+    path.write_text(yaml.safe_dump(doc))
+    before = _server_snapshot(local_aws)
+    status, document, counters = publish_in_process(path, root=path.parent, monkeypatch=monkeypatch, capsys=capsys)
+    assert status == 2
+    assert document["error"] == "invalid_input" and document["key"] == key and document["file"] == str(path)
     assert all(counter.writes == 0 for counter in counters)
+    assert _server_snapshot(local_aws) == before
 
 
 def test_the_example_catalog_publishes_against_the_seeded_organization(local_aws):
@@ -213,7 +237,7 @@ def test_the_example_catalog_publishes_against_the_seeded_organization(local_aws
     if missing:
         pytest.skip(f"templates not generated yet: {', '.join(missing)}")
     status, dry, stderr = publish(ROOT / "examples" / "catalog.yaml", "--dry-run")
-    assert status == 0, stderr  # the example's OU and account ids are the seeded ones
+    assert status == 0, stderr  # the example's OU path and account name resolve in the seeded org
     assert dry["calls"]["writes"] == 0
     status, result, stderr = publish(ROOT / "examples" / "catalog.yaml")
     assert status == 0, stderr
