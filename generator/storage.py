@@ -28,7 +28,7 @@ from awacs.aws import (
     StringEquals,
     StringNotEquals,
 )
-from troposphere import GetAtt, Parameter, Ref, Sub, Template
+from troposphere import Equals, GetAtt, If, Not, Parameter, Ref, Sub, Template
 from troposphere.s3 import (
     Bucket,
     BucketEncryption,
@@ -97,9 +97,10 @@ def _common(env: Environment) -> dict:
     }
 
 
-def _kms_bucket(logical_id: str, env: Environment, key, logs: Bucket, log_prefix: str) -> Bucket:
+def _kms_bucket(logical_id: str, env: Environment, key, logs: Bucket, log_prefix: str, **name) -> Bucket:
     return Bucket(
         logical_id,
+        **name,
         BucketEncryption=BucketEncryption(
             ServerSideEncryptionConfiguration=[
                 ServerSideEncryptionRule(
@@ -146,7 +147,22 @@ def add_buckets(template: Template, env: Environment, data_key, models_key) -> S
         )
     )
     data = template.add_resource(_kms_bucket("DataBucket", env, data_key, logs, "data/"))
-    models = template.add_resource(_kms_bucket("ModelsBucket", env, models_key, logs, "models/"))
+    # The models bucket has a name known in advance: the target accounts' network and
+    # roles (other stack sets of the same rollout) must name it before this stack exists.
+    models_name = template.add_parameter(
+        Parameter(
+            "ModelsBucketName",
+            Type="String",
+            Default="",
+            AllowedPattern=r"^([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])?$",
+            ConstraintDescription="empty, or an S3 bucket name",
+            Description="Name of the models bucket; empty: <EnvName>-<EnvType>-models-<account id> "
+            "(set one to run a second environment of the same name and type in another region)",
+        )
+    )
+    template.add_condition("HasModelsBucketName", Not(Equals(Ref(models_name), "")))
+    name = If("HasModelsBucketName", Ref(models_name), Sub("${EnvName}-${EnvType}-models-${AWS::AccountId}"))
+    models = template.add_resource(_kms_bucket("ModelsBucket", env, models_key, logs, "models/", BucketName=name))
     return Storage(data=data, models=models, access_logs=logs, model_prefix=prefix)
 
 

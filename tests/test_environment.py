@@ -149,6 +149,13 @@ def test_every_bucket_is_private_versioned_retained_and_has_a_policy(template):
         bucket_policy(template, logical_id)
 
 
+def test_models_bucket_name_is_known_in_advance_or_given(template):
+    name = template["Resources"]["ModelsBucket"]["Properties"]["BucketName"]
+    assert Resolver(template, {"EnvName": "team-a"}).resolve(name) == f"team-a-dev-models-{ACCOUNT}"
+    assert Resolver(template, {"ModelsBucketName": "my-models"}).resolve(name) == "my-models"
+    assert "BucketName" not in template["Resources"]["DataBucket"]["Properties"]
+
+
 def test_environment_buckets_use_their_cmk_with_bucket_keys_and_log_access(template):
     for logical_id, key in (("DataBucket", "DataKey"), ("ModelsBucket", "ModelsKey")):
         props = template["Resources"][logical_id]["Properties"]
@@ -434,6 +441,9 @@ def test_deploys_on_the_local_emulator_with_sharing_and_nat():
         outputs = stack["OutputValues"]
         assert REQUIRED_OUTPUTS <= set(outputs)
         import boto3
+
+        account = boto3.client("sts", region_name="us-east-1").get_caller_identity()["Account"]
+        assert outputs["ModelsBucketName"] == f"mlops-dev-models-{account}"  # known before the stack exists
 
         s3 = boto3.client("s3", region_name="us-east-1")
         encryption = str(s3.get_bucket_encryption(Bucket=outputs["ModelsBucketName"])["ServerSideEncryptionConfiguration"])
