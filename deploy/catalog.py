@@ -565,6 +565,7 @@ class LiveState:
     organization_id: str | None = None
     organizations_access: str | None = None  # ENABLED / DISABLED / None (not read)
     in_use: frozenset = frozenset()  # provisioning artifact ids used by provisioned products
+    recipient_principals: dict = field(default_factory=dict)  # account -> {(arn, type)} on the imported portfolio
 
 
 # --- the plan ---------------------------------------------------------------------------
@@ -589,7 +590,7 @@ WRITE_OPS = frozenset(
         "create_version", "activate_version", "deactivate_version", "delete_version", "associate_product",
         "create_launch_constraint", "update_launch_constraint", "delete_constraint", "disassociate_product",
         "associate_principal", "disassociate_principal", "enable_organizations_access", "create_share",
-        "update_share", "delete_share", "accept_share",
+        "update_share", "delete_share", "accept_share", "associate_recipient_principal",
     }
 )
 
@@ -730,6 +731,17 @@ def _plan_product(catalog: Catalog, state: LiveState, product: ProductSpec) -> t
     return now, later, notes
 
 
+def recipient_principals(catalog: Catalog, identity: Identity, account: str) -> set[tuple[str, str]]:
+    """The catalog's principals as they apply in recipient ``account`` of an account share."""
+    out = set()
+    for principal in catalog.principals:
+        if principal.kind != "arn":
+            out.add(principal.resolve(identity.partition, account))
+        elif principal.value.split(":")[4] == account:
+            out.add((principal.value, "IAM"))
+    return out
+
+
 def _plan_access(catalog: Catalog, state: LiveState, identity: Identity) -> list[Action]:
     actions = []
     desired = {p.resolve(identity.partition, identity.account) for p in catalog.principals}
@@ -744,12 +756,20 @@ def _plan_access(catalog: Catalog, state: LiveState, identity: Identity) -> list
         actions.append(Action("enable_organizations_access", "Service Catalog organization sharing"))
     for account in shares.accounts:
         live = state.account_shares.get(account)
+        # Principal sharing exists for organization shares only: an account share carries
+        # none, and the recipient's principals are associated in the recipient account.
+        params = {"account": account, "share_principals": False, "share_tag_options": shares.share_tag_options}
         if live is None:
-            actions.append(Action("create_share", f"account {account}", {"account": account, "share_principals": flags.share_principals, "share_tag_options": flags.share_tag_options}))
-        elif (live.share_principals, live.share_tag_options) != (flags.share_principals, flags.share_tag_options):
-            actions.append(Action("update_share", f"account {account}", {"account": account, "share_principals": flags.share_principals, "share_tag_options": flags.share_tag_options}))
-        if shares.accept_role and (live is None or not live.accepted):
+            actions.append(Action("create_share", f"account {account}", params))
+        elif (live.share_principals, live.share_tag_options) != (False, shares.share_tag_options):
+            actions.append(Action("update_share", f"account {account}", params))
+        if not shares.accept_role:
+            continue
+        if live is None or not live.accepted:
             actions.append(Action("accept_share", f"account {account}", {"account": account, "role": shares.accept_role}))
+        have = state.recipient_principals.get(account, frozenset())
+        for arn, kind in sorted(recipient_principals(catalog, identity, account) - have):
+            actions.append(Action("associate_recipient_principal", f"{arn} in {account}", {"account": account, "role": shares.accept_role, "arn": arn, "type": kind}))
     for node_type, value in sorted(nodes):
         live = state.node_shares.get((node_type, value))
         node = {"node_type": node_type, "node": value, "share_principals": flags.share_principals, "share_tag_options": flags.share_tag_options}

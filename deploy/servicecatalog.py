@@ -80,6 +80,7 @@ class CatalogPublisher:
     def __init__(self, clients: Clients, region: str | None = None):
         self.clients = clients
         self.region = region or clients.session.region_name
+        self._recipients: dict = {}
         if not self.region:
             raise InputError("no AWS region: set 'region' in the catalog, or AWS_REGION / AWS_DEFAULT_REGION")
 
@@ -195,6 +196,13 @@ class CatalogPublisher:
             organization_id = self._client("organizations").describe_organization()["Organization"]["Id"]
         if catalog.shares.needs_organizations:
             access = self.sc.get_aws_organizations_access_status().get("AccessStatus")
+        recipients = {}
+        if portfolio and catalog.shares.accept_role:
+            for account in catalog.shares.accounts:
+                if account in account_shares and account_shares[account].accepted:
+                    recipient = self._recipient_client(identity, account, catalog.shares.accept_role)
+                    pages = recipient.get_paginator("list_principals_for_portfolio").paginate(PortfolioId=portfolio.id)
+                    recipients[account] = frozenset((p["PrincipalARN"], p["PrincipalType"]) for p in pages.search("Principals[]"))
         in_use = frozenset()
         if any(p.versions.keep is not None for p in catalog.products) and products:
             in_use = frozenset(p.get("ProvisioningArtifactId") for p in self._paginate("scan_provisioned_products", "ProvisionedProducts", AccessLevelFilter={"Key": "Account", "Value": "self"}))
@@ -211,6 +219,7 @@ class CatalogPublisher:
             organization_id=organization_id,
             organizations_access=access,
             in_use=in_use,
+            recipient_principals=recipients,
         )
 
     def _paginate(self, operation: str, key: str, **kwargs) -> list:
@@ -480,11 +489,22 @@ class CatalogPublisher:
     def _do_delete_share(self, action, result, catalog, identity, bodies):
         self.sc.delete_portfolio_share(PortfolioId=result.portfolio_id, **self._share_target(action.params))
 
+    def _recipient_client(self, identity: Identity, account: str, role: str):
+        """Service Catalog in share recipient ``account``, as its role ``role`` (one session per account)."""
+        cache = self._recipients
+        if account not in cache:
+            role_arn = f"arn:{identity.partition}:iam::{account}:role/{role}"
+            credentials = self._client("sts").assume_role(RoleArn=role_arn, RoleSessionName="sm-deploy-accept-portfolio-share")["Credentials"]
+            session = boto3.session.Session(aws_access_key_id=credentials["AccessKeyId"], aws_secret_access_key=credentials["SecretAccessKey"], aws_session_token=credentials["SessionToken"], region_name=self.region)
+            cache[account] = Clients(session=session, counter=self.clients.counter, config=self.clients.config).client("servicecatalog", self.region)
+        return cache[account]
+
     def _do_accept_share(self, action, result, catalog, identity, bodies):
         """Accept the share in the recipient account, as the role the catalog names there."""
         p = action.params
-        role_arn = f"arn:{identity.partition}:iam::{p['account']}:role/{p['role']}"
-        credentials = self._client("sts").assume_role(RoleArn=role_arn, RoleSessionName="sm-deploy-accept-portfolio-share")["Credentials"]
-        session = boto3.session.Session(aws_access_key_id=credentials["AccessKeyId"], aws_secret_access_key=credentials["SecretAccessKey"], aws_session_token=credentials["SessionToken"], region_name=self.region)
-        recipient = Clients(session=session, counter=self.clients.counter, config=self.clients.config).client("servicecatalog", self.region)
-        recipient.accept_portfolio_share(PortfolioId=result.portfolio_id, PortfolioShareType="IMPORTED")
+        self._recipient_client(identity, p["account"], p["role"]).accept_portfolio_share(PortfolioId=result.portfolio_id, PortfolioShareType="IMPORTED")
+
+    def _do_associate_recipient_principal(self, action, result, catalog, identity, bodies):
+        p = action.params
+        recipient = self._recipient_client(identity, p["account"], p["role"])
+        recipient.associate_principal_with_portfolio(PortfolioId=result.portfolio_id, PrincipalARN=p["arn"], PrincipalType=p["type"])

@@ -22,6 +22,7 @@ from deploy.catalog import (
     VersionPolicy,
     load_catalog,
     plan_publish,
+    recipient_principals,
     retain_versions,
 )
 from deploy.errors import EXIT_INVALID, InputError
@@ -77,9 +78,10 @@ def _published(catalog, *, accepted=True, extra_artifacts=None) -> LiveState:
         products=products,
         constraints=tuple(constraints),
         principals=frozenset(p.resolve("aws", IDENTITY.account) for p in catalog.principals),
-        account_shares={a: ShareState(accepted=accepted, **flags) for a in shares.accounts},
+        account_shares={a: ShareState(accepted=accepted, share_tag_options=shares.share_tag_options) for a in shares.accounts},
         node_shares={("ORGANIZATIONAL_UNIT", ou): ShareState(**flags) for ou in shares.organizational_units},
         organizations_access="ENABLED",
+        recipient_principals={a: frozenset(recipient_principals(catalog, IDENTITY, a)) for a in shares.accounts if accepted and shares.accept_role},
     )
 
 
@@ -329,9 +331,23 @@ def test_principals_and_shares_converge_both_ways(tmp_path):
     plan = plan_publish(catalog, state, IDENTITY)
     assert _ops(plan) == [
         ("accept_share", "account 111111111111"),
+        ("associate_recipient_principal", "arn:aws:iam::111111111111:role/DataScientist in 111111111111"),
+        ("associate_recipient_principal", "arn:aws:iam:::role/*-mlops-engineer in 111111111111"),
         ("update_share", "organizational_unit ou-ab12-cd34ef56"),
         ("disassociate_principal", "arn:aws:iam::123456789012:role/Old"),
         ("delete_share", "account 222222222222"),
+    ]
+
+
+def test_account_shares_never_share_principals_but_org_shares_do(tmp_path):
+    catalog = _load(tmp_path)  # share_principals: true
+    plan = plan_publish(catalog, LiveState(bucket_name="b"), IDENTITY)
+    shares = {a.target: a.params["share_principals"] for a in plan.actions if a.op == "create_share"}
+    assert shares == {"account 111111111111": False, "organizational_unit ou-ab12-cd34ef56": True}
+    recipient = [a.params for a in plan.actions if a.op == "associate_recipient_principal"]
+    assert [(p["arn"], p["type"], p["role"]) for p in recipient] == [
+        ("arn:aws:iam::111111111111:role/DataScientist", "IAM", "AcceptRole"),
+        ("arn:aws:iam:::role/*-mlops-engineer", "IAM_PATTERN", "AcceptRole"),
     ]
 
 

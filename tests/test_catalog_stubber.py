@@ -109,7 +109,7 @@ def test_first_publish_reads_then_writes_with_the_real_request_shapes(stubbed, c
     )
     sc.add_response("associate_principal_with_portfolio", {}, {"PortfolioId": "port-1", "PrincipalARN": "arn:aws:iam:::role/*-data-scientist", "PrincipalType": "IAM_PATTERN"})
     sc.add_response("enable_aws_organizations_access", {}, {})
-    sc.add_response("create_portfolio_share", {}, {"PortfolioId": "port-1", "AccountId": "111111111111", "SharePrincipals": True, "ShareTagOptions": False})
+    sc.add_response("create_portfolio_share", {}, {"PortfolioId": "port-1", "AccountId": "111111111111", "SharePrincipals": False, "ShareTagOptions": False})
     sc.add_response("create_portfolio_share", {"PortfolioShareToken": "share-1"}, {"PortfolioId": "port-1", "OrganizationNode": {"Type": "ORGANIZATIONAL_UNIT", "Value": OU}, "SharePrincipals": True, "ShareTagOptions": False})
 
     result = publisher.execute(plan, catalog, state, identity)
@@ -141,7 +141,7 @@ def _steady_state_reads(stubs, catalog, *, artifacts, shares_accepted=True, in_u
     sc.add_response("list_principals_for_portfolio", {"Principals": [{"PrincipalARN": "arn:aws:iam:::role/*-data-scientist", "PrincipalType": "IAM_PATTERN"}]}, {"PortfolioId": "port-1"})
     # DescribePortfolioShares has no botocore paginator: the adapter follows PageToken itself.
     sc.add_response("describe_portfolio_shares", {"PortfolioShareDetails": [], "NextPageToken": "t2"}, {"PortfolioId": "port-1", "Type": "ACCOUNT"})
-    sc.add_response("describe_portfolio_shares", {"PortfolioShareDetails": [{"PrincipalId": "111111111111", "Type": "ACCOUNT", "Accepted": shares_accepted, "SharePrincipals": True, "ShareTagOptions": False}]}, {"PortfolioId": "port-1", "Type": "ACCOUNT", "PageToken": "t2"})
+    sc.add_response("describe_portfolio_shares", {"PortfolioShareDetails": [{"PrincipalId": "111111111111", "Type": "ACCOUNT", "Accepted": shares_accepted, "SharePrincipals": False, "ShareTagOptions": False}]}, {"PortfolioId": "port-1", "Type": "ACCOUNT", "PageToken": "t2"})
     sc.add_response("describe_portfolio_shares", {"PortfolioShareDetails": []}, {"PortfolioId": "port-1", "Type": "ORGANIZATION"})
     sc.add_response("describe_portfolio_shares", {"PortfolioShareDetails": [{"PrincipalId": OU, "Type": "ORGANIZATIONAL_UNIT", "Accepted": True, "SharePrincipals": True, "ShareTagOptions": False}]}, {"PortfolioId": "port-1", "Type": "ORGANIZATIONAL_UNIT"})
     sc.add_response("get_aws_organizations_access_status", {"AccessStatus": "ENABLED"}, {})
@@ -202,7 +202,7 @@ def test_pending_account_share_is_accepted_through_the_recipient_role(stubbed, c
 
     catalog = replace(catalog, shares=replace(catalog.shares, accept_role="AcceptRole"))
     plan = plan_publish(catalog, state, identity)
-    assert [(a.op, a.target) for a in plan.actions] == [("accept_share", "account 111111111111")]
+    assert [(a.op, a.target) for a in plan.actions] == [("accept_share", "account 111111111111"), ("associate_recipient_principal", "arn:aws:iam:::role/*-data-scientist in 111111111111")]
 
     stubs["sts"].add_response(
         "assume_role",
@@ -217,6 +217,7 @@ def test_pending_account_share_is_accepted_through_the_recipient_role(stubbed, c
         if self.session.get_credentials().access_key == "AKIARECIPIENT0000000":
             stub = Stubber(client)
             stub.add_response("accept_portfolio_share", {}, {"PortfolioId": "port-1", "PortfolioShareType": "IMPORTED"})
+            stub.add_response("associate_principal_with_portfolio", {}, {"PortfolioId": "port-1", "PrincipalARN": "arn:aws:iam:::role/*-data-scientist", "PrincipalType": "IAM_PATTERN"})
             stub.activate()
             recipient_calls.append(stub)
         return client
@@ -225,7 +226,7 @@ def test_pending_account_share_is_accepted_through_the_recipient_role(stubbed, c
     publisher.execute(plan, catalog, state, identity)
     assert len(recipient_calls) == 1
     recipient_calls[0].assert_no_pending_responses()
-    assert counter.calls["servicecatalog.AcceptPortfolioShare"] == 1
+    assert counter.calls["servicecatalog.AcceptPortfolioShare"] == 1 and counter.calls["sts.AssumeRole"] == 1  # one session per recipient
 
 
 def test_a_failed_call_stops_and_reports_what_was_done(stubbed, catalog):

@@ -96,11 +96,15 @@ def test_first_publish_creates_everything_and_the_second_writes_nothing(local_aw
     principals = {(p["PrincipalARN"], p["PrincipalType"]) for p in sc.list_principals_for_portfolio(PortfolioId=portfolio_id)["Principals"]}
     assert principals == {(f"arn:aws:iam::{local_aws.management_account_id}:role/OrganizationAccountAccessRole", "IAM"), ("arn:aws:iam:::role/*-data-scientist", "IAM_PATTERN")}
     account_shares = sc.describe_portfolio_shares(PortfolioId=portfolio_id, Type="ACCOUNT")["PortfolioShareDetails"]
-    assert [(s["PrincipalId"], s["Accepted"], s["SharePrincipals"]) for s in account_shares] == [(local_aws.account_id("ml-staging"), True, True)]
+    staging = local_aws.account_id("ml-staging")
+    assert [(s["PrincipalId"], s["Accepted"], s["SharePrincipals"]) for s in account_shares] == [(staging, True, False)]
     ou_shares = sc.describe_portfolio_shares(PortfolioId=portfolio_id, Type="ORGANIZATIONAL_UNIT")["PortfolioShareDetails"]
-    assert [s["PrincipalId"] for s in ou_shares] == [local_aws.ou_id("development")]
+    assert [(s["PrincipalId"], s["SharePrincipals"]) for s in ou_shares] == [(local_aws.ou_id("development"), True)]
     recipient = local_aws.client("servicecatalog", account="ml-staging")
     assert portfolio_id in [p["Id"] for p in recipient.list_accepted_portfolio_shares()["PortfolioDetails"]]
+    # The account share carries no principals: the recipient's own were associated there.
+    in_recipient = {(p["PrincipalARN"], p["PrincipalType"]) for p in recipient.list_principals_for_portfolio(PortfolioId=portfolio_id)["Principals"]}
+    assert in_recipient == {(f"arn:aws:iam::{staging}:role/OrganizationAccountAccessRole", "IAM"), ("arn:aws:iam:::role/*-data-scientist", "IAM_PATTERN")}
     s3 = local_aws.client("s3")
     bucket = doc["bucket"]["name"]
     rule = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]

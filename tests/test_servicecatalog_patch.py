@@ -131,17 +131,24 @@ def test_principals_associate_list_and_disassociate(sc, portfolio):
 
 def test_account_shares_are_pending_until_the_recipient_accepts(local_aws, sc, portfolio):
     staging = local_aws.account_id("ml-staging")
-    sc.create_portfolio_share(PortfolioId=portfolio, AccountId=staging, SharePrincipals=True)
+    # Principal sharing is for organization shares only.
+    assert _error(lambda: sc.create_portfolio_share(PortfolioId=portfolio, AccountId=staging, SharePrincipals=True)) == "InvalidParametersException"
+    sc.create_portfolio_share(PortfolioId=portfolio, AccountId=staging, ShareTagOptions=True)
     share = sc.describe_portfolio_shares(PortfolioId=portfolio, Type="ACCOUNT")["PortfolioShareDetails"]
-    assert share == [{"PrincipalId": staging, "Type": "ACCOUNT", "Accepted": False, "ShareTagOptions": False, "SharePrincipals": True}]
+    assert share == [{"PrincipalId": staging, "Type": "ACCOUNT", "Accepted": False, "ShareTagOptions": True, "SharePrincipals": False}]
     recipient = local_aws.client("servicecatalog", account="ml-staging")
+    assert _error(lambda: recipient.list_principals_for_portfolio(PortfolioId=portfolio)) == "ResourceNotFoundException"
     recipient.accept_portfolio_share(PortfolioId=portfolio, PortfolioShareType="IMPORTED")
+    # The recipient associates its own principals with the imported portfolio.
+    recipient.associate_principal_with_portfolio(PortfolioId=portfolio, PrincipalARN=f"arn:aws:iam::{staging}:role/DataScientist", PrincipalType="IAM")
+    assert [p["PrincipalARN"] for p in recipient.list_principals_for_portfolio(PortfolioId=portfolio)["Principals"]] == [f"arn:aws:iam::{staging}:role/DataScientist"]
+    assert sc.list_principals_for_portfolio(PortfolioId=portfolio)["Principals"] == []
     assert portfolio in [p["Id"] for p in recipient.list_accepted_portfolio_shares(PortfolioShareType="IMPORTED")["PortfolioDetails"]]
     assert sc.describe_portfolio_shares(PortfolioId=portfolio, Type="ACCOUNT")["PortfolioShareDetails"][0]["Accepted"] is True
     other = local_aws.client("servicecatalog", account="ml-production-1")
     assert _error(lambda: other.accept_portfolio_share(PortfolioId=portfolio)) == "ResourceNotFoundException"
-    sc.update_portfolio_share(PortfolioId=portfolio, AccountId=staging, SharePrincipals=False)
-    assert sc.describe_portfolio_shares(PortfolioId=portfolio, Type="ACCOUNT")["PortfolioShareDetails"][0]["SharePrincipals"] is False
+    sc.update_portfolio_share(PortfolioId=portfolio, AccountId=staging, ShareTagOptions=False)
+    assert sc.describe_portfolio_shares(PortfolioId=portfolio, Type="ACCOUNT")["PortfolioShareDetails"][0]["ShareTagOptions"] is False
     sc.delete_portfolio_share(PortfolioId=portfolio, AccountId=staging)
     assert sc.describe_portfolio_shares(PortfolioId=portfolio, Type="ACCOUNT")["PortfolioShareDetails"] == []
     assert portfolio not in [p["Id"] for p in recipient.list_accepted_portfolio_shares()["PortfolioDetails"]]

@@ -14,9 +14,11 @@ describes (shapes as in botocore's service model):
 - constraints: Create (LAUNCH: exactly one of RoleArn/LocalRoleName, one per product and
   portfolio; the product must be in the portfolio), Describe, Update, Delete,
   ListConstraintsForPortfolio;
-- principals: Associate/Disassociate/ListPrincipalsForPortfolio (IAM and IAM_PATTERN);
+- principals: Associate/Disassociate/ListPrincipalsForPortfolio (IAM and IAM_PATTERN), on
+  the account's own portfolios and on those it imported;
 - portfolios: UpdatePortfolio, tags that DescribePortfolio reflects;
-- shares: account shares that are pending until the recipient accepts them
+- shares: account shares (no principal sharing: that is for organization nodes only)
+  that are pending until the recipient accepts them
   (AcceptPortfolioShare, ListAcceptedPortfolioShares, across accounts of the server),
   organization-node shares (ORGANIZATION, ORGANIZATIONAL_UNIT) that are imported at once,
   UpdatePortfolioShare, Enable/Disable/GetAWSOrganizationsAccess(Status);
@@ -356,8 +358,14 @@ def list_constraints_for_portfolio(self, portfolio_id, product_id):
     return [c for c in _state(self).constraints.values() if c.portfolio_id == portfolio_id and (not product_id or c.product_id == product_id)]
 
 
+def _own_or_imported(self, portfolio_id: str) -> None:
+    """A portfolio of this account, or one it imported (accepted): both take principals."""
+    if portfolio_id not in self.portfolios and portfolio_id not in _state(self).accepted:
+        raise _not_found(f"Portfolio {portfolio_id} not found.")
+
+
 def associate_principal_with_portfolio(self, portfolio_id, arn, principal_type):
-    _portfolio(self, portfolio_id)
+    _own_or_imported(self, portfolio_id)
     if principal_type not in ("IAM", "IAM_PATTERN"):
         raise _invalid(f"PrincipalType {principal_type} is not valid.")
     if principal_type == "IAM_PATTERN" and arn.split(":")[4:5] != [""]:
@@ -368,7 +376,7 @@ def associate_principal_with_portfolio(self, portfolio_id, arn, principal_type):
 
 
 def disassociate_principal_from_portfolio(self, portfolio_id, arn, principal_type):
-    _portfolio(self, portfolio_id)
+    _own_or_imported(self, portfolio_id)
     principals = _state(self).principals.get(portfolio_id, [])
     matching = [p for p in principals if p[0] == arn and (principal_type is None or p[1] == principal_type)]
     if not matching:
@@ -389,6 +397,8 @@ def create_portfolio_share(self, accept_language, portfolio_id, account_id, orga
     if account_id:
         if account_id == self.account_id:
             raise _invalid("A portfolio cannot be shared with its own account.")
+        if share_principals:
+            raise _invalid("SharePrincipals is only supported for shares to an OrganizationNode of type ORGANIZATION or ORGANIZATIONAL_UNIT.")
         state.account_shares.setdefault(portfolio_id, {}).setdefault(account_id, _flags(share_tag_options, share_principals))
         access = self.portfolio_access.setdefault(portfolio_id, [])
         if account_id not in access:
@@ -415,6 +425,8 @@ def update_portfolio_share(self, portfolio_id, account_id, organization_node, sh
         flags = state.node_shares.get(portfolio_id, {}).get((node.get("Type"), node.get("Value")))
     if flags is None:
         raise _not_found("No such portfolio share.")
+    if account_id and share_principals:
+        raise _invalid("SharePrincipals is only supported for shares to an OrganizationNode of type ORGANIZATION or ORGANIZATIONAL_UNIT.")
     if share_tag_options is not None:
         flags["ShareTagOptions"] = bool(share_tag_options)
     if share_principals is not None:
@@ -536,7 +548,7 @@ def _backend(self):
 
 
 def _product_view(product) -> dict:
-    return {"ProductViewSummary": product.to_dict(), "Status": "CREATED", "ProductARN": product.arn, "CreatedTime": product.created_time}
+    return {"ProductViewSummary": product.to_dict(), "Status": "AVAILABLE", "ProductARN": product.arn, "CreatedTime": product.created_time}
 
 
 def r_create_product(self):
@@ -709,7 +721,7 @@ def r_disassociate_principal_from_portfolio(self):
 def r_list_principals_for_portfolio(self):
     params = _params(self)
     backend = _backend(self)
-    _portfolio(backend, params["PortfolioId"])
+    _own_or_imported(backend, params["PortfolioId"])
     principals = [{"PrincipalARN": arn, "PrincipalType": kind} for arn, kind in _state(backend).principals.get(params["PortfolioId"], [])]
     page, token = _page(principals, params.get("PageToken"), params.get("PageSize"))
     return ActionResult({"Principals": page, "NextPageToken": token})
