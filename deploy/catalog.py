@@ -14,7 +14,6 @@ bytes finds the existing version and plans nothing.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -835,7 +834,3 @@ def summarize(plan: Plan) -> dict[str, int]:
         counts[action.op] = counts.get(action.op, 0) + 1
     return dict(sorted(counts.items()))
 
-
-def schema_json() -> str:
-    """The catalog's JSON Schema, for editors and documentation."""
-    return json.dumps(SCHEMA, indent=2, sort_keys=True)
