@@ -14,8 +14,8 @@ from generator.encryption import add_keys
 from generator.identity import add_guardrails, add_role_policies, add_roles
 from generator.model_readers import add_model_readers
 from generator.model_registry import add_model_registry, group_name
-from generator.network import add_private_network, add_s3_gateway_endpoint, endpoint_specs, publish_network
-from generator.outputs import publish
+from generator.network import NETWORK_PARAMETERS, add_private_network, add_s3_gateway_endpoint, endpoint_specs, publish_network
+from generator.outputs import group_parameters, publish
 from generator.parameters import add_environment
 from generator.storage import add_bucket_policies, add_buckets, environment_gateway_policy
 from generator.studio import add_studio
@@ -91,4 +91,16 @@ def build_environment_template(az_count: int = DEFAULT_AZ_COUNT) -> Template:
         (roles.mlops_engineer, "mlops-engineer-role-arn"),
     ):
         publish(template, env, f"{role.title}Arn", GetAtt(role, "Arn"), f"ARN of {role.title}", f"iam/{slug}")
+    group_parameters(
+        template,
+        {
+            "Environment": ["EnvName", "EnvType"],
+            "Network": [*NETWORK_PARAMETERS],
+            "Storage": ["ModelsBucketName", "ModelArtifactsPrefix"],
+            "Sharing models with the staging and production accounts": [
+                "TargetAccountIds", "OrganizationId", "TargetS3EndpointIds", "TargetKmsEndpointIds"
+            ],
+            "SageMaker Studio": ["StudioAuthMode", "StudioUserProfileName"],
+        },
+    )
     return template

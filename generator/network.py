@@ -63,6 +63,17 @@ LOG_RETENTION_DAYS = (30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
 # CIDR of one private subnet per AZ in the default VPC CIDR (10.0.0.0/16): three /19s.
 DEFAULT_PRIVATE_CIDRS = ("10.0.0.0/19", "10.0.32.0/19", "10.0.64.0/19")
 DEFAULT_PUBLIC_CIDR = "10.0.224.0/24"
+# Parameters added by add_network_parameters, in the order a form shows them.
+NETWORK_PARAMETERS = (
+    "VpcCidr",
+    "PrivateSubnetCidrs",
+    "EnableNatGateway",
+    "PublicSubnetCidr",
+    "ExistingVpcId",
+    "ExistingPrivateSubnetIds",
+    "ExistingRouteTableIds",
+    "FlowLogRetentionDays",
+)
 CIDR_PATTERN = r"^(\d{1,3}\.){3}\d{1,3}/(1[6-9]|2[0-8])$"
 
 

@@ -45,3 +45,23 @@ def publish(
     return template.add_output(
         Output(logical_name, Description=description, Value=text, Export=Export(env.export_name(export_suffix)), **extra)
     )
+
+
+def group_parameters(template: Template, groups: dict[str, list[str]]) -> None:
+    """Console and Service Catalog parameter groups (``AWS::CloudFormation::Interface``), in order.
+
+    Every parameter of the template must be in exactly one group, so that a parameter
+    added later cannot silently fall outside the form's sections.
+    """
+    listed = [name for names in groups.values() for name in names]
+    missing = set(template.parameters) - set(listed)
+    unknown = set(listed) - set(template.parameters)
+    if missing or unknown or len(listed) != len(set(listed)):
+        raise ValueError(f"parameter groups: missing {sorted(missing)}, unknown {sorted(unknown)}, or listed twice")
+    template.set_metadata(
+        {
+            "AWS::CloudFormation::Interface": {
+                "ParameterGroups": [{"Label": {"default": label}, "Parameters": names} for label, names in groups.items()]
+            }
+        }
+    )

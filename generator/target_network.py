@@ -14,7 +14,8 @@ from awacs import s3
 from awacs.aws import Allow, Condition, PolicyDocument, Principal, Statement, StringEquals, StringLike
 from troposphere import Parameter, Ref, Sub, Template
 
-from generator.network import add_private_network, add_s3_gateway_endpoint, endpoint_specs, publish_network
+from generator.network import NETWORK_PARAMETERS, add_private_network, add_s3_gateway_endpoint, endpoint_specs, publish_network
+from generator.outputs import group_parameters
 from generator.parameters import add_environment, partition_arn
 from generator.policies import VERSION
 from generator.storage import LIST_ACTIONS, READ_ACTIONS, WRITE_ACTIONS, aws_owned_bucket_arns
@@ -109,4 +110,12 @@ def build_target_network_template(az_count: int = DEFAULT_AZ_COUNT) -> Template:
     network = add_private_network(template, env, az_count=az_count, interface_endpoints=TARGET_INTERFACE_ENDPOINTS)
     add_s3_gateway_endpoint(template, env, network, target_gateway_policy())
     publish_network(template, env, network)
+    group_parameters(
+        template,
+        {
+            "Environment": ["EnvName", "EnvType"],
+            "Development account's models": ["DevelopmentModelsBucketName", "ModelArtifactsPrefix"],
+            "Network": [*NETWORK_PARAMETERS],
+        },
+    )
     return template

@@ -144,3 +144,9 @@ def test_az_count_is_structure():
         assert len(template.parameters["PrivateSubnetCidrs"].Default.split(",")) == count
     with pytest.raises(ValueError):
         add_private_network(Template(), env, az_count=1, interface_endpoints=())
+
+
+def test_every_parameter_is_in_one_form_group(template):
+    groups = template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
+    listed = [name for group in groups for name in group["Parameters"]]
+    assert sorted(listed) == sorted(template["Parameters"])
