@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from awacs import cloudwatch, ec2, ecr, iam, logs, s3, sagemaker, servicecatalog
+from awacs import cloudwatch, ec2, ecr, iam, logs, sagemaker, servicecatalog
 from awacs.aws import (
     Condition,
     Deny,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from troposphere import And, Equals, GetAtt, Not, Parameter, Ref, Sub, Template
-from troposphere import Condition as TemplateCondition
 from troposphere.sagemaker import DefaultSpaceSettings, Domain, SharingSettings, UserProfile, UserSettings
 
 from generator.parameters import Environment

@@ -3,6 +3,8 @@ logic of its key, bucket and guardrail policies evaluated for sample requests.""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from generator.environment import ENVIRONMENT_INTERFACE_ENDPOINTS, build_environment_template
@@ -452,3 +454,14 @@ def test_deploys_on_the_local_emulator_with_sharing_and_nat():
         assert kms.get_key_rotation_status(KeyId=outputs["DataKeyArn"])["KeyRotationEnabled"] is True
         ssm = boto3.client("ssm", region_name="us-east-1")
         assert ssm.get_parameter(Name="/mlops/dev/s3/models-bucket-name")["Parameter"]["Value"] == outputs["ModelsBucketName"]
+
+
+def test_policies_fit_their_size_limits_with_room(template):
+    """Managed policies 6,144 characters, key policies 32 KB, bucket policies 20 KB (a margin for real ARNs)."""
+    limits = {"AWS::IAM::ManagedPolicy": 5000, "AWS::KMS::Key": 28000, "AWS::S3::BucketPolicy": 18000}
+    resolver = Resolver(template, {"TargetAccountIds": TARGETS, "TargetS3EndpointIds": "vpce-0123456789abcdef0", "TargetKmsEndpointIds": "vpce-0123456789abcdef0"})
+    for logical_id, resource in template["Resources"].items():
+        if resource["Type"] in limits:
+            prop = "KeyPolicy" if resource["Type"] == "AWS::KMS::Key" else "PolicyDocument"
+            size = len(json.dumps(resolver.resolve(resource["Properties"][prop]), separators=(",", ":")))
+            assert size < limits[resource["Type"]], (logical_id, size)
