@@ -30,12 +30,14 @@ from troposphere.iam import Group, ManagedPolicy, Policy, Role
 
 from generator.parameters import (
     add_account_id,
+    add_organization_id,
     add_environment,
     add_primary_region,
     iam_role_arn,
     partition_arn,
 )
-from generator.policies import allow, cross_account_trust, document, service_trust
+from generator.identity import VPC_ACTIONS
+from generator.policies import allow, cross_account_trust, deny_without_vpc, document, service_trust
 
 DEFAULT_ADMINISTRATION_ROLE = "AWSCloudFormationStackSetAdministrationRole"
 DEFAULT_EXECUTION_ROLE = "AWSCloudFormationStackSetExecutionRole"
@@ -63,7 +65,7 @@ _EXECUTION_SERVICES = {
 _EXECUTION_IAM_ACTIONS = (
     "CreateRole", "DeleteRole", "GetRole", "UpdateRole", "UpdateAssumeRolePolicy", "TagRole", "UntagRole",
     "PutRolePolicy", "GetRolePolicy", "DeleteRolePolicy", "ListRolePolicies",
-    "AttachRolePolicy", "DetachRolePolicy", "ListAttachedRolePolicies", "PassRole",
+    "AttachRolePolicy", "DetachRolePolicy", "ListAttachedRolePolicies",
     "CreatePolicy", "DeletePolicy", "GetPolicy", "GetPolicyVersion", "CreatePolicyVersion", "DeletePolicyVersion", "ListPolicyVersions",
     "CreateGroup", "DeleteGroup", "GetGroup", "AttachGroupPolicy", "DetachGroupPolicy", "ListAttachedGroupPolicies",
     "CreateServiceLinkedRole",
@@ -124,11 +126,45 @@ def build_stackset_execution_role_template() -> Template:
     add_account_id(template, "AdministratorAccountId", "Account id of the StackSet administrator (management or delegated admin account)")
     _role_name_parameter(template, "AdministrationRoleName", DEFAULT_ADMINISTRATION_ROLE, "Name of the administration role in the administrator account")
     execution_name = _role_name_parameter(template, "ExecutionRoleName", DEFAULT_EXECUTION_ROLE, "Name of this execution role")
+    org_id = add_organization_id(template)
+    second_admin = template.add_parameter(
+        Parameter(
+            "PipelineAdministratorAccountId",
+            Type="String",
+            Default="",
+            Description="Optional second administrator: the development account whose MLOps project pipeline runs self-managed stack sets (its role of the same AdministrationRoleName)",
+            AllowedPattern=r"^(\d{12})?$",
+            ConstraintDescription="empty or a 12-digit AWS account id",
+        )
+    )
+    template.add_condition("HasPipelineAdministrator", Not(Equals(Ref(second_admin), "")))
+    pass_prefix = template.add_parameter(
+        Parameter(
+            "PassRoleNamePrefix",
+            Type="String",
+            Default="mlops-",
+            Description="Name prefix of the named roles the product's stacks create and pass to services (the EnvName followed by -)",
+            AllowedPattern=r"^[\w+=,.@-]{1,32}$",
+            ConstraintDescription="1-32 characters of an IAM role name",
+        )
+    )
     primary = add_primary_region(template)
     statements = [
         allow(f"Manage{key.title().replace('-', '')}", _actions(module, names), ["*"])
         for key, (module, names) in _EXECUTION_SERVICES.items()
     ]
+    # Roles the stacks create are named by CloudFormation (StackSet-...) or by the product
+    # (<EnvName>-...): only those may be passed to services.
+    statements.append(
+        allow(
+            "PassProductRoles",
+            [iam.PassRole],
+            [
+                partition_arn("iam", "role/StackSet-*", region="", account="${AWS::AccountId}"),
+                partition_arn("iam", "role/${PassRoleNamePrefix}*", region="", account="${AWS::AccountId}"),
+            ],
+        )
+    )
     statements.append(
         allow(
             "ManageAccountIamRolesAndPolicies",
@@ -154,10 +190,18 @@ def build_stackset_execution_role_template() -> Template:
             RoleName=Ref(execution_name),
             Description="Assumed by the StackSet administration role to create the product's stacks in this account",
             AssumeRolePolicyDocument=cross_account_trust(
-                iam_role_arn("${AdministratorAccountId}", "${AdministrationRoleName}"),
+                [
+                    iam_role_arn("${AdministratorAccountId}", "${AdministrationRoleName}"),
+                    If(
+                        "HasPipelineAdministrator",
+                        iam_role_arn("${PipelineAdministratorAccountId}", "${AdministrationRoleName}"),
+                        Ref("AWS::NoValue"),
+                    ),
+                ],
+                org_id=Ref(org_id),
                 sid="TrustStackSetAdministrationRole",
             ),
-            Policies=[Policy(PolicyName="ProvisionProductStacks", PolicyDocument=document(*statements))],
+            Policies=[Policy(PolicyName="ProvisionProductStacks", PolicyDocument=document(*statements, *deny_without_vpc(VPC_ACTIONS)))],
         )
     )
     template.add_output(Output("ExecutionRoleArn", Condition=primary.condition, Value=GetAtt(role, "Arn")))
@@ -295,6 +339,28 @@ def _model_deployment_statements(execution_role: Role):
             [cloudwatch.PutMetricAlarm, cloudwatch.DeleteAlarms, cloudwatch.DescribeAlarms],
             [partition_arn("cloudwatch", "alarm:${EnvName}-*", region="*")],
         ),
+        # model-deploy may create its own endpoint key and a data-capture bucket pair.
+        # CreateKey has no resource-level permissions; the key's other actions do.
+        allow("CreateEndpointKey", [kms.CreateKey], ["*"]),
+        allow(
+            "ManageEndpointKeys",
+            [kms.PutKeyPolicy, kms.EnableKeyRotation, kms.ScheduleKeyDeletion, kms.DescribeKey, kms.GetKeyPolicy,
+             kms.GetKeyRotationStatus, kms.TagResource, kms.UntagResource, kms.ListResourceTags],
+            [partition_arn("kms", "key/*", region="*")],
+        ),
+        allow(
+            "ManageDataCaptureBuckets",
+            [s3.CreateBucket, s3.DeleteBucket, s3.PutBucketPolicy, s3.DeleteBucketPolicy, s3.GetBucketPolicy,
+             s3.PutEncryptionConfiguration, s3.PutBucketVersioning, s3.PutBucketPublicAccessBlock, s3.PutBucketLogging,
+             s3.PutBucketTagging, s3.PutLifecycleConfiguration, s3.PutBucketOwnershipControls, s3.GetBucketLocation],
+            [partition_arn("s3", "*", region="", account="")],
+        ),
+        allow(
+            "TagAlarmsAndScaling",
+            [cloudwatch.TagResource, application_autoscaling.TagResource],
+            [partition_arn("cloudwatch", "alarm:${EnvName}-*", region="*"),
+             partition_arn("application-autoscaling", "scalable-target/*", region="*")],
+        ),
         allow(
             "ReadNetworkParameters",
             [ssm.GetParameters, ssm.GetParameter],
@@ -334,7 +400,12 @@ def build_target_account_roles_template() -> Template:
             RoleName=Sub("${EnvName}-model-deployment"),
             Description="CloudFormation service role for model-deploy stacks; may pass only the ModelExecutionRole",
             AssumeRolePolicyDocument=service_trust("cloudformation.amazonaws.com", source_account=Ref("AWS::AccountId")),
-            Policies=[Policy(PolicyName="DeployModelEndpoints", PolicyDocument=document(*_model_deployment_statements(execution_role)))],
+            Policies=[
+                Policy(
+                    PolicyName="DeployModelEndpoints",
+                    PolicyDocument=document(*_model_deployment_statements(execution_role), *deny_without_vpc([sagemaker.CreateModel])),
+                )
+            ],
             Tags=env.tags(),
         )
     )

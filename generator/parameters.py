@@ -78,6 +78,19 @@ def add_account_id(template: Template, title: str, description: str) -> Paramete
     )
 
 
+def add_organization_id(template: Template) -> Parameter:
+    """The AWS Organizations id that pins cross-account trust (``aws:PrincipalOrgID``)."""
+    return template.add_parameter(
+        Parameter(
+            "OrganizationId",
+            Type="String",
+            Description="AWS Organizations id (o-...) of the accounts; cross-account trust requires principals of this organization",
+            AllowedPattern=r"^o-[a-z0-9]{10,32}$",
+            ConstraintDescription="an organization id such as o-a1b2c3d4e5",
+        )
+    )
+
+
 @dataclass(frozen=True)
 class PrimaryRegion:
     """The primary-region parameter and the condition that gates global (IAM) resources."""

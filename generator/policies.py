@@ -17,6 +17,7 @@ from awacs.aws import (
     Bool,
     Condition,
     Deny,
+    Null,
     Policy,
     PolicyDocument,
     Principal,
@@ -52,7 +53,7 @@ def service_trust(service: str, source_account: object = None) -> Policy:
 
 
 def cross_account_trust(principal_arn: object, external_id: object = None, org_id: object = None, sid="TrustCrossAccount") -> Policy:
-    """Trust policy letting ``principal_arn`` (a role or account root) assume the role.
+    """Trust policy letting ``principal_arn`` (a role or account root, or a list) assume the role.
 
     A principal of another account must be pinned by an ``sts:ExternalId`` (a third party
     acting for us) or an ``aws:PrincipalOrgID`` (our own organization); both may be given.
@@ -62,7 +63,7 @@ def cross_account_trust(principal_arn: object, external_id: object = None, org_i
         conditions.append(StringEquals({"sts:ExternalId": external_id}))
     if org_id is not None:
         conditions.append(StringEquals({"aws:PrincipalOrgID": org_id}))
-    statement = Statement(Sid=sid, Effect=Allow, Principal=Principal("AWS", [principal_arn]), Action=[sts.AssumeRole])
+    statement = Statement(Sid=sid, Effect=Allow, Principal=Principal("AWS", principal_arn if isinstance(principal_arn, list) else [principal_arn]), Action=[sts.AssumeRole])
     if conditions:
         statement.Condition = Condition(conditions)
     return Policy(Version=VERSION, Statement=[statement])
@@ -200,3 +201,17 @@ def deny_outside_network_perimeter(
         Resource=list(resources),
         Condition=Condition(conditions),
     )
+
+
+def deny_without_vpc(actions: Iterable, sid_prefix="DenySageMaker") -> list[Statement]:
+    """The preventive denies: SageMaker ``actions`` fail unless the request names subnets and SGs."""
+    return [
+        Statement(
+            Sid=f"{sid_prefix}WithoutVpc{key}",
+            Effect=Deny,
+            Action=list(actions),
+            Resource=["*"],
+            Condition=Condition(Null({f"sagemaker:Vpc{key}": "true"})),
+        )
+        for key in ("Subnets", "SecurityGroupIds")
+    ]

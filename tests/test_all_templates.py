@@ -36,10 +36,19 @@ def test_no_hard_coded_partition(name, rendered):
     assert "arn:aws:" not in text, "use Fn::Sub with ${AWS::Partition}"
 
 
+def _is_own_account_root(principal) -> bool:
+    text = json.dumps(principal)
+    return ":iam::${AWS::AccountId}:root" in text and text.count("arn:") == 1
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_no_allow_of_wildcard_actions(name, rendered):
+    """No Allow of ``*`` or ``service:*``; the one exception is a key policy's statement that
+    gives the key to the account itself (root), which IAM policies then delegate."""
     for logical_id, path, statement in statements(rendered[name].to_dict()):
         if statement.get("Effect") != "Allow":
+            continue
+        if path == "KeyPolicy" and _is_own_account_root(statement.get("Principal", {}).get("AWS")):
             continue
         for action in as_list(statement.get("Action", [])):
             assert action != "*" and not str(action).endswith(":*"), f"{logical_id} {path}: Allow {action}"
@@ -62,6 +71,8 @@ def test_cross_account_trust_is_pinned(name, rendered):
         if path != "AssumeRolePolicyDocument" or "AWS" not in statement.get("Principal", {}):
             continue
         condition = json.dumps(statement.get("Condition", {}))
+        if _is_own_account_root(statement["Principal"]["AWS"]):
+            continue  # same account: IAM policies of its principals decide
         principals = json.dumps(statement["Principal"]["AWS"])
         pinned = "sts:ExternalId" in condition or "aws:PrincipalOrgID" in condition
         names_a_role = ":role/" in principals

@@ -46,10 +46,26 @@ def test_execution_role_trusts_only_the_administration_role_and_is_primary_regio
     resource = EXECUTION["Resources"]["StackSetExecutionRole"]
     assert resource["Condition"] == "IsPrimaryRegion"
     (trust,) = resource["Properties"]["AssumeRolePolicyDocument"]["Statement"]
-    assert trust["Principal"]["AWS"] == [{"Fn::Sub": "arn:${AWS::Partition}:iam::${AdministratorAccountId}:role/${AdministrationRoleName}"}]
-    iam_statement = next(s for s in _statements(resource["Properties"]) if "iam:PassRole" in s["Action"])
-    for arn in iam_statement["Resource"]:
-        assert "${AWS::AccountId}" in arn["Fn::Sub"], "IAM rights limited to this account"
+    admin, pipeline_admin = trust["Principal"]["AWS"]
+    assert admin == {"Fn::Sub": "arn:${AWS::Partition}:iam::${AdministratorAccountId}:role/${AdministrationRoleName}"}
+    assert pipeline_admin["Fn::If"][0] == "HasPipelineAdministrator"
+    assert pipeline_admin["Fn::If"][2] == {"Ref": "AWS::NoValue"}
+    assert trust["Condition"]["StringEquals"]["aws:PrincipalOrgID"] == {"Ref": "OrganizationId"}
+    for statement in _statements(resource["Properties"]):
+        if any(a.startswith("iam:") for a in statement["Action"]):
+            for arn in statement["Resource"]:
+                assert "${AWS::AccountId}" in arn["Fn::Sub"], "IAM rights limited to this account"
+    (pass_role,) = [s for s in _statements(resource["Properties"]) if "iam:PassRole" in s["Action"]]
+    assert pass_role["Action"] == ["iam:PassRole"]
+    assert {r["Fn::Sub"].rsplit(":", 1)[1] for r in pass_role["Resource"]} == {"role/StackSet-*", "role/${PassRoleNamePrefix}*"}
+
+
+def test_stack_set_roles_may_not_create_sagemaker_compute_outside_a_vpc():
+    for template, logical_id in ((EXECUTION, "StackSetExecutionRole"), (TARGET, "ModelDeploymentRole")):
+        denies = [s for s in _statements(_role(template, logical_id)) if s["Effect"] == "Deny"]
+        keys = {k for s in denies for k, v in s["Condition"]["Null"].items() if v == "true"}
+        assert keys == {"sagemaker:VpcSubnets", "sagemaker:VpcSecurityGroupIds"}
+        assert all("sagemaker:CreateModel" in s["Action"] for s in denies)
 
 
 def test_model_execution_role_reads_only_the_development_accounts_model_sources():
