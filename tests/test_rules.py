@@ -24,7 +24,7 @@ TEMPLATES = sorted((ROOT / "templates").glob("*.yaml"))
 EXPECTED_IDS = {
     "E9101", "E9102", "E9103", "E9104", "E9105",
     "E9201", "E9202",
-    "E9301", "E9302", "E9303", "E9304",
+    "E9301", "E9302", "E9303", "E9304", "E9305",
     "E9401", "E9402", "E9403",
     "E9501",
     "E9901",
@@ -391,6 +391,47 @@ def test_broken_sagemaker_resource_fails(rules, broken, rule):
     assert ids(rules, {"Resource": broken}) == {rule}
 
 
+TRAIN = allow(["sagemaker:CreateTrainingJob", "sagemaker:CreateProcessingJob"], {"Fn::Sub": "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:*"})
+DENY_NO_SUBNETS = {"Effect": "Deny", "Action": ["sagemaker:CreateTrainingJob", "sagemaker:CreateProcessingJob"], "Resource": "*",
+                   "Condition": {"Null": {"sagemaker:VpcSubnets": "true"}}}
+DENY_NO_SGS = {"Effect": "Deny", "Action": ["sagemaker:Create*"], "Resource": "*",
+               "Condition": {"Null": {"sagemaker:VpcSecurityGroupIds": "true"}}}
+
+
+def managed(*statements, roles=("Role",)) -> dict:
+    return {"Type": "AWS::IAM::ManagedPolicy", "Properties": {
+        "Roles": [{"Ref": r} for r in roles], "PolicyDocument": {"Version": "2012-10-17", "Statement": list(statements)}}}
+
+
+@pytest.mark.parametrize(
+    "resources",
+    [
+        {"Role": role(None, TRAIN, DENY_NO_SUBNETS, DENY_NO_SGS)},
+        {"Role": role(None, mutate(TRAIN, ("Condition",), {"Null": {"sagemaker:VpcSubnets": "false", "sagemaker:VpcSecurityGroupIds": "false"}}))},
+        {"Role": role(None, DENY_NO_SUBNETS, DENY_NO_SGS), "Policy": managed(TRAIN)},
+        {"Role": role(), "Other": role(None, DENY_NO_SUBNETS), "Policy": managed(allow("sagemaker:DescribeTrainingJob", "*"))},
+    ],
+    ids=["denies", "conditional-allow", "allow-in-attached-managed-policy", "no-compute-actions"],
+)
+def test_runtime_compute_confined_to_the_vpc_passes(rules, resources):
+    assert "E9305" not in ids(rules, resources)
+
+
+@pytest.mark.parametrize(
+    "resources",
+    [
+        {"Role": role(None, TRAIN)},
+        {"Role": role(None, TRAIN, DENY_NO_SUBNETS)},
+        {"Role": role(None, TRAIN, DENY_NO_SUBNETS, mutate(DENY_NO_SGS, ("Condition", "StringEquals"), {"aws:RequestedRegion": "us-east-1"}))},
+        {"Role": role(None, TRAIN), "Other": role(), "Policy": managed(DENY_NO_SUBNETS, DENY_NO_SGS, roles=("Other",))},
+        {"Role": role(None, allow("sagemaker:*", {"Fn::Sub": "arn:${AWS::Partition}:sagemaker:*:${AWS::AccountId}:*"}))},
+    ],
+    ids=["no-deny", "subnets-only", "deny-narrowed", "denies-attached-to-another-role", "service-wildcard"],
+)
+def test_runtime_compute_outside_the_vpc_fails(rules, resources):
+    assert ids(rules, resources) == {"E9305"}
+
+
 @pytest.mark.parametrize("allowed, expected", [(["VpcOnly"], set()), (["VpcOnly", "PublicInternetOnly"], {"E9302"}), (None, {"E9302"})],
                          ids=["only-vpc-only", "public-allowed", "unconstrained"])
 def test_setting_through_a_parameter_must_be_safe_for_every_allowed_value(rules, allowed, expected):
@@ -438,10 +479,11 @@ def test_trust_of_another_role_in_the_same_template_passes(rules):
 @pytest.mark.parametrize(
     "resource, rule",
     [
-        (role(None, allow("*", "*")), {"E9401", "E9403"}),  # * covers iam:PassRole on *
-        (role(None, allow("*", {"Fn::Sub": "arn:${AWS::Partition}:s3:::b"})), "E9401"),
-        (role(None, allow("sagemaker:*", "*")), "E9401"),
-        (role(None, {"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"}), "E9401"),
+        # Wildcards also cover iam:PassRole (E9403) and starting SageMaker jobs outside a VPC (E9305).
+        (role(None, allow("*", "*")), {"E9401", "E9403", "E9305"}),
+        (role(None, allow("*", {"Fn::Sub": "arn:${AWS::Partition}:s3:::b"})), {"E9401", "E9305"}),
+        (role(None, allow("sagemaker:*", "*")), {"E9401", "E9305"}),
+        (role(None, {"Effect": "Allow", "NotAction": "iam:*", "Resource": "*"}), {"E9401", "E9305"}),
         (role(trust(CROSS_ACCOUNT)), "E9402"),
         (role(trust("*")), "E9402"),
         (role(trust({"Fn::Sub": "arn:${AWS::Partition}:iam::${Admin}:role/admin"}))

@@ -209,3 +209,101 @@ class NotebookInstanceLockedDown(CloudFormationLintRule):
                 if not props.get("SubnetId") or not common.as_list(props.get("SecurityGroupIds")):
                     matches.append(RuleMatch(base, f"Notebook instance {name} is not in a VPC: set SubnetId (a private subnet) and SecurityGroupIds"))
         return common.unique_matches(matches)
+
+
+# Actions that start SageMaker compute and carry the sagemaker:VpcSubnets and
+# sagemaker:VpcSecurityGroupIds condition keys (IAM Service Authorization Reference).
+RUNTIME_COMPUTE_ACTIONS = (
+    "sagemaker:CreateTrainingJob",
+    "sagemaker:CreateProcessingJob",
+    "sagemaker:CreateHyperParameterTuningJob",
+    "sagemaker:CreateModel",
+    "sagemaker:CreateNotebookInstance",
+    "sagemaker:CreateAutoMLJob",
+    "sagemaker:CreateMonitoringSchedule",
+    "sagemaker:CreateDataQualityJobDefinition",
+    "sagemaker:CreateModelQualityJobDefinition",
+    "sagemaker:CreateModelBiasJobDefinition",
+    "sagemaker:CreateModelExplainabilityJobDefinition",
+)
+_VPC_KEYS = ("sagemaker:vpcsubnets", "sagemaker:vpcsecuritygroupids")
+_PRINCIPAL_TYPES = ("AWS::IAM::Role", "AWS::IAM::User", "AWS::IAM::Group")
+_ATTACHED_POLICY_TYPES = ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
+_ATTACHMENT_KEYS = {"AWS::IAM::Role": "Roles", "AWS::IAM::User": "Users", "AWS::IAM::Group": "Groups"}
+
+
+class RuntimeComputeGuardedToVpc(CloudFormationLintRule):
+    """A principal allowed to start SageMaker compute at run time may do so only inside a VPC."""
+
+    id = "E9305"
+    shortdesc = "SageMaker: compute started at run time is confined to a VPC by IAM"
+    description = (
+        "Jobs, models and notebooks created at run time (by Studio users, pipelines, CI) are not in any "
+        "template, so E9301 cannot see them: the IAM policies of every role, user or group of the template "
+        "that allow one of " + ", ".join(a.split(":")[1] for a in RUNTIME_COMPUTE_ACTIONS) + " either deny it "
+        "when sagemaker:VpcSubnets or sagemaker:VpcSecurityGroupIds is absent (Deny with Null ... true), or "
+        "allow it only when both are present (Null ... false). Policies counted: inline, and AWS::IAM::Policy / "
+        "ManagedPolicy resources of the same template attached to the principal."
+    )
+    source_url = "https://docs.aws.amazon.com/sagemaker/latest/dg/security_iam_id-based-policy-examples.html"
+    tags = ["security", "sagemaker", "network", "iam"]
+
+    def match(self, cfn):
+        matches = []
+        template = cfn.template
+        for principal in common.logical_ids_of_type(template, *_PRINCIPAL_TYPES):
+            statements = list(_principal_statements(template, principal))
+            denied = {a for a in RUNTIME_COMPUTE_ACTIONS if _denied_without_vpc(statements, a)}
+            for path, statement in statements:
+                if not statement.allows():
+                    continue
+                unguarded = [a for a in RUNTIME_COMPUTE_ACTIONS
+                             if a not in denied and statement.grants(a) and not _allowed_only_with_vpc(statement)]
+                if unguarded:
+                    matches.append(RuleMatch(
+                        list(path),
+                        f"{principal} may call {', '.join(a.split(':')[1] for a in unguarded)} outside a VPC: add Deny statements "
+                        "for these actions with Condition Null sagemaker:VpcSubnets true and Null sagemaker:VpcSecurityGroupIds true",
+                    ))
+        return common.unique_matches(matches)
+
+
+def _principal_statements(template: dict, principal: str):
+    """(path, statement) of every identity policy statement that applies to ``principal``, all variants."""
+    resources = template.get("Resources") or {}
+    resource = resources.get(principal) or {}
+    rtype = resource.get("Type")
+    attached = {common.symbol(arn) for arn in common.as_list(common.get_path(resource, "Properties", "ManagedPolicyArns"))}
+    for policy in common.policy_documents(template):
+        if policy.kind != "identity":
+            continue
+        applies = policy.resource == principal
+        if policy.resource_type in _ATTACHED_POLICY_TYPES:
+            targets = common.get_path(resources.get(policy.resource) or {}, "Properties", _ATTACHMENT_KEYS.get(rtype, ""))
+            applies = "${" + principal + "}" in {common.symbol(t) for t in common.as_list(targets)}
+            applies = applies or "${" + policy.resource + "}" in attached
+        if not applies:
+            continue
+        for variant in common.variants(policy.document):
+            for statement in common.statements(variant):
+                yield common.statement_path(policy, variant, statement), statement
+
+
+def _null_test(statement, key: str, value: str) -> bool:
+    return any(v.lower() == value for v in statement.condition_values({"null"}, key))
+
+
+def _denied_without_vpc(statements, action: str) -> bool:
+    """Is ``action`` denied (on every resource) when either VPC key is absent?"""
+    for key in _VPC_KEYS:
+        if not any(
+            s.effect == "Deny" and s.grants(action) and "*" in s.resources and not s.not_resource
+            and _null_test(s, key, "true") and set(s.conditions) == {"null"} and len(s.conditions["null"]) == 1
+            for _, s in statements
+        ):
+            return False
+    return True
+
+
+def _allowed_only_with_vpc(statement) -> bool:
+    return all(_null_test(statement, key, "false") for key in _VPC_KEYS)
