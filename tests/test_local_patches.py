@@ -240,6 +240,34 @@ def test_list_stack_instances_pages_like_aws(local_aws, cfn):
     assert [s["Account"] for s in only] == [accounts[7]]
 
 
+def test_auto_deployment_follows_accounts_between_ous(local_aws, cfn):
+    """An account moved into a target OU gets the instances; moved out, it loses them."""
+    name, kept, prefix = _name(), _name(), _name("p")
+    _service_managed(cfn, name, prefix, AutoDeployment={"Enabled": True, "RetainStacksOnAccountRemoval": False})
+    cfn.create_stack_set(StackSetName=kept, TemplateBody=_template(), PermissionModel="SERVICE_MANAGED", Parameters=_params(Prefix=prefix + "k", Env="base"),
+                         AutoDeployment={"Enabled": True, "RetainStacksOnAccountRemoval": True})
+    staging = local_aws.ou_id("staging")
+    for stack_set in (name, kept):
+        cfn.create_stack_instances(StackSetName=stack_set, DeploymentTargets={"OrganizationalUnitIds": [staging]}, Regions=["us-east-1", "eu-west-1"])
+    org = local_aws.client("organizations")
+    try:
+        newcomer = org.create_account(AccountName="newcomer", Email="newcomer@example.com")["CreateAccountStatus"]["AccountId"]
+        assert newcomer not in {s["Account"] for s in cfn.list_stack_instances(StackSetName=name)["Summaries"]}  # created at the root
+        org.move_account(AccountId=newcomer, SourceParentId=local_aws.state["root_id"], DestinationParentId=staging)
+        added = [(s["Region"], s["OrganizationalUnitId"]) for s in cfn.list_stack_instances(StackSetName=name, StackInstanceAccount=newcomer)["Summaries"]]
+        assert sorted(added) == [("eu-west-1", staging), ("us-east-1", staging)]
+        assert _ssm_value(local_aws, newcomer, prefix) == "base-blue"
+        org.move_account(AccountId=newcomer, SourceParentId=staging, DestinationParentId=local_aws.ou_id("development"))
+        assert cfn.list_stack_instances(StackSetName=name, StackInstanceAccount=newcomer)["Summaries"] == []
+        assert _ssm_value(local_aws, newcomer, prefix) is None  # stacks removed with the instances
+        assert cfn.list_stack_instances(StackSetName=kept, StackInstanceAccount=newcomer)["Summaries"] == []
+        assert _ssm_value(local_aws, newcomer, prefix + "k") == "base-blue"  # RetainStacksOnAccountRemoval
+        actions = [op["Action"] for op in cfn.list_stack_set_operations(StackSetName=name)["Summaries"]]
+        assert actions == ["CREATE", "CREATE", "DELETE"]
+    finally:
+        local_aws.reset()  # the shared Organization goes back to the seeded one
+
+
 def test_a_missing_ssm_parameter_fails_with_the_aws_message(local_aws):
     body = {"Parameters": {"Subnets": {"Type": "AWS::SSM::Parameter::Value<List<AWS::EC2::Subnet::Id>>", "Default": "/absent/subnet-ids"}},
             "Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}}}

@@ -20,7 +20,9 @@ Measured gaps closed here (each shaped after the botocore service model):
 - DetectStackSetDrift (instances IN_SYNC, the operation SUCCEEDED),
   Activate/Deactivate/DescribeOrganizationsAccess (backed by the Organization's trusted
   access) and ListStackSetAutoDeploymentTargets answer instead of HTTP 500;
-- SERVICE_MANAGED CreateStackInstances requires trusted access, as in AWS.
+- SERVICE_MANAGED CreateStackInstances requires trusted access, as in AWS;
+- AutoDeployment: an account created in or moved into a target OU gets the stack set's
+  instances, one moved out loses them (stacks kept per RetainStacksOnAccountRemoval).
 """
 
 from __future__ import annotations
@@ -303,6 +305,27 @@ def create_stack_set(self) -> ActionResult:
     return result
 
 
+def _create_instance(stack_set, account: str, region: str, ou: str | None, overrides: list[dict], operation_id: str) -> dict:
+    """Create one instance and its stack; a resource error makes a FAILED instance. Returns its result."""
+    try:
+        instance = models.StackInstance(
+            account_id=account, region_name=region, stackset_id=stack_set.id, stack_name=stack_set.instances.stack_name,
+            name=stack_set.name, template=stack_set.template, parameters=_effective_parameters(stack_set, overrides),
+            permission_model=stack_set.permission_model,
+        )
+        _instance_defaults(instance)
+        _publish_stack(stack_set, instance)
+        result = _result((account, region, ou))
+    except Exception as error:  # noqa: BLE001 - a resource error fails the instance, not the call
+        instance = _failed_instance(stack_set, account, region, _reason(error))
+        result = _result((account, region, ou), "FAILED", instance.status_reason)
+    instance.overrides = [item for item in overrides if "ParameterValue" in item]
+    instance.organizational_unit_id = ou
+    instance.last_operation_id = operation_id
+    stack_set.instances.stack_instances.append(instance)
+    return result
+
+
 def create_stack_instances(self) -> ActionResult:
     params = _params(self)
     stack_set = self.cloudformation_backend.describe_stack_set(params["StackSetName"])
@@ -324,22 +347,7 @@ def create_stack_instances(self) -> ActionResult:
                 _instance_defaults(existing)
                 results.append(_result((account, region, existing.organizational_unit_id)))
                 continue
-            try:
-                instance = models.StackInstance(
-                    account_id=account, region_name=region, stackset_id=stack_set.id, stack_name=stack_set.instances.stack_name,
-                    name=stack_set.name, template=stack_set.template, parameters=_effective_parameters(stack_set, overrides),
-                    permission_model=stack_set.permission_model,
-                )
-                _instance_defaults(instance)
-                _publish_stack(stack_set, instance)
-                results.append(_result((account, region, ou)))
-            except Exception as error:  # noqa: BLE001 - a resource error fails the instance, not the call
-                instance = _failed_instance(stack_set, account, region, _reason(error))
-                results.append(_result((account, region, ou), "FAILED", instance.status_reason))
-            instance.overrides = [item for item in overrides if "ParameterValue" in item]
-            instance.organizational_unit_id = ou
-            instance.last_operation_id = operation_id
-            stack_set.instances.stack_instances.append(instance)
+            results.append(_create_instance(stack_set, account, region, ou, overrides, operation_id))
     for ou_id in (params.get("DeploymentTargets") or {}).get("OrganizationalUnitIds") or []:
         if stack_set.permission_model == "SERVICE_MANAGED" and ou_id not in stack_set.target_ous:
             stack_set.target_ous.append(ou_id)
@@ -585,6 +593,51 @@ def list_stack_set_auto_deployment_targets(self) -> ActionResult:
     return ActionResult(_page(summaries, params))
 
 
+def auto_deploy(org, account_id: str) -> None:
+    """After ``account_id`` joined or left an OU: what AWS auto-deployment does.
+
+    Every ACTIVE SERVICE_MANAGED stack set of the management account with AutoDeployment
+    enabled gets instances for an account that is now under one of its target OUs (in the
+    stack set's regions), and loses those of an account no longer under any (the stacks
+    kept when RetainStacksOnAccountRemoval), each as an operation of its own.
+    """
+    if org.org is None or account_id == org.org.master_account_id:
+        return
+    backends = models.cloudformation_backends[org.org.master_account_id]
+    for backend in list(dict.values(backends)):
+        for stack_set in list(backend.stacksets.values()):
+            _stack_set_defaults(stack_set)
+            auto = stack_set.auto_deployment or {}
+            if stack_set.status != "ACTIVE" or stack_set.permission_model != "SERVICE_MANAGED" or not auto.get("Enabled"):
+                continue
+            covering = next((ou for ou in stack_set.target_ous if account_id in _accounts_under(org, ou)), None)
+            current = [i for i in stack_set.instances.stack_instances if i.account_id == account_id]
+            operation_id = str(mock_random.uuid4())
+            if covering and not current and stack_set.regions:
+                results = [_create_instance(stack_set, account_id, region, covering, [], operation_id) for region in stack_set.regions]
+                _record(stack_set, operation_id, "CREATE", results, {}, _fingerprint("AUTO_CREATE", {"account": account_id, "id": operation_id}))
+            elif current and not covering:
+                results = []
+                for instance in current:
+                    _instance_defaults(instance)
+                    if not auto.get("RetainStacksOnAccountRemoval"):
+                        _delete_stack(instance)
+                    stack_set.instances.stack_instances.remove(instance)
+                    results.append(_result((account_id, instance.region_name, instance.organizational_unit_id)))
+                _record(stack_set, operation_id, "DELETE", results, {"RetainStacks": bool(auto.get("RetainStacksOnAccountRemoval"))}, _fingerprint("AUTO_DELETE", {"account": account_id, "id": operation_id}))
+
+
+def _move_account(self, **kwargs) -> None:
+    _original["move_account"](self, **kwargs)
+    auto_deploy(self, kwargs["AccountId"])
+
+
+def _create_account(self, **kwargs):
+    status = _original["create_account"](self, **kwargs)
+    auto_deploy(self, status["CreateAccountStatus"]["AccountId"])
+    return status
+
+
 class _OperationDTO(responses.StackSetOperationDTO):
     def __init__(self, operation: dict[str, Any], stack_set) -> None:
         super().__init__(operation, stack_set)
@@ -640,3 +693,8 @@ def apply() -> None:
     models.StackSet.regions = property(_regions)
     models.StackInstance.to_dict = _instance_to_dict
     responses.StackSetOperationDTO = _OperationDTO
+    from moto.organizations.models import OrganizationsBackend
+
+    _original["move_account"], _original["create_account"] = OrganizationsBackend.move_account, OrganizationsBackend.create_account
+    OrganizationsBackend.move_account = _move_account
+    OrganizationsBackend.create_account = _create_account
