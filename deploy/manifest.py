@@ -67,6 +67,10 @@ class TemplateParameter:
     no_echo: bool = False
     allowed_values: tuple[str, ...] = ()
     allowed_pattern: str | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    min_value: float | None = None
+    max_value: float | None = None
 
     @property
     def required(self) -> bool:
@@ -350,6 +354,10 @@ def read_template(path: Path, source: str, where: str) -> TemplateInfo:
             no_echo=str(spec.get("NoEcho", "false")).lower() == "true",
             allowed_values=tuple(_stringify(v) for v in spec.get("AllowedValues", []) or []),
             allowed_pattern=spec.get("AllowedPattern"),
+            min_length=_number(spec.get("MinLength")),
+            max_length=_number(spec.get("MaxLength")),
+            min_value=_number(spec.get("MinValue")),
+            max_value=_number(spec.get("MaxValue")),
         )
     return TemplateInfo(path=str(path), body=body, parameters=parameters, capabilities=derive_capabilities(data))
 
@@ -371,6 +379,13 @@ def derive_capabilities(template: dict) -> tuple[str, ...]:
     if template.get("Transform"):
         capabilities.add("CAPABILITY_AUTO_EXPAND")
     return tuple(sorted(capabilities))
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def _stringify(value: Any) -> str:
@@ -518,19 +533,39 @@ def _check_parameters(values: dict, template: TemplateInfo, source: str, where: 
             known = ", ".join(sorted(template.parameters)) or "none"
             raise InputError(f"'{name}' is not a parameter of template '{template.path}'{hint}; it takes: {known}", source, where, f"{key}.{name}")
         text = _stringify(value)
-        spec = template.parameters[name]
-        shown = "****" if spec.no_echo else repr(text)
-        if spec.allowed_values and text not in spec.allowed_values:
-            raise InputError(f"value {shown} is not allowed; allowed values: {', '.join(spec.allowed_values)}", source, where, f"{key}.{name}")
-        if spec.allowed_pattern and spec.type in ("String", "Number") and not re.fullmatch(spec.allowed_pattern, text):
-            raise InputError(f"value {shown} does not match the template's AllowedPattern {spec.allowed_pattern}", source, where, f"{key}.{name}")
-        if spec.type == "Number":
-            try:
-                float(text)
-            except ValueError:
-                raise InputError(f"value {shown} is not a number", source, where, f"{key}.{name}") from None
+        problem = _parameter_problem(template.parameters[name], text)
+        if problem:
+            raise InputError(problem, source, where, f"{key}.{name}")
         out.append((name, text))
     return tuple(sorted(out))
+
+
+def _parameter_problem(spec: TemplateParameter, text: str) -> str | None:
+    """What CloudFormation would reject in ``text`` for ``spec`` (NoEcho values never shown)."""
+    shown = "****" if spec.no_echo else repr(text)
+    if spec.allowed_values and text not in spec.allowed_values:
+        return f"value {shown} is not allowed; allowed values: {', '.join(spec.allowed_values)}"
+    if spec.type == "String":
+        if spec.min_length is not None and len(text) < spec.min_length:
+            return f"value {shown} is shorter than the template's MinLength {spec.min_length:.0f}"
+        if spec.max_length is not None and len(text) > spec.max_length:
+            return f"value {shown} is longer than the template's MaxLength {spec.max_length:.0f}"
+    items = [text] if spec.type in ("String", "Number") else text.split(",") if spec.type in ("CommaDelimitedList", "List<Number>") else []
+    if spec.allowed_pattern:
+        for item in items:
+            if not re.fullmatch(spec.allowed_pattern, item):
+                return f"value {'****' if spec.no_echo else repr(item)} does not match the template's AllowedPattern {spec.allowed_pattern}"
+    if spec.type in ("Number", "List<Number>"):
+        for item in items:
+            try:
+                number = float(item)
+            except ValueError:
+                return f"value {'****' if spec.no_echo else repr(item)} is not a number"
+            if spec.min_value is not None and number < spec.min_value:
+                return f"value {shown} is below the template's MinValue {spec.min_value:g}"
+            if spec.max_value is not None and number > spec.max_value:
+                return f"value {shown} is above the template's MaxValue {spec.max_value:g}"
+    return None
 
 
 def _build_stack_set(item: dict, manifest_path: Path, regions: frozenset[str]) -> tuple[StackSetSpec, list[tuple[str, str]]]:

@@ -195,3 +195,23 @@ def test_the_worked_example_validates():
     assert "CAPABILITY_NAMED_IAM" in by_name["ml-target-account-roles"].capabilities
     assert by_name["ml-endpoint-invoke-role"].template.parameters["ExternalId"].no_echo
     assert manifest.ou_paths() == {"ou:/staging", "ou:/production"}
+
+
+@pytest.mark.parametrize(
+    "spec_yaml, value, words",
+    [
+        ("{Type: String, NoEcho: true, MinLength: 16}", "short", ["****", "MinLength 16"]),
+        ("{Type: String, MaxLength: 3}", "toolong", ["'toolong'", "MaxLength 3"]),
+        ("{Type: Number, MinValue: 1, MaxValue: 10}", 11, ["above", "MaxValue 10"]),
+        ("{Type: Number, MinValue: 1}", 0, ["below", "MinValue 1"]),
+        ("{Type: CommaDelimitedList, AllowedPattern: '^arn:.*$'}", "arn:a,*", ["'*'", "AllowedPattern"]),
+    ],
+)
+def test_template_constraints_are_checked_before_any_call(tmp_path, spec_yaml, value, words):
+    (tmp_path / "c.yaml").write_text(f"Parameters:\n  P: {spec_yaml}\nResources:\n  M: {{Type: AWS::SSM::Parameter}}\n")
+    item = base_stack_set(template="c.yaml", parameters={"P": value})
+    error = error_of(tmp_path, stack_sets=[item])
+    assert error.key == "parameters.P"
+    for word in words:
+        assert word in error.message, error.message
+    assert "short" not in error.message or "****" in error.message
