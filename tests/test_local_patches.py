@@ -238,6 +238,9 @@ def test_list_stack_instances_pages_like_aws(local_aws, cfn):
     assert sorted(s["Account"] for page in pages for s in page["Summaries"]) == accounts
     only = cfn.list_stack_instances(StackSetName=name, StackInstanceAccount=accounts[7], StackInstanceRegion="us-east-1")["Summaries"]
     assert [s["Account"] for s in only] == [accounts[7]]
+    # a SELF_MANAGED instance's stack carries AWS's name too
+    stacks = local_aws.client("cloudformation", account=accounts[7]).describe_stacks()["Stacks"]
+    assert [stack["StackId"] for stack in stacks if stack["StackName"].startswith(f"StackSet-{name}-")] == [only[0]["StackId"]]
 
 
 def test_auto_deployment_follows_accounts_between_ous(local_aws, cfn):

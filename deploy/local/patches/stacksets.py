@@ -230,8 +230,8 @@ def _failed_instance(stack_set, account: str, region: str, reason: str):
 
 
 def _publish_stack(stack_set, instance) -> None:
-    """Make a SERVICE_MANAGED instance's stack visible in its account, named as AWS names it."""
-    if instance.stack is None or instance.permission_model == "SELF_MANAGED":
+    """Name an instance's stack as AWS does (StackSet-<name>-<uuid>) and make it visible in its account."""
+    if instance.stack is None:
         return
     instance.stack.name = f"StackSet-{stack_set.name}-{mock_random.uuid4()}"
     models.cloudformation_backends[instance.account_id][instance.region_name].stacks[instance.stack.stack_id] = instance.stack
