@@ -424,3 +424,53 @@ def test_accounts_by_name_resolve_through_organizations(local_aws, workdir, coun
     manifest = write_manifest(workdir, [self_managed(name, ["account:nobody"], ["us-east-1"])])
     code, doc, err = run(["apply", "--manifest", manifest], capsys)
     assert code == 2 and "account:nobody" in err and f"stack set '{name}'" in err and counter.writes == 0
+
+
+RETAINED_TEMPLATE = textwrap.dedent(
+    """\
+    Parameters:
+      BucketName: {Type: String}
+    Resources:
+      Data:
+        Type: AWS::S3::Bucket
+        DeletionPolicy: Retain
+        UpdateReplacePolicy: Retain
+        Properties:
+          BucketName: !Ref BucketName
+    """
+)
+
+
+def test_removing_an_instance_keeps_its_data(local_aws, workdir, counter, capsys):
+    """Buckets carry DeletionPolicy Retain: deleting the stack instance leaves the bucket and its objects."""
+    name = unique("retain")
+    staging = local_aws.account_id("ml-staging")
+    (workdir / "templates" / "retained.yaml").write_text(RETAINED_TEMPLATE)
+    item = self_managed(name, [staging], ["us-east-1"], template="templates/retained.yaml")
+    item["parameters"] = {"BucketName": name}
+    manifest = write_manifest(workdir, [item])
+    assert run(["apply", "--manifest", manifest], capsys)[0] == 0
+    s3 = local_aws.client("s3", account="ml-staging")
+    s3.head_bucket(Bucket=name)  # empty: only the policy keeps it (a non-empty one would fail to delete anyway)
+
+    item["targets"]["accounts"] = []
+    manifest = write_manifest(workdir, [item])
+    code, doc, err = run(["apply", "--manifest", manifest, "--yes"], capsys)
+    assert code == 0, err
+    assert instances(local_aws, name) == set()
+    s3.head_bucket(Bucket=name)
+    assert run(["destroy", "--manifest", manifest, "--yes"], capsys)[0] == 0
+
+
+def test_every_bucket_and_key_of_the_templates_is_retained():
+    """What a rollout can remove never takes data with it: all templates, all buckets and keys."""
+    from deploy.manifest import parse_template_text
+
+    root = Path(__file__).resolve().parents[1] / "templates"
+    checked = 0
+    for path in sorted(root.glob("*.yaml")):
+        for logical_id, resource in (parse_template_text(path.read_text()).get("Resources") or {}).items():
+            if resource.get("Type") in ("AWS::S3::Bucket", "AWS::KMS::Key"):
+                checked += 1
+                assert resource.get("DeletionPolicy") == "Retain" and resource.get("UpdateReplacePolicy") == "Retain", f"{path.name}: {logical_id}"
+    assert checked > 0
