@@ -174,6 +174,8 @@ def test_detect_stack_set_drift_succeeds_with_instances_in_sync(local_aws, cfn):
     details = cfn.describe_stack_set(StackSetName=name)["StackSet"]["StackSetDriftDetectionDetails"]
     assert details["DriftStatus"] == "IN_SYNC" and details["DriftDetectionStatus"] == "COMPLETED"
     assert details["TotalStackInstancesCount"] == details["InSyncStackInstancesCount"] == 2 and details["DriftedStackInstancesCount"] == 0
+    listed = next(s for s in cfn.list_stack_sets()["Summaries"] if s["StackSetName"] == name)
+    assert listed["DriftStatus"] == "IN_SYNC" and "LastDriftCheckTimestamp" in listed
     summaries = cfn.list_stack_instances(StackSetName=name, Filters=[{"Name": "DRIFT_STATUS", "Values": "IN_SYNC"}])["Summaries"]
     assert len(summaries) == 2 and all("LastDriftCheckTimestamp" in s for s in summaries)
 

@@ -677,6 +677,14 @@ def _organizational_unit_ids(self) -> list[str] | None:
     return list(self.__dict__.get("target_ous") or []) or None if self.permission_model == "SERVICE_MANAGED" else None
 
 
+def _drift_status(self) -> str:  # ListStackSets' StackSetSummary
+    return (self.__dict__.get("stack_set_drift_detection_details") or {}).get("DriftStatus", "NOT_CHECKED")
+
+
+def _last_drift_check(self):
+    return (self.__dict__.get("stack_set_drift_detection_details") or {}).get("LastDriftCheckTimestamp")
+
+
 def _regions(self) -> list[str]:
     return sorted({instance.region_name for instance in self.instances.stack_instances})
 
@@ -691,6 +699,8 @@ def apply() -> None:
     models.StackSet.managed_execution = property(_managed_execution)
     models.StackSet.organizational_unit_ids = property(_organizational_unit_ids)
     models.StackSet.regions = property(_regions)
+    models.StackSet.drift_status = property(_drift_status)
+    models.StackSet.last_drift_check_timestamp = property(_last_drift_check)
     models.StackInstance.to_dict = _instance_to_dict
     responses.StackSetOperationDTO = _OperationDTO
     from moto.organizations.models import OrganizationsBackend
