@@ -96,6 +96,13 @@ class Reporter:
             return
         self.line(f"{name}: {text}")
 
+    def operation(self, name: str, kind: str, operation_id: str) -> None:
+        """A step starts: short on the live display, the full OperationId in plain output."""
+        if self.progress.disable:
+            self.step(name, f"{kind} {operation_id}")
+        else:
+            self.step(name, f"{kind.replace('_', ' ')} …{operation_id[-8:]}")
+
     def advance(self, name: str, amount: int) -> None:
         with self._lock:
             task = self._tasks.get(name)
@@ -265,7 +272,7 @@ class Rollout:
             retry = False
             for step in plan.steps:
                 started = time.monotonic()
-                self.reporter.step(spec.name, f"{step.kind} {step.operation_id}")
+                self.reporter.operation(spec.name, step.kind, step.operation_id)
                 result = self.adapter.execute(spec, step, on_wait=self._on_wait)
                 outcome.operations.append(result.operation_id)
                 if not result.ok:
