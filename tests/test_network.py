@@ -150,3 +150,11 @@ def test_every_parameter_is_in_one_form_group(template):
     groups = template["Metadata"]["AWS::CloudFormation::Interface"]["ParameterGroups"]
     listed = [name for group in groups for name in group["Parameters"]]
     assert sorted(listed) == sorted(template["Parameters"])
+
+
+@pytest.mark.parametrize("builder,count", [(build_environment_template, 3), (build_target_network_template, 2)], ids=["environment-3", "target-network-2"])
+def test_the_other_az_count_is_lint_clean_too(builder, count):
+    from generator.lint import lint_text
+    from generator.render import render_yaml
+
+    assert lint_text(render_yaml(builder(az_count=count)), f"{builder.__name__}-{count}.yaml", ("us-east-1",)) == []
