@@ -7,6 +7,7 @@ counts API calls with ``deploy.clients.CallCounter`` through ``deploy.commands.m
 from __future__ import annotations
 
 import json
+import os
 import textwrap
 import uuid
 from pathlib import Path
@@ -474,3 +475,50 @@ def test_every_bucket_and_key_of_the_templates_is_retained():
                 checked += 1
                 assert resource.get("DeletionPolicy") == "Retain" and resource.get("UpdateReplacePolicy") == "Retain", f"{path.name}: {logical_id}"
     assert checked > 0
+
+
+def test_the_cli_in_process_on_moto(workdir, capsys, monkeypatch):
+    """The same CLI with moto in-process (``mock_aws`` plus the local server's patches)."""
+    import boto3
+    from moto import mock_aws
+
+    from deploy.local.patches import apply_all
+
+    for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    apply_all()
+    counter = CallCounter()
+    monkeypatch.setattr(commands, "make_clients", lambda: Clients(counter=counter))
+    with mock_aws():
+        org = boto3.client("organizations", region_name="us-east-1")
+        org.create_organization(FeatureSet="ALL")
+        root = org.list_roots()["Roots"][0]["Id"]
+        ou = org.create_organizational_unit(ParentId=root, Name="workloads")["OrganizationalUnit"]["Id"]
+        account = org.create_account(AccountName="member", Email="member@example.com")["CreateAccountStatus"]["AccountId"]
+        org.move_account(AccountId=account, SourceParentId=root, DestinationParentId=ou)
+        org.enable_aws_service_access(ServicePrincipal="member.org.stacksets.cloudformation.amazonaws.com")
+        boto3.client("iam").create_role(RoleName="AWSCloudFormationStackSetAdministrationRole", AssumeRolePolicyDocument="{}")
+
+        manifest = write_manifest(
+            workdir,
+            [
+                service_managed("inproc-org", ["ou:/workloads"], ["us-east-1"]),
+                self_managed("inproc-self", [account], ["us-east-1", "eu-west-1"]),
+            ],
+        )
+        code, doc, err = run(["apply", "--manifest", manifest, "--json"], capsys)
+        assert code == 0, err
+        cfn = boto3.client("cloudformation")
+        for name, expected in (("inproc-org", {(account, "us-east-1")}), ("inproc-self", {(account, "us-east-1"), (account, "eu-west-1")})):
+            assert {(s["Account"], s["Region"]) for s in cfn.list_stack_instances(StackSetName=name)["Summaries"]} == expected
+        counter.calls.clear()
+        assert run(["apply", "--manifest", manifest], capsys)[0] == 0 and counter.writes == 0
+        assert run(["destroy", "--manifest", manifest, "--yes"], capsys)[0] == 0
+        for name in ("inproc-org", "inproc-self"):
+            with pytest.raises(cfn.exceptions.StackSetNotFoundException):
+                cfn.describe_stack_set(StackSetName=name)
