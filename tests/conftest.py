@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import boto3
@@ -31,6 +31,7 @@ class LocalAWS:
     endpoint_url: str
     state_dir: Path
     state: dict
+    _sessions: dict = field(default_factory=dict, repr=False)
 
     @property
     def region(self) -> str:
@@ -58,6 +59,11 @@ class LocalAWS:
 
     def session(self, account: str | None = None) -> boto3.session.Session:
         """A session of the management account, or of member ``account`` (name or id) through its OrganizationAccountAccessRole."""
+        if account not in self._sessions:
+            self._sessions[account] = self._new_session(account)
+        return self._sessions[account]
+
+    def _new_session(self, account: str | None) -> boto3.session.Session:
         base = boto3.session.Session(region_name=self.region, **{key.lower(): value for key, value in lifecycle.DUMMY_CREDENTIALS.items()})
         if account is None:
             return base
@@ -78,6 +84,7 @@ class LocalAWS:
     def reset(self) -> None:
         """Forget everything on the server and seed the Organization again (same ids)."""
         urllib.request.urlopen(urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", data=b"", method="POST"), timeout=30).close()
+        self._sessions.clear()  # the assumed-role keys died with the reset
         self.state = {**self.state, **seed(self.endpoint_url, load_org_file(self.state["org_file"]))}
         write_state(self.state_dir, self.state)
 
