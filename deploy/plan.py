@@ -83,6 +83,7 @@ class LiveStackSet:
     instances: tuple[LiveInstance, ...] | None = None  # None: not read (nothing changed)
     last_operation: LastOperation | None = None
     running_operations: tuple[str, ...] = ()  # only when read without waiting (plan)
+    ou_accounts: tuple[tuple[str, tuple[str, ...]], ...] | None = None  # target OU -> its accounts (recursive), when read
 
     @property
     def tag_dict(self) -> dict[str, str]:
@@ -503,8 +504,54 @@ def _plan_service_managed(
         ous = sorted({account_ous[a] for a in accounts if a in account_ous})
         steps.append(Step(kind="delete_instances", organizational_units=tuple(ous), accounts=tuple(sorted(accounts)), account_filter="INTERSECTION", regions=regions, instance_count=len(accounts) * len(regions)))
 
-    # Additions: (OU, region) pairs with no instance yet; an OU that CloudFormation lists
-    # as a target but holds no account yet counts as present (auto-deployment covers it).
+    if live.ou_accounts is not None:
+        steps.extend(_additions_by_membership(spec, dict(live.ou_accounts), instances, account_parents, plan))
+    else:
+        steps.extend(_additions_by_ou(spec, live, instances, by_ou_region, account_parents, plan))
+
+    # Override changes and re-runs of existing instances.
+    updates: dict[tuple[Any, str], set[str]] = defaultdict(set)
+    for inst in instances:
+        if not _instance_desired(spec, inst):
+            continue
+        wanted = desired_overrides(spec, inst.account, inst.region, inst.ou)
+        current = inst.overrides or ()
+        if current != wanted:
+            plan.override_changes.append(f"{inst.account}/{inst.region}: {_fmt(current)} -> {_fmt(wanted)}")
+        elif inst.status != "CURRENT":
+            plan.rerun.append(f"{inst.account}/{inst.region}: {inst.status}" + (f" ({inst.status_reason})" if inst.status_reason else ""))
+        else:
+            continue
+        updates[((wanted, inst.ou), inst.account)].add(inst.region)
+    regrouped: dict[tuple[tuple[str, ...], Overrides], dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for (regions, (wanted, ou)), accounts in _group_by_regions(updates).items():
+        regrouped[(regions, wanted)][ou or ""].update(accounts)
+    for (regions, wanted), per_ou in sorted(regrouped.items()):
+        whole = [ou for ou, accounts in per_ou.items() if ou and all({i.account for i in by_ou_region[(ou, r)]} <= accounts for r in regions)]
+        partial = {ou: accounts for ou, accounts in per_ou.items() if ou not in whole}
+        for chunk in _chunks(sorted(whole), MAX_OUS_PER_CALL):
+            count = sum(len(by_ou_region[(ou, r)]) for ou in chunk for r in regions)
+            steps.append(Step(kind="update_instances", organizational_units=chunk, account_filter="NONE", regions=regions, overrides=wanted, instance_count=count))
+        if partial:
+            accounts = sorted(set().union(*partial.values()))
+            ous = sorted(ou for ou in partial if ou) or sorted(target_ous)
+            steps.append(Step(kind="update_instances", organizational_units=tuple(ous)[:MAX_OUS_PER_CALL], accounts=tuple(accounts), account_filter="INTERSECTION", regions=regions, overrides=wanted, instance_count=len(accounts) * len(regions)))
+    return steps
+
+
+def _additions_by_ou(
+    spec: StackSetSpec,
+    live: LiveStackSet,
+    instances: tuple[LiveInstance, ...],
+    by_ou_region: dict,
+    account_parents: dict[str, str],
+    plan: StackSetPlan,
+) -> list[Step]:
+    """Additions when OU membership is not known (a new stack set): by (OU, region) presence."""
+    steps: list[Step] = []
+    target_ous = set(spec.organizational_units)
+    # (OU, region) pairs with no instance yet; an OU that CloudFormation lists as a target
+    # but holds no account yet counts as present (auto-deployment covers it).
     live_ous = set(live.organizational_unit_ids or ())
     ous_with_instances = {inst.ou for inst in instances}
     creates: dict[tuple[Any, str], set[str]] = defaultdict(set)
@@ -541,50 +588,90 @@ def _plan_service_managed(
         for (regions, _), accounts in sorted(_group_by_regions(account_creates).items()):
             steps.append(Step(kind="create_instances", organizational_units=tuple(sorted(target_ous))[:MAX_OUS_PER_CALL], accounts=tuple(sorted(accounts)), account_filter="INTERSECTION", regions=regions, instance_count=len(accounts) * len(regions)))
     elif spec.account_filter == "UNION":
-        # CreateStackInstances does not take UNION: the extra accounts go through their parent OU.
-        for account in spec.accounts:
-            parent = account_parents.get(account)
-            if parent in target_ous:
-                continue  # already covered by its OU
-            for region in spec.regions:
-                if (account, region) in live_pairs:
-                    continue
-                if parent is None:
-                    plan.notes.append(f"account {account}: parent OU unknown, cannot add it in {region}")
-                    continue
-                account_creates[(None, account)].add(region)
-                plan.add.append(f"{account}/{region}")
-        for (regions, _), accounts in sorted(_group_by_regions(account_creates).items()):
-            parents = tuple(sorted({account_parents[a] for a in accounts}))
-            steps.append(Step(kind="create_instances", organizational_units=parents, accounts=tuple(sorted(accounts)), account_filter="INTERSECTION", regions=regions, instance_count=len(accounts) * len(regions)))
+        steps.extend(_union_additions(spec, instances, account_parents, plan, covered=set()))
+    return steps
 
-    # Override changes and re-runs of existing instances.
-    updates: dict[tuple[Any, str], set[str]] = defaultdict(set)
-    for inst in instances:
-        if not _instance_desired(spec, inst):
+
+def _union_additions(spec: StackSetSpec, instances, account_parents: dict[str, str], plan: StackSetPlan, covered: set[str]) -> list[Step]:
+    """UNION accounts outside the OUs: CreateStackInstances takes no UNION, so through their parent OU."""
+    live_pairs = {(i.account, i.region) for i in instances}
+    creates: dict[tuple[Any, str], set[str]] = defaultdict(set)
+    for account in spec.accounts:
+        parent = account_parents.get(account)
+        if account in covered or parent in spec.organizational_units:
             continue
-        wanted = desired_overrides(spec, inst.account, inst.region, inst.ou)
-        current = inst.overrides or ()
-        if current != wanted:
-            plan.override_changes.append(f"{inst.account}/{inst.region}: {_fmt(current)} -> {_fmt(wanted)}")
-        elif inst.status != "CURRENT":
-            plan.rerun.append(f"{inst.account}/{inst.region}: {inst.status}" + (f" ({inst.status_reason})" if inst.status_reason else ""))
-        else:
-            continue
-        updates[((wanted, inst.ou), inst.account)].add(inst.region)
-    regrouped: dict[tuple[tuple[str, ...], Overrides], dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-    for (regions, (wanted, ou)), accounts in _group_by_regions(updates).items():
-        regrouped[(regions, wanted)][ou or ""].update(accounts)
-    for (regions, wanted), per_ou in sorted(regrouped.items()):
-        whole = [ou for ou, accounts in per_ou.items() if ou and all({i.account for i in by_ou_region[(ou, r)]} <= accounts for r in regions)]
-        partial = {ou: accounts for ou, accounts in per_ou.items() if ou not in whole}
-        for chunk in _chunks(sorted(whole), MAX_OUS_PER_CALL):
-            count = sum(len(by_ou_region[(ou, r)]) for ou in chunk for r in regions)
-            steps.append(Step(kind="update_instances", organizational_units=chunk, account_filter="NONE", regions=regions, overrides=wanted, instance_count=count))
-        if partial:
-            accounts = sorted(set().union(*partial.values()))
-            ous = sorted(ou for ou in partial if ou) or sorted(target_ous)
-            steps.append(Step(kind="update_instances", organizational_units=tuple(ous)[:MAX_OUS_PER_CALL], accounts=tuple(accounts), account_filter="INTERSECTION", regions=regions, overrides=wanted, instance_count=len(accounts) * len(regions)))
+        for region in spec.regions:
+            if (account, region) in live_pairs:
+                continue
+            if parent is None:
+                plan.notes.append(f"account {account}: parent OU unknown, cannot add it in {region}")
+                continue
+            creates[(desired_overrides(spec, account, region, parent), account)].add(region)
+            plan.add.append(f"{account}/{region}")
+    steps = []
+    for (regions, wanted), accounts in sorted(_group_by_regions(creates).items()):
+        parents = tuple(sorted({account_parents[a] for a in accounts}))
+        steps.append(Step(kind="create_instances", organizational_units=parents, accounts=tuple(sorted(accounts)), account_filter="INTERSECTION", regions=regions, overrides=wanted or None, instance_count=len(accounts) * len(regions)))
+    return steps
+
+
+def _additions_by_membership(
+    spec: StackSetSpec,
+    members: dict[str, tuple[str, ...]],
+    instances: tuple[LiveInstance, ...],
+    account_parents: dict[str, str],
+    plan: StackSetPlan,
+) -> list[Step]:
+    """Additions when the accounts of every target OU are known: exactly the missing instances.
+
+    A whole (OU, region) with nothing deployed and one set of overrides goes as one OU
+    call; otherwise the missing accounts go through their OU with an INTERSECTION filter,
+    each with its own overrides, so no follow-up round is needed.
+    """
+    live_pairs = {(i.account, i.region) for i in instances}
+    chosen = set(spec.accounts)
+
+    def wanted(account: str) -> bool:
+        if spec.account_filter == "INTERSECTION":
+            return account in chosen
+        if spec.account_filter == "DIFFERENCE":
+            return account not in chosen
+        return True
+
+    seen: set[tuple[str, str]] = set()
+    ou_wide: dict[tuple[Any, str], set[str]] = defaultdict(set)
+    per_account: dict[tuple[Any, tuple[str, str]], set[str]] = defaultdict(set)
+    covered: set[str] = set()
+    for ou in sorted(spec.organizational_units):
+        accounts = [a for a in members.get(ou, ()) if wanted(a)]
+        covered.update(members.get(ou, ()))
+        for region in spec.regions:
+            missing = [a for a in accounts if (a, region) not in live_pairs and (a, region) not in seen]
+            seen.update((a, region) for a in missing)
+            if not missing:
+                continue
+            keys = {a: desired_overrides(spec, a, region, ou) for a in missing}
+            if len(missing) == len(accounts) and len(set(keys.values())) == 1:
+                ou_wide[(keys[missing[0]], ou)].add(region)
+                plan.add.append(f"{ou}/{region} ({len(missing)} account(s))")
+            else:
+                for account in missing:
+                    per_account[(keys[account], (ou, account))].add(region)
+                    plan.add.append(f"{account}/{region} (via {ou})")
+    steps: list[Step] = []
+    filter_accounts = tuple(sorted(chosen)) if spec.account_filter in ("INTERSECTION", "DIFFERENCE") else ()
+    create_filter = spec.account_filter if filter_accounts else "NONE"
+    for (regions, key), ous in sorted(_group_by_regions(ou_wide).items()):
+        for chunk in _chunks(sorted(ous), MAX_OUS_PER_CALL):
+            count = sum(len([a for a in members.get(ou, ()) if wanted(a)]) for ou in chunk) * len(regions)
+            steps.append(Step(kind="create_instances", organizational_units=chunk, accounts=filter_accounts, account_filter=create_filter, regions=regions, overrides=key or None, instance_count=count))
+    for (regions, key), units in sorted(_group_by_regions(per_account).items()):
+        ous = tuple(sorted({ou for ou, _ in units}))
+        accounts = tuple(sorted({a for _, a in units}))
+        for chunk in _chunks(list(ous), MAX_OUS_PER_CALL):
+            steps.append(Step(kind="create_instances", organizational_units=chunk, accounts=accounts, account_filter="INTERSECTION", regions=regions, overrides=key or None, instance_count=len(accounts) * len(regions)))
+    if spec.account_filter == "UNION":
+        steps.extend(_union_additions(spec, instances, account_parents, plan, covered))
     return steps
 
 

@@ -117,6 +117,7 @@ class StackSets:
         self._account_id: str | None = None
         self._checked: dict[str, str | None] = {}
         self._template_urls: dict[str, str] = {}
+        self._members: dict[str, frozenset[str]] = {}
 
     # ------------------------------------------------------------------ clients
 
@@ -220,13 +221,19 @@ class StackSets:
         return parents
 
     def _accounts_under(self, ou: str) -> set[str]:
+        with self._lock:
+            cached = self._members.get(ou)
+        if cached is not None:
+            return set(cached)
         accounts: set[str] = set()
         stack = [ou]
         while stack:
             parent = stack.pop()
             for page in self.org.get_paginator("list_accounts_for_parent").paginate(ParentId=parent):
-                accounts.update(a["Id"] for a in page["Accounts"])
+                accounts.update(a["Id"] for a in page["Accounts"] if a.get("Status", "ACTIVE") == "ACTIVE")
             stack.extend(child["Id"] for child in self._children(parent))
+        with self._lock:
+            self._members[ou] = frozenset(accounts)
         return accounts
 
     # ------------------------------------------------------------------ reading
@@ -305,10 +312,30 @@ class StackSets:
         if unchanged:
             return live
         instances = self.list_instances(spec.name, spec.call_as)
+        members = None
         if live.permission_model == "SERVICE_MANAGED":
             instances = self._attribute_ous(spec, live, instances)
+            members = self.ou_members(spec)
         instances = self._read_overrides(spec, instances)
-        return LiveStackSet(**{**live.__dict__, "instances": tuple(instances)})
+        return LiveStackSet(**{**live.__dict__, "instances": tuple(instances), "ou_accounts": members})
+
+    def ou_members(self, spec: StackSetSpec) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """Accounts of each target OU, child OUs included, the management account excluded
+        (service-managed stack sets never deploy there). Read only when instances are read."""
+        management = self._management_account()
+        return tuple((ou, tuple(sorted(self._accounts_under(ou) - {management}))) for ou in sorted(spec.organizational_units))
+
+    def _management_account(self) -> str | None:
+        with self._lock:
+            if "management" in self._checked:
+                return self._checked["management"]
+        try:
+            management = self.org.describe_organization()["Organization"].get("MasterAccountId")
+        except ClientError:
+            management = None
+        with self._lock:
+            self._checked["management"] = management
+        return management
 
     def list_instances(self, name: str, call_as: str) -> list[LiveInstance]:
         out = []

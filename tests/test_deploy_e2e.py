@@ -522,3 +522,30 @@ def test_the_cli_in_process_on_moto(workdir, capsys, monkeypatch):
         for name in ("inproc-org", "inproc-self"):
             with pytest.raises(cfn.exceptions.StackSetNotFoundException):
                 cfn.describe_stack_set(StackSetName=name)
+
+
+def test_account_filters_narrow_and_widen_ou_targets(local_aws, workdir, counter, capsys):
+    name = unique("filters")
+    p1, p2 = local_aws.accounts_in("production")
+    staging = local_aws.account_id("ml-staging")
+    item = service_managed(name, ["ou:/production"], ["us-east-1"])
+
+    item["targets"].update(accounts=[p2], account_filter="difference")
+    manifest = write_manifest(workdir, [item])
+    assert run(["apply", "--manifest", manifest], capsys)[0] == 0
+    assert instances(local_aws, name) == {(p1, "us-east-1")}
+
+    item["targets"].update(accounts=[p2], account_filter="intersection")
+    manifest = write_manifest(workdir, [item])
+    code, doc, err = run(["apply", "--manifest", manifest, "--yes"], capsys)
+    assert code == 0, err
+    assert instances(local_aws, name) == {(p2, "us-east-1")}
+
+    item["targets"].update(accounts=[staging], account_filter="union")
+    manifest = write_manifest(workdir, [item])
+    code, doc, err = run(["apply", "--manifest", manifest, "--yes"], capsys)
+    assert code == 0, err
+    assert instances(local_aws, name) == {(p1, "us-east-1"), (p2, "us-east-1"), (staging, "us-east-1")}
+    counter.calls.clear()
+    assert run(["apply", "--manifest", manifest], capsys)[0] == 0 and counter.writes == 0
+    assert run(["destroy", "--manifest", manifest, "--yes"], capsys)[0] == 0

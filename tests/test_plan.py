@@ -318,3 +318,40 @@ def test_running_operations_seen_by_plan_are_noted():
     live = live_of(s, [inst(a, r) for a in (A, B) for r in s.regions], running_operations=("theirs",))
     plan = plan_stack_set(s, live)
     assert plan.steps == [] and any("theirs" in note and "still running" in note for note in plan.notes)
+
+
+def test_with_ou_membership_exactly_the_missing_accounts_are_added():
+    s = sm()
+    members = ((OU1, (A, B)), (OU2, (C,)))
+    # OU1 half deployed (a narrower filter before), OU2 not at all, one region
+    live = live_of(s, [inst(A, r, OU1) for r in s.regions], organizational_unit_ids=(OU1,), ou_accounts=members)
+    plan = plan_stack_set(s, live)
+    creates = {(step.organizational_units, step.accounts, step.account_filter, step.regions) for step in plan.steps}
+    assert creates == {
+        ((OU2,), (), "NONE", ("eu-west-1", "us-east-1")),  # a whole OU: one call through the OU
+        ((OU1,), (B,), "INTERSECTION", ("eu-west-1", "us-east-1")),  # only the missing account
+    }
+    assert not plan.needs_followup
+    # an empty OU adds nothing, every run
+    empty = live_of(s, [inst(a, r, OU1) for a in (A, B) for r in s.regions], ou_accounts=((OU1, (A, B)), (OU2, ())))
+    assert plan_stack_set(s, empty).steps == []
+
+
+def test_with_ou_membership_account_overrides_go_with_the_create():
+    s = sm(organizational_units=(OU1,), overrides=(Override((B,), (), ("us-east-1",), (("Size", "large"),)),))
+    live = live_of(s, [], ou_accounts=((OU1, (A, B)),))
+    plan = plan_stack_set(s, live)
+    by_overrides = {(step.accounts, step.regions, step.overrides) for step in plan.steps}
+    # eu-west-1: the whole OU, one set of values; us-east-1: account by account, each with its own
+    assert by_overrides == {((), ("eu-west-1",), None), ((A,), ("us-east-1",), None), ((B,), ("us-east-1",), (("Size", "large"),))}
+    assert [step.account_filter for step in plan.steps].count("INTERSECTION") == 2 and not plan.needs_followup
+
+
+def test_with_ou_membership_filters_choose_the_accounts():
+    members = ((OU1, (A, B)),)
+    diff = sm(organizational_units=(OU1,), regions=("us-east-1",), accounts=(B,), account_filter="DIFFERENCE")
+    (step,) = plan_stack_set(diff, live_of(diff, [], ou_accounts=members)).steps
+    assert (step.organizational_units, step.accounts, step.account_filter) == ((OU1,), (B,), "DIFFERENCE")  # = A only
+    union = sm(organizational_units=(OU1,), regions=("us-east-1",), accounts=(C,), account_filter="UNION")
+    steps = plan_stack_set(union, live_of(union, [inst(A, "us-east-1", OU1), inst(B, "us-east-1", OU1)], ou_accounts=members), account_parents={C: OU2}).steps
+    assert [(st.organizational_units, st.accounts, st.account_filter) for st in steps] == [((OU2,), (C,), "INTERSECTION")]
