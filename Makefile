@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv templates check-templates lint test demo bench clean
+.PHONY: help venv lint-venv templates check-templates lint test demo bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /\1\t/' | awk -F'\t' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -25,8 +25,25 @@ templates: $(STAMP) ## Emit templates/*.yaml from the generator and lint each (a
 check-templates: $(STAMP) ## Fail if templates/ differs from what the generator emits (CI)
 	$(PY) -m generator --check
 
-lint: $(STAMP) ## Lint templates/ with the cfn-lint command line
-	$(VENV)/bin/cfn-lint --include-checks I -- templates/*.yaml
+LINT_VENV := .venv-lint
+LINT_PY := $(LINT_VENV)/bin/python
+LINT_STAMP := $(LINT_VENV)/.installed
+# checkov pins boto3 exactly and parliament needs pkg_resources: they get a venv of their
+# own, never the product's dependencies.
+LINT_REQUIREMENTS := 'checkov==3.3.30' 'parliament==1.6.4' 'setuptools<81'
+
+$(LINT_STAMP): Makefile
+	test -x $(LINT_PY) || $(PYTHON) -m venv $(LINT_VENV)
+	$(LINT_PY) -m pip install --quiet --upgrade pip
+	$(LINT_PY) -m pip install --quiet $(LINT_REQUIREMENTS)
+	touch $(LINT_STAMP)
+
+lint-venv: $(LINT_STAMP) ## Create .venv-lint (checkov, parliament), apart from the product's dependencies
+
+lint: $(STAMP) $(LINT_STAMP) ## Lint templates/: cfn-lint + security rules, checkov, parliament on every IAM policy
+	$(VENV)/bin/cfn-lint --append-rules generator/rules --include-checks I --regions $$($(PY) -c 'from generator.lint import SUPPORTED_REGIONS; print(*SUPPORTED_REGIONS)') -- templates/*.yaml
+	$(LINT_VENV)/bin/checkov -d templates --framework cloudformation --skip-download --quiet --compact
+	PYTHONPATH=. $(LINT_PY) -m generator.policy_lint templates/*.yaml
 
 test: $(STAMP) ## Run the test suite (unit, lint, end-to-end on a local AWS emulator)
 	$(PY) -m generator --check
