@@ -230,7 +230,7 @@ def test_dependencies_run_in_order_and_independent_ones_together(local_aws, work
     calls: list[tuple[str, str]] = []
 
     def record(model, params, **_):
-        if model.name in ("CreateStackSet", "CreateStackInstances", "DescribeStackSetOperation"):
+        if model.name in ("CreateStackSet", "CreateStackInstances", "DescribeStackSetOperation", "DeleteStackSet"):
             calls.append((model.name, params.get("StackSetName")))
 
     def clients():
@@ -260,6 +260,11 @@ def test_dependencies_run_in_order_and_independent_ones_together(local_aws, work
     assert code == 0, err
     last_wait_of_first = max(i for i, call in enumerate(calls) if call == ("DescribeStackSetOperation", first))
     assert calls.index(("CreateStackSet", second)) > last_wait_of_first
+
+    # destroy goes the other way: the dependent first
+    code, doc, err = run(["destroy", "--manifest", manifest, "--yes"], capsys)
+    assert code == 0, err
+    assert calls.index(("DeleteStackSet", second)) < calls.index(("DeleteStackSet", first))
 
 
 def test_ownership_guard_and_adopt(local_aws, workdir, counter, capsys):
