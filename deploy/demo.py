@@ -33,6 +33,8 @@ DEFAULT_ORG = "examples/local-org.yaml"
 DEFAULT_STATE_DIR = ".local-aws/demo"
 INVOKE_TEMPLATE = "endpoint-invoke-role.yaml"
 # The local AWS has no model behind an endpoint: the demo queues this answer, and says so.
+# Roles the seeding created (AWS creates them with the Organization): not the demo's doing.
+_SEEDED_ROLES = {"OrganizationAccountAccessRole", "AWSCloudFormationStackSetAdministrationRole"}
 CANNED_ANSWER = {"predictions": [{"churn_probability": 0.13}], "note": "canned answer of the local AWS: no model runs offline"}
 
 
@@ -180,18 +182,31 @@ def collect_summary(state: dict) -> list[dict]:
         for share_type in ("IMPORTED", "AWS_ORGANIZATIONS"):
             portfolios += [f"{p['DisplayName']} (shared, {share_type.lower().replace('_', ' ')})" for p in catalog.list_accepted_portfolio_shares(PortfolioShareType=share_type)["PortfolioDetails"]]
         stacks = [s["StackName"] for s in session.client("cloudformation", endpoint_url=endpoint_url).describe_stacks()["Stacks"] if not s["StackName"].startswith("StackSet-")]
-        rows.append({"account": name, "id": account_id, "ou": ou, "stack_set_instances": sorted(instances.get(account_id, ())), "stacks": sorted(stacks), "endpoints": sorted(endpoints), "portfolios": sorted(portfolios)})
+        iam = session.client("iam", endpoint_url=endpoint_url)
+        roles = [r["RoleName"] for page in iam.get_paginator("list_roles").paginate() for r in page["Roles"] if r["RoleName"] not in _SEEDED_ROLES]
+        buckets = [b["Name"] for b in session.client("s3", endpoint_url=endpoint_url).list_buckets().get("Buckets", [])]
+        groups = [g["ModelPackageGroupName"] for g in session.client("sagemaker", endpoint_url=endpoint_url).list_model_package_groups()["ModelPackageGroupSummaryList"]]
+        rows.append({
+            "account": name, "id": account_id, "ou": ou, "stack_set_instances": sorted(instances.get(account_id, ())), "stacks": sorted(stacks),
+            "roles": sorted(roles), "buckets": sorted(buckets), "model_package_groups": sorted(groups), "endpoints": sorted(endpoints), "portfolios": sorted(portfolios),
+        })
     return rows
+
+
+_SUMMARY_FIELDS = (
+    ("stack set instances", "stack_set_instances"), ("stacks", "stacks"), ("IAM roles", "roles"), ("S3 buckets", "buckets"),
+    ("model package groups", "model_package_groups"), ("SageMaker endpoints", "endpoints"), ("Service Catalog portfolios", "portfolios"),
+)
 
 
 def format_summary(rows: list[dict]) -> str:
     lines = ["What now exists, by account (local AWS, before it stopped):"]
     for row in rows:
         lines.append(f"  {row['account']} {row['id']} (OU {row['ou']})")
-        for label, key in (("stack set instances", "stack_set_instances"), ("stacks", "stacks"), ("SageMaker endpoints", "endpoints"), ("Service Catalog portfolios", "portfolios")):
-            if row[key]:
+        for label, key in _SUMMARY_FIELDS:
+            if row.get(key):
                 lines.append(f"    {label}: {', '.join(row[key])}")
-        if not any(row[key] for key in ("stack_set_instances", "stacks", "endpoints", "portfolios")):
+        if not any(row.get(key) for _, key in _SUMMARY_FIELDS):
             lines.append("    nothing deployed")
     return "\n".join(lines)
 

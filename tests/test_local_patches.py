@@ -273,6 +273,15 @@ def test_auto_deployment_follows_accounts_between_ous(local_aws, cfn):
         local_aws.reset()  # the shared Organization goes back to the seeded one
 
 
+def test_generated_iam_names_fit_iam_limits(local_aws, cfn):
+    name = _name("a-rather-long-stack-set-name")
+    body = yaml.safe_dump({"Resources": {"ARoleWithAFairlyLongLogicalId": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": []}}}}})
+    cfn.create_stack_set(StackSetName=name, TemplateBody=body, PermissionModel="SERVICE_MANAGED", Capabilities=["CAPABILITY_IAM"])
+    cfn.create_stack_instances(StackSetName=name, DeploymentTargets={"OrganizationalUnitIds": [local_aws.ou_id("development")]}, Regions=["us-east-1"])
+    roles = [r["RoleName"] for r in local_aws.client("iam", account="ml-development").list_roles()["Roles"] if r["RoleName"].startswith(f"StackSet-{name}")]
+    assert len(roles) == 1 and len(roles[0]) <= 64, roles
+
+
 def test_a_missing_ssm_parameter_fails_with_the_aws_message(local_aws):
     body = {"Parameters": {"Subnets": {"Type": "AWS::SSM::Parameter::Value<List<AWS::EC2::Subnet::Id>>", "Default": "/absent/subnet-ids"}},
             "Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}}}

@@ -217,8 +217,8 @@ def _result(instance_or_key, status: str = "SUCCEEDED", reason: str | None = Non
     return result
 
 
-def _failed_instance(stack_set, account: str, region: str, reason: str):
-    """An instance whose stack could not be created: kept, INOPERABLE... as AWS reports it."""
+def _failed_instance(stack_set, account: str, region: str, reason: str | None):
+    """An instance without a stack (yet): OUTDATED and FAILED, as AWS reports one whose stack failed."""
     instance = object.__new__(models.StackInstance)
     instance.account_id, instance.region_name = account, region
     instance.stackset_id, instance.stack_name, instance.name = stack_set.id, stack_set.instances.stack_name, stack_set.name
@@ -229,36 +229,31 @@ def _failed_instance(stack_set, account: str, region: str, reason: str):
     return instance
 
 
-def _publish_stack(stack_set, instance) -> None:
-    """Name an instance's stack as AWS does (StackSet-<name>-<uuid>) and make it visible in its account."""
-    if instance.stack is None:
-        return
-    instance.stack.name = f"StackSet-{stack_set.name}-{mock_random.uuid4()}"
-    models.cloudformation_backends[instance.account_id][instance.region_name].stacks[instance.stack.stack_id] = instance.stack
+def _create_stack(stack_set, account: str, region: str, parameters: dict):
+    """The instance's stack, created in its account as AWS does: named StackSet-<name>-<uuid>,
+    visible there (DescribeStacks), its exports usable by the account's other stacks.
+    A stack whose resources fail is left ROLLBACK_COMPLETE and the error re-raised."""
+    backend = models.cloudformation_backends[account][region]
+    name = f"StackSet-{stack_set.name}-{mock_random.uuid4()}"
+    try:
+        return backend.create_stack(name=name, template=stack_set.template, parameters=parameters)
+    except Exception:
+        for stack in backend.stacks.values():
+            if stack.name == name:
+                stack.status = "ROLLBACK_COMPLETE"
+        raise
 
 
 def _delete_stack(instance) -> None:
     if getattr(instance, "stack", None) is None:
         return
-    backend = models.cloudformation_backends[instance.account_id][instance.region_name]
-    if instance.permission_model == "SELF_MANAGED":
-        backend.delete_stack(instance.stack.name)
-    else:
-        instance.stack.delete()
-        if backend.stacks.pop(instance.stack.stack_id, None) is not None:
-            backend.deleted_stacks[instance.stack.stack_id] = instance.stack
+    models.cloudformation_backends[instance.account_id][instance.region_name].delete_stack(instance.stack.stack_id)
 
 
 def _update_stack(stack_set, instance) -> None:
     parameters = _effective_parameters(stack_set, instance.overrides)
     if instance.stack is None:  # never created: try again, as AWS retries a FAILED instance
-        created = models.StackInstance(
-            account_id=instance.account_id, region_name=instance.region_name, stackset_id=stack_set.id,
-            stack_name=stack_set.instances.stack_name, name=stack_set.name, template=stack_set.template,
-            parameters=parameters, permission_model=stack_set.permission_model,
-        )
-        instance.stack = created.stack
-        _publish_stack(stack_set, instance)
+        instance.stack = _create_stack(stack_set, instance.account_id, instance.region_name, parameters)
     else:
         instance.stack.update(stack_set.template, parameters=parameters)
 
@@ -307,17 +302,13 @@ def create_stack_set(self) -> ActionResult:
 
 def _create_instance(stack_set, account: str, region: str, ou: str | None, overrides: list[dict], operation_id: str) -> dict:
     """Create one instance and its stack; a resource error makes a FAILED instance. Returns its result."""
+    instance = _failed_instance(stack_set, account, region, None)
     try:
-        instance = models.StackInstance(
-            account_id=account, region_name=region, stackset_id=stack_set.id, stack_name=stack_set.instances.stack_name,
-            name=stack_set.name, template=stack_set.template, parameters=_effective_parameters(stack_set, overrides),
-            permission_model=stack_set.permission_model,
-        )
-        _instance_defaults(instance)
-        _publish_stack(stack_set, instance)
+        instance.stack = _create_stack(stack_set, account, region, _effective_parameters(stack_set, overrides))
+        instance.status, instance.detailed_status = "CURRENT", "SUCCEEDED"
         result = _result((account, region, ou))
     except Exception as error:  # noqa: BLE001 - a resource error fails the instance, not the call
-        instance = _failed_instance(stack_set, account, region, _reason(error))
+        instance.status_reason = _reason(error)
         result = _result((account, region, ou), "FAILED", instance.status_reason)
     instance.overrides = [item for item in overrides if "ParameterValue" in item]
     instance.organizational_unit_id = ou
