@@ -163,6 +163,68 @@ def build_stackset_administration_role_template() -> Template:
     return template
 
 
+def _parliament_skip(check: str, comment: str) -> dict:
+    """Resource Metadata accepting one parliament finding, with its written justification."""
+    return {"parliament": {"skip": [{"id": check, "comment": comment}]}}
+
+
+def _add_pass_role_prefix(template: Template) -> Parameter:
+    return template.add_parameter(
+        Parameter(
+            "PassRoleNamePrefix",
+            Type="String",
+            Default="mlops-",
+            Description="Name prefix of the named roles the product's stacks create and pass to services (the EnvName followed by -)",
+            AllowedPattern=r"^[\w+=,.@-]{1,32}$",
+            ConstraintDescription="1-32 characters of an IAM role name",
+        )
+    )
+
+
+def _provisioning_statements(stack_pattern: str) -> list:
+    """What a role that creates the product's stacks may do: exactly the actions of the
+    resource types in the templates, on this account's resources; stacks matching
+    ``stack_pattern``; PassRole only to the roles those stacks create."""
+    statements = [
+        allow(f"Manage{key.title().replace('-', '')}", _actions(module, names), [_account_resources(key)])
+        for key, (module, names) in _EXECUTION_SERVICES.items()
+    ]
+    statements.append(allow("ReadAndCreateKeysWithoutResourceScope", _EXECUTION_UNSCOPED, ["*"]))
+    # Roles the stacks create are named by CloudFormation (after their stack) or by the
+    # product (<EnvName>-...): only those may be passed to services.
+    statements.append(
+        allow(
+            "PassProductRoles",
+            [iam.PassRole],
+            [
+                partition_arn("iam", f"role/{stack_pattern}", region="", account="${AWS::AccountId}"),
+                partition_arn("iam", "role/${PassRoleNamePrefix}*", region="", account="${AWS::AccountId}"),
+            ],
+        )
+    )
+    statements.append(
+        allow(
+            "ManageAccountIamRolesAndPolicies",
+            _actions(iam, _EXECUTION_IAM_ACTIONS),
+            [partition_arn("iam", f"{kind}/*", region="", account="${AWS::AccountId}") for kind in ("role", "policy", "group")],
+        )
+    )
+    statements.append(
+        allow(
+            "ManageProductStacks",
+            [cloudformation.CreateStack, cloudformation.UpdateStack, cloudformation.DeleteStack, cloudformation.DescribeStackEvents],
+            [partition_arn("cloudformation", f"stack/{stack_pattern}", region="*")],
+        )
+    )
+    return statements + deny_without_vpc(VPC_ACTIONS)
+
+
+_BUCKET_POLICY_SKIP = (
+    "RESOURCE_POLICY_PRIVILEGE_ESCALATION",
+    "Creates the product's buckets and their deny-only (TLS, VPC endpoint) bucket policies; holds no object permissions by design",
+)
+
+
 def build_stackset_execution_role_template() -> Template:
     """The target accounts' StackSet execution role, trusting only the administration role."""
     template = Template(Description="StackSet execution role of a target account, trusted by the management account's administration role")
@@ -182,68 +244,14 @@ def build_stackset_execution_role_template() -> Template:
         )
     )
     template.add_condition("HasPipelineAdministrator", Not(Equals(Ref(second_admin), "")))
-    pass_prefix = template.add_parameter(
-        Parameter(
-            "PassRoleNamePrefix",
-            Type="String",
-            Default="mlops-",
-            Description="Name prefix of the named roles the product's stacks create and pass to services (the EnvName followed by -)",
-            AllowedPattern=r"^[\w+=,.@-]{1,32}$",
-            ConstraintDescription="1-32 characters of an IAM role name",
-        )
-    )
+    _add_pass_role_prefix(template)
     primary = add_primary_region(template)
-    statements = [
-        allow(f"Manage{key.title().replace('-', '')}", _actions(module, names), [_account_resources(key)])
-        for key, (module, names) in _EXECUTION_SERVICES.items()
-    ]
-    statements.append(allow("ReadAndCreateKeysWithoutResourceScope", _EXECUTION_UNSCOPED, ["*"]))
-    # Roles the stacks create are named by CloudFormation (StackSet-...) or by the product
-    # (<EnvName>-...): only those may be passed to services.
-    statements.append(
-        allow(
-            "PassProductRoles",
-            [iam.PassRole],
-            [
-                partition_arn("iam", "role/StackSet-*", region="", account="${AWS::AccountId}"),
-                partition_arn("iam", "role/${PassRoleNamePrefix}*", region="", account="${AWS::AccountId}"),
-            ],
-        )
-    )
-    statements.append(
-        allow(
-            "ManageAccountIamRolesAndPolicies",
-            _actions(iam, _EXECUTION_IAM_ACTIONS),
-            [
-                partition_arn("iam", "role/*", region="", account="${AWS::AccountId}"),
-                partition_arn("iam", "policy/*", region="", account="${AWS::AccountId}"),
-                partition_arn("iam", "group/*", region="", account="${AWS::AccountId}"),
-            ],
-        )
-    )
-    statements.append(
-        allow(
-            "ManageStackSetStacks",
-            [cloudformation.CreateStack, cloudformation.UpdateStack, cloudformation.DeleteStack, cloudformation.DescribeStackEvents],
-            [partition_arn("cloudformation", "stack/StackSet-*", region="*")],
-        )
-    )
     role = template.add_resource(
         Role(
             "StackSetExecutionRole",
             Condition=primary.condition,
             RoleName=Ref(execution_name),
-            Metadata={
-                "parliament": {
-                    "skip": [
-                        {
-                            "id": "RESOURCE_POLICY_PRIVILEGE_ESCALATION",
-                            "comment": "StackSet execution role: creates the product's buckets and their deny-only bucket policies; "
-                            "holds no object permissions by design",
-                        }
-                    ]
-                }
-            },
+            Metadata=_parliament_skip(*_BUCKET_POLICY_SKIP),
             Description="Assumed by the StackSet administration role to create the product's stacks in this account",
             AssumeRolePolicyDocument=cross_account_trust(
                 [
@@ -257,10 +265,50 @@ def build_stackset_execution_role_template() -> Template:
                 org_id=Ref(org_id),
                 sid="TrustStackSetAdministrationRole",
             ),
-            Policies=[Policy(PolicyName="ProvisionProductStacks", PolicyDocument=document(*statements, *deny_without_vpc(VPC_ACTIONS)))],
+            Policies=[Policy(PolicyName="ProvisionProductStacks", PolicyDocument=document(*_provisioning_statements("StackSet-*")))],
         )
     )
     template.add_output(Output("ExecutionRoleArn", Condition=primary.condition, Value=GetAtt(role, "Arn")))
+    return template
+
+
+def build_servicecatalog_launch_role_template() -> Template:
+    """The Service Catalog launch role: products launch with its rights, so users need none."""
+    template = Template(Description="Service Catalog launch role: provisions the product's stacks, so the people launching need no rights on their resources")
+    env = add_environment(template)
+    _add_pass_role_prefix(template)
+    primary = add_primary_region(template)
+    statements = _provisioning_statements("SC-*")
+    statements.append(
+        allow(
+            "ValidateProductTemplates",
+            [cloudformation.ValidateTemplate, cloudformation.GetTemplateSummary],
+            ["*"],
+        )
+    )
+    # Service Catalog tags the template objects it copies for provisioning.
+    statements.append(
+        allow(
+            "ReadProvisioningArtifacts",
+            [s3.GetObject],
+            [partition_arn("s3", "*/*", region="", account="")],
+            Condition(StringEquals({"s3:ExistingObjectTag/servicecatalog:provisioning": "true"})),
+        )
+    )
+    role = template.add_resource(
+        Role(
+            "ServiceCatalogLaunchRole",
+            Condition=primary.condition,
+            RoleName=Sub("${EnvName}-servicecatalog-launch"),
+            Metadata=_parliament_skip(*_BUCKET_POLICY_SKIP),
+            Description="Launch role of the product portfolio: Service Catalog provisions products with it",
+            AssumeRolePolicyDocument=service_trust("servicecatalog.amazonaws.com", source_account=Ref("AWS::AccountId")),
+            Policies=[Policy(PolicyName="ProvisionProducts", PolicyDocument=document(*statements))],
+            Tags=env.tags(),
+        )
+    )
+    template.add_output(Output("LaunchRoleArn", Condition=primary.condition, Value=GetAtt(role, "Arn")))
+    template.add_output(Output("LaunchRoleName", Condition=primary.condition, Value=Ref(role)))
     return template
 
 
@@ -466,17 +514,11 @@ def build_target_account_roles_template() -> Template:
             "ModelDeploymentRole",
             Condition=primary.condition,
             RoleName=Sub("${EnvName}-model-deployment"),
-            Metadata={
-                "parliament": {
-                    "skip": [
-                        {
-                            "id": "RESOURCE_POLICY_PRIVILEGE_ESCALATION",
-                            "comment": "Creates model-deploy's data-capture and access-log buckets (named <EnvName>-... or stackset-...) "
-                            "with their deny-only (TLS, VPC endpoint) bucket policies; holds no object permissions",
-                        }
-                    ]
-                }
-            },
+            Metadata=_parliament_skip(
+                "RESOURCE_POLICY_PRIVILEGE_ESCALATION",
+                "Creates model-deploy's data-capture and access-log buckets (named <EnvName>-... or stackset-...) "
+                "with their deny-only (TLS, VPC endpoint) bucket policies; holds no object permissions",
+            ),
             Description="CloudFormation service role for model-deploy stacks; may pass only the ModelExecutionRole",
             AssumeRolePolicyDocument=service_trust("cloudformation.amazonaws.com", source_account=Ref("AWS::AccountId")),
             Policies=[

@@ -21,6 +21,7 @@ Builder = Callable[[], Template]
 TEMPLATES: dict[str, Builder] = {
     "stackset-administration-role": cross_account.build_stackset_administration_role_template,
     "stackset-execution-role": cross_account.build_stackset_execution_role_template,
+    "servicecatalog-launch-role": cross_account.build_servicecatalog_launch_role_template,
     "target-account-roles": cross_account.build_target_account_roles_template,
     "endpoint-invoke-role": cross_account.build_endpoint_invoke_role_template,
     "endpoint-consumer-policy": cross_account.build_endpoint_consumer_policy_template,
