@@ -15,7 +15,8 @@ from deploy.local.seed import DEFAULT_ORG_FILE
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("local", help="run a local AWS (moto on 127.0.0.1) seeded with an Organization", description=__doc__.splitlines()[0])
+    parser = subparsers.add_parser("local", help="run a local AWS (moto on 127.0.0.1) seeded with an Organization",
+                                   description="Run a local AWS (moto on 127.0.0.1, patched) seeded with an Organization; every deploy command works against it through AWS_ENDPOINT_URL.")
     actions = parser.add_subparsers(dest="local_action", metavar="ACTION", required=True)
 
     def add(name, handler, help_text):
@@ -28,7 +29,7 @@ def register(subparsers) -> None:
     up.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
     up.add_argument("--org", default=str(DEFAULT_ORG_FILE), help=f"org file to seed from (default {DEFAULT_ORG_FILE})")
     add("down", run_down, "stop the local AWS this state dir started (never any other process)")
-    status = add("status", run_status, "whether the local AWS runs, where, and what it was seeded with")
+    status = add("status", run_status, "whether the local AWS runs, where, and what it was seeded with (exit status 3 when it does not run)")
     status.add_argument("--json", action="store_true", help="print the state as JSON")
     add("env", run_env, "print the export lines for the running local AWS")
 
