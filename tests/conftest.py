@@ -9,7 +9,9 @@ unique to the test, or call ``local_aws.reset()`` for a freshly seeded Organizat
 
 from __future__ import annotations
 
+import json
 import os
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +82,13 @@ class LocalAWS:
 
     def client(self, service: str, account: str | None = None, region: str | None = None):
         return self.session(account).client(service, endpoint_url=self.endpoint_url, region_name=region or self.region)
+
+    def control(self, patch: str, **values) -> dict:
+        """Set run-time options of a local patch (``control("stacksets", operation_polls=2)``); return its settings."""
+        query = urllib.parse.urlencode(values)
+        request = urllib.request.Request(f"{self.endpoint_url}/_local/control/{patch}?{query}", data=b"", method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
 
     def reset(self) -> None:
         """Forget everything on the server and seed the Organization again (same ids)."""

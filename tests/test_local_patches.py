@@ -228,6 +228,32 @@ def test_operation_id_is_a_client_token(local_aws, cfn):
     assert caught.value.response["Error"]["Code"] == "OperationIdAlreadyExistsException"
 
 
+def test_operations_can_run_for_a_while_and_then_block_others(local_aws, cfn):
+    """Opt-in: an operation stays RUNNING for N polls; meanwhile AWS refuses a second one
+    unless ManagedExecution is active."""
+    name, managed, prefix = _name(), _name(), _name("p")
+    _service_managed(cfn, name, prefix)
+    _service_managed(cfn, managed, prefix + "m", ManagedExecution={"Active": True})
+    targets = {"DeploymentTargets": {"OrganizationalUnitIds": [local_aws.ou_id("staging")]}, "Regions": ["us-east-1"]}
+    assert local_aws.control("stacksets", operation_polls=2) == {"operation_polls": 2}
+    try:
+        op = cfn.create_stack_instances(StackSetName=name, **targets)["OperationId"]
+        assert cfn.list_stack_set_operations(StackSetName=name)["Summaries"][0]["Status"] == "RUNNING"
+        with pytest.raises(botocore.exceptions.ClientError) as caught:
+            cfn.update_stack_set(StackSetName=name, UsePreviousTemplate=True)
+        assert caught.value.response["Error"]["Code"] == "OperationInProgressException"
+        with pytest.raises(botocore.exceptions.ClientError):
+            cfn.delete_stack_set(StackSetName=name)
+        assert [_operation(cfn, name, op)["Status"] for _ in range(3)] == ["RUNNING", "SUCCEEDED", "SUCCEEDED"]
+        assert "EndTimestamp" in _operation(cfn, name, op)
+        cfn.update_stack_set(StackSetName=name, UsePreviousTemplate=True)  # free again
+
+        cfn.create_stack_instances(StackSetName=managed, **targets)
+        cfn.update_stack_set(StackSetName=managed, UsePreviousTemplate=True)  # queued, not refused
+    finally:
+        local_aws.control("stacksets", operation_polls=0)
+
+
 def test_list_stack_instances_pages_like_aws(local_aws, cfn):
     name, prefix = _name(), _name("p")
     cfn.create_stack_set(StackSetName=name, TemplateBody=_template(), Parameters=_params(Prefix=prefix, Env="e"))
@@ -356,3 +382,15 @@ def test_every_patch_module_is_applied_by_the_server(local_aws):
     with urllib.request.urlopen(f"{local_aws.endpoint_url}/_local/health") as response:
         health = json.loads(response.read())
     assert health["patches"] == modules and "stacksets" in modules and "sagemaker" in modules
+
+
+def test_control_endpoint_rejects_unknown_patches_and_bad_values(local_aws):
+    import urllib.error
+
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        local_aws.control("no-such-patch", x=1)
+    assert caught.value.code == 404
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        local_aws.control("stacksets", operation_polls=-1)
+    assert caught.value.code == 400
+    assert local_aws.control("stacksets") == {"operation_polls": 0}

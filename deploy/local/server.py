@@ -6,7 +6,8 @@ on 127.0.0.1 (port 0, the default, lets the kernel pick a free port: no race bet
 choosing a port and binding it). Once listening it writes ``{"pid", "port",
 "endpoint_url"}`` to the ready file, which is how ``local up`` learns the port.
 ``GET /_local/health`` answers with the pid and the applied patches, so a client can tell
-this server from any other process on the port.
+this server from any other process on the port; ``POST /_local/control/<patch>?k=v`` sets
+a patch's run-time options (see ``deploy.local.patches``).
 """
 
 from __future__ import annotations
@@ -19,20 +20,39 @@ import signal
 import sys
 import threading
 import time
+import urllib.parse
 from pathlib import Path
 
 HEALTH_PATH = "/_local/health"
+CONTROL_PATH = "/_local/control/"
 
 
-def _health_middleware(app, patches: list[str]):
+def _local_routes(app, patches: list[str]):
+    """Answer /_local/health and /_local/control/<patch>; pass everything else to moto."""
     import moto
 
-    payload = json.dumps({"server": "deploy.local", "pid": os.getpid(), "moto": moto.__version__, "patches": patches}).encode()
+    from deploy.local.patches import CONTROLS
+
+    health = {"server": "deploy.local", "pid": os.getpid(), "moto": moto.__version__, "patches": patches}
+
+    def respond(start_response, status: str, body: dict):
+        payload = json.dumps(body).encode()
+        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
+        return [payload]
 
     def wrapped(environ, start_response):
-        if environ.get("PATH_INFO") == HEALTH_PATH:
-            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
-            return [payload]
+        path = environ.get("PATH_INFO", "")
+        if path == HEALTH_PATH:
+            return respond(start_response, "200 OK", health)
+        if path.startswith(CONTROL_PATH):
+            control = CONTROLS.get(path[len(CONTROL_PATH):])
+            if control is None:
+                return respond(start_response, "404 Not Found", {"error": f"no control named {path[len(CONTROL_PATH):]!r}", "controls": sorted(CONTROLS)})
+            values = {key: items[-1] for key, items in urllib.parse.parse_qs(environ.get("QUERY_STRING", "")).items()}
+            try:
+                return respond(start_response, "200 OK", control(values))
+            except (ValueError, TypeError) as error:
+                return respond(start_response, "400 Bad Request", {"error": str(error)})
         return app(environ, start_response)
 
     return wrapped
@@ -45,7 +65,7 @@ def build_app():
     from deploy.local.patches import apply_all
 
     patches = apply_all()
-    return _health_middleware(DomainDispatcherApplication(create_backend_app), patches)
+    return _local_routes(DomainDispatcherApplication(create_backend_app), patches)
 
 
 def _write_atomically(path: Path, data: dict) -> None:

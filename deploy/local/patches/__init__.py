@@ -4,6 +4,10 @@ Each module of this package closes one gap between moto and the real service tha
 product depends on, and exposes ``apply()`` (idempotent). ``apply_all()`` imports every
 module here, so adding a patch is adding a file. The README table "what the local AWS
 emulates and what it does not" lists them.
+
+A patch with run-time settings registers ``CONTROLS[name] = configure`` in its
+``apply()``; the server answers ``POST /_local/control/<name>?key=value`` with
+``configure({key: value})`` (tests switch emulator behaviour on and off this way).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import importlib
 import pkgutil
 
 _applied: list[str] = []
+CONTROLS: dict = {}  # name -> configure(dict of query values) -> dict of current settings
 
 
 def apply_all() -> list[str]:

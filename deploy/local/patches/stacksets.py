@@ -22,7 +22,10 @@ Measured gaps closed here (each shaped after the botocore service model):
   access) and ListStackSetAutoDeploymentTargets answer instead of HTTP 500;
 - SERVICE_MANAGED CreateStackInstances requires trusted access, as in AWS;
 - AutoDeployment: an account created in or moved into a target OU gets the stack set's
-  instances, one moved out loses them (stacks kept per RetainStacksOnAccountRemoval).
+  instances, one moved out loses them (stacks kept per RetainStacksOnAccountRemoval);
+- opt-in (``configure``): operations stay RUNNING for a number of polls, and a second
+  operation on the stack set meanwhile fails with OperationInProgressException unless
+  ManagedExecution is active (then it is accepted, as AWS queues it).
 """
 
 from __future__ import annotations
@@ -47,6 +50,29 @@ class OperationIdAlreadyExists(CloudFormationError):
 
     def __init__(self, operation_id: str):
         super().__init__(f"The operation ID {operation_id} already exists for a different request.")
+
+
+class OperationInProgress(CloudFormationError):
+    code = "OperationInProgressException"
+
+    def __init__(self, name: str):
+        super().__init__(f"Another Operation on StackSet {name} is in progress")
+
+
+# Opt-in, through POST /_local/control/stacksets?operation_polls=N: every new operation stays
+# RUNNING for N DescribeStackSetOperation calls, so callers' polling and serialisation can
+# be rehearsed. Default 0: operations end at once, as moto's do.
+SETTINGS = {"operation_polls": 0}
+
+
+def configure(values: dict[str, str]) -> dict:
+    """Control endpoint of this patch: set ``operation_polls`` (a count >= 0); answer the settings."""
+    if "operation_polls" in values:
+        polls = int(values["operation_polls"])
+        if polls < 0:
+            raise ValueError("operation_polls must be >= 0")
+        SETTINGS["operation_polls"] = polls
+    return dict(SETTINGS)
 
 
 class OrganizationsAccessRequired(ValidationError):
@@ -197,9 +223,26 @@ def _record(stack_set, operation_id: str | None, action: str, results: list[dict
         "Results": results,
         **extra,
     }
+    if SETTINGS["operation_polls"]:
+        operation.update({"FinalStatus": status, "Status": "RUNNING", "EndTimestamp": None, "PollsLeft": SETTINGS["operation_polls"]})
     stack_set.operations.append(operation)
     stack_set.requests[operation_id] = fingerprint
     return operation_id
+
+
+def _guard(stack_set) -> None:
+    """AWS runs one operation per stack set at a time; ManagedExecution queues the others."""
+    if _managed_execution(stack_set).get("Active"):
+        return
+    if any(operation.get("Status") == "RUNNING" for operation in stack_set.operations):
+        raise OperationInProgress(stack_set.name)
+
+
+def _advance(operation: dict) -> None:
+    if operation.get("Status") == "RUNNING":
+        operation["PollsLeft"] -= 1
+        if operation["PollsLeft"] <= 0:
+            operation["Status"], operation["EndTimestamp"] = operation["FinalStatus"], utcnow()
 
 
 def _fingerprint(action: str, params: dict) -> str:
@@ -324,6 +367,7 @@ def create_stack_instances(self) -> ActionResult:
     fingerprint = _fingerprint("CREATE", params)
     if _known_request(stack_set, params.get("OperationId"), fingerprint):
         return ActionResult({"OperationId": params["OperationId"]})
+    _guard(stack_set)
     if stack_set.permission_model == "SERVICE_MANAGED" and not _organizations_access(self.current_account, self.region):
         raise OrganizationsAccessRequired()
     regions = list(params.get("Regions") or [])
@@ -360,6 +404,7 @@ def update_stack_instances(self) -> ActionResult:
     fingerprint = _fingerprint("UPDATE", params)
     if _known_request(stack_set, params.get("OperationId"), fingerprint):
         return ActionResult({"OperationId": params["OperationId"]})
+    _guard(stack_set)
     selected = _select_instances(stack_set, params, "UPDATE")
     requested = {(a, r) for a, _ in _resolve_targets(stack_set, params.get("Accounts") or [], params.get("DeploymentTargets"), "UPDATE") for r in params.get("Regions") or []}
     if len(selected) < len(requested):
@@ -394,6 +439,7 @@ def update_stack_set(self) -> ActionResult:
     fingerprint = _fingerprint("UPDATE", params)
     if _known_request(stack_set, params.get("OperationId"), fingerprint):
         return ActionResult({"OperationId": params["OperationId"]})
+    _guard(stack_set)
     template = params.get("TemplateBody")
     if params.get("TemplateURL"):
         template = self._get_stack_from_s3_url(params["TemplateURL"])
@@ -444,6 +490,7 @@ def delete_stack_instances(self) -> ActionResult:
     fingerprint = _fingerprint("DELETE", params)
     if _known_request(stack_set, params.get("OperationId"), fingerprint):
         return ActionResult({"OperationId": params["OperationId"]})
+    _guard(stack_set)
     if "RetainStacks" not in params:
         raise ValidationError(message="1 validation error detected: Value null at 'retainStacks' failed to satisfy constraint: Member must not be null")
     selected = _select_instances(stack_set, params, "DELETE")
@@ -467,6 +514,22 @@ def delete_stack_instances(self) -> ActionResult:
             stack_set.target_ous.remove(ou_id)
     _record(stack_set, operation_id, "DELETE", results, params, fingerprint)
     return ActionResult({"OperationId": operation_id})
+
+
+def describe_stack_set_operation(self) -> ActionResult:
+    stack_set = self.cloudformation_backend.describe_stack_set(self._get_param("StackSetName"))
+    operation = stack_set.get_operation(self._get_param("OperationId"))
+    _advance(operation)
+    return ActionResult({"StackSetOperation": responses.StackSetOperationDTO(operation, stack_set)})
+
+
+def delete_stack_set(self) -> ActionResult:
+    stack_sets = self.cloudformation_backend.stacksets
+    name = self._get_param("StackSetName")
+    for stack_set in list(stack_sets.values()):
+        if name in (stack_set.name, stack_set.id) and stack_set.status == "ACTIVE":
+            _guard(stack_set)
+    return _original["delete_stack_set"](self)
 
 
 def describe_stack_set(self) -> ActionResult:
@@ -525,6 +588,7 @@ def detect_stack_set_drift(self) -> ActionResult:
     fingerprint = _fingerprint("DETECT_DRIFT", params)
     if _known_request(stack_set, params.get("OperationId"), fingerprint):
         return ActionResult({"OperationId": params["OperationId"]})
+    _guard(stack_set)
     now = utcnow()
     results, failed = [], 0
     for instance in stack_set.instances.stack_instances:
@@ -650,6 +714,8 @@ _HANDLERS = {
     "update_stack_set": update_stack_set,
     "delete_stack_instances": delete_stack_instances,
     "describe_stack_set": describe_stack_set,
+    "describe_stack_set_operation": describe_stack_set_operation,
+    "delete_stack_set": delete_stack_set,
     "list_stack_instances": list_stack_instances,
     "list_stack_set_operation_results": list_stack_set_operation_results,
     "detect_stack_set_drift": detect_stack_set_drift,
@@ -682,6 +748,9 @@ def _regions(self) -> list[str]:
 
 def apply() -> None:
     """Install the handlers and model accessors above on moto's CloudFormation (idempotent)."""
+    from deploy.local.patches import CONTROLS
+
+    CONTROLS["stacksets"] = configure
     if _original:
         return
     for name, handler in _HANDLERS.items():
