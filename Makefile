@@ -49,8 +49,8 @@ test: $(STAMP) ## Run the test suite (unit, lint, end-to-end on a local AWS emul
 	$(PY) -m generator --check
 	$(PY) -m pytest -n auto -q
 
-demo: $(STAMP) ## The main job, offline: local AWS, publish, plan, apply, status, invoke (issue 6 fills this in)
-	@echo "demo: not built yet (issue 6)"; exit 1
+demo: templates ## The main job, offline: local AWS up, publish, plan, apply, status, cross-account invoke, down
+	$(PY) -m deploy.demo
 
 bench: $(STAMP) ## Benchmarks of rollout cost and generation (issue 9 fills this in)
 	@echo "bench: not built yet (issue 9)"; exit 1
