@@ -187,14 +187,15 @@ def test_the_worked_example_validates():
     root = Path(__file__).resolve().parents[1]
     manifest = load_manifest(root / "examples" / "manifest.yaml")
     names = [spec.name for spec in manifest.stack_sets]
-    assert names == ["ml-environment", "ml-target-account-roles", "ml-target-network", "ml-model-deploy", "ml-endpoint-invoke-role"]
+    assert names == ["ml-environment", "ml-target-account-roles", "ml-servicecatalog-launch-role", "ml-target-network",
+                     "ml-model-deploy", "ml-endpoint-invoke-role"]
     by_name = manifest.by_name()
     assert by_name["ml-environment"].permission_model == "SELF_MANAGED"
     assert by_name["ml-environment"].template.size > 51_200  # exercised through S3
     assert by_name["ml-target-account-roles"].organizational_units == ("ou:/production", "ou:/staging")
     assert "CAPABILITY_NAMED_IAM" in by_name["ml-target-account-roles"].capabilities
     assert by_name["ml-endpoint-invoke-role"].template.parameters["ExternalId"].no_echo
-    assert manifest.ou_paths() == {"ou:/staging", "ou:/production"}
+    assert manifest.ou_paths() == {"ou:/development", "ou:/staging", "ou:/production"}
 
 
 @pytest.mark.parametrize(
