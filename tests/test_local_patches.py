@@ -304,8 +304,10 @@ def test_generated_iam_names_fit_iam_limits(local_aws, cfn):
     body = yaml.safe_dump({"Resources": {"ARoleWithAFairlyLongLogicalId": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": []}}}}})
     cfn.create_stack_set(StackSetName=name, TemplateBody=body, PermissionModel="SERVICE_MANAGED", Capabilities=["CAPABILITY_IAM"])
     cfn.create_stack_instances(StackSetName=name, DeploymentTargets={"OrganizationalUnitIds": [local_aws.ou_id("development")]}, Regions=["us-east-1"])
-    roles = [r["RoleName"] for r in local_aws.client("iam", account="ml-development").list_roles()["Roles"] if r["RoleName"].startswith(f"StackSet-{name}")]
-    assert len(roles) == 1 and len(roles[0]) <= 64, roles
+    stack_id = cfn.list_stack_instances(StackSetName=name)["Summaries"][0]["StackId"]
+    role = local_aws.client("cloudformation", account="ml-development").describe_stack_resource(StackName=stack_id, LogicalResourceId="ARoleWithAFairlyLongLogicalId")
+    role_name = role["StackResourceDetail"]["PhysicalResourceId"]
+    assert len(role_name) <= 64 and role_name.startswith("StackSet-a-rather") and "-ARoleWith" in role_name, role_name
 
 
 def test_a_missing_ssm_parameter_fails_with_the_aws_message(local_aws):

@@ -2,8 +2,8 @@
 
 moto 5.2.5 names an unnamed resource ``<stack>-<logical id>-<suffix>`` at any length; a
 stack set instance's stack is called ``StackSet-<name>-<uuid>``, so its roles get names
-of 90 characters where IAM allows 64. CloudFormation shortens the stack and logical-id
-part and keeps the random suffix; so does this patch (roles and users 64, groups,
+of 90 characters where IAM allows 64. CloudFormation shortens the stack name and the
+logical id and keeps the random suffix; so does this patch (roles and users 64, groups,
 instance profiles and managed policies 128).
 """
 
@@ -21,8 +21,10 @@ def _generate_resource_name(resource_type: str, stack_name: str, logical_id: str
     if limit is None or len(name) <= limit:
         return name
     suffix = name.rsplit("-", 1)[1]
-    prefix = f"{stack_name}-{logical_id}"[: limit - len(suffix) - 1].rstrip("-")
-    return f"{prefix}-{suffix}"
+    room = limit - len(suffix) - 2  # two dashes
+    logical = logical_id[: max(room // 2, room - len(stack_name))]  # both parts stay recognisable
+    stack = stack_name[: room - len(logical)].rstrip("-")
+    return f"{stack}-{logical}-{suffix}"
 
 
 def apply() -> None:
