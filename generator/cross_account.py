@@ -24,7 +24,7 @@ from awacs import (
     ssm,
     sts,
 )
-from awacs.aws import Action, Condition, StringEquals, StringLike
+from awacs.aws import Condition, ForAnyValueStringEquals, StringEquals, StringLike
 from troposphere import Equals, Export, GetAtt, If, Not, Output, Parameter, Ref, Sub, Template
 from troposphere.iam import Group, ManagedPolicy, Policy, Role
 
@@ -41,7 +41,6 @@ from generator.policies import allow, cross_account_trust, deny_without_vpc, doc
 
 DEFAULT_ADMINISTRATION_ROLE = "AWSCloudFormationStackSetAdministrationRole"
 DEFAULT_EXECUTION_ROLE = "AWSCloudFormationStackSetExecutionRole"
-LOWER_NAME_PATTERN = r"^[a-z0-9](-*[a-z0-9])*$"
 
 # What the StackSet execution role may do, per service: exactly the actions CloudFormation
 # needs to create, update and delete the resource types of the product's templates, on
@@ -315,61 +314,81 @@ def build_servicecatalog_launch_role_template() -> Template:
 # --- 2. Target-account model roles ---------------------------------------------------------
 
 
-def _add_model_source_parameters(template: Template) -> dict[str, Parameter]:
-    """Where the development account keeps the models: account, bucket prefix, key, repository, group."""
-    params = {
-        "dev": add_account_id(template, "DevelopmentAccountId", "Account id of the development account that trains and registers models"),
-    }
-    params["bucket"] = template.add_parameter(
-        Parameter("ModelBucketName", Type="String", Description="Name of the development account's models bucket",
-                  AllowedPattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", ConstraintDescription="an S3 bucket name")
+def _name_or_default(template: Template, title: str, description: str, default: str, pattern: str, constraint: str):
+    """An optional name parameter; empty means ``default`` (an Fn::Sub of the environment's naming)."""
+    parameter = template.add_parameter(
+        Parameter(title, Type="String", Default="", Description=f"{description} (empty: {default.replace('${', '<').replace('}', '>')})",
+                  AllowedPattern=f"^({pattern})?$", ConstraintDescription=f"empty or {constraint}")
     )
-    params["prefix"] = template.add_parameter(
-        Parameter("ModelPrefix", Type="String", Default="models/", Description="Key prefix of the model artifacts in that bucket, ending with /",
+    condition = f"Has{title}"
+    template.add_condition(condition, Not(Equals(Ref(parameter), "")))
+    return If(condition, Ref(parameter), Sub(default))
+
+
+def _add_model_sources(template: Template) -> dict:
+    """Where the development account keeps the models, as ``Fn::Sub`` variables.
+
+    Every name defaults to the environment template's naming for (``EnvName``,
+    ``DevelopmentEnvType``), so a stack set of this template needs only the development
+    account id; the models key is matched by its alias, so its ARN (known only once the
+    environment exists) is never needed.
+    """
+    add_account_id(template, "DevelopmentAccountId", "Account id of the development account that trains and registers models")
+    template.add_parameter(
+        Parameter("DevelopmentEnvType", Type="String", Default="dev", AllowedPattern=r"^[a-z][a-z0-9-]{0,15}$",
+                  Description="EnvType of the development account's environment stack (names its bucket, key alias, group and repository)",
+                  ConstraintDescription="lower-case letters, digits and hyphens")
+    )
+    template.add_parameter(
+        Parameter("ModelPrefix", Type="String", Default="models/", Description="Key prefix of the model artifacts in the models bucket, ending with /",
                   AllowedPattern=r"^([\w!.*'()-]+/)+$", ConstraintDescription="one or more path segments, each ending with /")
     )
-    params["key"] = template.add_parameter(
-        Parameter("ModelKmsKeyArn", Type="String", Description="ARN of the development account's KMS key encrypting the models bucket",
-                  AllowedPattern=r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[a-f0-9-]{36}$", ConstraintDescription="a KMS key ARN (not an alias)")
+    template.add_parameter(
+        Parameter("S3VpcEndpointId", Type="AWS::SSM::Parameter::Value<String>", Default="/mlops/staging/network/s3-endpoint-id",
+                  Description="SSM name of this account's S3 gateway endpoint id (published by the target-network stack): "
+                  "model artifacts are read only through it")
     )
-    params["repository"] = template.add_parameter(
-        Parameter("ModelImageRepositoryName", Type="String", Description="Name of the development account's ECR repository of inference images",
-                  AllowedPattern=r"^[a-z0-9]+(?:[._/-][a-z0-9]+)*$", ConstraintDescription="an ECR repository name")
-    )
-    params["group"] = template.add_parameter(
-        Parameter("ModelPackageGroupName", Type="String", Description="Model package group in the development account's registry (lower case, as in its ARN)",
-                  AllowedPattern=LOWER_NAME_PATTERN, ConstraintDescription="lower-case letters, digits and hyphens")
-    )
-    params["vpce"] = template.add_parameter(
-        Parameter("S3VpcEndpointId", Type="String", Description="This account's S3 gateway endpoint id (output of the target-network stack): model artifacts are read only through it",
-                  AllowedPattern=r"^vpce-[0-9a-f]{8,17}$", ConstraintDescription="a VPC endpoint id (vpce-...)")
-    )
-    return params
+    return {
+        "Bucket": _name_or_default(template, "ModelBucketName", "Name of the development account's models bucket",
+                                   "${EnvName}-${DevelopmentEnvType}-models-${DevelopmentAccountId}",
+                                   r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", "an S3 bucket name"),
+        "KeyAlias": _name_or_default(template, "ModelKmsKeyAlias", "Alias (without alias/) of the development account's models key",
+                                     "${EnvName}-${DevelopmentEnvType}-models", r"[\w/-]{1,250}", "a KMS alias name without alias/"),
+        "Repository": _name_or_default(template, "ModelImageRepositoryName", "The development account's ECR repository of inference images",
+                                       "${EnvName}-${DevelopmentEnvType}-model-images", r"[a-z0-9]+(?:[._/-][a-z0-9]+)*", "an ECR repository name"),
+        "Group": _name_or_default(template, "ModelPackageGroupName", "Model package group of the development account's registry (lower case, as in its ARN)",
+                                  "${EnvName}-${DevelopmentEnvType}-models", r"[a-z0-9](-*[a-z0-9])*", "lower-case letters, digits and hyphens"),
+    }
 
 
-def _model_execution_statements():
+def _model_execution_statements(sources: dict):
     """What a SageMaker model in a target account needs of the development account, and no more."""
-    # The models are read only through this account's S3 gateway endpoint: SageMaker
-    # downloads them through the model's VPC, so any other path is not ours.
-    artifact_read = allow(
-        "ReadModelArtifactsThroughVpcEndpoint",
-        [s3.GetObject, s3.GetObjectVersion],
-        [partition_arn("s3", "${ModelBucketName}/${ModelPrefix}*", region="", account="")],
-        Condition(StringEquals({"aws:SourceVpce": Ref("S3VpcEndpointId")})),
-    )
+    bucket, alias, repository, group = (dict(Name=sources[k]) for k in ("Bucket", "KeyAlias", "Repository", "Group"))
     return [
-        artifact_read,
+        # Read only through this account's S3 gateway endpoint: SageMaker downloads the
+        # artifacts through the model's VPC, so any other path is not ours.
+        allow(
+            "ReadModelArtifactsThroughVpcEndpoint",
+            [s3.GetObject, s3.GetObjectVersion],
+            [partition_arn("s3", "${Name}/${ModelPrefix}*", region="", account="", **bucket)],
+            Condition(StringEquals({"aws:SourceVpce": Ref("S3VpcEndpointId")})),
+        ),
         allow(
             "ListModelPrefix",
             [s3.ListBucket],
-            [partition_arn("s3", "${ModelBucketName}", region="", account="")],
+            [partition_arn("s3", "${Name}", region="", account="", **bucket)],
             Condition(StringLike({"s3:prefix": Sub("${ModelPrefix}*")})),
         ),
-        allow("DecryptModelArtifacts", [kms.Decrypt, kms.DescribeKey], [Ref("ModelKmsKeyArn")]),
+        allow(
+            "DecryptModelArtifacts",
+            [kms.Decrypt, kms.DescribeKey],
+            [partition_arn("kms", "key/*", region="*", account="${DevelopmentAccountId}")],
+            Condition(ForAnyValueStringEquals({"kms:ResourceAliases": Sub("alias/${Name}", **alias)})),
+        ),
         allow(
             "PullInferenceImage",
             [ecr.BatchGetImage, ecr.GetDownloadUrlForLayer, ecr.BatchCheckLayerAvailability],
-            [partition_arn("ecr", "repository/${ModelImageRepositoryName}", region="*", account="${DevelopmentAccountId}")],
+            [partition_arn("ecr", "repository/${Name}", region="*", account="${DevelopmentAccountId}", **repository)],
         ),
         # GetAuthorizationToken has no resource-level permissions: AWS requires "*".
         allow("GetRegistryToken", [ecr.GetAuthorizationToken], ["*"]),
@@ -377,8 +396,8 @@ def _model_execution_statements():
             "DescribeModelPackages",
             [sagemaker.DescribeModelPackage, sagemaker.DescribeModelPackageGroup, sagemaker.ListModelPackages],
             [
-                partition_arn("sagemaker", "model-package/${ModelPackageGroupName}/*", region="*", account="${DevelopmentAccountId}"),
-                partition_arn("sagemaker", "model-package-group/${ModelPackageGroupName}", region="*", account="${DevelopmentAccountId}"),
+                partition_arn("sagemaker", "model-package/${Name}/*", region="*", account="${DevelopmentAccountId}", **group),
+                partition_arn("sagemaker", "model-package-group/${Name}", region="*", account="${DevelopmentAccountId}", **group),
             ],
         ),
         # A model in a VPC: SageMaker attaches ENIs to this account's subnets with the
@@ -495,7 +514,7 @@ def build_target_account_roles_template() -> Template:
     """``ModelExecutionRole`` and the deployment role that may pass it, for staging and production."""
     template = Template(Description="Target-account (staging/production) model roles: ModelExecutionRole and the deployment role allowed to pass it")
     env = add_environment(template, types=("staging", "prod"), default_type="staging")
-    _add_model_source_parameters(template)
+    sources = _add_model_sources(template)
     primary = add_primary_region(template)
 
     execution_role = template.add_resource(
@@ -505,7 +524,7 @@ def build_target_account_roles_template() -> Template:
             RoleName=Sub("${EnvName}-model-execution"),
             Description="Execution role of SageMaker models deployed from the development account's registry",
             AssumeRolePolicyDocument=service_trust("sagemaker.amazonaws.com", source_account=Ref("AWS::AccountId")),
-            Policies=[Policy(PolicyName="ReadDevelopmentAccountModels", PolicyDocument=document(*_model_execution_statements()))],
+            Policies=[Policy(PolicyName="ReadDevelopmentAccountModels", PolicyDocument=document(*_model_execution_statements(sources)))],
             Tags=env.tags(),
         )
     )

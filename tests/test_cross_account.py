@@ -74,12 +74,19 @@ def test_model_execution_role_reads_only_the_development_accounts_model_sources(
     assert trust["Principal"] == {"Service": ["sagemaker.amazonaws.com"]}
     statements = {s["Sid"]: s for s in _statements(role)}
     read = statements["ReadModelArtifactsThroughVpcEndpoint"]
-    assert read["Resource"] == [{"Fn::Sub": "arn:${AWS::Partition}:s3:::${ModelBucketName}/${ModelPrefix}*"}]
+    (arn,) = read["Resource"]
+    assert arn["Fn::Sub"][0] == "arn:${AWS::Partition}:s3:::${Name}/${ModelPrefix}*"
+    bucket = arn["Fn::Sub"][1]["Name"]["Fn::If"]
+    assert bucket[0] == "HasModelBucketName" and bucket[1] == {"Ref": "ModelBucketName"}
+    assert bucket[2] == {"Fn::Sub": "${EnvName}-${DevelopmentEnvType}-models-${DevelopmentAccountId}"}
     assert read["Condition"]["StringEquals"]["aws:SourceVpce"] == {"Ref": "S3VpcEndpointId"}
-    assert statements["DecryptModelArtifacts"]["Resource"] == [{"Ref": "ModelKmsKeyArn"}]
-    assert set(statements["DecryptModelArtifacts"]["Action"]) == {"kms:Decrypt", "kms:DescribeKey"}
+    decrypt = statements["DecryptModelArtifacts"]
+    assert decrypt["Resource"] == [{"Fn::Sub": "arn:${AWS::Partition}:kms:*:${DevelopmentAccountId}:key/*"}]
+    alias = decrypt["Condition"]["ForAnyValue:StringEquals"]["kms:ResourceAliases"]
+    assert alias["Fn::Sub"][0] == "alias/${Name}"
+    assert set(decrypt["Action"]) == {"kms:Decrypt", "kms:DescribeKey"}
     pull = statements["PullInferenceImage"]
-    assert "${DevelopmentAccountId}" in pull["Resource"][0]["Fn::Sub"]
+    assert "${DevelopmentAccountId}" in pull["Resource"][0]["Fn::Sub"][0]
     assert "ecr:PutImage" not in _actions(statements.values())
     services = {a.split(":")[0] for a in _actions(statements.values())}
     assert services == {"s3", "kms", "ecr", "sagemaker", "ec2", "logs", "cloudwatch"}
@@ -135,11 +142,8 @@ def test_consumer_policy_allows_assume_role_on_that_role_only_and_group_is_optio
 TARGET_PARAMETERS = {
     "EnvName": "mlops",
     "DevelopmentAccountId": "111111111111",
-    "ModelBucketName": "mlops-dev-models-111111111111",
-    "ModelKmsKeyArn": "arn:aws:kms:us-east-1:111111111111:key/0123abcd-0123-4567-89ab-0123456789ab",
-    "ModelImageRepositoryName": "mlops/inference",
     "ModelPackageGroupName": "churn",
-    "S3VpcEndpointId": "vpce-0123456789abcdef0",
+    "S3VpcEndpointId": "/mlops/staging/network/s3-endpoint-id",
     "PrimaryRegion": "us-east-1",
 }
 
@@ -150,6 +154,8 @@ def test_target_roles_deploy_in_two_regions_of_one_account_without_name_collisio
     body = render_yaml(cross_account.build_target_account_roles_template())
     params = [{"ParameterKey": k, "ParameterValue": v} for k, v in TARGET_PARAMETERS.items()]
     for region in ("us-east-1", "eu-west-1"):
+        boto3.client("ssm", region_name=region).put_parameter(
+            Name="/mlops/staging/network/s3-endpoint-id", Type="String", Value="vpce-0123456789abcdef0")
         cfn = boto3.client("cloudformation", region_name=region)
         cfn.create_stack(StackName="target-roles", TemplateBody=body, Parameters=params, Capabilities=["CAPABILITY_NAMED_IAM"])
         assert cfn.describe_stacks(StackName="target-roles")["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
@@ -159,6 +165,10 @@ def test_target_roles_deploy_in_two_regions_of_one_account_without_name_collisio
     # moto returns the document as text; the resolved PassRole resource must name the one role
     document = str(policy["PolicyDocument"])
     assert "iam:PassRole" in document and document.count("role/mlops-model-execution") == 1
+    reads = str(boto3.client("iam").get_role_policy(RoleName="mlops-model-execution", PolicyName="ReadDevelopmentAccountModels")["PolicyDocument"])
+    # defaults follow the environment template's names; the SSM name resolved to the endpoint id
+    assert "mlops-dev-models-111111111111/models/*" in reads and "alias/mlops-dev-models" in reads
+    assert "model-package-group/churn" in reads and "vpce-0123456789abcdef0" in reads
 
 
 @mock_aws
