@@ -512,6 +512,12 @@ KNOWN_LINTER_GAPS = (
         "SageMaker documents sagemaker:CreateModel in a model package group's resource policy (another account "
         "creating a model from a package of the group); parliament expects a model/* resource there",
     ),
+    LinterGap(
+        "UNKNOWN_CONDITION_FOR_ACTION",
+        lambda policy, detail: "kms:ResourceAliases" in str(detail) and re.search(r"kms:(Decrypt|DescribeKey)\b", str(detail)) is not None,
+        "AWS KMS documents kms:ResourceAliases (ABAC) for operations on a key resource, Decrypt and DescribeKey "
+        "among them; parliament's action table predates the key",
+    ),
 )
 
 
