@@ -33,7 +33,7 @@ from troposphere import GetAtt, Ref, Sub, Template
 from troposphere.iam import ManagedPolicy, Role
 
 from generator.parameters import Environment, partition_arn
-from generator.policies import account_trust, allow, document, service_trust
+from generator.policies import account_trust, allow, deny_without_vpc, document, service_trust
 from generator.model_registry import group_name
 from generator.storage import LIST_ACTIONS, READ_ACTIONS, WRITE_ACTIONS, bucket_arn, objects_arn
 
@@ -147,20 +147,7 @@ def guardrail_statements(subnet_ids, security_group_ids) -> list[Statement]:
     """Preventive denies: SageMaker resources only in these subnets and SGs, volumes only with a KMS key."""
     vpc_actions = list(VPC_ACTIONS)
     return [
-        Statement(
-            Sid="DenyWithoutVpcSubnets",
-            Effect=Deny,
-            Action=vpc_actions,
-            Resource=["*"],
-            Condition=Condition(Null({"sagemaker:VpcSubnets": "true"})),
-        ),
-        Statement(
-            Sid="DenyWithoutVpcSecurityGroups",
-            Effect=Deny,
-            Action=vpc_actions,
-            Resource=["*"],
-            Condition=Condition(Null({"sagemaker:VpcSecurityGroupIds": "true"})),
-        ),
+        *deny_without_vpc(vpc_actions, sid_prefix="Deny"),
         Statement(
             Sid="DenyOtherSubnets",
             Effect=Deny,
