@@ -338,6 +338,23 @@ def test_cloudformation_honours_sagemaker_physical_names(local_aws):
     assert sagemaker.describe_model(ModelName=name)["ModelName"] == name
 
 
+def test_cloudformation_creates_model_package_groups_with_their_policy(local_aws):
+    name = _name("registry")
+    policy = {"Version": "2012-10-17", "Statement": [{"Sid": "Org", "Effect": "Allow", "Principal": "*", "Action": "sagemaker:DescribeModelPackageGroup", "Resource": "*"}]}
+    body = {"Resources": {"Group": {"Type": "AWS::SageMaker::ModelPackageGroup", "Properties": {"ModelPackageGroupName": name, "ModelPackageGroupPolicy": policy}}},
+            "Outputs": {"Arn": {"Value": {"Fn::GetAtt": ["Group", "ModelPackageGroupArn"]}}, "Ref": {"Value": {"Ref": "Group"}}}}
+    cfn = local_aws.client("cloudformation", account="ml-development")
+    cfn.create_stack(StackName=name, TemplateBody=json.dumps(body))
+    sagemaker = local_aws.client("sagemaker", account="ml-development")
+    arn = sagemaker.describe_model_package_group(ModelPackageGroupName=name)["ModelPackageGroupArn"]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in cfn.describe_stacks(StackName=name)["Stacks"][0]["Outputs"]}
+    assert outputs == {"Arn": arn, "Ref": arn}
+    assert json.loads(sagemaker.get_model_package_group_policy(ModelPackageGroupName=name)["ResourcePolicy"]) == policy
+    cfn.delete_stack(StackName=name)
+    with pytest.raises(botocore.exceptions.ClientError):
+        sagemaker.describe_model_package_group(ModelPackageGroupName=name)
+
+
 def test_model_package_group_policy_round_trip_and_errors(local_aws):
     sagemaker = local_aws.client("sagemaker")
     name = _name("group")

@@ -9,7 +9,10 @@ ValidationError for an endpoint that does not exist in the caller's account and 
 or is not serving. A found endpoint still answers moto's canned (or queued) result:
 there is no model behind it. CloudFormation's AWS::SageMaker::Model, EndpointConfig and
 Endpoint honour their ModelName / EndpointConfigName / EndpointName properties (moto
-5.2.5 always generates a name), so the ARNs an endpoint-invoke role names match.
+5.2.5 always generates a name), so the ARNs an endpoint-invoke role names match; and
+AWS::SageMaker::ModelPackageGroup creates a real group with its ModelPackageGroupPolicy
+(moto has no CloudFormation support for it), so the registry the environment template
+creates is there for ``share-model-group``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import json
 import urllib.parse
 
+from moto.core.common_models import CloudFormationModel
 from moto.core.exceptions import ServiceException
 from moto.core.responses import ActionResult, EmptyResult
 from moto.sagemaker import responses as sagemaker_responses
@@ -93,6 +97,74 @@ def invoke_endpoint(self):
     return _original_invoke(self)
 
 
+class ModelPackageGroupResource(CloudFormationModel):
+    """AWS::SageMaker::ModelPackageGroup: a group in the SageMaker backend; Ref and
+    Fn::GetAtt ModelPackageGroupArn give its ARN, as in AWS."""
+
+    def __init__(self, backend, name: str):
+        self.backend, self.name = backend, name
+
+    @staticmethod
+    def cloudformation_type() -> str:
+        return "AWS::SageMaker::ModelPackageGroup"
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return "ModelPackageGroupName"
+
+    @property
+    def arn(self) -> str:
+        return self.backend.model_package_groups[self.name].arn
+
+    @property
+    def physical_resource_id(self) -> str:
+        return self.arn
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return attr in ("ModelPackageGroupArn", "ModelPackageGroupStatus", "CreationTime")
+
+    def get_cfn_attribute(self, attribute_name: str):
+        group = self.backend.model_package_groups[self.name]
+        return {"ModelPackageGroupArn": group.arn, "ModelPackageGroupStatus": "Completed", "CreationTime": str(group.creation_time)}[attribute_name]
+
+    @staticmethod
+    def _apply_properties(backend, name: str, properties: dict) -> None:
+        group = backend.model_package_groups[name]
+        group.model_package_group_description = properties.get("ModelPackageGroupDescription")
+        policy = properties.get("ModelPackageGroupPolicy")
+        if policy:
+            _policies(backend)[name] = policy if isinstance(policy, str) else json.dumps(policy)
+        else:
+            _policies(backend).pop(name, None)
+
+    @classmethod
+    def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):  # type: ignore[misc]
+        backend = sagemaker_backends[account_id][region_name]
+        properties = cloudformation_json.get("Properties", {})
+        if resource_name in backend.model_package_groups:
+            raise ValidationError(message=f"Model Package Group already exists: {backend.model_package_groups[resource_name].arn}")
+        backend.create_model_package_group(resource_name, properties.get("ModelPackageGroupDescription"), properties.get("Tags"))
+        cls._apply_properties(backend, resource_name, properties)
+        return cls(backend, resource_name)
+
+    @classmethod
+    def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name):  # type: ignore[misc]
+        cls._apply_properties(original_resource.backend, original_resource.name, cloudformation_json.get("Properties", {}))
+        return original_resource
+
+    @classmethod
+    def delete_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name):  # type: ignore[misc]
+        backend = sagemaker_backends[account_id][region_name]
+        name = resource_name.rsplit("/", 1)[-1]
+        backend.model_package_groups.pop(name, None)
+        _policies(backend).pop(name, None)
+
+    def delete(self, account_id: str, region_name: str) -> None:
+        self.backend.model_package_groups.pop(self.name, None)
+        _policies(self.backend).pop(self.name, None)
+
+
 _NAME_PROPERTIES = {"FakeEndpoint": "EndpointName", "FakeEndpointConfig": "EndpointConfigName", "Model": "ModelName"}
 
 
@@ -100,8 +172,14 @@ def apply() -> None:
     """Install the handlers above on moto's SageMaker responses (idempotent)."""
     from moto.sagemaker import models
 
+    from moto.cloudformation import parsing
+
     for class_name, name_property in _NAME_PROPERTIES.items():
         getattr(models, class_name).cloudformation_name_type = staticmethod(lambda name_property=name_property: name_property)
+    # ModelPackageGroupResource registered itself as a CloudFormationModel subclass; moto
+    # caches its type maps, so make them see it.
+    parsing.get_model_map.cache_clear()
+    parsing.get_name_type_map.cache_clear()
     cls = sagemaker_responses.SageMakerResponse
     cls.put_model_package_group_policy = put_model_package_group_policy
     cls.get_model_package_group_policy = get_model_package_group_policy
