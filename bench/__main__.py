@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", type=_sizes, default=list(DEFAULT_SIZES), help="fleet sizes, comma-separated (default 10,100,1000; quick mode: 10)")
     parser.add_argument("--baseline-full-up-to", type=int, default=None, metavar="N",
                         help="above N accounts the baseline runs only the first apply and the plan (default: every step at every size)")
-    parser.add_argument("--generation-repeat", type=int, default=1, metavar="K", help="runs of each generation command, median reported (0 skips it; default 1)")
+    parser.add_argument("--generation-repeat", type=int, default=3, metavar="K", help="runs of each generation command, alternating, median reported (0 skips it; default 3)")
     parser.add_argument("--skip-rollout", action="store_true", help="only the generation benchmark")
     parser.add_argument("--out", type=Path, default=RESULTS_DIR, help=f"where the JSON and PNG go (default {RESULTS_DIR})")
     parser.add_argument("--no-plot", action="store_true", help="do not write the PNG")

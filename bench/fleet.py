@@ -4,13 +4,14 @@ and the manifest of three stack sets that targets it.
 The Organization is created through the Organizations API of the local AWS, with the
 seeding code of ``python -m deploy local up`` (``deploy.local.seed``). The stack sets:
 
-- ``bench-guardrails``: service-managed, on the OUs development, staging and production;
-- ``bench-shared-config``: self-managed, on an explicit list of accounts (production
+- ``<prefix>-guardrails``: service-managed, on the OUs development, staging and production;
+- ``<prefix>-shared-config``: self-managed, on an explicit list of accounts (production
   and sandbox);
-- ``bench-model-endpoint``: service-managed on staging and production, ``depends_on``
-  ``bench-guardrails``.
+- ``<prefix>-model-endpoint``: service-managed on staging and production, ``depends_on``
+  ``<prefix>-guardrails``.
 
-All three in two regions. Their templates are small on purpose (one parameter, one SSM
+All three in two regions. The prefix tells apart the stack sets of the two tools, which
+run one after the other on the same Organization. Their templates are small on purpose (one parameter, one SSM
 parameter): the benchmark measures what the tools ask of CloudFormation, not how long
 the emulator takes to emulate resources.
 """
@@ -29,7 +30,7 @@ from generator.render import render_yaml
 
 REGIONS = ("us-east-1", "us-west-2")
 OUS = ("development", "staging", "production", "sandbox")
-OVERRIDE_STACK_SET = "bench-guardrails"
+OVERRIDE_STACK_SET = "guardrails"  # base name: the override is on this one
 OVERRIDE_PARAMETER = "Setting"
 
 
@@ -85,9 +86,9 @@ class StackSetShape:
 
 
 STACK_SETS = (
-    StackSetShape("bench-guardrails", "guardrails.yaml", "service_managed", ous=("development", "staging", "production")),
-    StackSetShape("bench-shared-config", "shared-config.yaml", "self_managed", account_ous=("production", "sandbox")),
-    StackSetShape("bench-model-endpoint", "model-endpoint.yaml", "service_managed", ous=("staging", "production"), depends_on=("bench-guardrails",)),
+    StackSetShape("guardrails", "guardrails.yaml", "service_managed", ous=("development", "staging", "production")),
+    StackSetShape("shared-config", "shared-config.yaml", "self_managed", account_ous=("production", "sandbox")),
+    StackSetShape("model-endpoint", "model-endpoint.yaml", "service_managed", ous=("staging", "production"), depends_on=("guardrails",)),
 )
 
 
@@ -99,18 +100,21 @@ class Workspace:
     manifest: Path
     manifest_with_override: Path
     override_account: str
+    override_stack_set: str
+    prefix: str
     desired: dict  # stack set name -> {"accounts": [...], "regions": [...], "ous": [...], ...} for the baseline
 
 
-def write_workspace(directory: Path, fleet: Fleet, regions: tuple[str, ...] = REGIONS) -> Workspace:
-    """Write templates and manifests for ``fleet`` under ``directory``."""
+def write_workspace(directory: Path, fleet: Fleet, prefix: str = "bench", regions: tuple[str, ...] = REGIONS) -> Workspace:
+    """Write templates and manifests for ``fleet`` under ``directory``; stack sets named ``<prefix>-<name>``."""
     directory.mkdir(parents=True, exist_ok=True)
     templates = directory / "templates"
     templates.mkdir(exist_ok=True)
     items, desired = [], {}
     for shape in STACK_SETS:
         (templates / shape.template).write_text(render_yaml(build_setting_template(f"{shape.name}: benchmark template")))
-        item = {"name": shape.name, "template": f"templates/{shape.template}", "permission_model": shape.permission_model, "regions": list(regions), "parameters": {OVERRIDE_PARAMETER: "v1"}}
+        name = f"{prefix}-{shape.name}"
+        item = {"name": name, "template": f"templates/{shape.template}", "permission_model": shape.permission_model, "regions": list(regions), "parameters": {OVERRIDE_PARAMETER: "v1"}}
         if shape.ous:
             item["targets"] = {"organizational_units": [f"ou:/{ou}" for ou in shape.ous]}
             accounts = fleet.accounts_in(*shape.ous)
@@ -118,9 +122,9 @@ def write_workspace(directory: Path, fleet: Fleet, regions: tuple[str, ...] = RE
             accounts = fleet.accounts_in(*shape.account_ous)
             item["targets"] = {"accounts": accounts}
         if shape.depends_on:
-            item["depends_on"] = list(shape.depends_on)
+            item["depends_on"] = [f"{prefix}-{dependency}" for dependency in shape.depends_on]
         items.append(item)
-        desired[shape.name] = {
+        desired[name] = {
             "template_body": (templates / shape.template).read_text(),
             "permission_model": shape.permission_model.upper(),
             "ous": [fleet.ou_ids[ou] for ou in shape.ous],
@@ -137,8 +141,9 @@ def write_workspace(directory: Path, fleet: Fleet, regions: tuple[str, ...] = RE
     target = next(shape for shape in STACK_SETS if shape.name == OVERRIDE_STACK_SET)
     override_account = fleet.accounts_in(*target.ous)[0]
     for item in items:
-        if item["name"] == OVERRIDE_STACK_SET:
+        if item["name"] == f"{prefix}-{OVERRIDE_STACK_SET}":
             item["overrides"] = [{"accounts": [override_account], "parameters": {OVERRIDE_PARAMETER: "v2"}}]
     override_path = directory / "manifest-override.yaml"
     override_path.write_text(yaml.safe_dump(manifest, sort_keys=False))
-    return Workspace(directory=directory, manifest=manifest_path, manifest_with_override=override_path, override_account=override_account, desired=desired)
+    return Workspace(directory=directory, manifest=manifest_path, manifest_with_override=override_path, override_account=override_account,
+                     override_stack_set=f"{prefix}-{OVERRIDE_STACK_SET}", prefix=prefix, desired=desired)

@@ -1,7 +1,7 @@
 """Rollout benchmark: our deployer against the naive baseline, on a local AWS of N accounts.
 
-For each fleet size, on a fresh counting server each (``bench.server``), seeded with the
-Organization of ``bench.fleet``:
+For each fleet size, on a fresh counting server (``bench.server``) seeded with the
+Organization of ``bench.fleet``, one tool after the other (their stack sets named apart):
 
 - ours, through the deployer's command line (``deploy.cli.main``, in this process):
   (a) ``apply`` of the three stack sets, (b) the same ``apply`` again (nothing changed),
@@ -27,11 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.baseline import NaiveRollout
-from bench.fleet import OVERRIDE_PARAMETER, OVERRIDE_STACK_SET, REGIONS, Fleet, Workspace, seed_fleet, write_workspace
+from bench.fleet import OVERRIDE_PARAMETER, REGIONS, Fleet, Workspace, seed_fleet, write_workspace
 from bench.server import BenchServer, summarise
 
 PHASES = ("first_apply", "noop_apply", "override_apply", "plan")
 TOOLS = ("ours", "baseline")
+PREFIXES = {"ours": "ours", "baseline": "naive"}
 
 
 @dataclass
@@ -122,7 +123,7 @@ def run_baseline(server: BenchServer, workspace: Workspace, size: int, phases=PH
 
     naive = NaiveRollout(Clients(), REGIONS[0])
     with_override = copy.deepcopy(workspace.desired)
-    with_override[OVERRIDE_STACK_SET]["overrides"] = {workspace.override_account: {OVERRIDE_PARAMETER: "v2"}}
+    with_override[workspace.override_stack_set]["overrides"] = {workspace.override_account: {OVERRIDE_PARAMETER: "v2"}}
     actions = {
         "first_apply": lambda: naive.apply(workspace.desired),
         "noop_apply": lambda: naive.apply(workspace.desired),
@@ -151,26 +152,27 @@ def verify(fleet: Fleet, workspace: Workspace, override_applied: bool) -> dict:
             actual.update((item["Account"], item["Region"]) for item in page["Summaries"])
         if actual != expected:
             raise RuntimeError(f"{name}: {len(actual)} instance(s) deployed, {len(expected)} expected ({len(expected - actual)} missing, {len(actual - expected)} extra)")
-        found[name] = len(actual)
+        found[name.removeprefix(f"{workspace.prefix}-")] = len(actual)
     if override_applied:
         for region in REGIONS:
-            instance = cfn.describe_stack_instance(StackSetName=OVERRIDE_STACK_SET, StackInstanceAccount=workspace.override_account, StackInstanceRegion=region)["StackInstance"]
+            instance = cfn.describe_stack_instance(StackSetName=workspace.override_stack_set, StackInstanceAccount=workspace.override_account, StackInstanceRegion=region)["StackInstance"]
             values = {item["ParameterKey"]: item.get("ParameterValue") for item in instance.get("ParameterOverrides") or []}
             if values.get(OVERRIDE_PARAMETER) != "v2":
-                raise RuntimeError(f"{OVERRIDE_STACK_SET}: the override of {workspace.override_account} in {region} is {values or 'not set'}")
+                raise RuntimeError(f"{workspace.override_stack_set}: the override of {workspace.override_account} in {region} is {values or 'not set'}")
     return found
 
 
 def run_size(size: int, tools=TOOLS, baseline_phases=PHASES, log=print) -> tuple[list[Measured], dict]:
-    """Both tools at one fleet size, each on its own fresh local AWS; return the measurements and the checks."""
+    """Both tools at one fleet size, one after the other on one fresh local AWS (their stack
+    sets named apart); return the measurements and the checks of what each deployed."""
     results: list[Measured] = []
     checks: dict = {}
-    for tool in tools:
-        with BenchServer() as server, tempfile.TemporaryDirectory(prefix=f"bench-{tool}-{size}-") as directory:
-            start = time.perf_counter()
-            fleet = seed_fleet(server.endpoint_url, size)
-            seeded = time.perf_counter() - start
-            workspace = write_workspace(Path(directory), fleet)
+    with BenchServer() as server, tempfile.TemporaryDirectory(prefix=f"bench-{size}-") as directory:
+        start = time.perf_counter()
+        fleet = seed_fleet(server.endpoint_url, size)
+        checks["seed_seconds"] = round(time.perf_counter() - start, 2)
+        for tool in tools:
+            workspace = write_workspace(Path(directory) / tool, fleet, prefix=PREFIXES[tool])
             with local_environment(server.endpoint_url, REGIONS[0]):
                 if tool == "ours":
                     measured = run_ours(server, workspace, size)
@@ -178,7 +180,6 @@ def run_size(size: int, tools=TOOLS, baseline_phases=PHASES, log=print) -> tuple
                     measured = run_baseline(server, workspace, size, baseline_phases)
                 ran = {m.phase for m in measured}
                 checks[tool] = verify(fleet, workspace, override_applied="override_apply" in ran) if "first_apply" in ran else {}
-            checks[f"{tool}_seed_seconds"] = round(seeded, 2)
             for item in measured:
                 log(f"  {tool:8} N={size:<5} {item.phase:15} {item.counts['calls']:6} calls ({item.counts['writes']} writes, {item.counts['aws_page_reads']} AWS-page reads)  {item.wall_seconds:7.2f}s")
             results.extend(measured)
