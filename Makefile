@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lint-venv templates check-templates lint test demo bench clean
+.PHONY: help venv lint-venv templates check-templates lint test demo local-up local-down bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /\1\t/' | awk -F'\t' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -51,6 +51,12 @@ test: $(STAMP) ## Run the test suite (unit, lint, end-to-end on a local AWS emul
 
 demo: templates ## The main job, offline: local AWS up, publish, plan, apply, status, cross-account invoke, down
 	$(PY) -m deploy.demo
+
+local-up: $(STAMP) ## Start the local AWS (moto on 127.0.0.1), seeded from examples/local-org.yaml; prints the env to export
+	@$(PY) -m deploy local up
+
+local-down: $(STAMP) ## Stop the local AWS that local-up started (only that process)
+	@$(PY) -m deploy local down
 
 bench: $(STAMP) ## Benchmarks of rollout cost and generation (issue 9 fills this in)
 	@echo "bench: not built yet (issue 9)"; exit 1
