@@ -30,6 +30,14 @@ def _sizes(text: str) -> list[int]:
     return sizes
 
 
+def _shown(path: Path) -> str:
+    """A path relative to the project when inside it (the JSON is committed), else absolute."""
+    try:
+        return str(path.resolve().relative_to(RESULTS_DIR.parent.parent))
+    except ValueError:
+        return str(path)
+
+
 def run(sizes, *, baseline_full_up_to: int | None, generation_repeat: int, out: Path, plot: bool, rollout: bool = True, log=print) -> dict:
     """Run the benchmarks; return the result document (also written under ``out``)."""
     started = time.perf_counter()
@@ -58,10 +66,10 @@ def run(sizes, *, baseline_full_up_to: int | None, generation_repeat: int, out: 
     result["machine"]["loadavg_at_end"] = report.machine().get("loadavg")
     result["total_seconds"] = round(time.perf_counter() - started, 1)
     stem = result["date"] if list(sizes) == list(DEFAULT_SIZES) else f"{result['date']}-N{'-'.join(map(str, sizes))}"
-    result["files"] = {"json": str(out / f"{stem}.json")}
+    result["files"] = {"json": _shown(out / f"{stem}.json")}
     if plot and result["rollout"]:
         png = report.plot(result, out / f"{stem}.png")
-        result["files"]["png"] = str(png) if png else "not written: matplotlib is missing (pip install -e '.[bench]')"
+        result["files"]["png"] = _shown(png) if png else "not written: matplotlib is missing (pip install -e '.[bench]')"
     report.write_json(result, out / f"{stem}.json")
     return result
 
