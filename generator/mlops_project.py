@@ -349,19 +349,32 @@ def add_pipeline_role(template: Template, p: ProjectParameters, names: Names, bu
     return role
 
 
-def add_trigger_role(template: Template, p: ProjectParameters, pipeline_arn: Sub) -> Role:
-    """EventBridge: may start this pipeline and nothing else."""
-    return template.add_resource(
+def add_pipeline_trigger(template: Template, p, pipeline: Pipeline, *, role_title: str, rule_title: str,
+                         purpose: str, policy_name: str, event_pattern: dict) -> Rule:
+    """An EventBridge rule starting ``pipeline`` on ``event_pattern``, with a role that may
+    start this pipeline and nothing else (shared by both project templates)."""
+    pipeline_arn = partition_arn("codepipeline", "${Pipeline}", Pipeline=Ref(pipeline))
+    role = template.add_resource(
         Role(
-            "ApprovalTriggerRole",
-            Description="EventBridge: starts the deployment pipeline when a model package is approved",
+            role_title,
+            Description=f"EventBridge: {purpose}",
             AssumeRolePolicyDocument=service_trust("events.amazonaws.com", source_account=Ref("AWS::AccountId")),
             Policies=[
                 InlinePolicy(
-                    PolicyName="StartDeploymentPipeline",
-                    PolicyDocument=document(allow("StartDeploymentPipeline", [codepipeline.StartPipelineExecution], [pipeline_arn])),
+                    PolicyName=policy_name,
+                    PolicyDocument=document(allow(policy_name, [codepipeline.StartPipelineExecution], [pipeline_arn])),
                 )
             ],
+            Tags=project_tags(p),
+        )
+    )
+    return template.add_resource(
+        Rule(
+            rule_title,
+            Description=purpose[0].upper() + purpose[1:],
+            EventPattern=event_pattern,
+            State="ENABLED",
+            Targets=[Target(Id=pipeline.title, Arn=pipeline_arn, RoleArn=GetAtt(role, "Arn"))],
             Tags=project_tags(p),
         )
     )
@@ -603,21 +616,17 @@ def add_pipeline(template: Template, p: ProjectParameters, names: Names, bucket,
 
 def add_approval_trigger(template: Template, p: ProjectParameters, names: Names, pipeline: Pipeline) -> Rule:
     """The EventBridge rule: an Approved model package of the project's group starts the pipeline."""
-    pipeline_arn = partition_arn("codepipeline", "${Pipeline}", Pipeline=Ref(pipeline))
-    role = add_trigger_role(template, p, pipeline_arn)
-    return template.add_resource(
-        Rule(
-            "ModelApprovedRule",
-            Description="Starts the deployment pipeline when a model package of the project's group is approved",
-            EventPattern={
-                "source": ["aws.sagemaker"],
-                "detail-type": ["SageMaker Model Package State Change"],
-                "detail": {"ModelPackageGroupName": [names.group], "ModelApprovalStatus": ["Approved"]},
-            },
-            State="ENABLED",
-            Targets=[Target(Id="DeploymentPipeline", Arn=pipeline_arn, RoleArn=GetAtt(role, "Arn"))],
-            Tags=project_tags(p),
-        )
+    return add_pipeline_trigger(
+        template, p, pipeline,
+        role_title="ApprovalTriggerRole",
+        rule_title="ModelApprovedRule",
+        purpose="starts the deployment pipeline when a model package of the project's group is approved",
+        policy_name="StartDeploymentPipeline",
+        event_pattern={
+            "source": ["aws.sagemaker"],
+            "detail-type": ["SageMaker Model Package State Change"],
+            "detail": {"ModelPackageGroupName": [names.group], "ModelApprovalStatus": ["Approved"]},
+        },
     )
 
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from awacs import codebuild, codepipeline, iam, logs, sagemaker
+from awacs import codebuild, iam, logs, sagemaker
 from awacs.aws import Condition, StringEquals
 from troposphere import Equals, GetAtt, If, Not, Output, Parameter, Ref, Sub, Template
 from troposphere import codebuild as cb
 from troposphere.codepipeline import ArtifactStore, EncryptionKey, Pipeline, Stages
-from troposphere.events import Rule, Target
+from troposphere.events import Rule
 from troposphere.iam import Policy as InlinePolicy
 from troposphere.iam import Role
 from troposphere.s3 import EventBridgeConfiguration, NotificationConfiguration
@@ -30,6 +30,7 @@ from generator.mlops_project import (
     ENVIRONMENT_GROUP_NAME,
     add_artifact_storage,
     add_build_log_group,
+    add_pipeline_trigger,
     artifact_statements,
     build_log_group_arn,
     pipeline_action,
@@ -213,34 +214,17 @@ def add_pipeline(template: Template, p: BuildProjectParameters, bucket, key, bui
 
 def add_upload_trigger(template: Template, p: BuildProjectParameters, bucket, pipeline: Pipeline) -> Rule:
     """A new seed-code upload (S3 event through EventBridge) starts the pipeline."""
-    pipeline_arn = partition_arn("codepipeline", "${Pipeline}", Pipeline=Ref(pipeline))
-    role = template.add_resource(
-        Role(
-            "UploadTriggerRole",
-            Description="EventBridge: starts the model build pipeline when new seed code is uploaded",
-            AssumeRolePolicyDocument=service_trust("events.amazonaws.com", source_account=Ref("AWS::AccountId")),
-            Policies=[
-                InlinePolicy(
-                    PolicyName="StartModelBuildPipeline",
-                    PolicyDocument=document(allow("StartModelBuildPipeline", [codepipeline.StartPipelineExecution], [pipeline_arn])),
-                )
-            ],
-            Tags=project_tags(p),
-        )
-    )
-    return template.add_resource(
-        Rule(
-            "SeedCodeUploadedRule",
-            Description="Starts the model build pipeline when the seed code object is written",
-            EventPattern={
-                "source": ["aws.s3"],
-                "detail-type": ["Object Created"],
-                "detail": {"bucket": {"name": [Ref(bucket)]}, "object": {"key": [Ref(p.source_key)]}},
-            },
-            State="ENABLED",
-            Targets=[Target(Id="ModelBuildPipeline", Arn=pipeline_arn, RoleArn=GetAtt(role, "Arn"))],
-            Tags=project_tags(p),
-        )
+    return add_pipeline_trigger(
+        template, p, pipeline,
+        role_title="UploadTriggerRole",
+        rule_title="SeedCodeUploadedRule",
+        purpose="starts the model build pipeline when new seed code is uploaded",
+        policy_name="StartModelBuildPipeline",
+        event_pattern={
+            "source": ["aws.s3"],
+            "detail-type": ["Object Created"],
+            "detail": {"bucket": {"name": [Ref(bucket)]}, "object": {"key": [Ref(p.source_key)]}},
+        },
     )
 
 
