@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help venv lint-venv templates check-templates lint test demo local-up local-down bench clean
+.PHONY: help venv lint-venv templates check-templates lint test demo local-up local-down bench bench-quick clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /\1\t/' | awk -F'\t' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -58,8 +58,12 @@ local-up: $(STAMP) ## Start the local AWS (moto on 127.0.0.1), seeded from examp
 local-down: $(STAMP) ## Stop the local AWS that local-up started (only that process)
 	@$(PY) -m deploy local down
 
-bench: $(STAMP) ## Benchmarks of rollout cost and generation (issue 9 fills this in)
-	@echo "bench: not built yet (issue 9)"; exit 1
+bench: $(STAMP) ## Benchmarks: rollout API calls and time vs fleet size (ours vs a per-account loop), generation vs cfn-lint
+	$(PY) -c "import matplotlib" 2>/dev/null || $(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) -m bench
+
+bench-quick: $(STAMP) ## Benchmarks at 10 accounts only (under a minute)
+	$(PY) -m bench --sizes 10 --generation-repeat 1
 
 clean: ## Remove the venvs and caches (never templates/)
 	rm -rf $(VENV) .venv-* .pytest_cache build *.egg-info

@@ -5,7 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from cfnlint.api import ManualArgs, lint
+from functools import lru_cache
+
+from cfnlint.api import ManualArgs
+from cfnlint.config import ConfigMixIn
+from cfnlint.decode.decode import decode_str
+from cfnlint.runner import Runner, run_template_by_data
 
 # Regions the product supports: where SageMaker Studio, the model registry and every
 # interface endpoint the templates create are offered. Templates are linted for each.
@@ -39,20 +44,31 @@ class Finding:
         return f"{self.path}:{self.line}: [{self.rule_id}] ({self.severity}) {message}"
 
 
-def lint_text(text: str, path: str, regions=SUPPORTED_REGIONS) -> list[Finding]:
-    """Lint one template's text with cfn-lint (errors, warnings and informational checks)."""
+def _config(regions: tuple[str, ...]) -> ManualArgs:
     config = ManualArgs(regions=list(regions), include_checks=["I"])
     if (RULES_DIR / "__init__.py").exists():
         config["append_rules"] = [str(RULES_DIR)]  # type: ignore[typeddict-unknown-key]
-    findings = []
-    for match in lint(text, config=config):
-        findings.append(
-            Finding(
-                path=path,
-                line=match.linenumber,
-                rule_id=match.rule.id,
-                severity=match.rule.severity,
-                message=match.message,
-            )
-        )
-    return sorted(set(findings), key=lambda f: (f.path, f.line, f.rule_id, f.message))
+    return config
+
+
+@lru_cache(maxsize=None)
+def _rules(regions: tuple[str, ...]):
+    """cfn-lint's rules, loaded once per process: loading them costs more than linting a template."""
+    return Runner(ConfigMixIn(**_config(regions))).rules
+
+
+def lint_text(text: str, path: str, regions=SUPPORTED_REGIONS) -> list[Finding]:
+    """Lint one template's text with cfn-lint (errors, warnings and informational checks).
+
+    Each template gets a fresh configuration (cfn-lint reads per-template settings from
+    its Metadata into it); only the loaded rules are shared between templates.
+    """
+    regions = tuple(regions)
+    template, matches = decode_str(text)
+    if not matches:
+        matches = list(run_template_by_data(template, ConfigMixIn(**_config(regions)), _rules(regions)))
+    findings = {
+        Finding(path=path, line=m.linenumber, rule_id=m.rule.id, severity=m.rule.severity, message=m.message)
+        for m in matches
+    }
+    return sorted(findings, key=lambda f: (f.path, f.line, f.rule_id, f.message))
