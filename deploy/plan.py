@@ -20,6 +20,7 @@ import difflib
 import hashlib
 import re
 from collections import defaultdict
+from functools import lru_cache
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterable
 
@@ -185,12 +186,33 @@ def _normalised_template(body: str | None) -> Any:
         return body
 
 
+# NoEcho values enter the configuration hash only through a slow, salted key derivation:
+# the hash is stored in a readable tag, and everything else in it (template, other
+# parameters) is readable too, so a plain hash would let anyone who can read the stack
+# set test guesses of a secret (an ExternalId) offline at SHA-256 speed.
+_NO_ECHO_KDF_ITERATIONS = 200_000
+
+
+@lru_cache(maxsize=256)
+def _sealed(stack_set: str, name: str, value: str) -> str:
+    salt = f"sagemaker-stackset-deploy:{stack_set}:{name}".encode("utf-8")
+    return "kdf:" + hashlib.pbkdf2_hmac("sha256", value.encode("utf-8"), salt, _NO_ECHO_KDF_ITERATIONS).hex()
+
+
+def _hashable_parameters(spec: StackSetSpec) -> dict[str, Any]:
+    parameters = dict(spec.effective_parameters())
+    for name, parameter in spec.template.parameters.items():
+        if parameter.no_echo and name in parameters:
+            parameters[name] = _sealed(spec.name, name, str(parameters[name]))
+    return parameters
+
+
 def config_hash(spec: StackSetSpec) -> str:
-    """Hash of everything UpdateStackSet sets (NoEcho values included; stored in a tag)."""
+    """Hash of everything UpdateStackSet sets (stored in a tag; NoEcho values sealed by a slow KDF)."""
     return _sha(
         {
             "template": _normalised_template(spec.template.body),
-            "parameters": spec.effective_parameters(),
+            "parameters": _hashable_parameters(spec),
             "description": spec.description,
             "capabilities": sorted(spec.capabilities),
             "auto_deployment": [spec.auto_deployment, spec.retain_stacks_on_account_removal] if spec.service_managed else None,

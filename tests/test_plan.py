@@ -142,6 +142,22 @@ def test_no_echo_change_is_detected_through_the_config_hash_and_masked():
     assert "rotated" not in text and "Secret" in text and "****" in text
 
 
+def test_config_hash_seals_no_echo_values_so_the_tag_cannot_be_checked_against_guesses():
+    s = spec()
+    secret = s.effective_parameters()["Secret"]
+    tag = config_hash(s)
+    assert tag != config_hash(spec(parameters=(("Secret", secret + "x"), ("Size", "small"))))
+    # the value enters only through a salted KDF: hashing the plain value does not give the tag
+    from deploy import plan as plan_module
+
+    plain = dict(s.effective_parameters())
+    sealed = plan_module._hashable_parameters(s)
+    assert sealed["Secret"].startswith("kdf:") and secret not in sealed["Secret"]
+    assert {k: v for k, v in sealed.items() if k != "Secret"} == {k: v for k, v in plain.items() if k != "Secret"}
+    # the salt is the stack set's name: one secret gives different seals in different stack sets
+    assert plan_module._sealed("one", "Secret", secret) != plan_module._sealed("two", "Secret", secret)
+
+
 def test_parameter_template_and_property_diffs_are_readable():
     old = spec()
     new = spec(parameters=(("Size", "large"),), description="new", tags=(("team", "platform"),), template=replace(TEMPLATE, body=BODY.replace("M:", "N:")))
