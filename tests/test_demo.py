@@ -6,7 +6,6 @@ import shutil
 import textwrap
 from pathlib import Path
 
-import pytest
 import yaml
 
 from deploy import demo
@@ -91,7 +90,6 @@ def test_a_failing_step_stops_the_demo_and_its_server(local_aws_server, tmp_path
     assert "local AWS down" in out and lifecycle.running_server(state_dir) is None
 
 
-@pytest.mark.skipif(not (ROOT / "examples" / "manifest.yaml").is_file(), reason="examples/manifest.yaml is not written yet (issue 5)")
 def test_the_demo_of_the_readme_succeeds(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(ROOT)
     code = demo.main(["--state-dir", str(tmp_path / "state")])
