@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 
 import boto3
-import pytest
 from moto import mock_aws
 
 from deploy.local.patches import cloudformation_outputs
