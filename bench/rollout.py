@@ -61,28 +61,12 @@ class Measured:
         }
 
 
-@contextlib.contextmanager
-def _environment(values: dict[str, str], unset=()):
-    saved = {key: os.environ.get(key) for key in [*values, *unset]}
-    os.environ.update(values)
-    for key in unset:
-        os.environ.pop(key, None)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def local_environment(endpoint_url: str, region: str) -> contextlib.AbstractContextManager:
     """Point boto3 at the bench server with dummy credentials; a developer's ~/.aws stays out."""
     from deploy.local import lifecycle
 
     values = {**lifecycle.environment(endpoint_url, region), "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
-    return _environment(values, lifecycle.UNSET_VARIABLES)
+    return lifecycle.environment_set(values, lifecycle.UNSET_VARIABLES)
 
 
 def _measure(server: BenchServer, tool: str, size: int, phase: str, action) -> Measured:

@@ -18,7 +18,6 @@ import sys
 import tempfile
 import time
 import urllib.request
-from contextlib import contextmanager
 from pathlib import Path
 
 import boto3
@@ -65,22 +64,6 @@ def _run(step: str, argv: list[str]) -> None:
     sys.stderr.flush()
     if code != 0:
         raise DemoFailed(step, code)
-
-
-@contextmanager
-def _environment(values: dict[str, str], unset: tuple[str, ...] = ()):
-    saved = {key: os.environ.get(key) for key in [*values, *unset]}
-    os.environ.update(values)
-    for key in unset:
-        os.environ.pop(key, None)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def _member_session(state: dict, account_id: str) -> boto3.session.Session:
@@ -157,7 +140,7 @@ def demo_invoke(state: dict, manifest_path: str) -> None:
     if consumer.token:
         credentials["AWS_SESSION_TOKEN"] = consumer.token
     try:
-        with _environment(credentials, unset):
+        with lifecycle.environment_set(credentials, unset):
             _run("invoke", ["invoke", "--endpoint", endpoint, "--account", account_id, "--role-name", target["role_name"], "--body", body.name])
     finally:
         os.unlink(body.name)
@@ -227,7 +210,7 @@ def run_demo(manifest: str, catalog: str | None, org: str, state_dir: str) -> in
     for name, account_id, ou in _accounts(state):
         _say(f"  {account_id}  {name:<18} {ou}")
     try:
-        with _environment(lifecycle.environment(state["endpoint_url"], state["region"]), lifecycle.UNSET_VARIABLES):
+        with lifecycle.environment_set(lifecycle.environment(state["endpoint_url"], state["region"]), lifecycle.UNSET_VARIABLES):
             if catalog:
                 _step(next(number), total, steps[1])
                 _run("publish", ["publish", "--catalog", catalog])

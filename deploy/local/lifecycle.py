@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -200,6 +201,23 @@ def environment(endpoint_url: str, region: str = DEFAULT_REGION) -> dict[str, st
 
 # Variables that could make a client use a real profile or token instead of the dummy keys.
 UNSET_VARIABLES = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_DEFAULT_PROFILE")
+
+
+@contextmanager
+def environment_set(values: dict[str, str], unset: tuple[str, ...] = ()):
+    """Set ``values`` and remove ``unset`` in os.environ for the block, then restore both."""
+    saved = {key: os.environ.get(key) for key in [*values, *unset]}
+    os.environ.update(values)
+    for key in unset:
+        os.environ.pop(key, None)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def export_lines(env: dict[str, str]) -> list[str]:
