@@ -106,26 +106,38 @@ def string_parameter(template: Template, title: str, description: str, pattern: 
     return template.add_parameter(parameter)
 
 
+def add_project_identity(template: Template, group_purpose: str) -> tuple[Parameter, Parameter, Parameter]:
+    """The parameters every SageMaker project template takes: the project's name and id
+    (SageMaker passes them) and the model package group, by default the environment's."""
+    return (
+        string_parameter(
+            template, "SageMakerProjectName", "Name of the SageMaker project (passed by SageMaker)",
+            r"^[a-zA-Z](-*[a-zA-Z0-9]){0,31}$", "1-32 letters, digits and hyphens, starting with a letter",
+        ),
+        string_parameter(
+            template, "SageMakerProjectId", "Id of the SageMaker project (passed by SageMaker)",
+            r"^[a-z0-9-]{1,20}$", "1-20 lower-case letters, digits and hyphens",
+        ),
+        string_parameter(
+            template, "ModelPackageGroupName",
+            f"Model package group {group_purpose}; empty: the development environment's registry group "
+            "<EnvName>-<EnvType>-models, the one shared with the target accounts",
+            r"^([a-zA-Z0-9](-*[a-zA-Z0-9]){0,62})?$", "empty or a model package group name", default="",
+        ),
+    )
+
+
 def add_project_parameters(template: Template) -> ProjectParameters:
     """Every parameter of the project template."""
     role_name = r"^[\w+=,.@-]{1,64}$"
     instance_type = r"^ml\.[a-z0-9]+\.[a-z0-9]+$"
+    env = add_environment(template, types=("dev",), default_type="dev")
+    project_name, project_id, group_name = add_project_identity(template, "whose approvals deploy")
     return ProjectParameters(
-        env=add_environment(template, types=("dev",), default_type="dev"),
-        project_name=string_parameter(
-            template, "SageMakerProjectName", "Name of the SageMaker project (passed by SageMaker)",
-            r"^[a-zA-Z](-*[a-zA-Z0-9]){0,31}$", "1-32 letters, digits and hyphens, starting with a letter",
-        ),
-        project_id=string_parameter(
-            template, "SageMakerProjectId", "Id of the SageMaker project (passed by SageMaker)",
-            r"^[a-zA-Z0-9-]{1,20}$", "1-20 letters, digits and hyphens",
-        ),
-        group_name=string_parameter(
-            template, "ModelPackageGroupName",
-            "Model package group whose approvals deploy; empty: the development environment's registry group "
-            "<EnvName>-<EnvType>-models, the one shared with the target accounts",
-            r"^([a-zA-Z0-9](-*[a-zA-Z0-9]){0,62})?$", "empty or a model package group name", default="",
-        ),
+        env=env,
+        project_name=project_name,
+        project_id=project_id,
+        group_name=group_name,
         stack_set_name=string_parameter(
             template, "StackSetName", "Stack set of the model endpoints; empty: sagemaker-<project name>-<project id>-deploy",
             r"^([a-zA-Z][a-zA-Z0-9-]{0,127})?$", "empty or up to 128 letters, digits and hyphens, starting with a letter", default="",

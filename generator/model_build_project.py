@@ -31,6 +31,7 @@ from generator.mlops_project import (
     add_artifact_storage,
     add_build_log_group,
     add_pipeline_trigger,
+    add_project_identity,
     artifact_statements,
     build_log_group_arn,
     pipeline_action,
@@ -61,22 +62,12 @@ class BuildProjectParameters:
 
 def add_parameters(template: Template) -> BuildProjectParameters:
     env = add_environment(template, types=("dev",), default_type="dev")
+    project_name, project_id, group_name = add_project_identity(template, "the training pipeline registers into")
     return BuildProjectParameters(
         env=env,
-        project_name=string_parameter(
-            template, "SageMakerProjectName", "Name of the SageMaker project (passed by SageMaker)",
-            r"^[a-zA-Z](-*[a-zA-Z0-9]){0,31}$", "1-32 letters, digits and hyphens, starting with a letter",
-        ),
-        project_id=string_parameter(
-            template, "SageMakerProjectId", "Id of the SageMaker project (passed by SageMaker)",
-            r"^[a-z0-9-]{1,20}$", "1-20 lower-case letters, digits and hyphens",
-        ),
-        group_name=string_parameter(
-            template, "ModelPackageGroupName",
-            "Model package group the training pipeline registers into; empty: the environment's registry group "
-            "<EnvName>-<EnvType>-models (shared with the target accounts)",
-            r"^([a-zA-Z0-9](-*[a-zA-Z0-9]){0,62})?$", "empty or a model package group name", default="",
-        ),
+        project_name=project_name,
+        project_id=project_id,
+        group_name=group_name,
         pipeline_role_arn=template.add_parameter(
             Parameter(
                 "PipelineExecutionRoleArn",
