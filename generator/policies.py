@@ -94,29 +94,6 @@ def deny_insecure_transport(resources: Iterable, sid="DenyInsecureTransport") ->
     )
 
 
-def deny_outside_vpc_endpoint(resources: Iterable, vpce_ids: object, actions: Iterable, exempt_principal_arns: object = None, sid="DenyOutsideVpcEndpoint") -> Statement:
-    """Deny ``actions`` on ``resources`` for requests that do not arrive through ``vpce_ids``.
-
-    ``exempt_principal_arns`` (e.g. the target accounts' model readers, whose requests come
-    through their own account's endpoint, or the stack's deployment principals) are left
-    to the other statements of the policy.
-    """
-    conditions = [StringNotEquals({"aws:SourceVpce": vpce_ids})]
-    if exempt_principal_arns is not None:
-        conditions.append(ArnNotLike({"aws:PrincipalArn": exempt_principal_arns}))
-    return Statement(
-        Sid=sid,
-        Effect=Deny,
-        Principal=Principal("*"),
-        Action=list(actions),
-        Resource=list(resources),
-        Condition=Condition(conditions),
-    )
-
-
-# --- Factories added for the environment and target-network templates -----------------
-
-
 class ConditionalStatement(Statement):
     """A statement present only when a template Condition holds (``Fn::If`` to ``AWS::NoValue``).
 
