@@ -527,6 +527,25 @@ def pipeline_action(name: str, category: str, provider: str, configuration: dict
     return action
 
 
+def encrypted_artifact_store(bucket, key) -> ArtifactStore:
+    """The pipeline's artifact store: the project's bucket, encrypted with its key."""
+    return ArtifactStore(Type="S3", Location=Ref(bucket), EncryptionKey=EncryptionKey(Type="KMS", Id=GetAtt(key, "Arn")))
+
+
+def s3_source_stage(action: str, bucket, source_key: Parameter, artifact: str = SOURCE_ARTIFACT) -> Stages:
+    """The Source stage: one object of the project's bucket, the pipeline started by an event, not polling."""
+    return Stages(
+        Name="Source",
+        Actions=[
+            pipeline_action(
+                action, "Source", "S3",
+                {"S3Bucket": Ref(bucket), "S3ObjectKey": Ref(source_key), "PollForSourceChanges": "false"},
+                outputs=[artifact],
+            )
+        ],
+    )
+
+
 def pipeline_stages(p: ProjectParameters, names: Names, bucket, build: cb.Project) -> list[Stages]:
     """Source, Build, DeployStaging, ApproveProduction, DeployProduction, in this order."""
     operation = {
@@ -538,16 +557,7 @@ def pipeline_stages(p: ProjectParameters, names: Names, bucket, build: cb.Projec
         "ExecutionRoleName": If(SELF_MANAGED, Ref(p.execution_role_name), NoValue),
     }
     return [
-        Stages(
-            Name="Source",
-            Actions=[
-                pipeline_action(
-                    "ModelDeployTemplate", "Source", "S3",
-                    {"S3Bucket": Ref(bucket), "S3ObjectKey": Ref(p.source_key), "PollForSourceChanges": "false"},
-                    outputs=[SOURCE_ARTIFACT],
-                )
-            ],
-        ),
+        s3_source_stage("ModelDeployTemplate", bucket, p.source_key),
         Stages(
             Name="Build",
             Actions=[
@@ -617,9 +627,7 @@ def add_pipeline(template: Template, p: ProjectParameters, names: Names, bucket,
             # A newer approval overtakes an older run waiting at the manual approval.
             ExecutionMode="SUPERSEDED",
             RoleArn=GetAtt(role, "Arn"),
-            ArtifactStore=ArtifactStore(
-                Type="S3", Location=Ref(bucket), EncryptionKey=EncryptionKey(Type="KMS", Id=GetAtt(key, "Arn"))
-            ),
+            ArtifactStore=encrypted_artifact_store(bucket, key),
             Stages=pipeline_stages(p, names, bucket, build),
             Tags=project_tags(p),
         )

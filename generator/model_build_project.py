@@ -19,7 +19,7 @@ from awacs import codebuild, iam, logs, sagemaker
 from awacs.aws import Condition, StringEquals
 from troposphere import Equals, GetAtt, If, Not, Output, Parameter, Ref, Sub, Template
 from troposphere import codebuild as cb
-from troposphere.codepipeline import ArtifactStore, EncryptionKey, Pipeline, Stages
+from troposphere.codepipeline import Pipeline, Stages
 from troposphere.events import Rule
 from troposphere.iam import Policy as InlinePolicy
 from troposphere.iam import Role
@@ -32,6 +32,8 @@ from generator.mlops_project import (
     add_build_log_group,
     add_pipeline_trigger,
     add_project_identity,
+    encrypted_artifact_store,
+    s3_source_stage,
     artifact_statements,
     build_log_group_arn,
     pipeline_action,
@@ -179,20 +181,9 @@ def add_pipeline(template: Template, p: BuildProjectParameters, bucket, key, bui
             PipelineType="V2",
             ExecutionMode="SUPERSEDED",
             RoleArn=GetAtt(role, "Arn"),
-            ArtifactStore=ArtifactStore(
-                Type="S3", Location=Ref(bucket), EncryptionKey=EncryptionKey(Type="KMS", Id=GetAtt(key, "Arn"))
-            ),
+            ArtifactStore=encrypted_artifact_store(bucket, key),
             Stages=[
-                Stages(
-                    Name="Source",
-                    Actions=[
-                        pipeline_action(
-                            "SeedCode", "Source", "S3",
-                            {"S3Bucket": Ref(bucket), "S3ObjectKey": Ref(p.source_key), "PollForSourceChanges": "false"},
-                            outputs=[SOURCE_ARTIFACT],
-                        )
-                    ],
-                ),
+                s3_source_stage("SeedCode", bucket, p.source_key, SOURCE_ARTIFACT),
                 Stages(
                     Name="Build",
                     Actions=[pipeline_action("RunTrainingPipeline", "Build", "CodeBuild", {"ProjectName": Ref(build)}, inputs=[SOURCE_ARTIFACT])],
