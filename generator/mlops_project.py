@@ -476,6 +476,32 @@ def add_build_log_group(template: Template, p, project_name: str, key) -> LogGro
     )
 
 
+def add_codebuild_project(template: Template, p, title: str, name: str, description: str, role, key, log_group,
+                          variables: dict, source: cb.Source, timeout_minutes: int) -> cb.Project:
+    """A CodeBuild project run by the pipeline (``name`` a Fn::Sub text): KMS-encrypted, logging to ``log_group``."""
+    return template.add_resource(
+        cb.Project(
+            title,
+            Name=Sub(name),
+            Description=description,
+            ServiceRole=GetAtt(role, "Arn"),
+            EncryptionKey=GetAtt(key, "Arn"),
+            Source=source,
+            Artifacts=cb.Artifacts(Type="CODEPIPELINE"),
+            Environment=cb.Environment(
+                Type="LINUX_CONTAINER",
+                ComputeType="BUILD_GENERAL1_SMALL",
+                Image=BUILD_IMAGE,
+                EnvironmentVariables=[cb.EnvironmentVariable(Name=k, Type="PLAINTEXT", Value=v) for k, v in variables.items()],
+            ),
+            LogsConfig=cb.LogsConfig(CloudWatchLogs=cb.CloudWatchLogs(Status="ENABLED", GroupName=Ref(log_group))),
+            TimeoutInMinutes=timeout_minutes,
+            QueuedTimeoutInMinutes=60,
+            Tags=project_tags(p),
+        )
+    )
+
+
 def add_build(template: Template, p: ProjectParameters, names: Names, bucket, key) -> cb.Project:
     log_group = add_build_log_group(template, p, BUILD_PROJECT_NAME, key)
     role = add_build_role(template, p, names, bucket, key, log_group)
@@ -487,26 +513,10 @@ def add_build(template: Template, p: ProjectParameters, names: Names, bucket, ke
         "STAGING_INSTANCE_TYPE": Ref(p.staging_instance_type),
         "PROD_INSTANCE_TYPE": Ref(p.prod_instance_type),
     }
-    return template.add_resource(
-        cb.Project(
-            "ResolveModelBuild",
-            Name=Sub(BUILD_PROJECT_NAME),
-            Description="Resolves the latest approved model package and writes the stack-set parameters",
-            ServiceRole=GetAtt(role, "Arn"),
-            EncryptionKey=GetAtt(key, "Arn"),
-            Source=cb.Source(Type="CODEPIPELINE", BuildSpec=buildspec()),
-            Artifacts=cb.Artifacts(Type="CODEPIPELINE"),
-            Environment=cb.Environment(
-                Type="LINUX_CONTAINER",
-                ComputeType="BUILD_GENERAL1_SMALL",
-                Image=BUILD_IMAGE,
-                EnvironmentVariables=[cb.EnvironmentVariable(Name=k, Type="PLAINTEXT", Value=v) for k, v in variables.items()],
-            ),
-            LogsConfig=cb.LogsConfig(CloudWatchLogs=cb.CloudWatchLogs(Status="ENABLED", GroupName=Ref(log_group))),
-            TimeoutInMinutes=15,
-            QueuedTimeoutInMinutes=60,
-            Tags=project_tags(p),
-        )
+    return add_codebuild_project(
+        template, p, "ResolveModelBuild", BUILD_PROJECT_NAME,
+        "Resolves the latest approved model package and writes the stack-set parameters",
+        role, key, log_group, variables, cb.Source(Type="CODEPIPELINE", BuildSpec=buildspec()), timeout_minutes=15,
     )
 
 

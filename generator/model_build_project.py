@@ -26,10 +26,10 @@ from troposphere.iam import Role
 from troposphere.s3 import EventBridgeConfiguration, NotificationConfiguration
 
 from generator.mlops_project import (
-    BUILD_IMAGE,
     ENVIRONMENT_GROUP_NAME,
     add_artifact_storage,
     add_build_log_group,
+    add_codebuild_project,
     add_pipeline_trigger,
     add_project_identity,
     encrypted_artifact_store,
@@ -137,27 +137,11 @@ def add_build(template: Template, p: BuildProjectParameters, bucket, key) -> cb.
         "ARTIFACT_BUCKET": Ref(bucket),
         "ARTIFACT_KMS_KEY_ARN": GetAtt(key, "Arn"),
     }
-    return template.add_resource(
-        cb.Project(
-            "ModelBuild",
-            Name=Sub(BUILD_PROJECT_NAME),
-            Description="Runs the seed code's buildspec: upsert and start the SageMaker training pipeline",
-            ServiceRole=GetAtt(role, "Arn"),
-            EncryptionKey=GetAtt(key, "Arn"),
-            # No inline buildspec: the seed code's buildspec.yml decides how its pipeline is built.
-            Source=cb.Source(Type="CODEPIPELINE"),
-            Artifacts=cb.Artifacts(Type="CODEPIPELINE"),
-            Environment=cb.Environment(
-                Type="LINUX_CONTAINER",
-                ComputeType="BUILD_GENERAL1_SMALL",
-                Image=BUILD_IMAGE,
-                EnvironmentVariables=[cb.EnvironmentVariable(Name=k, Type="PLAINTEXT", Value=v) for k, v in variables.items()],
-            ),
-            LogsConfig=cb.LogsConfig(CloudWatchLogs=cb.CloudWatchLogs(Status="ENABLED", GroupName=Ref(log_group))),
-            TimeoutInMinutes=60,
-            QueuedTimeoutInMinutes=60,
-            Tags=project_tags(p),
-        )
+    # No inline buildspec: the seed code's buildspec.yml decides how its pipeline is built.
+    return add_codebuild_project(
+        template, p, "ModelBuild", BUILD_PROJECT_NAME,
+        "Runs the seed code's buildspec: upsert and start the SageMaker training pipeline",
+        role, key, log_group, variables, cb.Source(Type="CODEPIPELINE"), timeout_minutes=60,
     )
 
 
