@@ -24,7 +24,9 @@ def _sizes(text: str) -> list[int]:
     try:
         sizes = sorted({int(part) for part in text.split(",") if part.strip()})
     except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of fleet sizes such as 10,100,1000") from None
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a comma-separated list of fleet sizes such as 10,100,1000"
+        ) from None
     if not sizes or sizes[0] < 1:
         raise argparse.ArgumentTypeError("fleet sizes are positive integers")
     return sizes
@@ -38,7 +40,16 @@ def _shown(path: Path) -> str:
         return str(path)
 
 
-def run(sizes, *, baseline_full_up_to: int | None, generation_repeat: int, out: Path, plot: bool, rollout: bool = True, log=print) -> dict:
+def run(
+    sizes,
+    *,
+    baseline_full_up_to: int | None,
+    generation_repeat: int,
+    out: Path,
+    plot: bool,
+    rollout: bool = True,
+    log=print,
+) -> dict:
     """Run the benchmarks; return the result document (also written under ``out``)."""
     started = time.perf_counter()
     now = dt.datetime.now(dt.timezone.utc)
@@ -60,7 +71,9 @@ def run(sizes, *, baseline_full_up_to: int | None, generation_repeat: int, out: 
             result["rollout"].extend(m.to_dict() for m in measured)
             result["checks"][str(size)] = checks
             if not full:
-                result.setdefault("notes", []).append(f"N={size}: the baseline ran the first apply and the plan only (--baseline-full-up-to {baseline_full_up_to})")
+                result.setdefault("notes", []).append(
+                    f"N={size}: the baseline ran the first apply and the plan only (--baseline-full-up-to {baseline_full_up_to})"
+                )
     result["generation"] = generation.run(generation_repeat, log=log) if generation_repeat else None
     result["targets"] = report.evaluate(result["rollout"], result["generation"])
     result["machine"]["loadavg_at_end"] = report.machine().get("loadavg")
@@ -69,26 +82,54 @@ def run(sizes, *, baseline_full_up_to: int | None, generation_repeat: int, out: 
     result["files"] = {"json": _shown(out / f"{stem}.json")}
     if plot and result["rollout"]:
         png = report.plot(result, out / f"{stem}.png")
-        result["files"]["png"] = _shown(png) if png else "not written: matplotlib is missing (pip install -e '.[bench]')"
+        result["files"]["png"] = (
+            _shown(png) if png else "not written: matplotlib is missing (pip install -e '.[bench]')"
+        )
     report.write_json(result, out / f"{stem}.json")
     return result
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=_sizes, default=list(DEFAULT_SIZES), help="fleet sizes, comma-separated (default 10,100,1000; quick mode: 10)")
-    parser.add_argument("--baseline-full-up-to", type=int, default=None, metavar="N",
-                        help="above N accounts the baseline runs only the first apply and the plan (default: every step at every size)")
-    parser.add_argument("--generation-repeat", type=int, default=3, metavar="K", help="runs of each generation command, alternating, median reported (0 skips it; default 3)")
+    parser.add_argument(
+        "--sizes",
+        type=_sizes,
+        default=list(DEFAULT_SIZES),
+        help="fleet sizes, comma-separated (default 10,100,1000; quick mode: 10)",
+    )
+    parser.add_argument(
+        "--baseline-full-up-to",
+        type=int,
+        default=None,
+        metavar="N",
+        help="above N accounts the baseline runs only the first apply and the plan (default: every step at every size)",
+    )
+    parser.add_argument(
+        "--generation-repeat",
+        type=int,
+        default=3,
+        metavar="K",
+        help="runs of each generation command, alternating, median reported (0 skips it; default 3)",
+    )
     parser.add_argument("--skip-rollout", action="store_true", help="only the generation benchmark")
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR, help=f"where the JSON and PNG go (default {RESULTS_DIR})")
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS_DIR, help=f"where the JSON and PNG go (default {RESULTS_DIR})"
+    )
     parser.add_argument("--no-plot", action="store_true", help="do not write the PNG")
     args = parser.parse_args(argv)
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
-    result = run(args.sizes, baseline_full_up_to=args.baseline_full_up_to, generation_repeat=args.generation_repeat, out=args.out, plot=not args.no_plot, rollout=not args.skip_rollout, log=log)
+    result = run(
+        args.sizes,
+        baseline_full_up_to=args.baseline_full_up_to,
+        generation_repeat=args.generation_repeat,
+        out=args.out,
+        plot=not args.no_plot,
+        rollout=not args.skip_rollout,
+        log=log,
+    )
     print(report.table(result))
     print(f"\nwrote {', '.join(result['files'].values())} in {result['total_seconds']}s")
     return 0

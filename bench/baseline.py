@@ -69,7 +69,9 @@ class NaiveRollout:
         while True:
             if delay:
                 time.sleep(delay)
-            status = self.cfn.describe_stack_set_operation(StackSetName=name, OperationId=operation_id)["StackSetOperation"]["Status"]
+            status = self.cfn.describe_stack_set_operation(StackSetName=name, OperationId=operation_id)[
+                "StackSetOperation"
+            ]["Status"]
             if status in TERMINAL:
                 if status != "SUCCEEDED":
                     raise RuntimeError(f"{name}: operation {operation_id} ended {status}")
@@ -83,10 +85,22 @@ class NaiveRollout:
         for name, spec in desired.items():
             parameters = [{"ParameterKey": key, "ParameterValue": value} for key, value in spec["parameters"].items()]
             if not self._stack_set_exists(name):
-                extra = {"AutoDeployment": {"Enabled": True, "RetainStacksOnAccountRemoval": False}} if spec["permission_model"] == "SERVICE_MANAGED" else {}
-                self.cfn.create_stack_set(StackSetName=name, TemplateBody=spec["template_body"], Parameters=parameters, PermissionModel=spec["permission_model"], **extra)
+                extra = (
+                    {"AutoDeployment": {"Enabled": True, "RetainStacksOnAccountRemoval": False}}
+                    if spec["permission_model"] == "SERVICE_MANAGED"
+                    else {}
+                )
+                self.cfn.create_stack_set(
+                    StackSetName=name,
+                    TemplateBody=spec["template_body"],
+                    Parameters=parameters,
+                    PermissionModel=spec["permission_model"],
+                    **extra,
+                )
             else:
-                operation = self.cfn.update_stack_set(StackSetName=name, TemplateBody=spec["template_body"], Parameters=parameters)
+                operation = self.cfn.update_stack_set(
+                    StackSetName=name, TemplateBody=spec["template_body"], Parameters=parameters
+                )
                 self._wait(name, operation["OperationId"])
             existing = self._instances(name)
             for account, ou in self._accounts(spec):
@@ -94,12 +108,23 @@ class NaiveRollout:
                     if ou is None:
                         targets = {"Accounts": [account]}
                     else:
-                        targets = {"OrganizationalUnitIds": [ou], "Accounts": [account], "AccountFilterType": "INTERSECTION"}
-                    overrides = [{"ParameterKey": key, "ParameterValue": value} for key, value in spec["overrides"].get(account, {}).items()]
+                        targets = {
+                            "OrganizationalUnitIds": [ou],
+                            "Accounts": [account],
+                            "AccountFilterType": "INTERSECTION",
+                        }
+                    overrides = [
+                        {"ParameterKey": key, "ParameterValue": value}
+                        for key, value in spec["overrides"].get(account, {}).items()
+                    ]
                     if (account, region) in existing:
-                        operation = self.cfn.update_stack_instances(StackSetName=name, DeploymentTargets=targets, Regions=[region], ParameterOverrides=overrides)
+                        operation = self.cfn.update_stack_instances(
+                            StackSetName=name, DeploymentTargets=targets, Regions=[region], ParameterOverrides=overrides
+                        )
                     else:
-                        operation = self.cfn.create_stack_instances(StackSetName=name, DeploymentTargets=targets, Regions=[region], ParameterOverrides=overrides)
+                        operation = self.cfn.create_stack_instances(
+                            StackSetName=name, DeploymentTargets=targets, Regions=[region], ParameterOverrides=overrides
+                        )
                     self._wait(name, operation["OperationId"])
 
     def plan(self, desired: dict[str, dict]) -> dict[str, dict]:

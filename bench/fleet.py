@@ -55,8 +55,17 @@ class Fleet:
 
 def org_spec(size: int, random_seed: int = 9) -> OrgSpec:
     """``size`` member accounts, round-robin over the OUs (so every OU grows with the fleet)."""
-    accounts = [{"name": f"bench-{index:05d}", "email": f"bench-{index:05d}@example.com", "ou": OUS[index % len(OUS)]} for index in range(size)]
-    return OrgSpec(random_seed=random_seed, management_name="management", management_email="management@example.com", ou_paths=list(OUS), accounts=accounts)
+    accounts = [
+        {"name": f"bench-{index:05d}", "email": f"bench-{index:05d}@example.com", "ou": OUS[index % len(OUS)]}
+        for index in range(size)
+    ]
+    return OrgSpec(
+        random_seed=random_seed,
+        management_name="management",
+        management_email="management@example.com",
+        ou_paths=list(OUS),
+        accounts=accounts,
+    )
 
 
 def seed_fleet(endpoint_url: str, size: int) -> Fleet:
@@ -70,8 +79,12 @@ def seed_fleet(endpoint_url: str, size: int) -> Fleet:
 def build_setting_template(description: str) -> Template:
     """One parameter flowing into one SSM parameter: the smallest template worth rolling out."""
     template = Template(Description=description)
-    setting = template.add_parameter(Parameter(OVERRIDE_PARAMETER, Type="String", Default="default", Description="A per-account setting"))
-    template.add_resource(SsmParameter("BenchSetting", Name=Sub("/bench/${AWS::StackName}/setting"), Type="String", Value=setting.ref()))
+    setting = template.add_parameter(
+        Parameter(OVERRIDE_PARAMETER, Type="String", Default="default", Description="A per-account setting")
+    )
+    template.add_resource(
+        SsmParameter("BenchSetting", Name=Sub("/bench/${AWS::StackName}/setting"), Type="String", Value=setting.ref())
+    )
     return template
 
 
@@ -88,7 +101,13 @@ class StackSetShape:
 STACK_SETS = (
     StackSetShape("guardrails", "guardrails.yaml", "service_managed", ous=("development", "staging", "production")),
     StackSetShape("shared-config", "shared-config.yaml", "self_managed", account_ous=("production", "sandbox")),
-    StackSetShape("model-endpoint", "model-endpoint.yaml", "service_managed", ous=("staging", "production"), depends_on=("guardrails",)),
+    StackSetShape(
+        "model-endpoint",
+        "model-endpoint.yaml",
+        "service_managed",
+        ous=("staging", "production"),
+        depends_on=("guardrails",),
+    ),
 )
 
 
@@ -105,16 +124,26 @@ class Workspace:
     desired: dict  # stack set name -> {"accounts": [...], "regions": [...], "ous": [...], ...} for the baseline
 
 
-def write_workspace(directory: Path, fleet: Fleet, prefix: str = "bench", regions: tuple[str, ...] = REGIONS) -> Workspace:
+def write_workspace(
+    directory: Path, fleet: Fleet, prefix: str = "bench", regions: tuple[str, ...] = REGIONS
+) -> Workspace:
     """Write templates and manifests for ``fleet`` under ``directory``; stack sets named ``<prefix>-<name>``."""
     directory.mkdir(parents=True, exist_ok=True)
     templates = directory / "templates"
     templates.mkdir(exist_ok=True)
     items, desired = [], {}
     for shape in STACK_SETS:
-        (templates / shape.template).write_text(render_yaml(build_setting_template(f"{shape.name}: benchmark template")))
+        (templates / shape.template).write_text(
+            render_yaml(build_setting_template(f"{shape.name}: benchmark template"))
+        )
         name = f"{prefix}-{shape.name}"
-        item = {"name": name, "template": f"templates/{shape.template}", "permission_model": shape.permission_model, "regions": list(regions), "parameters": {OVERRIDE_PARAMETER: "v1"}}
+        item = {
+            "name": name,
+            "template": f"templates/{shape.template}",
+            "permission_model": shape.permission_model,
+            "regions": list(regions),
+            "parameters": {OVERRIDE_PARAMETER: "v1"},
+        }
         if shape.ous:
             item["targets"] = {"organizational_units": [f"ou:/{ou}" for ou in shape.ous]}
             accounts = fleet.accounts_in(*shape.ous)
@@ -145,5 +174,12 @@ def write_workspace(directory: Path, fleet: Fleet, prefix: str = "bench", region
             item["overrides"] = [{"accounts": [override_account], "parameters": {OVERRIDE_PARAMETER: "v2"}}]
     override_path = directory / "manifest-override.yaml"
     override_path.write_text(yaml.safe_dump(manifest, sort_keys=False))
-    return Workspace(directory=directory, manifest=manifest_path, manifest_with_override=override_path, override_account=override_account,
-                     override_stack_set=f"{prefix}-{OVERRIDE_STACK_SET}", prefix=prefix, desired=desired)
+    return Workspace(
+        directory=directory,
+        manifest=manifest_path,
+        manifest_with_override=override_path,
+        override_account=override_account,
+        override_stack_set=f"{prefix}-{OVERRIDE_STACK_SET}",
+        prefix=prefix,
+        desired=desired,
+    )

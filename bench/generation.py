@@ -33,7 +33,9 @@ def _timed(command: list[str], ok_codes=(0,)) -> tuple[float, float, int]:
     process = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
     wall, cpu = time.perf_counter() - start, _children_cpu() - cpu0
     if process.returncode not in ok_codes:
-        raise RuntimeError(f"`{' '.join(command)}` exited {process.returncode}: {(process.stderr or process.stdout)[-2000:]}")
+        raise RuntimeError(
+            f"`{' '.join(command)}` exited {process.returncode}: {(process.stderr or process.stdout)[-2000:]}"
+        )
     return wall, cpu, process.returncode
 
 
@@ -42,7 +44,13 @@ def cfn_lint_command(files: list[Path]) -> list[str]:
     from generator.lint import RULES_DIR, SUPPORTED_REGIONS
 
     executable = Path(sys.executable).with_name("cfn-lint")
-    command = [str(executable) if executable.exists() else (shutil.which("cfn-lint") or "cfn-lint"), "--regions", *SUPPORTED_REGIONS, "--include-checks", "I"]
+    command = [
+        str(executable) if executable.exists() else (shutil.which("cfn-lint") or "cfn-lint"),
+        "--regions",
+        *SUPPORTED_REGIONS,
+        "--include-checks",
+        "I",
+    ]
     if (RULES_DIR / "__init__.py").exists():
         command += ["--append-rules", str(RULES_DIR)]
     return command + ["--", *map(str, files)]
@@ -61,8 +69,13 @@ def run(repeat: int = 1, log=print) -> dict:
             # cfn-lint exits non-zero when it finds something; the generator failed the run then already.
             wall, cpu, code = _timed(cfn_lint_command(files), ok_codes=(0, 2, 4, 6, 8, 10, 12, 14))
             runs["cfn_lint"].append({"wall_seconds": round(wall, 3), "cpu_seconds": round(cpu, 3), "exit_code": code})
-            log(f"  generation run {index + 1}/{repeat}: generator {runs['generator'][-1]['wall_seconds']:.2f}s, cfn-lint {runs['cfn_lint'][-1]['wall_seconds']:.2f}s ({len(files)} templates)")
-    summary = {name: {key: statistics.median(r[key] for r in items) for key in ("wall_seconds", "cpu_seconds")} for name, items in runs.items()}
+            log(
+                f"  generation run {index + 1}/{repeat}: generator {runs['generator'][-1]['wall_seconds']:.2f}s, cfn-lint {runs['cfn_lint'][-1]['wall_seconds']:.2f}s ({len(files)} templates)"
+            )
+    summary = {
+        name: {key: statistics.median(r[key] for r in items) for key in ("wall_seconds", "cpu_seconds")}
+        for name, items in runs.items()
+    }
     return {
         "templates": len(files),
         "regions": _regions(),

@@ -17,7 +17,12 @@ BASELINE_RATIO_MIN = 20
 BASELINE_RATIO_SIZE = 100
 GENERATION_RATIO_MAX = 1.3
 
-PHASE_LABELS = {"first_apply": "(a) first apply", "noop_apply": "(b) no-op re-apply", "override_apply": "(c) one override", "plan": "(d) plan"}
+PHASE_LABELS = {
+    "first_apply": "(a) first apply",
+    "noop_apply": "(b) no-op re-apply",
+    "override_apply": "(c) one override",
+    "plan": "(d) plan",
+}
 
 
 def machine() -> dict:
@@ -28,7 +33,9 @@ def machine() -> dict:
     try:
         lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout.splitlines()
         info["lscpu"] = lscpu[:10]
-        info["cpu_model"] = next((line.split(":", 1)[1].strip() for line in lscpu if line.startswith("Model name")), None)
+        info["cpu_model"] = next(
+            (line.split(":", 1)[1].strip() for line in lscpu if line.startswith("Model name")), None
+        )
     except OSError:
         info["lscpu"] = None
     try:
@@ -64,7 +71,9 @@ def evaluate(rows: list[dict], generation: dict | None) -> list[dict]:
         growth = round(b["aws_equivalent_calls"] / a["aws_equivalent_calls"], 3) if a and b and small != large else None
         targets.append(
             {
-                "target": f"first apply: calls grow <= {FIRST_APPLY_GROWTH_MAX}x from {small} to {large} accounts" if small != large else f"first apply: calls grow <= {FIRST_APPLY_GROWTH_MAX}x with the fleet (needs two sizes)",
+                "target": f"first apply: calls grow <= {FIRST_APPLY_GROWTH_MAX}x from {small} to {large} accounts"
+                if small != large
+                else f"first apply: calls grow <= {FIRST_APPLY_GROWTH_MAX}x with the fleet (needs two sizes)",
                 "value": growth,
                 "detail": f"{a and a['aws_equivalent_calls']} -> {b and b['aws_equivalent_calls']} calls (AWS pages)",
                 "met": None if growth is None else growth <= FIRST_APPLY_GROWTH_MAX,
@@ -83,17 +92,27 @@ def evaluate(rows: list[dict], generation: dict | None) -> list[dict]:
                     "met": writes == 0 and per_set <= NOOP_READS_PER_STACK_SET_MAX,
                 }
             )
-    ours, naive = _row(rows, "ours", BASELINE_RATIO_SIZE, "first_apply"), _row(rows, "baseline", BASELINE_RATIO_SIZE, "first_apply")
+    ours, naive = (
+        _row(rows, "ours", BASELINE_RATIO_SIZE, "first_apply"),
+        _row(rows, "baseline", BASELINE_RATIO_SIZE, "first_apply"),
+    )
     ratio = round(naive["aws_equivalent_calls"] / ours["aws_equivalent_calls"], 1) if ours and naive else None
-    applies = [(_row(rows, "ours", BASELINE_RATIO_SIZE, p), _row(rows, "baseline", BASELINE_RATIO_SIZE, p)) for p in ("first_apply", "noop_apply", "override_apply")]
+    applies = [
+        (_row(rows, "ours", BASELINE_RATIO_SIZE, p), _row(rows, "baseline", BASELINE_RATIO_SIZE, p))
+        for p in ("first_apply", "noop_apply", "override_apply")
+    ]
     total = None
     if all(o and n for o, n in applies):
-        total = round(sum(n["aws_equivalent_calls"] for _, n in applies) / sum(o["aws_equivalent_calls"] for o, _ in applies), 1)
+        total = round(
+            sum(n["aws_equivalent_calls"] for _, n in applies) / sum(o["aws_equivalent_calls"] for o, _ in applies), 1
+        )
     targets.append(
         {
             "target": f"{BASELINE_RATIO_SIZE} accounts x 2 regions: >= {BASELINE_RATIO_MIN}x fewer calls than the baseline (first apply)",
             "value": ratio,
-            "detail": f"{naive['aws_equivalent_calls']} vs {ours['aws_equivalent_calls']} calls; the three applies together: {total}x" if ours and naive else f"needs N={BASELINE_RATIO_SIZE} in --sizes",
+            "detail": f"{naive['aws_equivalent_calls']} vs {ours['aws_equivalent_calls']} calls; the three applies together: {total}x"
+            if ours and naive
+            else f"needs N={BASELINE_RATIO_SIZE} in --sizes",
             "met": None if ratio is None else ratio >= BASELINE_RATIO_MIN,
         }
     )
@@ -130,7 +149,11 @@ def table(result: dict) -> str:
             def calls(r):
                 return f"{r['calls']} ({r['reads']}/{r['writes']})" if r else "-"
 
-            ratio = f"{naive['aws_equivalent_calls'] / ours['aws_equivalent_calls']:.1f}x" if ours and naive and ours["aws_equivalent_calls"] else "-"
+            ratio = (
+                f"{naive['aws_equivalent_calls'] / ours['aws_equivalent_calls']:.1f}x"
+                if ours and naive and ours["aws_equivalent_calls"]
+                else "-"
+            )
             lines.append(
                 f"| {size} | {PHASE_LABELS[phase]} | {calls(ours)} | {ours['aws_equivalent_calls'] if ours else '-'} | {calls(naive)} | "
                 f"{naive['aws_equivalent_calls'] if naive else '-'} | {ratio} | {_seconds(ours)} | {_seconds(naive)} |"
@@ -182,14 +205,21 @@ def plot(result: dict, path: Path) -> Path | None:
     markers = {"first_apply": "o", "noop_apply": "s", "override_apply": "^", "plan": "d"}
     for tool in ("ours", "baseline"):
         for phase in PHASES:
-            points = sorted((r["size"], r["aws_equivalent_calls"], r["wall_seconds"]) for r in rows if r["tool"] == tool and r["phase"] == phase)
+            points = sorted(
+                (r["size"], r["aws_equivalent_calls"], r["wall_seconds"])
+                for r in rows
+                if r["tool"] == tool and r["phase"] == phase
+            )
             if not points:
                 continue
             sizes = [p[0] for p in points]
             label = f"{tool}: {PHASE_LABELS[phase]}"
             calls_axis.plot(sizes, [max(p[1], 1) for p in points], styles[tool], marker=markers[phase], label=label)
             time_axis.plot(sizes, [max(p[2], 0.01) for p in points], styles[tool], marker=markers[phase], label=label)
-    for axis, title, unit in ((calls_axis, "API calls (in AWS pages)", "calls"), (time_axis, "wall time on the local AWS", "seconds")):
+    for axis, title, unit in (
+        (calls_axis, "API calls (in AWS pages)", "calls"),
+        (time_axis, "wall time on the local AWS", "seconds"),
+    ):
         axis.set_xscale("log")
         axis.set_yscale("log")
         axis.set_xlabel("accounts in the Organization (N)")
@@ -197,7 +227,9 @@ def plot(result: dict, path: Path) -> Path | None:
         axis.set_title(title)
         axis.grid(True, which="both", alpha=0.3)
     calls_axis.legend(fontsize=7)
-    figure.suptitle(f"Rollout of 3 stack sets to 2 regions: ours vs a per-account loop ({result['date']}, {result['machine']['nproc']} CPUs)")
+    figure.suptitle(
+        f"Rollout of 3 stack sets to 2 regions: ours vs a per-account loop ({result['date']}, {result['machine']['nproc']} CPUs)"
+    )
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)

@@ -65,7 +65,11 @@ def local_environment(endpoint_url: str, region: str) -> contextlib.AbstractCont
     """Point boto3 at the bench server with dummy credentials; a developer's ~/.aws stays out."""
     from deploy.local import lifecycle
 
-    values = {**lifecycle.environment(endpoint_url, region), "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
+    values = {
+        **lifecycle.environment(endpoint_url, region),
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    }
     return lifecycle.environment_set(values, lifecycle.UNSET_VARIABLES)
 
 
@@ -76,7 +80,16 @@ def _measure(server: BenchServer, tool: str, size: int, phase: str, action) -> M
     wall = time.perf_counter() - start
     cpu, server1 = time.process_time() - cpu0, server.cpu_seconds()
     counts = summarise(server.counts())
-    return Measured(tool, size, phase, wall, cpu, None if server0 is None or server1 is None else server1 - server0, counts, exit_code or 0)
+    return Measured(
+        tool,
+        size,
+        phase,
+        wall,
+        cpu,
+        None if server0 is None or server1 is None else server1 - server0,
+        counts,
+        exit_code or 0,
+    )
 
 
 def _deploy_cli(argv: list[str]) -> int:
@@ -119,7 +132,11 @@ def run_baseline(server: BenchServer, workspace: Workspace, size: int, phases=PH
         action()
         return 0
 
-    return [_measure(server, "baseline", size, phase, lambda action=actions[phase]: run(action)) for phase in PHASES if phase in phases]
+    return [
+        _measure(server, "baseline", size, phase, lambda action=actions[phase]: run(action))
+        for phase in PHASES
+        if phase in phases
+    ]
 
 
 def verify(fleet: Fleet, workspace: Workspace, override_applied: bool) -> dict:
@@ -129,20 +146,36 @@ def verify(fleet: Fleet, workspace: Workspace, override_applied: bool) -> dict:
     cfn = Clients().client("cloudformation", REGIONS[0])
     found = {}
     for name, spec in workspace.desired.items():
-        accounts = spec["accounts"] if spec["accounts"] is not None else [a for ou_path, ou_id in fleet.ou_ids.items() if ou_id in spec["ous"] for a in fleet.accounts_in(ou_path)]
+        accounts = (
+            spec["accounts"]
+            if spec["accounts"] is not None
+            else [
+                a for ou_path, ou_id in fleet.ou_ids.items() if ou_id in spec["ous"] for a in fleet.accounts_in(ou_path)
+            ]
+        )
         expected = {(account, region) for account in accounts for region in spec["regions"]}
         actual = set()
         for page in cfn.get_paginator("list_stack_instances").paginate(StackSetName=name):
             actual.update((item["Account"], item["Region"]) for item in page["Summaries"])
         if actual != expected:
-            raise RuntimeError(f"{name}: {len(actual)} instance(s) deployed, {len(expected)} expected ({len(expected - actual)} missing, {len(actual - expected)} extra)")
+            raise RuntimeError(
+                f"{name}: {len(actual)} instance(s) deployed, {len(expected)} expected ({len(expected - actual)} missing, {len(actual - expected)} extra)"
+            )
         found[name.removeprefix(f"{workspace.prefix}-")] = len(actual)
     if override_applied:
         for region in REGIONS:
-            instance = cfn.describe_stack_instance(StackSetName=workspace.override_stack_set, StackInstanceAccount=workspace.override_account, StackInstanceRegion=region)["StackInstance"]
-            values = {item["ParameterKey"]: item.get("ParameterValue") for item in instance.get("ParameterOverrides") or []}
+            instance = cfn.describe_stack_instance(
+                StackSetName=workspace.override_stack_set,
+                StackInstanceAccount=workspace.override_account,
+                StackInstanceRegion=region,
+            )["StackInstance"]
+            values = {
+                item["ParameterKey"]: item.get("ParameterValue") for item in instance.get("ParameterOverrides") or []
+            }
             if values.get(OVERRIDE_PARAMETER) != "v2":
-                raise RuntimeError(f"{workspace.override_stack_set}: the override of {workspace.override_account} in {region} is {values or 'not set'}")
+                raise RuntimeError(
+                    f"{workspace.override_stack_set}: the override of {workspace.override_account} in {region} is {values or 'not set'}"
+                )
     return found
 
 
@@ -163,8 +196,12 @@ def run_size(size: int, tools=TOOLS, baseline_phases=PHASES, log=print) -> tuple
                 else:
                     measured = run_baseline(server, workspace, size, baseline_phases)
                 ran = {m.phase for m in measured}
-                checks[tool] = verify(fleet, workspace, override_applied="override_apply" in ran) if "first_apply" in ran else {}
+                checks[tool] = (
+                    verify(fleet, workspace, override_applied="override_apply" in ran) if "first_apply" in ran else {}
+                )
             for item in measured:
-                log(f"  {tool:8} N={size:<5} {item.phase:15} {item.counts['calls']:6} calls ({item.counts['writes']} writes, {item.counts['aws_page_reads']} AWS-page reads)  {item.wall_seconds:7.2f}s")
+                log(
+                    f"  {tool:8} N={size:<5} {item.phase:15} {item.counts['calls']:6} calls ({item.counts['writes']} writes, {item.counts['aws_page_reads']} AWS-page reads)  {item.wall_seconds:7.2f}s"
+                )
             results.extend(measured)
     return results, checks

@@ -208,7 +208,11 @@ def counting_app(app, log: CallLog, pages: PageModel):
             status = int(str(captured.get("status", "500")).split()[0])
             if status < 300:
                 parser = create_parser(op_model.metadata["protocol"])
-                response = {"status_code": status, "headers": dict(captured.get("headers") or []), "body": b"".join(chunks)}
+                response = {
+                    "status_code": status,
+                    "headers": dict(captured.get("headers") or []),
+                    "body": b"".join(chunks),
+                }
                 parsed = parser.parse(response, op_model.output_shape)
                 items = len(parsed.get(result_key) or [])
         except Exception:  # noqa: BLE001 - an unparsable answer counts as one page
@@ -251,7 +255,7 @@ class BenchServer:
         self.endpoint_url = ""
         self._dir = None
 
-    def __enter__(self) -> "BenchServer":
+    def __enter__(self) -> BenchServer:
         self._dir = tempfile.TemporaryDirectory(prefix="bench-aws-")
         ready = Path(self._dir.name) / "server.json"
         env = dict(os.environ)
@@ -260,7 +264,9 @@ class BenchServer:
         command = [sys.executable, "-m", "bench.server", "--ready-file", str(ready), "--watch-pid", str(os.getpid())]
         log = open(Path(self._dir.name) / "server.log", "ab")  # noqa: SIM115 - closed with the process
         self._log = log
-        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self._dir.name)
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self._dir.name
+        )
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -297,7 +303,9 @@ class BenchServer:
             self._dir = None
 
     def _request(self, path: str, method: str = "GET") -> dict:
-        request = urllib.request.Request(f"{self.endpoint_url}{path}", method=method, data=b"" if method == "POST" else None)
+        request = urllib.request.Request(
+            f"{self.endpoint_url}{path}", method=method, data=b"" if method == "POST" else None
+        )
         with urllib.request.urlopen(request, timeout=60) as response:
             return json.loads(response.read())
 

@@ -81,8 +81,17 @@ _VERSIONS = {
     "type": "object",
     "additionalProperties": False,
     "properties": {
-        "keep_active": {"type": "integer", "minimum": 1, "maximum": 100, "description": "how many newest versions stay active (1-100)"},
-        "keep": {"type": "integer", "minimum": 1, "description": "how many newest versions to keep at all; older unused ones are deleted"},
+        "keep_active": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 100,
+            "description": "how many newest versions stay active (1-100)",
+        },
+        "keep": {
+            "type": "integer",
+            "minimum": 1,
+            "description": "how many newest versions to keep at all; older unused ones are deleted",
+        },
     },
 }
 _PRINCIPAL = {
@@ -108,10 +117,23 @@ _PRODUCT = {
         "description": _text(8191, 0),
         "distributor": _text(8191, 0),
         "support_description": _text(8191, 0),
-        "support_email": {"type": "string", "maxLength": 254, "pattern": r"^[^@\s]+@[^@\s]+\.[^@\s]+$", "description": "an e-mail address"},
-        "support_url": {"type": "string", "maxLength": 2083, "pattern": r"^https?://\S+$", "description": "an http(s) URL"},
+        "support_email": {
+            "type": "string",
+            "maxLength": 254,
+            "pattern": r"^[^@\s]+@[^@\s]+\.[^@\s]+$",
+            "description": "an e-mail address",
+        },
+        "support_url": {
+            "type": "string",
+            "maxLength": 2083,
+            "pattern": r"^https?://\S+$",
+            "description": "an http(s) URL",
+        },
         "tags": _TAGS,
-        "sagemaker_project": {"type": "boolean", "description": "true for SageMaker project templates (tagged for Studio)"},
+        "sagemaker_project": {
+            "type": "boolean",
+            "description": "true for SageMaker project templates (tagged for Studio)",
+        },
         "version_label": _pattern(_VERSION_LABEL, "a short label such as 1.2 (letters, digits, '.', '_'; at most 40)"),
         "launch_role": _LAUNCH_ROLE,
         "versions": _VERSIONS,
@@ -132,7 +154,12 @@ SCHEMA: dict = {
             "additionalProperties": False,
             "properties": {
                 "name": _pattern(_BUCKET, "an S3 bucket name (3-63 lowercase letters, digits, '.', '-')"),
-                "key_prefix": {"type": "string", "maxLength": 200, "pattern": r"^([\w.=-]+/)*$", "description": "a key prefix ending with '/', or empty"},
+                "key_prefix": {
+                    "type": "string",
+                    "maxLength": 200,
+                    "pattern": r"^([\w.=-]+/)*$",
+                    "description": "a key prefix ending with '/', or empty",
+                },
                 "kms_key_id": _text(2048),
             },
         },
@@ -155,12 +182,28 @@ SCHEMA: dict = {
             "type": "object",
             "additionalProperties": False,
             "properties": {
-                "accounts": {"type": "array", "uniqueItems": True, "items": _pattern(_ACCOUNT_REF, "a 12-digit account id (quoted in YAML) or the name of an account of the Organization")},
-                "organizational_units": {"type": "array", "uniqueItems": True, "items": _pattern(_OU_REF, "an OU id such as ou-ab12-cd34ef56, or an OU path from the root such as /workloads/staging")},
+                "accounts": {
+                    "type": "array",
+                    "uniqueItems": True,
+                    "items": _pattern(
+                        _ACCOUNT_REF,
+                        "a 12-digit account id (quoted in YAML) or the name of an account of the Organization",
+                    ),
+                },
+                "organizational_units": {
+                    "type": "array",
+                    "uniqueItems": True,
+                    "items": _pattern(
+                        _OU_REF,
+                        "an OU id such as ou-ab12-cd34ef56, or an OU path from the root such as /workloads/staging",
+                    ),
+                },
                 "organization": {"type": "boolean", "description": "share with the whole organization"},
                 "share_principals": {"type": "boolean"},
                 "share_tag_options": {"type": "boolean"},
-                "accept_role": _pattern(_ROLE_NAME, "the name of a role the tool may assume in each recipient account to accept the share"),
+                "accept_role": _pattern(
+                    _ROLE_NAME, "the name of a role the tool may assume in each recipient account to accept the share"
+                ),
             },
         },
     },
@@ -341,10 +384,21 @@ def _describe(error: jsonschema.ValidationError) -> tuple[str | None, str]:
         name = missing.group(1) if missing else "?"
         return _location(path + [name]), f"missing required key '{name}'"
     if validator == "type":
-        names = {"boolean": "a boolean (true or false)", "integer": "an integer", "object": "a mapping", "array": "a list", "string": "a string"}
+        names = {
+            "boolean": "a boolean (true or false)",
+            "integer": "an integer",
+            "object": "a mapping",
+            "array": "a list",
+            "string": "a string",
+        }
         hint = f" ({schema['description']})" if schema.get("description") else ""
-        return key, f"expected {names.get(schema['type'], schema['type'])}{hint}, got {type(error.instance).__name__} {error.instance!r}"
-    if validator in ("pattern", "format") or (schema.get("description") and validator in ("minProperties", "maxProperties", "const")):
+        return (
+            key,
+            f"expected {names.get(schema['type'], schema['type'])}{hint}, got {type(error.instance).__name__} {error.instance!r}",
+        )
+    if validator in ("pattern", "format") or (
+        schema.get("description") and validator in ("minProperties", "maxProperties", "const")
+    ):
         expected = schema.get("description") or error.message
         return key, f"expected {expected}, got {error.instance!r}"
     return key, error.message
@@ -371,16 +425,33 @@ def _read_template(source: str, where: str, template: str, root: Path) -> tuple[
     if not path.is_absolute():
         path = root / path
     if not path.is_file():
-        raise InputError(f"template file {str(path)!r} not found (paths are relative to {str(root)!r}, the repository root)", source=source, where=where, key="template")
+        raise InputError(
+            f"template file {str(path)!r} not found (paths are relative to {str(root)!r}, the repository root)",
+            source=source,
+            where=where,
+            key="template",
+        )
     body = path.read_bytes()
     if len(body) > TEMPLATE_MAX_BYTES:
-        raise InputError(f"template is {len(body)} bytes; CloudFormation reads at most {TEMPLATE_MAX_BYTES} from S3", source=source, where=where, key="template")
+        raise InputError(
+            f"template is {len(body)} bytes; CloudFormation reads at most {TEMPLATE_MAX_BYTES} from S3",
+            source=source,
+            where=where,
+            key="template",
+        )
     try:
         parsed = yaml.load(body, Loader=_CfnLoader)  # JSON is YAML too
     except yaml.YAMLError as error:
-        raise InputError(f"template {str(path)!r} is not valid YAML/JSON: {error}", source=source, where=where, key="template") from None
+        raise InputError(
+            f"template {str(path)!r} is not valid YAML/JSON: {error}", source=source, where=where, key="template"
+        ) from None
     if not isinstance(parsed, dict) or not isinstance(parsed.get("Resources"), dict):
-        raise InputError(f"template {str(path)!r} is not a CloudFormation template (no 'Resources' mapping)", source=source, where=where, key="template")
+        raise InputError(
+            f"template {str(path)!r} is not a CloudFormation template (no 'Resources' mapping)",
+            source=source,
+            where=where,
+            key="template",
+        )
     return path, body
 
 
@@ -391,9 +462,16 @@ def _launch_role(data: dict | None) -> LaunchRole | None:
 def _versions(data: dict | None, default: VersionPolicy, source: str, where: str, key: str) -> VersionPolicy:
     if not data:
         return default
-    policy = VersionPolicy(keep_active=data.get("keep_active", default.keep_active), keep=data.get("keep", default.keep))
+    policy = VersionPolicy(
+        keep_active=data.get("keep_active", default.keep_active), keep=data.get("keep", default.keep)
+    )
     if policy.keep is not None and policy.keep < policy.keep_active:
-        raise InputError(f"keep ({policy.keep}) must be at least keep_active ({policy.keep_active}): active versions are kept", source=source, where=where, key=f"{key}.keep")
+        raise InputError(
+            f"keep ({policy.keep}) must be at least keep_active ({policy.keep_active}): active versions are kept",
+            source=source,
+            where=where,
+            key=f"{key}.keep",
+        )
     return policy
 
 
@@ -406,7 +484,12 @@ def parse_catalog(document: Any, source: str, root: Path) -> Catalog:
     for index, item in enumerate(document["products"]):
         where = f"product '{item['name']}'"
         if item["name"] in seen:
-            raise InputError(f"duplicate product name (also products[{seen[item['name']]}]); product names must be unique", source=source, where=where, key=f"products[{index}].name")
+            raise InputError(
+                f"duplicate product name (also products[{seen[item['name']]}]); product names must be unique",
+                source=source,
+                where=where,
+                key=f"products[{index}].name",
+            )
         seen[item["name"]] = index
         path, body = _read_template(source, where, item["template"], root)
         products.append(
@@ -426,14 +509,18 @@ def parse_catalog(document: Any, source: str, root: Path) -> Catalog:
                 sagemaker_project=item.get("sagemaker_project", False),
                 version_label=item.get("version_label"),
                 launch_role=_launch_role(item.get("launch_role")) or default_role,
-                versions=_versions(item.get("versions"), default_versions, source, where, f"products[{index}].versions"),
+                versions=_versions(
+                    item.get("versions"), default_versions, source, where, f"products[{index}].versions"
+                ),
             )
         )
     principals, seen_principals = [], set()
     for index, item in enumerate(document.get("principals", [])):
-        (kind, value), = item.items()
+        ((kind, value),) = item.items()
         if (kind, value) in seen_principals:
-            raise InputError(f"duplicate principal {value!r}", source=source, where="principals", key=f"principals[{index}].{kind}")
+            raise InputError(
+                f"duplicate principal {value!r}", source=source, where="principals", key=f"principals[{index}].{kind}"
+            )
         seen_principals.add((kind, value))
         principals.append(PrincipalSpec(kind, value))
     shares_doc = document.get("shares", {})
@@ -446,7 +533,12 @@ def parse_catalog(document: Any, source: str, root: Path) -> Catalog:
         accept_role=shares_doc.get("accept_role"),
     )
     if shares.accept_role and not shares.accounts:
-        raise InputError("accept_role is only used for account shares; list 'accounts' or drop it (organization shares need no acceptance)", source=source, where="shares", key="shares.accept_role")
+        raise InputError(
+            "accept_role is only used for account shares; list 'accounts' or drop it (organization shares need no acceptance)",
+            source=source,
+            where="shares",
+            key="shares.accept_role",
+        )
     bucket = document.get("bucket", {})
     portfolio = document["portfolio"]
     return Catalog(
@@ -477,7 +569,9 @@ def load_catalog(path: str | Path, root: str | Path | None = None) -> Catalog:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
-        raise InputError(f"not valid YAML: {getattr(error, 'problem', None) or error}", source=source, where=where) from None
+        raise InputError(
+            f"not valid YAML: {getattr(error, 'problem', None) or error}", source=source, where=where
+        ) from None
     if not isinstance(document, dict):
         raise InputError("expected a mapping with 'portfolio' and 'products' at the top level", source=source)
     return parse_catalog(document, source, Path(root) if root else Path.cwd())
@@ -584,12 +678,32 @@ class Action:
 
 WRITE_OPS = frozenset(
     {
-        "create_bucket", "put_bucket_encryption", "put_bucket_versioning", "put_public_access_block",
-        "upload_template", "create_portfolio", "update_portfolio", "create_product", "update_product",
-        "create_version", "activate_version", "deactivate_version", "delete_version", "associate_product",
-        "create_launch_constraint", "update_launch_constraint", "delete_constraint", "disassociate_product",
-        "associate_principal", "disassociate_principal", "enable_organizations_access", "create_share",
-        "update_share", "delete_share", "accept_share", "associate_recipient_principal",
+        "create_bucket",
+        "put_bucket_encryption",
+        "put_bucket_versioning",
+        "put_public_access_block",
+        "upload_template",
+        "create_portfolio",
+        "update_portfolio",
+        "create_product",
+        "update_product",
+        "create_version",
+        "activate_version",
+        "deactivate_version",
+        "delete_version",
+        "associate_product",
+        "create_launch_constraint",
+        "update_launch_constraint",
+        "delete_constraint",
+        "disassociate_product",
+        "associate_principal",
+        "disassociate_principal",
+        "enable_organizations_access",
+        "create_share",
+        "update_share",
+        "delete_share",
+        "accept_share",
+        "associate_recipient_principal",
     }
 )
 
@@ -606,14 +720,21 @@ def check_against_identity(catalog: Catalog, identity: Identity) -> None:
     """Input checks that need the caller's account: never share a portfolio with its own account."""
     if identity.account in catalog.shares.accounts:
         index = catalog.shares.accounts.index(identity.account)
-        raise InputError(f"{identity.account} is the publishing account itself; a portfolio cannot be shared with its own account", source=catalog.source, where="shares", key=f"shares.accounts[{index}]")
+        raise InputError(
+            f"{identity.account} is the publishing account itself; a portfolio cannot be shared with its own account",
+            source=catalog.source,
+            where="shares",
+            key=f"shares.accounts[{index}]",
+        )
 
 
 def default_bucket_name(identity: Identity) -> str:
     return f"sm-catalog-templates-{identity.account}-{identity.region}"
 
 
-def retain_versions(artifacts, current_id: str | None, policy: VersionPolicy, in_use: frozenset) -> tuple[list, list, list]:
+def retain_versions(
+    artifacts, current_id: str | None, policy: VersionPolicy, in_use: frozenset
+) -> tuple[list, list, list]:
     """Which versions to deactivate, delete, and keep although too old because they are in use.
 
     The current version (``current_id``; None when it is about to be created) counts first,
@@ -655,14 +776,26 @@ def _plan_bucket(catalog: Catalog, state: LiveState) -> list[Action]:
     for product in catalog.products:
         key = catalog.s3_key(product)
         if key not in bucket.keys and all(a.params.get("key") != key for a in actions):
-            actions.append(Action("upload_template", product.template, {"bucket": name, "key": key, "path": str(product.path), "sha256": product.sha256}))
+            actions.append(
+                Action(
+                    "upload_template",
+                    product.template,
+                    {"bucket": name, "key": key, "path": str(product.path), "sha256": product.sha256},
+                )
+            )
     return actions
 
 
 def _plan_portfolio(catalog: Catalog, state: LiveState) -> list[Action]:
     desired_tags = catalog.desired_portfolio_tags()
     if state.portfolio is None:
-        return [Action("create_portfolio", catalog.portfolio_name, {"provider": catalog.provider, "description": catalog.portfolio_description, "tags": desired_tags})]
+        return [
+            Action(
+                "create_portfolio",
+                catalog.portfolio_name,
+                {"provider": catalog.provider, "description": catalog.portfolio_description, "tags": desired_tags},
+            )
+        ]
     live = state.portfolio
     changes: dict[str, Any] = {}
     if live.provider != catalog.provider:
@@ -676,17 +809,36 @@ def _plan_portfolio(catalog: Catalog, state: LiveState) -> list[Action]:
 
 
 def _version_params(catalog: Catalog, product: ProductSpec, bucket: str) -> dict:
-    return {"product": product.name, "version": product.version_name, "description": product.version_description, "bucket": bucket, "key": catalog.s3_key(product), "sha256": product.sha256}
+    return {
+        "product": product.name,
+        "version": product.version_name,
+        "description": product.version_description,
+        "bucket": bucket,
+        "key": catalog.s3_key(product),
+        "sha256": product.sha256,
+    }
 
 
-def _plan_product(catalog: Catalog, state: LiveState, product: ProductSpec) -> tuple[list[Action], list[Action], list[dict]]:
+def _plan_product(
+    catalog: Catalog, state: LiveState, product: ProductSpec
+) -> tuple[list[Action], list[Action], list[dict]]:
     """(changes to make now, old-version housekeeping to do last, notes) for one product."""
     live: ProductState | None = state.products.get(product.name)
     now: list[Action] = []
     later: list[Action] = []
     notes: list[dict] = []
     if live is None:
-        now.append(Action("create_product", product.name, {**_version_params(catalog, product, state.bucket_name), "fields": product.fields(), "tags": product.desired_tags()}))
+        now.append(
+            Action(
+                "create_product",
+                product.name,
+                {
+                    **_version_params(catalog, product, state.bucket_name),
+                    "fields": product.fields(),
+                    "tags": product.desired_tags(),
+                },
+            )
+        )
         current_id = None
         artifacts: tuple = ()
     else:
@@ -702,31 +854,73 @@ def _plan_product(catalog: Catalog, state: LiveState, product: ProductSpec) -> t
         if changes:
             now.append(Action("update_product", product.name, {"product": product.name, **changes}))
         artifacts = live.artifacts
-        matching = sorted((a for a in artifacts if a.short_hash == product.short_hash), key=lambda a: (a.created, a.id), reverse=True)
+        matching = sorted(
+            (a for a in artifacts if a.short_hash == product.short_hash), key=lambda a: (a.created, a.id), reverse=True
+        )
         if matching:
             current = matching[0]
             current_id = current.id
             if not current.active:
-                now.append(Action("activate_version", f"{product.name} {current.name}", {"product": product.name, "version_id": current.id, "version": current.name}))
+                now.append(
+                    Action(
+                        "activate_version",
+                        f"{product.name} {current.name}",
+                        {"product": product.name, "version_id": current.id, "version": current.name},
+                    )
+                )
         else:
             current_id = None
-            now.append(Action("create_version", f"{product.name} {product.version_name}", _version_params(catalog, product, state.bucket_name)))
+            now.append(
+                Action(
+                    "create_version",
+                    f"{product.name} {product.version_name}",
+                    _version_params(catalog, product, state.bucket_name),
+                )
+            )
     deactivate, delete, kept = retain_versions(artifacts, current_id, product.versions, state.in_use)
     for artifact in deactivate:
-        later.append(Action("deactivate_version", f"{product.name} {artifact.name}", {"product": product.name, "version_id": artifact.id, "version": artifact.name}))
+        later.append(
+            Action(
+                "deactivate_version",
+                f"{product.name} {artifact.name}",
+                {"product": product.name, "version_id": artifact.id, "version": artifact.name},
+            )
+        )
     for artifact in delete:
-        later.append(Action("delete_version", f"{product.name} {artifact.name}", {"product": product.name, "version_id": artifact.id, "version": artifact.name}))
+        later.append(
+            Action(
+                "delete_version",
+                f"{product.name} {artifact.name}",
+                {"product": product.name, "version_id": artifact.id, "version": artifact.name},
+            )
+        )
     for artifact in kept:
-        notes.append({"product": product.name, "version": artifact.name, "note": "older than 'keep' but used by a provisioned product: kept (inactive)"})
+        notes.append(
+            {
+                "product": product.name,
+                "version": artifact.name,
+                "note": "older than 'keep' but used by a provisioned product: kept (inactive)",
+            }
+        )
     if live is None or not live.in_portfolio:
-        now.append(Action("associate_product", f"{product.name} -> {catalog.portfolio_name}", {"product": product.name}))
+        now.append(
+            Action("associate_product", f"{product.name} -> {catalog.portfolio_name}", {"product": product.name})
+        )
     if product.launch_role:
         wanted = product.launch_role.parameters()
         existing = [c for c in state.constraints if c.type == "LAUNCH" and live is not None and c.product_id == live.id]
         if not existing:
-            now.append(Action("create_launch_constraint", product.name, {"product": product.name, "parameters": wanted}))
+            now.append(
+                Action("create_launch_constraint", product.name, {"product": product.name, "parameters": wanted})
+            )
         elif existing[0].parameters != wanted:
-            now.append(Action("update_launch_constraint", product.name, {"product": product.name, "constraint_id": existing[0].id, "parameters": wanted}))
+            now.append(
+                Action(
+                    "update_launch_constraint",
+                    product.name,
+                    {"product": product.name, "constraint_id": existing[0].id, "parameters": wanted},
+                )
+            )
     return now, later, notes
 
 
@@ -765,13 +959,26 @@ def _plan_access(catalog: Catalog, state: LiveState, identity: Identity) -> list
         if not shares.accept_role:
             continue
         if live is None or not live.accepted:
-            actions.append(Action("accept_share", f"account {account}", {"account": account, "role": shares.accept_role}))
+            actions.append(
+                Action("accept_share", f"account {account}", {"account": account, "role": shares.accept_role})
+            )
         have = state.recipient_principals.get(account, frozenset())
         for arn, kind in sorted(recipient_principals(catalog, identity, account) - have):
-            actions.append(Action("associate_recipient_principal", f"{arn} in {account}", {"account": account, "role": shares.accept_role, "arn": arn, "type": kind}))
+            actions.append(
+                Action(
+                    "associate_recipient_principal",
+                    f"{arn} in {account}",
+                    {"account": account, "role": shares.accept_role, "arn": arn, "type": kind},
+                )
+            )
     for node_type, value in sorted(nodes):
         live = state.node_shares.get((node_type, value))
-        node = {"node_type": node_type, "node": value, "share_principals": flags.share_principals, "share_tag_options": flags.share_tag_options}
+        node = {
+            "node_type": node_type,
+            "node": value,
+            "share_principals": flags.share_principals,
+            "share_tag_options": flags.share_tag_options,
+        }
         if live is None:
             actions.append(Action("create_share", f"{node_type.lower()} {value}", node))
         elif (live.share_principals, live.share_tag_options) != (flags.share_principals, flags.share_tag_options):
@@ -797,8 +1004,16 @@ def _plan_removals(catalog: Catalog, state: LiveState, identity: Identity) -> li
             continue  # not ours: never touched
         for constraint in state.constraints:
             if constraint.product_id == product.id:
-                actions.append(Action("delete_constraint", f"{product.name} {constraint.type}", {"constraint_id": constraint.id}))
-        actions.append(Action("disassociate_product", f"{product.name} -x- {catalog.portfolio_name}", {"product_id": product.id, "product": product.name}))
+                actions.append(
+                    Action("delete_constraint", f"{product.name} {constraint.type}", {"constraint_id": constraint.id})
+                )
+        actions.append(
+            Action(
+                "disassociate_product",
+                f"{product.name} -x- {catalog.portfolio_name}",
+                {"product_id": product.id, "product": product.name},
+            )
+        )
     return actions
 
 
@@ -833,4 +1048,3 @@ def summarize(plan: Plan) -> dict[str, int]:
     for action in plan.actions:
         counts[action.op] = counts.get(action.op, 0) + 1
     return dict(sorted(counts.items()))
-

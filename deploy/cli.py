@@ -11,11 +11,10 @@ import argparse
 import json
 import sys
 
+from deploy import commands as stackset_commands
+from deploy import flows, publish_cli
 from deploy.errors import DeployError, InputError
 from deploy.local import cli as local_cli
-from deploy import flows
-from deploy import publish_cli
-from deploy import commands as stackset_commands
 
 COMMAND_MODULES: list = [local_cli, publish_cli, stackset_commands, flows]
 

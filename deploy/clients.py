@@ -22,7 +22,19 @@ RETRY_CONFIG = Config(
 )
 
 # Operation-name prefixes that only read. Everything else counts as a write.
-_READ_PREFIXES = ("Describe", "List", "Get", "Search", "Detect", "Scan", "Query", "Head", "Lookup", "Batch Get", "Validate")
+_READ_PREFIXES = (
+    "Describe",
+    "List",
+    "Get",
+    "Search",
+    "Detect",
+    "Scan",
+    "Query",
+    "Head",
+    "Lookup",
+    "Batch Get",
+    "Validate",
+)
 
 
 def is_read(operation: str) -> bool:
@@ -61,7 +73,12 @@ class Clients:
     included: tests assert "zero write calls" with it and the benchmarks count calls.
     """
 
-    def __init__(self, session: boto3.session.Session | None = None, counter: CallCounter | None = None, config: Config = RETRY_CONFIG):
+    def __init__(
+        self,
+        session: boto3.session.Session | None = None,
+        counter: CallCounter | None = None,
+        config: Config = RETRY_CONFIG,
+    ):
         self.session = session or boto3.session.Session()
         self.counter = counter
         self.config = config

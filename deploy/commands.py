@@ -45,8 +45,13 @@ def cmd_plan(args) -> int:
     rollout.show(planned)
     stuck = blocked(planned)
     changes = sum(1 for p in planned.values() if p.plan.steps)
-    rollout.reporter.line(f"plan: {changes} stack set(s) to change, {len(planned) - changes - len(stuck)} unchanged, {len(stuck)} blocked")
-    _emit(args, {"command": "plan", "stack_sets": _plan_documents(planned), "exit_code": EXIT_FAILED if stuck else EXIT_OK})
+    rollout.reporter.line(
+        f"plan: {changes} stack set(s) to change, {len(planned) - changes - len(stuck)} unchanged, {len(stuck)} blocked"
+    )
+    _emit(
+        args,
+        {"command": "plan", "stack_sets": _plan_documents(planned), "exit_code": EXIT_FAILED if stuck else EXIT_OK},
+    )
     return EXIT_FAILED if stuck else EXIT_OK
 
 
@@ -59,7 +64,14 @@ def cmd_apply(args) -> int:
         raise RolloutError("; ".join(p.plan.blocked_reason or p.spec.name for p in stuck) + " (nothing was changed)")
     if not any(p.plan.steps for p in planned.values()):
         rollout.reporter.line("apply: no changes")
-        _emit(args, {"command": "apply", "stack_sets": [{"name": n, "result": "no-change"} for n in planned], "exit_code": EXIT_OK})
+        _emit(
+            args,
+            {
+                "command": "apply",
+                "stack_sets": [{"name": n, "result": "no-change"} for n in planned],
+                "exit_code": EXIT_OK,
+            },
+        )
         return EXIT_OK
     if not rollout.confirm_removals(planned, args.yes, "apply"):
         rollout.reporter.line("apply: cancelled, nothing was changed")
@@ -127,14 +139,28 @@ def cmd_status(args) -> int:
                 "instances": len(instances),
                 "by_status": dict(by_status),
                 "by_detailed_status": dict(by_detail),
-                "not_current": [{"account": i.account, "region": i.region, "status": i.status, "detailed_status": i.detailed_status, "reason": i.status_reason} for i in problems],
+                "not_current": [
+                    {
+                        "account": i.account,
+                        "region": i.region,
+                        "status": i.status,
+                        "detailed_status": i.detailed_status,
+                        "reason": i.status_reason,
+                    }
+                    for i in problems
+                ],
             }
         )
         summary = ", ".join(f"{k} {v}" for k, v in sorted(by_status.items())) or "no instances"
         detail = ", ".join(f"{k} {v}" for k, v in sorted(by_detail.items()))
-        rollout.reporter.line(f"{spec.name}: {len(instances)} instance(s): {summary}" + (f" [{detail}]" if instances else ""))
+        rollout.reporter.line(
+            f"{spec.name}: {len(instances)} instance(s): {summary}" + (f" [{detail}]" if instances else "")
+        )
         for inst in problems:
-            rollout.reporter.line(f"  {inst.account}/{inst.region}: {inst.status} {inst.detailed_status or ''} {inst.status_reason or ''}".rstrip(), style="yellow")
+            rollout.reporter.line(
+                f"  {inst.account}/{inst.region}: {inst.status} {inst.detailed_status or ''} {inst.status_reason or ''}".rstrip(),
+                style="yellow",
+            )
     code = EXIT_FAILED if bad else EXIT_OK
     _emit(args, {"command": "status", "stack_sets": documents, "exit_code": code})
     return code
@@ -154,14 +180,27 @@ def cmd_drift(args) -> int:
         op, drifted = adapter.detect_drift(spec)
         details = op.get("StackSetDriftDetectionDetails") or {}
         drifted_any = drifted_any or bool(drifted) or details.get("DriftStatus") == "DRIFTED"
-        documents.append({"name": spec.name, "exists": True, "operation": op.get("OperationId"), "status": op.get("Status"), "drift_status": details.get("DriftStatus"), "drifted_instances": drifted})
-        rollout.reporter.line(f"{spec.name}: {details.get('DriftStatus', op.get('Status'))}, {len(drifted)} drifted instance(s)")
+        documents.append(
+            {
+                "name": spec.name,
+                "exists": True,
+                "operation": op.get("OperationId"),
+                "status": op.get("Status"),
+                "drift_status": details.get("DriftStatus"),
+                "drifted_instances": drifted,
+            }
+        )
+        rollout.reporter.line(
+            f"{spec.name}: {details.get('DriftStatus', op.get('Status'))}, {len(drifted)} drifted instance(s)"
+        )
         for inst in drifted:
             rollout.reporter.line(f"  {inst['account']}/{inst['region']}", style="yellow")
             for res in inst["resources"]:
                 rollout.reporter.line(f"    {res['logical_id']} ({res['type']}): {res['status']}")
                 for diff in res["differences"]:
-                    rollout.reporter.line(f"      {diff['path']}: expected {diff['expected']!r}, actual {diff['actual']!r}")
+                    rollout.reporter.line(
+                        f"      {diff['path']}: expected {diff['expected']!r}, actual {diff['actual']!r}"
+                    )
     code = EXIT_FAILED if drifted_any else EXIT_OK
     _emit(args, {"command": "drift", "stack_sets": documents, "exit_code": code})
     return code
@@ -173,11 +212,18 @@ def register(subparsers) -> None:
     common.add_argument("--manifest", "-m", required=True, metavar="FILE", help="the deployment manifest (YAML)")
     common.add_argument("--json", action="store_true", help="print one machine-readable document on stdout")
     confirm = argparse.ArgumentParser(add_help=False)
-    confirm.add_argument("--yes", "-y", action="store_true", help="do not ask before removing instances or stack sets (CI)")
+    confirm.add_argument(
+        "--yes", "-y", action="store_true", help="do not ask before removing instances or stack sets (CI)"
+    )
 
     commands = [
         ("plan", cmd_plan, "show what apply would change, per stack set and instance", [common]),
-        ("apply", cmd_apply, "create/update stack sets and their instances; remove untargeted instances", [common, confirm]),
+        (
+            "apply",
+            cmd_apply,
+            "create/update stack sets and their instances; remove untargeted instances",
+            [common, confirm],
+        ),
         ("status", cmd_status, "instances per stack set by status and detailed status", [common]),
         ("drift", cmd_drift, "run drift detection and report drifted instances and resources", [common]),
         ("destroy", cmd_destroy, "delete the manifest's stack sets that this tool created", [common, confirm]),
@@ -185,6 +231,9 @@ def register(subparsers) -> None:
     for name, handler, text, parents in commands:
         parser = subparsers.add_parser(name, help=text, description=text, parents=parents)
         if name in ("plan", "apply"):
-            parser.add_argument("--adopt", action="store_true", help="take over a same-named stack set that lacks this tool's ownership tag")
+            parser.add_argument(
+                "--adopt",
+                action="store_true",
+                help="take over a same-named stack set that lacks this tool's ownership tag",
+            )
         parser.set_defaults(handler=handler)
-

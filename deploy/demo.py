@@ -34,7 +34,10 @@ INVOKE_TEMPLATE = "endpoint-invoke-role.yaml"
 # The local AWS has no model behind an endpoint: the demo queues this answer, and says so.
 # Roles the seeding created (AWS creates them with the Organization): not the demo's doing.
 _SEEDED_ROLES = {"OrganizationAccountAccessRole", "AWSCloudFormationStackSetAdministrationRole"}
-CANNED_ANSWER = {"predictions": [{"churn_probability": 0.13}], "note": "canned answer of the local AWS: no model runs offline"}
+CANNED_ANSWER = {
+    "predictions": [{"churn_probability": 0.13}],
+    "note": "canned answer of the local AWS: no model runs offline",
+}
 
 
 class DemoFailed(DeployError):
@@ -68,22 +71,28 @@ def _run(step: str, argv: list[str]) -> None:
 
 def _member_session(state: dict, account_id: str) -> boto3.session.Session:
     """A session in ``account_id`` through the role AWS creates with every member account."""
-    base = boto3.session.Session(region_name=state["region"], **{key.lower(): value for key, value in DUMMY_CREDENTIALS.items()})
+    base = boto3.session.Session(
+        region_name=state["region"], **{key.lower(): value for key, value in DUMMY_CREDENTIALS.items()}
+    )
     if account_id == state["management_account"]["id"]:
         return base
     credentials = base.client("sts", endpoint_url=state["endpoint_url"]).assume_role(
         RoleArn=f"arn:aws:iam::{account_id}:role/OrganizationAccountAccessRole", RoleSessionName="demo"
     )["Credentials"]
     return boto3.session.Session(
-        region_name=state["region"], aws_access_key_id=credentials["AccessKeyId"],
-        aws_secret_access_key=credentials["SecretAccessKey"], aws_session_token=credentials["SessionToken"],
+        region_name=state["region"],
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
     )
 
 
 def _accounts(state: dict) -> list[tuple[str, str, str]]:
     """(name, id, OU) of the management account and every member, in org-file order."""
     management = state["management_account"]
-    return [(management["name"], management["id"], "root")] + [(name, a["id"], a["ou"] or "root") for name, a in state["accounts"].items()]
+    return [(management["name"], management["id"], "root")] + [
+        (name, a["id"], a["ou"] or "root") for name, a in state["accounts"].items()
+    ]
 
 
 def invoke_parameters(manifest_path: str) -> dict:
@@ -97,10 +106,22 @@ def invoke_parameters(manifest_path: str) -> dict:
             parameters = stack_set.get("parameters") or {}
             missing = [key for key in ("ExternalId", "ConsumerAccountId") if not parameters.get(key)]
             if missing:
-                raise InputError(f"the endpoint-invoke stack set needs {' and '.join(missing)} for the demo's invoke", source=manifest_path, where=stack_set.get("name"), key=missing[0])
+                raise InputError(
+                    f"the endpoint-invoke stack set needs {' and '.join(missing)} for the demo's invoke",
+                    source=manifest_path,
+                    where=stack_set.get("name"),
+                    key=missing[0],
+                )
             role = f"{parameters.get('EnvName', 'mlops')}-{parameters.get('EnvType', 'prod')}-endpoint-invoke"
-            return {"external_id": str(parameters["ExternalId"]), "consumer": str(parameters["ConsumerAccountId"]), "role_name": role}
-    raise InputError(f"no stack set deploys templates/{INVOKE_TEMPLATE}: the demo's cross-account invoke needs one", source=manifest_path)
+            return {
+                "external_id": str(parameters["ExternalId"]),
+                "consumer": str(parameters["ConsumerAccountId"]),
+                "role_name": role,
+            }
+    raise InputError(
+        f"no stack set deploys templates/{INVOKE_TEMPLATE}: the demo's cross-account invoke needs one",
+        source=manifest_path,
+    )
 
 
 def find_invoke_target(state: dict, role_name: str) -> tuple[str, str]:
@@ -113,15 +134,30 @@ def find_invoke_target(state: dict, role_name: str) -> tuple[str, str]:
         except iam.exceptions.NoSuchEntityException:
             continue
         sagemaker = session.client("sagemaker", endpoint_url=state["endpoint_url"])
-        endpoints = [e["EndpointName"] for e in sagemaker.list_endpoints()["Endpoints"] if e["EndpointStatus"] == "InService"]
+        endpoints = [
+            e["EndpointName"] for e in sagemaker.list_endpoints()["Endpoints"] if e["EndpointStatus"] == "InService"
+        ]
         if endpoints:
             return account_id, sorted(endpoints)[0]
-    raise DeployError(f"no member account has both the role {role_name} and an InService endpoint after apply: the manifest must deploy the endpoint-invoke role and model-deploy to the same account")
+    raise DeployError(
+        f"no member account has both the role {role_name} and an InService endpoint after apply: the manifest must deploy the endpoint-invoke role and model-deploy to the same account"
+    )
 
 
 def _queue_canned_answer(state: dict, account_id: str) -> None:
-    payload = json.dumps({"account_id": account_id, "region": state["region"], "results": [{"Body": json.dumps(CANNED_ANSWER), "ContentType": "application/json"}]}).encode()
-    request = urllib.request.Request(f"{state['endpoint_url']}/moto-api/static/sagemaker/endpoint-results", data=payload, method="POST", headers={"Content-Type": "application/json"})
+    payload = json.dumps(
+        {
+            "account_id": account_id,
+            "region": state["region"],
+            "results": [{"Body": json.dumps(CANNED_ANSWER), "ContentType": "application/json"}],
+        }
+    ).encode()
+    request = urllib.request.Request(
+        f"{state['endpoint_url']}/moto-api/static/sagemaker/endpoint-results",
+        data=payload,
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
     urllib.request.urlopen(request, timeout=10).close()
 
 
@@ -132,16 +168,35 @@ def demo_invoke(state: dict, manifest_path: str) -> None:
     _queue_canned_answer(state, account_id)
     consumer = _member_session(state, target["consumer"]).get_credentials()
     names = {a_id: name for name, a_id, _ in _accounts(state)}
-    _say(f"consumer {names.get(target['consumer'], target['consumer'])} ({target['consumer']}) -> endpoint {endpoint} in {names.get(account_id, account_id)} ({account_id}); ExternalId from $SM_INVOKE_EXTERNAL_ID (not shown)")
+    _say(
+        f"consumer {names.get(target['consumer'], target['consumer'])} ({target['consumer']}) -> endpoint {endpoint} in {names.get(account_id, account_id)} ({account_id}); ExternalId from $SM_INVOKE_EXTERNAL_ID (not shown)"
+    )
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as body:
         body.write(json.dumps({"customer_id": "C-1042", "tenure_months": 7, "monthly_charges": 84.5}))
-    credentials = {"AWS_ACCESS_KEY_ID": consumer.access_key, "AWS_SECRET_ACCESS_KEY": consumer.secret_key, "SM_INVOKE_EXTERNAL_ID": target["external_id"]}
+    credentials = {
+        "AWS_ACCESS_KEY_ID": consumer.access_key,
+        "AWS_SECRET_ACCESS_KEY": consumer.secret_key,
+        "SM_INVOKE_EXTERNAL_ID": target["external_id"],
+    }
     unset = ("AWS_SESSION_TOKEN",) if not consumer.token else ()
     if consumer.token:
         credentials["AWS_SESSION_TOKEN"] = consumer.token
     try:
         with lifecycle.environment_set(credentials, unset):
-            _run("invoke", ["invoke", "--endpoint", endpoint, "--account", account_id, "--role-name", target["role_name"], "--body", body.name])
+            _run(
+                "invoke",
+                [
+                    "invoke",
+                    "--endpoint",
+                    endpoint,
+                    "--account",
+                    account_id,
+                    "--role-name",
+                    target["role_name"],
+                    "--body",
+                    body.name,
+                ],
+            )
     finally:
         os.unlink(body.name)
 
@@ -155,30 +210,67 @@ def collect_summary(state: dict) -> list[dict]:
     for summary in cfn.list_stack_sets(Status="ACTIVE")["Summaries"]:
         for page in cfn.get_paginator("list_stack_instances").paginate(StackSetName=summary["StackSetName"]):
             for instance in page["Summaries"]:
-                instances.setdefault(instance["Account"], set()).add(f"{summary['StackSetName']} ({instance['Region']}, {instance['Status']})")
+                instances.setdefault(instance["Account"], set()).add(
+                    f"{summary['StackSetName']} ({instance['Region']}, {instance['Status']})"
+                )
     rows = []
     for name, account_id, ou in _accounts(state):
         session = _member_session(state, account_id)
-        endpoints = [e["EndpointName"] for e in session.client("sagemaker", endpoint_url=endpoint_url).list_endpoints()["Endpoints"]]
+        endpoints = [
+            e["EndpointName"]
+            for e in session.client("sagemaker", endpoint_url=endpoint_url).list_endpoints()["Endpoints"]
+        ]
         catalog = session.client("servicecatalog", endpoint_url=endpoint_url)
         portfolios = [p["DisplayName"] for p in catalog.list_portfolios()["PortfolioDetails"]]
         for share_type in ("IMPORTED", "AWS_ORGANIZATIONS"):
-            portfolios += [f"{p['DisplayName']} (shared, {share_type.lower().replace('_', ' ')})" for p in catalog.list_accepted_portfolio_shares(PortfolioShareType=share_type)["PortfolioDetails"]]
-        stacks = [s["StackName"] for s in session.client("cloudformation", endpoint_url=endpoint_url).describe_stacks()["Stacks"] if not s["StackName"].startswith("StackSet-")]
+            portfolios += [
+                f"{p['DisplayName']} (shared, {share_type.lower().replace('_', ' ')})"
+                for p in catalog.list_accepted_portfolio_shares(PortfolioShareType=share_type)["PortfolioDetails"]
+            ]
+        stacks = [
+            s["StackName"]
+            for s in session.client("cloudformation", endpoint_url=endpoint_url).describe_stacks()["Stacks"]
+            if not s["StackName"].startswith("StackSet-")
+        ]
         iam = session.client("iam", endpoint_url=endpoint_url)
-        roles = [r["RoleName"] for page in iam.get_paginator("list_roles").paginate() for r in page["Roles"] if r["RoleName"] not in _SEEDED_ROLES]
+        roles = [
+            r["RoleName"]
+            for page in iam.get_paginator("list_roles").paginate()
+            for r in page["Roles"]
+            if r["RoleName"] not in _SEEDED_ROLES
+        ]
         buckets = [b["Name"] for b in session.client("s3", endpoint_url=endpoint_url).list_buckets().get("Buckets", [])]
-        groups = [g["ModelPackageGroupName"] for g in session.client("sagemaker", endpoint_url=endpoint_url).list_model_package_groups()["ModelPackageGroupSummaryList"]]
-        rows.append({
-            "account": name, "id": account_id, "ou": ou, "stack_set_instances": sorted(instances.get(account_id, ())), "stacks": sorted(stacks),
-            "roles": sorted(roles), "buckets": sorted(buckets), "model_package_groups": sorted(groups), "endpoints": sorted(endpoints), "portfolios": sorted(portfolios),
-        })
+        groups = [
+            g["ModelPackageGroupName"]
+            for g in session.client("sagemaker", endpoint_url=endpoint_url).list_model_package_groups()[
+                "ModelPackageGroupSummaryList"
+            ]
+        ]
+        rows.append(
+            {
+                "account": name,
+                "id": account_id,
+                "ou": ou,
+                "stack_set_instances": sorted(instances.get(account_id, ())),
+                "stacks": sorted(stacks),
+                "roles": sorted(roles),
+                "buckets": sorted(buckets),
+                "model_package_groups": sorted(groups),
+                "endpoints": sorted(endpoints),
+                "portfolios": sorted(portfolios),
+            }
+        )
     return rows
 
 
 _SUMMARY_FIELDS = (
-    ("stack set instances", "stack_set_instances"), ("stacks", "stacks"), ("IAM roles", "roles"), ("S3 buckets", "buckets"),
-    ("model package groups", "model_package_groups"), ("SageMaker endpoints", "endpoints"), ("Service Catalog portfolios", "portfolios"),
+    ("stack set instances", "stack_set_instances"),
+    ("stacks", "stacks"),
+    ("IAM roles", "roles"),
+    ("S3 buckets", "buckets"),
+    ("model package groups", "model_package_groups"),
+    ("SageMaker endpoints", "endpoints"),
+    ("Service Catalog portfolios", "portfolios"),
 )
 
 
@@ -195,7 +287,15 @@ def format_summary(rows: list[dict]) -> str:
 
 
 def run_demo(manifest: str, catalog: str | None, org: str, state_dir: str) -> int:
-    steps = ["local AWS up", "publish the catalog to Service Catalog", "plan", "apply", "status", "cross-account invoke", "local AWS down"]
+    steps = [
+        "local AWS up",
+        "publish the catalog to Service Catalog",
+        "plan",
+        "apply",
+        "status",
+        "cross-account invoke",
+        "local AWS down",
+    ]
     if not catalog:
         steps.remove("publish the catalog to Service Catalog")
     total = len(steps)
@@ -210,7 +310,9 @@ def run_demo(manifest: str, catalog: str | None, org: str, state_dir: str) -> in
     for name, account_id, ou in _accounts(state):
         _say(f"  {account_id}  {name:<18} {ou}")
     try:
-        with lifecycle.environment_set(lifecycle.environment(state["endpoint_url"], state["region"]), lifecycle.UNSET_VARIABLES):
+        with lifecycle.environment_set(
+            lifecycle.environment(state["endpoint_url"], state["region"]), lifecycle.UNSET_VARIABLES
+        ):
             if catalog:
                 _step(next(number), total, steps[1])
                 _run("publish", ["publish", "--catalog", catalog])
@@ -238,10 +340,20 @@ def run_demo(manifest: str, catalog: str | None, org: str, state_dir: str) -> in
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy.demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--manifest", default=DEFAULT_MANIFEST, help=f"deployment manifest (default {DEFAULT_MANIFEST})")
-    parser.add_argument("--catalog", default=DEFAULT_CATALOG, help=f"Service Catalog catalog to publish (default {DEFAULT_CATALOG}; '' to skip)")
-    parser.add_argument("--org", default=DEFAULT_ORG, help=f"org file to seed the local AWS from (default {DEFAULT_ORG})")
-    parser.add_argument("--state-dir", default=DEFAULT_STATE_DIR, help=f"the demo server's state dir (default {DEFAULT_STATE_DIR})")
+    parser.add_argument(
+        "--manifest", default=DEFAULT_MANIFEST, help=f"deployment manifest (default {DEFAULT_MANIFEST})"
+    )
+    parser.add_argument(
+        "--catalog",
+        default=DEFAULT_CATALOG,
+        help=f"Service Catalog catalog to publish (default {DEFAULT_CATALOG}; '' to skip)",
+    )
+    parser.add_argument(
+        "--org", default=DEFAULT_ORG, help=f"org file to seed the local AWS from (default {DEFAULT_ORG})"
+    )
+    parser.add_argument(
+        "--state-dir", default=DEFAULT_STATE_DIR, help=f"the demo server's state dir (default {DEFAULT_STATE_DIR})"
+    )
     args = parser.parse_args(argv)
     for path, what in ((args.manifest, "manifest"), (args.catalog, "catalog"), (args.org, "org file")):
         if path and not Path(path).is_file():

@@ -31,7 +31,13 @@ class InputError(DeployError):
         return f"{location}: {self.message}" if location else self.message
 
     def to_dict(self) -> dict:
-        return {"error": "invalid_input", "file": self.source, "where": self.where, "key": self.key, "message": self.message}
+        return {
+            "error": "invalid_input",
+            "file": self.source,
+            "where": self.where,
+            "key": self.key,
+            "message": self.message,
+        }
 
 
 class RolloutError(DeployError):

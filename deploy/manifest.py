@@ -158,7 +158,9 @@ class Manifest:
     admin_account_id: str | None
     template_bucket: str | None
     stack_sets: tuple[StackSetSpec, ...]
-    references: tuple[tuple[str, str, str], ...] = field(default=())  # (stack set, key, ou:/... or account:...) to resolve
+    references: tuple[tuple[str, str, str], ...] = field(
+        default=()
+    )  # (stack set, key, ou:/... or account:...) to resolve
 
     def by_name(self) -> dict[str, StackSetSpec]:
         return {spec.name: spec for spec in self.stack_sets}
@@ -291,9 +293,7 @@ def _construct_mapping(loader: _ManifestLoader, node: yaml.MappingNode, deep: bo
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=deep)
         if key in mapping:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key '{key}'", key_node.start_mark
-            )
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key '{key}'", key_node.start_mark)
         mapping[key] = loader.construct_object(value_node, deep=deep)
     return mapping
 
@@ -333,16 +333,25 @@ def read_template(path: Path, source: str, where: str) -> TemplateInfo:
     """Read and inspect a template file: parameters, NoEcho, capabilities."""
     key = "template"
     if not path.is_file():
-        raise InputError(f"template file '{path}' does not exist (paths are relative to the manifest's directory)", source, where, key)
+        raise InputError(
+            f"template file '{path}' does not exist (paths are relative to the manifest's directory)",
+            source,
+            where,
+            key,
+        )
     body = path.read_text(encoding="utf-8")
     try:
         data = parse_template_text(body)
     except yaml.YAMLError as error:
         raise InputError(f"template '{path}' is not valid YAML/JSON: {error}", source, where, key) from None
     if not isinstance(data, dict) or not isinstance(data.get("Resources"), dict):
-        raise InputError(f"template '{path}' has no Resources section: is it a CloudFormation template?", source, where, key)
+        raise InputError(
+            f"template '{path}' has no Resources section: is it a CloudFormation template?", source, where, key
+        )
     if len(body.encode("utf-8")) > 1_000_000:
-        raise InputError(f"template '{path}' is over CloudFormation's 1 MB limit for templates in S3", source, where, key)
+        raise InputError(
+            f"template '{path}' is over CloudFormation's 1 MB limit for templates in S3", source, where, key
+        )
     parameters = {}
     for name, spec in (data.get("Parameters") or {}).items():
         spec = spec or {}
@@ -480,7 +489,9 @@ def _build(data: dict, path: Path, regions: frozenset[str]) -> Manifest:
     for index, item in enumerate(data["stack_sets"]):
         name = item["name"]
         if name in seen:
-            raise InputError(f"duplicate stack set name (also stack_sets[{seen[name]}])", source, f"stack set '{name}'", "name")
+            raise InputError(
+                f"duplicate stack set name (also stack_sets[{seen[name]}])", source, f"stack set '{name}'", "name"
+            )
         seen[name] = index
         spec, refs = _build_stack_set(item, path, regions)
         specs.append(spec)
@@ -506,32 +517,48 @@ def _check_ou(ref: str, source: str, where: str, key: str) -> None:
     if not (OU_ID_RE.match(ref) or ROOT_ID_RE.match(ref) or OU_PATH_RE.match(ref)):
         raise InputError(
             f"'{ref}' is not an OU id (ou-xxxx-xxxxxxxx), a root id (r-xxxx) or an OU path (ou:/name/child)",
-            source, where, key,
+            source,
+            where,
+            key,
         )
 
 
-def _check_accounts(accounts: list[str], source: str, where: str, key: str, refs: list | None = None) -> tuple[str, ...]:
+def _check_accounts(
+    accounts: list[str], source: str, where: str, key: str, refs: list | None = None
+) -> tuple[str, ...]:
     for account in accounts:
         if ACCOUNT_NAME_RE.match(account):
             if refs is not None:
                 refs.append((key, account))
             continue
         if not ACCOUNT_ID_RE.match(account):
-            raise InputError(f"'{account}' is not a 12-digit account id (quote it in YAML to keep leading zeros) or an account name (account:<name>)", source, where, key)
+            raise InputError(
+                f"'{account}' is not a 12-digit account id (quote it in YAML to keep leading zeros) or an account name (account:<name>)",
+                source,
+                where,
+                key,
+            )
     duplicates = sorted({a for a in accounts if accounts.count(a) > 1})
     if duplicates:
         raise InputError(f"account(s) listed twice: {', '.join(duplicates)}", source, where, key)
     return tuple(accounts)
 
 
-def _check_parameters(values: dict, template: TemplateInfo, source: str, where: str, key: str) -> tuple[tuple[str, str], ...]:
+def _check_parameters(
+    values: dict, template: TemplateInfo, source: str, where: str, key: str
+) -> tuple[tuple[str, str], ...]:
     out = []
     for name, value in values.items():
         if name not in template.parameters:
             close = difflib.get_close_matches(name, list(template.parameters), n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             known = ", ".join(sorted(template.parameters)) or "none"
-            raise InputError(f"'{name}' is not a parameter of template '{template.path}'{hint}; it takes: {known}", source, where, f"{key}.{name}")
+            raise InputError(
+                f"'{name}' is not a parameter of template '{template.path}'{hint}; it takes: {known}",
+                source,
+                where,
+                f"{key}.{name}",
+            )
         text = _stringify(value)
         problem = _parameter_problem(template.parameters[name], text)
         if problem:
@@ -550,7 +577,13 @@ def _parameter_problem(spec: TemplateParameter, text: str) -> str | None:
             return f"value {shown} is shorter than the template's MinLength {spec.min_length:.0f}"
         if spec.max_length is not None and len(text) > spec.max_length:
             return f"value {shown} is longer than the template's MaxLength {spec.max_length:.0f}"
-    items = [text] if spec.type in ("String", "Number") else text.split(",") if spec.type in ("CommaDelimitedList", "List<Number>") else []
+    items = (
+        [text]
+        if spec.type in ("String", "Number")
+        else text.split(",")
+        if spec.type in ("CommaDelimitedList", "List<Number>")
+        else []
+    )
     if spec.allowed_pattern:
         for item in items:
             if not re.fullmatch(spec.allowed_pattern, item):
@@ -568,7 +601,9 @@ def _parameter_problem(spec: TemplateParameter, text: str) -> str | None:
     return None
 
 
-def _build_stack_set(item: dict, manifest_path: Path, regions: frozenset[str]) -> tuple[StackSetSpec, list[tuple[str, str]]]:
+def _build_stack_set(
+    item: dict, manifest_path: Path, regions: frozenset[str]
+) -> tuple[StackSetSpec, list[tuple[str, str]]]:
     source = str(manifest_path)
     name = item["name"]
     where = f"stack set '{name}'"
@@ -589,16 +624,35 @@ def _build_stack_set(item: dict, manifest_path: Path, regions: frozenset[str]) -
 
     if service_managed:
         if not ous:
-            raise InputError("a service_managed stack set targets organizational_units (accounts only narrow or widen them with account_filter)", source, where, "targets.organizational_units")
+            raise InputError(
+                "a service_managed stack set targets organizational_units (accounts only narrow or widen them with account_filter)",
+                source,
+                where,
+                "targets.organizational_units",
+            )
         if accounts and account_filter == "NONE":
-            raise InputError("accounts given with OUs need account_filter intersection, difference or union", source, where, "targets.account_filter")
+            raise InputError(
+                "accounts given with OUs need account_filter intersection, difference or union",
+                source,
+                where,
+                "targets.account_filter",
+            )
         if account_filter != "NONE" and not accounts:
-            raise InputError(f"account_filter {account_filter.lower()} needs targets.accounts", source, where, "targets.accounts")
+            raise InputError(
+                f"account_filter {account_filter.lower()} needs targets.accounts", source, where, "targets.accounts"
+            )
     else:
         if ous:
-            raise InputError("a self_managed stack set targets accounts only; use permission_model service_managed for OUs", source, where, "targets.organizational_units")
+            raise InputError(
+                "a self_managed stack set targets accounts only; use permission_model service_managed for OUs",
+                source,
+                where,
+                "targets.organizational_units",
+            )
         if "account_filter" in targets and account_filter != "NONE":
-            raise InputError("account_filter applies to service_managed stack sets only", source, where, "targets.account_filter")
+            raise InputError(
+                "account_filter applies to service_managed stack sets only", source, where, "targets.account_filter"
+            )
         for key in ("auto_deployment", "retain_stacks_on_account_removal"):
             if item.get(key):
                 raise InputError(f"{key} applies to service_managed stack sets only", source, where, key)
@@ -618,7 +672,12 @@ def _build_stack_set(item: dict, manifest_path: Path, regions: frozenset[str]) -
     given = dict(parameters)
     missing = [p.name for p in template.parameters.values() if p.required and p.name not in given]
     if missing:
-        raise InputError(f"template '{template.path}' requires parameter(s) without a default: {', '.join(sorted(missing))}", source, where, "parameters")
+        raise InputError(
+            f"template '{template.path}' requires parameter(s) without a default: {', '.join(sorted(missing))}",
+            source,
+            where,
+            "parameters",
+        )
 
     overrides = []
     for index, raw in enumerate(item.get("overrides") or []):
@@ -629,15 +688,30 @@ def _build_stack_set(item: dict, manifest_path: Path, regions: frozenset[str]) -
             _check_ou(ou, source, where, f"{key}.organizational_units")
             refs.append((f"{key}.organizational_units", ou))
         if o_ous and not service_managed:
-            raise InputError("organizational_units in an override need a service_managed stack set", source, where, f"{key}.organizational_units")
+            raise InputError(
+                "organizational_units in an override need a service_managed stack set",
+                source,
+                where,
+                f"{key}.organizational_units",
+            )
         if not service_managed:
             stray = sorted(set(o_accounts) - set(accounts))
             if stray:
-                raise InputError(f"account(s) {', '.join(stray)} are not among the stack set's targets", source, where, f"{key}.accounts")
+                raise InputError(
+                    f"account(s) {', '.join(stray)} are not among the stack set's targets",
+                    source,
+                    where,
+                    f"{key}.accounts",
+                )
         o_regions = list(raw.get("regions") or region_list)
         stray_regions = sorted(set(o_regions) - set(region_list))
         if stray_regions:
-            raise InputError(f"region(s) {', '.join(stray_regions)} are not among the stack set's regions", source, where, f"{key}.regions")
+            raise InputError(
+                f"region(s) {', '.join(stray_regions)} are not among the stack set's regions",
+                source,
+                where,
+                f"{key}.regions",
+            )
         overrides.append(
             Override(
                 accounts=tuple(sorted(o_accounts)),
@@ -649,7 +723,10 @@ def _build_stack_set(item: dict, manifest_path: Path, regions: frozenset[str]) -
 
     preferences = dict(DEFAULT_OPERATION_PREFERENCES)
     raw_prefs = item.get("operation_preferences") or {}
-    for a, b in (("max_concurrent_count", "max_concurrent_percentage"), ("failure_tolerance_count", "failure_tolerance_percentage")):
+    for a, b in (
+        ("max_concurrent_count", "max_concurrent_percentage"),
+        ("failure_tolerance_count", "failure_tolerance_percentage"),
+    ):
         if a in raw_prefs and b in raw_prefs:
             raise InputError(f"give either {a} or {b}, not both", source, where, f"operation_preferences.{b}")
         if a in raw_prefs:
@@ -660,7 +737,12 @@ def _build_stack_set(item: dict, manifest_path: Path, regions: frozenset[str]) -
         if key == "region_order":
             stray = sorted(set(value) - set(region_list))
             if stray:
-                raise InputError(f"region(s) {', '.join(stray)} are not among the stack set's regions", source, where, "operation_preferences.region_order")
+                raise InputError(
+                    f"region(s) {', '.join(stray)} are not among the stack set's regions",
+                    source,
+                    where,
+                    "operation_preferences.region_order",
+                )
         preferences[_PREFERENCE_KEYS[key]] = value.upper() if isinstance(value, str) else value
 
     tags = item.get("tags") or {}
@@ -699,7 +781,9 @@ def _check_dependencies(specs: list[StackSetSpec], source: str) -> None:
     for spec in specs:
         for dep in spec.depends_on:
             if dep == spec.name:
-                raise InputError("a stack set cannot depend on itself", source, f"stack set '{spec.name}'", "depends_on")
+                raise InputError(
+                    "a stack set cannot depend on itself", source, f"stack set '{spec.name}'", "depends_on"
+                )
             if dep not in names:
                 close = difflib.get_close_matches(dep, sorted(names), n=1)
                 hint = f" (did you mean '{close[0]}'?)" if close else ""
@@ -711,7 +795,7 @@ def _check_dependencies(specs: list[StackSetSpec], source: str) -> None:
         state[node] = 1
         for dep in graph[node]:
             if state.get(dep) == 1:
-                cycle = trail[trail.index(dep):] + [dep] if dep in trail else [node, dep]
+                cycle = trail[trail.index(dep) :] + [dep] if dep in trail else [node, dep]
                 raise InputError(f"dependency cycle: {' -> '.join(cycle)}", source, f"stack set '{node}'", "depends_on")
             if dep not in state:
                 visit(dep, trail + [dep])

@@ -20,9 +20,10 @@ import difflib
 import hashlib
 import re
 from collections import defaultdict
-from functools import lru_cache
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable
+from functools import lru_cache
+from typing import Any
 
 from deploy.manifest import StackSetSpec, canonical_json, parse_template_text
 
@@ -84,7 +85,9 @@ class LiveStackSet:
     instances: tuple[LiveInstance, ...] | None = None  # None: not read (nothing changed)
     last_operation: LastOperation | None = None
     running_operations: tuple[str, ...] = ()  # only when read without waiting (plan)
-    ou_accounts: tuple[tuple[str, tuple[str, ...]], ...] | None = None  # target OU -> its accounts (recursive), when read
+    ou_accounts: tuple[tuple[str, tuple[str, ...]], ...] | None = (
+        None  # target OU -> its accounts (recursive), when read
+    )
 
     @property
     def tag_dict(self) -> dict[str, str]:
@@ -164,7 +167,12 @@ class StackSetPlan:
             "property_changes": [asdict(c) for c in self.property_changes],
             "parameter_changes": [asdict(c) for c in self.parameter_changes],
             "template_diff": self.template_diff,
-            "instances": {"add": self.add, "remove": self.remove, "override_change": self.override_changes, "rerun": self.rerun},
+            "instances": {
+                "add": self.add,
+                "remove": self.remove,
+                "override_change": self.override_changes,
+                "rerun": self.rerun,
+            },
             "notes": self.notes,
             "steps": [asdict(s) for s in self.steps],
         }
@@ -195,7 +203,7 @@ _NO_ECHO_KDF_ITERATIONS = 200_000
 
 @lru_cache(maxsize=256)
 def _sealed(stack_set: str, name: str, value: str) -> str:
-    salt = f"sagemaker-stackset-deploy:{stack_set}:{name}".encode("utf-8")
+    salt = f"sagemaker-stackset-deploy:{stack_set}:{name}".encode()
     return "kdf:" + hashlib.pbkdf2_hmac("sha256", value.encode("utf-8"), salt, _NO_ECHO_KDF_ITERATIONS).hex()
 
 
@@ -215,7 +223,9 @@ def config_hash(spec: StackSetSpec) -> str:
             "parameters": _hashable_parameters(spec),
             "description": spec.description,
             "capabilities": sorted(spec.capabilities),
-            "auto_deployment": [spec.auto_deployment, spec.retain_stacks_on_account_removal] if spec.service_managed else None,
+            "auto_deployment": [spec.auto_deployment, spec.retain_stacks_on_account_removal]
+            if spec.service_managed
+            else None,
             "administration_role_arn": spec.administration_role_arn,
             "execution_role_name": spec.execution_role_name,
             "tags": dict(spec.tags),
@@ -273,7 +283,9 @@ def overrides_known_empty(instance: LiveInstance) -> bool:
 # --------------------------------------------------------------------------- desired state helpers
 
 
-def desired_overrides(spec: StackSetSpec, account: str, region: str, ou: str | None, ou_level_only: bool = False) -> Overrides:
+def desired_overrides(
+    spec: StackSetSpec, account: str, region: str, ou: str | None, ou_level_only: bool = False
+) -> Overrides:
     """Merged override values for one instance (later rules win per key)."""
     values: dict[str, str] = {}
     for rule in spec.overrides:
@@ -340,8 +352,14 @@ def plan_stack_set(
     for running in live.running_operations:
         plan.notes.append(f"operation {running} is still running: apply waits for it, and this plan may change")
     prefs = dict(spec.operation_preferences)
-    if prefs.get("ConcurrencyMode", "STRICT_FAILURE_TOLERANCE") == "STRICT_FAILURE_TOLERANCE" and not prefs.get("FailureTolerancePercentage") and not prefs.get("FailureToleranceCount"):
-        plan.notes.append("strict_failure_tolerance with no failure tolerance deploys one account at a time per region, whatever max_concurrent says; soft_failure_tolerance keeps the concurrency")
+    if (
+        prefs.get("ConcurrencyMode", "STRICT_FAILURE_TOLERANCE") == "STRICT_FAILURE_TOLERANCE"
+        and not prefs.get("FailureTolerancePercentage")
+        and not prefs.get("FailureToleranceCount")
+    ):
+        plan.notes.append(
+            "strict_failure_tolerance with no failure tolerance deploys one account at a time per region, whatever max_concurrent says; soft_failure_tolerance keeps the concurrency"
+        )
     if live.exists and not live.owned and not adopt:
         plan.action = "blocked"
         plan.blocked_reason = (
@@ -404,9 +422,14 @@ def _diff_stack_set(spec: StackSetSpec, live: LiveStackSet, plan: StackSetPlan) 
     if _normalised_template(live.template_body) != _normalised_template(spec.template.body):
         old = (live.template_body or "").rstrip("\n").splitlines()
         new = spec.template.body.rstrip("\n").splitlines()
-        plan.template_diff = "\n".join(
-            difflib.unified_diff(old, new, fromfile=f"{spec.name} (live)", tofile=spec.template.path, lineterm="", n=2)
-        ) or "template changed (formatting only)"
+        plan.template_diff = (
+            "\n".join(
+                difflib.unified_diff(
+                    old, new, fromfile=f"{spec.name} (live)", tofile=spec.template.path, lineterm="", n=2
+                )
+            )
+            or "template changed (formatting only)"
+        )
 
     desired = spec.effective_parameters()
     live_params = dict(live.parameters)
@@ -428,7 +451,9 @@ def _diff_stack_set(spec: StackSetSpec, live: LiveStackSet, plan: StackSetPlan) 
     prop("description", live.description or "", spec.description)
     prop("capabilities", sorted(live.capabilities), sorted(spec.capabilities))
     if spec.service_managed and live.auto_deployment is not None:
-        prop("auto_deployment", list(live.auto_deployment), [spec.auto_deployment, spec.retain_stacks_on_account_removal])
+        prop(
+            "auto_deployment", list(live.auto_deployment), [spec.auto_deployment, spec.retain_stacks_on_account_removal]
+        )
     if not spec.service_managed:
         if spec.administration_role_arn:
             prop("administration_role_arn", live.administration_role_arn, spec.administration_role_arn)
@@ -440,8 +465,18 @@ def _diff_stack_set(spec: StackSetSpec, live: LiveStackSet, plan: StackSetPlan) 
     visible = plan.parameter_changes or plan.property_changes or plan.template_diff
     if not visible and live.tag_dict.get(CONFIG_TAG) != config_hash(spec):
         hidden = sorted(no_echo & set(desired))
-        what = f"NoEcho parameter(s) {', '.join(hidden)} may have changed (values are hidden)" if hidden else "configuration hash differs"
-        plan.parameter_changes.append(Change(", ".join(hidden) or CONFIG_TAG, NO_ECHO_MASK if hidden else live.tag_dict.get(CONFIG_TAG), NO_ECHO_MASK if hidden else config_hash(spec)))
+        what = (
+            f"NoEcho parameter(s) {', '.join(hidden)} may have changed (values are hidden)"
+            if hidden
+            else "configuration hash differs"
+        )
+        plan.parameter_changes.append(
+            Change(
+                ", ".join(hidden) or CONFIG_TAG,
+                NO_ECHO_MASK if hidden else live.tag_dict.get(CONFIG_TAG),
+                NO_ECHO_MASK if hidden else config_hash(spec),
+            )
+        )
         plan.notes.append(what)
 
 
@@ -464,7 +499,14 @@ def _plan_self_managed(spec: StackSetSpec, instances: tuple[LiveInstance, ...], 
             removals[(None, account)].add(region)
             plan.remove.append(_label(inst))
     for (regions, _), accounts in sorted(_group_by_regions(removals).items()):
-        steps.append(Step(kind="delete_instances", accounts=tuple(sorted(accounts)), regions=regions, instance_count=len(accounts) * len(regions)))
+        steps.append(
+            Step(
+                kind="delete_instances",
+                accounts=tuple(sorted(accounts)),
+                regions=regions,
+                instance_count=len(accounts) * len(regions),
+            )
+        )
 
     creates: dict[tuple[Any, str], set[str]] = defaultdict(set)
     updates: dict[tuple[Any, str], set[str]] = defaultdict(set)
@@ -480,12 +522,30 @@ def _plan_self_managed(spec: StackSetSpec, instances: tuple[LiveInstance, ...], 
             plan.override_changes.append(f"{account}/{region}: {_fmt(current)} -> {_fmt(wanted)}")
             updates[(wanted, account)].add(region)
         elif inst.status != "CURRENT":
-            plan.rerun.append(f"{account}/{region}: {inst.status}" + (f" ({inst.status_reason})" if inst.status_reason else ""))
+            plan.rerun.append(
+                f"{account}/{region}: {inst.status}" + (f" ({inst.status_reason})" if inst.status_reason else "")
+            )
             updates[(wanted, account)].add(region)
     for (regions, wanted), accounts in sorted(_group_by_regions(creates).items()):
-        steps.append(Step(kind="create_instances", accounts=tuple(sorted(accounts)), regions=regions, overrides=wanted or None, instance_count=len(accounts) * len(regions)))
+        steps.append(
+            Step(
+                kind="create_instances",
+                accounts=tuple(sorted(accounts)),
+                regions=regions,
+                overrides=wanted or None,
+                instance_count=len(accounts) * len(regions),
+            )
+        )
     for (regions, wanted), accounts in sorted(_group_by_regions(updates).items()):
-        steps.append(Step(kind="update_instances", accounts=tuple(sorted(accounts)), regions=regions, overrides=wanted, instance_count=len(accounts) * len(regions)))
+        steps.append(
+            Step(
+                kind="update_instances",
+                accounts=tuple(sorted(accounts)),
+                regions=regions,
+                overrides=wanted,
+                instance_count=len(accounts) * len(regions),
+            )
+        )
     return steps
 
 
@@ -521,10 +581,27 @@ def _plan_service_managed(
     for (regions, _), ous in sorted(_group_by_regions(ou_wide).items()):
         count = sum(len(by_ou_region[(ou, r)]) for ou in ous for r in regions)
         for chunk in _chunks(sorted(ous), MAX_OUS_PER_CALL):
-            steps.append(Step(kind="delete_instances", organizational_units=chunk, account_filter="NONE", regions=regions, instance_count=count))
+            steps.append(
+                Step(
+                    kind="delete_instances",
+                    organizational_units=chunk,
+                    account_filter="NONE",
+                    regions=regions,
+                    instance_count=count,
+                )
+            )
     for (regions, _), accounts in sorted(_group_by_regions(per_account).items()):
         ous = sorted({account_ous[a] for a in accounts if a in account_ous})
-        steps.append(Step(kind="delete_instances", organizational_units=tuple(ous), accounts=tuple(sorted(accounts)), account_filter="INTERSECTION", regions=regions, instance_count=len(accounts) * len(regions)))
+        steps.append(
+            Step(
+                kind="delete_instances",
+                organizational_units=tuple(ous),
+                accounts=tuple(sorted(accounts)),
+                account_filter="INTERSECTION",
+                regions=regions,
+                instance_count=len(accounts) * len(regions),
+            )
+        )
 
     if live.ou_accounts is not None:
         steps.extend(_additions_by_membership(spec, dict(live.ou_accounts), instances, account_parents, plan))
@@ -541,7 +618,10 @@ def _plan_service_managed(
         if current != wanted:
             plan.override_changes.append(f"{inst.account}/{inst.region}: {_fmt(current)} -> {_fmt(wanted)}")
         elif inst.status != "CURRENT":
-            plan.rerun.append(f"{inst.account}/{inst.region}: {inst.status}" + (f" ({inst.status_reason})" if inst.status_reason else ""))
+            plan.rerun.append(
+                f"{inst.account}/{inst.region}: {inst.status}"
+                + (f" ({inst.status_reason})" if inst.status_reason else "")
+            )
         else:
             continue
         updates[((wanted, inst.ou), inst.account)].add(inst.region)
@@ -549,15 +629,38 @@ def _plan_service_managed(
     for (regions, (wanted, ou)), accounts in _group_by_regions(updates).items():
         regrouped[(regions, wanted)][ou or ""].update(accounts)
     for (regions, wanted), per_ou in sorted(regrouped.items()):
-        whole = [ou for ou, accounts in per_ou.items() if ou and all({i.account for i in by_ou_region[(ou, r)]} <= accounts for r in regions)]
+        whole = [
+            ou
+            for ou, accounts in per_ou.items()
+            if ou and all({i.account for i in by_ou_region[(ou, r)]} <= accounts for r in regions)
+        ]
         partial = {ou: accounts for ou, accounts in per_ou.items() if ou not in whole}
         for chunk in _chunks(sorted(whole), MAX_OUS_PER_CALL):
             count = sum(len(by_ou_region[(ou, r)]) for ou in chunk for r in regions)
-            steps.append(Step(kind="update_instances", organizational_units=chunk, account_filter="NONE", regions=regions, overrides=wanted, instance_count=count))
+            steps.append(
+                Step(
+                    kind="update_instances",
+                    organizational_units=chunk,
+                    account_filter="NONE",
+                    regions=regions,
+                    overrides=wanted,
+                    instance_count=count,
+                )
+            )
         if partial:
             accounts = sorted(set().union(*partial.values()))
             ous = sorted(ou for ou in partial if ou) or sorted(target_ous)
-            steps.append(Step(kind="update_instances", organizational_units=tuple(ous)[:MAX_OUS_PER_CALL], accounts=tuple(accounts), account_filter="INTERSECTION", regions=regions, overrides=wanted, instance_count=len(accounts) * len(regions)))
+            steps.append(
+                Step(
+                    kind="update_instances",
+                    organizational_units=tuple(ous)[:MAX_OUS_PER_CALL],
+                    accounts=tuple(accounts),
+                    account_filter="INTERSECTION",
+                    regions=regions,
+                    overrides=wanted,
+                    instance_count=len(accounts) * len(regions),
+                )
+            )
     return steps
 
 
@@ -588,7 +691,16 @@ def _additions_by_ou(
     create_filter = spec.account_filter if filter_accounts else "NONE"
     for (regions, wanted), ous in sorted(_group_by_regions(creates).items(), key=lambda kv: (kv[0][0], kv[0][1])):
         for chunk in _chunks(sorted(ous), MAX_OUS_PER_CALL):
-            steps.append(Step(kind="create_instances", organizational_units=chunk, accounts=filter_accounts, account_filter=create_filter, regions=regions, overrides=wanted or None))
+            steps.append(
+                Step(
+                    kind="create_instances",
+                    organizational_units=chunk,
+                    accounts=filter_accounts,
+                    account_filter=create_filter,
+                    regions=regions,
+                    overrides=wanted or None,
+                )
+            )
     if creates and any(rule.accounts for rule in spec.overrides):
         plan.needs_followup = True
 
@@ -608,13 +720,24 @@ def _additions_by_ou(
                 account_creates[(None, account)].add(region)
                 plan.add.append(f"{account}/{region}")
         for (regions, _), accounts in sorted(_group_by_regions(account_creates).items()):
-            steps.append(Step(kind="create_instances", organizational_units=tuple(sorted(target_ous))[:MAX_OUS_PER_CALL], accounts=tuple(sorted(accounts)), account_filter="INTERSECTION", regions=regions, instance_count=len(accounts) * len(regions)))
+            steps.append(
+                Step(
+                    kind="create_instances",
+                    organizational_units=tuple(sorted(target_ous))[:MAX_OUS_PER_CALL],
+                    accounts=tuple(sorted(accounts)),
+                    account_filter="INTERSECTION",
+                    regions=regions,
+                    instance_count=len(accounts) * len(regions),
+                )
+            )
     elif spec.account_filter == "UNION":
         steps.extend(_union_additions(spec, instances, account_parents, plan, covered=set()))
     return steps
 
 
-def _union_additions(spec: StackSetSpec, instances, account_parents: dict[str, str], plan: StackSetPlan, covered: set[str]) -> list[Step]:
+def _union_additions(
+    spec: StackSetSpec, instances, account_parents: dict[str, str], plan: StackSetPlan, covered: set[str]
+) -> list[Step]:
     """UNION accounts outside the OUs: CreateStackInstances takes no UNION, so through their parent OU."""
     live_pairs = {(i.account, i.region) for i in instances}
     creates: dict[tuple[Any, str], set[str]] = defaultdict(set)
@@ -633,7 +756,17 @@ def _union_additions(spec: StackSetSpec, instances, account_parents: dict[str, s
     steps = []
     for (regions, wanted), accounts in sorted(_group_by_regions(creates).items()):
         parents = tuple(sorted({account_parents[a] for a in accounts}))
-        steps.append(Step(kind="create_instances", organizational_units=parents, accounts=tuple(sorted(accounts)), account_filter="INTERSECTION", regions=regions, overrides=wanted or None, instance_count=len(accounts) * len(regions)))
+        steps.append(
+            Step(
+                kind="create_instances",
+                organizational_units=parents,
+                accounts=tuple(sorted(accounts)),
+                account_filter="INTERSECTION",
+                regions=regions,
+                overrides=wanted or None,
+                instance_count=len(accounts) * len(regions),
+            )
+        )
     return steps
 
 
@@ -686,24 +819,44 @@ def _additions_by_membership(
     for (regions, key), ous in sorted(_group_by_regions(ou_wide).items()):
         for chunk in _chunks(sorted(ous), MAX_OUS_PER_CALL):
             count = sum(len([a for a in members.get(ou, ()) if wanted(a)]) for ou in chunk) * len(regions)
-            steps.append(Step(kind="create_instances", organizational_units=chunk, accounts=filter_accounts, account_filter=create_filter, regions=regions, overrides=key or None, instance_count=count))
+            steps.append(
+                Step(
+                    kind="create_instances",
+                    organizational_units=chunk,
+                    accounts=filter_accounts,
+                    account_filter=create_filter,
+                    regions=regions,
+                    overrides=key or None,
+                    instance_count=count,
+                )
+            )
     for (regions, key), units in sorted(_group_by_regions(per_account).items()):
         ous = tuple(sorted({ou for ou, _ in units}))
         accounts = tuple(sorted({a for _, a in units}))
         for chunk in _chunks(list(ous), MAX_OUS_PER_CALL):
-            steps.append(Step(kind="create_instances", organizational_units=chunk, accounts=accounts, account_filter="INTERSECTION", regions=regions, overrides=key or None, instance_count=len(accounts) * len(regions)))
+            steps.append(
+                Step(
+                    kind="create_instances",
+                    organizational_units=chunk,
+                    accounts=accounts,
+                    account_filter="INTERSECTION",
+                    regions=regions,
+                    overrides=key or None,
+                    instance_count=len(accounts) * len(regions),
+                )
+            )
     if spec.account_filter == "UNION":
         steps.extend(_union_additions(spec, instances, account_parents, plan, covered))
     return steps
 
 
-def _assign_operation_ids(spec: StackSetSpec, live: LiveStackSet, steps: list[Step], fp: str, pending: int = 0) -> list[Step]:
+def _assign_operation_ids(
+    spec: StackSetSpec, live: LiveStackSet, steps: list[Step], fp: str, pending: int = 0
+) -> list[Step]:
     base = live.last_operation.operation_id if live.last_operation else ""
     operations = [s for s in steps if s.is_operation]
     total = len(operations) + pending
-    has_overrides = bool(spec.overrides) or any(
-        i.overrides for i in (live.instances or ()) if i.overrides is not None
-    )
+    has_overrides = bool(spec.overrides) or any(i.overrides for i in (live.instances or ()) if i.overrides is not None)
     out = []
     index = 0
     for step in steps:
@@ -715,7 +868,9 @@ def _assign_operation_ids(spec: StackSetSpec, live: LiveStackSet, steps: list[St
                 may_override = bool(step.overrides) or (step.kind == "delete_instances" and has_overrides)
             step = Step(**{**asdict(step), "operation_id": operation_id(fp, index, total, step, base, may_override)})
         else:
-            step = Step(**{**asdict(step), "operation_id": f"{OPERATION_PREFIX}-{fp[:20]}-{step.kind.replace('_', '-')}"})
+            step = Step(
+                **{**asdict(step), "operation_id": f"{OPERATION_PREFIX}-{fp[:20]}-{step.kind.replace('_', '-')}"}
+            )
         out.append(step)
     return out
 
@@ -746,9 +901,18 @@ def plan_destroy(spec: StackSetSpec, live: LiveStackSet) -> StackSetPlan:
     for (regions, _), names in sorted(_group_by_regions(units).items()):
         if live.permission_model == "SERVICE_MANAGED":
             for chunk in _chunks(sorted(names), MAX_OUS_PER_CALL):
-                steps.append(Step(kind="delete_instances", organizational_units=chunk, account_filter="NONE", regions=regions))
+                steps.append(
+                    Step(kind="delete_instances", organizational_units=chunk, account_filter="NONE", regions=regions)
+                )
         else:
-            steps.append(Step(kind="delete_instances", accounts=tuple(sorted(names)), regions=regions, instance_count=len(names) * len(regions)))
+            steps.append(
+                Step(
+                    kind="delete_instances",
+                    accounts=tuple(sorted(names)),
+                    regions=regions,
+                    instance_count=len(names) * len(regions),
+                )
+            )
     if unplaced:
         plan.notes.append("instances without a known OU: " + ", ".join(sorted(a for _, a in unplaced)))
         plan.action = "blocked"
@@ -769,7 +933,10 @@ def _fmt(overrides: Overrides) -> str:
 def describe(plan: StackSetPlan, spec: StackSetSpec | None = None) -> list[str]:
     """Human-readable lines of a plan (NoEcho values masked)."""
     no_echo = {n for n, p in spec.template.parameters.items() if p.no_echo} if spec else set()
-    lines = [f"{plan.name}: {plan.action}" + ("" if plan.instances_read else " (unchanged since the last successful apply; instances not listed)")]
+    lines = [
+        f"{plan.name}: {plan.action}"
+        + ("" if plan.instances_read else " (unchanged since the last successful apply; instances not listed)")
+    ]
     if plan.blocked_reason:
         lines.append(f"  BLOCKED: {plan.blocked_reason}")
     for change in plan.property_changes:
@@ -782,7 +949,12 @@ def describe(plan: StackSetPlan, spec: StackSetSpec | None = None) -> list[str]:
     if plan.template_diff:
         lines.append("  ~ template:")
         lines.extend("      " + line for line in plan.template_diff.splitlines()[:200])
-    for label, items, sign in (("add", plan.add, "+"), ("remove", plan.remove, "-"), ("override change", plan.override_changes, "~"), ("re-run (not CURRENT)", plan.rerun, "!")):
+    for label, items, sign in (
+        ("add", plan.add, "+"),
+        ("remove", plan.remove, "-"),
+        ("override change", plan.override_changes, "~"),
+        ("re-run (not CURRENT)", plan.rerun, "!"),
+    ):
         if items:
             lines.append(f"  {sign} {label}: {len(items)} instance(s)")
             lines.extend(f"      {item}" for item in items[:50])

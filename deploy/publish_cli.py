@@ -20,15 +20,38 @@ from deploy.clients import CallCounter, Clients
 from deploy.errors import EXIT_FAILED, EXIT_OK, RolloutError
 from deploy.servicecatalog import CatalogPublisher, ExecutionResult, PublishFailed
 
-_SYMBOLS = {"create": "+", "upload": "+", "associate": "+", "accept": "+", "enable": "+", "put": "~", "update": "~", "activate": "~", "deactivate": "-", "delete": "-", "disassociate": "-"}
+_SYMBOLS = {
+    "create": "+",
+    "upload": "+",
+    "associate": "+",
+    "accept": "+",
+    "enable": "+",
+    "put": "~",
+    "update": "~",
+    "activate": "~",
+    "deactivate": "-",
+    "delete": "-",
+    "disassociate": "-",
+}
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("publish", help="publish templates as Service Catalog products (portfolio, versions, shares)", description=__doc__.splitlines()[0])
+    parser = subparsers.add_parser(
+        "publish",
+        help="publish templates as Service Catalog products (portfolio, versions, shares)",
+        description=__doc__.splitlines()[0],
+    )
     parser.add_argument("--catalog", required=True, metavar="FILE", help="the catalog file (see examples/catalog.yaml)")
-    parser.add_argument("--root", default=None, metavar="DIR", help="folder the catalog's template paths are relative to (default: the current folder, the repository root)")
+    parser.add_argument(
+        "--root",
+        default=None,
+        metavar="DIR",
+        help="folder the catalog's template paths are relative to (default: the current folder, the repository root)",
+    )
     parser.add_argument("--json", action="store_true", help="print the result as a JSON document on stdout")
-    parser.add_argument("--dry-run", action="store_true", help="read and plan only: list what would change, write nothing")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="read and plan only: list what would change, write nothing"
+    )
     parser.set_defaults(handler=run_publish)
 
 
@@ -59,12 +82,37 @@ def _versions(catalog: Catalog, state: LiveState, result: ExecutionResult | None
         product_id = (result.product_ids.get(product.name) if result else None) or (live.id if live else None)
         version_id = result.version_ids.get(product.name) if result else None
         if version_id is None and live:
-            version_id = next((a.id for a in sorted(live.artifacts, key=lambda a: a.created, reverse=True) if a.short_hash == product.short_hash), None)
-        out.append({"name": product.name, "id": product_id, "template": product.template, "sha256": product.sha256, "version": product.version_name, "version_id": version_id, "sagemaker_project": product.sagemaker_project})
+            version_id = next(
+                (
+                    a.id
+                    for a in sorted(live.artifacts, key=lambda a: a.created, reverse=True)
+                    if a.short_hash == product.short_hash
+                ),
+                None,
+            )
+        out.append(
+            {
+                "name": product.name,
+                "id": product_id,
+                "template": product.template,
+                "sha256": product.sha256,
+                "version": product.version_name,
+                "version_id": version_id,
+                "sagemaker_project": product.sagemaker_project,
+            }
+        )
     return out
 
 
-def _document(catalog: Catalog, identity, state: LiveState, plan: Plan, counter: CallCounter, dry_run: bool, result: ExecutionResult | None) -> dict:
+def _document(
+    catalog: Catalog,
+    identity,
+    state: LiveState,
+    plan: Plan,
+    counter: CallCounter,
+    dry_run: bool,
+    result: ExecutionResult | None,
+) -> dict:
     portfolio_id = (result.portfolio_id if result else None) or (state.portfolio.id if state.portfolio else None)
     changes = result.done if result else [a.to_dict() for a in plan.actions]
     return {
@@ -92,7 +140,9 @@ def _print_plan(catalog: Catalog, identity, state: LiveState, plan: Plan, dry_ru
     if not plan.actions:
         print("  up to date: every template is published as it is; nothing to change", file=sys.stderr)
     for action in plan.actions:
-        print(f"  {_symbol(action.op)} {action.op.replace('_', ' ')}: {action.target}{_detail(action)}", file=sys.stderr)
+        print(
+            f"  {_symbol(action.op)} {action.op.replace('_', ' ')}: {action.target}{_detail(action)}", file=sys.stderr
+        )
     for note in plan.notes:
         print(f"  = {note['product']} {note['version']}: {note['note']}", file=sys.stderr)
     if dry_run and plan.actions:
@@ -110,14 +160,23 @@ def run_publish(args) -> int:
         catalog = publisher.resolve_targets(catalog)
         state = publisher.read_state(catalog, identity)
     except EndpointConnectionError as error:
-        raise RolloutError(f"cannot reach AWS at {error.kwargs.get('endpoint_url')}: is the local AWS up (python -m deploy local up)?") from None
+        raise RolloutError(
+            f"cannot reach AWS at {error.kwargs.get('endpoint_url')}: is the local AWS up (python -m deploy local up)?"
+        ) from None
     except (ClientError, BotoCoreError) as error:
         raise RolloutError(f"reading the current state failed: {error}") from None
     plan = plan_publish(catalog, state, identity)  # InputError (self-share): exit 2, no write yet
     _print_plan(catalog, identity, state, plan, args.dry_run)
     if args.dry_run or not plan.actions:
         if args.json:
-            print(json.dumps(_document(catalog, identity, state, plan, counter, args.dry_run, None), indent=2, sort_keys=True, default=str))
+            print(
+                json.dumps(
+                    _document(catalog, identity, state, plan, counter, args.dry_run, None),
+                    indent=2,
+                    sort_keys=True,
+                    default=str,
+                )
+            )
         return EXIT_OK
     try:
         result = publisher.execute(plan, catalog, state, identity)
@@ -125,10 +184,17 @@ def run_publish(args) -> int:
     except PublishFailed as error:
         result = error.result
         print(f"error: {error}", file=sys.stderr)
-        print(f"  {len(result.done)} of {len(plan.actions)} change(s) were made; re-run the same command to finish", file=sys.stderr)
+        print(
+            f"  {len(result.done)} of {len(plan.actions)} change(s) were made; re-run the same command to finish",
+            file=sys.stderr,
+        )
         status = EXIT_FAILED
     if status == EXIT_OK:
         print(f"published: {len(result.done)} change(s) made ({counter.writes} write call(s))", file=sys.stderr)
     if args.json:
-        print(json.dumps(_document(catalog, identity, state, plan, counter, False, result), indent=2, sort_keys=True, default=str))
+        print(
+            json.dumps(
+                _document(catalog, identity, state, plan, counter, False, result), indent=2, sort_keys=True, default=str
+            )
+        )
     return status

@@ -120,13 +120,24 @@ class Reporter:
 
 def resolve(manifest: Manifest, ids_by_ref: dict[str, str]) -> list[StackSetSpec]:
     """Specs with ``ou:/path`` and ``account:name`` references replaced by ids."""
+
     def ids(values: tuple[str, ...]) -> tuple[str, ...]:
         return tuple(sorted({ids_by_ref.get(v, v) for v in values}))
 
     out = []
     for spec in manifest.stack_sets:
-        overrides = tuple(replace(o, organizational_units=ids(o.organizational_units), accounts=ids(o.accounts)) for o in spec.overrides)
-        out.append(replace(spec, organizational_units=ids(spec.organizational_units), accounts=ids(spec.accounts), overrides=overrides))
+        overrides = tuple(
+            replace(o, organizational_units=ids(o.organizational_units), accounts=ids(o.accounts))
+            for o in spec.overrides
+        )
+        out.append(
+            replace(
+                spec,
+                organizational_units=ids(spec.organizational_units),
+                accounts=ids(spec.accounts),
+                overrides=overrides,
+            )
+        )
     return out
 
 
@@ -206,14 +217,26 @@ class Rollout:
         for p in removing:
             everything = p.live.instances is not None and len(p.plan.remove) == len(p.live.instances) and not p.plan.add
             if p.plan.action == "delete":
-                lines.append(f"{p.spec.name}: delete the stack set and its {len(p.plan.remove)} instance(s)" + (" (stacks retained)" if p.spec.retain_stacks else ""))
+                lines.append(
+                    f"{p.spec.name}: delete the stack set and its {len(p.plan.remove)} instance(s)"
+                    + (" (stacks retained)" if p.spec.retain_stacks else "")
+                )
             elif everything:
-                lines.append(f"{p.spec.name}: the targets resolve to NO account: EVERY one of its {len(p.plan.remove)} instance(s) would be removed")
+                lines.append(
+                    f"{p.spec.name}: the targets resolve to NO account: EVERY one of its {len(p.plan.remove)} instance(s) would be removed"
+                )
             else:
-                lines.append(f"{p.spec.name}: remove {len(p.plan.remove)} instance(s)" + (" (stacks retained)" if p.spec.retain_stacks else ""))
+                lines.append(
+                    f"{p.spec.name}: remove {len(p.plan.remove)} instance(s)"
+                    + (" (stacks retained)" if p.spec.retain_stacks else "")
+                )
         for line in lines:
             self.reporter.line(line, style="bold yellow")
-        return confirm(f"{verb} would remove {total} stack instance(s) in {len(removing)} stack set(s); continue?", yes, f"re-run with --yes to {verb} (or change the manifest)")
+        return confirm(
+            f"{verb} would remove {total} stack instance(s) in {len(removing)} stack set(s); continue?",
+            yes,
+            f"re-run with --yes to {verb} (or change the manifest)",
+        )
 
     # ------------------------------------------------------------------ execution
 
@@ -238,7 +261,9 @@ class Rollout:
                         failed = sorted(d for d in deps[name] if not outcomes[d].ok)
                         item = planned[name]
                         if failed:
-                            outcomes[name] = Outcome(name, "skipped", message=f"not run: {', '.join(failed)} did not succeed")
+                            outcomes[name] = Outcome(
+                                name, "skipped", message=f"not run: {', '.join(failed)} did not succeed"
+                            )
                             self.reporter.finish(name, outcomes[name].message)
                         elif item.plan.action == "blocked":
                             outcomes[name] = Outcome(name, "blocked", message=item.plan.blocked_reason or "")
@@ -279,7 +304,9 @@ class Rollout:
                     if result.iam_propagation_only and iam_retries < len(self.iam_retry_delays):
                         delay = self.iam_retry_delays[iam_retries]
                         iam_retries += 1
-                        self.reporter.line(f"{spec.name}: roles not assumable yet (IAM propagation); retrying in {delay:.0f}s")
+                        self.reporter.line(
+                            f"{spec.name}: roles not assumable yet (IAM propagation); retrying in {delay:.0f}s"
+                        )
                         self.adapter.poll.sleep(delay)
                         retry = True
                         break
@@ -308,10 +335,11 @@ class Rollout:
 
 def _summary(outcome: Outcome) -> str:
     if outcome.result == "failed":
-        return f"FAILED: {outcome.message}" + (f" ({len(outcome.failures)} instance(s) failed)" if outcome.failures else "")
+        return f"FAILED: {outcome.message}" + (
+            f" ({len(outcome.failures)} instance(s) failed)" if outcome.failures else ""
+        )
     return outcome.result + (f": {outcome.message}" if outcome.message else "")
 
 
 def blocked(planned: dict[str, Planned]) -> list[Planned]:
     return [p for p in planned.values() if p.plan.action == "blocked"]
-

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Callable
 from urllib.parse import quote, urlparse
 
 import boto3
@@ -37,7 +37,14 @@ from deploy.catalog import (
 from deploy.clients import Clients
 from deploy.errors import InputError, RolloutError
 
-_PRODUCT_FIELDS = {"Owner": "Owner", "ShortDescription": "Description", "Distributor": "Distributor", "SupportDescription": "SupportDescription", "SupportEmail": "SupportEmail", "SupportUrl": "SupportUrl"}
+_PRODUCT_FIELDS = {
+    "Owner": "Owner",
+    "ShortDescription": "Description",
+    "Distributor": "Distributor",
+    "SupportDescription": "SupportDescription",
+    "SupportEmail": "SupportEmail",
+    "SupportUrl": "SupportUrl",
+}
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
 
 
@@ -102,7 +109,9 @@ class CatalogPublisher:
         try:
             caller = self._client("sts").get_caller_identity()
         except (NoCredentialsError, PartialCredentialsError) as error:
-            raise InputError(f"no usable AWS credentials ({error}); configure a profile or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY") from None
+            raise InputError(
+                f"no usable AWS credentials ({error}); configure a profile or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
+            ) from None
         except NoRegionError:
             raise InputError("no AWS region: set 'region' in the catalog, or AWS_REGION") from None
         except ClientError as error:
@@ -131,7 +140,10 @@ class CatalogPublisher:
                     found = by_name.get(accounts[index], [])
                     if len(found) != 1:
                         problem = "no account" if not found else f"{len(found)} accounts ({', '.join(found)})"
-                        raise invalid(f"{problem} of the caller's Organization is named {accounts[index]!r}; use the 12-digit account id", f"shares.accounts[{index}]")
+                        raise invalid(
+                            f"{problem} of the caller's Organization is named {accounts[index]!r}; use the 12-digit account id",
+                            f"shares.accounts[{index}]",
+                        )
                     accounts[index] = found[0]
             ous = []
             for index, ou in enumerate(shares.organizational_units):
@@ -141,14 +153,18 @@ class CatalogPublisher:
                         org.describe_organizational_unit(OrganizationalUnitId=ou)
                     except ClientError as error:
                         if _code(error) in ("OrganizationalUnitNotFoundException", "InvalidInputException"):
-                            raise invalid(f"organizational unit {ou} not found in the caller's Organization", key) from None
+                            raise invalid(
+                                f"organizational unit {ou} not found in the caller's Organization", key
+                            ) from None
                         raise
                     ous.append(ou)
                 else:
                     ous.append(self._ou_by_path(org, ou, invalid, key))
         except ClientError as error:
             if _code(error) == "AWSOrganizationsNotInUseException":
-                raise invalid("the publishing account is in no Organization: share with account ids only", "shares") from None
+                raise invalid(
+                    "the publishing account is in no Organization: share with account ids only", "shares"
+                ) from None
             raise
         return replace(catalog, shares=replace(shares, accounts=tuple(accounts), organizational_units=tuple(ous)))
 
@@ -158,7 +174,11 @@ class CatalogPublisher:
         walked = ""
         for name in path.strip("/").split("/"):
             walked += f"/{name}"
-            children = org.get_paginator("list_organizational_units_for_parent").paginate(ParentId=parent).search("OrganizationalUnits[]")
+            children = (
+                org.get_paginator("list_organizational_units_for_parent")
+                .paginate(ParentId=parent)
+                .search("OrganizationalUnits[]")
+            )
             match = next((ou["Id"] for ou in children if ou["Name"] == name), None)
             if match is None:
                 raise invalid(f"no organizational unit at {walked} in the caller's Organization", key)
@@ -181,15 +201,22 @@ class CatalogPublisher:
                 inside = [p for p in matches if p["ProductId"] in in_portfolio]
                 if len(inside) != 1:
                     ids = ", ".join(p["ProductId"] for p in matches)
-                    raise RolloutError(f"{len(matches)} products are named {spec.name!r} ({ids}) and not exactly one is in portfolio {catalog.portfolio_name!r}: delete or rename the extra ones")
+                    raise RolloutError(
+                        f"{len(matches)} products are named {spec.name!r} ({ids}) and not exactly one is in portfolio {catalog.portfolio_name!r}: delete or rename the extra ones"
+                    )
                 matches = inside
             if matches:
                 products[spec.name] = self._read_product(matches[0]["ProductId"], in_portfolio)
         if portfolio:
             known = {p.id for p in products.values()}
-            foreign = tuple(self._read_product(pid, in_portfolio, artifacts=False) for pid in sorted(in_portfolio - known))
+            foreign = tuple(
+                self._read_product(pid, in_portfolio, artifacts=False) for pid in sorted(in_portfolio - known)
+            )
             constraints = self._read_constraints(portfolio.id)
-            principals = frozenset((p["PrincipalARN"], p["PrincipalType"]) for p in self._paginate("list_principals_for_portfolio", "Principals", PortfolioId=portfolio.id))
+            principals = frozenset(
+                (p["PrincipalARN"], p["PrincipalType"])
+                for p in self._paginate("list_principals_for_portfolio", "Principals", PortfolioId=portfolio.id)
+            )
             account_shares, node_shares = self._read_shares(portfolio.id)
         organization_id = access = None
         if catalog.shares.organization:
@@ -202,10 +229,19 @@ class CatalogPublisher:
                 if account in account_shares and account_shares[account].accepted:
                     recipient = self._recipient_client(identity, account, catalog.shares.accept_role)
                     pages = recipient.get_paginator("list_principals_for_portfolio").paginate(PortfolioId=portfolio.id)
-                    recipients[account] = frozenset((p["PrincipalARN"], p["PrincipalType"]) for p in pages.search("Principals[]"))
+                    recipients[account] = frozenset(
+                        (p["PrincipalARN"], p["PrincipalType"]) for p in pages.search("Principals[]")
+                    )
         in_use = frozenset()
         if any(p.versions.keep is not None for p in catalog.products) and products:
-            in_use = frozenset(p.get("ProvisioningArtifactId") for p in self._paginate("scan_provisioned_products", "ProvisionedProducts", AccessLevelFilter={"Key": "Account", "Value": "self"}))
+            in_use = frozenset(
+                p.get("ProvisioningArtifactId")
+                for p in self._paginate(
+                    "scan_provisioned_products",
+                    "ProvisionedProducts",
+                    AccessLevelFilter={"Key": "Account", "Value": "self"},
+                )
+            )
         return LiveState(
             bucket_name=bucket_name,
             bucket=bucket,
@@ -232,10 +268,15 @@ class CatalogPublisher:
         except ClientError as error:
             if _code(error) in _NOT_FOUND:
                 return BucketState()
-            raise RolloutError(f"bucket {name} exists but this account cannot use it ({_code(error)}): set bucket.name in the catalog to a bucket of yours") from None
+            raise RolloutError(
+                f"bucket {name} exists but this account cannot use it ({_code(error)}): set bucket.name in the catalog to a bucket of yours"
+            ) from None
         try:
             rules = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"]
-            encrypted = any(r.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm", "").startswith("aws:kms") for r in rules)
+            encrypted = any(
+                r.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm", "").startswith("aws:kms")
+                for r in rules
+            )
         except ClientError as error:
             if _code(error) != "ServerSideEncryptionConfigurationNotFoundError":
                 raise
@@ -243,7 +284,10 @@ class CatalogPublisher:
         versioned = s3.get_bucket_versioning(Bucket=name).get("Status") == "Enabled"
         try:
             block = s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"]
-            blocked = all(block.get(k) for k in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"))
+            blocked = all(
+                block.get(k)
+                for k in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
+            )
         except ClientError as error:
             if _code(error) != "NoSuchPublicAccessBlockConfiguration":
                 raise
@@ -256,21 +300,37 @@ class CatalogPublisher:
             except ClientError as error:
                 if _code(error) not in _NOT_FOUND:
                     raise
-        return BucketState(exists=True, encrypted=encrypted, versioned=versioned, public_access_blocked=blocked, keys=frozenset(keys))
+        return BucketState(
+            exists=True, encrypted=encrypted, versioned=versioned, public_access_blocked=blocked, keys=frozenset(keys)
+        )
 
     def _read_portfolio(self, catalog: Catalog) -> PortfolioState | None:
-        matches = [p for p in self._paginate("list_portfolios", "PortfolioDetails") if p["DisplayName"] == catalog.portfolio_name]
+        matches = [
+            p
+            for p in self._paginate("list_portfolios", "PortfolioDetails")
+            if p["DisplayName"] == catalog.portfolio_name
+        ]
         if not matches:
             return None
         if len(matches) > 1:
-            raise RolloutError(f"{len(matches)} portfolios are named {catalog.portfolio_name!r} ({', '.join(p['Id'] for p in matches)}): delete or rename the extra ones")
+            raise RolloutError(
+                f"{len(matches)} portfolios are named {catalog.portfolio_name!r} ({', '.join(p['Id'] for p in matches)}): delete or rename the extra ones"
+            )
         described = self.sc.describe_portfolio(Id=matches[0]["Id"])
         detail = described["PortfolioDetail"]
-        return PortfolioState(id=detail["Id"], name=detail["DisplayName"], description=detail.get("Description", ""), provider=detail.get("ProviderName", ""), tags=_tags(described.get("Tags")))
+        return PortfolioState(
+            id=detail["Id"],
+            name=detail["DisplayName"],
+            description=detail.get("Description", ""),
+            provider=detail.get("ProviderName", ""),
+            tags=_tags(described.get("Tags")),
+        )
 
     def _search_products(self, portfolio_id: str | None = None) -> list[dict]:
         kwargs = {"PortfolioId": portfolio_id} if portfolio_id else {}
-        return [d["ProductViewSummary"] for d in self._paginate("search_products_as_admin", "ProductViewDetails", **kwargs)]
+        return [
+            d["ProductViewSummary"] for d in self._paginate("search_products_as_admin", "ProductViewDetails", **kwargs)
+        ]
 
     def _read_product(self, product_id: str, in_portfolio: set, artifacts: bool = True) -> ProductState:
         described = self.sc.describe_product_as_admin(Id=product_id)
@@ -281,10 +341,23 @@ class CatalogPublisher:
             # ListProvisioningArtifacts has no pagination: one call returns every version.
             details = self.sc.list_provisioning_artifacts(ProductId=product_id).get("ProvisioningArtifactDetails", [])
             found = tuple(
-                ArtifactState(id=d["Id"], name=d.get("Name", ""), created=_created(d.get("CreatedTime")), active=d.get("Active", True), guidance=d.get("Guidance", "DEFAULT"))
+                ArtifactState(
+                    id=d["Id"],
+                    name=d.get("Name", ""),
+                    created=_created(d.get("CreatedTime")),
+                    active=d.get("Active", True),
+                    guidance=d.get("Guidance", "DEFAULT"),
+                )
                 for d in details
             )
-        return ProductState(id=product_id, name=summary["Name"], fields=fields, tags=_tags(described.get("Tags")), artifacts=found, in_portfolio=product_id in in_portfolio)
+        return ProductState(
+            id=product_id,
+            name=summary["Name"],
+            fields=fields,
+            tags=_tags(described.get("Tags")),
+            artifacts=found,
+            in_portfolio=product_id in in_portfolio,
+        )
 
     def _read_constraints(self, portfolio_id: str) -> tuple[ConstraintState, ...]:
         out = []
@@ -296,7 +369,14 @@ class CatalogPublisher:
                     parameters = json.loads(raw)
                 except ValueError:
                     parameters = {"unparsed": raw}
-            out.append(ConstraintState(id=detail["ConstraintId"], product_id=detail["ProductId"], type=detail["Type"], parameters=parameters))
+            out.append(
+                ConstraintState(
+                    id=detail["ConstraintId"],
+                    product_id=detail["ProductId"],
+                    type=detail["Type"],
+                    parameters=parameters,
+                )
+            )
         return tuple(out)
 
     def _read_shares(self, portfolio_id: str) -> tuple[dict, dict]:
@@ -309,11 +389,18 @@ class CatalogPublisher:
                     page = self.sc.describe_portfolio_shares(**kwargs)
                 except ClientError as error:
                     # An account outside an Organization has no organization shares to list.
-                    if share_type == "ACCOUNT" or _code(error) not in ("InvalidParametersException", "OperationNotSupportedException"):
+                    if share_type == "ACCOUNT" or _code(error) not in (
+                        "InvalidParametersException",
+                        "OperationNotSupportedException",
+                    ):
                         raise
                     break
                 for detail in page.get("PortfolioShareDetails", []):
-                    state = ShareState(share_principals=detail.get("SharePrincipals", False), share_tag_options=detail.get("ShareTagOptions", False), accepted=detail.get("Accepted", False))
+                    state = ShareState(
+                        share_principals=detail.get("SharePrincipals", False),
+                        share_tag_options=detail.get("ShareTagOptions", False),
+                        accepted=detail.get("Accepted", False),
+                    )
                     if share_type == "ACCOUNT":
                         accounts[detail["PrincipalId"]] = state
                     else:
@@ -329,13 +416,27 @@ class CatalogPublisher:
         """The HTTPS URL Service Catalog loads the template from (path style off AWS, e.g. locally)."""
         endpoint = self.s3.meta.endpoint_url.rstrip("/")
         host = urlparse(endpoint).hostname or ""
-        if host.startswith("s3") and (host.endswith(".amazonaws.com") or host.endswith(".amazonaws.com.cn")) and "." not in bucket:
+        if (
+            host.startswith("s3")
+            and (host.endswith(".amazonaws.com") or host.endswith(".amazonaws.com.cn"))
+            and "." not in bucket
+        ):
             return f"https://{bucket}.{host}/{quote(key)}"
         return f"{endpoint}/{bucket}/{quote(key)}"
 
-    def execute(self, plan: Plan, catalog: Catalog, state: LiveState, identity: Identity, progress: Callable[[Action], None] | None = None) -> ExecutionResult:
+    def execute(
+        self,
+        plan: Plan,
+        catalog: Catalog,
+        state: LiveState,
+        identity: Identity,
+        progress: Callable[[Action], None] | None = None,
+    ) -> ExecutionResult:
         """Carry out ``plan`` in order; raise PublishFailed at the first failed call."""
-        result = ExecutionResult(portfolio_id=state.portfolio.id if state.portfolio else None, product_ids={name: p.id for name, p in state.products.items()})
+        result = ExecutionResult(
+            portfolio_id=state.portfolio.id if state.portfolio else None,
+            product_ids={name: p.id for name, p in state.products.items()},
+        )
         bodies = {str(p.path): p.body for p in catalog.products}
         for action in plan.actions:
             if progress:
@@ -343,8 +444,14 @@ class CatalogPublisher:
             try:
                 outcome = getattr(self, f"_do_{action.op}")(action, result, catalog, identity, bodies) or {}
             except ClientError as error:
-                result.failed = {**action.to_dict(), "error": _code(error), "message": error.response.get("Error", {}).get("Message", str(error))}
-                raise PublishFailed(f"{action.op} {action.target} failed: {_code(error)}: {result.failed['message']}", result) from None
+                result.failed = {
+                    **action.to_dict(),
+                    "error": _code(error),
+                    "message": error.response.get("Error", {}).get("Message", str(error)),
+                }
+                raise PublishFailed(
+                    f"{action.op} {action.target} failed: {_code(error)}: {result.failed['message']}", result
+                ) from None
             result.done.append({**action.to_dict(), **outcome})
         return result
 
@@ -361,22 +468,51 @@ class CatalogPublisher:
         default = {"SSEAlgorithm": "aws:kms"}
         if catalog.kms_key_id:
             default["KMSMasterKeyID"] = catalog.kms_key_id
-        self.s3.put_bucket_encryption(Bucket=action.target, ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": default, "BucketKeyEnabled": True}]})
+        self.s3.put_bucket_encryption(
+            Bucket=action.target,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": default, "BucketKeyEnabled": True}]
+            },
+        )
 
     def _do_put_bucket_versioning(self, action, result, catalog, identity, bodies):
         self.s3.put_bucket_versioning(Bucket=action.target, VersioningConfiguration={"Status": "Enabled"})
 
     def _do_put_public_access_block(self, action, result, catalog, identity, bodies):
-        self.s3.put_public_access_block(Bucket=action.target, PublicAccessBlockConfiguration={"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True})
+        self.s3.put_public_access_block(
+            Bucket=action.target,
+            PublicAccessBlockConfiguration={
+                "BlockPublicAcls": True,
+                "IgnorePublicAcls": True,
+                "BlockPublicPolicy": True,
+                "RestrictPublicBuckets": True,
+            },
+        )
 
     def _do_upload_template(self, action, result, catalog, identity, bodies):
         p = action.params
-        kwargs = {"ServerSideEncryption": "aws:kms", **({"SSEKMSKeyId": catalog.kms_key_id} if catalog.kms_key_id else {})}
-        self.s3.put_object(Bucket=p["bucket"], Key=p["key"], Body=bodies[p["path"]], ContentType="application/x-yaml", Metadata={"sha256": p["sha256"]}, **kwargs)
+        kwargs = {
+            "ServerSideEncryption": "aws:kms",
+            **({"SSEKMSKeyId": catalog.kms_key_id} if catalog.kms_key_id else {}),
+        }
+        self.s3.put_object(
+            Bucket=p["bucket"],
+            Key=p["key"],
+            Body=bodies[p["path"]],
+            ContentType="application/x-yaml",
+            Metadata={"sha256": p["sha256"]},
+            **kwargs,
+        )
 
     def _do_create_portfolio(self, action, result, catalog, identity, bodies):
         p = action.params
-        detail = self.sc.create_portfolio(DisplayName=action.target, ProviderName=p["provider"], Description=p["description"], Tags=_tag_list(p["tags"]), IdempotencyToken=str(uuid.uuid4()))["PortfolioDetail"]
+        detail = self.sc.create_portfolio(
+            DisplayName=action.target,
+            ProviderName=p["provider"],
+            Description=p["description"],
+            Tags=_tag_list(p["tags"]),
+            IdempotencyToken=str(uuid.uuid4()),
+        )["PortfolioDetail"]
         result.portfolio_id = detail["Id"]
         return {"id": detail["Id"]}
 
@@ -392,14 +528,23 @@ class CatalogPublisher:
         self.sc.update_portfolio(**kwargs)
 
     def _artifact_parameters(self, p: dict) -> dict:
-        return {"Name": p["version"], "Description": p["description"], "Type": "CLOUD_FORMATION_TEMPLATE", "Info": {"LoadTemplateFromURL": self.template_url(p["bucket"], p["key"])}}
+        return {
+            "Name": p["version"],
+            "Description": p["description"],
+            "Type": "CLOUD_FORMATION_TEMPLATE",
+            "Info": {"LoadTemplateFromURL": self.template_url(p["bucket"], p["key"])},
+        }
 
     def _do_create_product(self, action, result, catalog, identity, bodies):
         p = action.params
         fields = {k: v for k, v in p["fields"].items() if v}
         response = self.sc.create_product(
-            Name=p["product"], ProductType="CLOUD_FORMATION_TEMPLATE", Tags=_tag_list(p["tags"]),
-            ProvisioningArtifactParameters=self._artifact_parameters(p), IdempotencyToken=str(uuid.uuid4()), **fields,
+            Name=p["product"],
+            ProductType="CLOUD_FORMATION_TEMPLATE",
+            Tags=_tag_list(p["tags"]),
+            ProvisioningArtifactParameters=self._artifact_parameters(p),
+            IdempotencyToken=str(uuid.uuid4()),
+            **fields,
         )
         product_id = response["ProductViewDetail"]["ProductViewSummary"]["ProductId"]
         version_id = response.get("ProvisioningArtifactDetail", {}).get("Id")
@@ -418,13 +563,19 @@ class CatalogPublisher:
 
     def _do_create_version(self, action, result, catalog, identity, bodies):
         p = action.params
-        detail = self.sc.create_provisioning_artifact(ProductId=self._product_id(result, p["product"]), Parameters=self._artifact_parameters(p), IdempotencyToken=str(uuid.uuid4()))["ProvisioningArtifactDetail"]
+        detail = self.sc.create_provisioning_artifact(
+            ProductId=self._product_id(result, p["product"]),
+            Parameters=self._artifact_parameters(p),
+            IdempotencyToken=str(uuid.uuid4()),
+        )["ProvisioningArtifactDetail"]
         result.version_ids[p["product"]] = detail["Id"]
         return {"version_id": detail["Id"]}
 
     def _set_active(self, action, result, active: bool):
         p = action.params
-        self.sc.update_provisioning_artifact(ProductId=self._product_id(result, p["product"]), ProvisioningArtifactId=p["version_id"], Active=active)
+        self.sc.update_provisioning_artifact(
+            ProductId=self._product_id(result, p["product"]), ProvisioningArtifactId=p["version_id"], Active=active
+        )
 
     def _do_activate_version(self, action, result, catalog, identity, bodies):
         self._set_active(action, result, True)
@@ -435,7 +586,9 @@ class CatalogPublisher:
     def _do_delete_version(self, action, result, catalog, identity, bodies):
         p = action.params
         try:
-            self.sc.delete_provisioning_artifact(ProductId=self._product_id(result, p["product"]), ProvisioningArtifactId=p["version_id"])
+            self.sc.delete_provisioning_artifact(
+                ProductId=self._product_id(result, p["product"]), ProvisioningArtifactId=p["version_id"]
+            )
         except ClientError as error:
             # A provisioned product we could not see (another account's) still uses it: keep it.
             if _code(error) != "ResourceInUseException":
@@ -443,13 +596,19 @@ class CatalogPublisher:
             return {"skipped": "in use by a provisioned product"}
 
     def _do_associate_product(self, action, result, catalog, identity, bodies):
-        self.sc.associate_product_with_portfolio(ProductId=self._product_id(result, action.params["product"]), PortfolioId=result.portfolio_id)
+        self.sc.associate_product_with_portfolio(
+            ProductId=self._product_id(result, action.params["product"]), PortfolioId=result.portfolio_id
+        )
 
     def _do_create_launch_constraint(self, action, result, catalog, identity, bodies):
         p = action.params
         detail = self.sc.create_constraint(
-            PortfolioId=result.portfolio_id, ProductId=self._product_id(result, p["product"]), Type="LAUNCH",
-            Parameters=json.dumps(p["parameters"], sort_keys=True), Description="Launch role: users need no rights on the product's resources", IdempotencyToken=str(uuid.uuid4()),
+            PortfolioId=result.portfolio_id,
+            ProductId=self._product_id(result, p["product"]),
+            Type="LAUNCH",
+            Parameters=json.dumps(p["parameters"], sort_keys=True),
+            Description="Launch role: users need no rights on the product's resources",
+            IdempotencyToken=str(uuid.uuid4()),
         )["ConstraintDetail"]
         return {"constraint_id": detail["ConstraintId"]}
 
@@ -461,13 +620,19 @@ class CatalogPublisher:
         self.sc.delete_constraint(Id=action.params["constraint_id"])
 
     def _do_disassociate_product(self, action, result, catalog, identity, bodies):
-        self.sc.disassociate_product_from_portfolio(ProductId=action.params["product_id"], PortfolioId=result.portfolio_id)
+        self.sc.disassociate_product_from_portfolio(
+            ProductId=action.params["product_id"], PortfolioId=result.portfolio_id
+        )
 
     def _do_associate_principal(self, action, result, catalog, identity, bodies):
-        self.sc.associate_principal_with_portfolio(PortfolioId=result.portfolio_id, PrincipalARN=action.params["arn"], PrincipalType=action.params["type"])
+        self.sc.associate_principal_with_portfolio(
+            PortfolioId=result.portfolio_id, PrincipalARN=action.params["arn"], PrincipalType=action.params["type"]
+        )
 
     def _do_disassociate_principal(self, action, result, catalog, identity, bodies):
-        self.sc.disassociate_principal_from_portfolio(PortfolioId=result.portfolio_id, PrincipalARN=action.params["arn"], PrincipalType=action.params["type"])
+        self.sc.disassociate_principal_from_portfolio(
+            PortfolioId=result.portfolio_id, PrincipalARN=action.params["arn"], PrincipalType=action.params["type"]
+        )
 
     def _do_enable_organizations_access(self, action, result, catalog, identity, bodies):
         self.sc.enable_aws_organizations_access()
@@ -479,12 +644,22 @@ class CatalogPublisher:
 
     def _do_create_share(self, action, result, catalog, identity, bodies):
         p = action.params
-        response = self.sc.create_portfolio_share(PortfolioId=result.portfolio_id, ShareTagOptions=p["share_tag_options"], SharePrincipals=p["share_principals"], **self._share_target(p))
+        response = self.sc.create_portfolio_share(
+            PortfolioId=result.portfolio_id,
+            ShareTagOptions=p["share_tag_options"],
+            SharePrincipals=p["share_principals"],
+            **self._share_target(p),
+        )
         return {"share_token": response["PortfolioShareToken"]} if response.get("PortfolioShareToken") else {}
 
     def _do_update_share(self, action, result, catalog, identity, bodies):
         p = action.params
-        self.sc.update_portfolio_share(PortfolioId=result.portfolio_id, ShareTagOptions=p["share_tag_options"], SharePrincipals=p["share_principals"], **self._share_target(p))
+        self.sc.update_portfolio_share(
+            PortfolioId=result.portfolio_id,
+            ShareTagOptions=p["share_tag_options"],
+            SharePrincipals=p["share_principals"],
+            **self._share_target(p),
+        )
 
     def _do_delete_share(self, action, result, catalog, identity, bodies):
         self.sc.delete_portfolio_share(PortfolioId=result.portfolio_id, **self._share_target(action.params))
@@ -494,17 +669,30 @@ class CatalogPublisher:
         cache = self._recipients
         if account not in cache:
             role_arn = f"arn:{identity.partition}:iam::{account}:role/{role}"
-            credentials = self._client("sts").assume_role(RoleArn=role_arn, RoleSessionName="sm-deploy-accept-portfolio-share")["Credentials"]
-            session = boto3.session.Session(aws_access_key_id=credentials["AccessKeyId"], aws_secret_access_key=credentials["SecretAccessKey"], aws_session_token=credentials["SessionToken"], region_name=self.region)
-            cache[account] = Clients(session=session, counter=self.clients.counter, config=self.clients.config).client("servicecatalog", self.region)
+            credentials = self._client("sts").assume_role(
+                RoleArn=role_arn, RoleSessionName="sm-deploy-accept-portfolio-share"
+            )["Credentials"]
+            session = boto3.session.Session(
+                aws_access_key_id=credentials["AccessKeyId"],
+                aws_secret_access_key=credentials["SecretAccessKey"],
+                aws_session_token=credentials["SessionToken"],
+                region_name=self.region,
+            )
+            cache[account] = Clients(session=session, counter=self.clients.counter, config=self.clients.config).client(
+                "servicecatalog", self.region
+            )
         return cache[account]
 
     def _do_accept_share(self, action, result, catalog, identity, bodies):
         """Accept the share in the recipient account, as the role the catalog names there."""
         p = action.params
-        self._recipient_client(identity, p["account"], p["role"]).accept_portfolio_share(PortfolioId=result.portfolio_id, PortfolioShareType="IMPORTED")
+        self._recipient_client(identity, p["account"], p["role"]).accept_portfolio_share(
+            PortfolioId=result.portfolio_id, PortfolioShareType="IMPORTED"
+        )
 
     def _do_associate_recipient_principal(self, action, result, catalog, identity, bodies):
         p = action.params
         recipient = self._recipient_client(identity, p["account"], p["role"])
-        recipient.associate_principal_with_portfolio(PortfolioId=result.portfolio_id, PrincipalARN=p["arn"], PrincipalType=p["type"])
+        recipient.associate_principal_with_portfolio(
+            PortfolioId=result.portfolio_id, PrincipalARN=p["arn"], PrincipalType=p["type"]
+        )

@@ -18,9 +18,9 @@ import re
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable
 
 from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError, PartialCredentialsError
 
@@ -106,7 +106,9 @@ def _code(error: ClientError) -> str:
 class StackSets:
     """Stack set reads and writes for one manifest's admin region."""
 
-    def __init__(self, clients: Clients, manifest: Manifest, poll: PollPolicy | None = None, stop: threading.Event | None = None):
+    def __init__(
+        self, clients: Clients, manifest: Manifest, poll: PollPolicy | None = None, stop: threading.Event | None = None
+    ):
         self.clients = clients
         self.manifest = manifest
         self.region = manifest.admin_region
@@ -137,7 +139,10 @@ class StackSets:
             try:
                 identity = self.clients.client("sts", self.region).get_caller_identity()
             except (NoCredentialsError, PartialCredentialsError, NoRegionError) as error:
-                raise InputError(f"no usable AWS credentials ({error}); configure a profile or the AWS_* variables", self.manifest.path) from None
+                raise InputError(
+                    f"no usable AWS credentials ({error}); configure a profile or the AWS_* variables",
+                    self.manifest.path,
+                ) from None
             except ClientError as error:
                 raise InputError(f"the AWS credentials were refused: {error}", self.manifest.path) from None
             self._account_id = identity["Account"]
@@ -145,7 +150,9 @@ class StackSets:
         if expected and self._account_id != expected:
             raise InputError(
                 f"the credentials are for account {self._account_id}, the manifest is for {expected}: switch profile or fix admin_account_id",
-                self.manifest.path, None, "admin_account_id",
+                self.manifest.path,
+                None,
+                "admin_account_id",
             )
         return self._account_id
 
@@ -169,17 +176,27 @@ class StackSets:
             roots = self.org.list_roots()["Roots"]
         except ClientError as error:
             stack_set, key, ref = next(r for r in self.manifest.references if r[2] == paths[0])
-            raise InputError(f"cannot resolve OU path '{ref}' through Organizations: {error}", self.manifest.path, f"stack set '{stack_set}'", key) from None
+            raise InputError(
+                f"cannot resolve OU path '{ref}' through Organizations: {error}",
+                self.manifest.path,
+                f"stack set '{stack_set}'",
+                key,
+            ) from None
         root = roots[0]["Id"]
         resolved = {}
         for path in paths:
             current = root
-            for segment in [s for s in path[len("ou:/"):].split("/") if s]:
+            for segment in [s for s in path[len("ou:/") :].split("/") if s]:
                 match = [ou for ou in self._children(current) if ou["Name"] == segment]
                 if not match:
                     stack_set, key, _ = next(r for r in self.manifest.references if r[2] == path)
                     names = ", ".join(sorted(ou["Name"] for ou in self._children(current))) or "none"
-                    raise InputError(f"OU path '{path}': no OU named '{segment}' there (children: {names})", self.manifest.path, f"stack set '{stack_set}'", key)
+                    raise InputError(
+                        f"OU path '{path}': no OU named '{segment}' there (children: {names})",
+                        self.manifest.path,
+                        f"stack set '{stack_set}'",
+                        key,
+                    )
                 current = match[0]["Id"]
             resolved[path] = current
         return resolved
@@ -198,12 +215,21 @@ class StackSets:
                         by_name.setdefault(account["Name"], []).append(account["Id"])
         except ClientError as error:
             stack_set, key, ref = next(r for r in self.manifest.references if r[2] == names[0])
-            raise InputError(f"cannot resolve '{ref}' through Organizations: {error}", self.manifest.path, f"stack set '{stack_set}'", key) from None
+            raise InputError(
+                f"cannot resolve '{ref}' through Organizations: {error}",
+                self.manifest.path,
+                f"stack set '{stack_set}'",
+                key,
+            ) from None
         for ref in names:
-            ids = by_name.get(ref[len("account:"):], [])
+            ids = by_name.get(ref[len("account:") :], [])
             if len(ids) != 1:
                 stack_set, key, _ = next(r for r in self.manifest.references if r[2] == ref)
-                problem = "no active account of that name in the Organization" if not ids else f"{len(ids)} accounts share that name: use the id"
+                problem = (
+                    "no active account of that name in the Organization"
+                    if not ids
+                    else f"{len(ids)} accounts share that name: use the id"
+                )
                 raise InputError(f"'{ref}': {problem}", self.manifest.path, f"stack set '{stack_set}'", key)
             resolved[ref] = ids[0]
         return resolved
@@ -255,7 +281,13 @@ class StackSets:
         page = self.cfn.list_stack_set_operations(StackSetName=name, CallAs=call_as, MaxResults=100)
         summaries = page.get("Summaries", [])
         if page.get("NextToken") and summaries and _latest(summaries).operation_id != summaries[0]["OperationId"]:
-            summaries = summaries + [{"OperationId": "order-unknown", "Status": "UNKNOWN", "CreationTimestamp": max(s["CreationTimestamp"] for s in summaries)}]
+            summaries = summaries + [
+                {
+                    "OperationId": "order-unknown",
+                    "Status": "UNKNOWN",
+                    "CreationTimestamp": max(s["CreationTimestamp"] for s in summaries),
+                }
+            ]
         return summaries
 
     def wait_for_running(self, name: str, call_as: str, operations: list[dict], on_wait=None) -> bool:
@@ -291,14 +323,20 @@ class StackSets:
             exists=True,
             tags=tags,
             template_body=described.get("TemplateBody"),
-            parameters=tuple(sorted((p["ParameterKey"], p.get("ParameterValue", "")) for p in described.get("Parameters", []))),
+            parameters=tuple(
+                sorted((p["ParameterKey"], p.get("ParameterValue", "")) for p in described.get("Parameters", []))
+            ),
             description=described.get("Description"),
             capabilities=tuple(sorted(described.get("Capabilities", []))),
             permission_model=described.get("PermissionModel") or "SELF_MANAGED",
-            auto_deployment=(bool(auto.get("Enabled")), bool(auto.get("RetainStacksOnAccountRemoval"))) if auto else None,
+            auto_deployment=(bool(auto.get("Enabled")), bool(auto.get("RetainStacksOnAccountRemoval")))
+            if auto
+            else None,
             administration_role_arn=described.get("AdministrationRoleARN"),
             execution_role_name=described.get("ExecutionRoleName"),
-            organizational_unit_ids=tuple(described["OrganizationalUnitIds"]) if "OrganizationalUnitIds" in described else None,
+            organizational_unit_ids=tuple(described["OrganizationalUnitIds"])
+            if "OrganizationalUnitIds" in described
+            else None,
             last_operation=last,
             running_operations=running,
         )
@@ -323,7 +361,9 @@ class StackSets:
         """Accounts of each target OU, child OUs included, the management account excluded
         (service-managed stack sets never deploy there). Read only when instances are read."""
         management = self._management_account()
-        return tuple((ou, tuple(sorted(self._accounts_under(ou) - {management}))) for ou in sorted(spec.organizational_units))
+        return tuple(
+            (ou, tuple(sorted(self._accounts_under(ou) - {management}))) for ou in sorted(spec.organizational_units)
+        )
 
     def _management_account(self) -> str | None:
         with self._lock:
@@ -355,7 +395,9 @@ class StackSets:
                 )
         return out
 
-    def _attribute_ous(self, spec: StackSetSpec, live: LiveStackSet, instances: list[LiveInstance]) -> list[LiveInstance]:
+    def _attribute_ous(
+        self, spec: StackSetSpec, live: LiveStackSet, instances: list[LiveInstance]
+    ) -> list[LiveInstance]:
         """Fill the OU of instances CloudFormation did not report one for (the emulator)."""
         unknown = sorted({i.account for i in instances if i.ou is None})
         if not unknown:
@@ -366,7 +408,9 @@ class StackSets:
                 owner.setdefault(account, ou)
         rest = [a for a in unknown if a not in owner]
         owner.update(self.account_parents(rest))
-        return [i if i.ou is not None else LiveInstance(**{**i.__dict__, "ou": owner.get(i.account)}) for i in instances]
+        return [
+            i if i.ou is not None else LiveInstance(**{**i.__dict__, "ou": owner.get(i.account)}) for i in instances
+        ]
 
     def _read_overrides(self, spec: StackSetSpec, instances: list[LiveInstance]) -> list[LiveInstance]:
         """Read ParameterOverrides of the instances whose overrides may matter (one call each)."""
@@ -376,11 +420,22 @@ class StackSets:
 
         def describe(inst: LiveInstance) -> LiveInstance:
             data = self.cfn.describe_stack_instance(
-                StackSetName=spec.name, StackInstanceAccount=inst.account, StackInstanceRegion=inst.region, CallAs=spec.call_as
+                StackSetName=spec.name,
+                StackInstanceAccount=inst.account,
+                StackInstanceRegion=inst.region,
+                CallAs=spec.call_as,
             )["StackInstance"]
             raw = data.get("ParameterOverrides") or []
-            overrides = tuple(sorted((p["ParameterKey"], p.get("ParameterValue", "")) for p in raw if isinstance(p, dict) and "ParameterKey" in p))
-            return LiveInstance(**{**inst.__dict__, "overrides": overrides, "ou": inst.ou or data.get("OrganizationalUnitId")})
+            overrides = tuple(
+                sorted(
+                    (p["ParameterKey"], p.get("ParameterValue", ""))
+                    for p in raw
+                    if isinstance(p, dict) and "ParameterKey" in p
+                )
+            )
+            return LiveInstance(
+                **{**inst.__dict__, "overrides": overrides, "ou": inst.ou or data.get("OrganizationalUnitId")}
+            )
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             read = {(i.account, i.region): i for i in pool.map(describe, needed)}
@@ -471,7 +526,13 @@ class StackSets:
         except ClientError as error:
             if _code(error) not in ("404", "NoSuchKey", "NotFound"):
                 raise
-            s3.put_object(Bucket=bucket, Key=key, Body=spec.template.body.encode("utf-8"), ContentType="text/yaml", ServerSideEncryption="AES256")
+            s3.put_object(
+                Bucket=bucket,
+                Key=key,
+                Body=spec.template.body.encode("utf-8"),
+                ContentType="text/yaml",
+                ServerSideEncryption="AES256",
+            )
         suffix = "amazonaws.com.cn" if self.region.startswith("cn-") else "amazonaws.com"
         return f"https://{bucket}.s3.{self.region}.{suffix}/{key}"
 
@@ -490,11 +551,20 @@ class StackSets:
             s3.create_bucket(**args)
             s3.put_public_access_block(
                 Bucket=bucket,
-                PublicAccessBlockConfiguration={"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True},
+                PublicAccessBlockConfiguration={
+                    "BlockPublicAcls": True,
+                    "IgnorePublicAcls": True,
+                    "BlockPublicPolicy": True,
+                    "RestrictPublicBuckets": True,
+                },
             )
             s3.put_bucket_encryption(
                 Bucket=bucket,
-                ServerSideEncryptionConfiguration={"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}]},
+                ServerSideEncryptionConfiguration={
+                    "Rules": [
+                        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}
+                    ]
+                },
             )
             s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
         with self._lock:
@@ -539,7 +609,10 @@ class StackSets:
             **self.template_source(spec),
         }
         if spec.service_managed:
-            args["AutoDeployment"] = {"Enabled": spec.auto_deployment, "RetainStacksOnAccountRemoval": spec.retain_stacks_on_account_removal}
+            args["AutoDeployment"] = {
+                "Enabled": spec.auto_deployment,
+                "RetainStacksOnAccountRemoval": spec.retain_stacks_on_account_removal,
+            }
         else:
             if spec.administration_role_arn:
                 args["AdministrationRoleARN"] = spec.administration_role_arn
@@ -557,27 +630,44 @@ class StackSets:
                 if _code(error) != "NameAlreadyExistsException":
                     raise RolloutError(f"{spec.name}: CreateStackSet failed: {error}") from None
                 described = self.describe(spec.name, spec.call_as)
-                owned = described and any(t["Key"] == OWNER_TAG and t["Value"] == OWNER_VALUE for t in described.get("Tags", []))
+                owned = described and any(
+                    t["Key"] == OWNER_TAG and t["Value"] == OWNER_VALUE for t in described.get("Tags", [])
+                )
                 if not owned:
-                    raise RolloutError(f"{spec.name}: a stack set of that name appeared meanwhile and is not ours") from None
+                    raise RolloutError(
+                        f"{spec.name}: a stack set of that name appeared meanwhile and is not ours"
+                    ) from None
             return OperationOutcome(step.operation_id, "SUCCEEDED")
         if step.kind == "delete_stack_set":
-            self._retrying_in_progress(spec, lambda: self.cfn.delete_stack_set(StackSetName=spec.name, CallAs=spec.call_as), on_wait)
+            self._retrying_in_progress(
+                spec, lambda: self.cfn.delete_stack_set(StackSetName=spec.name, CallAs=spec.call_as), on_wait
+            )
             return OperationOutcome(step.operation_id, "SUCCEEDED")
 
         common = {"StackSetName": spec.name, "CallAs": spec.call_as, "OperationId": step.operation_id}
         if step.kind == "update_stack_set":
-            args = {**self._stack_set_arguments(spec), **common, "OperationPreferences": self._preferences(spec, spec.regions)}
+            args = {
+                **self._stack_set_arguments(spec),
+                **common,
+                "OperationPreferences": self._preferences(spec, spec.regions),
+            }
             call = lambda: self.cfn.update_stack_set(**args)  # noqa: E731
         else:
-            args = {**common, **self._targets(spec, step), "Regions": list(step.regions), "OperationPreferences": self._preferences(spec, step.regions)}
+            args = {
+                **common,
+                **self._targets(spec, step),
+                "Regions": list(step.regions),
+                "OperationPreferences": self._preferences(spec, step.regions),
+            }
             if step.kind == "create_instances":
                 if step.overrides:
                     args["ParameterOverrides"] = [{"ParameterKey": k, "ParameterValue": v} for k, v in step.overrides]
                 call = lambda: self.cfn.create_stack_instances(**args)  # noqa: E731
             elif step.kind == "update_instances":
                 # An explicit list: keys left out go back to the stack set's value.
-                args["ParameterOverrides"] = [{"ParameterKey": k, "ParameterValue": v} for k, v in (step.overrides or ())]
+                args["ParameterOverrides"] = [
+                    {"ParameterKey": k, "ParameterValue": v} for k, v in (step.overrides or ())
+                ]
                 call = lambda: self.cfn.update_stack_instances(**args)  # noqa: E731
             elif step.kind == "delete_instances":
                 args["RetainStacks"] = spec.retain_stacks
@@ -590,7 +680,9 @@ class StackSets:
         final = self.wait(spec.name, operation_id, spec.call_as)
         return self.outcome(spec, operation_id, final)
 
-    def _retrying_in_progress(self, spec: StackSetSpec, call, on_wait=None, own_id: str | None = None, attempts: int = 30):
+    def _retrying_in_progress(
+        self, spec: StackSetSpec, call, on_wait=None, own_id: str | None = None, attempts: int = 30
+    ):
         for _ in range(attempts):
             try:
                 return call()
@@ -615,11 +707,15 @@ class StackSets:
         started = self.poll.clock()
         delays = self.poll.delays()
         while True:
-            op = self.cfn.describe_stack_set_operation(StackSetName=name, OperationId=operation_id, CallAs=call_as)["StackSetOperation"]
+            op = self.cfn.describe_stack_set_operation(StackSetName=name, OperationId=operation_id, CallAs=call_as)[
+                "StackSetOperation"
+            ]
             if op.get("Status") in FINAL_STATUSES:
                 return op
             if self.poll.clock() - started > self.poll.timeout:
-                raise RolloutError(f"{name}: operation {operation_id} still {op.get('Status')} after {self.poll.timeout:.0f}s; re-run to pick it up")
+                raise RolloutError(
+                    f"{name}: operation {operation_id} still {op.get('Status')} after {self.poll.timeout:.0f}s; re-run to pick it up"
+                )
             self._sleep(next(delays))
 
     def outcome(self, spec: StackSetSpec, operation_id: str, op: dict) -> OperationOutcome:
@@ -640,7 +736,14 @@ class StackSets:
         for page in paginator.paginate(StackSetName=name, OperationId=operation_id, CallAs=call_as):
             for result in page.get("Summaries", []):
                 if result.get("Status") in ("FAILED", "CANCELLED"):
-                    out.append(InstanceFailure(result.get("Account", "?"), result.get("Region", "?"), result["Status"], result.get("StatusReason", "")))
+                    out.append(
+                        InstanceFailure(
+                            result.get("Account", "?"),
+                            result.get("Region", "?"),
+                            result["Status"],
+                            result.get("StatusReason", ""),
+                        )
+                    )
         return out
 
     # ------------------------------------------------------------------ drift
@@ -650,7 +753,12 @@ class StackSets:
         op_id = f"ssd-drift-{uuid.uuid4().hex[:24]}"
         response = self._retrying_in_progress(
             spec,
-            lambda: self.cfn.detect_stack_set_drift(StackSetName=spec.name, OperationId=op_id, CallAs=spec.call_as, OperationPreferences=self._preferences(spec, spec.regions)),
+            lambda: self.cfn.detect_stack_set_drift(
+                StackSetName=spec.name,
+                OperationId=op_id,
+                CallAs=spec.call_as,
+                OperationPreferences=self._preferences(spec, spec.regions),
+            ),
             own_id=op_id,
         )
         op_id = (response or {}).get("OperationId") or op_id
@@ -679,7 +787,12 @@ class StackSets:
                                 "type": r.get("ResourceType"),
                                 "status": r.get("StackResourceDriftStatus"),
                                 "differences": [
-                                    {"path": d.get("PropertyPath"), "expected": d.get("ExpectedValue"), "actual": d.get("ActualValue"), "type": d.get("DifferenceType")}
+                                    {
+                                        "path": d.get("PropertyPath"),
+                                        "expected": d.get("ExpectedValue"),
+                                        "actual": d.get("ActualValue"),
+                                        "type": d.get("DifferenceType"),
+                                    }
                                     for d in r.get("PropertyDifferences", [])
                                 ],
                             }
@@ -694,7 +807,13 @@ class StackSets:
 def _latest(operations: list[dict]) -> LastOperation | None:
     if not operations:
         return None
-    latest = max(reversed(operations), key=lambda o: o["CreationTimestamp"])  # on a tie the last listed wins: the order marker, when present
+    latest = max(
+        reversed(operations), key=lambda o: o["CreationTimestamp"]
+    )  # on a tie the last listed wins: the order marker, when present
     failed = (latest.get("StatusDetails") or {}).get("FailedStackInstancesCount")
-    return LastOperation(operation_id=latest["OperationId"], status=latest.get("Status", ""), action=latest.get("Action"), failed_count=failed)
-
+    return LastOperation(
+        operation_id=latest["OperationId"],
+        status=latest.get("Status", ""),
+        action=latest.get("Action"),
+        failed_count=failed,
+    )

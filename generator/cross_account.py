@@ -28,15 +28,15 @@ from awacs.aws import Condition, ForAnyValueStringEquals, StringEquals, StringLi
 from troposphere import Equals, Export, GetAtt, If, Not, Output, Parameter, Ref, Sub, Template
 from troposphere.iam import Group, ManagedPolicy, Policy, Role
 
+from generator.identity import VPC_ACTIONS
 from generator.parameters import (
     add_account_id,
-    add_organization_id,
     add_environment,
+    add_organization_id,
     add_primary_region,
     iam_role_arn,
     partition_arn,
 )
-from generator.identity import VPC_ACTIONS
 from generator.policies import allow, cross_account_trust, deny_without_vpc, document, service_trust
 
 DEFAULT_ADMINISTRATION_ROLE = "AWSCloudFormationStackSetAdministrationRole"
@@ -46,64 +46,274 @@ DEFAULT_EXECUTION_ROLE = "AWSCloudFormationStackSetExecutionRole"
 # needs to create, update and delete the resource types of the product's templates, on
 # this account's resources. A new resource type in a template means a line here.
 _EXECUTION_SERVICES = {
-    "ec2": (ec2, (
-        "CreateVpc", "DeleteVpc", "ModifyVpcAttribute", "DescribeVpcAttribute", "CreateSubnet", "DeleteSubnet", "ModifySubnetAttribute",
-        "CreateRouteTable", "DeleteRouteTable", "CreateRoute", "DeleteRoute", "ReplaceRoute",
-        "AssociateRouteTable", "DisassociateRouteTable", "CreateInternetGateway", "DeleteInternetGateway",
-        "AttachInternetGateway", "DetachInternetGateway", "CreateNatGateway", "DeleteNatGateway",
-        "AllocateAddress", "ReleaseAddress", "CreateSecurityGroup", "DeleteSecurityGroup",
-        "AuthorizeSecurityGroupIngress", "AuthorizeSecurityGroupEgress", "RevokeSecurityGroupIngress",
-        "RevokeSecurityGroupEgress", "CreateVpcEndpoint", "ModifyVpcEndpoint", "DeleteVpcEndpoints",
-        "CreateFlowLogs", "DeleteFlowLogs", "CreateTags", "DeleteTags",
-    )),
-    "s3": (s3, (
-        "CreateBucket", "DeleteBucket", "PutBucketPolicy", "GetBucketPolicy", "DeleteBucketPolicy",
-        "PutEncryptionConfiguration", "GetEncryptionConfiguration", "PutBucketVersioning", "GetBucketVersioning",
-        "PutBucketPublicAccessBlock", "GetBucketPublicAccessBlock", "PutBucketLogging", "GetBucketLogging",
-        "PutBucketOwnershipControls", "GetBucketOwnershipControls", "PutLifecycleConfiguration",
-        "GetLifecycleConfiguration", "PutBucketTagging", "GetBucketTagging", "GetBucketLocation",
-    )),
-    "kms": (kms, (
-        "CreateAlias", "DeleteAlias", "UpdateAlias", "DescribeKey", "GetKeyPolicy", "PutKeyPolicy",
-        "GetKeyRotationStatus", "EnableKeyRotation", "ScheduleKeyDeletion", "CreateGrant", "UpdateKeyDescription",
-        "TagResource", "UntagResource", "ListResourceTags",
-    )),
-    "sagemaker": (sagemaker, (
-        "CreateDomain", "DescribeDomain", "UpdateDomain", "DeleteDomain", "CreateUserProfile", "DescribeUserProfile",
-        "UpdateUserProfile", "DeleteUserProfile", "CreateModelPackageGroup", "DescribeModelPackageGroup",
-        "DeleteModelPackageGroup", "PutModelPackageGroupPolicy", "GetModelPackageGroupPolicy",
-        "DeleteModelPackageGroupPolicy", "CreateModel", "DescribeModel", "DeleteModel", "CreateEndpointConfig",
-        "DescribeEndpointConfig", "DeleteEndpointConfig", "CreateEndpoint", "DescribeEndpoint", "UpdateEndpoint",
-        "DeleteEndpoint", "AddTags", "DeleteTags", "ListTags",
-    )),
-    "ssm": (ssm, ("PutParameter", "DeleteParameter", "GetParameter", "GetParameters", "AddTagsToResource", "RemoveTagsFromResource", "ListTagsForResource")),
-    "logs": (logs, ("CreateLogGroup", "DeleteLogGroup", "PutRetentionPolicy", "DeleteRetentionPolicy", "AssociateKmsKey", "DisassociateKmsKey", "TagResource", "UntagResource", "ListTagsForResource")),
-    "cloudwatch": (cloudwatch, ("PutMetricAlarm", "DeleteAlarms", "DescribeAlarms", "TagResource", "UntagResource", "ListTagsForResource")),
-    "application-autoscaling": (application_autoscaling, ("RegisterScalableTarget", "DeregisterScalableTarget", "PutScalingPolicy", "DeleteScalingPolicy", "TagResource", "UntagResource", "ListTagsForResource")),
-    "ecr": (ecr, ("CreateRepository", "DeleteRepository", "DescribeRepositories", "SetRepositoryPolicy", "DeleteRepositoryPolicy", "GetRepositoryPolicy", "PutLifecyclePolicy", "PutImageScanningConfiguration", "PutImageTagMutability", "TagResource", "UntagResource", "ListTagsForResource")),
-    "events": (events, ("PutRule", "DeleteRule", "DescribeRule", "PutTargets", "RemoveTargets", "ListTargetsByRule", "TagResource", "UntagResource", "ListTagsForResource")),
-    "codepipeline": (codepipeline, ("CreatePipeline", "DeletePipeline", "GetPipeline", "GetPipelineState", "UpdatePipeline", "TagResource", "UntagResource", "ListTagsForResource")),
+    "ec2": (
+        ec2,
+        (
+            "CreateVpc",
+            "DeleteVpc",
+            "ModifyVpcAttribute",
+            "DescribeVpcAttribute",
+            "CreateSubnet",
+            "DeleteSubnet",
+            "ModifySubnetAttribute",
+            "CreateRouteTable",
+            "DeleteRouteTable",
+            "CreateRoute",
+            "DeleteRoute",
+            "ReplaceRoute",
+            "AssociateRouteTable",
+            "DisassociateRouteTable",
+            "CreateInternetGateway",
+            "DeleteInternetGateway",
+            "AttachInternetGateway",
+            "DetachInternetGateway",
+            "CreateNatGateway",
+            "DeleteNatGateway",
+            "AllocateAddress",
+            "ReleaseAddress",
+            "CreateSecurityGroup",
+            "DeleteSecurityGroup",
+            "AuthorizeSecurityGroupIngress",
+            "AuthorizeSecurityGroupEgress",
+            "RevokeSecurityGroupIngress",
+            "RevokeSecurityGroupEgress",
+            "CreateVpcEndpoint",
+            "ModifyVpcEndpoint",
+            "DeleteVpcEndpoints",
+            "CreateFlowLogs",
+            "DeleteFlowLogs",
+            "CreateTags",
+            "DeleteTags",
+        ),
+    ),
+    "s3": (
+        s3,
+        (
+            "CreateBucket",
+            "DeleteBucket",
+            "PutBucketPolicy",
+            "GetBucketPolicy",
+            "DeleteBucketPolicy",
+            "PutEncryptionConfiguration",
+            "GetEncryptionConfiguration",
+            "PutBucketVersioning",
+            "GetBucketVersioning",
+            "PutBucketPublicAccessBlock",
+            "GetBucketPublicAccessBlock",
+            "PutBucketLogging",
+            "GetBucketLogging",
+            "PutBucketOwnershipControls",
+            "GetBucketOwnershipControls",
+            "PutLifecycleConfiguration",
+            "GetLifecycleConfiguration",
+            "PutBucketTagging",
+            "GetBucketTagging",
+            "GetBucketLocation",
+        ),
+    ),
+    "kms": (
+        kms,
+        (
+            "CreateAlias",
+            "DeleteAlias",
+            "UpdateAlias",
+            "DescribeKey",
+            "GetKeyPolicy",
+            "PutKeyPolicy",
+            "GetKeyRotationStatus",
+            "EnableKeyRotation",
+            "ScheduleKeyDeletion",
+            "CreateGrant",
+            "UpdateKeyDescription",
+            "TagResource",
+            "UntagResource",
+            "ListResourceTags",
+        ),
+    ),
+    "sagemaker": (
+        sagemaker,
+        (
+            "CreateDomain",
+            "DescribeDomain",
+            "UpdateDomain",
+            "DeleteDomain",
+            "CreateUserProfile",
+            "DescribeUserProfile",
+            "UpdateUserProfile",
+            "DeleteUserProfile",
+            "CreateModelPackageGroup",
+            "DescribeModelPackageGroup",
+            "DeleteModelPackageGroup",
+            "PutModelPackageGroupPolicy",
+            "GetModelPackageGroupPolicy",
+            "DeleteModelPackageGroupPolicy",
+            "CreateModel",
+            "DescribeModel",
+            "DeleteModel",
+            "CreateEndpointConfig",
+            "DescribeEndpointConfig",
+            "DeleteEndpointConfig",
+            "CreateEndpoint",
+            "DescribeEndpoint",
+            "UpdateEndpoint",
+            "DeleteEndpoint",
+            "AddTags",
+            "DeleteTags",
+            "ListTags",
+        ),
+    ),
+    "ssm": (
+        ssm,
+        (
+            "PutParameter",
+            "DeleteParameter",
+            "GetParameter",
+            "GetParameters",
+            "AddTagsToResource",
+            "RemoveTagsFromResource",
+            "ListTagsForResource",
+        ),
+    ),
+    "logs": (
+        logs,
+        (
+            "CreateLogGroup",
+            "DeleteLogGroup",
+            "PutRetentionPolicy",
+            "DeleteRetentionPolicy",
+            "AssociateKmsKey",
+            "DisassociateKmsKey",
+            "TagResource",
+            "UntagResource",
+            "ListTagsForResource",
+        ),
+    ),
+    "cloudwatch": (
+        cloudwatch,
+        ("PutMetricAlarm", "DeleteAlarms", "DescribeAlarms", "TagResource", "UntagResource", "ListTagsForResource"),
+    ),
+    "application-autoscaling": (
+        application_autoscaling,
+        (
+            "RegisterScalableTarget",
+            "DeregisterScalableTarget",
+            "PutScalingPolicy",
+            "DeleteScalingPolicy",
+            "TagResource",
+            "UntagResource",
+            "ListTagsForResource",
+        ),
+    ),
+    "ecr": (
+        ecr,
+        (
+            "CreateRepository",
+            "DeleteRepository",
+            "DescribeRepositories",
+            "SetRepositoryPolicy",
+            "DeleteRepositoryPolicy",
+            "GetRepositoryPolicy",
+            "PutLifecyclePolicy",
+            "PutImageScanningConfiguration",
+            "PutImageTagMutability",
+            "TagResource",
+            "UntagResource",
+            "ListTagsForResource",
+        ),
+    ),
+    "events": (
+        events,
+        (
+            "PutRule",
+            "DeleteRule",
+            "DescribeRule",
+            "PutTargets",
+            "RemoveTargets",
+            "ListTargetsByRule",
+            "TagResource",
+            "UntagResource",
+            "ListTagsForResource",
+        ),
+    ),
+    "codepipeline": (
+        codepipeline,
+        (
+            "CreatePipeline",
+            "DeletePipeline",
+            "GetPipeline",
+            "GetPipelineState",
+            "UpdatePipeline",
+            "TagResource",
+            "UntagResource",
+            "ListTagsForResource",
+        ),
+    ),
     "codebuild": (codebuild, ("CreateProject", "DeleteProject", "UpdateProject", "BatchGetProjects")),
     "cloudformation": (cloudformation, ("DescribeStacks", "ListStackResources", "GetTemplate")),
 }
 # Actions AWS grants only on "*" (no resource-level permissions): reads, and key creation.
 _EXECUTION_UNSCOPED = (
-    *(getattr(ec2, name) for name in (
-        "DescribeVpcs", "DescribeSubnets", "DescribeRouteTables", "DescribeSecurityGroups", "DescribeVpcEndpoints",
-        "DescribeNatGateways", "DescribeInternetGateways", "DescribeAddresses", "DescribeFlowLogs",
-        "DescribeAvailabilityZones", "DescribeAccountAttributes", "DescribeTags",
-        "DescribePrefixLists", "DescribeVpcEndpointServices", "DescribeNetworkInterfaces", "DescribeSecurityGroupRules",
-    )),
-    kms.CreateKey, kms.ListAliases, kms.ListKeys, ssm.DescribeParameters, logs.DescribeLogGroups,
-    application_autoscaling.DescribeScalableTargets, application_autoscaling.DescribeScalingPolicies,
-    sagemaker.ListDomains, sagemaker.ListUserProfiles, sagemaker.ListModelPackageGroups, sagemaker.ListEndpoints,
+    *(
+        getattr(ec2, name)
+        for name in (
+            "DescribeVpcs",
+            "DescribeSubnets",
+            "DescribeRouteTables",
+            "DescribeSecurityGroups",
+            "DescribeVpcEndpoints",
+            "DescribeNatGateways",
+            "DescribeInternetGateways",
+            "DescribeAddresses",
+            "DescribeFlowLogs",
+            "DescribeAvailabilityZones",
+            "DescribeAccountAttributes",
+            "DescribeTags",
+            "DescribePrefixLists",
+            "DescribeVpcEndpointServices",
+            "DescribeNetworkInterfaces",
+            "DescribeSecurityGroupRules",
+        )
+    ),
+    kms.CreateKey,
+    kms.ListAliases,
+    kms.ListKeys,
+    ssm.DescribeParameters,
+    logs.DescribeLogGroups,
+    application_autoscaling.DescribeScalableTargets,
+    application_autoscaling.DescribeScalingPolicies,
+    sagemaker.ListDomains,
+    sagemaker.ListUserProfiles,
+    sagemaker.ListModelPackageGroups,
+    sagemaker.ListEndpoints,
 )
 _EXECUTION_IAM_ACTIONS = (
-    "CreateRole", "DeleteRole", "GetRole", "UpdateRole", "UpdateAssumeRolePolicy", "TagRole", "UntagRole",
-    "PutRolePolicy", "GetRolePolicy", "DeleteRolePolicy", "ListRolePolicies",
-    "AttachRolePolicy", "DetachRolePolicy", "ListAttachedRolePolicies",
-    "CreatePolicy", "DeletePolicy", "GetPolicy", "GetPolicyVersion", "CreatePolicyVersion", "DeletePolicyVersion", "ListPolicyVersions",
-    "CreateGroup", "DeleteGroup", "GetGroup", "AttachGroupPolicy", "DetachGroupPolicy", "ListAttachedGroupPolicies",
+    "CreateRole",
+    "DeleteRole",
+    "GetRole",
+    "UpdateRole",
+    "UpdateAssumeRolePolicy",
+    "TagRole",
+    "UntagRole",
+    "PutRolePolicy",
+    "GetRolePolicy",
+    "DeleteRolePolicy",
+    "ListRolePolicies",
+    "AttachRolePolicy",
+    "DetachRolePolicy",
+    "ListAttachedRolePolicies",
+    "CreatePolicy",
+    "DeletePolicy",
+    "GetPolicy",
+    "GetPolicyVersion",
+    "CreatePolicyVersion",
+    "DeletePolicyVersion",
+    "ListPolicyVersions",
+    "CreateGroup",
+    "DeleteGroup",
+    "GetGroup",
+    "AttachGroupPolicy",
+    "DetachGroupPolicy",
+    "ListAttachedGroupPolicies",
     "CreateServiceLinkedRole",
 )
 
@@ -138,16 +348,24 @@ def _role_name_parameter(template: Template, title: str, default: str, descripti
 
 def build_stackset_administration_role_template() -> Template:
     """The management (or delegated admin) account's StackSet administration role."""
-    template = Template(Description="StackSet administration role of the management account: may assume only the execution role in target accounts")
-    admin_name = _role_name_parameter(template, "AdministrationRoleName", DEFAULT_ADMINISTRATION_ROLE, "Name of this administration role")
+    template = Template(
+        Description="StackSet administration role of the management account: may assume only the execution role in target accounts"
+    )
+    admin_name = _role_name_parameter(
+        template, "AdministrationRoleName", DEFAULT_ADMINISTRATION_ROLE, "Name of this administration role"
+    )
     # Referenced by name inside the Fn::Sub of the AssumeRole resource below.
-    _role_name_parameter(template, "ExecutionRoleName", DEFAULT_EXECUTION_ROLE, "Name of the execution role in every target account")
+    _role_name_parameter(
+        template, "ExecutionRoleName", DEFAULT_EXECUTION_ROLE, "Name of the execution role in every target account"
+    )
     role = template.add_resource(
         Role(
             "StackSetAdministrationRole",
             RoleName=Ref(admin_name),
             Description="Assumed by CloudFormation StackSets to reach the target accounts' execution role",
-            AssumeRolePolicyDocument=service_trust("cloudformation.amazonaws.com", source_account=Ref("AWS::AccountId")),
+            AssumeRolePolicyDocument=service_trust(
+                "cloudformation.amazonaws.com", source_account=Ref("AWS::AccountId")
+            ),
             Policies=[
                 Policy(
                     PolicyName="AssumeStackSetExecutionRole",
@@ -158,7 +376,9 @@ def build_stackset_administration_role_template() -> Template:
             ],
         )
     )
-    template.add_output(Output("AdministrationRoleArn", Description="ARN to give self-managed stack sets", Value=GetAtt(role, "Arn")))
+    template.add_output(
+        Output("AdministrationRoleArn", Description="ARN to give self-managed stack sets", Value=GetAtt(role, "Arn"))
+    )
     return template
 
 
@@ -205,13 +425,21 @@ def _provisioning_statements(stack_pattern: str) -> list:
         allow(
             "ManageAccountIamRolesAndPolicies",
             _actions(iam, _EXECUTION_IAM_ACTIONS),
-            [partition_arn("iam", f"{kind}/*", region="", account="${AWS::AccountId}") for kind in ("role", "policy", "group")],
+            [
+                partition_arn("iam", f"{kind}/*", region="", account="${AWS::AccountId}")
+                for kind in ("role", "policy", "group")
+            ],
         )
     )
     statements.append(
         allow(
             "ManageProductStacks",
-            [cloudformation.CreateStack, cloudformation.UpdateStack, cloudformation.DeleteStack, cloudformation.DescribeStackEvents],
+            [
+                cloudformation.CreateStack,
+                cloudformation.UpdateStack,
+                cloudformation.DeleteStack,
+                cloudformation.DescribeStackEvents,
+            ],
             [partition_arn("cloudformation", f"stack/{stack_pattern}", region="*")],
         )
     )
@@ -226,11 +454,24 @@ _BUCKET_POLICY_SKIP = (
 
 def build_stackset_execution_role_template() -> Template:
     """The target accounts' StackSet execution role, trusting only the administration role."""
-    template = Template(Description="StackSet execution role of a target account, trusted by the management account's administration role")
+    template = Template(
+        Description="StackSet execution role of a target account, trusted by the management account's administration role"
+    )
     # The administrator account and role are referenced by name in the trust policy's Fn::Sub.
-    add_account_id(template, "AdministratorAccountId", "Account id of the StackSet administrator (management or delegated admin account)")
-    _role_name_parameter(template, "AdministrationRoleName", DEFAULT_ADMINISTRATION_ROLE, "Name of the administration role in the administrator account")
-    execution_name = _role_name_parameter(template, "ExecutionRoleName", DEFAULT_EXECUTION_ROLE, "Name of this execution role")
+    add_account_id(
+        template,
+        "AdministratorAccountId",
+        "Account id of the StackSet administrator (management or delegated admin account)",
+    )
+    _role_name_parameter(
+        template,
+        "AdministrationRoleName",
+        DEFAULT_ADMINISTRATION_ROLE,
+        "Name of the administration role in the administrator account",
+    )
+    execution_name = _role_name_parameter(
+        template, "ExecutionRoleName", DEFAULT_EXECUTION_ROLE, "Name of this execution role"
+    )
     org_id = add_organization_id(template)
     second_admin = template.add_parameter(
         Parameter(
@@ -264,7 +505,12 @@ def build_stackset_execution_role_template() -> Template:
                 org_id=Ref(org_id),
                 sid="TrustStackSetAdministrationRole",
             ),
-            Policies=[Policy(PolicyName="ProvisionProductStacks", PolicyDocument=document(*_provisioning_statements("StackSet-*")))],
+            Policies=[
+                Policy(
+                    PolicyName="ProvisionProductStacks",
+                    PolicyDocument=document(*_provisioning_statements("StackSet-*")),
+                )
+            ],
         )
     )
     template.add_output(Output("ExecutionRoleArn", Condition=primary.condition, Value=GetAtt(role, "Arn")))
@@ -273,7 +519,9 @@ def build_stackset_execution_role_template() -> Template:
 
 def build_servicecatalog_launch_role_template() -> Template:
     """The Service Catalog launch role: products launch with its rights, so users need none."""
-    template = Template(Description="Service Catalog launch role: provisions the product's stacks, so the people launching need no rights on their resources")
+    template = Template(
+        Description="Service Catalog launch role: provisions the product's stacks, so the people launching need no rights on their resources"
+    )
     env = add_environment(template)
     _add_pass_role_prefix(template)
     primary = add_primary_region(template)
@@ -301,7 +549,9 @@ def build_servicecatalog_launch_role_template() -> Template:
             RoleName=Sub("${EnvName}-servicecatalog-launch"),
             Metadata=_parliament_skip(*_BUCKET_POLICY_SKIP),
             Description="Launch role of the product portfolio: Service Catalog provisions products with it",
-            AssumeRolePolicyDocument=service_trust("servicecatalog.amazonaws.com", source_account=Ref("AWS::AccountId")),
+            AssumeRolePolicyDocument=service_trust(
+                "servicecatalog.amazonaws.com", source_account=Ref("AWS::AccountId")
+            ),
             Policies=[Policy(PolicyName="ProvisionProducts", PolicyDocument=document(*statements))],
             Tags=env.tags(),
         )
@@ -317,8 +567,14 @@ def build_servicecatalog_launch_role_template() -> Template:
 def _name_or_default(template: Template, title: str, description: str, default: str, pattern: str, constraint: str):
     """An optional name parameter; empty means ``default`` (an Fn::Sub of the environment's naming)."""
     parameter = template.add_parameter(
-        Parameter(title, Type="String", Default="", Description=f"{description} (empty: {default.replace('${', '<').replace('}', '>')})",
-                  AllowedPattern=f"^({pattern})?$", ConstraintDescription=f"empty or {constraint}")
+        Parameter(
+            title,
+            Type="String",
+            Default="",
+            Description=f"{description} (empty: {default.replace('${', '<').replace('}', '>')})",
+            AllowedPattern=f"^({pattern})?$",
+            ConstraintDescription=f"empty or {constraint}",
+        )
     )
     condition = f"Has{title}"
     template.add_condition(condition, Not(Equals(Ref(parameter), "")))
@@ -333,31 +589,71 @@ def _add_model_sources(template: Template) -> dict:
     account id; the models key is matched by its alias, so its ARN (known only once the
     environment exists) is never needed.
     """
-    add_account_id(template, "DevelopmentAccountId", "Account id of the development account that trains and registers models")
-    template.add_parameter(
-        Parameter("DevelopmentEnvType", Type="String", Default="dev", AllowedPattern=r"^[a-z][a-z0-9-]{0,15}$",
-                  Description="EnvType of the development account's environment stack (names its bucket, key alias, group and repository)",
-                  ConstraintDescription="lower-case letters, digits and hyphens")
+    add_account_id(
+        template, "DevelopmentAccountId", "Account id of the development account that trains and registers models"
     )
     template.add_parameter(
-        Parameter("ModelPrefix", Type="String", Default="models/", Description="Key prefix of the model artifacts in the models bucket, ending with /",
-                  AllowedPattern=r"^([\w!.*'()-]+/)+$", ConstraintDescription="one or more path segments, each ending with /")
+        Parameter(
+            "DevelopmentEnvType",
+            Type="String",
+            Default="dev",
+            AllowedPattern=r"^[a-z][a-z0-9-]{0,15}$",
+            Description="EnvType of the development account's environment stack (names its bucket, key alias, group and repository)",
+            ConstraintDescription="lower-case letters, digits and hyphens",
+        )
     )
     template.add_parameter(
-        Parameter("S3VpcEndpointId", Type="AWS::SSM::Parameter::Value<String>", Default="/mlops/staging/network/s3-endpoint-id",
-                  Description="SSM name of this account's S3 gateway endpoint id (published by the target-network stack): "
-                  "model artifacts are read only through it")
+        Parameter(
+            "ModelPrefix",
+            Type="String",
+            Default="models/",
+            Description="Key prefix of the model artifacts in the models bucket, ending with /",
+            AllowedPattern=r"^([\w!.*'()-]+/)+$",
+            ConstraintDescription="one or more path segments, each ending with /",
+        )
+    )
+    template.add_parameter(
+        Parameter(
+            "S3VpcEndpointId",
+            Type="AWS::SSM::Parameter::Value<String>",
+            Default="/mlops/staging/network/s3-endpoint-id",
+            Description="SSM name of this account's S3 gateway endpoint id (published by the target-network stack): "
+            "model artifacts are read only through it",
+        )
     )
     return {
-        "Bucket": _name_or_default(template, "ModelBucketName", "Name of the development account's models bucket",
-                                   "${EnvName}-${DevelopmentEnvType}-models-${DevelopmentAccountId}",
-                                   r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", "an S3 bucket name"),
-        "KeyAlias": _name_or_default(template, "ModelKmsKeyAlias", "Alias (without alias/) of the development account's models key",
-                                     "${EnvName}-${DevelopmentEnvType}-models", r"[\w/-]{1,250}", "a KMS alias name without alias/"),
-        "Repository": _name_or_default(template, "ModelImageRepositoryName", "The development account's ECR repository of inference images",
-                                       "${EnvName}-${DevelopmentEnvType}-model-images", r"[a-z0-9]+(?:[._/-][a-z0-9]+)*", "an ECR repository name"),
-        "Group": _name_or_default(template, "ModelPackageGroupName", "Model package group of the development account's registry (lower case, as in its ARN)",
-                                  "${EnvName}-${DevelopmentEnvType}-models", r"[a-z0-9](-*[a-z0-9])*", "lower-case letters, digits and hyphens"),
+        "Bucket": _name_or_default(
+            template,
+            "ModelBucketName",
+            "Name of the development account's models bucket",
+            "${EnvName}-${DevelopmentEnvType}-models-${DevelopmentAccountId}",
+            r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]",
+            "an S3 bucket name",
+        ),
+        "KeyAlias": _name_or_default(
+            template,
+            "ModelKmsKeyAlias",
+            "Alias (without alias/) of the development account's models key",
+            "${EnvName}-${DevelopmentEnvType}-models",
+            r"[\w/-]{1,250}",
+            "a KMS alias name without alias/",
+        ),
+        "Repository": _name_or_default(
+            template,
+            "ModelImageRepositoryName",
+            "The development account's ECR repository of inference images",
+            "${EnvName}-${DevelopmentEnvType}-model-images",
+            r"[a-z0-9]+(?:[._/-][a-z0-9]+)*",
+            "an ECR repository name",
+        ),
+        "Group": _name_or_default(
+            template,
+            "ModelPackageGroupName",
+            "Model package group of the development account's registry (lower case, as in its ARN)",
+            "${EnvName}-${DevelopmentEnvType}-models",
+            r"[a-z0-9](-*[a-z0-9])*",
+            "lower-case letters, digits and hyphens",
+        ),
     }
 
 
@@ -396,22 +692,35 @@ def _model_execution_statements(sources: dict):
             "DescribeModelPackages",
             [sagemaker.DescribeModelPackage, sagemaker.DescribeModelPackageGroup, sagemaker.ListModelPackages],
             [
-                partition_arn("sagemaker", "model-package/${Name}/*", region="*", account="${DevelopmentAccountId}", **group),
-                partition_arn("sagemaker", "model-package-group/${Name}", region="*", account="${DevelopmentAccountId}", **group),
+                partition_arn(
+                    "sagemaker", "model-package/${Name}/*", region="*", account="${DevelopmentAccountId}", **group
+                ),
+                partition_arn(
+                    "sagemaker", "model-package-group/${Name}", region="*", account="${DevelopmentAccountId}", **group
+                ),
             ],
         ),
         # A model in a VPC: SageMaker attaches ENIs to this account's subnets with the
         # execution role's rights. The Describe* actions have no resource-level scoping.
         allow(
             "AttachToVpc",
-            [ec2.CreateNetworkInterface, ec2.CreateNetworkInterfacePermission, ec2.DeleteNetworkInterface,
-             ec2.DeleteNetworkInterfacePermission],
+            [
+                ec2.CreateNetworkInterface,
+                ec2.CreateNetworkInterfacePermission,
+                ec2.DeleteNetworkInterface,
+                ec2.DeleteNetworkInterfacePermission,
+            ],
             [partition_arn("ec2", f"{kind}/*") for kind in ("network-interface", "subnet", "security-group")],
         ),
         allow(
             "DescribeVpc",
-            [ec2.DescribeNetworkInterfaces, ec2.DescribeVpcs, ec2.DescribeDhcpOptions, ec2.DescribeSubnets,
-             ec2.DescribeSecurityGroups],
+            [
+                ec2.DescribeNetworkInterfaces,
+                ec2.DescribeVpcs,
+                ec2.DescribeDhcpOptions,
+                ec2.DescribeSubnets,
+                ec2.DescribeSecurityGroups,
+            ],
             ["*"],
         ),
         allow(
@@ -436,10 +745,21 @@ def _model_deployment_statements(execution_role: Role):
     return [
         allow(
             "ManageModelEndpoints",
-            [sagemaker.CreateModel, sagemaker.DeleteModel, sagemaker.DescribeModel,
-             sagemaker.CreateEndpointConfig, sagemaker.DeleteEndpointConfig, sagemaker.DescribeEndpointConfig,
-             sagemaker.CreateEndpoint, sagemaker.UpdateEndpoint, sagemaker.DeleteEndpoint, sagemaker.DescribeEndpoint,
-             sagemaker.AddTags, sagemaker.DeleteTags, sagemaker.ListTags],
+            [
+                sagemaker.CreateModel,
+                sagemaker.DeleteModel,
+                sagemaker.DescribeModel,
+                sagemaker.CreateEndpointConfig,
+                sagemaker.DeleteEndpointConfig,
+                sagemaker.DescribeEndpointConfig,
+                sagemaker.CreateEndpoint,
+                sagemaker.UpdateEndpoint,
+                sagemaker.DeleteEndpoint,
+                sagemaker.DescribeEndpoint,
+                sagemaker.AddTags,
+                sagemaker.DeleteTags,
+                sagemaker.ListTags,
+            ],
             sagemaker_resources,
         ),
         allow(
@@ -450,8 +770,12 @@ def _model_deployment_statements(execution_role: Role):
         ),
         allow(
             "ManageEndpointScaling",
-            [application_autoscaling.RegisterScalableTarget, application_autoscaling.DeregisterScalableTarget,
-             application_autoscaling.PutScalingPolicy, application_autoscaling.DeleteScalingPolicy],
+            [
+                application_autoscaling.RegisterScalableTarget,
+                application_autoscaling.DeregisterScalableTarget,
+                application_autoscaling.PutScalingPolicy,
+                application_autoscaling.DeleteScalingPolicy,
+            ],
             [partition_arn("application-autoscaling", "scalable-target/*", region="*")],
         ),
         # Application Auto Scaling's Describe* actions have no resource-level permissions.
@@ -463,7 +787,14 @@ def _model_deployment_statements(execution_role: Role):
         allow(
             "CreateScalingServiceLinkedRole",
             [iam.CreateServiceLinkedRole],
-            [partition_arn("iam", "role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/*", region="", account="${AWS::AccountId}")],
+            [
+                partition_arn(
+                    "iam",
+                    "role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/*",
+                    region="",
+                    account="${AWS::AccountId}",
+                )
+            ],
             Condition(StringEquals({"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"})),
         ),
         allow(
@@ -476,25 +807,50 @@ def _model_deployment_statements(execution_role: Role):
         allow("CreateEndpointKey", [kms.CreateKey], ["*"]),
         allow(
             "ManageEndpointKeys",
-            [kms.PutKeyPolicy, kms.EnableKeyRotation, kms.ScheduleKeyDeletion, kms.DescribeKey, kms.GetKeyPolicy,
-             kms.GetKeyRotationStatus, kms.TagResource, kms.UntagResource, kms.ListResourceTags],
+            [
+                kms.PutKeyPolicy,
+                kms.EnableKeyRotation,
+                kms.ScheduleKeyDeletion,
+                kms.DescribeKey,
+                kms.GetKeyPolicy,
+                kms.GetKeyRotationStatus,
+                kms.TagResource,
+                kms.UntagResource,
+                kms.ListResourceTags,
+            ],
             [partition_arn("kms", "key/*", region="*")],
         ),
         allow(
             "ManageDataCaptureBuckets",
-            [s3.CreateBucket, s3.DeleteBucket, s3.PutBucketPolicy, s3.DeleteBucketPolicy, s3.GetBucketPolicy,
-             s3.PutEncryptionConfiguration, s3.PutBucketVersioning, s3.PutBucketPublicAccessBlock, s3.PutBucketLogging,
-             s3.PutBucketTagging, s3.PutLifecycleConfiguration, s3.PutBucketOwnershipControls, s3.GetBucketLocation],
+            [
+                s3.CreateBucket,
+                s3.DeleteBucket,
+                s3.PutBucketPolicy,
+                s3.DeleteBucketPolicy,
+                s3.GetBucketPolicy,
+                s3.PutEncryptionConfiguration,
+                s3.PutBucketVersioning,
+                s3.PutBucketPublicAccessBlock,
+                s3.PutBucketLogging,
+                s3.PutBucketTagging,
+                s3.PutLifecycleConfiguration,
+                s3.PutBucketOwnershipControls,
+                s3.GetBucketLocation,
+            ],
             # Unnamed buckets take their stack's name: model-deploy stacks that use this role
             # are named <EnvName>-... (the README says so), StackSet instances StackSet-...
-            [partition_arn("s3", "${EnvName}-*", region="", account=""),
-             partition_arn("s3", "stackset-*", region="", account="")],
+            [
+                partition_arn("s3", "${EnvName}-*", region="", account=""),
+                partition_arn("s3", "stackset-*", region="", account=""),
+            ],
         ),
         allow(
             "TagAlarmsAndScaling",
             [cloudwatch.TagResource, application_autoscaling.TagResource],
-            [partition_arn("cloudwatch", "alarm:${EnvName}-*", region="*"),
-             partition_arn("application-autoscaling", "scalable-target/*", region="*")],
+            [
+                partition_arn("cloudwatch", "alarm:${EnvName}-*", region="*"),
+                partition_arn("application-autoscaling", "scalable-target/*", region="*"),
+            ],
         ),
         allow(
             "ReadNetworkParameters",
@@ -512,7 +868,9 @@ def _model_deployment_statements(execution_role: Role):
 
 def build_target_account_roles_template() -> Template:
     """``ModelExecutionRole`` and the deployment role that may pass it, for staging and production."""
-    template = Template(Description="Target-account (staging/production) model roles: ModelExecutionRole and the deployment role allowed to pass it")
+    template = Template(
+        Description="Target-account (staging/production) model roles: ModelExecutionRole and the deployment role allowed to pass it"
+    )
     env = add_environment(template, types=("staging", "prod"), default_type="staging")
     sources = _add_model_sources(template)
     primary = add_primary_region(template)
@@ -524,7 +882,12 @@ def build_target_account_roles_template() -> Template:
             RoleName=Sub("${EnvName}-model-execution"),
             Description="Execution role of SageMaker models deployed from the development account's registry",
             AssumeRolePolicyDocument=service_trust("sagemaker.amazonaws.com", source_account=Ref("AWS::AccountId")),
-            Policies=[Policy(PolicyName="ReadDevelopmentAccountModels", PolicyDocument=document(*_model_execution_statements(sources)))],
+            Policies=[
+                Policy(
+                    PolicyName="ReadDevelopmentAccountModels",
+                    PolicyDocument=document(*_model_execution_statements(sources)),
+                )
+            ],
             Tags=env.tags(),
         )
     )
@@ -539,11 +902,15 @@ def build_target_account_roles_template() -> Template:
                 "with their deny-only (TLS, VPC endpoint) bucket policies; holds no object permissions",
             ),
             Description="CloudFormation service role for model-deploy stacks; may pass only the ModelExecutionRole",
-            AssumeRolePolicyDocument=service_trust("cloudformation.amazonaws.com", source_account=Ref("AWS::AccountId")),
+            AssumeRolePolicyDocument=service_trust(
+                "cloudformation.amazonaws.com", source_account=Ref("AWS::AccountId")
+            ),
             Policies=[
                 Policy(
                     PolicyName="DeployModelEndpoints",
-                    PolicyDocument=document(*_model_deployment_statements(execution_role), *deny_without_vpc([sagemaker.CreateModel])),
+                    PolicyDocument=document(
+                        *_model_deployment_statements(execution_role), *deny_without_vpc([sagemaker.CreateModel])
+                    ),
                 )
             ],
             Tags=env.tags(),
@@ -551,7 +918,9 @@ def build_target_account_roles_template() -> Template:
     )
     for role, suffix in ((execution_role, "ModelExecutionRoleArn"), (deployment_role, "ModelDeploymentRoleArn")):
         template.add_output(
-            Output(suffix, Condition=primary.condition, Value=GetAtt(role, "Arn"), Export=Export(env.export_name(suffix)))
+            Output(
+                suffix, Condition=primary.condition, Value=GetAtt(role, "Arn"), Export=Export(env.export_name(suffix))
+            )
         )
     return template
 
@@ -561,7 +930,9 @@ def build_target_account_roles_template() -> Template:
 
 def build_endpoint_invoke_role_template() -> Template:
     """A role the consumer account may assume, with an ExternalId, to invoke named endpoints only."""
-    template = Template(Description="Endpoint-invoke role: a named consumer account may assume it with an ExternalId to call sagemaker:InvokeEndpoint on named endpoints")
+    template = Template(
+        Description="Endpoint-invoke role: a named consumer account may assume it with an ExternalId to call sagemaker:InvokeEndpoint on named endpoints"
+    )
     env = add_environment(template, types=("staging", "prod"), default_type="prod")
     add_account_id(template, "ConsumerAccountId", "Account id of the consumer allowed to assume this role")
     external_id = template.add_parameter(
@@ -603,22 +974,30 @@ def build_endpoint_invoke_role_template() -> Template:
             Policies=[
                 Policy(
                     PolicyName="InvokeNamedEndpoints",
-                    PolicyDocument=document(allow("InvokeNamedEndpoints", [sagemaker.InvokeEndpoint], Ref(endpoint_arns))),
+                    PolicyDocument=document(
+                        allow("InvokeNamedEndpoints", [sagemaker.InvokeEndpoint], Ref(endpoint_arns))
+                    ),
                 )
             ],
             Tags=env.tags(),
         )
     )
     template.add_output(
-        Output("EndpointInvokeRoleArn", Condition=primary.condition, Value=GetAtt(role, "Arn"),
-               Description="Give this ARN (and, separately, the ExternalId) to the consumer")
+        Output(
+            "EndpointInvokeRoleArn",
+            Condition=primary.condition,
+            Value=GetAtt(role, "Arn"),
+            Description="Give this ARN (and, separately, the ExternalId) to the consumer",
+        )
     )
     return template
 
 
 def build_endpoint_consumer_policy_template() -> Template:
     """The consumer side: a managed policy (and optional group) allowing AssumeRole on that one role."""
-    template = Template(Description="Consumer-side policy: sts:AssumeRole on the endpoint-invoke role only, optionally attached to a new group")
+    template = Template(
+        Description="Consumer-side policy: sts:AssumeRole on the endpoint-invoke role only, optionally attached to a new group"
+    )
     invoke_role_arn = template.add_parameter(
         Parameter(
             "EndpointInvokeRoleArn",

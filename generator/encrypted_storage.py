@@ -7,10 +7,9 @@ model-deploy template (data capture) and the MLOps project template (pipeline ar
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
-from awacs import kms
-from awacs import s3
+from awacs import kms, s3
 from awacs.aws import Allow, ArnLike, Condition, Policy, Principal, Statement, StringEquals
 from troposphere import GetAtt, Ref, Sub, Tags, Template
 from troposphere.kms import Key
@@ -82,7 +81,9 @@ def key_policy(*statements: Statement) -> Policy:
     return Policy(Version=VERSION, Statement=[account, *statements])
 
 
-def add_key(template: Template, title: str, description: str, tags: Tags, policy: object = None, condition: str | None = None) -> Key:
+def add_key(
+    template: Template, title: str, description: str, tags: Tags, policy: object = None, condition: str | None = None
+) -> Key:
     """A symmetric customer managed key with yearly rotation, retained on stack deletion.
 
     ``policy`` defaults to ``key_policy()``; pass ``key_policy(*statements)`` (or an
@@ -136,13 +137,20 @@ def add_access_logs_bucket(template: Template, title: str, tags: Tags, condition
     bucket = Bucket(
         title,
         BucketEncryption=BucketEncryption(
-            ServerSideEncryptionConfiguration=[ServerSideEncryptionRule(ServerSideEncryptionByDefault=ServerSideEncryptionByDefault(SSEAlgorithm="AES256"))]
+            ServerSideEncryptionConfiguration=[
+                ServerSideEncryptionRule(
+                    ServerSideEncryptionByDefault=ServerSideEncryptionByDefault(SSEAlgorithm="AES256")
+                )
+            ]
         ),
         Tags=tags,
         Metadata={
             "checkov": {
                 "skip": [
-                    {"id": "CKV_AWS_18", "comment": "This is the access-log destination; a log bucket logging to itself never ends"}
+                    {
+                        "id": "CKV_AWS_18",
+                        "comment": "This is the access-log destination; a log bucket logging to itself never ends",
+                    }
                 ]
             }
         },
@@ -151,7 +159,9 @@ def add_access_logs_bucket(template: Template, title: str, tags: Tags, condition
     return _add(template, bucket, condition)
 
 
-def add_access_logs_policy(template: Template, logs: Bucket, sources: Iterable[Bucket], condition: str | None = None) -> BucketPolicy:
+def add_access_logs_policy(
+    template: Template, logs: Bucket, sources: Iterable[Bucket], condition: str | None = None
+) -> BucketPolicy:
     """TLS only; S3 log delivery may write for ``sources`` of this account only."""
     delivery = Statement(
         Sid="AllowServerAccessLogDelivery",
@@ -197,7 +207,9 @@ def add_encrypted_bucket(
             ServerSideEncryptionConfiguration=[
                 ServerSideEncryptionRule(
                     BucketKeyEnabled=True,
-                    ServerSideEncryptionByDefault=ServerSideEncryptionByDefault(SSEAlgorithm="aws:kms", KMSMasterKeyID=key_arn),
+                    ServerSideEncryptionByDefault=ServerSideEncryptionByDefault(
+                        SSEAlgorithm="aws:kms", KMSMasterKeyID=key_arn
+                    ),
                 )
             ]
         ),
@@ -205,7 +217,9 @@ def add_encrypted_bucket(
         **_private(),
     )
     if access_logs is not None:
-        bucket.LoggingConfiguration = LoggingConfiguration(DestinationBucketName=Ref(access_logs), LogFilePrefix=f"{title}/")
+        bucket.LoggingConfiguration = LoggingConfiguration(
+            DestinationBucketName=Ref(access_logs), LogFilePrefix=f"{title}/"
+        )
     _add(template, bucket, condition)
     policy = BucketPolicy(
         f"{title}Policy",

@@ -127,7 +127,9 @@ KEY_PURPOSES = {
 }
 
 
-def add_key(template: Template, env: Environment, logical_id: str, alias: str, purpose: str, policy: PolicyDocument) -> Key:
+def add_key(
+    template: Template, env: Environment, logical_id: str, alias: str, purpose: str, policy: PolicyDocument
+) -> Key:
     """One symmetric key with yearly rotation and an alias ``alias/<env-name>-<env-type>-<alias>``."""
     key = template.add_resource(
         Key(
@@ -142,7 +144,9 @@ def add_key(template: Template, env: Environment, logical_id: str, alias: str, p
             Tags=env.tags(),
         )
     )
-    template.add_resource(Alias(f"{logical_id}Alias", AliasName=Sub("alias/${EnvName}-${EnvType}-" + alias), TargetKeyId=Ref(key)))
+    template.add_resource(
+        Alias(f"{logical_id}Alias", AliasName=Sub("alias/${EnvName}-${EnvType}-" + alias), TargetKeyId=Ref(key))
+    )
     return key
 
 

@@ -14,7 +14,13 @@ from generator.encryption import add_keys
 from generator.identity import add_guardrails, add_role_policies, add_roles
 from generator.model_readers import add_model_readers
 from generator.model_registry import add_model_registry, group_name
-from generator.network import NETWORK_PARAMETERS, add_private_network, add_s3_gateway_endpoint, endpoint_specs, publish_network
+from generator.network import (
+    NETWORK_PARAMETERS,
+    add_private_network,
+    add_s3_gateway_endpoint,
+    endpoint_specs,
+    publish_network,
+)
 from generator.outputs import group_parameters, publish
 from generator.parameters import add_environment
 from generator.storage import add_bucket_policies, add_buckets, environment_gateway_policy
@@ -73,17 +79,65 @@ def build_environment_template(az_count: int = DEFAULT_AZ_COUNT) -> Template:
         slug = {"StudioEfs": "studio-efs"}.get(name, name.lower())
         publish(template, env, f"{name}KeyArn", GetAtt(key, "Arn"), f"ARN of the {slug} KMS key", f"kms/{slug}-key-arn")
     publish(template, env, "DataBucketName", Ref(storage.data), "Data bucket", "s3/data-bucket-name")
-    publish(template, env, "ModelsBucketName", Ref(storage.models), "Models bucket (model artifacts)", "s3/models-bucket-name")
-    publish(template, env, "AccessLogsBucketName", Ref(storage.access_logs), "Server access log bucket", "s3/access-logs-bucket-name")
-    publish(template, env, "ModelArtifactsPrefix", Ref(storage.model_prefix), "Key prefix the target accounts may read", "s3/model-artifacts-prefix")
     publish(
-        template, env, "ModelPackageGroupArn", GetAtt(registry.group, "ModelPackageGroupArn"),
-        "Model package group shared with the target accounts", "registry/model-package-group-arn",
+        template,
+        env,
+        "ModelsBucketName",
+        Ref(storage.models),
+        "Models bucket (model artifacts)",
+        "s3/models-bucket-name",
     )
-    publish(template, env, "ModelPackageGroupName", group_name(), "Model package group name", "registry/model-package-group-name")
-    publish(template, env, "ModelImageRepositoryName", Ref(registry.repository), "ECR repository of inference images", "registry/model-image-repository-name")
-    publish(template, env, "ModelImageRepositoryUri", GetAtt(registry.repository, "RepositoryUri"), "ECR repository URI", "registry/model-image-repository-uri")
-    publish(template, env, "StudioDomainId", GetAtt(domain, "DomainId"), "SageMaker Studio domain id", "studio/domain-id")
+    publish(
+        template,
+        env,
+        "AccessLogsBucketName",
+        Ref(storage.access_logs),
+        "Server access log bucket",
+        "s3/access-logs-bucket-name",
+    )
+    publish(
+        template,
+        env,
+        "ModelArtifactsPrefix",
+        Ref(storage.model_prefix),
+        "Key prefix the target accounts may read",
+        "s3/model-artifacts-prefix",
+    )
+    publish(
+        template,
+        env,
+        "ModelPackageGroupArn",
+        GetAtt(registry.group, "ModelPackageGroupArn"),
+        "Model package group shared with the target accounts",
+        "registry/model-package-group-arn",
+    )
+    publish(
+        template,
+        env,
+        "ModelPackageGroupName",
+        group_name(),
+        "Model package group name",
+        "registry/model-package-group-name",
+    )
+    publish(
+        template,
+        env,
+        "ModelImageRepositoryName",
+        Ref(registry.repository),
+        "ECR repository of inference images",
+        "registry/model-image-repository-name",
+    )
+    publish(
+        template,
+        env,
+        "ModelImageRepositoryUri",
+        GetAtt(registry.repository, "RepositoryUri"),
+        "ECR repository URI",
+        "registry/model-image-repository-uri",
+    )
+    publish(
+        template, env, "StudioDomainId", GetAtt(domain, "DomainId"), "SageMaker Studio domain id", "studio/domain-id"
+    )
     for role, slug in (
         (roles.execution, "sagemaker-execution-role-arn"),
         (roles.pipeline, "pipeline-execution-role-arn"),
@@ -98,7 +152,10 @@ def build_environment_template(az_count: int = DEFAULT_AZ_COUNT) -> Template:
             "Network": [*NETWORK_PARAMETERS],
             "Storage": ["ModelsBucketName", "ModelArtifactsPrefix"],
             "Sharing models with the staging and production accounts": [
-                "TargetAccountIds", "OrganizationId", "TargetS3EndpointIds", "TargetKmsEndpointIds"
+                "TargetAccountIds",
+                "OrganizationId",
+                "TargetS3EndpointIds",
+                "TargetKmsEndpointIds",
             ],
             "SageMaker Studio": ["StudioAuthMode", "StudioUserProfileName"],
         },

@@ -32,9 +32,9 @@ from awacs.aws import (
 from troposphere import GetAtt, Ref, Sub, Template
 from troposphere.iam import ManagedPolicy, Role
 
+from generator.model_registry import group_name
 from generator.parameters import Environment, partition_arn
 from generator.policies import account_trust, allow, deny_without_vpc, document, service_trust
-from generator.model_registry import group_name
 from generator.storage import LIST_ACTIONS, READ_ACTIONS, WRITE_ACTIONS, bucket_arn, objects_arn
 
 # Actions that take sagemaker:VpcSubnets / sagemaker:VpcSecurityGroupIds (IAM service
@@ -133,13 +133,35 @@ def add_roles(template: Template, env: Environment) -> Roles:
     sagemaker_trust = service_trust("sagemaker.amazonaws.com", source_account=Ref("AWS::AccountId"))
 
     def role(logical_id: str, description: str, trust) -> Role:
-        return template.add_resource(Role(logical_id, Description=description, AssumeRolePolicyDocument=trust, MaxSessionDuration=3600, Tags=env.tags()))
+        return template.add_resource(
+            Role(
+                logical_id,
+                Description=description,
+                AssumeRolePolicyDocument=trust,
+                MaxSessionDuration=3600,
+                Tags=env.tags(),
+            )
+        )
 
     return Roles(
-        data_scientist=role("DataScientistRole", "Data scientist persona: Studio, experiments and jobs in the environment's VPC", account_trust()),
-        mlops_engineer=role("MlopsEngineerRole", "MLOps engineer persona: pipelines, model registry approvals, images, project products", account_trust()),
-        execution=role("SageMakerExecutionRole", "SageMaker execution role of Studio apps and the jobs they start", sagemaker_trust),
-        pipeline=role("PipelineExecutionRole", "SageMaker Pipelines execution role: runs steps and registers models", sagemaker_trust),
+        data_scientist=role(
+            "DataScientistRole",
+            "Data scientist persona: Studio, experiments and jobs in the environment's VPC",
+            account_trust(),
+        ),
+        mlops_engineer=role(
+            "MlopsEngineerRole",
+            "MLOps engineer persona: pipelines, model registry approvals, images, project products",
+            account_trust(),
+        ),
+        execution=role(
+            "SageMakerExecutionRole", "SageMaker execution role of Studio apps and the jobs they start", sagemaker_trust
+        ),
+        pipeline=role(
+            "PipelineExecutionRole",
+            "SageMaker Pipelines execution role: runs steps and registers models",
+            sagemaker_trust,
+        ),
     )
 
 
@@ -190,7 +212,9 @@ def add_guardrails(template: Template, env: Environment, roles: Roles, subnet_id
     return template.add_resource(
         ManagedPolicy(
             "SageMakerGuardrailsPolicy",
-            Description=Sub("${EnvName}-${EnvType}: SageMaker resources only in the environment's VPC and with encrypted volumes"),
+            Description=Sub(
+                "${EnvName}-${EnvType}: SageMaker resources only in the environment's VPC and with encrypted volumes"
+            ),
             PolicyDocument=document(*guardrail_statements(subnet_ids, security_group_ids)),
             Roles=[Ref(r) for r in roles.all()],
         )
@@ -258,18 +282,33 @@ def add_role_policies(template: Template, env: Environment, roles: Roles, storag
         allow(
             "OpenStudio",
             [sagemaker.CreatePresignedDomainUrl, sagemaker.DescribeUserProfile],
-            [Sub("arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:user-profile/${DomainId}/*", DomainId=domain_id)],
+            [
+                Sub(
+                    "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:user-profile/${DomainId}/*",
+                    DomainId=domain_id,
+                )
+            ],
         ),
         allow(
             "DescribeStudioDomain",
             [sagemaker.DescribeDomain],
-            [Sub("arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:domain/${DomainId}", DomainId=domain_id)],
+            [
+                Sub(
+                    "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:domain/${DomainId}",
+                    DomainId=domain_id,
+                )
+            ],
         ),
         allow("ListSageMakerResources", LIST_SAGEMAKER, ["*"]),
     ]
     read_registry = allow(
         "ReadModelRegistry",
-        [sagemaker.DescribeModelPackageGroup, sagemaker.DescribeModelPackage, sagemaker.ListModelPackages, sagemaker.BatchDescribeModelPackage],
+        [
+            sagemaker.DescribeModelPackageGroup,
+            sagemaker.DescribeModelPackage,
+            sagemaker.ListModelPackages,
+            sagemaker.BatchDescribeModelPackage,
+        ],
         [group_arn, packages],
     )
     policies = {
@@ -364,7 +403,14 @@ def add_role_policies(template: Template, env: Environment, roles: Roles, storag
                     sagemaker.DeleteSpace,
                     sagemaker.DescribeSpace,
                 ],
-                [Sub("arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:${Kind}/${DomainId}/*", Kind=kind, DomainId=domain_id) for kind in ("app", "space")],
+                [
+                    Sub(
+                        "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:${Kind}/${DomainId}/*",
+                        Kind=kind,
+                        DomainId=domain_id,
+                    )
+                    for kind in ("app", "space")
+                ],
             ),
             allow("ListSageMakerResources", LIST_SAGEMAKER, ["*"]),
             read_registry,
@@ -376,7 +422,13 @@ def add_role_policies(template: Template, env: Environment, roles: Roles, storag
             _pass_role("PassExecutionRoleToSageMaker", [roles.execution]),
             allow(
                 "RegisterModels",
-                [sagemaker.CreateModelPackage, sagemaker.DescribeModelPackage, sagemaker.DescribeModelPackageGroup, sagemaker.ListModelPackages, sagemaker.AddTags],
+                [
+                    sagemaker.CreateModelPackage,
+                    sagemaker.DescribeModelPackage,
+                    sagemaker.DescribeModelPackageGroup,
+                    sagemaker.ListModelPackages,
+                    sagemaker.AddTags,
+                ],
                 [group_arn, packages],
             ),
             *_bucket_statements("DataBucket", [storage.data], write=False),

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
-
-from functools import lru_cache
 
 from cfnlint.api import ManualArgs
 from cfnlint.config import ConfigMixIn
@@ -51,7 +50,7 @@ def _config(regions: tuple[str, ...]) -> ManualArgs:
     return config
 
 
-@lru_cache(maxsize=None)
+@cache
 def _rules(regions: tuple[str, ...]):
     """cfn-lint's rules, loaded once per process: loading them costs more than linting a template."""
     return Runner(ConfigMixIn(**_config(regions))).rules

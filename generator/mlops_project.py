@@ -35,8 +35,8 @@ from troposphere.codepipeline import (
     Stages,
 )
 from troposphere.events import Rule, Target
-from troposphere.iam import PolicyType, Role
 from troposphere.iam import Policy as InlinePolicy
+from troposphere.iam import PolicyType, Role
 from troposphere.logs import LogGroup
 
 from generator import model_deploy
@@ -99,8 +99,12 @@ class ProjectParameters:
     approval_topic_arn: Parameter
 
 
-def string_parameter(template: Template, title: str, description: str, pattern: str, constraint: str, default: str | None = None) -> Parameter:
-    parameter = Parameter(title, Type="String", Description=description, AllowedPattern=pattern, ConstraintDescription=constraint)
+def string_parameter(
+    template: Template, title: str, description: str, pattern: str, constraint: str, default: str | None = None
+) -> Parameter:
+    parameter = Parameter(
+        title, Type="String", Description=description, AllowedPattern=pattern, ConstraintDescription=constraint
+    )
     if default is not None:
         parameter.Default = default
     return template.add_parameter(parameter)
@@ -111,18 +115,27 @@ def add_project_identity(template: Template, group_purpose: str) -> tuple[Parame
     (SageMaker passes them) and the model package group, by default the environment's."""
     return (
         string_parameter(
-            template, "SageMakerProjectName", "Name of the SageMaker project (passed by SageMaker)",
-            r"^[a-zA-Z](-*[a-zA-Z0-9]){0,31}$", "1-32 letters, digits and hyphens, starting with a letter",
+            template,
+            "SageMakerProjectName",
+            "Name of the SageMaker project (passed by SageMaker)",
+            r"^[a-zA-Z](-*[a-zA-Z0-9]){0,31}$",
+            "1-32 letters, digits and hyphens, starting with a letter",
         ),
         string_parameter(
-            template, "SageMakerProjectId", "Id of the SageMaker project (passed by SageMaker)",
-            r"^[a-z0-9-]{1,20}$", "1-20 lower-case letters, digits and hyphens",
+            template,
+            "SageMakerProjectId",
+            "Id of the SageMaker project (passed by SageMaker)",
+            r"^[a-z0-9-]{1,20}$",
+            "1-20 lower-case letters, digits and hyphens",
         ),
         string_parameter(
-            template, "ModelPackageGroupName",
+            template,
+            "ModelPackageGroupName",
             f"Model package group {group_purpose}; empty: the development environment's registry group "
             "<EnvName>-<EnvType>-models, the one shared with the target accounts",
-            r"^([a-zA-Z0-9](-*[a-zA-Z0-9]){0,62})?$", "empty or a model package group name", default="",
+            r"^([a-zA-Z0-9](-*[a-zA-Z0-9]){0,62})?$",
+            "empty or a model package group name",
+            default="",
         ),
     )
 
@@ -139,63 +152,112 @@ def add_project_parameters(template: Template) -> ProjectParameters:
         project_id=project_id,
         group_name=group_name,
         stack_set_name=string_parameter(
-            template, "StackSetName", "Stack set of the model endpoints; empty: sagemaker-<project name>-<project id>-deploy",
-            r"^([a-zA-Z][a-zA-Z0-9-]{0,127})?$", "empty or up to 128 letters, digits and hyphens, starting with a letter", default="",
+            template,
+            "StackSetName",
+            "Stack set of the model endpoints; empty: sagemaker-<project name>-<project id>-deploy",
+            r"^([a-zA-Z][a-zA-Z0-9-]{0,127})?$",
+            "empty or up to 128 letters, digits and hyphens, starting with a letter",
+            default="",
         ),
         staging_targets=string_parameter(
-            template, "StagingDeploymentTargets",
+            template,
+            "StagingDeploymentTargets",
             "Staging targets, comma separated: account ids (SELF_MANAGED) or OU/root ids (SERVICE_MANAGED)",
-            TARGETS_PATTERN, "12-digit account ids or ou-/r- ids, comma separated, no spaces",
+            TARGETS_PATTERN,
+            "12-digit account ids or ou-/r- ids, comma separated, no spaces",
         ),
         prod_targets=string_parameter(
-            template, "ProductionDeploymentTargets",
+            template,
+            "ProductionDeploymentTargets",
             "Production targets, comma separated: account ids (SELF_MANAGED) or OU/root ids (SERVICE_MANAGED)",
-            TARGETS_PATTERN, "12-digit account ids or ou-/r- ids, comma separated, no spaces",
+            TARGETS_PATTERN,
+            "12-digit account ids or ou-/r- ids, comma separated, no spaces",
         ),
         regions=string_parameter(
-            template, "DeploymentRegions", "Regions of the endpoints, comma separated, in rollout order; empty: this region",
-            rf"^({REGION}(,{REGION})*)?$", "empty or region names, comma separated, no spaces", default="",
+            template,
+            "DeploymentRegions",
+            "Regions of the endpoints, comma separated, in rollout order; empty: this region",
+            rf"^({REGION}(,{REGION})*)?$",
+            "empty or region names, comma separated, no spaces",
+            default="",
         ),
         permission_model=template.add_parameter(
             Parameter(
-                "PermissionModel", Type="String", AllowedValues=["SELF_MANAGED", "SERVICE_MANAGED"], Default="SELF_MANAGED",
+                "PermissionModel",
+                Type="String",
+                AllowedValues=["SELF_MANAGED", "SERVICE_MANAGED"],
+                Default="SELF_MANAGED",
                 Description="SELF_MANAGED: this account administers the stack set through its administration role; "
                 "SERVICE_MANAGED: Organizations targets (this account must be the management account)",
             )
         ),
         admin_role_name=string_parameter(
-            template, "StackSetAdministrationRoleName", "SELF_MANAGED: this account's StackSet administration role",
-            role_name, "an IAM role name", default="AWSCloudFormationStackSetAdministrationRole",
+            template,
+            "StackSetAdministrationRoleName",
+            "SELF_MANAGED: this account's StackSet administration role",
+            role_name,
+            "an IAM role name",
+            default="AWSCloudFormationStackSetAdministrationRole",
         ),
         execution_role_name=string_parameter(
-            template, "StackSetExecutionRoleName", "SELF_MANAGED: the execution role in every target account (must trust the administration role)",
-            role_name, "an IAM role name", default="AWSCloudFormationStackSetExecutionRole",
+            template,
+            "StackSetExecutionRoleName",
+            "SELF_MANAGED: the execution role in every target account (must trust the administration role)",
+            role_name,
+            "an IAM role name",
+            default="AWSCloudFormationStackSetExecutionRole",
         ),
         staging_instance_type=string_parameter(
-            template, "StagingInstanceType", "Instance type of the staging endpoints", instance_type, "an ml.* instance type", default="ml.m5.large"
+            template,
+            "StagingInstanceType",
+            "Instance type of the staging endpoints",
+            instance_type,
+            "an ml.* instance type",
+            default="ml.m5.large",
         ),
         prod_instance_type=string_parameter(
-            template, "ProductionInstanceType", "Instance type of the production endpoints", instance_type, "an ml.* instance type", default="ml.m5.large"
+            template,
+            "ProductionInstanceType",
+            "Instance type of the production endpoints",
+            instance_type,
+            "an ml.* instance type",
+            default="ml.m5.large",
         ),
         failure_tolerance=template.add_parameter(
             Parameter(
-                "FailureTolerancePercentage", Type="Number", Default=0, MinValue=0, MaxValue=100,
+                "FailureTolerancePercentage",
+                Type="Number",
+                Default=0,
+                MinValue=0,
+                MaxValue=100,
                 Description="Percentage of accounts per region that may fail before the rollout stops in that region",
             )
         ),
         max_concurrent=template.add_parameter(
             Parameter(
-                "MaxConcurrentPercentage", Type="Number", Default=25, MinValue=1, MaxValue=100,
+                "MaxConcurrentPercentage",
+                Type="Number",
+                Default=25,
+                MinValue=1,
+                MaxValue=100,
                 Description="Percentage of accounts deployed at once (capped by the failure tolerance + 1 account)",
             )
         ),
         source_key=string_parameter(
-            template, "SourceObjectKey", "Key, in the artifacts bucket, of the zip holding model-deploy.yaml at its root",
-            r"^[\w!.*'()/-]{1,1000}\.zip$", "an S3 key ending in .zip", default="model-deploy/source.zip",
+            template,
+            "SourceObjectKey",
+            "Key, in the artifacts bucket, of the zip holding model-deploy.yaml at its root",
+            r"^[\w!.*'()/-]{1,1000}\.zip$",
+            "an S3 key ending in .zip",
+            default="model-deploy/source.zip",
         ),
         approval_topic_arn=string_parameter(
-            template, "ApprovalTopicArn", "SNS topic told when a production deployment waits for approval; optional",
-            r"^(arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]{1,256})?$", "empty or an SNS topic ARN", default="",
+            template,
+            "ApprovalTopicArn",
+            "SNS topic told when a production deployment waits for approval; optional",
+            r"^(arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]{1,256})?$",
+            "empty or an SNS topic ARN",
+            default="",
         ),
     )
 
@@ -266,14 +328,20 @@ def artifact_statements(bucket, key) -> list[Statement]:
     return [
         allow("ReadWriteArtifacts", [s3.GetObject, s3.GetObjectVersion, s3.PutObject], [objects_arn(bucket)]),
         allow("ReadArtifactsBucket", [s3.GetBucketVersioning, s3.GetBucketLocation], [GetAtt(bucket, "Arn")]),
-        allow("UseArtifactsKey", [kms.Decrypt, kms.Encrypt, kms.GenerateDataKey, kms.DescribeKey], [GetAtt(key, "Arn")]),
+        allow(
+            "UseArtifactsKey", [kms.Decrypt, kms.Encrypt, kms.GenerateDataKey, kms.DescribeKey], [GetAtt(key, "Arn")]
+        ),
     ]
 
 
 def add_build_role(template: Template, p: ProjectParameters, names: Names, bucket, key, log_group: LogGroup) -> Role:
     """CodeBuild: artifacts, its own log group, and reading the project's model packages."""
     statements = artifact_statements(bucket, key) + [
-        allow("WriteBuildLogs", [logs.CreateLogStream, logs.PutLogEvents], [Sub("${LogGroupArn}", LogGroupArn=GetAtt(log_group, "Arn"))]),
+        allow(
+            "WriteBuildLogs",
+            [logs.CreateLogStream, logs.PutLogEvents],
+            [Sub("${LogGroupArn}", LogGroupArn=GetAtt(log_group, "Arn"))],
+        ),
         allow(
             "DescribeProjectModelPackages",
             [sagemaker.DescribeModelPackage, sagemaker.DescribeModelPackageGroup],
@@ -301,8 +369,17 @@ def _stack_set_resources(names: Names) -> list:
     types = sorted({r.resource_type for r in model_deploy.build_model_deploy_template().resources.values()})
     return [
         partition_arn("cloudformation", "stackset/${StackSet}:*", StackSet=names.stack_set),
-        partition_arn("cloudformation", "stackset-target/${StackSet}:*", region="*", account="${AWS::AccountId}", StackSet=names.stack_set),
-        *[partition_arn("cloudformation", "type/resource/" + t.replace("::", "-"), region="*", account="") for t in types],
+        partition_arn(
+            "cloudformation",
+            "stackset-target/${StackSet}:*",
+            region="*",
+            account="${AWS::AccountId}",
+            StackSet=names.stack_set,
+        ),
+        *[
+            partition_arn("cloudformation", "type/resource/" + t.replace("::", "-"), region="*", account="")
+            for t in types
+        ],
     ]
 
 
@@ -361,8 +438,17 @@ def add_pipeline_role(template: Template, p: ProjectParameters, names: Names, bu
     return role
 
 
-def add_pipeline_trigger(template: Template, p, pipeline: Pipeline, *, role_title: str, rule_title: str,
-                         purpose: str, policy_name: str, event_pattern: dict) -> Rule:
+def add_pipeline_trigger(
+    template: Template,
+    p,
+    pipeline: Pipeline,
+    *,
+    role_title: str,
+    rule_title: str,
+    purpose: str,
+    policy_name: str,
+    event_pattern: dict,
+) -> Rule:
     """An EventBridge rule starting ``pipeline`` on ``event_pattern``, with a role that may
     start this pipeline and nothing else (shared by both project templates)."""
     pipeline_arn = partition_arn("codepipeline", "${Pipeline}", Pipeline=Ref(pipeline))
@@ -476,8 +562,19 @@ def add_build_log_group(template: Template, p, project_name: str, key) -> LogGro
     )
 
 
-def add_codebuild_project(template: Template, p, title: str, name: str, description: str, role, key, log_group,
-                          variables: dict, source: cb.Source, timeout_minutes: int) -> cb.Project:
+def add_codebuild_project(
+    template: Template,
+    p,
+    title: str,
+    name: str,
+    description: str,
+    role,
+    key,
+    log_group,
+    variables: dict,
+    source: cb.Source,
+    timeout_minutes: int,
+) -> cb.Project:
     """A CodeBuild project run by the pipeline (``name`` a Fn::Sub text): KMS-encrypted, logging to ``log_group``."""
     return template.add_resource(
         cb.Project(
@@ -492,7 +589,9 @@ def add_codebuild_project(template: Template, p, title: str, name: str, descript
                 Type="LINUX_CONTAINER",
                 ComputeType="BUILD_GENERAL1_SMALL",
                 Image=BUILD_IMAGE,
-                EnvironmentVariables=[cb.EnvironmentVariable(Name=k, Type="PLAINTEXT", Value=v) for k, v in variables.items()],
+                EnvironmentVariables=[
+                    cb.EnvironmentVariable(Name=k, Type="PLAINTEXT", Value=v) for k, v in variables.items()
+                ],
             ),
             LogsConfig=cb.LogsConfig(CloudWatchLogs=cb.CloudWatchLogs(Status="ENABLED", GroupName=Ref(log_group))),
             TimeoutInMinutes=timeout_minutes,
@@ -514,9 +613,17 @@ def add_build(template: Template, p: ProjectParameters, names: Names, bucket, ke
         "PROD_INSTANCE_TYPE": Ref(p.prod_instance_type),
     }
     return add_codebuild_project(
-        template, p, "ResolveModelBuild", BUILD_PROJECT_NAME,
+        template,
+        p,
+        "ResolveModelBuild",
+        BUILD_PROJECT_NAME,
         "Resolves the latest approved model package and writes the stack-set parameters",
-        role, key, log_group, variables, cb.Source(Type="CODEPIPELINE", BuildSpec=buildspec()), timeout_minutes=15,
+        role,
+        key,
+        log_group,
+        variables,
+        cb.Source(Type="CODEPIPELINE", BuildSpec=buildspec()),
+        timeout_minutes=15,
     )
 
 
@@ -539,7 +646,9 @@ def pipeline_action(name: str, category: str, provider: str, configuration: dict
 
 def encrypted_artifact_store(bucket, key) -> ArtifactStore:
     """The pipeline's artifact store: the project's bucket, encrypted with its key."""
-    return ArtifactStore(Type="S3", Location=Ref(bucket), EncryptionKey=EncryptionKey(Type="KMS", Id=GetAtt(key, "Arn")))
+    return ArtifactStore(
+        Type="S3", Location=Ref(bucket), EncryptionKey=EncryptionKey(Type="KMS", Id=GetAtt(key, "Arn"))
+    )
 
 
 def s3_source_stage(action: str, bucket, source_key: Parameter, artifact: str = SOURCE_ARTIFACT) -> Stages:
@@ -548,7 +657,9 @@ def s3_source_stage(action: str, bucket, source_key: Parameter, artifact: str = 
         Name="Source",
         Actions=[
             pipeline_action(
-                action, "Source", "S3",
+                action,
+                "Source",
+                "S3",
                 {"S3Bucket": Ref(bucket), "S3ObjectKey": Ref(source_key), "PollForSourceChanges": "false"},
                 outputs=[artifact],
             )
@@ -571,18 +682,28 @@ def pipeline_stages(p: ProjectParameters, names: Names, bucket, build: cb.Projec
         Stages(
             Name="Build",
             Actions=[
-                pipeline_action("ResolveApprovedModel", "Build", "CodeBuild", {"ProjectName": Ref(build)},
-                        inputs=[SOURCE_ARTIFACT], outputs=[BUILD_ARTIFACT])
+                pipeline_action(
+                    "ResolveApprovedModel",
+                    "Build",
+                    "CodeBuild",
+                    {"ProjectName": Ref(build)},
+                    inputs=[SOURCE_ARTIFACT],
+                    outputs=[BUILD_ARTIFACT],
+                )
             ],
         ),
         Stages(
             Name="DeployStaging",
             Actions=[
                 pipeline_action(
-                    "StackSetToStaging", "Deploy", "CloudFormationStackSet",
+                    "StackSetToStaging",
+                    "Deploy",
+                    "CloudFormationStackSet",
                     {
                         "StackSetName": names.stack_set,
-                        "Description": Sub("Model endpoints of SageMaker project ${SageMakerProjectName} (${SageMakerProjectId})"),
+                        "Description": Sub(
+                            "Model endpoints of SageMaker project ${SageMakerProjectName} (${SageMakerProjectId})"
+                        ),
                         "TemplatePath": f"{BUILD_ARTIFACT}::{TEMPLATE_FILE}",
                         "Parameters": f"{BUILD_ARTIFACT}::{STAGING_PARAMETERS_FILE}",
                         "PermissionModel": Ref(p.permission_model),
@@ -599,10 +720,14 @@ def pipeline_stages(p: ProjectParameters, names: Names, bucket, build: cb.Projec
             Name="ApproveProduction",
             Actions=[
                 pipeline_action(
-                    "ApproveProductionDeployment", "Approval", "Manual",
+                    "ApproveProductionDeployment",
+                    "Approval",
+                    "Manual",
                     {
-                        "CustomData": Sub("Approve to deploy the model tested in staging to production (stack set ${StackSet})",
-                                          StackSet=names.stack_set),
+                        "CustomData": Sub(
+                            "Approve to deploy the model tested in staging to production (stack set ${StackSet})",
+                            StackSet=names.stack_set,
+                        ),
                         "NotificationArn": If(HAS_APPROVAL_TOPIC, Ref(p.approval_topic_arn), NoValue),
                     },
                 )
@@ -612,7 +737,9 @@ def pipeline_stages(p: ProjectParameters, names: Names, bucket, build: cb.Projec
             Name="DeployProduction",
             Actions=[
                 pipeline_action(
-                    "StackInstancesToProduction", "Deploy", "CloudFormationStackInstances",
+                    "StackInstancesToProduction",
+                    "Deploy",
+                    "CloudFormationStackInstances",
                     {
                         "StackSetName": names.stack_set,
                         "DeploymentTargets": Ref(p.prod_targets),
@@ -647,7 +774,9 @@ def add_pipeline(template: Template, p: ProjectParameters, names: Names, bucket,
 def add_approval_trigger(template: Template, p: ProjectParameters, names: Names, pipeline: Pipeline) -> Rule:
     """The EventBridge rule: an Approved model package of the project's group starts the pipeline."""
     return add_pipeline_trigger(
-        template, p, pipeline,
+        template,
+        p,
+        pipeline,
         role_title="ApprovalTriggerRole",
         rule_title="ModelApprovedRule",
         purpose="starts the deployment pipeline when a model package of the project's group is approved",

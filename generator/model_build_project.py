@@ -32,12 +32,12 @@ from generator.mlops_project import (
     add_codebuild_project,
     add_pipeline_trigger,
     add_project_identity,
-    encrypted_artifact_store,
-    s3_source_stage,
     artifact_statements,
     build_log_group_arn,
+    encrypted_artifact_store,
     pipeline_action,
     project_tags,
+    s3_source_stage,
     string_parameter,
 )
 from generator.parameters import Environment, add_environment, partition_arn
@@ -79,8 +79,12 @@ def add_parameters(template: Template) -> BuildProjectParameters:
             )
         ),
         source_key=string_parameter(
-            template, "SourceObjectKey", "Key, in the artifacts bucket, of the seed code zip (buildspec.yml at its root)",
-            r"^[\w!.*'()/-]{1,1000}\.zip$", "an S3 key ending in .zip", default="model-build/seed-code.zip",
+            template,
+            "SourceObjectKey",
+            "Key, in the artifacts bucket, of the seed code zip (buildspec.yml at its root)",
+            r"^[\w!.*'()/-]{1,1000}\.zip$",
+            "an S3 key ending in .zip",
+            default="model-build/seed-code.zip",
         ),
     )
 
@@ -88,7 +92,11 @@ def add_parameters(template: Template) -> BuildProjectParameters:
 def add_build_role(template: Template, p: BuildProjectParameters, bucket, key, log_group) -> Role:
     pipelines = partition_arn("sagemaker", "pipeline/" + NAME_PREFIX + "-*")
     statements = artifact_statements(bucket, key) + [
-        allow("WriteBuildLogs", [logs.CreateLogStream, logs.PutLogEvents], [Sub("${LogGroupArn}", LogGroupArn=GetAtt(log_group, "Arn"))]),
+        allow(
+            "WriteBuildLogs",
+            [logs.CreateLogStream, logs.PutLogEvents],
+            [Sub("${LogGroupArn}", LogGroupArn=GetAtt(log_group, "Arn"))],
+        ),
         allow(
             "ManageProjectPipelines",
             [
@@ -139,9 +147,17 @@ def add_build(template: Template, p: BuildProjectParameters, bucket, key) -> cb.
     }
     # No inline buildspec: the seed code's buildspec.yml decides how its pipeline is built.
     return add_codebuild_project(
-        template, p, "ModelBuild", BUILD_PROJECT_NAME,
+        template,
+        p,
+        "ModelBuild",
+        BUILD_PROJECT_NAME,
         "Runs the seed code's buildspec: upsert and start the SageMaker training pipeline",
-        role, key, log_group, variables, cb.Source(Type="CODEPIPELINE"), timeout_minutes=60,
+        role,
+        key,
+        log_group,
+        variables,
+        cb.Source(Type="CODEPIPELINE"),
+        timeout_minutes=60,
     )
 
 
@@ -170,7 +186,15 @@ def add_pipeline(template: Template, p: BuildProjectParameters, bucket, key, bui
                 s3_source_stage("SeedCode", bucket, p.source_key, SOURCE_ARTIFACT),
                 Stages(
                     Name="Build",
-                    Actions=[pipeline_action("RunTrainingPipeline", "Build", "CodeBuild", {"ProjectName": Ref(build)}, inputs=[SOURCE_ARTIFACT])],
+                    Actions=[
+                        pipeline_action(
+                            "RunTrainingPipeline",
+                            "Build",
+                            "CodeBuild",
+                            {"ProjectName": Ref(build)},
+                            inputs=[SOURCE_ARTIFACT],
+                        )
+                    ],
                 ),
             ],
             Tags=project_tags(p),
@@ -181,7 +205,9 @@ def add_pipeline(template: Template, p: BuildProjectParameters, bucket, key, bui
 def add_upload_trigger(template: Template, p: BuildProjectParameters, bucket, pipeline: Pipeline) -> Rule:
     """A new seed-code upload (S3 event through EventBridge) starts the pipeline."""
     return add_pipeline_trigger(
-        template, p, pipeline,
+        template,
+        p,
+        pipeline,
         role_title="UploadTriggerRole",
         rule_title="SeedCodeUploadedRule",
         purpose="starts the model build pipeline when new seed code is uploaded",
@@ -204,7 +230,9 @@ def build_mlops_model_build_project_template() -> Template:
     template.add_condition(HAS_GROUP_NAME, Not(Equals(Ref(p.group_name), "")))
     key, bucket = add_artifact_storage(template, p, build_log_group_arn(BUILD_PROJECT_NAME))
     # S3 sends its object events to EventBridge, so an upload starts the pipeline without polling.
-    bucket.NotificationConfiguration = NotificationConfiguration(EventBridgeConfiguration=EventBridgeConfiguration(EventBridgeEnabled=True))
+    bucket.NotificationConfiguration = NotificationConfiguration(
+        EventBridgeConfiguration=EventBridgeConfiguration(EventBridgeEnabled=True)
+    )
     build = add_build(template, p, bucket, key)
     pipeline = add_pipeline(template, p, bucket, key, build)
     add_upload_trigger(template, p, bucket, pipeline)

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from awacs import s3
 from awacs.aws import Allow, Principal, Statement
 from troposphere import (
-    AWSProperty,
     And,
+    AWSProperty,
     Equals,
     GetAtt,
     If,
@@ -138,8 +138,12 @@ class DeployParameters:
     project_id: Parameter
 
 
-def _string(template: Template, title: str, description: str, pattern: str, constraint: str, default: str | None = "") -> Parameter:
-    parameter = Parameter(title, Type="String", Description=description, AllowedPattern=pattern, ConstraintDescription=constraint)
+def _string(
+    template: Template, title: str, description: str, pattern: str, constraint: str, default: str | None = ""
+) -> Parameter:
+    parameter = Parameter(
+        title, Type="String", Description=description, AllowedPattern=pattern, ConstraintDescription=constraint
+    )
     if default is not None:
         parameter.Default = default
     return template.add_parameter(parameter)
@@ -164,48 +168,59 @@ def add_deploy_parameters(template: Template) -> DeployParameters:
     return DeployParameters(
         env=env,
         model_package_arn=_string(
-            template, "ModelPackageArn",
+            template,
+            "ModelPackageArn",
             "ARN of an approved model package version in the development account's registry; leave empty to use ImageUri",
             r"^(arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[a-z0-9](-*[a-z0-9]){0,62}(/\d+)?)?$",
             "empty or a model package ARN (arn:<partition>:sagemaker:<region>:<account>:model-package/<group>/<version>)",
         ),
         image_uri=_string(
-            template, "ImageUri",
+            template,
+            "ImageUri",
             "Inference image in ECR (when ModelPackageArn is empty)",
             r"^(\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?/[a-z0-9]+([._/-][a-z0-9]+)*(:[\w.-]{1,128}|@sha256:[a-f0-9]{64}))?$",
             "empty or an ECR image URI with a tag or digest",
         ),
         model_data_url=_string(
-            template, "ModelDataUrl",
+            template,
+            "ModelDataUrl",
             "S3 URL of the model artifacts (model.tar.gz) for ImageUri; optional",
             r"^(s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/.+)?$",
             "empty or an s3:// URL",
         ),
         execution_role_arn=_string(
-            template, "ModelExecutionRoleArn",
+            template,
+            "ModelExecutionRoleArn",
             "ARN of the model's execution role; empty: the ModelExecutionRole of the target-account-roles stack "
             "(<EnvName>-model-execution in this account)",
             r"^(arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512})?$",
             "empty or an IAM role ARN",
         ),
         network_isolation=_switch(
-            template, "EnableNetworkIsolation",
-            "Run the model container with no network access at all (it still reads its artifacts through the VPC)", "true",
+            template,
+            "EnableNetworkIsolation",
+            "Run the model container with no network access at all (it still reads its artifacts through the VPC)",
+            "true",
         ),
         endpoint_name=_string(
-            template, "EndpointName",
+            template,
+            "EndpointName",
             "Endpoint name; empty: <SageMakerProjectName>-<EnvType> for a project, else <EnvName>-<EnvType>-endpoint",
             r"^([a-zA-Z0-9](-*[a-zA-Z0-9]){0,62})?$",
             "empty or up to 63 letters, digits and hyphens",
         ),
         instance_type=_string(
-            template, "InstanceType",
+            template,
+            "InstanceType",
             "Instance type of the endpoint (KmsKeyId is not supported on instance types with local NVMe storage)",
-            r"^ml\.[a-z0-9]+\.[a-z0-9]+$", "an ml.* instance type such as ml.m5.large", default="ml.m5.large",
+            r"^ml\.[a-z0-9]+\.[a-z0-9]+$",
+            "an ml.* instance type such as ml.m5.large",
+            default="ml.m5.large",
         ),
         instance_count=_number(template, "InitialInstanceCount", "Instances the endpoint starts with", 1, 1, 100),
         kms_key_arn=_string(
-            template, "KmsKeyArn",
+            template,
+            "KmsKeyArn",
             "KMS key ARN for the endpoint's storage volume and captured data; empty: create a customer managed key",
             r"^(arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/(mrk-[a-f0-9]{32}|[a-f0-9-]{36}))?$",
             "empty or a KMS key ARN (not an alias)",
@@ -228,36 +243,67 @@ def add_deploy_parameters(template: Template) -> DeployParameters:
                 Default=default_prefix + SECURITY_GROUP_SSM_SUFFIX,
             )
         ),
-        data_capture=_switch(template, "EnableDataCapture", "Capture requests and responses to an encrypted bucket", "false"),
-        sampling_percentage=_number(template, "DataCaptureSamplingPercentage", "Percentage of requests captured", 20, 1, 100),
+        data_capture=_switch(
+            template, "EnableDataCapture", "Capture requests and responses to an encrypted bucket", "false"
+        ),
+        sampling_percentage=_number(
+            template, "DataCaptureSamplingPercentage", "Percentage of requests captured", 20, 1, 100
+        ),
         autoscaling=_switch(
-            template, "AutoScaling",
-            "Target-tracking autoscaling: 'default' scales in prod and not in staging", "default",
+            template,
+            "AutoScaling",
+            "Target-tracking autoscaling: 'default' scales in prod and not in staging",
+            "default",
             values=("default", "enabled", "disabled"),
         ),
         min_instances=_number(template, "MinInstanceCount", "Autoscaling lower bound", 1, 1, 100),
-        max_instances=_number(template, "MaxInstanceCount", "Autoscaling upper bound (at least MinInstanceCount)", 4, 1, 100),
+        max_instances=_number(
+            template, "MaxInstanceCount", "Autoscaling upper bound (at least MinInstanceCount)", 4, 1, 100
+        ),
         target_invocations=_number(
-            template, "TargetInvocationsPerInstance", "Autoscaling target: invocations per instance per minute", 1000, 1, 1000000
+            template,
+            "TargetInvocationsPerInstance",
+            "Autoscaling target: invocations per instance per minute",
+            1000,
+            1,
+            1000000,
         ),
         errors_threshold=_number(
-            template, "Invocation5XXErrorsThreshold", "Alarm when 5xx errors per minute reach this, 3 minutes of 5", 1, 1, 1000000
+            template,
+            "Invocation5XXErrorsThreshold",
+            "Alarm when 5xx errors per minute reach this, 3 minutes of 5",
+            1,
+            1,
+            1000000,
         ),
         latency_threshold=_number(
-            template, "ModelLatencyThresholdMicroseconds",
-            "Alarm when the average model latency (microseconds) exceeds this, 3 minutes of 5", 500000, 1000, 60000000,
+            template,
+            "ModelLatencyThresholdMicroseconds",
+            "Alarm when the average model latency (microseconds) exceeds this, 3 minutes of 5",
+            500000,
+            1000,
+            60000000,
         ),
         alarm_topic_arn=_string(
-            template, "AlarmTopicArn", "SNS topic notified by the alarms; optional",
-            r"^(arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]{1,256})?$", "empty or an SNS topic ARN",
+            template,
+            "AlarmTopicArn",
+            "SNS topic notified by the alarms; optional",
+            r"^(arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]{1,256})?$",
+            "empty or an SNS topic ARN",
         ),
         project_name=_string(
-            template, "SageMakerProjectName", "SageMaker project that deploys this endpoint, tagged when given",
-            r"^([a-zA-Z](-*[a-zA-Z0-9]){0,31})?$", "empty or a SageMaker project name",
+            template,
+            "SageMakerProjectName",
+            "SageMaker project that deploys this endpoint, tagged when given",
+            r"^([a-zA-Z](-*[a-zA-Z0-9]){0,31})?$",
+            "empty or a SageMaker project name",
         ),
         project_id=_string(
-            template, "SageMakerProjectId", "Id of that SageMaker project, tagged when given",
-            r"^([a-zA-Z0-9-]{1,64})?$", "empty or a SageMaker project id",
+            template,
+            "SageMakerProjectId",
+            "Id of that SageMaker project, tagged when given",
+            r"^([a-zA-Z0-9-]{1,64})?$",
+            "empty or a SageMaker project id",
         ),
     )
 
@@ -308,7 +354,12 @@ def add_conditions(template: Template, p: DeployParameters) -> None:
         {
             "Assertions": [
                 {
-                    "Assert": {"Fn::Or": [{"Fn::And": [no_name, no_id]}, {"Fn::And": [{"Fn::Not": [no_name]}, {"Fn::Not": [no_id]}]}]},
+                    "Assert": {
+                        "Fn::Or": [
+                            {"Fn::And": [no_name, no_id]},
+                            {"Fn::And": [{"Fn::Not": [no_name]}, {"Fn::Not": [no_id]}]},
+                        ]
+                    },
                     "AssertDescription": "Give SageMakerProjectName and SageMakerProjectId together, or neither",
                 }
             ]
@@ -357,7 +408,10 @@ def add_model(template: Template, p: DeployParameters, execution_role_arn) -> Mo
         ContainerDefinition(ModelPackageName=Ref(p.model_package_arn)),
         # The rule ExactlyOneModelSource makes ImageUri non-empty on this branch; the inner
         # If states it as a condition too, which cfn-lint (blind to rules) can follow.
-        ContainerDefinition(Image=If(HAS_IMAGE_URI, Ref(p.image_uri), NoValue), ModelDataUrl=If(HAS_MODEL_DATA_URL, Ref(p.model_data_url), NoValue)),
+        ContainerDefinition(
+            Image=If(HAS_IMAGE_URI, Ref(p.image_uri), NoValue),
+            ModelDataUrl=If(HAS_MODEL_DATA_URL, Ref(p.model_data_url), NoValue),
+        ),
     )
     return template.add_resource(
         Model(
@@ -399,7 +453,12 @@ def add_data_capture_bucket(template: Template, p: DeployParameters, key_arn, ex
 
     logs = add_access_logs_bucket(template, "DataCaptureAccessLogsBucket", resource_tags(p), condition=CAPTURE_DATA)
     bucket, _ = add_encrypted_bucket(
-        template, "DataCaptureBucket", key_arn, resource_tags(p), extra_statements=capture_writer, condition=CAPTURE_DATA,
+        template,
+        "DataCaptureBucket",
+        key_arn,
+        resource_tags(p),
+        extra_statements=capture_writer,
+        condition=CAPTURE_DATA,
         access_logs=logs,
     )
     add_access_logs_policy(template, logs, [bucket], condition=CAPTURE_DATA)
@@ -497,13 +556,30 @@ def add_alarms(template: Template, p: DeployParameters, endpoint: Endpoint) -> l
     alarms under the ``<EnvName>-`` prefix only.
     """
     endpoint_name = GetAtt(endpoint, "EndpointName")
-    dimensions = [MetricDimension(Name="EndpointName", Value=endpoint_name), MetricDimension(Name="VariantName", Value=VARIANT_NAME)]
+    dimensions = [
+        MetricDimension(Name="EndpointName", Value=endpoint_name),
+        MetricDimension(Name="VariantName", Value=VARIANT_NAME),
+    ]
     actions = If(HAS_ALARM_TOPIC, [Ref(p.alarm_topic_arn)], NoValue)
     specs = (
-        ("Invocation5XXErrorsAlarm", "invocation-5xx-errors", "Invocation5XXErrors", "Sum", p.errors_threshold, "GreaterThanOrEqualToThreshold",
-         "The endpoint's model returned 5xx errors"),
-        ("ModelLatencyAlarm", "model-latency", "ModelLatency", "Average", p.latency_threshold, "GreaterThanThreshold",
-         "The endpoint's model latency is above the threshold"),
+        (
+            "Invocation5XXErrorsAlarm",
+            "invocation-5xx-errors",
+            "Invocation5XXErrors",
+            "Sum",
+            p.errors_threshold,
+            "GreaterThanOrEqualToThreshold",
+            "The endpoint's model returned 5xx errors",
+        ),
+        (
+            "ModelLatencyAlarm",
+            "model-latency",
+            "ModelLatency",
+            "Average",
+            p.latency_threshold,
+            "GreaterThanThreshold",
+            "The endpoint's model latency is above the threshold",
+        ),
     )
     alarms = []
     for title, suffix, metric, statistic, threshold, operator, description in specs:
@@ -537,7 +613,10 @@ def add_interface(template: Template, p: DeployParameters) -> None:
     groups = (
         ("Environment", (p.env.name, p.env.type, p.project_name, p.project_id)),
         ("Model", (p.model_package_arn, p.image_uri, p.model_data_url, p.execution_role_arn, p.network_isolation)),
-        ("Endpoint", (p.endpoint_name, p.instance_type, p.instance_count, p.kms_key_arn, p.subnet_ids, p.security_group_id)),
+        (
+            "Endpoint",
+            (p.endpoint_name, p.instance_type, p.instance_count, p.kms_key_arn, p.subnet_ids, p.security_group_id),
+        ),
         ("Data capture", (p.data_capture, p.sampling_percentage)),
         ("Autoscaling", (p.autoscaling, p.min_instances, p.max_instances, p.target_invocations)),
         ("Alarms", (p.errors_threshold, p.latency_threshold, p.alarm_topic_arn)),
@@ -546,7 +625,8 @@ def add_interface(template: Template, p: DeployParameters) -> None:
         {
             "AWS::CloudFormation::Interface": {
                 "ParameterGroups": [
-                    {"Label": {"default": label}, "Parameters": [param.title for param in params]} for label, params in groups
+                    {"Label": {"default": label}, "Parameters": [param.title for param in params]}
+                    for label, params in groups
                 ]
             }
         }
@@ -563,7 +643,9 @@ def build_model_deploy_template() -> Template:
     add_conditions(template, p)
     add_interface(template, p)
 
-    execution_role_arn = If(DERIVE_EXECUTION_ROLE, iam_role_arn("${AWS::AccountId}", MODEL_EXECUTION_ROLE_NAME), Ref(p.execution_role_arn))
+    execution_role_arn = If(
+        DERIVE_EXECUTION_ROLE, iam_role_arn("${AWS::AccountId}", MODEL_EXECUTION_ROLE_NAME), Ref(p.execution_role_arn)
+    )
     key_arn = add_endpoint_key(template, p, execution_role_arn)
     model = add_model(template, p, execution_role_arn)
     capture_bucket = add_data_capture_bucket(template, p, key_arn, execution_role_arn)
@@ -571,11 +653,15 @@ def build_model_deploy_template() -> Template:
     add_autoscaling(template, p, endpoint)
     add_alarms(template, p, endpoint)
 
-    template.add_output(Output("EndpointName", Value=GetAtt(endpoint, "EndpointName"), Description="Name of the endpoint"))
-    template.add_output(Output("EndpointArn", Value=Ref(endpoint), Description="ARN of the endpoint (for the endpoint-invoke role)"))
-    template.add_output(Output("ModelName", Value=GetAtt(model, "ModelName")))
-    template.add_output(Output("EndpointKeyArn", Value=key_arn, Description="KMS key of the endpoint's volume and captured data"))
     template.add_output(
-        Output("DataCaptureS3Uri", Condition=CAPTURE_DATA, Value=capture_uri(capture_bucket))
+        Output("EndpointName", Value=GetAtt(endpoint, "EndpointName"), Description="Name of the endpoint")
     )
+    template.add_output(
+        Output("EndpointArn", Value=Ref(endpoint), Description="ARN of the endpoint (for the endpoint-invoke role)")
+    )
+    template.add_output(Output("ModelName", Value=GetAtt(model, "ModelName")))
+    template.add_output(
+        Output("EndpointKeyArn", Value=key_arn, Description="KMS key of the endpoint's volume and captured data")
+    )
+    template.add_output(Output("DataCaptureS3Uri", Condition=CAPTURE_DATA, Value=capture_uri(capture_bucket)))
     return template

@@ -45,7 +45,9 @@ class ModelReaders:
         """``ArnLike`` pattern of a target account's model execution role (account by the principal)."""
         return Sub("arn:${AWS::Partition}:iam::*:role/" + MODEL_EXECUTION_ROLE_NAME)
 
-    def statements(self, sid: str, actions, resources, condition: dict | None = None, requires: str | None = None, roles_only=True):
+    def statements(
+        self, sid: str, actions, resources, condition: dict | None = None, requires: str | None = None, roles_only=True
+    ):
         """Allow ``actions`` on ``resources`` to the readers: one statement per scope, each conditional.
 
         ``condition`` adds condition operators (``{"StringEquals": {...}}``); ``requires``
@@ -121,11 +123,16 @@ def add_model_readers(template: Template) -> ModelReaders:
     template.add_condition(
         SHARE_WITH_TARGET_ACCOUNTS, And(Equals(Ref(org), ""), TemplateCondition("HasTargetAccountIds"))
     )
-    template.add_condition(SHARE_MODELS, Or(TemplateCondition(SHARE_WITH_ORGANIZATION), TemplateCondition(SHARE_WITH_TARGET_ACCOUNTS)))
+    template.add_condition(
+        SHARE_MODELS, Or(TemplateCondition(SHARE_WITH_ORGANIZATION), TemplateCondition(SHARE_WITH_TARGET_ACCOUNTS))
+    )
     template.add_condition(HAS_TARGET_S3_ENDPOINTS, Not(Equals(Join("", Ref(s3_endpoints)), "")))
     template.add_condition(HAS_TARGET_KMS_ENDPOINTS, Not(Equals(Join("", Ref(kms_endpoints)), "")))
     for scope in SCOPES:
         template.add_condition(
-            f"{scope}And{HAS_TARGET_KMS_ENDPOINTS}", And(TemplateCondition(scope), TemplateCondition(HAS_TARGET_KMS_ENDPOINTS))
+            f"{scope}And{HAS_TARGET_KMS_ENDPOINTS}",
+            And(TemplateCondition(scope), TemplateCondition(HAS_TARGET_KMS_ENDPOINTS)),
         )
-    return ModelReaders(target_accounts=accounts, organization_id=org, s3_endpoint_ids=s3_endpoints, kms_endpoint_ids=kms_endpoints)
+    return ModelReaders(
+        target_accounts=accounts, organization_id=org, s3_endpoint_ids=s3_endpoints, kms_endpoint_ids=kms_endpoints
+    )

@@ -41,8 +41,12 @@ def group_name() -> Sub:
 
 
 def _group_policy(readers: ModelReaders) -> PolicyDocument:
-    group = Sub("arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:model-package-group/${EnvName}-${EnvType}-models")
-    packages = Sub("arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:model-package/${EnvName}-${EnvType}-models/*")
+    group = Sub(
+        "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:model-package-group/${EnvName}-${EnvType}-models"
+    )
+    packages = Sub(
+        "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:model-package/${EnvName}-${EnvType}-models/*"
+    )
     return PolicyDocument(
         Version=VERSION,
         Statement=readers.statements("ShareModelPackages", REGISTRY_READ_ACTIONS, [group, packages], roles_only=False),
@@ -61,7 +65,9 @@ def add_model_registry(template: Template, env: Environment, readers: ModelReade
         ModelPackageGroup(
             "ModelPackageGroup",
             ModelPackageGroupName=group_name(),
-            ModelPackageGroupDescription=Sub("Models of ${EnvName}, deployed to staging and production from this registry"),
+            ModelPackageGroupDescription=Sub(
+                "Models of ${EnvName}, deployed to staging and production from this registry"
+            ),
             ModelPackageGroupPolicy=If(SHARE_MODELS, _group_policy(readers), NoValue),
             Tags=env.tags(),
         )

@@ -35,8 +35,6 @@ from troposphere import Condition as TemplateCondition
 from troposphere.ec2 import (
     EIP,
     VPC,
-    VPCEndpoint,
-    VPCGatewayAttachment,
     FlowLog,
     InternetGateway,
     NatGateway,
@@ -47,6 +45,8 @@ from troposphere.ec2 import (
     SecurityGroupIngress,
     Subnet,
     SubnetRouteTableAssociation,
+    VPCEndpoint,
+    VPCGatewayAttachment,
 )
 from troposphere.iam import PolicyType, Role
 from troposphere.kms import Alias, Key
@@ -206,9 +206,7 @@ def add_network_parameters(template: Template, az_count: int) -> NetworkParamete
     )
     # Both tests, so that a linter resolving parameter defaults sees the existing-network
     # branches only with existing subnets; the rules below keep the two parameters together.
-    template.add_condition(
-        CREATE_VPC, And(Equals(Ref(existing_vpc), ""), Equals(Join("", Ref(existing_subnets)), ""))
-    )
+    template.add_condition(CREATE_VPC, And(Equals(Ref(existing_vpc), ""), Equals(Join("", Ref(existing_subnets)), "")))
     template.add_condition(CREATE_NAT, And(TemplateCondition(CREATE_VPC), Equals(Ref(enable_nat), "true")))
     template.add_rule(
         "ExistingNetworkIsComplete",
@@ -305,7 +303,9 @@ def _add_nat_gateway(template: Template, env: Environment, params: NetworkParame
     """One public subnet with an internet gateway and a NAT gateway, under ``CreateNatGateway``."""
     gateway = template.add_resource(InternetGateway("InternetGateway", Condition=CREATE_NAT, Tags=env.tags()))
     attachment = template.add_resource(
-        VPCGatewayAttachment("InternetGatewayAttachment", Condition=CREATE_NAT, VpcId=Ref(vpc), InternetGatewayId=Ref(gateway))
+        VPCGatewayAttachment(
+            "InternetGatewayAttachment", Condition=CREATE_NAT, VpcId=Ref(vpc), InternetGatewayId=Ref(gateway)
+        )
     )
     public_subnet = template.add_resource(
         Subnet(
@@ -323,7 +323,10 @@ def _add_nat_gateway(template: Template, env: Environment, params: NetworkParame
     )
     template.add_resource(
         SubnetRouteTableAssociation(
-            "PublicSubnetRouteTableAssociation", Condition=CREATE_NAT, SubnetId=Ref(public_subnet), RouteTableId=Ref(public_routes)
+            "PublicSubnetRouteTableAssociation",
+            Condition=CREATE_NAT,
+            SubnetId=Ref(public_subnet),
+            RouteTableId=Ref(public_routes),
         )
     )
     template.add_resource(
@@ -408,7 +411,9 @@ def _add_flow_logs(template: Template, env: Environment, params: NetworkParamete
             Tags=env.tags(),
         )
     )
-    template.add_resource(Alias("FlowLogKeyAlias", AliasName=Sub("alias/${EnvName}-${EnvType}-flow-logs"), TargetKeyId=Ref(key)))
+    template.add_resource(
+        Alias("FlowLogKeyAlias", AliasName=Sub("alias/${EnvName}-${EnvType}-flow-logs"), TargetKeyId=Ref(key))
+    )
     group = template.add_resource(
         LogGroup(
             "FlowLogGroup",
@@ -578,7 +583,9 @@ def add_private_network(template: Template, env: Environment, *, az_count: int, 
     return network
 
 
-def add_s3_gateway_endpoint(template: Template, env: Environment, network: Network, policy: PolicyDocument) -> VPCEndpoint:
+def add_s3_gateway_endpoint(
+    template: Template, env: Environment, network: Network, policy: PolicyDocument
+) -> VPCEndpoint:
     """The S3 gateway endpoint on every private route table, limited by ``policy``."""
     network.s3_endpoint = template.add_resource(
         VPCEndpoint(
@@ -598,18 +605,38 @@ def publish_network(template: Template, env: Environment, network: Network) -> N
     """Outputs and SSM parameters under ``/<env-name>/<env-type>/network/`` (documented in the README)."""
     publish(template, env, "VpcId", network.vpc_id, "VPC of the environment", "network/vpc-id")
     publish(
-        template, env, "PrivateSubnetIds", network.private_subnet_ids, "Private subnet ids, comma-separated",
-        "network/private-subnet-ids", is_list=True,
+        template,
+        env,
+        "PrivateSubnetIds",
+        network.private_subnet_ids,
+        "Private subnet ids, comma-separated",
+        "network/private-subnet-ids",
+        is_list=True,
     )
     publish(
-        template, env, "WorkloadSecurityGroupId", GetAtt(network.workload_sg, "GroupId"),
-        "Security group of SageMaker workloads (ingress only from itself)", "network/workload-security-group-id",
+        template,
+        env,
+        "WorkloadSecurityGroupId",
+        GetAtt(network.workload_sg, "GroupId"),
+        "Security group of SageMaker workloads (ingress only from itself)",
+        "network/workload-security-group-id",
     )
     publish(
-        template, env, "EndpointSecurityGroupId", GetAtt(network.endpoint_sg, "GroupId"),
-        "Security group of the interface endpoints (HTTPS from the workload group)", "network/endpoint-security-group-id",
+        template,
+        env,
+        "EndpointSecurityGroupId",
+        GetAtt(network.endpoint_sg, "GroupId"),
+        "Security group of the interface endpoints (HTTPS from the workload group)",
+        "network/endpoint-security-group-id",
     )
     publish(template, env, "S3EndpointId", Ref(network.s3_endpoint), "S3 gateway endpoint id", "network/s3-endpoint-id")
     for service, endpoint in network.interface_endpoints.items():
         slug = service.replace(".", "-")
-        publish(template, env, f"{endpoint.title}Id", Ref(endpoint), f"Interface endpoint id of {service}", f"network/{slug}-endpoint-id")
+        publish(
+            template,
+            env,
+            f"{endpoint.title}Id",
+            Ref(endpoint),
+            f"Interface endpoint id of {service}",
+            f"network/{slug}-endpoint-id",
+        )

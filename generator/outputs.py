@@ -43,7 +43,9 @@ def publish(
         )
     )
     return template.add_output(
-        Output(logical_name, Description=description, Value=text, Export=Export(env.export_name(export_suffix)), **extra)
+        Output(
+            logical_name, Description=description, Value=text, Export=Export(env.export_name(export_suffix)), **extra
+        )
     )
 
 
@@ -61,7 +63,9 @@ def group_parameters(template: Template, groups: dict[str, list[str]]) -> None:
     template.set_metadata(
         {
             "AWS::CloudFormation::Interface": {
-                "ParameterGroups": [{"Label": {"default": label}, "Parameters": names} for label, names in groups.items()]
+                "ParameterGroups": [
+                    {"Label": {"default": label}, "Parameters": names} for label, names in groups.items()
+                ]
             }
         }
     )

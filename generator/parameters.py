@@ -124,7 +124,13 @@ def add_primary_region(template: Template) -> PrimaryRegion:
     return PrimaryRegion(parameter=parameter, condition="IsPrimaryRegion", secondary_condition="IsSecondaryRegion")
 
 
-def partition_arn(service: str, resource: str, region: str | None = "${AWS::Region}", account: str | None = "${AWS::AccountId}", **variables) -> Sub:
+def partition_arn(
+    service: str,
+    resource: str,
+    region: str | None = "${AWS::Region}",
+    account: str | None = "${AWS::AccountId}",
+    **variables,
+) -> Sub:
     """``arn:${AWS::Partition}:<service>:<region>:<account>:<resource>`` as a ``Fn::Sub``.
 
     ``region`` and ``account`` may be ``""`` (IAM, S3) or any ``${...}`` expression;

@@ -7,10 +7,9 @@ one implementation that tests and lint rules can recognise.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from awacs import s3, sts
-from troposphere import AWSHelperFn
 from awacs.aws import (
     Allow,
     ArnNotLike,
@@ -26,6 +25,7 @@ from awacs.aws import (
     StringNotEquals,
     StringNotEqualsIfExists,
 )
+from troposphere import AWSHelperFn
 
 VERSION = "2012-10-17"
 
@@ -52,7 +52,9 @@ def service_trust(service: str, source_account: object = None) -> Policy:
     return Policy(Version=VERSION, Statement=[statement])
 
 
-def cross_account_trust(principal_arn: object, external_id: object = None, org_id: object = None, sid="TrustCrossAccount") -> Policy:
+def cross_account_trust(
+    principal_arn: object, external_id: object = None, org_id: object = None, sid="TrustCrossAccount"
+) -> Policy:
     """Trust policy letting ``principal_arn`` (a role or account root, or a list) assume the role.
 
     A principal of another account must be pinned by an ``sts:ExternalId`` (a third party
@@ -63,13 +65,20 @@ def cross_account_trust(principal_arn: object, external_id: object = None, org_i
         conditions.append(StringEquals({"sts:ExternalId": external_id}))
     if org_id is not None:
         conditions.append(StringEquals({"aws:PrincipalOrgID": org_id}))
-    statement = Statement(Sid=sid, Effect=Allow, Principal=Principal("AWS", principal_arn if isinstance(principal_arn, list) else [principal_arn]), Action=[sts.AssumeRole])
+    statement = Statement(
+        Sid=sid,
+        Effect=Allow,
+        Principal=Principal("AWS", principal_arn if isinstance(principal_arn, list) else [principal_arn]),
+        Action=[sts.AssumeRole],
+    )
     if conditions:
         statement.Condition = Condition(conditions)
     return Policy(Version=VERSION, Statement=[statement])
 
 
-def allow(sid: str, actions: Iterable, resources: Iterable | AWSHelperFn, condition: Condition | None = None) -> Statement:
+def allow(
+    sid: str, actions: Iterable, resources: Iterable | AWSHelperFn, condition: Condition | None = None
+) -> Statement:
     """An Allow statement; ``actions`` are awacs actions, never ``*``.
 
     ``resources`` is a list, or one intrinsic function returning a list (``Ref`` of a

@@ -42,9 +42,10 @@ import hashlib
 import json
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 
@@ -119,8 +120,13 @@ ARN_FORMATS: dict[str, str] = {
 }
 # Ref of these types returns the ARN; of the others, a name or an id.
 REF_IS_ARN = {
-    "AWS::IAM::ManagedPolicy", "AWS::SNS::Topic", "AWS::SageMaker::Model", "AWS::SageMaker::EndpointConfig",
-    "AWS::SageMaker::Endpoint", "AWS::SageMaker::ModelPackageGroup", "AWS::SageMaker::Project",
+    "AWS::IAM::ManagedPolicy",
+    "AWS::SNS::Topic",
+    "AWS::SageMaker::Model",
+    "AWS::SageMaker::EndpointConfig",
+    "AWS::SageMaker::Endpoint",
+    "AWS::SageMaker::ModelPackageGroup",
+    "AWS::SageMaker::Project",
     "AWS::SecretsManager::Secret",
 }
 REF_IDS = {
@@ -168,7 +174,9 @@ class Concretizer:
         is_list = "List<" in ptype or ptype == "CommaDelimitedList"
         if default not in (None, "") and not from_ssm:
             return [v.strip() for v in str(default).split(",")] if is_list else str(default)
-        value = _AWS_TYPED_VALUES.get(ptype.rsplit("<", 1)[-1].rstrip(">")) or self._shaped_value(name, str(parameter.get("AllowedPattern", "")))
+        value = _AWS_TYPED_VALUES.get(ptype.rsplit("<", 1)[-1].rstrip(">")) or self._shaped_value(
+            name, str(parameter.get("AllowedPattern", ""))
+        )
         return [value] if is_list else value
 
     def _shaped_value(self, name: str, pattern: str) -> str:
@@ -195,7 +203,9 @@ class Concretizer:
         account = OTHER_ACCOUNTS[0]
         fields = re.search(r"arn:[^:]*:([a-z0-9-]+):", pattern)
         service = fields.group(1) if fields else "iam"
-        resource_type = re.search(r":\\d\{12\}:([a-z-]+)[/:]", pattern) or re.search(r"::\\d\{12\}:([a-z-]+)[/:]", pattern)
+        resource_type = re.search(r":\\d\{12\}:([a-z-]+)[/:]", pattern) or re.search(
+            r"::\\d\{12\}:([a-z-]+)[/:]", pattern
+        )
         kind = resource_type.group(1) if resource_type else ""
         if service == "iam":
             return f"arn:{PARTITION}:iam::{account}:{kind or 'role'}/example-{self.name_of(name)}"
@@ -263,7 +273,7 @@ class Concretizer:
         if not isinstance(node, dict):
             return node
         if len(node) == 1:
-            (key, args), = node.items()
+            ((key, args),) = node.items()
             handler = _INTRINSICS.get(key)
             if handler is not None:
                 return handler(self, args)
@@ -419,8 +429,14 @@ def extract(path: Path, template: dict | None = None) -> Iterator[ExtractedPolic
             concrete = c.value(variant)
             if isinstance(concrete, dict):
                 yield ExtractedPolicy(
-                    str(path), policy.resource, policy.resource_type, policy.kind, dotted, index,
-                    _normalise(policy, concrete, c), tuple(skip for skip, _ in skips),
+                    str(path),
+                    policy.resource,
+                    policy.resource_type,
+                    policy.kind,
+                    dotted,
+                    index,
+                    _normalise(policy, concrete, c),
+                    tuple(skip for skip, _ in skips),
                 )
 
 
@@ -453,12 +469,19 @@ class LinterGap:
 
 
 def _only_actions(detail: Any, actions: set[str]) -> bool:
-    return isinstance(detail, list) and bool(detail) and all(isinstance(d, dict) and d.get("action") in actions for d in detail)
+    return (
+        isinstance(detail, list)
+        and bool(detail)
+        and all(isinstance(d, dict) and d.get("action") in actions for d in detail)
+    )
 
 
-def _logs_encryption_context_arn(policy: "ExtractedPolicy", detail: Any) -> bool:
+def _logs_encryption_context_arn(policy: ExtractedPolicy, detail: Any) -> bool:
     text = json.dumps(policy.document)
-    return "ArnLike requires a value of type Arn but given String" in str(detail) and "kms:EncryptionContext:aws:logs:arn" in text
+    return (
+        "ArnLike requires a value of type Arn but given String" in str(detail)
+        and "kms:EncryptionContext:aws:logs:arn" in text
+    )
 
 
 # ARN-typed condition keys that AWS's documentation compares with String operators.
@@ -488,7 +511,7 @@ def _string_tests_of_arn_keys(document: dict) -> set[str]:
     return keys
 
 
-def _documented_string_arn_test(policy: "ExtractedPolicy", detail: Any) -> bool:
+def _documented_string_arn_test(policy: ExtractedPolicy, detail: Any) -> bool:
     keys = _string_tests_of_arn_keys(policy.document)
     return "but given Arn" in str(detail) and bool(keys) and keys <= _ARN_KEYS_DOCUMENTED_WITH_STRING_OPERATORS
 
@@ -508,13 +531,18 @@ KNOWN_LINTER_GAPS = (
     ),
     LinterGap(
         "RESOURCE_MISMATCH",
-        lambda policy, detail: policy.resource_type == "AWS::SageMaker::ModelPackageGroup" and _only_actions(detail, {"sagemaker:CreateModel"}),
+        lambda policy, detail: (
+            policy.resource_type == "AWS::SageMaker::ModelPackageGroup"
+            and _only_actions(detail, {"sagemaker:CreateModel"})
+        ),
         "SageMaker documents sagemaker:CreateModel in a model package group's resource policy (another account "
         "creating a model from a package of the group); parliament expects a model/* resource there",
     ),
     LinterGap(
         "UNKNOWN_CONDITION_FOR_ACTION",
-        lambda policy, detail: "kms:ResourceAliases" in str(detail) and re.search(r"kms:(Decrypt|DescribeKey)\b", str(detail)) is not None,
+        lambda policy, detail: (
+            "kms:ResourceAliases" in str(detail) and re.search(r"kms:(Decrypt|DescribeKey)\b", str(detail)) is not None
+        ),
         "AWS KMS documents kms:ResourceAliases (ABAC) for operations on a key resource, Decrypt and DescribeKey "
         "among them; parliament's action table predates the key",
     ),
@@ -540,7 +568,9 @@ class PolicyFinding:
         return f"{self.where}: {self.severity} {self.issue} ({self.title}) {self.detail}"
 
 
-def lint_policies(policies: list[ExtractedPolicy], minimum_severity: str = "LOW") -> tuple[list[PolicyFinding], dict[str, int]]:
+def lint_policies(
+    policies: list[ExtractedPolicy], minimum_severity: str = "LOW"
+) -> tuple[list[PolicyFinding], dict[str, int]]:
     """parliament's findings (default auditors) on every policy at ``minimum_severity`` or above,
     and how many were set aside: {"gaps": KNOWN_LINTER_GAPS, "skipped": by template metadata}."""
     import parliament  # the linters' venv only: parliament pins what the product must not
@@ -588,10 +618,18 @@ def skip_rows(paths: list[Path]) -> list[tuple[str, str, str, str, str]]:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m generator.policy_lint", description=__doc__.splitlines()[0])
     parser.add_argument("templates", nargs="*", type=Path, help="template files (default: templates/*.yaml)")
-    parser.add_argument("--minimum-severity", default="LOW", choices=["INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL"],
-                        help="report findings of this severity and above (default: LOW, parliament's default)")
+    parser.add_argument(
+        "--minimum-severity",
+        default="LOW",
+        choices=["INFO", "LOW", "MEDIUM", "HIGH", "CRITICAL"],
+        help="report findings of this severity and above (default: LOW, parliament's default)",
+    )
     parser.add_argument("--show", action="store_true", help="print each concrete policy document as linted")
-    parser.add_argument("--skips", action="store_true", help="print the templates' checkov/parliament skips as a Markdown table (for the README) and exit")
+    parser.add_argument(
+        "--skips",
+        action="store_true",
+        help="print the templates' checkov/parliament skips as a Markdown table (for the README) and exit",
+    )
     args = parser.parse_args(argv)
 
     paths = args.templates or sorted((Path(__file__).resolve().parent.parent / "templates").glob("*.yaml"))

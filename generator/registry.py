@@ -6,15 +6,11 @@ Add a template by adding one line here; ``python -m generator`` emits
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from troposphere import Template
 
-from generator import cross_account
-from generator import model_deploy
-from generator import mlops_project
-from generator import model_build_project
-from generator import environment, target_network
+from generator import cross_account, environment, mlops_project, model_build_project, model_deploy, target_network
 
 Builder = Callable[[], Template]
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from troposphere import Template
-
 import json
 
 import yaml
+from troposphere import Template
 
 
 class _Dumper(yaml.SafeDumper):

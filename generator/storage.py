@@ -61,7 +61,13 @@ DATA_ACTIONS = (
 LOG_DELIVERY_SERVICE = "logging.s3.amazonaws.com"
 READ_ACTIONS = (s3.GetObject, s3.GetObjectVersion, s3.GetObjectTagging)
 LIST_ACTIONS = (s3.ListBucket, s3.GetBucketLocation)
-WRITE_ACTIONS = (s3.PutObject, s3.PutObjectTagging, s3.DeleteObject, s3.AbortMultipartUpload, s3.ListMultipartUploadParts)
+WRITE_ACTIONS = (
+    s3.PutObject,
+    s3.PutObjectTagging,
+    s3.DeleteObject,
+    s3.AbortMultipartUpload,
+    s3.ListMultipartUploadParts,
+)
 
 
 def bucket_arn(bucket: Bucket) -> GetAtt:
@@ -134,13 +140,18 @@ def add_buckets(template: Template, env: Environment, data_key, models_key) -> S
             Metadata={
                 "checkov": {
                     "skip": [
-                        {"id": "CKV_AWS_18", "comment": "This is the access-log destination; a log bucket logging to itself never ends"}
+                        {
+                            "id": "CKV_AWS_18",
+                            "comment": "This is the access-log destination; a log bucket logging to itself never ends",
+                        }
                     ]
                 }
             },
             BucketEncryption=BucketEncryption(
                 ServerSideEncryptionConfiguration=[
-                    ServerSideEncryptionRule(ServerSideEncryptionByDefault=ServerSideEncryptionByDefault(SSEAlgorithm="AES256"))
+                    ServerSideEncryptionRule(
+                        ServerSideEncryptionByDefault=ServerSideEncryptionByDefault(SSEAlgorithm="AES256")
+                    )
                 ]
             ),
             **_common(env),
@@ -190,7 +201,9 @@ def _data_bucket_policy(bucket: Bucket, key, s3_endpoint) -> PolicyDocument:
         Statement=[
             deny_insecure_transport(resources),
             deny_other_keys(bucket, key),
-            deny_outside_network_perimeter(resources, DATA_ACTIONS, [Ref(s3_endpoint)], exempt_principal_arns=[service_linked_roles_pattern()]),
+            deny_outside_network_perimeter(
+                resources, DATA_ACTIONS, [Ref(s3_endpoint)], exempt_principal_arns=[service_linked_roles_pattern()]
+            ),
         ],
     )
 
@@ -207,7 +220,10 @@ def _models_bucket_policy(storage: Storage, key, s3_endpoint, readers: ModelRead
             deny_other_keys(bucket, key),
             # Everyone but the readers, whose requests come through their own account's endpoint.
             deny_outside_network_perimeter(
-                resources, DATA_ACTIONS, [Ref(s3_endpoint)], exempt_principal_arns=[reader, service_linked_roles_pattern()]
+                resources,
+                DATA_ACTIONS,
+                [Ref(s3_endpoint)],
+                exempt_principal_arns=[reader, service_linked_roles_pattern()],
             ),
             # This account's principals without exception: a local role named like a reader gains nothing.
             deny_outside_network_perimeter(
@@ -229,7 +245,10 @@ def _models_bucket_policy(storage: Storage, key, s3_endpoint, readers: ModelRead
                     Condition=Condition(
                         [
                             StringNotEquals(
-                                {"aws:SourceVpce": Ref(readers.s3_endpoint_ids), "aws:PrincipalAccount": Ref("AWS::AccountId")}
+                                {
+                                    "aws:SourceVpce": Ref(readers.s3_endpoint_ids),
+                                    "aws:PrincipalAccount": Ref("AWS::AccountId"),
+                                }
                             ),
                             ArnLike({"aws:PrincipalArn": reader}),
                         ]
@@ -237,7 +256,9 @@ def _models_bucket_policy(storage: Storage, key, s3_endpoint, readers: ModelRead
                 ),
             ),
             *readers.statements(
-                "AllowModelReadersGetArtifacts", READ_ACTIONS, [Sub("${Arn}/${Prefix}*", Arn=bucket_arn(bucket), Prefix=prefix)]
+                "AllowModelReadersGetArtifacts",
+                READ_ACTIONS,
+                [Sub("${Arn}/${Prefix}*", Arn=bucket_arn(bucket), Prefix=prefix)],
             ),
             *readers.statements(
                 "AllowModelReadersListArtifacts",
@@ -283,15 +304,25 @@ def _access_logs_policy(storage: Storage, s3_endpoint) -> PolicyDocument:
 def add_bucket_policies(template: Template, storage: Storage, keys, s3_endpoint, readers: ModelReaders) -> None:
     """Bucket policies, added once the S3 gateway endpoint exists (its id is in every one)."""
     template.add_resource(
-        BucketPolicy("DataBucketPolicy", Bucket=Ref(storage.data), PolicyDocument=_data_bucket_policy(storage.data, keys.data, s3_endpoint))
-    )
-    template.add_resource(
         BucketPolicy(
-            "ModelsBucketPolicy", Bucket=Ref(storage.models), PolicyDocument=_models_bucket_policy(storage, keys.models, s3_endpoint, readers)
+            "DataBucketPolicy",
+            Bucket=Ref(storage.data),
+            PolicyDocument=_data_bucket_policy(storage.data, keys.data, s3_endpoint),
         )
     )
     template.add_resource(
-        BucketPolicy("AccessLogsBucketPolicy", Bucket=Ref(storage.access_logs), PolicyDocument=_access_logs_policy(storage, s3_endpoint))
+        BucketPolicy(
+            "ModelsBucketPolicy",
+            Bucket=Ref(storage.models),
+            PolicyDocument=_models_bucket_policy(storage, keys.models, s3_endpoint, readers),
+        )
+    )
+    template.add_resource(
+        BucketPolicy(
+            "AccessLogsBucketPolicy",
+            Bucket=Ref(storage.access_logs),
+            PolicyDocument=_access_logs_policy(storage, s3_endpoint),
+        )
     )
 
 
@@ -310,7 +341,13 @@ def environment_gateway_policy(storage: Storage) -> PolicyDocument:
                 Sid="EnvironmentBuckets",
                 Effect=Allow,
                 Principal=Principal("*"),
-                Action=[*READ_ACTIONS, *LIST_ACTIONS, *WRITE_ACTIONS, s3.GetObjectVersionTagging, s3.ListBucketVersions],
+                Action=[
+                    *READ_ACTIONS,
+                    *LIST_ACTIONS,
+                    *WRITE_ACTIONS,
+                    s3.GetObjectVersionTagging,
+                    s3.ListBucketVersions,
+                ],
                 Resource=[r for b in buckets for r in (bucket_arn(b), objects_arn(b))],
             ),
             Statement(
@@ -327,4 +364,11 @@ def environment_gateway_policy(storage: Storage) -> PolicyDocument:
 def aws_owned_bucket_arns() -> list[Sub]:
     """ARNs of the AWS-owned buckets reached through the gateway (see :func:`environment_gateway_policy`)."""
     names = ("prod-${AWS::Region}-starport-layer-bucket", "jumpstart-cache-prod-${AWS::Region}")
-    return [arn for name in names for arn in (partition_arn("s3", name, region="", account=""), partition_arn("s3", name + "/*", region="", account=""))]
+    return [
+        arn
+        for name in names
+        for arn in (
+            partition_arn("s3", name, region="", account=""),
+            partition_arn("s3", name + "/*", region="", account=""),
+        )
+    ]

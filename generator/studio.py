@@ -40,9 +40,7 @@ def add_studio(template: Template, env: Environment, network, execution_role, ef
             Description="Create an example Studio user profile with this name (IAM auth mode only; empty: none)",
         )
     )
-    template.add_condition(
-        HAS_USER_PROFILE, And(Not(Equals(Ref(profile_name), "")), Equals(Ref(auth), "IAM"))
-    )
+    template.add_condition(HAS_USER_PROFILE, And(Not(Equals(Ref(profile_name), "")), Equals(Ref(auth), "IAM")))
     domain = template.add_resource(
         Domain(
             "StudioDomain",

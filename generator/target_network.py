@@ -14,7 +14,13 @@ from awacs import s3
 from awacs.aws import Allow, Condition, PolicyDocument, Principal, Statement, StringEquals, StringLike
 from troposphere import Parameter, Ref, Sub, Template
 
-from generator.network import NETWORK_PARAMETERS, add_private_network, add_s3_gateway_endpoint, endpoint_specs, publish_network
+from generator.network import (
+    NETWORK_PARAMETERS,
+    add_private_network,
+    add_s3_gateway_endpoint,
+    endpoint_specs,
+    publish_network,
+)
 from generator.outputs import group_parameters
 from generator.parameters import add_environment, partition_arn
 from generator.policies import VERSION

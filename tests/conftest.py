@@ -66,7 +66,9 @@ class LocalAWS:
         return self._sessions[account]
 
     def _new_session(self, account: str | None) -> boto3.session.Session:
-        base = boto3.session.Session(region_name=self.region, **{key.lower(): value for key, value in lifecycle.DUMMY_CREDENTIALS.items()})
+        base = boto3.session.Session(
+            region_name=self.region, **{key.lower(): value for key, value in lifecycle.DUMMY_CREDENTIALS.items()}
+        )
         if account is None:
             return base
         account_id = self.state["accounts"][account]["id"] if account in self.state["accounts"] else account
@@ -92,7 +94,9 @@ class LocalAWS:
 
     def reset(self) -> None:
         """Forget everything on the server and seed the Organization again (same ids)."""
-        urllib.request.urlopen(urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", data=b"", method="POST"), timeout=30).close()
+        urllib.request.urlopen(
+            urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", data=b"", method="POST"), timeout=30
+        ).close()
         self._sessions.clear()  # the assumed-role keys died with the reset
         self.state = {**self.state, **seed(self.endpoint_url, load_org_file(self.state["org_file"]))}
         write_state(self.state_dir, self.state)

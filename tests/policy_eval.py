@@ -75,7 +75,7 @@ class Resolver:
         return self._conditions[name]
 
     def _test(self, node) -> bool:
-        (operator, args), = node.items()
+        ((operator, args),) = node.items()
         if operator == "Condition":
             return self.condition(args)
         if operator == "Fn::Equals":
@@ -97,7 +97,7 @@ class Resolver:
         if not isinstance(node, dict):
             return node
         if len(node) == 1:
-            (key, args), = node.items()
+            ((key, args),) = node.items()
             if key == "Ref":
                 return self.ref(args)
             if key == "Fn::GetAtt":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 # Where each resource type keeps its policy documents (property paths).
 POLICY_PATHS = {

@@ -43,14 +43,21 @@ def _catalog_doc(**overrides) -> dict:
             {"name": "environment", "template": "environment.yaml", "owner": "Platform"},
             {"name": "project", "template": "project.yaml", "owner": "Platform", "sagemaker_project": True},
         ],
-        "shares": {"accounts": ["111111111111"], "organizational_units": ["ou-ab12-cd34ef56"], "share_principals": True, "accept_role": "AcceptRole"},
+        "shares": {
+            "accounts": ["111111111111"],
+            "organizational_units": ["ou-ab12-cd34ef56"],
+            "share_principals": True,
+            "accept_role": "AcceptRole",
+        },
     }
     doc.update(overrides)
     return doc
 
 
 def _write(tmp_path: Path, doc: dict, templates: dict[str, str] | None = None) -> Path:
-    for name, body in (templates or {"environment.yaml": TEMPLATE, "project.yaml": TEMPLATE + "  Queue:\n    Type: AWS::SQS::Queue\n"}).items():
+    for name, body in (
+        templates or {"environment.yaml": TEMPLATE, "project.yaml": TEMPLATE + "  Queue:\n    Type: AWS::SQS::Queue\n"}
+    ).items():
         (tmp_path / name).write_text(body)
     path = tmp_path / "catalog.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
@@ -66,22 +73,53 @@ def _published(catalog, *, accepted=True, extra_artifacts=None) -> LiveState:
     products, constraints = {}, []
     for index, spec in enumerate(catalog.products):
         product_id = f"prod-{index}"
-        artifacts = tuple((extra_artifacts or {}).get(spec.name, ())) + (ArtifactState(id=f"pa-{index}", name=spec.version_name, created="2026-01-02T00:00:00"),)
-        products[spec.name] = ProductState(id=product_id, name=spec.name, fields=spec.fields(), tags=spec.desired_tags(), artifacts=artifacts, in_portfolio=True)
-        constraints.append(ConstraintState(id=f"cons-{index}", product_id=product_id, type="LAUNCH", parameters=spec.launch_role.parameters()))
+        artifacts = tuple((extra_artifacts or {}).get(spec.name, ())) + (
+            ArtifactState(id=f"pa-{index}", name=spec.version_name, created="2026-01-02T00:00:00"),
+        )
+        products[spec.name] = ProductState(
+            id=product_id,
+            name=spec.name,
+            fields=spec.fields(),
+            tags=spec.desired_tags(),
+            artifacts=artifacts,
+            in_portfolio=True,
+        )
+        constraints.append(
+            ConstraintState(
+                id=f"cons-{index}", product_id=product_id, type="LAUNCH", parameters=spec.launch_role.parameters()
+            )
+        )
     shares = catalog.shares
     flags = dict(share_principals=shares.share_principals, share_tag_options=shares.share_tag_options)
     return LiveState(
         bucket_name="bucket",
-        bucket=BucketState(exists=True, encrypted=True, versioned=True, public_access_blocked=True, keys=frozenset(catalog.s3_key(p) for p in catalog.products)),
-        portfolio=PortfolioState(id="port-1", name=catalog.portfolio_name, description=catalog.portfolio_description, provider=catalog.provider, tags=catalog.desired_portfolio_tags()),
+        bucket=BucketState(
+            exists=True,
+            encrypted=True,
+            versioned=True,
+            public_access_blocked=True,
+            keys=frozenset(catalog.s3_key(p) for p in catalog.products),
+        ),
+        portfolio=PortfolioState(
+            id="port-1",
+            name=catalog.portfolio_name,
+            description=catalog.portfolio_description,
+            provider=catalog.provider,
+            tags=catalog.desired_portfolio_tags(),
+        ),
         products=products,
         constraints=tuple(constraints),
         principals=frozenset(p.resolve("aws", IDENTITY.account) for p in catalog.principals),
-        account_shares={a: ShareState(accepted=accepted, share_tag_options=shares.share_tag_options) for a in shares.accounts},
+        account_shares={
+            a: ShareState(accepted=accepted, share_tag_options=shares.share_tag_options) for a in shares.accounts
+        },
         node_shares={("ORGANIZATIONAL_UNIT", ou): ShareState(**flags) for ou in shares.organizational_units},
         organizations_access="ENABLED",
-        recipient_principals={a: frozenset(recipient_principals(catalog, IDENTITY, a)) for a in shares.accounts if accepted and shares.accept_role},
+        recipient_principals={
+            a: frozenset(recipient_principals(catalog, IDENTITY, a))
+            for a in shares.accounts
+            if accepted and shares.accept_role
+        },
     )
 
 
@@ -100,7 +138,12 @@ def test_the_example_catalog_is_valid_and_names_registered_templates():
 
     validate_document(doc, "examples/catalog.yaml")
     names = {p["template"] for p in doc["products"]}
-    assert {"templates/environment.yaml", "templates/target-account-roles.yaml", "templates/model-deploy.yaml", "templates/mlops-multi-account-project.yaml"} <= names
+    assert {
+        "templates/environment.yaml",
+        "templates/target-account-roles.yaml",
+        "templates/model-deploy.yaml",
+        "templates/mlops-multi-account-project.yaml",
+    } <= names
     assert {Path(t).stem for t in names if (ROOT / t).exists()} <= set(TEMPLATES)
     projects = [p for p in doc["products"] if p.get("sagemaker_project")]
     assert [p["name"] for p in projects] == ["mlops-model-build-project", "mlops-multi-account-project"]
@@ -140,20 +183,70 @@ def test_cloudformation_short_form_tags_are_accepted(tmp_path):
     "mutate, where, key, words",
     [
         (lambda d: d["portfolio"].update(colour="red"), "portfolio", "portfolio.colour", "unknown key 'colour'"),
-        (lambda d: d["products"][1].update(templat="x"), "product 'project'", "products[1].templat", "allowed keys here"),
-        (lambda d: d["products"][0].pop("owner"), "product 'environment'", "products[0].owner", "missing required key 'owner'"),
+        (
+            lambda d: d["products"][1].update(templat="x"),
+            "product 'project'",
+            "products[1].templat",
+            "allowed keys here",
+        ),
+        (
+            lambda d: d["products"][0].pop("owner"),
+            "product 'environment'",
+            "products[0].owner",
+            "missing required key 'owner'",
+        ),
         (lambda d: d["shares"].update(accounts=["12345"]), "shares", "shares.accounts[0]", "12-digit account id"),
-        (lambda d: d["shares"].update(organizational_units=["ou-bad"]), "shares", "shares.organizational_units[0]", "OU id"),
-        (lambda d: d.update(launch_role={"name": "A", "arn": "arn:aws:iam::123456789012:role/B"}), "launch_role", "launch_role", "exactly one of"),
-        (lambda d: d["principals"].append({"arn": "not-an-arn"}), "principals", "principals[2].arn", "IAM role, user or group ARN"),
-        (lambda d: d["products"][0].update(tags={"aws:reserved": "x"}), "product 'environment'", "products[0].tags", "tag key"),
+        (
+            lambda d: d["shares"].update(organizational_units=["ou-bad"]),
+            "shares",
+            "shares.organizational_units[0]",
+            "OU id",
+        ),
+        (
+            lambda d: d.update(launch_role={"name": "A", "arn": "arn:aws:iam::123456789012:role/B"}),
+            "launch_role",
+            "launch_role",
+            "exactly one of",
+        ),
+        (
+            lambda d: d["principals"].append({"arn": "not-an-arn"}),
+            "principals",
+            "principals[2].arn",
+            "IAM role, user or group ARN",
+        ),
+        (
+            lambda d: d["products"][0].update(tags={"aws:reserved": "x"}),
+            "product 'environment'",
+            "products[0].tags",
+            "tag key",
+        ),
         (lambda d: d["versions"].update(keep_active=0), "versions", "versions.keep_active", "minimum"),
-        (lambda d: d["products"][0].update(sagemaker_project="yes"), "product 'environment'", "products[0].sagemaker_project", "boolean"),
+        (
+            lambda d: d["products"][0].update(sagemaker_project="yes"),
+            "product 'environment'",
+            "products[0].sagemaker_project",
+            "boolean",
+        ),
         (lambda d: d.update(region="Mars-1"), "region", "region", "region name"),
-        (lambda d: d["products"][1].update(name="environment"), "product 'environment'", "products[1].name", "duplicate product name"),
+        (
+            lambda d: d["products"][1].update(name="environment"),
+            "product 'environment'",
+            "products[1].name",
+            "duplicate product name",
+        ),
         (lambda d: d["products"][0].update(template="missing.yaml"), "product 'environment'", "template", "not found"),
-        (lambda d: d.update(versions={"keep_active": 3, "keep": 2}), "versions", "versions.keep", "at least keep_active"),
-        (lambda d: d["principals"].append({"role": "DataScientist"}), "principals", "principals[2].role", "duplicate principal"),
+        (
+            lambda d: d.update(versions={"keep_active": 3, "keep": 2}),
+            "versions",
+            "versions.keep",
+            "at least keep_active",
+        ),
+        (
+            lambda d: d["principals"].append({"role": "DataScientist"}),
+            "principals",
+            "principals[2].role",
+            "duplicate principal",
+        ),
         (lambda d: d["shares"].pop("accounts"), "shares", "shares.accept_role", "only used for account shares"),
         (lambda d: d.pop("products"), None, "products", "missing required key 'products'"),
     ],
@@ -202,15 +295,32 @@ def test_first_publish_plans_everything_in_dependency_order(tmp_path):
     ops = [a.op for a in plan.actions]
     assert ops[:4] == ["create_bucket", "put_bucket_encryption", "put_bucket_versioning", "put_public_access_block"]
     assert ops.count("upload_template") == 2 and ops.count("create_product") == 2 and "create_version" not in ops
-    assert ops.index("create_portfolio") < ops.index("create_product") < ops.index("associate_product") < ops.index("create_launch_constraint")
-    assert ops.index("enable_organizations_access") < [i for i, a in enumerate(plan.actions) if a.op == "create_share" and "node_type" in a.params][0]
+    assert (
+        ops.index("create_portfolio")
+        < ops.index("create_product")
+        < ops.index("associate_product")
+        < ops.index("create_launch_constraint")
+    )
+    assert (
+        ops.index("enable_organizations_access")
+        < [i for i, a in enumerate(plan.actions) if a.op == "create_share" and "node_type" in a.params][0]
+    )
     create_share = [a for a in plan.actions if a.op == "create_share" and a.params.get("account")][0]
     assert ops.index("accept_share") > plan.actions.index(create_share)
     principals = {a.params["arn"]: a.params["type"] for a in plan.actions if a.op == "associate_principal"}
-    assert principals == {"arn:aws:iam::123456789012:role/DataScientist": "IAM", "arn:aws:iam:::role/*-mlops-engineer": "IAM_PATTERN"}
+    assert principals == {
+        "arn:aws:iam::123456789012:role/DataScientist": "IAM",
+        "arn:aws:iam:::role/*-mlops-engineer": "IAM_PATTERN",
+    }
     project = [a for a in plan.actions if a.op == "create_product" and a.target == "project"][0]
-    assert project.params["tags"][STUDIO_VISIBILITY_TAG] == "true" and project.params["tags"][OWNER_TAG_KEY] == OWNER_TAG_VALUE
-    assert project.params["key"] == catalog.s3_key(catalog.products[1]) and project.params["version"] == catalog.products[1].version_name
+    assert (
+        project.params["tags"][STUDIO_VISIBILITY_TAG] == "true"
+        and project.params["tags"][OWNER_TAG_KEY] == OWNER_TAG_VALUE
+    )
+    assert (
+        project.params["key"] == catalog.s3_key(catalog.products[1])
+        and project.params["version"] == catalog.products[1].version_name
+    )
 
 
 def test_republishing_unchanged_templates_plans_nothing(tmp_path):
@@ -238,7 +348,10 @@ def test_keep_last_n_active_deactivates_the_oldest(tmp_path):
     state = _published(catalog, extra_artifacts={"environment": old})
     plan = plan_publish(catalog, state, IDENTITY)
     # current (pa-0) + newest old (pa-old3) stay active; pa-old2 and pa-old1 go inactive; nothing deleted.
-    assert [(a.op, a.params["version_id"]) for a in plan.actions] == [("deactivate_version", "pa-old2"), ("deactivate_version", "pa-old1")]
+    assert [(a.op, a.params["version_id"]) for a in plan.actions] == [
+        ("deactivate_version", "pa-old2"),
+        ("deactivate_version", "pa-old1"),
+    ]
 
 
 def test_a_new_version_counts_towards_the_active_ones(tmp_path):
@@ -258,7 +371,9 @@ def test_a_new_version_counts_towards_the_active_ones(tmp_path):
 
 def test_retention_deletes_past_keep_but_never_a_version_in_use():
     artifacts = [ArtifactState(id=f"pa-{i}", name=f"{i:012x}", created=f"2025-01-{i + 1:02d}") for i in range(6)]
-    deactivate, delete, kept = retain_versions(artifacts, "pa-5", VersionPolicy(keep_active=2, keep=3), in_use=frozenset({"pa-0"}))
+    deactivate, delete, kept = retain_versions(
+        artifacts, "pa-5", VersionPolicy(keep_active=2, keep=3), in_use=frozenset({"pa-0"})
+    )
     assert [a.id for a in delete] == ["pa-2", "pa-1"]
     assert [a.id for a in kept] == ["pa-0"]
     assert {a.id for a in deactivate} == {"pa-3", "pa-0"}
@@ -266,7 +381,9 @@ def test_retention_deletes_past_keep_but_never_a_version_in_use():
 
 def test_retention_never_touches_the_current_version_even_if_oldest():
     artifacts = [ArtifactState(id=f"pa-{i}", name=f"{i:012x}", created=f"2025-01-{i + 1:02d}") for i in range(4)]
-    deactivate, delete, kept = retain_versions(artifacts, "pa-0", VersionPolicy(keep_active=1, keep=1), in_use=frozenset())
+    deactivate, delete, kept = retain_versions(
+        artifacts, "pa-0", VersionPolicy(keep_active=1, keep=1), in_use=frozenset()
+    )
     assert "pa-0" not in {a.id for a in deactivate + delete}
     assert {a.id for a in delete} == {"pa-1", "pa-2", "pa-3"}
 
@@ -279,7 +396,13 @@ def test_in_use_versions_past_keep_are_reported_not_deleted(tmp_path):
     state = LiveState(**{**state.__dict__, "in_use": frozenset({"pa-used"})})
     plan = plan_publish(catalog, state, IDENTITY)
     assert not any(a.op == "delete_version" for a in plan.actions)
-    assert plan.notes == [{"product": "environment", "version": "a" * 12, "note": "older than 'keep' but used by a provisioned product: kept (inactive)"}]
+    assert plan.notes == [
+        {
+            "product": "environment",
+            "version": "a" * 12,
+            "note": "older than 'keep' but used by a provisioned product: kept (inactive)",
+        }
+    ]
 
 
 def test_reverting_to_an_older_inactive_version_reactivates_it(tmp_path):
@@ -289,7 +412,9 @@ def test_reverting_to_an_older_inactive_version_reactivates_it(tmp_path):
     newer = ArtifactState(id="pa-newer", name="f" * 12, created="2026-06-01T00:00:00")
     old_current = ArtifactState(id="pa-0", name=env.version_name, created="2026-01-02T00:00:00", active=False)
     products = dict(state.products)
-    products["environment"] = ProductState(**{**state.products["environment"].__dict__, "artifacts": (old_current, newer)})
+    products["environment"] = ProductState(
+        **{**state.products["environment"].__dict__, "artifacts": (old_current, newer)}
+    )
     plan = plan_publish(catalog, LiveState(**{**state.__dict__, "products": products}), IDENTITY)
     assert [(a.op, a.params["version_id"]) for a in plan.actions] == [("activate_version", "pa-0")]
 
@@ -299,7 +424,13 @@ def test_product_attribute_and_studio_tag_drift_is_updated(tmp_path):
     state = _published(catalog)
     products = dict(state.products)
     env = products["environment"]
-    products["environment"] = ProductState(**{**env.__dict__, "fields": {**env.fields, "Owner": "someone else"}, "tags": {**env.tags, STUDIO_VISIBILITY_TAG: "true", "extra": "kept"}})
+    products["environment"] = ProductState(
+        **{
+            **env.__dict__,
+            "fields": {**env.fields, "Owner": "someone else"},
+            "tags": {**env.tags, STUDIO_VISIBILITY_TAG: "true", "extra": "kept"},
+        }
+    )
     plan = plan_publish(catalog, LiveState(**{**state.__dict__, "products": products}), IDENTITY)
     assert len(plan.actions) == 1
     update = plan.actions[0]
@@ -363,7 +494,13 @@ def test_products_dropped_from_the_catalog_leave_the_portfolio_only_if_ours(tmp_
     state = _published(catalog)
     ours = ProductState(id="prod-old", name="retired", tags={OWNER_TAG_KEY: OWNER_TAG_VALUE}, in_portfolio=True)
     theirs = ProductState(id="prod-foreign", name="someone-elses", tags={}, in_portfolio=True)
-    state = LiveState(**{**state.__dict__, "foreign_products": (ours, theirs), "constraints": state.constraints + (ConstraintState(id="cons-old", product_id="prod-old", type="LAUNCH"),)})
+    state = LiveState(
+        **{
+            **state.__dict__,
+            "foreign_products": (ours, theirs),
+            "constraints": state.constraints + (ConstraintState(id="cons-old", product_id="prod-old", type="LAUNCH"),),
+        }
+    )
     plan = plan_publish(catalog, state, IDENTITY)
     assert _ops(plan) == [("delete_constraint", "retired LAUNCH"), ("disassociate_product", "retired -x- ML platform")]
 
@@ -374,10 +511,18 @@ def test_an_adopted_portfolio_gets_the_ownership_tag_and_missing_bucket_settings
     state = LiveState(
         **{
             **state.__dict__,
-            "portfolio": PortfolioState(id="port-1", name="ML platform", description="d", provider="Platform team", tags={"team": "ml"}),
-            "bucket": BucketState(exists=True, encrypted=False, versioned=True, public_access_blocked=False, keys=state.bucket.keys),
+            "portfolio": PortfolioState(
+                id="port-1", name="ML platform", description="d", provider="Platform team", tags={"team": "ml"}
+            ),
+            "bucket": BucketState(
+                exists=True, encrypted=False, versioned=True, public_access_blocked=False, keys=state.bucket.keys
+            ),
         }
     )
     plan = plan_publish(catalog, state, IDENTITY)
-    assert _ops(plan) == [("put_bucket_encryption", "bucket"), ("put_public_access_block", "bucket"), ("update_portfolio", "ML platform")]
+    assert _ops(plan) == [
+        ("put_bucket_encryption", "bucket"),
+        ("put_public_access_block", "bucket"),
+        ("update_portfolio", "ML platform"),
+    ]
     assert plan.actions[-1].params == {"add_tags": {OWNER_TAG_KEY: OWNER_TAG_VALUE}}

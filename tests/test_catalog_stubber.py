@@ -32,7 +32,15 @@ def catalog(tmp_path):
         "portfolio": {"name": "ML", "provider": "Platform"},
         "launch_role": {"name": "LaunchRole"},
         "principals": [{"role_pattern": "*-data-scientist"}],
-        "products": [{"name": "project", "template": "project.yaml", "owner": "Platform", "sagemaker_project": True, "versions": {"keep_active": 1, "keep": 2}}],
+        "products": [
+            {
+                "name": "project",
+                "template": "project.yaml",
+                "owner": "Platform",
+                "sagemaker_project": True,
+                "versions": {"keep_active": 1, "keep": 2},
+            }
+        ],
         "shares": {"accounts": ["111111111111"], "organizational_units": [OU], "share_principals": True},
     }
     path = tmp_path / "catalog.yaml"
@@ -57,8 +65,16 @@ def stubbed(monkeypatch):
 
 
 def _read_identity_and_targets(stubs):
-    stubs["sts"].add_response("get_caller_identity", {"Account": ACCOUNT, "Arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/Admin/me", "UserId": "AROA:me"}, {})
-    stubs["organizations"].add_response("describe_organizational_unit", {"OrganizationalUnit": {"Id": OU, "Name": "development"}}, {"OrganizationalUnitId": OU})
+    stubs["sts"].add_response(
+        "get_caller_identity",
+        {"Account": ACCOUNT, "Arn": f"arn:aws:sts::{ACCOUNT}:assumed-role/Admin/me", "UserId": "AROA:me"},
+        {},
+    )
+    stubs["organizations"].add_response(
+        "describe_organizational_unit",
+        {"OrganizationalUnit": {"Id": OU, "Name": "development"}},
+        {"OrganizationalUnitId": OU},
+    )
 
 
 def test_first_publish_reads_then_writes_with_the_real_request_shapes(stubbed, catalog):
@@ -67,7 +83,9 @@ def test_first_publish_reads_then_writes_with_the_real_request_shapes(stubbed, c
     product = catalog.products[0]
     key = catalog.s3_key(product)
     _read_identity_and_targets(stubs)
-    s3.add_client_error("head_bucket", service_error_code="404", http_status_code=404, expected_params={"Bucket": BUCKET})
+    s3.add_client_error(
+        "head_bucket", service_error_code="404", http_status_code=404, expected_params={"Bucket": BUCKET}
+    )
     sc.add_response("list_portfolios", {"PortfolioDetails": []}, {})
     sc.add_response("search_products_as_admin", {"ProductViewDetails": []}, {})
     sc.add_response("get_aws_organizations_access_status", {"AccessStatus": "DISABLED"}, {})
@@ -78,26 +96,74 @@ def test_first_publish_reads_then_writes_with_the_real_request_shapes(stubbed, c
     plan = plan_publish(catalog, state, identity)
     assert counter.writes == 0
 
-    s3.add_response("create_bucket", {}, {"Bucket": BUCKET, "CreateBucketConfiguration": {"LocationConstraint": REGION}})
-    s3.add_response("put_bucket_encryption", {}, {"Bucket": BUCKET, "ServerSideEncryptionConfiguration": {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}, "BucketKeyEnabled": True}]}})
+    s3.add_response(
+        "create_bucket", {}, {"Bucket": BUCKET, "CreateBucketConfiguration": {"LocationConstraint": REGION}}
+    )
+    s3.add_response(
+        "put_bucket_encryption",
+        {},
+        {
+            "Bucket": BUCKET,
+            "ServerSideEncryptionConfiguration": {
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}, "BucketKeyEnabled": True}]
+            },
+        },
+    )
     s3.add_response("put_bucket_versioning", {}, {"Bucket": BUCKET, "VersioningConfiguration": {"Status": "Enabled"}})
-    s3.add_response("put_public_access_block", {}, {"Bucket": BUCKET, "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True}})
-    s3.add_response("put_object", {}, {"Bucket": BUCKET, "Key": key, "Body": TEMPLATE.encode(), "ContentType": "application/x-yaml", "Metadata": {"sha256": product.sha256}, "ServerSideEncryption": "aws:kms"})
+    s3.add_response(
+        "put_public_access_block",
+        {},
+        {
+            "Bucket": BUCKET,
+            "PublicAccessBlockConfiguration": {
+                "BlockPublicAcls": True,
+                "IgnorePublicAcls": True,
+                "BlockPublicPolicy": True,
+                "RestrictPublicBuckets": True,
+            },
+        },
+    )
+    s3.add_response(
+        "put_object",
+        {},
+        {
+            "Bucket": BUCKET,
+            "Key": key,
+            "Body": TEMPLATE.encode(),
+            "ContentType": "application/x-yaml",
+            "Metadata": {"sha256": product.sha256},
+            "ServerSideEncryption": "aws:kms",
+        },
+    )
     sc.add_response(
         "create_portfolio",
         {"PortfolioDetail": {"Id": "port-1", "DisplayName": "ML", "ProviderName": "Platform"}},
-        {"DisplayName": "ML", "ProviderName": "Platform", "Description": "", "Tags": [{"Key": OWNER_TAG_KEY, "Value": OWNER_TAG_VALUE}], "IdempotencyToken": ANY},
+        {
+            "DisplayName": "ML",
+            "ProviderName": "Platform",
+            "Description": "",
+            "Tags": [{"Key": OWNER_TAG_KEY, "Value": OWNER_TAG_VALUE}],
+            "IdempotencyToken": ANY,
+        },
     )
     url = f"https://{BUCKET}.s3.{REGION}.amazonaws.com/{key}"
     sc.add_response(
         "create_product",
-        {"ProductViewDetail": {"ProductViewSummary": {"Id": "prodview-1", "ProductId": "prod-1", "Name": "project"}}, "ProvisioningArtifactDetail": {"Id": "pa-1", "Name": product.version_name}},
+        {
+            "ProductViewDetail": {"ProductViewSummary": {"Id": "prodview-1", "ProductId": "prod-1", "Name": "project"}},
+            "ProvisioningArtifactDetail": {"Id": "pa-1", "Name": product.version_name},
+        },
         {
             "Name": "project",
             "Owner": "Platform",
             "ProductType": "CLOUD_FORMATION_TEMPLATE",
             "Tags": [{"Key": STUDIO_VISIBILITY_TAG, "Value": "true"}, {"Key": OWNER_TAG_KEY, "Value": OWNER_TAG_VALUE}],
-            "ProvisioningArtifactParameters": {"Name": product.version_name, "Description": product.version_description, "Type": "CLOUD_FORMATION_TEMPLATE", "Info": {"LoadTemplateFromURL": url}},
+            "ProvisioningArtifactParameters": {
+                "Name": product.version_name,
+                "Description": product.version_description,
+                "Type": "CLOUD_FORMATION_TEMPLATE",
+                "Info": {"LoadTemplateFromURL": url},
+            },
             "IdempotencyToken": ANY,
         },
     )
@@ -105,15 +171,47 @@ def test_first_publish_reads_then_writes_with_the_real_request_shapes(stubbed, c
     sc.add_response(
         "create_constraint",
         {"ConstraintDetail": {"ConstraintId": "cons-1", "Type": "LAUNCH"}},
-        {"PortfolioId": "port-1", "ProductId": "prod-1", "Type": "LAUNCH", "Parameters": json.dumps({"LocalRoleName": "LaunchRole"}), "Description": ANY, "IdempotencyToken": ANY},
+        {
+            "PortfolioId": "port-1",
+            "ProductId": "prod-1",
+            "Type": "LAUNCH",
+            "Parameters": json.dumps({"LocalRoleName": "LaunchRole"}),
+            "Description": ANY,
+            "IdempotencyToken": ANY,
+        },
     )
-    sc.add_response("associate_principal_with_portfolio", {}, {"PortfolioId": "port-1", "PrincipalARN": "arn:aws:iam:::role/*-data-scientist", "PrincipalType": "IAM_PATTERN"})
+    sc.add_response(
+        "associate_principal_with_portfolio",
+        {},
+        {
+            "PortfolioId": "port-1",
+            "PrincipalARN": "arn:aws:iam:::role/*-data-scientist",
+            "PrincipalType": "IAM_PATTERN",
+        },
+    )
     sc.add_response("enable_aws_organizations_access", {}, {})
-    sc.add_response("create_portfolio_share", {}, {"PortfolioId": "port-1", "AccountId": "111111111111", "SharePrincipals": False, "ShareTagOptions": False})
-    sc.add_response("create_portfolio_share", {"PortfolioShareToken": "share-1"}, {"PortfolioId": "port-1", "OrganizationNode": {"Type": "ORGANIZATIONAL_UNIT", "Value": OU}, "SharePrincipals": True, "ShareTagOptions": False})
+    sc.add_response(
+        "create_portfolio_share",
+        {},
+        {"PortfolioId": "port-1", "AccountId": "111111111111", "SharePrincipals": False, "ShareTagOptions": False},
+    )
+    sc.add_response(
+        "create_portfolio_share",
+        {"PortfolioShareToken": "share-1"},
+        {
+            "PortfolioId": "port-1",
+            "OrganizationNode": {"Type": "ORGANIZATIONAL_UNIT", "Value": OU},
+            "SharePrincipals": True,
+            "ShareTagOptions": False,
+        },
+    )
 
     result = publisher.execute(plan, catalog, state, identity)
-    assert result.portfolio_id == "port-1" and result.product_ids == {"project": "prod-1"} and result.version_ids == {"project": "pa-1"}
+    assert (
+        result.portfolio_id == "port-1"
+        and result.product_ids == {"project": "prod-1"}
+        and result.version_ids == {"project": "pa-1"}
+    )
     assert [d["action"] for d in result.done][-1] == "create_share" and result.done[-1]["share_token"] == "share-1"
     assert counter.writes == len(plan.actions) == 13
 
@@ -122,37 +220,153 @@ def _steady_state_reads(stubs, catalog, *, artifacts, shares_accepted=True, in_u
     product = catalog.products[0]
     sc, s3 = stubs["servicecatalog"], stubs["s3"]
     s3.add_response("head_bucket", {}, {"Bucket": BUCKET})
-    s3.add_response("get_bucket_encryption", {"ServerSideEncryptionConfiguration": {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]}}, {"Bucket": BUCKET})
+    s3.add_response(
+        "get_bucket_encryption",
+        {
+            "ServerSideEncryptionConfiguration": {
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]
+            }
+        },
+        {"Bucket": BUCKET},
+    )
     s3.add_response("get_bucket_versioning", {"Status": "Enabled"}, {"Bucket": BUCKET})
-    s3.add_response("get_public_access_block", {"PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True}}, {"Bucket": BUCKET})
+    s3.add_response(
+        "get_public_access_block",
+        {
+            "PublicAccessBlockConfiguration": {
+                "BlockPublicAcls": True,
+                "IgnorePublicAcls": True,
+                "BlockPublicPolicy": True,
+                "RestrictPublicBuckets": True,
+            }
+        },
+        {"Bucket": BUCKET},
+    )
     s3.add_response("head_object", {}, {"Bucket": BUCKET, "Key": catalog.s3_key(product)})
     # Portfolios and products come over two pages each: the paginators must follow them.
-    sc.add_response("list_portfolios", {"PortfolioDetails": [{"Id": "port-0", "DisplayName": "Other"}], "NextPageToken": "p2"}, {})
-    sc.add_response("list_portfolios", {"PortfolioDetails": [{"Id": "port-1", "DisplayName": "ML"}]}, {"PageToken": "p2"})
-    sc.add_response("describe_portfolio", {"PortfolioDetail": {"Id": "port-1", "DisplayName": "ML", "ProviderName": "Platform", "Description": ""}, "Tags": [{"Key": OWNER_TAG_KEY, "Value": OWNER_TAG_VALUE}]}, {"Id": "port-1"})
+    sc.add_response(
+        "list_portfolios", {"PortfolioDetails": [{"Id": "port-0", "DisplayName": "Other"}], "NextPageToken": "p2"}, {}
+    )
+    sc.add_response(
+        "list_portfolios", {"PortfolioDetails": [{"Id": "port-1", "DisplayName": "ML"}]}, {"PageToken": "p2"}
+    )
+    sc.add_response(
+        "describe_portfolio",
+        {
+            "PortfolioDetail": {"Id": "port-1", "DisplayName": "ML", "ProviderName": "Platform", "Description": ""},
+            "Tags": [{"Key": OWNER_TAG_KEY, "Value": OWNER_TAG_VALUE}],
+        },
+        {"Id": "port-1"},
+    )
     summary = {"Id": "prodview-1", "ProductId": "prod-1", "Name": "project", "Owner": "Platform"}
-    sc.add_response("search_products_as_admin", {"ProductViewDetails": [{"ProductViewSummary": {"Id": "pv-9", "ProductId": "prod-9", "Name": "unrelated"}}], "NextPageToken": "s2"}, {})
-    sc.add_response("search_products_as_admin", {"ProductViewDetails": [{"ProductViewSummary": summary}]}, {"PageToken": "s2"})
-    sc.add_response("search_products_as_admin", {"ProductViewDetails": [{"ProductViewSummary": summary}]}, {"PortfolioId": "port-1"})
-    sc.add_response("describe_product_as_admin", {"ProductViewDetail": {"ProductViewSummary": summary}, "Tags": [{"Key": OWNER_TAG_KEY, "Value": OWNER_TAG_VALUE}, {"Key": STUDIO_VISIBILITY_TAG, "Value": "true"}]}, {"Id": "prod-1"})
+    sc.add_response(
+        "search_products_as_admin",
+        {
+            "ProductViewDetails": [{"ProductViewSummary": {"Id": "pv-9", "ProductId": "prod-9", "Name": "unrelated"}}],
+            "NextPageToken": "s2",
+        },
+        {},
+    )
+    sc.add_response(
+        "search_products_as_admin", {"ProductViewDetails": [{"ProductViewSummary": summary}]}, {"PageToken": "s2"}
+    )
+    sc.add_response(
+        "search_products_as_admin", {"ProductViewDetails": [{"ProductViewSummary": summary}]}, {"PortfolioId": "port-1"}
+    )
+    sc.add_response(
+        "describe_product_as_admin",
+        {
+            "ProductViewDetail": {"ProductViewSummary": summary},
+            "Tags": [{"Key": OWNER_TAG_KEY, "Value": OWNER_TAG_VALUE}, {"Key": STUDIO_VISIBILITY_TAG, "Value": "true"}],
+        },
+        {"Id": "prod-1"},
+    )
     sc.add_response("list_provisioning_artifacts", {"ProvisioningArtifactDetails": artifacts}, {"ProductId": "prod-1"})
-    sc.add_response("list_constraints_for_portfolio", {"ConstraintDetails": [{"ConstraintId": "cons-1", "Type": "LAUNCH", "ProductId": "prod-1", "PortfolioId": "port-1"}]}, {"PortfolioId": "port-1"})
-    sc.add_response("describe_constraint", {"ConstraintDetail": {"ConstraintId": "cons-1", "Type": "LAUNCH"}, "ConstraintParameters": '{"LocalRoleName": "LaunchRole"}', "Status": "AVAILABLE"}, {"Id": "cons-1"})
-    sc.add_response("list_principals_for_portfolio", {"Principals": [{"PrincipalARN": "arn:aws:iam:::role/*-data-scientist", "PrincipalType": "IAM_PATTERN"}]}, {"PortfolioId": "port-1"})
+    sc.add_response(
+        "list_constraints_for_portfolio",
+        {
+            "ConstraintDetails": [
+                {"ConstraintId": "cons-1", "Type": "LAUNCH", "ProductId": "prod-1", "PortfolioId": "port-1"}
+            ]
+        },
+        {"PortfolioId": "port-1"},
+    )
+    sc.add_response(
+        "describe_constraint",
+        {
+            "ConstraintDetail": {"ConstraintId": "cons-1", "Type": "LAUNCH"},
+            "ConstraintParameters": '{"LocalRoleName": "LaunchRole"}',
+            "Status": "AVAILABLE",
+        },
+        {"Id": "cons-1"},
+    )
+    sc.add_response(
+        "list_principals_for_portfolio",
+        {"Principals": [{"PrincipalARN": "arn:aws:iam:::role/*-data-scientist", "PrincipalType": "IAM_PATTERN"}]},
+        {"PortfolioId": "port-1"},
+    )
     # DescribePortfolioShares has no botocore paginator: the adapter follows PageToken itself.
-    sc.add_response("describe_portfolio_shares", {"PortfolioShareDetails": [], "NextPageToken": "t2"}, {"PortfolioId": "port-1", "Type": "ACCOUNT"})
-    sc.add_response("describe_portfolio_shares", {"PortfolioShareDetails": [{"PrincipalId": "111111111111", "Type": "ACCOUNT", "Accepted": shares_accepted, "SharePrincipals": False, "ShareTagOptions": False}]}, {"PortfolioId": "port-1", "Type": "ACCOUNT", "PageToken": "t2"})
-    sc.add_response("describe_portfolio_shares", {"PortfolioShareDetails": []}, {"PortfolioId": "port-1", "Type": "ORGANIZATION"})
-    sc.add_response("describe_portfolio_shares", {"PortfolioShareDetails": [{"PrincipalId": OU, "Type": "ORGANIZATIONAL_UNIT", "Accepted": True, "SharePrincipals": True, "ShareTagOptions": False}]}, {"PortfolioId": "port-1", "Type": "ORGANIZATIONAL_UNIT"})
+    sc.add_response(
+        "describe_portfolio_shares",
+        {"PortfolioShareDetails": [], "NextPageToken": "t2"},
+        {"PortfolioId": "port-1", "Type": "ACCOUNT"},
+    )
+    sc.add_response(
+        "describe_portfolio_shares",
+        {
+            "PortfolioShareDetails": [
+                {
+                    "PrincipalId": "111111111111",
+                    "Type": "ACCOUNT",
+                    "Accepted": shares_accepted,
+                    "SharePrincipals": False,
+                    "ShareTagOptions": False,
+                }
+            ]
+        },
+        {"PortfolioId": "port-1", "Type": "ACCOUNT", "PageToken": "t2"},
+    )
+    sc.add_response(
+        "describe_portfolio_shares", {"PortfolioShareDetails": []}, {"PortfolioId": "port-1", "Type": "ORGANIZATION"}
+    )
+    sc.add_response(
+        "describe_portfolio_shares",
+        {
+            "PortfolioShareDetails": [
+                {
+                    "PrincipalId": OU,
+                    "Type": "ORGANIZATIONAL_UNIT",
+                    "Accepted": True,
+                    "SharePrincipals": True,
+                    "ShareTagOptions": False,
+                }
+            ]
+        },
+        {"PortfolioId": "port-1", "Type": "ORGANIZATIONAL_UNIT"},
+    )
     sc.add_response("get_aws_organizations_access_status", {"AccessStatus": "ENABLED"}, {})
-    sc.add_response("scan_provisioned_products", {"ProvisionedProducts": [{"Id": f"pp-{i}", "ProductId": "prod-1", "ProvisioningArtifactId": pa} for i, pa in enumerate(in_use)]}, {"AccessLevelFilter": {"Key": "Account", "Value": "self"}})
+    sc.add_response(
+        "scan_provisioned_products",
+        {
+            "ProvisionedProducts": [
+                {"Id": f"pp-{i}", "ProductId": "prod-1", "ProvisioningArtifactId": pa} for i, pa in enumerate(in_use)
+            ]
+        },
+        {"AccessLevelFilter": {"Key": "Account", "Value": "self"}},
+    )
 
 
 def test_unchanged_catalog_reads_every_page_and_plans_nothing(stubbed, catalog):
     publisher, stubs, counter = stubbed
     product = catalog.products[0]
     _read_identity_and_targets(stubs)
-    _steady_state_reads(stubs, catalog, artifacts=[{"Id": "pa-1", "Name": product.version_name, "CreatedTime": WHEN, "Active": True, "Guidance": "DEFAULT"}])
+    _steady_state_reads(
+        stubs,
+        catalog,
+        artifacts=[
+            {"Id": "pa-1", "Name": product.version_name, "CreatedTime": WHEN, "Active": True, "Guidance": "DEFAULT"}
+        ],
+    )
     identity = publisher.identity()
     catalog = publisher.resolve_targets(catalog)
     state = publisher.read_state(catalog, identity)
@@ -178,13 +392,32 @@ def test_new_version_retires_old_ones_and_a_version_in_use_elsewhere_is_kept(stu
     product = catalog.products[0]
     sc.add_response(
         "create_provisioning_artifact",
-        {"ProvisioningArtifactDetail": {"Id": "pa-3", "Name": product.version_name, "Active": True}, "Status": "AVAILABLE"},
-        {"ProductId": "prod-1", "Parameters": {"Name": product.version_name, "Description": product.version_description, "Type": "CLOUD_FORMATION_TEMPLATE", "Info": {"LoadTemplateFromURL": ANY}}, "IdempotencyToken": ANY},
+        {
+            "ProvisioningArtifactDetail": {"Id": "pa-3", "Name": product.version_name, "Active": True},
+            "Status": "AVAILABLE",
+        },
+        {
+            "ProductId": "prod-1",
+            "Parameters": {
+                "Name": product.version_name,
+                "Description": product.version_description,
+                "Type": "CLOUD_FORMATION_TEMPLATE",
+                "Info": {"LoadTemplateFromURL": ANY},
+            },
+            "IdempotencyToken": ANY,
+        },
     )
-    sc.add_response("update_provisioning_artifact", {}, {"ProductId": "prod-1", "ProvisioningArtifactId": "pa-2", "Active": False})
+    sc.add_response(
+        "update_provisioning_artifact", {}, {"ProductId": "prod-1", "ProvisioningArtifactId": "pa-2", "Active": False}
+    )
     # pa-1 is past keep=2; ScanProvisionedProducts saw no use of it in this account, but a
     # provisioned product of another account uses it: AWS refuses, the publisher keeps it.
-    sc.add_client_error("delete_provisioning_artifact", service_error_code="ResourceInUseException", http_status_code=400, expected_params={"ProductId": "prod-1", "ProvisioningArtifactId": "pa-1"})
+    sc.add_client_error(
+        "delete_provisioning_artifact",
+        service_error_code="ResourceInUseException",
+        http_status_code=400,
+        expected_params={"ProductId": "prod-1", "ProvisioningArtifactId": "pa-1"},
+    )
     result = publisher.execute(plan, catalog, state, identity)
     assert result.done[-1]["skipped"] == "in use by a provisioned product"
     assert result.version_ids == {"project": "pa-3"}
@@ -194,7 +427,12 @@ def test_pending_account_share_is_accepted_through_the_recipient_role(stubbed, c
     publisher, stubs, counter = stubbed
     _read_identity_and_targets(stubs)
     product = catalog.products[0]
-    _steady_state_reads(stubs, catalog, artifacts=[{"Id": "pa-1", "Name": product.version_name, "CreatedTime": WHEN, "Active": True}], shares_accepted=False)
+    _steady_state_reads(
+        stubs,
+        catalog,
+        artifacts=[{"Id": "pa-1", "Name": product.version_name, "CreatedTime": WHEN, "Active": True}],
+        shares_accepted=False,
+    )
     identity = publisher.identity()
     catalog = publisher.resolve_targets(catalog)
     state = publisher.read_state(catalog, identity)
@@ -202,11 +440,21 @@ def test_pending_account_share_is_accepted_through_the_recipient_role(stubbed, c
 
     catalog = replace(catalog, shares=replace(catalog.shares, accept_role="AcceptRole"))
     plan = plan_publish(catalog, state, identity)
-    assert [(a.op, a.target) for a in plan.actions] == [("accept_share", "account 111111111111"), ("associate_recipient_principal", "arn:aws:iam:::role/*-data-scientist in 111111111111")]
+    assert [(a.op, a.target) for a in plan.actions] == [
+        ("accept_share", "account 111111111111"),
+        ("associate_recipient_principal", "arn:aws:iam:::role/*-data-scientist in 111111111111"),
+    ]
 
     stubs["sts"].add_response(
         "assume_role",
-        {"Credentials": {"AccessKeyId": "AKIARECIPIENT0000000", "SecretAccessKey": "s", "SessionToken": "t", "Expiration": WHEN}},
+        {
+            "Credentials": {
+                "AccessKeyId": "AKIARECIPIENT0000000",
+                "SecretAccessKey": "s",
+                "SessionToken": "t",
+                "Expiration": WHEN,
+            }
+        },
         {"RoleArn": "arn:aws:iam::111111111111:role/AcceptRole", "RoleSessionName": "sm-deploy-accept-portfolio-share"},
     )
     recipient_calls = []
@@ -217,7 +465,15 @@ def test_pending_account_share_is_accepted_through_the_recipient_role(stubbed, c
         if self.session.get_credentials().access_key == "AKIARECIPIENT0000000":
             stub = Stubber(client)
             stub.add_response("accept_portfolio_share", {}, {"PortfolioId": "port-1", "PortfolioShareType": "IMPORTED"})
-            stub.add_response("associate_principal_with_portfolio", {}, {"PortfolioId": "port-1", "PrincipalARN": "arn:aws:iam:::role/*-data-scientist", "PrincipalType": "IAM_PATTERN"})
+            stub.add_response(
+                "associate_principal_with_portfolio",
+                {},
+                {
+                    "PortfolioId": "port-1",
+                    "PrincipalARN": "arn:aws:iam:::role/*-data-scientist",
+                    "PrincipalType": "IAM_PATTERN",
+                },
+            )
             stub.activate()
             recipient_calls.append(stub)
         return client
@@ -226,7 +482,9 @@ def test_pending_account_share_is_accepted_through_the_recipient_role(stubbed, c
     publisher.execute(plan, catalog, state, identity)
     assert len(recipient_calls) == 1
     recipient_calls[0].assert_no_pending_responses()
-    assert counter.calls["servicecatalog.AcceptPortfolioShare"] == 1 and counter.calls["sts.AssumeRole"] == 1  # one session per recipient
+    assert (
+        counter.calls["servicecatalog.AcceptPortfolioShare"] == 1 and counter.calls["sts.AssumeRole"] == 1
+    )  # one session per recipient
 
 
 def test_a_failed_call_stops_and_reports_what_was_done(stubbed, catalog):
@@ -241,17 +499,24 @@ def test_a_failed_call_stops_and_reports_what_was_done(stubbed, catalog):
     catalog = publisher.resolve_targets(catalog)
     state = publisher.read_state(catalog, identity)
     plan = plan_publish(catalog, state, identity)
-    s3.add_client_error("create_bucket", service_error_code="AccessDenied", service_message="no s3:CreateBucket", http_status_code=403)
+    s3.add_client_error(
+        "create_bucket", service_error_code="AccessDenied", service_message="no s3:CreateBucket", http_status_code=403
+    )
     with pytest.raises(PublishFailed) as caught:
         publisher.execute(plan, catalog, state, identity)
     assert caught.value.result.done == []
-    assert caught.value.result.failed["action"] == "create_bucket" and caught.value.result.failed["error"] == "AccessDenied"
+    assert (
+        caught.value.result.failed["action"] == "create_bucket"
+        and caught.value.result.failed["error"] == "AccessDenied"
+    )
     assert caught.value.exit_code == 1
 
 
 def test_unknown_ou_is_invalid_input_before_any_write(stubbed, catalog):
     publisher, stubs, counter = stubbed
-    stubs["organizations"].add_client_error("describe_organizational_unit", service_error_code="OrganizationalUnitNotFoundException", http_status_code=400)
+    stubs["organizations"].add_client_error(
+        "describe_organizational_unit", service_error_code="OrganizationalUnitNotFoundException", http_status_code=400
+    )
     from deploy.errors import InputError
 
     with pytest.raises(InputError) as caught:
@@ -264,13 +529,30 @@ def test_account_names_and_ou_paths_resolve_through_organizations(stubbed, catal
 
     publisher, stubs, counter = stubbed
     org = stubs["organizations"]
-    catalog = replace(catalog, shares=replace(catalog.shares, accounts=("ml-staging", "222222222222"), organizational_units=("/workloads/staging", OU)))
+    catalog = replace(
+        catalog,
+        shares=replace(
+            catalog.shares, accounts=("ml-staging", "222222222222"), organizational_units=("/workloads/staging", OU)
+        ),
+    )
     org.add_response("list_accounts", {"Accounts": [{"Id": "333333333333", "Name": "ml-dev"}], "NextToken": "a2"}, {})
     org.add_response("list_accounts", {"Accounts": [{"Id": "111111111111", "Name": "ml-staging"}]}, {"NextToken": "a2"})
     org.add_response("list_roots", {"Roots": [{"Id": "r-ab12"}]}, {})
-    org.add_response("list_organizational_units_for_parent", {"OrganizationalUnits": [{"Id": "ou-ab12-00000001", "Name": "sandbox"}], "NextToken": "o2"}, {"ParentId": "r-ab12"})
-    org.add_response("list_organizational_units_for_parent", {"OrganizationalUnits": [{"Id": "ou-ab12-11111111", "Name": "workloads"}]}, {"ParentId": "r-ab12", "NextToken": "o2"})
-    org.add_response("list_organizational_units_for_parent", {"OrganizationalUnits": [{"Id": "ou-ab12-22222222", "Name": "staging"}]}, {"ParentId": "ou-ab12-11111111"})
+    org.add_response(
+        "list_organizational_units_for_parent",
+        {"OrganizationalUnits": [{"Id": "ou-ab12-00000001", "Name": "sandbox"}], "NextToken": "o2"},
+        {"ParentId": "r-ab12"},
+    )
+    org.add_response(
+        "list_organizational_units_for_parent",
+        {"OrganizationalUnits": [{"Id": "ou-ab12-11111111", "Name": "workloads"}]},
+        {"ParentId": "r-ab12", "NextToken": "o2"},
+    )
+    org.add_response(
+        "list_organizational_units_for_parent",
+        {"OrganizationalUnits": [{"Id": "ou-ab12-22222222", "Name": "staging"}]},
+        {"ParentId": "ou-ab12-11111111"},
+    )
     org.add_response("describe_organizational_unit", {"OrganizationalUnit": {"Id": OU}}, {"OrganizationalUnitId": OU})
     resolved = publisher.resolve_targets(catalog)
     assert resolved.shares.accounts == ("111111111111", "222222222222")
@@ -278,7 +560,10 @@ def test_account_names_and_ou_paths_resolve_through_organizations(stubbed, catal
     assert counter.writes == 0
 
 
-@pytest.mark.parametrize("accounts, ous, key", [(("nobody",), (), "shares.accounts[0]"), ((), ("/missing",), "shares.organizational_units[0]")])
+@pytest.mark.parametrize(
+    "accounts, ous, key",
+    [(("nobody",), (), "shares.accounts[0]"), ((), ("/missing",), "shares.organizational_units[0]")],
+)
 def test_unknown_account_name_or_ou_path_is_invalid_input(stubbed, catalog, accounts, ous, key):
     from dataclasses import replace
 

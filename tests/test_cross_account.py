@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import boto3
 from moto import mock_aws
 
@@ -55,7 +54,10 @@ def test_execution_role_trusts_only_the_administration_role_and_is_primary_regio
                 assert "${AWS::AccountId}" in arn["Fn::Sub"], "IAM rights limited to this account"
     (pass_role,) = [s for s in _statements(resource["Properties"]) if "iam:PassRole" in s["Action"]]
     assert pass_role["Action"] == ["iam:PassRole"]
-    assert {r["Fn::Sub"].rsplit(":", 1)[1] for r in pass_role["Resource"]} == {"role/StackSet-*", "role/${PassRoleNamePrefix}*"}
+    assert {r["Fn::Sub"].rsplit(":", 1)[1] for r in pass_role["Resource"]} == {
+        "role/StackSet-*",
+        "role/${PassRoleNamePrefix}*",
+    }
 
 
 def test_stack_set_roles_may_not_create_sagemaker_compute_outside_a_vpc():
@@ -94,8 +96,10 @@ def test_model_execution_role_reads_only_the_development_accounts_model_sources(
     for statement in statements.values():
         if "*" in statement["Resource"]:
             assert all(a.split(":")[0] in {"ecr", "ec2", "cloudwatch"} for a in as_list(statement["Action"]))
-            assert all(":Get" in a or ":Describe" in a or "NetworkInterface" in a or ":PutMetricData" in a
-                       for a in as_list(statement["Action"]))
+            assert all(
+                ":Get" in a or ":Describe" in a or "NetworkInterface" in a or ":PutMetricData" in a
+                for a in as_list(statement["Action"])
+            )
 
 
 def test_deployment_role_may_pass_exactly_the_model_execution_role_to_sagemaker():
@@ -153,9 +157,12 @@ def test_target_roles_deploy_in_two_regions_of_one_account_without_name_collisio
     params = [{"ParameterKey": k, "ParameterValue": v} for k, v in TARGET_PARAMETERS.items()]
     for region in ("us-east-1", "eu-west-1"):
         boto3.client("ssm", region_name=region).put_parameter(
-            Name="/mlops/staging/network/s3-endpoint-id", Type="String", Value="vpce-0123456789abcdef0")
+            Name="/mlops/staging/network/s3-endpoint-id", Type="String", Value="vpce-0123456789abcdef0"
+        )
         cfn = boto3.client("cloudformation", region_name=region)
-        cfn.create_stack(StackName="target-roles", TemplateBody=body, Parameters=params, Capabilities=["CAPABILITY_NAMED_IAM"])
+        cfn.create_stack(
+            StackName="target-roles", TemplateBody=body, Parameters=params, Capabilities=["CAPABILITY_NAMED_IAM"]
+        )
         assert cfn.describe_stacks(StackName="target-roles")["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
     names = [r["RoleName"] for r in boto3.client("iam").list_roles()["Roles"]]
     assert names.count("mlops-model-execution") == 1 and names.count("mlops-model-deployment") == 1
@@ -163,7 +170,11 @@ def test_target_roles_deploy_in_two_regions_of_one_account_without_name_collisio
     # moto returns the document as text; the resolved PassRole resource must name the one role
     document = str(policy["PolicyDocument"])
     assert "iam:PassRole" in document and document.count("role/mlops-model-execution") == 1
-    reads = str(boto3.client("iam").get_role_policy(RoleName="mlops-model-execution", PolicyName="ReadDevelopmentAccountModels")["PolicyDocument"])
+    reads = str(
+        boto3.client("iam").get_role_policy(
+            RoleName="mlops-model-execution", PolicyName="ReadDevelopmentAccountModels"
+        )["PolicyDocument"]
+    )
     # defaults follow the environment template's names; the SSM name resolved to the endpoint id
     assert "mlops-dev-models-111111111111/models/*" in reads and "alias/mlops-dev-models" in reads
     assert "model-package-group/churn" in reads and "vpce-0123456789abcdef0" in reads
@@ -179,8 +190,12 @@ def test_invoke_role_deploys_with_the_external_id_in_its_trust_policy():
         "ExternalId": secret,
         "EndpointArns": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/churn-prod",
     }
-    cfn.create_stack(StackName="invoke", TemplateBody=body, Capabilities=["CAPABILITY_NAMED_IAM"],
-                     Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()])
+    cfn.create_stack(
+        StackName="invoke",
+        TemplateBody=body,
+        Capabilities=["CAPABILITY_NAMED_IAM"],
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()],
+    )
     stack = cfn.describe_stacks(StackName="invoke")["Stacks"][0]
     assert stack["StackStatus"] == "CREATE_COMPLETE"
     role = boto3.client("iam").get_role(RoleName="mlops-prod-endpoint-invoke")["Role"]

@@ -41,15 +41,31 @@ ENDPOINT_TEMPLATE = textwrap.dedent(
 )
 
 
-def _small_manifest(tmp_path: Path, ids: dict, external_id: str = "demo-external-id-0123456789", drop: str | None = None) -> Path:
+def _small_manifest(
+    tmp_path: Path, ids: dict, external_id: str = "demo-external-id-0123456789", drop: str | None = None
+) -> Path:
     shutil.copy(ROOT / "templates" / "endpoint-invoke-role.yaml", tmp_path / "endpoint-invoke-role.yaml")
     (tmp_path / "endpoint.yaml").write_text(ENDPOINT_TEMPLATE)
     manifest = {
         "admin_region": "us-east-1",
         "stack_sets": [
-            {"name": "demo-invoke-role", "template": "endpoint-invoke-role.yaml", "targets": {"organizational_units": ["ou:/production"]}, "regions": ["us-east-1"],
-             "parameters": {"ConsumerAccountId": ids["ml-development"], "ExternalId": external_id, "EndpointArns": f"arn:aws:sagemaker:us-east-1:{ids['ml-production-1']}:endpoint/mlops-churn"}},
-            {"name": "demo-endpoint", "template": "endpoint.yaml", "targets": {"organizational_units": ["ou:/production"]}, "regions": ["us-east-1"]},
+            {
+                "name": "demo-invoke-role",
+                "template": "endpoint-invoke-role.yaml",
+                "targets": {"organizational_units": ["ou:/production"]},
+                "regions": ["us-east-1"],
+                "parameters": {
+                    "ConsumerAccountId": ids["ml-development"],
+                    "ExternalId": external_id,
+                    "EndpointArns": f"arn:aws:sagemaker:us-east-1:{ids['ml-production-1']}:endpoint/mlops-churn",
+                },
+            },
+            {
+                "name": "demo-endpoint",
+                "template": "endpoint.yaml",
+                "targets": {"organizational_units": ["ou:/production"]},
+                "regions": ["us-east-1"],
+            },
         ],
     }
     if drop:
@@ -67,7 +83,18 @@ def _seeded_ids(local_aws_server) -> dict:
 def test_demo_runs_every_step_and_stops_its_server(local_aws_server, tmp_path, capsys):
     manifest = _small_manifest(tmp_path, _seeded_ids(local_aws_server))
     state_dir = tmp_path / "state"
-    code = demo.main(["--manifest", str(manifest), "--catalog", "", "--org", str(ROOT / "examples" / "local-org.yaml"), "--state-dir", str(state_dir)])
+    code = demo.main(
+        [
+            "--manifest",
+            str(manifest),
+            "--catalog",
+            "",
+            "--org",
+            str(ROOT / "examples" / "local-org.yaml"),
+            "--state-dir",
+            str(state_dir),
+        ]
+    )
     out, err = capsys.readouterr()
     assert code == 0, out + err
     for step in ("local AWS up", "plan", "apply", "status", "cross-account invoke", "local AWS down"):
@@ -76,15 +103,30 @@ def test_demo_runs_every_step_and_stops_its_server(local_aws_server, tmp_path, c
     assert "invoked mlops-churn in account" in err
     assert "demo-external-id-0123456789" not in out + err
     ids = _seeded_ids(local_aws_server)
-    assert f"ml-production-1 {ids['ml-production-1']} (OU production)" in out and "SageMaker endpoints: mlops-churn" in out
+    assert (
+        f"ml-production-1 {ids['ml-production-1']} (OU production)" in out and "SageMaker endpoints: mlops-churn" in out
+    )
     assert "nothing is left running" in out
     assert lifecycle.running_server(state_dir) is None and not (state_dir / lifecycle.PID_FILE).exists()
 
 
 def test_a_failing_step_stops_the_demo_and_its_server(local_aws_server, tmp_path, capsys):
-    manifest = _small_manifest(tmp_path, _seeded_ids(local_aws_server), drop="ConsumerAccountId")  # a required parameter
+    manifest = _small_manifest(
+        tmp_path, _seeded_ids(local_aws_server), drop="ConsumerAccountId"
+    )  # a required parameter
     state_dir = tmp_path / "state"
-    code = demo.main(["--manifest", str(manifest), "--catalog", "", "--state-dir", str(state_dir), "--org", str(ROOT / "examples" / "local-org.yaml")])
+    code = demo.main(
+        [
+            "--manifest",
+            str(manifest),
+            "--catalog",
+            "",
+            "--state-dir",
+            str(state_dir),
+            "--org",
+            str(ROOT / "examples" / "local-org.yaml"),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 2 and "demo FAILED: demo stopped: step 'plan'" in out
     assert "local AWS down" in out and lifecycle.running_server(state_dir) is None

@@ -108,7 +108,10 @@ def test_self_managed_create_noop_update_add_remove(local_aws, workdir, counter,
     code, doc, err = run(["apply", "--manifest", manifest, "--json"], capsys)
     assert code == 0, err
     assert instances(local_aws, name) == {(dev, "us-east-1")}
-    tags = {t["Key"]: t["Value"] for t in local_aws.client("cloudformation").describe_stack_set(StackSetName=name)["StackSet"]["Tags"]}
+    tags = {
+        t["Key"]: t["Value"]
+        for t in local_aws.client("cloudformation").describe_stack_set(StackSetName=name)["StackSet"]["Tags"]
+    }
     assert tags[OWNER_TAG] == "sagemaker-stackset-deploy"
 
     counter.calls.clear()
@@ -117,14 +120,18 @@ def test_self_managed_create_noop_update_add_remove(local_aws, workdir, counter,
     assert counter.writes == 0, counter.write_calls()
 
     # add an account and a region
-    manifest = write_manifest(workdir, [self_managed(name, [dev, stg], ["us-east-1", "eu-west-1"], parameters={"Size": "small"})])
+    manifest = write_manifest(
+        workdir, [self_managed(name, [dev, stg], ["us-east-1", "eu-west-1"], parameters={"Size": "small"})]
+    )
     counter.calls.clear()
     code, doc, err = run(["apply", "--manifest", manifest, "--json"], capsys)
     assert code == 0, err
     assert instances(local_aws, name) == {(a, r) for a in (dev, stg) for r in ("us-east-1", "eu-west-1")}
 
     # remove the account: refused without --yes and no terminal, then done with --yes
-    manifest = write_manifest(workdir, [self_managed(name, [dev], ["us-east-1", "eu-west-1"], parameters={"Size": "small"})])
+    manifest = write_manifest(
+        workdir, [self_managed(name, [dev], ["us-east-1", "eu-west-1"], parameters={"Size": "small"})]
+    )
     counter.calls.clear()
     code, doc, err = run(["apply", "--manifest", manifest], capsys)
     assert code == 2 and "--yes" in err
@@ -134,7 +141,9 @@ def test_self_managed_create_noop_update_add_remove(local_aws, workdir, counter,
     assert instances(local_aws, name) == {(dev, "us-east-1"), (dev, "eu-west-1")}
 
     # a parameter update
-    manifest = write_manifest(workdir, [self_managed(name, [dev], ["us-east-1", "eu-west-1"], parameters={"Size": "large"})])
+    manifest = write_manifest(
+        workdir, [self_managed(name, [dev], ["us-east-1", "eu-west-1"], parameters={"Size": "large"})]
+    )
     code, doc, err = run(["plan", "--manifest", manifest, "--json"], capsys)
     assert code == 0
     (planned,) = doc["stack_sets"]
@@ -154,11 +163,20 @@ def test_self_managed_create_noop_update_add_remove(local_aws, workdir, counter,
 
 def service_managed(name: str, ous: list[str], regions: list[str], **extra) -> dict:
     parameters = {"EnvName": name, **extra.pop("parameters", {})}
-    return {"name": name, "template": "templates/marker.yaml", "targets": {"organizational_units": ous}, "regions": regions, "parameters": parameters, **extra}
+    return {
+        "name": name,
+        "template": "templates/marker.yaml",
+        "targets": {"organizational_units": ous},
+        "regions": regions,
+        "parameters": parameters,
+        **extra,
+    }
 
 
 def overrides_of(local_aws, name: str, account: str, region: str) -> dict[str, str]:
-    data = local_aws.client("cloudformation").describe_stack_instance(StackSetName=name, StackInstanceAccount=account, StackInstanceRegion=region)["StackInstance"]
+    data = local_aws.client("cloudformation").describe_stack_instance(
+        StackSetName=name, StackInstanceAccount=account, StackInstanceRegion=region
+    )["StackInstance"]
     return {p["ParameterKey"]: p["ParameterValue"] for p in data.get("ParameterOverrides", [])}
 
 
@@ -168,7 +186,9 @@ def test_service_managed_ou_paths_auto_deployment_and_overrides(local_aws, workd
     production = local_aws.accounts_in("production")
     p1 = production[0]
     item = service_managed(
-        name, ["ou:/staging", "ou:/production"], ["us-east-1", "eu-west-1"],
+        name,
+        ["ou:/staging", "ou:/production"],
+        ["us-east-1", "eu-west-1"],
         auto_deployment=True,
         overrides=[{"accounts": [p1], "regions": ["eu-west-1"], "parameters": {"Size": "large"}}],
     )
@@ -270,7 +290,9 @@ def test_dependencies_run_in_order_and_independent_ones_together(local_aws, work
 def test_ownership_guard_and_adopt(local_aws, workdir, counter, capsys):
     name = unique("foreign")
     dev = local_aws.account_id("ml-development")
-    local_aws.client("cloudformation").create_stack_set(StackSetName=name, TemplateBody=TEMPLATE, PermissionModel="SELF_MANAGED")
+    local_aws.client("cloudformation").create_stack_set(
+        StackSetName=name, TemplateBody=TEMPLATE, PermissionModel="SELF_MANAGED"
+    )
     manifest = write_manifest(workdir, [self_managed(name, [dev], ["us-east-1"])])
 
     counter.calls.clear()
@@ -282,7 +304,10 @@ def test_ownership_guard_and_adopt(local_aws, workdir, counter, capsys):
 
     code, doc, err = run(["apply", "--manifest", manifest, "--adopt", "--json"], capsys)
     assert code == 0, err
-    tags = {t["Key"]: t["Value"] for t in local_aws.client("cloudformation").describe_stack_set(StackSetName=name)["StackSet"]["Tags"]}
+    tags = {
+        t["Key"]: t["Value"]
+        for t in local_aws.client("cloudformation").describe_stack_set(StackSetName=name)["StackSet"]["Tags"]
+    }
     assert tags[OWNER_TAG] == "sagemaker-stackset-deploy"
     assert instances(local_aws, name) == {(dev, "us-east-1")}
     code, doc, err = run(["destroy", "--manifest", manifest, "--yes"], capsys)
@@ -337,7 +362,10 @@ def test_failed_instances_are_reported_and_a_fixed_manifest_converges(local_aws,
     assert result["result"] == "failed" and result["failures"], result
     assert all(f["account"] == dev and f["reason"] for f in result["failures"])
     assert dev in err and "failed" in err.lower()
-    assert "CAPABILITY_NAMED_IAM" in local_aws.client("cloudformation").describe_stack_set(StackSetName=name)["StackSet"]["Capabilities"]
+    assert (
+        "CAPABILITY_NAMED_IAM"
+        in local_aws.client("cloudformation").describe_stack_set(StackSetName=name)["StackSet"]["Capabilities"]
+    )
 
     code, doc, err = run(["status", "--manifest", manifest, "--json"], capsys)
     assert code == 1 and doc["stack_sets"][0]["not_current"]
@@ -381,7 +409,10 @@ BAD_MANIFESTS = {
     "unknown region": ({"regions": ["us-east-7"]}, "unknown region"),
     "missing template": ({"template": "templates/nope.yaml"}, "does not exist"),
     "parameter typo": ({"parameters": {"Sise": "large"}}, "did you mean 'Size'"),
-    "OU path not in the Organization": ({"permission_model": "service_managed", "targets": {"organizational_units": ["ou:/nowhere"]}}, "no OU named 'nowhere'"),
+    "OU path not in the Organization": (
+        {"permission_model": "service_managed", "targets": {"organizational_units": ["ou:/nowhere"]}},
+        "no OU named 'nowhere'",
+    ),
 }
 
 
@@ -478,7 +509,9 @@ def test_every_bucket_and_key_of_the_templates_is_retained():
         for logical_id, resource in (parse_template_text(path.read_text()).get("Resources") or {}).items():
             if resource.get("Type") in ("AWS::S3::Bucket", "AWS::KMS::Key"):
                 checked += 1
-                assert resource.get("DeletionPolicy") == "Retain" and resource.get("UpdateReplacePolicy") == "Retain", f"{path.name}: {logical_id}"
+                assert resource.get("DeletionPolicy") == "Retain" and resource.get("UpdateReplacePolicy") == "Retain", (
+                    f"{path.name}: {logical_id}"
+                )
     assert checked > 0
 
 
@@ -504,10 +537,14 @@ def test_the_cli_in_process_on_moto(workdir, capsys, monkeypatch):
         org.create_organization(FeatureSet="ALL")
         root = org.list_roots()["Roots"][0]["Id"]
         ou = org.create_organizational_unit(ParentId=root, Name="workloads")["OrganizationalUnit"]["Id"]
-        account = org.create_account(AccountName="member", Email="member@example.com")["CreateAccountStatus"]["AccountId"]
+        account = org.create_account(AccountName="member", Email="member@example.com")["CreateAccountStatus"][
+            "AccountId"
+        ]
         org.move_account(AccountId=account, SourceParentId=root, DestinationParentId=ou)
         org.enable_aws_service_access(ServicePrincipal="member.org.stacksets.cloudformation.amazonaws.com")
-        boto3.client("iam").create_role(RoleName="AWSCloudFormationStackSetAdministrationRole", AssumeRolePolicyDocument="{}")
+        boto3.client("iam").create_role(
+            RoleName="AWSCloudFormationStackSetAdministrationRole", AssumeRolePolicyDocument="{}"
+        )
 
         manifest = write_manifest(
             workdir,
@@ -519,8 +556,13 @@ def test_the_cli_in_process_on_moto(workdir, capsys, monkeypatch):
         code, doc, err = run(["apply", "--manifest", manifest, "--json"], capsys)
         assert code == 0, err
         cfn = boto3.client("cloudformation")
-        for name, expected in (("inproc-org", {(account, "us-east-1")}), ("inproc-self", {(account, "us-east-1"), (account, "eu-west-1")})):
-            assert {(s["Account"], s["Region"]) for s in cfn.list_stack_instances(StackSetName=name)["Summaries"]} == expected
+        for name, expected in (
+            ("inproc-org", {(account, "us-east-1")}),
+            ("inproc-self", {(account, "us-east-1"), (account, "eu-west-1")}),
+        ):
+            assert {
+                (s["Account"], s["Region"]) for s in cfn.list_stack_instances(StackSetName=name)["Summaries"]
+            } == expected
         counter.calls.clear()
         assert run(["apply", "--manifest", manifest], capsys)[0] == 0 and counter.writes == 0
         assert run(["destroy", "--manifest", manifest, "--yes"], capsys)[0] == 0

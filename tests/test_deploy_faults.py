@@ -45,7 +45,9 @@ class StubbedClients(Clients):
 
 
 def adapter_for(stack_set, clients: Clients, sleeps: list[float]) -> StackSets:
-    manifest = Manifest(path="m.yaml", admin_region="us-east-1", admin_account_id=None, template_bucket=None, stack_sets=(stack_set,))
+    manifest = Manifest(
+        path="m.yaml", admin_region="us-east-1", admin_account_id=None, template_bucket=None, stack_sets=(stack_set,)
+    )
     return StackSets(clients, manifest, poll=PollPolicy(initial=2.0, cap=8.0, sleep=sleeps.append))
 
 
@@ -65,17 +67,57 @@ def test_a_foreign_operation_in_progress_is_waited_for_then_the_same_request_goe
     s = spec(accounts=(A,), regions=("us-east-1",))
     clients, sleeps = StubbedClients(), []
     adapter = adapter_for(s, clients, sleeps)
-    step = plan_stack_set(s, LiveStackSet(name="s", exists=True, tags=(("sagemaker-stackset-deploy:managed-by", "sagemaker-stackset-deploy"),), instances=())).steps[-1]
+    step = plan_stack_set(
+        s,
+        LiveStackSet(
+            name="s",
+            exists=True,
+            tags=(("sagemaker-stackset-deploy:managed-by", "sagemaker-stackset-deploy"),),
+            instances=(),
+        ),
+    ).steps[-1]
     assert step.kind == "create_instances"
     stub = clients.stubber
-    expected = {"StackSetName": "s", "Accounts": [A], "Regions": ["us-east-1"], "OperationPreferences": ANY, "OperationId": step.operation_id, "CallAs": "SELF"}
-    stub.add_client_error("create_stack_instances", "OperationInProgressException", "Another Operation on StackSet s is in progress", expected_params=expected)
-    stub.add_response("list_stack_set_operations", {"Summaries": [{"OperationId": "theirs", "Status": "RUNNING", "CreationTimestamp": NOW}]}, {"StackSetName": "s", "CallAs": "SELF", "MaxResults": 100})
-    stub.add_response("describe_stack_set_operation", op("theirs", "RUNNING"), {"StackSetName": "s", "OperationId": "theirs", "CallAs": "SELF"})
-    stub.add_response("describe_stack_set_operation", op("theirs", "RUNNING"), {"StackSetName": "s", "OperationId": "theirs", "CallAs": "SELF"})
-    stub.add_response("describe_stack_set_operation", op("theirs", "SUCCEEDED"), {"StackSetName": "s", "OperationId": "theirs", "CallAs": "SELF"})
+    expected = {
+        "StackSetName": "s",
+        "Accounts": [A],
+        "Regions": ["us-east-1"],
+        "OperationPreferences": ANY,
+        "OperationId": step.operation_id,
+        "CallAs": "SELF",
+    }
+    stub.add_client_error(
+        "create_stack_instances",
+        "OperationInProgressException",
+        "Another Operation on StackSet s is in progress",
+        expected_params=expected,
+    )
+    stub.add_response(
+        "list_stack_set_operations",
+        {"Summaries": [{"OperationId": "theirs", "Status": "RUNNING", "CreationTimestamp": NOW}]},
+        {"StackSetName": "s", "CallAs": "SELF", "MaxResults": 100},
+    )
+    stub.add_response(
+        "describe_stack_set_operation",
+        op("theirs", "RUNNING"),
+        {"StackSetName": "s", "OperationId": "theirs", "CallAs": "SELF"},
+    )
+    stub.add_response(
+        "describe_stack_set_operation",
+        op("theirs", "RUNNING"),
+        {"StackSetName": "s", "OperationId": "theirs", "CallAs": "SELF"},
+    )
+    stub.add_response(
+        "describe_stack_set_operation",
+        op("theirs", "SUCCEEDED"),
+        {"StackSetName": "s", "OperationId": "theirs", "CallAs": "SELF"},
+    )
     stub.add_response("create_stack_instances", {"OperationId": step.operation_id}, expected)  # the same id again
-    stub.add_response("describe_stack_set_operation", op(step.operation_id, "SUCCEEDED"), {"StackSetName": "s", "OperationId": step.operation_id, "CallAs": "SELF"})
+    stub.add_response(
+        "describe_stack_set_operation",
+        op(step.operation_id, "SUCCEEDED"),
+        {"StackSetName": "s", "OperationId": step.operation_id, "CallAs": "SELF"},
+    )
     waits = []
     with stub:
         outcome = adapter.execute(s, step, on_wait=lambda name, op_id: waits.append(op_id))
@@ -100,13 +142,29 @@ def test_every_failed_account_and_region_is_reported_from_all_pages():
     clients, sleeps = StubbedClients(), []
     adapter = adapter_for(s, clients, sleeps)
     stub = clients.stubber
-    first = [{"Account": f"{i:012d}", "Region": "eu-west-1", "Status": "FAILED", "StatusReason": f"reason {i}"} for i in range(100)]
+    first = [
+        {"Account": f"{i:012d}", "Region": "eu-west-1", "Status": "FAILED", "StatusReason": f"reason {i}"}
+        for i in range(100)
+    ]
     second = [
-        {"Account": "000000000100", "Region": "us-east-1", "Status": "CANCELLED", "StatusReason": "cancelled: tolerance exceeded"},
+        {
+            "Account": "000000000100",
+            "Region": "us-east-1",
+            "Status": "CANCELLED",
+            "StatusReason": "cancelled: tolerance exceeded",
+        },
         {"Account": "000000000101", "Region": "us-east-1", "Status": "SUCCEEDED"},
     ]
-    stub.add_response("list_stack_set_operation_results", {"Summaries": first, "NextToken": "t"}, {"StackSetName": "s", "OperationId": "o", "CallAs": "SELF"})
-    stub.add_response("list_stack_set_operation_results", {"Summaries": second}, {"StackSetName": "s", "OperationId": "o", "CallAs": "SELF", "NextToken": "t"})
+    stub.add_response(
+        "list_stack_set_operation_results",
+        {"Summaries": first, "NextToken": "t"},
+        {"StackSetName": "s", "OperationId": "o", "CallAs": "SELF"},
+    )
+    stub.add_response(
+        "list_stack_set_operation_results",
+        {"Summaries": second},
+        {"StackSetName": "s", "OperationId": "o", "CallAs": "SELF", "NextToken": "t"},
+    )
     with stub:
         outcome = adapter.outcome(s, "o", op("o", "FAILED", failed=100)["StackSetOperation"])
     assert not outcome.ok and len(outcome.failures) == 101
@@ -133,14 +191,42 @@ def test_an_interrupted_runs_operation_is_picked_up_before_planning():
     clients, sleeps = StubbedClients(), []
     adapter = adapter_for(s, clients, sleeps)
     stub = clients.stubber
-    described = {"StackSet": {"StackSetName": "s", "Status": "ACTIVE", "PermissionModel": "SELF_MANAGED", "Tags": [], "TemplateBody": "x"}}
+    described = {
+        "StackSet": {
+            "StackSetName": "s",
+            "Status": "ACTIVE",
+            "PermissionModel": "SELF_MANAGED",
+            "Tags": [],
+            "TemplateBody": "x",
+        }
+    }
     ours = "ssd-0123456789abcdef0123-1o1-n0123456789abcdef"
     stub.add_response("describe_stack_set", described, {"StackSetName": "s", "CallAs": "SELF"})
-    stub.add_response("list_stack_set_operations", {"Summaries": [{"OperationId": ours, "Status": "RUNNING", "CreationTimestamp": NOW}]}, {"StackSetName": "s", "CallAs": "SELF", "MaxResults": 100})
-    stub.add_response("describe_stack_set_operation", op(ours, "RUNNING"), {"StackSetName": "s", "OperationId": ours, "CallAs": "SELF"})
-    stub.add_response("describe_stack_set_operation", op(ours, "SUCCEEDED"), {"StackSetName": "s", "OperationId": ours, "CallAs": "SELF"})
-    stub.add_response("list_stack_set_operations", {"Summaries": [{"OperationId": ours, "Status": "SUCCEEDED", "CreationTimestamp": NOW}]}, {"StackSetName": "s", "CallAs": "SELF", "MaxResults": 100})
-    stub.add_response("list_stack_instances", {"Summaries": [{"Account": A, "Region": "us-east-1", "Status": "CURRENT", "LastOperationId": ours}]}, {"StackSetName": "s", "CallAs": "SELF"})
+    stub.add_response(
+        "list_stack_set_operations",
+        {"Summaries": [{"OperationId": ours, "Status": "RUNNING", "CreationTimestamp": NOW}]},
+        {"StackSetName": "s", "CallAs": "SELF", "MaxResults": 100},
+    )
+    stub.add_response(
+        "describe_stack_set_operation",
+        op(ours, "RUNNING"),
+        {"StackSetName": "s", "OperationId": ours, "CallAs": "SELF"},
+    )
+    stub.add_response(
+        "describe_stack_set_operation",
+        op(ours, "SUCCEEDED"),
+        {"StackSetName": "s", "OperationId": ours, "CallAs": "SELF"},
+    )
+    stub.add_response(
+        "list_stack_set_operations",
+        {"Summaries": [{"OperationId": ours, "Status": "SUCCEEDED", "CreationTimestamp": NOW}]},
+        {"StackSetName": "s", "CallAs": "SELF", "MaxResults": 100},
+    )
+    stub.add_response(
+        "list_stack_instances",
+        {"Summaries": [{"Account": A, "Region": "us-east-1", "Status": "CURRENT", "LastOperationId": ours}]},
+        {"StackSetName": "s", "CallAs": "SELF"},
+    )
     with stub:
         live = adapter.read(s)
         stub.assert_no_pending_responses()
@@ -187,7 +273,10 @@ def test_iam_propagation_failures_are_retried_within_bounds():
     rollout, fake, item = _iam_rollout([failed, OperationOutcome("op2", "SUCCEEDED")])
     outcome = rollout._run_one(item, destroy=False)
     assert outcome.ok, outcome
-    assert [s.kind for s in fake.executed] == ["create_instances", "update_instances"]  # the re-run of the failed instance
+    assert [s.kind for s in fake.executed] == [
+        "create_instances",
+        "update_instances",
+    ]  # the re-run of the failed instance
     assert fake.sleeps == [5.0]
 
 
@@ -200,7 +289,11 @@ def test_iam_propagation_that_never_ends_fails_after_the_bounded_retries():
 
 
 def test_other_failures_are_not_retried():
-    failed = OperationOutcome("op", "FAILED", [InstanceFailure(A, "us-east-1", "FAILED", "Resource handler returned message: Invalid request")])
+    failed = OperationOutcome(
+        "op",
+        "FAILED",
+        [InstanceFailure(A, "us-east-1", "FAILED", "Resource handler returned message: Invalid request")],
+    )
     rollout, fake, item = _iam_rollout([failed])
     outcome = rollout._run_one(item, destroy=False)
     assert outcome.result == "failed" and fake.sleeps == [] and len(fake.executed) == 1
@@ -325,11 +418,16 @@ KILL_SCRIPT = textwrap.dedent(
 def test_an_apply_killed_mid_rollout_is_finished_by_the_next_one(local_aws, workdir, capsys, sig):
     first, second = unique("killed-a"), unique("killed-b")
     dev = local_aws.account_id("ml-development")
-    manifest = write_manifest(workdir, [self_managed(first, [dev], ["us-east-1"]), self_managed(second, [dev], ["us-east-1"], depends_on=[first])])
+    manifest = write_manifest(
+        workdir,
+        [self_managed(first, [dev], ["us-east-1"]), self_managed(second, [dev], ["us-east-1"], depends_on=[first])],
+    )
     script = workdir / "kill.py"
     script.write_text(KILL_SCRIPT)
     env = {**os.environ, "PYTHONPATH": str(__import__("pathlib").Path(__file__).resolve().parents[1])}
-    proc = subprocess.run([sys.executable, str(script), sig, manifest], env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(script), sig, manifest], env=env, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == (-signal.SIGKILL if sig == "SIGKILL" else 130), proc.stderr
     cfn = local_aws.client("cloudformation")
     assert instances(local_aws, first) == {(dev, "us-east-1")}
@@ -349,7 +447,11 @@ def test_operations_listed_oldest_first_over_several_pages_force_a_full_read():
     s = spec(accounts=(A,), regions=("us-east-1",))
     clients, sleeps = StubbedClients(), []
     adapter = adapter_for(s, clients, sleeps)
-    old = {"OperationId": "ssd-0123456789abcdef0123-1o1-n0123456789abcdef", "Status": "SUCCEEDED", "CreationTimestamp": NOW}
+    old = {
+        "OperationId": "ssd-0123456789abcdef0123-1o1-n0123456789abcdef",
+        "Status": "SUCCEEDED",
+        "CreationTimestamp": NOW,
+    }
     newer = {"OperationId": "theirs", "Status": "SUCCEEDED", "CreationTimestamp": NOW + datetime.timedelta(hours=1)}
     params = {"StackSetName": "s", "CallAs": "SELF", "MaxResults": 100}
     clients.stubber.add_response("list_stack_set_operations", {"Summaries": [newer, old], "NextToken": "n"}, params)
@@ -366,13 +468,27 @@ def test_drift_reports_drifted_instances_and_their_resources():
     clients, sleeps = StubbedClients(), []
     adapter = adapter_for(s, clients, sleeps)
     stub = clients.stubber
-    stub.add_response("detect_stack_set_drift", {"OperationId": "d1"}, {"StackSetName": "s", "OperationId": ANY, "CallAs": "SELF", "OperationPreferences": ANY})
+    stub.add_response(
+        "detect_stack_set_drift",
+        {"OperationId": "d1"},
+        {"StackSetName": "s", "OperationId": ANY, "CallAs": "SELF", "OperationPreferences": ANY},
+    )
     drift_op = op("d1", "SUCCEEDED")
-    drift_op["StackSetOperation"]["StackSetDriftDetectionDetails"] = {"DriftStatus": "DRIFTED", "DriftedStackInstancesCount": 1}
-    stub.add_response("describe_stack_set_operation", drift_op, {"StackSetName": "s", "OperationId": "d1", "CallAs": "SELF"})
+    drift_op["StackSetOperation"]["StackSetDriftDetectionDetails"] = {
+        "DriftStatus": "DRIFTED",
+        "DriftedStackInstancesCount": 1,
+    }
+    stub.add_response(
+        "describe_stack_set_operation", drift_op, {"StackSetName": "s", "OperationId": "d1", "CallAs": "SELF"}
+    )
     stub.add_response(
         "list_stack_instances",
-        {"Summaries": [{"Account": A, "Region": "us-east-1", "Status": "CURRENT", "DriftStatus": "DRIFTED"}, {"Account": "222222222222", "Region": "us-east-1", "Status": "CURRENT", "DriftStatus": "IN_SYNC"}]},
+        {
+            "Summaries": [
+                {"Account": A, "Region": "us-east-1", "Status": "CURRENT", "DriftStatus": "DRIFTED"},
+                {"Account": "222222222222", "Region": "us-east-1", "Status": "CURRENT", "DriftStatus": "IN_SYNC"},
+            ]
+        },
         {"StackSetName": "s", "CallAs": "SELF"},
     )
     resource = {
@@ -381,16 +497,48 @@ def test_drift_reports_drifted_instances_and_their_resources():
         "ResourceType": "AWS::SSM::Parameter",
         "StackResourceDriftStatus": "MODIFIED",
         "Timestamp": NOW,
-        "PropertyDifferences": [{"PropertyPath": "/Value", "ExpectedValue": "small", "ActualValue": "changed", "DifferenceType": "NOT_EQUAL"}],
+        "PropertyDifferences": [
+            {
+                "PropertyPath": "/Value",
+                "ExpectedValue": "small",
+                "ActualValue": "changed",
+                "DifferenceType": "NOT_EQUAL",
+            }
+        ],
     }
-    base = {"StackSetName": "s", "StackInstanceAccount": A, "StackInstanceRegion": "us-east-1", "OperationId": "d1", "StackInstanceResourceDriftStatuses": ["MODIFIED", "DELETED"], "CallAs": "SELF"}
+    base = {
+        "StackSetName": "s",
+        "StackInstanceAccount": A,
+        "StackInstanceRegion": "us-east-1",
+        "OperationId": "d1",
+        "StackInstanceResourceDriftStatuses": ["MODIFIED", "DELETED"],
+        "CallAs": "SELF",
+    }
     stub.add_response("list_stack_instance_resource_drifts", {"Summaries": [resource], "NextToken": "p2"}, base)
-    stub.add_response("list_stack_instance_resource_drifts", {"Summaries": [{**resource, "LogicalResourceId": "Other", "StackResourceDriftStatus": "DELETED", "PropertyDifferences": []}]}, {**base, "NextToken": "p2"})
+    stub.add_response(
+        "list_stack_instance_resource_drifts",
+        {
+            "Summaries": [
+                {
+                    **resource,
+                    "LogicalResourceId": "Other",
+                    "StackResourceDriftStatus": "DELETED",
+                    "PropertyDifferences": [],
+                }
+            ]
+        },
+        {**base, "NextToken": "p2"},
+    )
     with stub:
         operation, drifted = adapter.detect_drift(s)
         stub.assert_no_pending_responses()
     assert operation["StackSetDriftDetectionDetails"]["DriftStatus"] == "DRIFTED"
     (instance,) = drifted
     assert (instance["account"], instance["region"]) == (A, "us-east-1")
-    assert [(r["logical_id"], r["status"]) for r in instance["resources"]] == [("Marker", "MODIFIED"), ("Other", "DELETED")]
-    assert instance["resources"][0]["differences"] == [{"path": "/Value", "expected": "small", "actual": "changed", "type": "NOT_EQUAL"}]
+    assert [(r["logical_id"], r["status"]) for r in instance["resources"]] == [
+        ("Marker", "MODIFIED"),
+        ("Other", "DELETED"),
+    ]
+    assert instance["resources"][0]["differences"] == [
+        {"path": "/Value", "expected": "small", "actual": "changed", "type": "NOT_EQUAL"}
+    ]

@@ -58,7 +58,14 @@ def test_only_the_account_root_administers_keys(template):
                 assert statement["Principal"] == {"AWS": [f"arn:{PARTITION}:iam::{ACCOUNT}:root"]}, logical_id
 
 
-ADMIN_ACTIONS = ["kms:PutKeyPolicy", "kms:DescribeKey", "kms:ScheduleKeyDeletion", "kms:DisableKey", "kms:TagResource", "kms:CreateGrant"]
+ADMIN_ACTIONS = [
+    "kms:PutKeyPolicy",
+    "kms:DescribeKey",
+    "kms:ScheduleKeyDeletion",
+    "kms:DisableKey",
+    "kms:TagResource",
+    "kms:CreateGrant",
+]
 
 
 @pytest.mark.parametrize("key", ["DataKey", "ModelsKey", "EbsKey", "StudioEfsKey"])
@@ -87,9 +94,15 @@ def test_key_data_operations_of_this_account_only_through_the_kms_endpoint(templ
 @pytest.mark.parametrize("key", ["DataKey", "ModelsKey", "EbsKey", "StudioEfsKey"])
 def test_aws_services_acting_for_a_caller_are_not_denied(template, key):
     policy = resolved(template, key, "KeyPolicy")
-    via_s3 = Request("kms:Decrypt", **me(SCIENTIST), context={"aws:ViaAWSService": "true", "kms:ViaService": "s3.us-east-1.amazonaws.com"})
+    via_s3 = Request(
+        "kms:Decrypt",
+        **me(SCIENTIST),
+        context={"aws:ViaAWSService": "true", "kms:ViaService": "s3.us-east-1.amazonaws.com"},
+    )
     assert evaluate(policy, via_s3) == "Allow"
-    linked_role = f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/sagemaker.amazonaws.com/AWSServiceRoleForAmazonSageMaker"
+    linked_role = (
+        f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/sagemaker.amazonaws.com/AWSServiceRoleForAmazonSageMaker"
+    )
     assert evaluate(policy, Request("kms:Decrypt", **me(linked_role))) != "Deny"
 
 
@@ -107,9 +120,14 @@ def test_model_readers_decrypt_the_models_key_through_s3_only(template):
 
 
 def test_model_readers_direct_kms_calls_only_through_their_listed_endpoints(template):
-    policy = resolved(template, "ModelsKey", "KeyPolicy", TargetAccountIds=TARGETS, TargetKmsEndpointIds="vpce-t1,vpce-t2")
+    policy = resolved(
+        template, "ModelsKey", "KeyPolicy", TargetAccountIds=TARGETS, TargetKmsEndpointIds="vpce-t1,vpce-t2"
+    )
     assert evaluate(policy, Request("kms:Decrypt", **me(READER), context={"aws:SourceVpce": "vpce-t2"})) == "Allow"
-    assert evaluate(policy, Request("kms:Decrypt", **me(READER), context={"aws:SourceVpce": "vpce-other"})) == "ImplicitDeny"
+    assert (
+        evaluate(policy, Request("kms:Decrypt", **me(READER), context={"aws:SourceVpce": "vpce-other"}))
+        == "ImplicitDeny"
+    )
 
 
 def test_organization_scope_replaces_the_account_list(template):
@@ -146,7 +164,10 @@ def test_every_bucket_is_private_versioned_retained_and_has_a_policy(template):
         props = bucket["Properties"]
         assert bucket["DeletionPolicy"] == bucket["UpdateReplacePolicy"] == "Retain", logical_id
         assert props["VersioningConfiguration"] == {"Status": "Enabled"}
-        assert set(props["PublicAccessBlockConfiguration"].values()) == {True} and len(props["PublicAccessBlockConfiguration"]) == 4
+        assert (
+            set(props["PublicAccessBlockConfiguration"].values()) == {True}
+            and len(props["PublicAccessBlockConfiguration"]) == 4
+        )
         assert props["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
         bucket_policy(template, logical_id)
 
@@ -163,14 +184,22 @@ def test_environment_buckets_use_their_cmk_with_bucket_keys_and_log_access(templ
         props = template["Resources"][logical_id]["Properties"]
         (rule,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
         assert rule["BucketKeyEnabled"] is True
-        assert rule["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": {"Fn::GetAtt": [key, "Arn"]}}
+        assert rule["ServerSideEncryptionByDefault"] == {
+            "SSEAlgorithm": "aws:kms",
+            "KMSMasterKeyID": {"Fn::GetAtt": [key, "Arn"]},
+        }
         assert props["LoggingConfiguration"]["DestinationBucketName"] == {"Ref": "AccessLogsBucket"}
 
 
 @pytest.mark.parametrize("bucket", ["DataBucket", "ModelsBucket", "AccessLogsBucket"])
 def test_every_bucket_denies_insecure_transport(template, bucket):
     policy = bucket_policy(template, bucket, TargetAccountIds=TARGETS)
-    request = Request("s3:GetObject", objects(template, bucket), **me(SCIENTIST), context={"aws:SecureTransport": "false", "aws:SourceVpce": "vpce-s3gatewayendpoint"})
+    request = Request(
+        "s3:GetObject",
+        objects(template, bucket),
+        **me(SCIENTIST),
+        context={"aws:SecureTransport": "false", "aws:SourceVpce": "vpce-s3gatewayendpoint"},
+    )
     assert evaluate(policy, request) == "Deny"
 
 
@@ -180,12 +209,16 @@ def test_every_bucket_denies_data_access_outside_the_s3_endpoint(template, bucke
     policy = bucket_policy(template, bucket, TargetAccountIds=TARGETS)
     outside = Request(action, objects(template, bucket), **me(SCIENTIST))
     assert evaluate(policy, outside) == "Deny", deciding_statements(policy, outside)
-    inside = Request(action, objects(template, bucket), **me(SCIENTIST), context={"aws:SourceVpce": "vpce-s3gatewayendpoint"})
+    inside = Request(
+        action, objects(template, bucket), **me(SCIENTIST), context={"aws:SourceVpce": "vpce-s3gatewayendpoint"}
+    )
     assert evaluate(policy, inside) != "Deny"
 
 
 @pytest.mark.parametrize("bucket", ["DataBucket", "ModelsBucket", "AccessLogsBucket"])
-@pytest.mark.parametrize("action", ["s3:PutBucketPolicy", "s3:DeleteBucketPolicy", "s3:PutEncryptionConfiguration", "s3:PutBucketVersioning"])
+@pytest.mark.parametrize(
+    "action", ["s3:PutBucketPolicy", "s3:DeleteBucketPolicy", "s3:PutEncryptionConfiguration", "s3:PutBucketVersioning"]
+)
 def test_bucket_policies_never_lock_out_cloudformation(template, bucket, action):
     policy = bucket_policy(template, bucket, TargetAccountIds=TARGETS)
     arn = f"arn:{PARTITION}:s3:::{Resolver(template).ref(bucket)}"
@@ -196,13 +229,25 @@ def test_models_bucket_admits_readers_on_the_prefix_only(template):
     policy = bucket_policy(template, "ModelsBucket", TargetAccountIds=TARGETS)
     model = objects(template, "ModelsBucket", "models/churn/model.tar.gz")
     # Through their own account's endpoint: not ours, and not listed (no TargetS3EndpointIds given).
-    assert evaluate(policy, Request("s3:GetObject", model, **me(READER), context={"aws:SourceVpce": "vpce-theirs"})) == "Allow"
-    assert evaluate(policy, Request("s3:GetObject", objects(template, "ModelsBucket", "data/secret.csv"), **me(READER))) == "ImplicitDeny"
+    assert (
+        evaluate(policy, Request("s3:GetObject", model, **me(READER), context={"aws:SourceVpce": "vpce-theirs"}))
+        == "Allow"
+    )
+    assert (
+        evaluate(policy, Request("s3:GetObject", objects(template, "ModelsBucket", "data/secret.csv"), **me(READER)))
+        == "ImplicitDeny"
+    )
     assert evaluate(policy, Request("s3:PutObject", model, **me(READER))) == "ImplicitDeny"
     assert evaluate(policy, Request("s3:GetObject", model, **me(OUTSIDER))) == "ImplicitDeny"
     bucket_arn = f"arn:{PARTITION}:s3:::{Resolver(template).ref('ModelsBucket')}"
-    assert evaluate(policy, Request("s3:ListBucket", bucket_arn, **me(READER), context={"s3:prefix": "models/churn/"})) == "Allow"
-    assert evaluate(policy, Request("s3:ListBucket", bucket_arn, **me(READER), context={"s3:prefix": "data/"})) == "ImplicitDeny"
+    assert (
+        evaluate(policy, Request("s3:ListBucket", bucket_arn, **me(READER), context={"s3:prefix": "models/churn/"}))
+        == "Allow"
+    )
+    assert (
+        evaluate(policy, Request("s3:ListBucket", bucket_arn, **me(READER), context={"s3:prefix": "data/"}))
+        == "ImplicitDeny"
+    )
     data = bucket_policy(template, "DataBucket", TargetAccountIds=TARGETS)
     assert evaluate(data, Request("s3:GetObject", objects(template, "DataBucket", "models/x"), **me(READER))) == "Deny"
 
@@ -210,14 +255,22 @@ def test_models_bucket_admits_readers_on_the_prefix_only(template):
 def test_a_local_role_named_like_a_reader_gains_nothing(template):
     policy = bucket_policy(template, "ModelsBucket", TargetAccountIds=TARGETS)
     impostor = f"arn:aws:iam::{ACCOUNT}:role/mlops-model-execution"
-    assert evaluate(policy, Request("s3:GetObject", objects(template, "ModelsBucket", "models/m"), **me(impostor))) == "Deny"
+    assert (
+        evaluate(policy, Request("s3:GetObject", objects(template, "ModelsBucket", "models/m"), **me(impostor)))
+        == "Deny"
+    )
 
 
 def test_listed_reader_endpoints_are_enforced(template):
     policy = bucket_policy(template, "ModelsBucket", TargetAccountIds=TARGETS, TargetS3EndpointIds="vpce-t1,vpce-t2")
     model = objects(template, "ModelsBucket", "models/m")
-    assert evaluate(policy, Request("s3:GetObject", model, **me(READER), context={"aws:SourceVpce": "vpce-t1"})) == "Allow"
-    assert evaluate(policy, Request("s3:GetObject", model, **me(READER), context={"aws:SourceVpce": "vpce-other"})) == "Deny"
+    assert (
+        evaluate(policy, Request("s3:GetObject", model, **me(READER), context={"aws:SourceVpce": "vpce-t1"})) == "Allow"
+    )
+    assert (
+        evaluate(policy, Request("s3:GetObject", model, **me(READER), context={"aws:SourceVpce": "vpce-other"}))
+        == "Deny"
+    )
     assert evaluate(policy, Request("s3:GetObject", model, **me(READER))) == "Deny"
 
 
@@ -225,9 +278,18 @@ def test_uploads_with_another_kms_key_are_denied(template):
     for bucket in ("DataBucket", "ModelsBucket"):
         policy = bucket_policy(template, bucket)
         inside = {"aws:SourceVpce": "vpce-s3gatewayendpoint"}
-        other_key = {**inside, "s3:x-amz-server-side-encryption-aws-kms-key-id": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/other"}
-        assert evaluate(policy, Request("s3:PutObject", objects(template, bucket), **me(SCIENTIST), context=other_key)) == "Deny"
-        assert evaluate(policy, Request("s3:PutObject", objects(template, bucket), **me(SCIENTIST), context=inside)) != "Deny"
+        other_key = {
+            **inside,
+            "s3:x-amz-server-side-encryption-aws-kms-key-id": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/other",
+        }
+        assert (
+            evaluate(policy, Request("s3:PutObject", objects(template, bucket), **me(SCIENTIST), context=other_key))
+            == "Deny"
+        )
+        assert (
+            evaluate(policy, Request("s3:PutObject", objects(template, bucket), **me(SCIENTIST), context=inside))
+            != "Deny"
+        )
 
 
 def test_access_log_delivery_is_admitted(template):
@@ -239,7 +301,12 @@ def test_access_log_delivery_is_admitted(template):
         context={"aws:SourceAccount": ACCOUNT, "aws:SourceArn": f"arn:aws:s3:::{Resolver(template).ref('DataBucket')}"},
     )
     assert evaluate(policy, delivery) == "Allow"
-    foreign = Request("s3:PutObject", objects(template, "AccessLogsBucket"), service="logging.s3.amazonaws.com", context={"aws:SourceAccount": "999999999999", "aws:SourceArn": "arn:aws:s3:::theirs"})
+    foreign = Request(
+        "s3:PutObject",
+        objects(template, "AccessLogsBucket"),
+        service="logging.s3.amazonaws.com",
+        context={"aws:SourceAccount": "999999999999", "aws:SourceArn": "arn:aws:s3:::theirs"},
+    )
     assert evaluate(policy, foreign) == "ImplicitDeny"
 
 
@@ -250,7 +317,18 @@ def test_s3_gateway_endpoint_admits_only_environment_and_aws_owned_buckets(templ
     expected_owned = {f"prod-{REGION}-starport-layer-bucket", f"jumpstart-cache-prod-{REGION}"}
     assert {r.split(":::")[1].split("/")[0] for r in allowed} == names | expected_owned
     assert all(not a.endswith(":*") for s in policy["Statement"] for a in s["Action"])
-    assert evaluate(policy, Request("s3:GetObject", "arn:aws:s3:::someone-elses-bucket/x", principal_arn=SCIENTIST, principal_account=ACCOUNT)) == "ImplicitDeny"
+    assert (
+        evaluate(
+            policy,
+            Request(
+                "s3:GetObject",
+                "arn:aws:s3:::someone-elses-bucket/x",
+                principal_arn=SCIENTIST,
+                principal_account=ACCOUNT,
+            ),
+        )
+        == "ImplicitDeny"
+    )
 
 
 # --- Studio -----------------------------------------------------------------------------
@@ -284,9 +362,11 @@ def guardrails(template):
 
 def test_guardrails_attach_to_every_role(template):
     roles = set(resources(template, "AWS::IAM::Role")) - {"FlowLogRole"}
-    assert {r["Ref"] for r in guardrails(template)["Properties"]["Roles"]} == roles == {
-        "DataScientistRole", "MlopsEngineerRole", "SageMakerExecutionRole", "PipelineExecutionRole"
-    }
+    assert (
+        {r["Ref"] for r in guardrails(template)["Properties"]["Roles"]}
+        == roles
+        == {"DataScientistRole", "MlopsEngineerRole", "SageMakerExecutionRole", "PipelineExecutionRole"}
+    )
 
 
 GOOD_JOB = {
@@ -320,9 +400,9 @@ def test_guardrails_deny_volumes_without_a_kms_key(template, action):
 
 
 def test_guardrails_in_an_existing_vpc_name_its_subnets(template):
-    document = Resolver(template, {"ExistingVpcId": "vpc-0123456789abcdef0", "ExistingPrivateSubnetIds": "subnet-a,subnet-b"}).resolve(
-        guardrails(template)["Properties"]["PolicyDocument"]
-    )
+    document = Resolver(
+        template, {"ExistingVpcId": "vpc-0123456789abcdef0", "ExistingPrivateSubnetIds": "subnet-a,subnet-b"}
+    ).resolve(guardrails(template)["Properties"]["PolicyDocument"])
     ok = {**GOOD_JOB, "sagemaker:VpcSubnets": ["subnet-b"]}
     assert evaluate(document, Request("sagemaker:CreateTrainingJob", **me(SCIENTIST), context=ok)) == "ImplicitDeny"
     created = {**GOOD_JOB, "sagemaker:VpcSubnets": ["PrivateSubnet1-id"]}
@@ -349,11 +429,26 @@ def test_role_policies_are_least_privilege(template):
             for action in statement["Action"]:
                 assert action != "*" and not action.endswith(":*"), (logical_id, statement["Sid"])
             if "iam:PassRole" in statement["Action"]:
-                assert "*" not in statement["Resource"] and statement["Condition"]["StringEquals"]["iam:PassedToService"]
+                assert (
+                    "*" not in statement["Resource"] and statement["Condition"]["StringEquals"]["iam:PassedToService"]
+                )
             if "*" in statement["Resource"]:
                 # Only actions without resource-level permissions may name "*".
-                assert all(a.split(":")[1].startswith(("List", "Describe", "Get", "Search", "PutMetricData", "ProvisionProduct",
-                                                        "TerminateProvisioned", "UpdateProvisioned")) for a in statement["Action"]), statement
+                assert all(
+                    a.split(":")[1].startswith(
+                        (
+                            "List",
+                            "Describe",
+                            "Get",
+                            "Search",
+                            "PutMetricData",
+                            "ProvisionProduct",
+                            "TerminateProvisioned",
+                            "UpdateProvisioned",
+                        )
+                    )
+                    for a in statement["Action"]
+                ), statement
 
 
 # --- registry ---------------------------------------------------------------------------
@@ -370,14 +465,18 @@ def test_model_package_group_shared_with_target_accounts_or_organization(templat
     assert evaluate(by_accounts, Request("sagemaker:DeleteModelPackage", package, **me(deployer))) == "ImplicitDeny"
     assert evaluate(by_accounts, Request("sagemaker:DescribeModelPackage", package, **me(OUTSIDER))) == "ImplicitDeny"
     by_org = resolved(template, "ModelPackageGroup", "ModelPackageGroupPolicy", OrganizationId="o-abcdefghij")
-    member = Request("sagemaker:DescribeModelPackage", package, **me(OUTSIDER), context={"aws:PrincipalOrgID": "o-abcdefghij"})
+    member = Request(
+        "sagemaker:DescribeModelPackage", package, **me(OUTSIDER), context={"aws:PrincipalOrgID": "o-abcdefghij"}
+    )
     assert evaluate(by_org, member) == "Allow"
     assert evaluate(by_org, Request("sagemaker:DescribeModelPackage", package, **me(OUTSIDER))) == "ImplicitDeny"
 
 
 def test_image_repository_pull_only_for_targets(template):
     repository = template["Resources"]["ModelImageRepository"]["Properties"]
-    assert repository["ImageTagMutability"] == "IMMUTABLE" and repository["ImageScanningConfiguration"] == {"ScanOnPush": True}
+    assert repository["ImageTagMutability"] == "IMMUTABLE" and repository["ImageScanningConfiguration"] == {
+        "ScanOnPush": True
+    }
     assert repository["EncryptionConfiguration"]["KmsKey"] == {"Fn::GetAtt": ["ModelsKey", "Arn"]}
     policy = resolved(template, "ModelImageRepository", "RepositoryPolicyText", TargetAccountIds=TARGETS)
     assert evaluate(policy, Request("ecr:BatchGetImage", **me(READER))) == "Allow"
@@ -388,9 +487,22 @@ def test_image_repository_pull_only_for_targets(template):
 # --- outputs ----------------------------------------------------------------------------
 
 REQUIRED_OUTPUTS = {
-    "VpcId", "PrivateSubnetIds", "WorkloadSecurityGroupId", "EndpointSecurityGroupId", "S3EndpointId", "KmsEndpointId",
-    "DataKeyArn", "ModelsKeyArn", "EbsKeyArn", "StudioEfsKeyArn", "DataBucketName", "ModelsBucketName",
-    "ModelPackageGroupArn", "ModelImageRepositoryName", "StudioDomainId", "SageMakerExecutionRoleArn",
+    "VpcId",
+    "PrivateSubnetIds",
+    "WorkloadSecurityGroupId",
+    "EndpointSecurityGroupId",
+    "S3EndpointId",
+    "KmsEndpointId",
+    "DataKeyArn",
+    "ModelsKeyArn",
+    "EbsKeyArn",
+    "StudioEfsKeyArn",
+    "DataBucketName",
+    "ModelsBucketName",
+    "ModelPackageGroupArn",
+    "ModelImageRepositoryName",
+    "StudioDomainId",
+    "SageMakerExecutionRoleArn",
 }
 
 
@@ -410,8 +522,22 @@ def test_outputs_are_exported_and_published_as_ssm_parameters(template):
 def test_interface_endpoints_cover_the_issue_list():
     services = {spec.service for spec in ENVIRONMENT_INTERFACE_ENDPOINTS}
     assert {
-        "sagemaker.api", "sagemaker.runtime", "sagemaker.featurestore-runtime", "notebook", "studio", "sts", "logs",
-        "monitoring", "kms", "ecr.api", "ecr.dkr", "ssm", "servicecatalog", "cloudformation", "codepipeline", "codebuild",
+        "sagemaker.api",
+        "sagemaker.runtime",
+        "sagemaker.featurestore-runtime",
+        "notebook",
+        "studio",
+        "sts",
+        "logs",
+        "monitoring",
+        "kms",
+        "ecr.api",
+        "ecr.dkr",
+        "ssm",
+        "servicecatalog",
+        "cloudformation",
+        "codepipeline",
+        "codebuild",
     } <= services
 
 
@@ -448,18 +574,30 @@ def test_deploys_on_the_local_emulator_with_sharing_and_nat():
         assert outputs["ModelsBucketName"] == f"mlops-dev-models-{account}"  # known before the stack exists
 
         s3 = boto3.client("s3", region_name="us-east-1")
-        encryption = str(s3.get_bucket_encryption(Bucket=outputs["ModelsBucketName"])["ServerSideEncryptionConfiguration"])
+        encryption = str(
+            s3.get_bucket_encryption(Bucket=outputs["ModelsBucketName"])["ServerSideEncryptionConfiguration"]
+        )
         assert "aws:kms" in encryption and outputs["ModelsKeyArn"] in encryption
         kms = boto3.client("kms", region_name="us-east-1")
         assert kms.get_key_rotation_status(KeyId=outputs["DataKeyArn"])["KeyRotationEnabled"] is True
         ssm = boto3.client("ssm", region_name="us-east-1")
-        assert ssm.get_parameter(Name="/mlops/dev/s3/models-bucket-name")["Parameter"]["Value"] == outputs["ModelsBucketName"]
+        assert (
+            ssm.get_parameter(Name="/mlops/dev/s3/models-bucket-name")["Parameter"]["Value"]
+            == outputs["ModelsBucketName"]
+        )
 
 
 def test_policies_fit_their_size_limits_with_room(template):
     """Managed policies 6,144 characters, key policies 32 KB, bucket policies 20 KB (a margin for real ARNs)."""
     limits = {"AWS::IAM::ManagedPolicy": 5000, "AWS::KMS::Key": 28000, "AWS::S3::BucketPolicy": 18000}
-    resolver = Resolver(template, {"TargetAccountIds": TARGETS, "TargetS3EndpointIds": "vpce-0123456789abcdef0", "TargetKmsEndpointIds": "vpce-0123456789abcdef0"})
+    resolver = Resolver(
+        template,
+        {
+            "TargetAccountIds": TARGETS,
+            "TargetS3EndpointIds": "vpce-0123456789abcdef0",
+            "TargetKmsEndpointIds": "vpce-0123456789abcdef0",
+        },
+    )
     for logical_id, resource in template["Resources"].items():
         if resource["Type"] in limits:
             prop = "KeyPolicy" if resource["Type"] == "AWS::KMS::Key" else "PolicyDocument"

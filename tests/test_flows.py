@@ -32,8 +32,17 @@ def _endpoint(local_aws, account: str) -> str:
     sagemaker = local_aws.client("sagemaker", account=account)
     name = f"churn-{uuid.uuid4().hex[:8]}"
     role = f"arn:aws:iam::{local_aws.account_id(account)}:role/mlops-model-execution"
-    sagemaker.create_model(ModelName=name, ExecutionRoleArn=role, PrimaryContainer={"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/churn:1"})
-    sagemaker.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{"VariantName": "main", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
+    sagemaker.create_model(
+        ModelName=name,
+        ExecutionRoleArn=role,
+        PrimaryContainer={"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/churn:1"},
+    )
+    sagemaker.create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=[
+            {"VariantName": "main", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}
+        ],
+    )
     sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=name)
     return name
 
@@ -44,7 +53,21 @@ def test_invoke_assumes_the_role_and_calls_the_endpoint(local_aws, monkeypatch, 
     body.write_text('{"features": [1, 2, 3]}')
     monkeypatch.setenv("CONSUMER_EXTERNAL_ID", SECRET)
     account = local_aws.account_id("ml-production-1")
-    code = main(["invoke", "--endpoint", endpoint, "--account", account, "--role-name", "mlops-prod-endpoint-invoke", "--external-id-env", "CONSUMER_EXTERNAL_ID", "--body", str(body)])
+    code = main(
+        [
+            "invoke",
+            "--endpoint",
+            endpoint,
+            "--account",
+            account,
+            "--role-name",
+            "mlops-prod-endpoint-invoke",
+            "--external-id-env",
+            "CONSUMER_EXTERNAL_ID",
+            "--body",
+            str(body),
+        ]
+    )
     out, err = capsysbinary.readouterr()
     assert code == 0, err
     assert out.strip() == b"body"  # moto's canned answer: there is no model behind the endpoint
@@ -58,7 +81,22 @@ def test_invoke_reads_the_body_from_stdin_and_writes_output(local_aws, monkeypat
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"1,2,3\n")))
     output = tmp_path / "answer"
     role_arn = f"arn:aws:iam::{local_aws.account_id('ml-production-2')}:role/mlops-prod-endpoint-invoke"
-    assert main(["invoke", "--endpoint", endpoint, "--role-arn", role_arn, "--content-type", "text/csv", "--output", str(output)]) == 0
+    assert (
+        main(
+            [
+                "invoke",
+                "--endpoint",
+                endpoint,
+                "--role-arn",
+                role_arn,
+                "--content-type",
+                "text/csv",
+                "--output",
+                str(output),
+            ]
+        )
+        == 0
+    )
     assert output.read_bytes() == b"body"
     assert SECRET not in capsys.readouterr().err
 
@@ -67,7 +105,21 @@ def test_invoke_a_missing_endpoint_is_a_clear_error(local_aws, monkeypatch, tmp_
     body = tmp_path / "request.json"
     body.write_text("{}")
     account = local_aws.account_id("ml-staging")
-    code = main(["invoke", "--endpoint", "no-such-endpoint", "--account", account, "--role-name", "r", "--external-id", SECRET, "--body", str(body)])
+    code = main(
+        [
+            "invoke",
+            "--endpoint",
+            "no-such-endpoint",
+            "--account",
+            account,
+            "--role-name",
+            "r",
+            "--external-id",
+            SECRET,
+            "--body",
+            str(body),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1
     assert f"endpoint no-such-endpoint does not exist in account {account}, region us-east-1" in err
@@ -79,7 +131,10 @@ def test_the_local_aws_answers_invoke_endpoint_on_a_missing_endpoint_as_aws_does
     with pytest.raises(botocore.exceptions.ClientError) as caught:
         runtime.invoke_endpoint(EndpointName="absent", Body=b"{}", ContentType="application/json")
     assert caught.value.response["Error"]["Code"] == "ValidationError"
-    assert "absent" in caught.value.response["Error"]["Message"] and "not found" in caught.value.response["Error"]["Message"]
+    assert (
+        "absent" in caught.value.response["Error"]["Message"]
+        and "not found" in caught.value.response["Error"]["Message"]
+    )
 
 
 @pytest.mark.parametrize(
@@ -123,8 +178,13 @@ ROLE = "arn:aws:iam::210987654321:role/mlops-prod-endpoint-invoke"
 )
 def test_assume_role_errors_say_what_to_do(code, expected):
     sts, stub = _stubbed("sts")
-    stub.add_client_error("assume_role", service_error_code=code, service_message=f"denied for ExternalId {SECRET}", http_status_code=403,
-                          expected_params={"RoleArn": ROLE, "RoleSessionName": "sess", "ExternalId": SECRET})
+    stub.add_client_error(
+        "assume_role",
+        service_error_code=code,
+        service_message=f"denied for ExternalId {SECRET}",
+        http_status_code=403,
+        expected_params={"RoleArn": ROLE, "RoleSessionName": "sess", "ExternalId": SECRET},
+    )
     with stub, pytest.raises(RolloutError) as caught:
         flows.assume_invoke_role(sts, ROLE, SECRET, "sess")
     assert expected in str(caught.value) and SECRET not in str(caught.value)
@@ -135,7 +195,11 @@ def test_assume_role_errors_say_what_to_do(code, expected):
     [
         ("AccessDeniedException", "not authorized", "does not allow it"),
         ("ExpiredTokenException", "expired", "session expired"),
-        ("ValidationError", "Endpoint churn of account 210987654321 not found.", "does not exist in account 210987654321"),
+        (
+            "ValidationError",
+            "Endpoint churn of account 210987654321 not found.",
+            "does not exist in account 210987654321",
+        ),
         ("ModelError", "Received server error (500) from model", "the model behind churn answered an error"),
     ],
 )
@@ -149,18 +213,32 @@ def test_invoke_endpoint_errors_say_what_to_do(code, message, expected):
 
 def test_invoke_endpoint_returns_the_body():
     runtime, stub = _stubbed("sagemaker-runtime")
-    stub.add_response("invoke_endpoint", {"Body": StreamingBody(io.BytesIO(b'{"score": 0.9}'), 14), "ContentType": "application/json"},
-                      {"EndpointName": "churn", "Body": b"{}", "ContentType": "application/json", "Accept": "application/json"})
+    stub.add_response(
+        "invoke_endpoint",
+        {"Body": StreamingBody(io.BytesIO(b'{"score": 0.9}'), 14), "ContentType": "application/json"},
+        {"EndpointName": "churn", "Body": b"{}", "ContentType": "application/json", "Accept": "application/json"},
+    )
     with stub:
-        result = flows.invoke_endpoint(runtime, "churn", b"{}", "application/json", "application/json", "210987654321", "us-east-1")
+        result = flows.invoke_endpoint(
+            runtime, "churn", b"{}", "application/json", "application/json", "210987654321", "us-east-1"
+        )
     assert result.body == b'{"score": 0.9}' and result.content_type == "application/json"
 
 
 def test_check_endpoint_tolerates_a_role_that_may_only_invoke_and_rejects_a_failed_endpoint():
     sagemaker, stub = _stubbed("sagemaker")
     stub.add_client_error("describe_endpoint", service_error_code="AccessDeniedException", http_status_code=400)
-    stub.add_response("describe_endpoint", {"EndpointName": "churn", "EndpointArn": "arn:aws:sagemaker:us-east-1:210987654321:endpoint/churn", "EndpointStatus": "Failed",
-                                            "FailureReason": "image not found", "CreationTime": "2026-01-01T00:00:00Z", "LastModifiedTime": "2026-01-01T00:00:00Z"})
+    stub.add_response(
+        "describe_endpoint",
+        {
+            "EndpointName": "churn",
+            "EndpointArn": "arn:aws:sagemaker:us-east-1:210987654321:endpoint/churn",
+            "EndpointStatus": "Failed",
+            "FailureReason": "image not found",
+            "CreationTime": "2026-01-01T00:00:00Z",
+            "LastModifiedTime": "2026-01-01T00:00:00Z",
+        },
+    )
     with stub:
         assert flows.check_endpoint(sagemaker, "churn", "210987654321", "us-east-1") is None
         with pytest.raises(RolloutError, match="is Failed: image not found"):
@@ -169,15 +247,25 @@ def test_check_endpoint_tolerates_a_role_that_may_only_invoke_and_rejects_a_fail
 
 # ------------------------------------------------------------------ share-model-group
 
-OTHER = {"Sid": "KeepMe", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111111111111:root"}, "Action": "s3:GetObject", "Resource": "arn:aws:s3:::b/other/*"}
+OTHER = {
+    "Sid": "KeepMe",
+    "Effect": "Allow",
+    "Principal": {"AWS": "arn:aws:iam::111111111111:root"},
+    "Action": "s3:GetObject",
+    "Resource": "arn:aws:s3:::b/other/*",
+}
 
 
 def test_merge_policy_keeps_other_statements_and_unions_principals():
-    first = flows.merge_policy({"Version": "2012-10-17", "Statement": OTHER}, flows.ecr_statements(["arn:aws:iam::222222222222:root"], "churn"))
+    first = flows.merge_policy(
+        {"Version": "2012-10-17", "Statement": OTHER}, flows.ecr_statements(["arn:aws:iam::222222222222:root"], "churn")
+    )
     assert first["Statement"][0] == OTHER and len(first["Statement"]) == 2
     second = flows.merge_policy(first, flows.ecr_statements(["arn:aws:iam::333333333333:root"], "churn"))
     assert second["Statement"][0] == OTHER and len(second["Statement"]) == 2
-    assert second["Statement"][1]["Principal"] == {"AWS": ["arn:aws:iam::222222222222:root", "arn:aws:iam::333333333333:root"]}
+    assert second["Statement"][1]["Principal"] == {
+        "AWS": ["arn:aws:iam::222222222222:root", "arn:aws:iam::333333333333:root"]
+    }
     assert flows.merge_policy(second, flows.ecr_statements(["arn:aws:iam::333333333333:root"], "churn")) == second
     assert flows.policy_diff("x", second, second) == ""
 
@@ -186,14 +274,29 @@ def _dev_resources(local_aws, name):
     dev = "ml-development"
     sagemaker = local_aws.client("sagemaker", account=dev)
     sagemaker.create_model_package_group(ModelPackageGroupName=name)
-    group_policy = {"Version": "2012-10-17", "Statement": [{"Sid": "ExistingReader", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111111111111:root"},
-                                                            "Action": "sagemaker:DescribeModelPackageGroup", "Resource": f"arn:aws:sagemaker:us-east-1:{local_aws.account_id(dev)}:model-package-group/{name}"}]}
+    group_policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ExistingReader",
+                "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::111111111111:root"},
+                "Action": "sagemaker:DescribeModelPackageGroup",
+                "Resource": f"arn:aws:sagemaker:us-east-1:{local_aws.account_id(dev)}:model-package-group/{name}",
+            }
+        ],
+    }
     sagemaker.put_model_package_group_policy(ModelPackageGroupName=name, ResourcePolicy=json.dumps(group_policy))
     ecr = local_aws.client("ecr", account=dev)
     ecr.create_repository(repositoryName=name)
     s3 = local_aws.client("s3", account=dev)
     s3.create_bucket(Bucket=name)
-    s3.put_bucket_policy(Bucket=name, Policy=json.dumps({"Version": "2012-10-17", "Statement": [OTHER | {"Resource": f"arn:aws:s3:::{name}/other/*"}]}))
+    s3.put_bucket_policy(
+        Bucket=name,
+        Policy=json.dumps(
+            {"Version": "2012-10-17", "Statement": [OTHER | {"Resource": f"arn:aws:s3:::{name}/other/*"}]}
+        ),
+    )
     key = local_aws.client("kms", account=dev).create_key()["KeyMetadata"]["KeyId"]
     return key
 
@@ -203,15 +306,40 @@ def test_share_model_group_shows_the_diff_then_applies_merging(local_aws, monkey
     key = _dev_resources(local_aws, name)
     staging, prod = local_aws.account_id("ml-staging"), local_aws.account_id("ml-production-1")
     _act_as(monkeypatch, local_aws, "ml-development")
-    argv = ["share-model-group", "--model-package-group", name, "--target-account", staging, "--ecr-repository", name, "--bucket", name, "--prefix", "models/churn", "--kms-key", key]
+    argv = [
+        "share-model-group",
+        "--model-package-group",
+        name,
+        "--target-account",
+        staging,
+        "--ecr-repository",
+        name,
+        "--bucket",
+        name,
+        "--prefix",
+        "models/churn",
+        "--kms-key",
+        key,
+    ]
 
     assert main(argv) == 0  # dry run
     out = capsys.readouterr().out
-    assert "dry run" in out and f"+++ model package group {name} policy (after)" in out and f"arn:aws:iam::{staging}:root" in out
+    assert (
+        "dry run" in out
+        and f"+++ model package group {name} policy (after)" in out
+        and f"arn:aws:iam::{staging}:root" in out
+    )
     assert f"grant Decrypt, DescribeKey to arn:aws:iam::{staging}:root" in out
     dev = "ml-development"
     sagemaker, ecr, s3, kms = (local_aws.client(s, account=dev) for s in ("sagemaker", "ecr", "s3", "kms"))
-    assert len(json.loads(sagemaker.get_model_package_group_policy(ModelPackageGroupName=name)["ResourcePolicy"])["Statement"]) == 1
+    assert (
+        len(
+            json.loads(sagemaker.get_model_package_group_policy(ModelPackageGroupName=name)["ResourcePolicy"])[
+                "Statement"
+            ]
+        )
+        == 1
+    )
     with pytest.raises(ecr.exceptions.RepositoryPolicyNotFoundException):
         ecr.get_repository_policy(repositoryName=name)
     assert kms.list_grants(KeyId=key)["Grants"] == []
@@ -220,20 +348,31 @@ def test_share_model_group_shows_the_diff_then_applies_merging(local_aws, monkey
     group_policy = json.loads(sagemaker.get_model_package_group_policy(ModelPackageGroupName=name)["ResourcePolicy"])
     assert [s["Sid"] for s in group_policy["Statement"]][0] == "ExistingReader" and len(group_policy["Statement"]) == 3
     versions = next(s for s in group_policy["Statement"] if s["Sid"].endswith("Versions"))
-    assert versions["Resource"].endswith(f":model-package/{name}/*") and "sagemaker:UpdateModelPackage" not in versions["Action"]
+    assert (
+        versions["Resource"].endswith(f":model-package/{name}/*")
+        and "sagemaker:UpdateModelPackage" not in versions["Action"]
+    )
     bucket_policy = json.loads(s3.get_bucket_policy(Bucket=name)["Policy"])
     assert bucket_policy["Statement"][0]["Sid"] == "KeepMe"
     read = next(s for s in bucket_policy["Statement"] if s["Sid"].endswith("ArtifactsRead"))
     assert read["Resource"] == f"arn:aws:s3:::{name}/models/churn/*"
-    assert json.loads(ecr.get_repository_policy(repositoryName=name)["policyText"])["Statement"][0]["Principal"] == {"AWS": [f"arn:aws:iam::{staging}:root"]}
-    assert [(g["GranteePrincipal"], sorted(g["Operations"])) for g in kms.list_grants(KeyId=key)["Grants"]] == [(f"arn:aws:iam::{staging}:root", ["Decrypt", "DescribeKey"])]
+    assert json.loads(ecr.get_repository_policy(repositoryName=name)["policyText"])["Statement"][0]["Principal"] == {
+        "AWS": [f"arn:aws:iam::{staging}:root"]
+    }
+    assert [(g["GranteePrincipal"], sorted(g["Operations"])) for g in kms.list_grants(KeyId=key)["Grants"]] == [
+        (f"arn:aws:iam::{staging}:root", ["Decrypt", "DescribeKey"])
+    ]
     capsys.readouterr()
 
     assert main(argv + ["--yes"]) == 0  # idempotent
     assert "nothing to change" in capsys.readouterr().out
 
-    assert main(argv[:4] + [f"{staging},{prod}"] + argv[5:] + ["--yes"]) == 0  # a second account joins the same statements
-    principals = json.loads(ecr.get_repository_policy(repositoryName=name)["policyText"])["Statement"][0]["Principal"]["AWS"]
+    assert (
+        main(argv[:4] + [f"{staging},{prod}"] + argv[5:] + ["--yes"]) == 0
+    )  # a second account joins the same statements
+    principals = json.loads(ecr.get_repository_policy(repositoryName=name)["policyText"])["Statement"][0]["Principal"][
+        "AWS"
+    ]
     assert principals == sorted([f"arn:aws:iam::{staging}:root", f"arn:aws:iam::{prod}:root"])
     assert len(kms.list_grants(KeyId=key)["Grants"]) == 2
 
@@ -250,9 +389,26 @@ def test_share_model_group_bad_input_exits_2_with_no_write(local_aws, monkeypatc
     name = f"churn-{uuid.uuid4().hex[:8]}"
     _dev_resources(local_aws, name)
     _act_as(monkeypatch, local_aws, "ml-development")
-    assert main(["share-model-group", "--model-package-group", name, "--target-account", local_aws.account_id("ml-staging"), *extra, "--yes"]) == 2
+    assert (
+        main(
+            [
+                "share-model-group",
+                "--model-package-group",
+                name,
+                "--target-account",
+                local_aws.account_id("ml-staging"),
+                *extra,
+                "--yes",
+            ]
+        )
+        == 2
+    )
     assert key in capsys.readouterr().err
-    policy = json.loads(local_aws.client("sagemaker", account="ml-development").get_model_package_group_policy(ModelPackageGroupName=name)["ResourcePolicy"])
+    policy = json.loads(
+        local_aws.client("sagemaker", account="ml-development").get_model_package_group_policy(
+            ModelPackageGroupName=name
+        )["ResourcePolicy"]
+    )
     assert len(policy["Statement"]) == 1  # nothing written
 
 
@@ -260,7 +416,29 @@ def test_share_model_group_rejects_bad_accounts_and_missing_groups(local_aws, mo
     _act_as(monkeypatch, local_aws, "ml-development")
     assert main(["share-model-group", "--model-package-group", "absent", "--target-account", "123"]) == 2
     assert "--target-account" in capsys.readouterr().err
-    assert main(["share-model-group", "--model-package-group", "absent", "--target-account", local_aws.account_id("ml-development")]) == 2
+    assert (
+        main(
+            [
+                "share-model-group",
+                "--model-package-group",
+                "absent",
+                "--target-account",
+                local_aws.account_id("ml-development"),
+            ]
+        )
+        == 2
+    )
     assert "owns the model" in capsys.readouterr().err
-    assert main(["share-model-group", "--model-package-group", "absent-group", "--target-account", local_aws.account_id("ml-staging")]) == 2
+    assert (
+        main(
+            [
+                "share-model-group",
+                "--model-package-group",
+                "absent-group",
+                "--target-account",
+                local_aws.account_id("ml-staging"),
+            ]
+        )
+        == 2
+    )
     assert "absent-group" in capsys.readouterr().err

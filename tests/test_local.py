@@ -53,7 +53,9 @@ def test_down_never_signals_a_foreign_pid(tmp_path, argv_tail):
     foreign = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)", *argv_tail])
     try:
         (state_dir / lifecycle.PID_FILE).write_text(f"{foreign.pid}\n")
-        (state_dir / lifecycle.READY_FILE).write_text(json.dumps({"pid": foreign.pid, "port": 1, "endpoint_url": "http://127.0.0.1:1"}))
+        (state_dir / lifecycle.READY_FILE).write_text(
+            json.dumps({"pid": foreign.pid, "port": 1, "endpoint_url": "http://127.0.0.1:1"})
+        )
         message = lifecycle.stop(state_dir)
         assert "not our server" in message
         assert foreign.poll() is None, "down signalled a process it did not start"
@@ -66,11 +68,13 @@ def test_down_never_signals_a_foreign_pid(tmp_path, argv_tail):
 
 def test_bad_org_file_is_rejected_before_anything_starts(tmp_path, capsys):
     org = tmp_path / "org.yaml"
-    org.write_text(textwrap.dedent("""
+    org.write_text(
+        textwrap.dedent("""
         organizational_units: [development]
         accounts:
           - {name: a, email: a@example.com, ou: staging}
-    """))
+    """)
+    )
     state_dir = tmp_path / "state"
     assert main(["local", "up", "--state-dir", str(state_dir), "--org", str(org)]) == 2
     err = capsys.readouterr().err
@@ -106,7 +110,9 @@ def test_nested_ou_paths_create_parents_first(tmp_path):
     from deploy.local.seed import load_org_file
 
     org = tmp_path / "org.yaml"
-    org.write_text("organizational_units: [workloads/staging, workloads/production, sandbox]\naccounts: [{name: s, ou: workloads/staging}]\n")
+    org.write_text(
+        "organizational_units: [workloads/staging, workloads/production, sandbox]\naccounts: [{name: s, ou: workloads/staging}]\n"
+    )
     spec = load_org_file(org)
     assert spec.ou_paths == ["workloads", "workloads/staging", "workloads/production", "sandbox"]
     assert spec.accounts == [{"name": "s", "email": "s@example.com", "ou": "workloads/staging"}]
@@ -116,13 +122,17 @@ def test_seeded_organization_matches_the_org_file_and_the_state(local_aws):
     org = local_aws.client("organizations")
     assert org.describe_organization()["Organization"]["MasterAccountId"] == local_aws.management_account_id
     root = org.list_roots()["Roots"][0]["Id"]
-    ous = {ou["Name"]: ou["Id"] for ou in org.list_organizational_units_for_parent(ParentId=root)["OrganizationalUnits"]}
+    ous = {
+        ou["Name"]: ou["Id"] for ou in org.list_organizational_units_for_parent(ParentId=root)["OrganizationalUnits"]
+    }
     assert ous == {path: local_aws.ou_id(path) for path in ("development", "staging", "production")}
     for name, account in local_aws.state["accounts"].items():
         parents = org.list_parents(ChildId=account["id"])["Parents"]
         assert parents == [{"Id": local_aws.ou_id(account["ou"]), "Type": "ORGANIZATIONAL_UNIT"}], name
         assert org.describe_account(AccountId=account["id"])["Account"]["Name"] == name
-    enabled = {item["ServicePrincipal"] for item in org.list_aws_service_access_for_organization()["EnabledServicePrincipals"]}
+    enabled = {
+        item["ServicePrincipal"] for item in org.list_aws_service_access_for_organization()["EnabledServicePrincipals"]
+    }
     assert "member.org.stacksets.cloudformation.amazonaws.com" in enabled
     role = local_aws.client("iam").get_role(RoleName="AWSCloudFormationStackSetAdministrationRole")["Role"]
     assert role["Arn"] == local_aws.state["stackset_administration_role_arn"]
@@ -136,14 +146,25 @@ def test_seeded_organization_matches_the_org_file_and_the_state(local_aws):
 def test_nested_ous_are_seeded_under_their_parents(tmp_path):
     """Seeding a second server from an org file with nested OUs (own state dir)."""
     org = tmp_path / "org.yaml"
-    org.write_text("random_seed: 7\norganizational_units: [workloads/staging]\naccounts: [{name: s, ou: workloads/staging}]\nstackset_administration_role: false\n")
+    org.write_text(
+        "random_seed: 7\norganizational_units: [workloads/staging]\naccounts: [{name: s, ou: workloads/staging}]\nstackset_administration_role: false\n"
+    )
     state, started = lifecycle.up(tmp_path / "state", org_file=org)
     try:
         assert started
         import boto3
 
-        client = boto3.client("organizations", endpoint_url=state["endpoint_url"], region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
-        workloads, staging = state["organizational_units"]["workloads"], state["organizational_units"]["workloads/staging"]
+        client = boto3.client(
+            "organizations",
+            endpoint_url=state["endpoint_url"],
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        workloads, staging = (
+            state["organizational_units"]["workloads"],
+            state["organizational_units"]["workloads/staging"],
+        )
         assert client.list_parents(ChildId=staging)["Parents"][0]["Id"] == workloads
         assert client.list_parents(ChildId=state["accounts"]["s"]["id"])["Parents"][0]["Id"] == staging
         assert state["stackset_administration_role_arn"] is None

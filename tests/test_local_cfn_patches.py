@@ -20,8 +20,11 @@ def test_unimplemented_types_resolve_as_placeholders():
             "Domain": {"Type": "AWS::SageMaker::Domain", "Properties": {"DomainName": "d"}},
             "Topic": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": {"Fn::GetAtt": ["Domain", "DomainId"]}}},
         },
-        {"DomainId": {"Value": {"Fn::GetAtt": ["Domain", "DomainId"]}}, "DomainArn": {"Value": {"Fn::GetAtt": ["Domain", "DomainArn"]}},
-         "DomainRef": {"Value": {"Ref": "Domain"}}},
+        {
+            "DomainId": {"Value": {"Fn::GetAtt": ["Domain", "DomainId"]}},
+            "DomainArn": {"Value": {"Fn::GetAtt": ["Domain", "DomainArn"]}},
+            "DomainRef": {"Value": {"Ref": "Domain"}},
+        },
     )
     with mock_aws():
         stack = create_stack(body)
@@ -37,7 +40,12 @@ def test_unimplemented_types_resolve_as_placeholders():
 
 def test_list_parameter_defaults_are_lists():
     body = _body(
-        {"Parameter": {"Type": "AWS::SSM::Parameter", "Properties": {"Name": "/second", "Type": "String", "Value": {"Fn::Select": [1, {"Ref": "Names"}]}}}},
+        {
+            "Parameter": {
+                "Type": "AWS::SSM::Parameter",
+                "Properties": {"Name": "/second", "Type": "String", "Value": {"Fn::Select": [1, {"Ref": "Names"}]}},
+            }
+        },
         parameters={"Names": {"Type": "CommaDelimitedList", "Default": "alpha,beta"}},
     )
     with mock_aws():
@@ -48,13 +56,26 @@ def test_list_parameter_defaults_are_lists():
 def test_tagged_keys_and_ssm_parameters_are_created_tagged():
     body = _body(
         {
-            "Key": {"Type": "AWS::KMS::Key", "Properties": {"KeyPolicy": {"Version": "2012-10-17", "Statement": []}, "Tags": [{"Key": "team", "Value": "a"}]}},
-            "Parameter": {"Type": "AWS::SSM::Parameter", "Properties": {"Name": "/tagged", "Type": "String", "Value": {"Ref": "Key"}, "Tags": {"team": "a"}}},
+            "Key": {
+                "Type": "AWS::KMS::Key",
+                "Properties": {
+                    "KeyPolicy": {"Version": "2012-10-17", "Statement": []},
+                    "Tags": [{"Key": "team", "Value": "a"}],
+                },
+            },
+            "Parameter": {
+                "Type": "AWS::SSM::Parameter",
+                "Properties": {"Name": "/tagged", "Type": "String", "Value": {"Ref": "Key"}, "Tags": {"team": "a"}},
+            },
         }
     )
     with mock_aws():
         assert create_stack(body)["StackStatus"] == "CREATE_COMPLETE"
         ssm = boto3.client("ssm", region_name=REGION)
         key_id = ssm.get_parameter(Name="/tagged")["Parameter"]["Value"]
-        assert boto3.client("kms", region_name=REGION).list_resource_tags(KeyId=key_id)["Tags"] == [{"TagKey": "team", "TagValue": "a"}]
-        assert ssm.list_tags_for_resource(ResourceType="Parameter", ResourceId="/tagged")["TagList"] == [{"Key": "team", "Value": "a"}]
+        assert boto3.client("kms", region_name=REGION).list_resource_tags(KeyId=key_id)["Tags"] == [
+            {"TagKey": "team", "TagValue": "a"}
+        ]
+        assert ssm.list_tags_for_resource(ResourceType="Parameter", ResourceId="/tagged")["TagList"] == [
+            {"Key": "team", "Value": "a"}
+        ]

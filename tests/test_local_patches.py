@@ -13,9 +13,20 @@ import pytest
 import yaml
 
 TEMPLATE = {
-    "Parameters": {"Prefix": {"Type": "String"}, "Env": {"Type": "String"}, "Colour": {"Type": "String", "Default": "blue"}},
+    "Parameters": {
+        "Prefix": {"Type": "String"},
+        "Env": {"Type": "String"},
+        "Colour": {"Type": "String", "Default": "blue"},
+    },
     "Resources": {
-        "Value": {"Type": "AWS::SSM::Parameter", "Properties": {"Name": {"Fn::Sub": "/${Prefix}/value"}, "Type": "String", "Value": {"Fn::Sub": "${Env}-${Colour}"}}},
+        "Value": {
+            "Type": "AWS::SSM::Parameter",
+            "Properties": {
+                "Name": {"Fn::Sub": "/${Prefix}/value"},
+                "Type": "String",
+                "Value": {"Fn::Sub": "${Env}-${Colour}"},
+            },
+        },
     },
 }
 
@@ -49,7 +60,13 @@ def cfn(local_aws):
 
 
 def _service_managed(cfn, name, prefix, **extra):
-    cfn.create_stack_set(StackSetName=name, TemplateBody=_template(), PermissionModel="SERVICE_MANAGED", Parameters=_params(Prefix=prefix, Env="base"), **extra)
+    cfn.create_stack_set(
+        StackSetName=name,
+        TemplateBody=_template(),
+        PermissionModel="SERVICE_MANAGED",
+        Parameters=_params(Prefix=prefix, Env="base"),
+        **extra,
+    )
 
 
 def _operation(cfn, name, operation_id):
@@ -60,29 +77,58 @@ def test_parameter_overrides_are_stored_merged_and_returned(local_aws, cfn):
     name, prefix = _name(), _name("p")
     _service_managed(cfn, name, prefix)
     staging = local_aws.ou_id("staging")
-    op = cfn.create_stack_instances(StackSetName=name, DeploymentTargets={"OrganizationalUnitIds": [staging]}, Regions=["us-east-1"], ParameterOverrides=_params(Colour="red"))["OperationId"]
+    op = cfn.create_stack_instances(
+        StackSetName=name,
+        DeploymentTargets={"OrganizationalUnitIds": [staging]},
+        Regions=["us-east-1"],
+        ParameterOverrides=_params(Colour="red"),
+    )["OperationId"]
     assert _operation(cfn, name, op)["Status"] == "SUCCEEDED"
     account = local_aws.account_id("ml-staging")
-    instance = cfn.describe_stack_instance(StackSetName=name, StackInstanceAccount=account, StackInstanceRegion="us-east-1")["StackInstance"]
+    instance = cfn.describe_stack_instance(
+        StackSetName=name, StackInstanceAccount=account, StackInstanceRegion="us-east-1"
+    )["StackInstance"]
     assert instance["ParameterOverrides"] == _params(Colour="red")
-    assert instance["OrganizationalUnitId"] == staging and instance["Status"] == "CURRENT" and instance["LastOperationId"] == op
+    assert (
+        instance["OrganizationalUnitId"] == staging
+        and instance["Status"] == "CURRENT"
+        and instance["LastOperationId"] == op
+    )
     # the stack got the stack set's parameters with the override on top
     assert _ssm_value(local_aws, account, prefix) == "base-red"
     summary = cfn.list_stack_instances(StackSetName=name)["Summaries"]
-    assert [(s["Account"], s["OrganizationalUnitId"], s["StackInstanceStatus"]["DetailedStatus"]) for s in summary] == [(account, staging, "SUCCEEDED")]
+    assert [(s["Account"], s["OrganizationalUnitId"], s["StackInstanceStatus"]["DetailedStatus"]) for s in summary] == [
+        (account, staging, "SUCCEEDED")
+    ]
     # the instance's stack is visible in its account, named as AWS names it
     stacks = local_aws.client("cloudformation", account=account).describe_stacks()["Stacks"]
     assert any(stack["StackName"].startswith(f"StackSet-{name}-") for stack in stacks)
 
     # UpdateStackInstances without ParameterOverrides keeps them
-    cfn.update_stack_instances(StackSetName=name, DeploymentTargets={"OrganizationalUnitIds": [staging]}, Regions=["us-east-1"])
-    assert cfn.describe_stack_instance(StackSetName=name, StackInstanceAccount=account, StackInstanceRegion="us-east-1")["StackInstance"]["ParameterOverrides"] == _params(Colour="red")
+    cfn.update_stack_instances(
+        StackSetName=name, DeploymentTargets={"OrganizationalUnitIds": [staging]}, Regions=["us-east-1"]
+    )
+    assert cfn.describe_stack_instance(
+        StackSetName=name, StackInstanceAccount=account, StackInstanceRegion="us-east-1"
+    )["StackInstance"]["ParameterOverrides"] == _params(Colour="red")
     # a new value replaces the override and reaches the resource
-    cfn.update_stack_instances(StackSetName=name, DeploymentTargets={"OrganizationalUnitIds": [staging]}, Regions=["us-east-1"], ParameterOverrides=_params(Colour="green"))
+    cfn.update_stack_instances(
+        StackSetName=name,
+        DeploymentTargets={"OrganizationalUnitIds": [staging]},
+        Regions=["us-east-1"],
+        ParameterOverrides=_params(Colour="green"),
+    )
     assert _ssm_value(local_aws, account, prefix) == "base-green"
     # an empty list reverts every override to the stack set's value
-    cfn.update_stack_instances(StackSetName=name, DeploymentTargets={"OrganizationalUnitIds": [staging]}, Regions=["us-east-1"], ParameterOverrides=[])
-    instance = cfn.describe_stack_instance(StackSetName=name, StackInstanceAccount=account, StackInstanceRegion="us-east-1")["StackInstance"]
+    cfn.update_stack_instances(
+        StackSetName=name,
+        DeploymentTargets={"OrganizationalUnitIds": [staging]},
+        Regions=["us-east-1"],
+        ParameterOverrides=[],
+    )
+    instance = cfn.describe_stack_instance(
+        StackSetName=name, StackInstanceAccount=account, StackInstanceRegion="us-east-1"
+    )["StackInstance"]
     assert instance.get("ParameterOverrides", []) == []
     assert _ssm_value(local_aws, account, prefix) == "base-blue"
 
@@ -91,18 +137,36 @@ def test_update_stack_set_updates_the_resources_of_existing_instances(local_aws,
     name, prefix = _name(), _name("p")
     _service_managed(cfn, name, prefix)
     production = local_aws.ou_id("production")
-    cfn.create_stack_instances(StackSetName=name, DeploymentTargets={"OrganizationalUnitIds": [production]}, Regions=["us-east-1"], ParameterOverrides=_params(Colour="red"))
+    cfn.create_stack_instances(
+        StackSetName=name,
+        DeploymentTargets={"OrganizationalUnitIds": [production]},
+        Regions=["us-east-1"],
+        ParameterOverrides=_params(Colour="red"),
+    )
     accounts = local_aws.accounts_in("production")
     assert len(accounts) == 2
-    op = cfn.update_stack_set(StackSetName=name, TemplateBody=_template("v2"), Parameters=_params(Prefix=prefix, Env="prod"))["OperationId"]
+    op = cfn.update_stack_set(
+        StackSetName=name, TemplateBody=_template("v2"), Parameters=_params(Prefix=prefix, Env="prod")
+    )["OperationId"]
     assert _operation(cfn, name, op)["Status"] == "SUCCEEDED"
     assert [_ssm_value(local_aws, account, prefix) for account in accounts] == ["prod-red-v2", "prod-red-v2"]
     assert cfn.describe_stack_set(StackSetName=name)["StackSet"]["Parameters"] == _params(Prefix=prefix, Env="prod")
 
     # an update aimed at one account: that one is updated, the others are OUTDATED
     op = cfn.update_stack_set(
-        StackSetName=name, TemplateBody=_template("v3"), UsePreviousTemplate=False, Parameters=[{"ParameterKey": "Prefix", "UsePreviousValue": True}, {"ParameterKey": "Env", "UsePreviousValue": True}],
-        DeploymentTargets={"OrganizationalUnitIds": [production], "Accounts": [accounts[0]], "AccountFilterType": "INTERSECTION"}, Regions=["us-east-1"],
+        StackSetName=name,
+        TemplateBody=_template("v3"),
+        UsePreviousTemplate=False,
+        Parameters=[
+            {"ParameterKey": "Prefix", "UsePreviousValue": True},
+            {"ParameterKey": "Env", "UsePreviousValue": True},
+        ],
+        DeploymentTargets={
+            "OrganizationalUnitIds": [production],
+            "Accounts": [accounts[0]],
+            "AccountFilterType": "INTERSECTION",
+        },
+        Regions=["us-east-1"],
     )["OperationId"]
     statuses = {s["Account"]: s["Status"] for s in cfn.list_stack_instances(StackSetName=name)["Summaries"]}
     assert statuses == {accounts[0]: "CURRENT", accounts[1]: "OUTDATED"}
@@ -115,13 +179,25 @@ def test_ou_targets_expand_recursively_filter_and_skip_the_management_account(lo
     name, prefix = _name(), _name("p")
     _service_managed(cfn, name, prefix)
     root = local_aws.state["root_id"]
-    cfn.create_stack_instances(StackSetName=name, DeploymentTargets={"OrganizationalUnitIds": [root], "Accounts": [local_aws.account_id("ml-staging")], "AccountFilterType": "DIFFERENCE"}, Regions=["us-east-1"])
+    cfn.create_stack_instances(
+        StackSetName=name,
+        DeploymentTargets={
+            "OrganizationalUnitIds": [root],
+            "Accounts": [local_aws.account_id("ml-staging")],
+            "AccountFilterType": "DIFFERENCE",
+        },
+        Regions=["us-east-1"],
+    )
     deployed = {s["Account"] for s in cfn.list_stack_instances(StackSetName=name)["Summaries"]}
     members = {account["id"] for account in local_aws.state["accounts"].values()}
     assert deployed == members - {local_aws.account_id("ml-staging")}
     assert local_aws.management_account_id not in deployed
     with pytest.raises(botocore.exceptions.ClientError) as caught:
-        cfn.create_stack_instances(StackSetName=name, DeploymentTargets={"OrganizationalUnitIds": [root], "AccountFilterType": "UNION"}, Regions=["us-east-1"])
+        cfn.create_stack_instances(
+            StackSetName=name,
+            DeploymentTargets={"OrganizationalUnitIds": [root], "AccountFilterType": "UNION"},
+            Regions=["us-east-1"],
+        )
     assert caught.value.response["Error"]["Code"] == "ValidationError"
 
 
@@ -129,17 +205,35 @@ def test_delete_stack_instances_honours_ou_targets_and_retain_stacks(local_aws, 
     name, prefix = _name(), _name("p")
     _service_managed(cfn, name, prefix)
     staging, production = local_aws.ou_id("staging"), local_aws.ou_id("production")
-    cfn.create_stack_instances(StackSetName=name, DeploymentTargets={"OrganizationalUnitIds": [staging, production]}, Regions=["us-east-1", "eu-west-1"])
+    cfn.create_stack_instances(
+        StackSetName=name,
+        DeploymentTargets={"OrganizationalUnitIds": [staging, production]},
+        Regions=["us-east-1", "eu-west-1"],
+    )
     assert len(cfn.list_stack_instances(StackSetName=name)["Summaries"]) == 6
-    assert sorted(cfn.describe_stack_set(StackSetName=name)["StackSet"]["OrganizationalUnitIds"]) == sorted([staging, production])
-    op = cfn.delete_stack_instances(StackSetName=name, DeploymentTargets={"OrganizationalUnitIds": [production]}, Regions=["us-east-1", "eu-west-1"], RetainStacks=False)["OperationId"]
+    assert sorted(cfn.describe_stack_set(StackSetName=name)["StackSet"]["OrganizationalUnitIds"]) == sorted(
+        [staging, production]
+    )
+    op = cfn.delete_stack_instances(
+        StackSetName=name,
+        DeploymentTargets={"OrganizationalUnitIds": [production]},
+        Regions=["us-east-1", "eu-west-1"],
+        RetainStacks=False,
+    )["OperationId"]
     left = cfn.list_stack_instances(StackSetName=name)["Summaries"]
-    assert {(s["Account"], s["Region"]) for s in left} == {(local_aws.account_id("ml-staging"), r) for r in ("us-east-1", "eu-west-1")}
+    assert {(s["Account"], s["Region"]) for s in left} == {
+        (local_aws.account_id("ml-staging"), r) for r in ("us-east-1", "eu-west-1")
+    }
     assert _ssm_value(local_aws, local_aws.accounts_in("production")[0], prefix) is None
     assert _operation(cfn, name, op)["RetainStacks"] is False
     assert cfn.describe_stack_set(StackSetName=name)["StackSet"]["OrganizationalUnitIds"] == [staging]
 
-    cfn.delete_stack_instances(StackSetName=name, DeploymentTargets={"OrganizationalUnitIds": [staging]}, Regions=["us-east-1", "eu-west-1"], RetainStacks=True)
+    cfn.delete_stack_instances(
+        StackSetName=name,
+        DeploymentTargets={"OrganizationalUnitIds": [staging]},
+        Regions=["us-east-1", "eu-west-1"],
+        RetainStacks=True,
+    )
     assert cfn.list_stack_instances(StackSetName=name)["Summaries"] == []
     assert _ssm_value(local_aws, local_aws.account_id("ml-staging"), prefix) == "base-blue"  # the stack was kept
     cfn.delete_stack_set(StackSetName=name)
@@ -147,13 +241,24 @@ def test_delete_stack_instances_honours_ou_targets_and_retain_stacks(local_aws, 
 
 def test_managed_execution_auto_deployment_and_capabilities_are_kept(local_aws, cfn):
     name, prefix = _name(), _name("p")
-    _service_managed(cfn, name, prefix, ManagedExecution={"Active": True}, AutoDeployment={"Enabled": True, "RetainStacksOnAccountRemoval": False}, Capabilities=["CAPABILITY_NAMED_IAM"])
+    _service_managed(
+        cfn,
+        name,
+        prefix,
+        ManagedExecution={"Active": True},
+        AutoDeployment={"Enabled": True, "RetainStacksOnAccountRemoval": False},
+        Capabilities=["CAPABILITY_NAMED_IAM"],
+    )
     stack_set = cfn.describe_stack_set(StackSetName=name)["StackSet"]
     assert stack_set["ManagedExecution"] == {"Active": True}
     assert stack_set["AutoDeployment"] == {"Enabled": True, "RetainStacksOnAccountRemoval": False}
     assert stack_set["Capabilities"] == ["CAPABILITY_NAMED_IAM"]
     assert "OrganizationalUnitIds" not in stack_set or stack_set["OrganizationalUnitIds"] == []
-    cfn.create_stack_instances(StackSetName=name, DeploymentTargets={"OrganizationalUnitIds": [local_aws.ou_id("development")]}, Regions=["us-east-1", "us-west-2"])
+    cfn.create_stack_instances(
+        StackSetName=name,
+        DeploymentTargets={"OrganizationalUnitIds": [local_aws.ou_id("development")]},
+        Regions=["us-east-1", "us-west-2"],
+    )
     targets = cfn.list_stack_set_auto_deployment_targets(StackSetName=name)["Summaries"]
     assert targets == [{"OrganizationalUnitId": local_aws.ou_id("development"), "Regions": ["us-east-1", "us-west-2"]}]
     cfn.update_stack_set(StackSetName=name, UsePreviousTemplate=True, ManagedExecution={"Active": False})
@@ -166,17 +271,29 @@ def test_managed_execution_auto_deployment_and_capabilities_are_kept(local_aws, 
 def test_detect_stack_set_drift_succeeds_with_instances_in_sync(local_aws, cfn):
     name, prefix = _name(), _name("p")
     _service_managed(cfn, name, prefix)
-    cfn.create_stack_instances(StackSetName=name, DeploymentTargets={"OrganizationalUnitIds": [local_aws.ou_id("production")]}, Regions=["us-east-1"])
-    assert cfn.describe_stack_set(StackSetName=name)["StackSet"]["StackSetDriftDetectionDetails"]["DriftStatus"] == "NOT_CHECKED"
+    cfn.create_stack_instances(
+        StackSetName=name,
+        DeploymentTargets={"OrganizationalUnitIds": [local_aws.ou_id("production")]},
+        Regions=["us-east-1"],
+    )
+    assert (
+        cfn.describe_stack_set(StackSetName=name)["StackSet"]["StackSetDriftDetectionDetails"]["DriftStatus"]
+        == "NOT_CHECKED"
+    )
     op = cfn.detect_stack_set_drift(StackSetName=name)["OperationId"]
     operation = _operation(cfn, name, op)
     assert operation["Action"] == "DETECT_DRIFT" and operation["Status"] == "SUCCEEDED"
     details = cfn.describe_stack_set(StackSetName=name)["StackSet"]["StackSetDriftDetectionDetails"]
     assert details["DriftStatus"] == "IN_SYNC" and details["DriftDetectionStatus"] == "COMPLETED"
-    assert details["TotalStackInstancesCount"] == details["InSyncStackInstancesCount"] == 2 and details["DriftedStackInstancesCount"] == 0
+    assert (
+        details["TotalStackInstancesCount"] == details["InSyncStackInstancesCount"] == 2
+        and details["DriftedStackInstancesCount"] == 0
+    )
     listed = next(s for s in cfn.list_stack_sets()["Summaries"] if s["StackSetName"] == name)
     assert listed["DriftStatus"] == "IN_SYNC" and "LastDriftCheckTimestamp" in listed
-    summaries = cfn.list_stack_instances(StackSetName=name, Filters=[{"Name": "DRIFT_STATUS", "Values": "IN_SYNC"}])["Summaries"]
+    summaries = cfn.list_stack_instances(StackSetName=name, Filters=[{"Name": "DRIFT_STATUS", "Values": "IN_SYNC"}])[
+        "Summaries"
+    ]
     assert len(summaries) == 2 and all("LastDriftCheckTimestamp" in s for s in summaries)
 
 
@@ -188,7 +305,11 @@ def test_organizations_access_activate_describe_and_required(local_aws, cfn):
         cfn.deactivate_organizations_access()
         assert cfn.describe_organizations_access()["Status"] == "DISABLED"
         with pytest.raises(botocore.exceptions.ClientError) as caught:
-            cfn.create_stack_instances(StackSetName=name, DeploymentTargets={"OrganizationalUnitIds": [local_aws.ou_id("staging")]}, Regions=["us-east-1"])
+            cfn.create_stack_instances(
+                StackSetName=name,
+                DeploymentTargets={"OrganizationalUnitIds": [local_aws.ou_id("staging")]},
+                Regions=["us-east-1"],
+            )
         assert "organizations access" in caught.value.response["Error"]["Message"]
     finally:
         cfn.activate_organizations_access()
@@ -200,25 +321,54 @@ def test_organizations_access_activate_describe_and_required(local_aws, cfn):
 def test_a_resource_error_is_a_failed_instance_of_a_failed_operation(local_aws, cfn):
     """A named IAM role in two regions of one account: AWS fails the second instance, not the call."""
     name, role = _name(), _name("role")
-    body = yaml.safe_dump({"Resources": {"Role": {"Type": "AWS::IAM::Role", "Properties": {"RoleName": role, "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": []}}}}})
-    cfn.create_stack_set(StackSetName=name, TemplateBody=body, PermissionModel="SERVICE_MANAGED", Capabilities=["CAPABILITY_NAMED_IAM"])
-    op = cfn.create_stack_instances(StackSetName=name, DeploymentTargets={"OrganizationalUnitIds": [local_aws.ou_id("development")]}, Regions=["us-east-1", "eu-west-1"])["OperationId"]
+    body = yaml.safe_dump(
+        {
+            "Resources": {
+                "Role": {
+                    "Type": "AWS::IAM::Role",
+                    "Properties": {
+                        "RoleName": role,
+                        "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": []},
+                    },
+                }
+            }
+        }
+    )
+    cfn.create_stack_set(
+        StackSetName=name, TemplateBody=body, PermissionModel="SERVICE_MANAGED", Capabilities=["CAPABILITY_NAMED_IAM"]
+    )
+    op = cfn.create_stack_instances(
+        StackSetName=name,
+        DeploymentTargets={"OrganizationalUnitIds": [local_aws.ou_id("development")]},
+        Regions=["us-east-1", "eu-west-1"],
+    )["OperationId"]
     operation = _operation(cfn, name, op)
     assert operation["Status"] == "FAILED" and "1 of 2" in operation["StatusReason"]
-    results = {r["Region"]: r for r in cfn.list_stack_set_operation_results(StackSetName=name, OperationId=op)["Summaries"]}
+    results = {
+        r["Region"]: r for r in cfn.list_stack_set_operation_results(StackSetName=name, OperationId=op)["Summaries"]
+    }
     assert results["us-east-1"]["Status"] == "SUCCEEDED"
     assert results["eu-west-1"]["Status"] == "FAILED" and role in results["eu-west-1"]["StatusReason"]
-    failed = cfn.list_stack_instances(StackSetName=name, Filters=[{"Name": "DETAILED_STATUS", "Values": "FAILED"}])["Summaries"]
+    failed = cfn.list_stack_instances(StackSetName=name, Filters=[{"Name": "DETAILED_STATUS", "Values": "FAILED"}])[
+        "Summaries"
+    ]
     assert [(s["Region"], s["Status"]) for s in failed] == [("eu-west-1", "OUTDATED")]
     # with a tolerance of one failure the same outcome is a SUCCEEDED operation
-    op = cfn.update_stack_set(StackSetName=name, UsePreviousTemplate=True, OperationPreferences={"FailureToleranceCount": 1})["OperationId"]
+    op = cfn.update_stack_set(
+        StackSetName=name, UsePreviousTemplate=True, OperationPreferences={"FailureToleranceCount": 1}
+    )["OperationId"]
     assert _operation(cfn, name, op)["Status"] == "SUCCEEDED"
 
 
 def test_operation_id_is_a_client_token(local_aws, cfn):
     name, prefix = _name(), _name("p")
     _service_managed(cfn, name, prefix)
-    request = {"StackSetName": name, "DeploymentTargets": {"OrganizationalUnitIds": [local_aws.ou_id("staging")]}, "Regions": ["us-east-1"], "OperationId": str(uuid.uuid4())}
+    request = {
+        "StackSetName": name,
+        "DeploymentTargets": {"OrganizationalUnitIds": [local_aws.ou_id("staging")]},
+        "Regions": ["us-east-1"],
+        "OperationId": str(uuid.uuid4()),
+    }
     first = cfn.create_stack_instances(**request)["OperationId"]
     again = cfn.create_stack_instances(**request)["OperationId"]
     assert first == again == request["OperationId"]
@@ -261,31 +411,53 @@ def test_list_stack_instances_pages_like_aws(local_aws, cfn):
     cfn.create_stack_instances(StackSetName=name, Accounts=accounts, Regions=["us-east-1"])
     first = cfn.list_stack_instances(StackSetName=name)
     assert len(first["Summaries"]) == 100 and "NextToken" in first
-    pages = list(cfn.get_paginator("list_stack_instances").paginate(StackSetName=name, PaginationConfig={"PageSize": 50}))
+    pages = list(
+        cfn.get_paginator("list_stack_instances").paginate(StackSetName=name, PaginationConfig={"PageSize": 50})
+    )
     assert [len(page["Summaries"]) for page in pages] == [50, 50, 30]
     assert sorted(s["Account"] for page in pages for s in page["Summaries"]) == accounts
-    only = cfn.list_stack_instances(StackSetName=name, StackInstanceAccount=accounts[7], StackInstanceRegion="us-east-1")["Summaries"]
+    only = cfn.list_stack_instances(
+        StackSetName=name, StackInstanceAccount=accounts[7], StackInstanceRegion="us-east-1"
+    )["Summaries"]
     assert [s["Account"] for s in only] == [accounts[7]]
     # a SELF_MANAGED instance's stack carries AWS's name too
     stacks = local_aws.client("cloudformation", account=accounts[7]).describe_stacks()["Stacks"]
-    assert [stack["StackId"] for stack in stacks if stack["StackName"].startswith(f"StackSet-{name}-")] == [only[0]["StackId"]]
+    assert [stack["StackId"] for stack in stacks if stack["StackName"].startswith(f"StackSet-{name}-")] == [
+        only[0]["StackId"]
+    ]
 
 
 def test_auto_deployment_follows_accounts_between_ous(local_aws, cfn):
     """An account moved into a target OU gets the instances; moved out, it loses them."""
     name, kept, prefix = _name(), _name(), _name("p")
     _service_managed(cfn, name, prefix, AutoDeployment={"Enabled": True, "RetainStacksOnAccountRemoval": False})
-    cfn.create_stack_set(StackSetName=kept, TemplateBody=_template(), PermissionModel="SERVICE_MANAGED", Parameters=_params(Prefix=prefix + "k", Env="base"),
-                         AutoDeployment={"Enabled": True, "RetainStacksOnAccountRemoval": True})
+    cfn.create_stack_set(
+        StackSetName=kept,
+        TemplateBody=_template(),
+        PermissionModel="SERVICE_MANAGED",
+        Parameters=_params(Prefix=prefix + "k", Env="base"),
+        AutoDeployment={"Enabled": True, "RetainStacksOnAccountRemoval": True},
+    )
     staging = local_aws.ou_id("staging")
     for stack_set in (name, kept):
-        cfn.create_stack_instances(StackSetName=stack_set, DeploymentTargets={"OrganizationalUnitIds": [staging]}, Regions=["us-east-1", "eu-west-1"])
+        cfn.create_stack_instances(
+            StackSetName=stack_set,
+            DeploymentTargets={"OrganizationalUnitIds": [staging]},
+            Regions=["us-east-1", "eu-west-1"],
+        )
     org = local_aws.client("organizations")
     try:
-        newcomer = org.create_account(AccountName="newcomer", Email="newcomer@example.com")["CreateAccountStatus"]["AccountId"]
-        assert newcomer not in {s["Account"] for s in cfn.list_stack_instances(StackSetName=name)["Summaries"]}  # created at the root
+        newcomer = org.create_account(AccountName="newcomer", Email="newcomer@example.com")["CreateAccountStatus"][
+            "AccountId"
+        ]
+        assert newcomer not in {
+            s["Account"] for s in cfn.list_stack_instances(StackSetName=name)["Summaries"]
+        }  # created at the root
         org.move_account(AccountId=newcomer, SourceParentId=local_aws.state["root_id"], DestinationParentId=staging)
-        added = [(s["Region"], s["OrganizationalUnitId"]) for s in cfn.list_stack_instances(StackSetName=name, StackInstanceAccount=newcomer)["Summaries"]]
+        added = [
+            (s["Region"], s["OrganizationalUnitId"])
+            for s in cfn.list_stack_instances(StackSetName=name, StackInstanceAccount=newcomer)["Summaries"]
+        ]
         assert sorted(added) == [("eu-west-1", staging), ("us-east-1", staging)]
         assert _ssm_value(local_aws, newcomer, prefix) == "base-blue"
         org.move_account(AccountId=newcomer, SourceParentId=staging, DestinationParentId=local_aws.ou_id("development"))
@@ -301,21 +473,48 @@ def test_auto_deployment_follows_accounts_between_ous(local_aws, cfn):
 
 def test_generated_iam_names_fit_iam_limits(local_aws, cfn):
     name = _name("a-rather-long-stack-set-name")
-    body = yaml.safe_dump({"Resources": {"ARoleWithAFairlyLongLogicalId": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": []}}}}})
-    cfn.create_stack_set(StackSetName=name, TemplateBody=body, PermissionModel="SERVICE_MANAGED", Capabilities=["CAPABILITY_IAM"])
-    cfn.create_stack_instances(StackSetName=name, DeploymentTargets={"OrganizationalUnitIds": [local_aws.ou_id("development")]}, Regions=["us-east-1"])
+    body = yaml.safe_dump(
+        {
+            "Resources": {
+                "ARoleWithAFairlyLongLogicalId": {
+                    "Type": "AWS::IAM::Role",
+                    "Properties": {"AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": []}},
+                }
+            }
+        }
+    )
+    cfn.create_stack_set(
+        StackSetName=name, TemplateBody=body, PermissionModel="SERVICE_MANAGED", Capabilities=["CAPABILITY_IAM"]
+    )
+    cfn.create_stack_instances(
+        StackSetName=name,
+        DeploymentTargets={"OrganizationalUnitIds": [local_aws.ou_id("development")]},
+        Regions=["us-east-1"],
+    )
     stack_id = cfn.list_stack_instances(StackSetName=name)["Summaries"][0]["StackId"]
-    role = local_aws.client("cloudformation", account="ml-development").describe_stack_resource(StackName=stack_id, LogicalResourceId="ARoleWithAFairlyLongLogicalId")
+    role = local_aws.client("cloudformation", account="ml-development").describe_stack_resource(
+        StackName=stack_id, LogicalResourceId="ARoleWithAFairlyLongLogicalId"
+    )
     role_name = role["StackResourceDetail"]["PhysicalResourceId"]
     assert len(role_name) <= 64 and role_name.startswith("StackSet-a-rather") and "-ARoleWith" in role_name, role_name
 
 
 def test_a_missing_ssm_parameter_fails_with_the_aws_message(local_aws):
-    body = {"Parameters": {"Subnets": {"Type": "AWS::SSM::Parameter::Value<List<AWS::EC2::Subnet::Id>>", "Default": "/absent/subnet-ids"}},
-            "Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}}}
+    body = {
+        "Parameters": {
+            "Subnets": {
+                "Type": "AWS::SSM::Parameter::Value<List<AWS::EC2::Subnet::Id>>",
+                "Default": "/absent/subnet-ids",
+            }
+        },
+        "Resources": {"Handle": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+    }
     with pytest.raises(botocore.exceptions.ClientError) as caught:
         local_aws.client("cloudformation").create_stack(StackName=_name("ssm"), TemplateBody=json.dumps(body))
-    assert caught.value.response["Error"]["Message"] == "Unable to fetch parameters [/absent/subnet-ids] from parameter store for this account."
+    assert (
+        caught.value.response["Error"]["Message"]
+        == "Unable to fetch parameters [/absent/subnet-ids] from parameter store for this account."
+    )
 
 
 # ---------------------------------------------------------------- SageMaker
@@ -325,10 +524,35 @@ def test_cloudformation_honours_sagemaker_physical_names(local_aws):
     name = _name("ep")
     body = {
         "Resources": {
-            "Model": {"Type": "AWS::SageMaker::Model", "Properties": {"ModelName": name, "ExecutionRoleArn": "arn:aws:iam::123456789012:role/x", "PrimaryContainer": {"Image": "img"}}},
-            "Config": {"Type": "AWS::SageMaker::EndpointConfig", "Properties": {"EndpointConfigName": name, "ProductionVariants": [
-                {"VariantName": "main", "ModelName": {"Fn::GetAtt": ["Model", "ModelName"]}, "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}]}},
-            "Endpoint": {"Type": "AWS::SageMaker::Endpoint", "Properties": {"EndpointName": name, "EndpointConfigName": {"Fn::GetAtt": ["Config", "EndpointConfigName"]}}},
+            "Model": {
+                "Type": "AWS::SageMaker::Model",
+                "Properties": {
+                    "ModelName": name,
+                    "ExecutionRoleArn": "arn:aws:iam::123456789012:role/x",
+                    "PrimaryContainer": {"Image": "img"},
+                },
+            },
+            "Config": {
+                "Type": "AWS::SageMaker::EndpointConfig",
+                "Properties": {
+                    "EndpointConfigName": name,
+                    "ProductionVariants": [
+                        {
+                            "VariantName": "main",
+                            "ModelName": {"Fn::GetAtt": ["Model", "ModelName"]},
+                            "InitialInstanceCount": 1,
+                            "InstanceType": "ml.m5.large",
+                        }
+                    ],
+                },
+            },
+            "Endpoint": {
+                "Type": "AWS::SageMaker::Endpoint",
+                "Properties": {
+                    "EndpointName": name,
+                    "EndpointConfigName": {"Fn::GetAtt": ["Config", "EndpointConfigName"]},
+                },
+            },
         }
     }
     local_aws.client("cloudformation").create_stack(StackName=name, TemplateBody=json.dumps(body))
@@ -340,9 +564,30 @@ def test_cloudformation_honours_sagemaker_physical_names(local_aws):
 
 def test_cloudformation_creates_model_package_groups_with_their_policy(local_aws):
     name = _name("registry")
-    policy = {"Version": "2012-10-17", "Statement": [{"Sid": "Org", "Effect": "Allow", "Principal": "*", "Action": "sagemaker:DescribeModelPackageGroup", "Resource": "*"}]}
-    body = {"Resources": {"Group": {"Type": "AWS::SageMaker::ModelPackageGroup", "Properties": {"ModelPackageGroupName": name, "ModelPackageGroupPolicy": policy}}},
-            "Outputs": {"Arn": {"Value": {"Fn::GetAtt": ["Group", "ModelPackageGroupArn"]}}, "Ref": {"Value": {"Ref": "Group"}}}}
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "Org",
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": "sagemaker:DescribeModelPackageGroup",
+                "Resource": "*",
+            }
+        ],
+    }
+    body = {
+        "Resources": {
+            "Group": {
+                "Type": "AWS::SageMaker::ModelPackageGroup",
+                "Properties": {"ModelPackageGroupName": name, "ModelPackageGroupPolicy": policy},
+            }
+        },
+        "Outputs": {
+            "Arn": {"Value": {"Fn::GetAtt": ["Group", "ModelPackageGroupArn"]}},
+            "Ref": {"Value": {"Ref": "Group"}},
+        },
+    }
     cfn = local_aws.client("cloudformation", account="ml-development")
     cfn.create_stack(StackName=name, TemplateBody=json.dumps(body))
     sagemaker = local_aws.client("sagemaker", account="ml-development")
@@ -360,13 +605,33 @@ def test_model_package_group_policy_round_trip_and_errors(local_aws):
     name = _name("group")
     with pytest.raises(botocore.exceptions.ClientError) as caught:
         sagemaker.get_model_package_group_policy(ModelPackageGroupName=name)
-    assert caught.value.response["Error"]["Code"] == "ValidationException" and "Cannot find Model Package Group" in caught.value.response["Error"]["Message"]
+    assert (
+        caught.value.response["Error"]["Code"] == "ValidationException"
+        and "Cannot find Model Package Group" in caught.value.response["Error"]["Message"]
+    )
     arn = sagemaker.create_model_package_group(ModelPackageGroupName=name)["ModelPackageGroupArn"]
     with pytest.raises(botocore.exceptions.ClientError) as caught:
         sagemaker.get_model_package_group_policy(ModelPackageGroupName=name)
     assert caught.value.response["Error"]["Message"] == f"Cannot find resource policy for: {arn}"
-    policy = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111111111111:root"}, "Action": "sagemaker:DescribeModelPackageGroup", "Resource": arn}]})
-    assert sagemaker.put_model_package_group_policy(ModelPackageGroupName=name, ResourcePolicy=policy)["ModelPackageGroupArn"] == arn
+    policy = json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": "arn:aws:iam::111111111111:root"},
+                    "Action": "sagemaker:DescribeModelPackageGroup",
+                    "Resource": arn,
+                }
+            ],
+        }
+    )
+    assert (
+        sagemaker.put_model_package_group_policy(ModelPackageGroupName=name, ResourcePolicy=policy)[
+            "ModelPackageGroupArn"
+        ]
+        == arn
+    )
     assert sagemaker.get_model_package_group_policy(ModelPackageGroupName=name)["ResourcePolicy"] == policy
     with pytest.raises(botocore.exceptions.ClientError):
         sagemaker.put_model_package_group_policy(ModelPackageGroupName=name, ResourcePolicy="not json")
@@ -379,13 +644,27 @@ def test_invoke_endpoint_checks_the_callers_account(local_aws):
     """An endpoint of one account is not found from another, as in AWS."""
     name = _name("ep")
     sagemaker = local_aws.client("sagemaker", account="ml-production-1")
-    sagemaker.create_model(ModelName=name, ExecutionRoleArn="arn:aws:iam::123456789012:role/x", PrimaryContainer={"Image": "img"})
-    sagemaker.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{"VariantName": "main", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}])
+    sagemaker.create_model(
+        ModelName=name, ExecutionRoleArn="arn:aws:iam::123456789012:role/x", PrimaryContainer={"Image": "img"}
+    )
+    sagemaker.create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=[
+            {"VariantName": "main", "ModelName": name, "InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}
+        ],
+    )
     sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=name)
-    assert local_aws.client("sagemaker-runtime", account="ml-production-1").invoke_endpoint(EndpointName=name, Body=b"{}")["Body"].read()
+    assert (
+        local_aws.client("sagemaker-runtime", account="ml-production-1")
+        .invoke_endpoint(EndpointName=name, Body=b"{}")["Body"]
+        .read()
+    )
     with pytest.raises(botocore.exceptions.ClientError) as caught:
         local_aws.client("sagemaker-runtime", account="ml-production-2").invoke_endpoint(EndpointName=name, Body=b"{}")
-    assert caught.value.response["Error"]["Message"] == f"Endpoint {name} of account {local_aws.account_id('ml-production-2')} not found."
+    assert (
+        caught.value.response["Error"]["Message"]
+        == f"Endpoint {name} of account {local_aws.account_id('ml-production-2')} not found."
+    )
 
 
 # ---------------------------------------------------------------- the patch set

@@ -10,15 +10,24 @@ from moto import mock_aws
 
 from deploy.local.patches import cloudformation_ssm_defaults
 
-TEMPLATE = json.dumps({
-    "Parameters": {
-        "SubnetId": {"Type": "AWS::SSM::Parameter::Value<String>", "Default": "/env/staging/subnet-id"},
-    },
-    "Resources": {
-        "Param": {"Type": "AWS::SSM::Parameter", "Properties": {"Name": {"Fn::Sub": "/copy/${AWS::StackName}"}, "Type": "String", "Value": {"Ref": "SubnetId"}}},
-    },
-    "Outputs": {"Resolved": {"Value": {"Ref": "SubnetId"}}},
-})
+TEMPLATE = json.dumps(
+    {
+        "Parameters": {
+            "SubnetId": {"Type": "AWS::SSM::Parameter::Value<String>", "Default": "/env/staging/subnet-id"},
+        },
+        "Resources": {
+            "Param": {
+                "Type": "AWS::SSM::Parameter",
+                "Properties": {
+                    "Name": {"Fn::Sub": "/copy/${AWS::StackName}"},
+                    "Type": "String",
+                    "Value": {"Ref": "SubnetId"},
+                },
+            },
+        },
+        "Outputs": {"Resolved": {"Value": {"Ref": "SubnetId"}}},
+    }
+)
 
 
 @pytest.fixture
@@ -36,8 +45,11 @@ def _resolved(cfn, name):
 def test_a_passed_ssm_name_is_resolved_and_the_missing_default_is_not(aws):
     cfn, ssm = aws
     ssm.put_parameter(Name="/env/prod/subnet-id", Type="String", Value="subnet-prod")
-    cfn.create_stack(StackName="prod", TemplateBody=TEMPLATE,
-                     Parameters=[{"ParameterKey": "SubnetId", "ParameterValue": "/env/prod/subnet-id"}])
+    cfn.create_stack(
+        StackName="prod",
+        TemplateBody=TEMPLATE,
+        Parameters=[{"ParameterKey": "SubnetId", "ParameterValue": "/env/prod/subnet-id"}],
+    )
     assert _resolved(cfn, "prod") == "subnet-prod"
 
 

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from deploy.errors import InputError
-from deploy.manifest import derive_capabilities, dependency_order, load_manifest, parse_template_text
+from deploy.manifest import dependency_order, derive_capabilities, load_manifest, parse_template_text
 
 TEMPLATE = textwrap.dedent(
     """\
@@ -44,7 +44,11 @@ def write(tmp_path: Path, stack_sets=None, text: str | None = None, **top) -> Pa
     (tmp_path / "t.yaml").write_text(TEMPLATE)
     path = tmp_path / "manifest.yaml"
     if text is None:
-        data = {"admin_region": "us-east-1", "stack_sets": stack_sets if stack_sets is not None else [base_stack_set()], **top}
+        data = {
+            "admin_region": "us-east-1",
+            "stack_sets": stack_sets if stack_sets is not None else [base_stack_set()],
+            **top,
+        }
         text = yaml.safe_dump(data, sort_keys=False)
     path.write_text(text)
     return path
@@ -75,28 +79,93 @@ def test_a_valid_manifest_loads_with_defaults(tmp_path):
     "stack_set, where, key, words",
     [
         (base_stack_set(regions=["us-east-9"]), "stack set 'roles'", "regions", ["us-east-9"]),
-        (base_stack_set(targets={"organizational_units": ["ou-bad"]}), "stack set 'roles'", "targets.organizational_units", ["ou-bad"]),
-        (base_stack_set(permission_model="self_managed", targets={"accounts": ["12345"]}), "stack set 'roles'", "targets.accounts", ["12345", "12-digit"]),
-        (base_stack_set(parameters={"Required": "x", "Sise": "large"}), "stack set 'roles'", "parameters.Sise", ["did you mean 'Size'"]),
+        (
+            base_stack_set(targets={"organizational_units": ["ou-bad"]}),
+            "stack set 'roles'",
+            "targets.organizational_units",
+            ["ou-bad"],
+        ),
+        (
+            base_stack_set(permission_model="self_managed", targets={"accounts": ["12345"]}),
+            "stack set 'roles'",
+            "targets.accounts",
+            ["12345", "12-digit"],
+        ),
+        (
+            base_stack_set(parameters={"Required": "x", "Sise": "large"}),
+            "stack set 'roles'",
+            "parameters.Sise",
+            ["did you mean 'Size'"],
+        ),
         (base_stack_set(parameters={}), "stack set 'roles'", "parameters", ["Required"]),
-        (base_stack_set(parameters={"Required": "x", "Size": "huge"}), "stack set 'roles'", "parameters.Size", ["huge", "small, large"]),
-        (base_stack_set(parameters={"Required": "x", "Count": "many"}), "stack set 'roles'", "parameters.Count", ["not a number"]),
-        (base_stack_set(parameters={"Required": "x", "Secret": "UPPER"}), "stack set 'roles'", "parameters.Secret", ["****", "AllowedPattern"]),
+        (
+            base_stack_set(parameters={"Required": "x", "Size": "huge"}),
+            "stack set 'roles'",
+            "parameters.Size",
+            ["huge", "small, large"],
+        ),
+        (
+            base_stack_set(parameters={"Required": "x", "Count": "many"}),
+            "stack set 'roles'",
+            "parameters.Count",
+            ["not a number"],
+        ),
+        (
+            base_stack_set(parameters={"Required": "x", "Secret": "UPPER"}),
+            "stack set 'roles'",
+            "parameters.Secret",
+            ["****", "AllowedPattern"],
+        ),
         (base_stack_set(template="missing.yaml"), "stack set 'roles'", "template", ["missing.yaml", "does not exist"]),
         (base_stack_set(regionz=["us-east-1"]), "stack set 'roles'", "regionz", ["did you mean 'regions'"]),
         (base_stack_set(regions="us-east-1"), "stack set 'roles'", "regions", ["expected array"]),
         (base_stack_set(auto_deployment="yes"), "stack set 'roles'", "auto_deployment", ["boolean"]),
         (base_stack_set(permission_model="service"), "stack set 'roles'", "permission_model", ["service_managed"]),
-        (base_stack_set(targets={"organizational_units": ["ou-abcd-12345678"], "accounts": ["111111111111"]}), "stack set 'roles'", "targets.account_filter", ["intersection"]),
-        (base_stack_set(permission_model="self_managed", targets={"organizational_units": ["ou-abcd-12345678"]}), "stack set 'roles'", "targets.organizational_units", ["self_managed"]),
-        (base_stack_set(overrides=[{"regions": ["eu-west-1"], "parameters": {"Size": "large"}}]), "stack set 'roles'", "overrides[0].regions", ["eu-west-1"]),
-        (base_stack_set(overrides=[{"parameters": {"Nope": "1"}}]), "stack set 'roles'", "overrides[0].parameters.Nope", ["not a parameter"]),
-        (base_stack_set(operation_preferences={"max_concurrent_count": 2, "max_concurrent_percentage": 50}), "stack set 'roles'", "operation_preferences.max_concurrent_percentage", ["either"]),
+        (
+            base_stack_set(targets={"organizational_units": ["ou-abcd-12345678"], "accounts": ["111111111111"]}),
+            "stack set 'roles'",
+            "targets.account_filter",
+            ["intersection"],
+        ),
+        (
+            base_stack_set(permission_model="self_managed", targets={"organizational_units": ["ou-abcd-12345678"]}),
+            "stack set 'roles'",
+            "targets.organizational_units",
+            ["self_managed"],
+        ),
+        (
+            base_stack_set(overrides=[{"regions": ["eu-west-1"], "parameters": {"Size": "large"}}]),
+            "stack set 'roles'",
+            "overrides[0].regions",
+            ["eu-west-1"],
+        ),
+        (
+            base_stack_set(overrides=[{"parameters": {"Nope": "1"}}]),
+            "stack set 'roles'",
+            "overrides[0].parameters.Nope",
+            ["not a parameter"],
+        ),
+        (
+            base_stack_set(operation_preferences={"max_concurrent_count": 2, "max_concurrent_percentage": 50}),
+            "stack set 'roles'",
+            "operation_preferences.max_concurrent_percentage",
+            ["either"],
+        ),
         (base_stack_set(depends_on=["ghost"]), "stack set 'roles'", "depends_on", ["ghost"]),
         (base_stack_set(depends_on=["roles"]), "stack set 'roles'", "depends_on", ["itself"]),
-        (base_stack_set(tags={"sagemaker-stackset-deploy:managed-by": "me"}), "stack set 'roles'", "tags.sagemaker-stackset-deploy:managed-by", ["reserved"]),
+        (
+            base_stack_set(tags={"sagemaker-stackset-deploy:managed-by": "me"}),
+            "stack set 'roles'",
+            "tags.sagemaker-stackset-deploy:managed-by",
+            ["reserved"],
+        ),
         (base_stack_set(name="bad_name"), "stack set 'bad_name'", "name", ["does not match"]),
-        (base_stack_set(administration_role_arn="arn:aws:iam::111111111111:role/Admin"), "stack set 'roles'", "administration_role_arn", ["self_managed"]),
+        (
+            base_stack_set(administration_role_arn="arn:aws:iam::111111111111:role/Admin"),
+            "stack set 'roles'",
+            "administration_role_arn",
+            ["self_managed"],
+        ),
     ],
 )
 def test_bad_stack_set_input_names_file_stack_set_and_key(tmp_path, stack_set, where, key, words):
@@ -139,7 +208,11 @@ def test_top_level_problems(tmp_path):
 
 
 def test_ou_paths_are_accepted_and_recorded(tmp_path):
-    manifest = load_manifest(write(tmp_path, stack_sets=[base_stack_set(targets={"organizational_units": ["ou:/workloads/staging", "r-ab12"]})]))
+    manifest = load_manifest(
+        write(
+            tmp_path, stack_sets=[base_stack_set(targets={"organizational_units": ["ou:/workloads/staging", "r-ab12"]})]
+        )
+    )
     assert manifest.ou_paths() == {"ou:/workloads/staging"}
     error = error_of(tmp_path, stack_sets=[base_stack_set(targets={"organizational_units": ["ou:staging"]})])
     assert "ou:/name/child" in error.message
@@ -156,13 +229,19 @@ def test_capabilities_are_derived_from_the_template():
 
 
 def test_short_form_intrinsics_parse():
-    data = parse_template_text("Resources:\n  A:\n    Type: X\n    Properties: {V: !GetAtt B.Arn, W: !Sub 'a', L: !Join ['', [a]]}\n")
+    data = parse_template_text(
+        "Resources:\n  A:\n    Type: X\n    Properties: {V: !GetAtt B.Arn, W: !Sub 'a', L: !Join ['', [a]]}\n"
+    )
     props = data["Resources"]["A"]["Properties"]
     assert props == {"V": {"Fn::GetAtt": ["B", "Arn"]}, "W": {"Fn::Sub": "a"}, "L": {"Fn::Join": ["", ["a"]]}}
 
 
 def test_dependency_order_puts_dependencies_first(tmp_path):
-    stack_sets = [base_stack_set(name="c", depends_on=["b"]), base_stack_set(name="a"), base_stack_set(name="b", depends_on=["a"])]
+    stack_sets = [
+        base_stack_set(name="c", depends_on=["b"]),
+        base_stack_set(name="a"),
+        base_stack_set(name="b", depends_on=["a"]),
+    ]
     manifest = load_manifest(write(tmp_path, stack_sets=stack_sets))
     assert dependency_order(manifest.stack_sets) == ["a", "b", "c"]
 
@@ -176,7 +255,9 @@ def test_repository_templates_capabilities():
 
 
 def test_account_names_are_accepted_and_recorded(tmp_path):
-    item = base_stack_set(permission_model="self_managed", targets={"accounts": ["account:ml-development", "111111111111"]})
+    item = base_stack_set(
+        permission_model="self_managed", targets={"accounts": ["account:ml-development", "111111111111"]}
+    )
     manifest = load_manifest(write(tmp_path, stack_sets=[item]))
     assert manifest.account_names() == {"account:ml-development"}
     assert manifest.stack_sets[0].accounts == ("111111111111", "account:ml-development")
@@ -187,8 +268,14 @@ def test_the_worked_example_validates():
     root = Path(__file__).resolve().parents[1]
     manifest = load_manifest(root / "examples" / "manifest.yaml")
     names = [spec.name for spec in manifest.stack_sets]
-    assert names == ["ml-environment", "ml-target-account-roles", "ml-servicecatalog-launch-role", "ml-target-network",
-                     "ml-model-deploy", "ml-endpoint-invoke-role"]
+    assert names == [
+        "ml-environment",
+        "ml-target-account-roles",
+        "ml-servicecatalog-launch-role",
+        "ml-target-network",
+        "ml-model-deploy",
+        "ml-endpoint-invoke-role",
+    ]
     by_name = manifest.by_name()
     assert by_name["ml-environment"].permission_model == "SELF_MANAGED"
     assert by_name["ml-environment"].template.size > 51_200  # exercised through S3

@@ -89,7 +89,10 @@ def test_stages_and_action_types_in_order(rendered):
     _, pipeline = the_one(rendered, "AWS::CodePipeline::Pipeline")
     stages = pipeline["Properties"]["Stages"]
     assert [len(stage["Actions"]) for stage in stages] == [1] * len(STAGES)
-    found = [(s["Name"], s["Actions"][0]["ActionTypeId"]["Category"], s["Actions"][0]["ActionTypeId"]["Provider"]) for s in stages]
+    found = [
+        (s["Name"], s["Actions"][0]["ActionTypeId"]["Category"], s["Actions"][0]["ActionTypeId"]["Provider"])
+        for s in stages
+    ]
     assert found == STAGES
     for stage in stages:
         assert stage["Actions"][0]["ActionTypeId"]["Owner"] == "AWS"
@@ -130,7 +133,9 @@ def test_staging_stack_set_and_production_instances_target_the_same_stack_set(re
     for key in ("AdministrationRoleArn", "ExecutionRoleName"):
         condition, _, absent = staging[key]["Fn::If"]
         assert condition == mlops_project.SELF_MANAGED and absent == {"Ref": "AWS::NoValue"}, key
-    assert rendered["Conditions"][mlops_project.SELF_MANAGED] == {"Fn::Equals": [{"Ref": "PermissionModel"}, "SELF_MANAGED"]}
+    assert rendered["Conditions"][mlops_project.SELF_MANAGED] == {
+        "Fn::Equals": [{"Ref": "PermissionModel"}, "SELF_MANAGED"]
+    }
 
 
 def test_artifact_store_is_kms_encrypted_with_the_projects_key(rendered):
@@ -138,7 +143,11 @@ def test_artifact_store_is_kms_encrypted_with_the_projects_key(rendered):
     bucket_id, _ = kms_bucket(rendered)
     _, pipeline = the_one(rendered, "AWS::CodePipeline::Pipeline")
     store = pipeline["Properties"]["ArtifactStore"]
-    assert store == {"Type": "S3", "Location": {"Ref": bucket_id}, "EncryptionKey": {"Type": "KMS", "Id": getatt(key_id)}}
+    assert store == {
+        "Type": "S3",
+        "Location": {"Ref": bucket_id},
+        "EncryptionKey": {"Type": "KMS", "Id": getatt(key_id)},
+    }
     assert key["Properties"]["EnableKeyRotation"] is True
     _, build = the_one(rendered, "AWS::CodeBuild::Project")
     assert build["Properties"]["EncryptionKey"] == getatt(key_id)
@@ -149,7 +158,9 @@ def test_artifact_store_is_kms_encrypted_with_the_projects_key(rendered):
 def test_artifacts_bucket_is_encrypted_with_the_projects_key(rendered):
     key_id, _ = the_one(rendered, "AWS::KMS::Key")
     _, bucket = kms_bucket(rendered)
-    default = bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    default = bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
+        "ServerSideEncryptionByDefault"
+    ]
     assert default == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": getatt(key_id)}
 
 
@@ -170,7 +181,10 @@ def test_approval_of_a_package_of_the_projects_group_starts_the_pipeline(rendere
     assert pattern["detail"]["ModelApprovalStatus"] == ["Approved"]
     (group,) = pattern["detail"]["ModelPackageGroupName"]
     condition, given, environment_group = group["Fn::If"]
-    assert (given, environment_group) == ({"Ref": "ModelPackageGroupName"}, {"Fn::Sub": mlops_project.ENVIRONMENT_GROUP_NAME})
+    assert (given, environment_group) == (
+        {"Ref": "ModelPackageGroupName"},
+        {"Fn::Sub": mlops_project.ENVIRONMENT_GROUP_NAME},
+    )
     assert rendered["Conditions"][condition] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "ModelPackageGroupName"}, ""]}]}
     (target,) = rule["Properties"]["Targets"]
     text, variables = target["Arn"]["Fn::Sub"]
@@ -206,11 +220,15 @@ def test_star_resources_only_where_aws_offers_no_resource_level_permissions(rend
             continue
         if path == "KeyPolicy":
             continue  # "*" in a key policy means this key
-        assert as_list(statement["Action"]) in (["sagemaker:ListModelPackages"], ["cloudformation:CreateStackSet"]), f"{logical_id}: {statement}"
+        assert as_list(statement["Action"]) in (["sagemaker:ListModelPackages"], ["cloudformation:CreateStackSet"]), (
+            f"{logical_id}: {statement}"
+        )
         if statement["Action"] == ["cloudformation:CreateStackSet"]:
             assert statement["Condition"] == {
                 "ArnEqualsIfExists": {
-                    "cloudformation:RoleArn": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${StackSetAdministrationRoleName}"}
+                    "cloudformation:RoleArn": {
+                        "Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/${StackSetAdministrationRoleName}"
+                    }
                 }
             }
 
@@ -243,7 +261,10 @@ def test_each_role_is_trusted_by_its_one_service_for_this_account_only(rendered)
 def test_pipeline_may_drive_only_the_projects_stack_set_and_the_model_deploy_types(rendered):
     (statement,) = [s for lid, _, s in statements(rendered) if s.get("Sid") == "DeployProjectStackSet"]
     assert all(a.startswith("cloudformation:") for a in statement["Action"])
-    assert "cloudformation:UpdateStackSet" in statement["Action"] and "cloudformation:CreateStackInstances" in statement["Action"]
+    assert (
+        "cloudformation:UpdateStackSet" in statement["Action"]
+        and "cloudformation:CreateStackInstances" in statement["Action"]
+    )
     assert "cloudformation:DeleteStackSet" not in statement["Action"]
     texts = [r["Fn::Sub"][0] if isinstance(r["Fn::Sub"], list) else r["Fn::Sub"] for r in statement["Resource"]]
     assert any(t.endswith(":stackset/${StackSet}:*") for t in texts)
@@ -306,7 +327,9 @@ def _run_build(tmp_path, listed_arn: str, with_template: bool = True):
         "PROD_INSTANCE_TYPE": "ml.c5.xlarge",
     }
     (script,) = yaml.safe_load(mlops_project.buildspec())["phases"]["build"]["commands"]
-    result = subprocess.run([shutil.which("bash"), "-c", script], cwd=work, env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [shutil.which("bash"), "-c", script], cwd=work, env=env, capture_output=True, text=True, timeout=60
+    )
     return result, work
 
 
@@ -320,7 +343,11 @@ def test_build_writes_stack_set_parameters_for_the_latest_approved_package(tmp_p
     assert result.returncode == 0, result.stderr
     args = (tmp_path / "aws-args").read_text().split()
     assert args[:2] == ["sagemaker", "list-model-packages"]
-    for flag, value in (("--model-package-group-name", "churn"), ("--model-approval-status", "Approved"), ("--sort-order", "Descending")):
+    for flag, value in (
+        ("--model-package-group-name", "churn"),
+        ("--model-approval-status", "Approved"),
+        ("--sort-order", "Descending"),
+    ):
         assert args[args.index(flag) + 1] == value
     staging = _as_dict(work / mlops_project.STAGING_PARAMETERS_FILE)
     assert staging == {
@@ -353,7 +380,9 @@ def test_build_fails_without_an_approved_package(tmp_path):
 
 
 def test_build_fails_when_the_source_has_no_template(tmp_path):
-    result, work = _run_build(tmp_path, "arn:aws:sagemaker:us-east-1:111111111111:model-package/churn/7", with_template=False)
+    result, work = _run_build(
+        tmp_path, "arn:aws:sagemaker:us-east-1:111111111111:model-package/churn/7", with_template=False
+    )
     assert result.returncode != 0 and mlops_project.TEMPLATE_FILE in result.stderr
     assert not (tmp_path / "aws-args").exists(), "nothing resolved before the source is checked"
 
@@ -371,15 +400,23 @@ def build_project():
 def test_model_build_pipeline_is_source_then_build_started_by_seed_code_uploads(build_project):
     pipeline_id, pipeline = the_one(build_project, "AWS::CodePipeline::Pipeline")
     stages = pipeline["Properties"]["Stages"]
-    assert [(s["Name"], s["Actions"][0]["ActionTypeId"]["Provider"]) for s in stages] == [("Source", "S3"), ("Build", "CodeBuild")]
+    assert [(s["Name"], s["Actions"][0]["ActionTypeId"]["Provider"]) for s in stages] == [
+        ("Source", "S3"),
+        ("Build", "CodeBuild"),
+    ]
     bucket_id, bucket = kms_bucket(build_project)
     source = stages[0]["Actions"][0]["Configuration"]
     assert source["S3Bucket"] == {"Ref": bucket_id} and source["PollForSourceChanges"] == "false"
-    assert bucket["Properties"]["NotificationConfiguration"] == {"EventBridgeConfiguration": {"EventBridgeEnabled": True}}
+    assert bucket["Properties"]["NotificationConfiguration"] == {
+        "EventBridgeConfiguration": {"EventBridgeEnabled": True}
+    }
     _, rule = the_one(build_project, "AWS::Events::Rule")
     pattern = rule["Properties"]["EventPattern"]
     assert pattern["source"] == ["aws.s3"] and pattern["detail-type"] == ["Object Created"]
-    assert pattern["detail"] == {"bucket": {"name": [{"Ref": bucket_id}]}, "object": {"key": [{"Ref": "SourceObjectKey"}]}}
+    assert pattern["detail"] == {
+        "bucket": {"name": [{"Ref": bucket_id}]},
+        "object": {"key": [{"Ref": "SourceObjectKey"}]},
+    }
     (target,) = rule["Properties"]["Targets"]
     assert target["Arn"]["Fn::Sub"][1] == {"Pipeline": {"Ref": pipeline_id}}
 

@@ -41,7 +41,7 @@ def defaults(rendered: dict) -> dict:
 def evaluate(expr, values: dict, conditions: dict):
     """Evaluate a condition/rule expression (Fn::Equals/Not/And/Or, Condition, Ref)."""
     if isinstance(expr, dict):
-        (fn, arg), = expr.items()
+        ((fn, arg),) = expr.items()
         if fn == "Ref":
             return values[arg]
         if fn == "Condition":
@@ -96,8 +96,12 @@ def the_one(rendered: dict, type_: str) -> tuple[str, dict]:
 def kms_bucket(rendered: dict) -> tuple[str, dict]:
     """The one bucket encrypted with a KMS key (the others are access-log destinations)."""
     found = {
-        lid: b for lid, b in resources(rendered, "AWS::S3::Bucket").items()
-        if b["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
+        lid: b
+        for lid, b in resources(rendered, "AWS::S3::Bucket").items()
+        if b["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"][
+            "SSEAlgorithm"
+        ]
+        == "aws:kms"
     }
     assert len(found) == 1, sorted(found)
     return next(iter(found.items()))
@@ -111,14 +115,20 @@ def assert_buckets_private_retained_tls_only_and_logged(rendered: dict) -> None:
     for logical_id, bucket in buckets.items():
         props = bucket["Properties"]
         assert props["VersioningConfiguration"] == {"Status": "Enabled"}, logical_id
-        assert set(props["PublicAccessBlockConfiguration"].values()) == {True} and len(props["PublicAccessBlockConfiguration"]) == 4
+        assert (
+            set(props["PublicAccessBlockConfiguration"].values()) == {True}
+            and len(props["PublicAccessBlockConfiguration"]) == 4
+        )
         assert bucket["DeletionPolicy"] == bucket["UpdateReplacePolicy"] == "Retain", logical_id
         assert bucket.get("Condition") == policies[logical_id].get("Condition"), logical_id
         policy_statements = policies[logical_id]["Properties"]["PolicyDocument"]["Statement"]
         assert any(
-            s["Effect"] == "Deny" and s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false" for s in policy_statements
+            s["Effect"] == "Deny" and s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"
+            for s in policy_statements
         ), f"{logical_id}: no TLS-only deny"
-        algorithm = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"]
+        algorithm = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"][
+            "SSEAlgorithm"
+        ]
         if algorithm == "AES256":
             continue  # a log destination: S3 delivers access logs to SSE-S3 buckets only
         assert algorithm == "aws:kms", logical_id
@@ -126,8 +136,12 @@ def assert_buckets_private_retained_tls_only_and_logged(rendered: dict) -> None:
         log_bucket = buckets[destination]
         assert log_bucket.get("Condition") == bucket.get("Condition")
         assert "LoggingConfiguration" not in log_bucket["Properties"]
-        (delivery,) = [s for s in policies[destination]["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"]
-        assert delivery["Principal"] == {"Service": ["logging.s3.amazonaws.com"]} and delivery["Action"] == ["s3:PutObject"]
+        (delivery,) = [
+            s for s in policies[destination]["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Allow"
+        ]
+        assert delivery["Principal"] == {"Service": ["logging.s3.amazonaws.com"]} and delivery["Action"] == [
+            "s3:PutObject"
+        ]
         assert delivery["Condition"]["ArnLike"]["aws:SourceArn"] == [getatt(logical_id, "Arn")]
         assert delivery["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
 
@@ -145,7 +159,9 @@ def test_every_model_runs_in_the_network_stacks_private_subnets(rendered):
     assert models
     for logical_id, model in models.items():
         vpc = model["Properties"]["VpcConfig"]
-        assert vpc == {"Subnets": {"Ref": "SubnetIds"}, "SecurityGroupIds": [{"Ref": "WorkloadSecurityGroupId"}]}, logical_id
+        assert vpc == {"Subnets": {"Ref": "SubnetIds"}, "SecurityGroupIds": [{"Ref": "WorkloadSecurityGroupId"}]}, (
+            logical_id
+        )
 
 
 def test_network_isolation_follows_its_parameter_and_defaults_on(rendered):
@@ -188,12 +204,17 @@ def test_execution_role_defaults_to_the_target_account_roles_stacks_role(rendere
     name, derived, given = model["Properties"]["ExecutionRoleArn"]["Fn::If"]
     assert condition(rendered, name) is True
     assert given == {"Ref": "ModelExecutionRoleArn"}
-    assert derived == {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/" + model_deploy.MODEL_EXECUTION_ROLE_NAME}
+    assert derived == {
+        "Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/" + model_deploy.MODEL_EXECUTION_ROLE_NAME
+    }
 
 
 def test_model_and_endpoint_config_have_no_physical_names(rendered):
     """CloudFormation cannot replace a custom-named resource: a new model version would collide."""
-    for type_, name_property in (("AWS::SageMaker::Model", "ModelName"), ("AWS::SageMaker::EndpointConfig", "EndpointConfigName")):
+    for type_, name_property in (
+        ("AWS::SageMaker::Model", "ModelName"),
+        ("AWS::SageMaker::EndpointConfig", "EndpointConfigName"),
+    ):
         for logical_id, resource in resources(rendered, type_).items():
             assert name_property not in resource["Properties"], logical_id
 
@@ -212,7 +233,14 @@ def test_every_endpoint_config_encrypts_its_volume_with_the_given_or_created_key
         ), logical_id
         name = kms["Fn::If"][0]
         assert condition(rendered, name) is True
-        assert condition(rendered, name, KmsKeyArn="arn:aws:kms:us-east-1:111111111111:key/" + "0" * 8 + "-0000-0000-0000-" + "0" * 12) is False
+        assert (
+            condition(
+                rendered,
+                name,
+                KmsKeyArn="arn:aws:kms:us-east-1:111111111111:key/" + "0" * 8 + "-0000-0000-0000-" + "0" * 12,
+            )
+            is False
+        )
 
 
 def test_the_key_is_rotated_and_retained(rendered):
@@ -307,7 +335,10 @@ def test_alarms_watch_5xx_errors_and_latency_of_this_endpoints_variant(rendered)
         props = alarm["Properties"]
         assert props["Namespace"] == "AWS/SageMaker", logical_id
         dimensions = {d["Name"]: d["Value"] for d in props["Dimensions"]}
-        assert dimensions == {"EndpointName": getatt(endpoint_id, "EndpointName"), "VariantName": model_deploy.VARIANT_NAME}, logical_id
+        assert dimensions == {
+            "EndpointName": getatt(endpoint_id, "EndpointName"),
+            "VariantName": model_deploy.VARIANT_NAME,
+        }, logical_id
         assert isinstance(props["Threshold"], dict) and "Ref" in props["Threshold"], "threshold by parameter"
         # The deployment role may manage alarms named <EnvName>-* only.
         assert props["AlarmName"]["Fn::Sub"][0].startswith("${EnvName}-"), logical_id
@@ -402,7 +433,9 @@ def _network(env_name: str, env_type: str) -> tuple[list[str], str]:
     ssm = boto3.client("ssm", region_name=REGION)
     vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
     subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{i}.0/24")["Subnet"]["SubnetId"] for i in range(2)]
-    sg = ec2.create_security_group(GroupName=f"{env_name}-{env_type}-workload", Description="workload", VpcId=vpc)["GroupId"]
+    sg = ec2.create_security_group(GroupName=f"{env_name}-{env_type}-workload", Description="workload", VpcId=vpc)[
+        "GroupId"
+    ]
     prefix = f"/{env_name}/{env_type}/"
     ssm.put_parameter(Name=prefix + model_deploy.SUBNET_IDS_SSM_SUFFIX, Type="StringList", Value=",".join(subnets))
     ssm.put_parameter(Name=prefix + model_deploy.SECURITY_GROUP_SSM_SUFFIX, Type="String", Value=sg)
@@ -453,7 +486,12 @@ def test_deploys_a_private_encrypted_endpoint_from_a_model_package(emulator, tem
     assert capture["KmsKeyId"] == key_arn and capture["DestinationS3Uri"] == outputs["DataCaptureS3Uri"]
     bucket = outputs["DataCaptureS3Uri"].removeprefix("s3://").split("/")[0]
     encryption = boto3.client("s3", region_name=REGION).get_bucket_encryption(Bucket=bucket)
-    assert encryption["ServerSideEncryptionConfiguration"]["Rules"][0]["ApplyServerSideEncryptionByDefault"]["KMSMasterKeyID"] == key_arn
+    assert (
+        encryption["ServerSideEncryptionConfiguration"]["Rules"][0]["ApplyServerSideEncryptionByDefault"][
+            "KMSMasterKeyID"
+        ]
+        == key_arn
+    )
     tags = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=endpoint["EndpointArn"])["Tags"]}
     assert tags["sagemaker:deployment-stage"] == "prod"
     assert tags["sagemaker:project-name"] == "churn" and tags["sagemaker:project-id"] == "p-abc123"
@@ -468,7 +506,9 @@ def test_deploys_from_an_image_with_a_given_key_and_no_capture(emulator, templat
     assert outputs["EndpointKeyArn"] == key_arn
     sm = boto3.client("sagemaker", region_name=REGION)
     (endpoint,) = sm.list_endpoints()["Endpoints"]
-    config = sm.describe_endpoint_config(EndpointConfigName=sm.describe_endpoint(EndpointName=endpoint["EndpointName"])["EndpointConfigName"])
+    config = sm.describe_endpoint_config(
+        EndpointConfigName=sm.describe_endpoint(EndpointName=endpoint["EndpointName"])["EndpointConfigName"]
+    )
     assert config["KmsKeyId"] == key_arn
     assert not config.get("DataCaptureConfig")
     model = sm.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
@@ -506,7 +546,9 @@ def test_condition_names_all_resolve(rendered):
     walk(rendered["Outputs"])
     assert used <= set(rendered["Conditions"])
     # Every combination of the switches evaluates without error.
-    for env_type, capture, scaling in itertools.product(("staging", "prod"), ("true", "false"), ("default", "enabled", "disabled")):
+    for env_type, capture, scaling in itertools.product(
+        ("staging", "prod"), ("true", "false"), ("default", "enabled", "disabled")
+    ):
         for name in rendered["Conditions"]:
             condition(rendered, name, EnvType=env_type, EnableDataCapture=capture, AutoScaling=scaling)
 
@@ -522,11 +564,20 @@ def test_deploys_in_a_staging_account_of_the_local_aws_server(local_aws):
     subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.30.{i}.0/24")["Subnet"]["SubnetId"] for i in range(2)]
     sg = ec2.create_security_group(GroupName=f"{env_name}-workload", Description="workload", VpcId=vpc)["GroupId"]
     prefix = f"/{env_name}/staging/"
-    ssm.put_parameter(Name=prefix + model_deploy.SUBNET_IDS_SSM_SUFFIX, Type="StringList", Value=",".join(subnets), Overwrite=True)
+    ssm.put_parameter(
+        Name=prefix + model_deploy.SUBNET_IDS_SSM_SUFFIX, Type="StringList", Value=",".join(subnets), Overwrite=True
+    )
     ssm.put_parameter(Name=prefix + model_deploy.SECURITY_GROUP_SSM_SUFFIX, Type="String", Value=sg, Overwrite=True)
     # moto also resolves the defaults (the mlops names) of SSM-typed parameters: publish them too.
-    ssm.put_parameter(Name="/mlops/staging/" + model_deploy.SUBNET_IDS_SSM_SUFFIX, Type="StringList", Value=",".join(subnets), Overwrite=True)
-    ssm.put_parameter(Name="/mlops/staging/" + model_deploy.SECURITY_GROUP_SSM_SUFFIX, Type="String", Value=sg, Overwrite=True)
+    ssm.put_parameter(
+        Name="/mlops/staging/" + model_deploy.SUBNET_IDS_SSM_SUFFIX,
+        Type="StringList",
+        Value=",".join(subnets),
+        Overwrite=True,
+    )
+    ssm.put_parameter(
+        Name="/mlops/staging/" + model_deploy.SECURITY_GROUP_SSM_SUFFIX, Type="String", Value=sg, Overwrite=True
+    )
     stack_name = "model-deploy-local-test"
     parameters = {
         "EnvName": env_name,
@@ -542,7 +593,9 @@ def test_deploys_in_a_staging_account_of_the_local_aws_server(local_aws):
         Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
     )
     cfn.get_waiter("stack_create_complete").wait(StackName=stack_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in cfn.describe_stacks(StackName=stack_name)["Stacks"][0]["Outputs"]}
+    outputs = {
+        o["OutputKey"]: o["OutputValue"] for o in cfn.describe_stacks(StackName=stack_name)["Stacks"][0]["Outputs"]
+    }
     endpoint = sm.describe_endpoint(EndpointName=outputs["EndpointName"])
     config = sm.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
     assert config["KmsKeyId"] == outputs["EndpointKeyArn"]

@@ -48,14 +48,26 @@ def test_workload_group_admits_only_itself_and_endpoints_only_https_from_workloa
     workload = [r for g, r in rules if g == "WorkloadSecurityGroup"]
     endpoints = [r for g, r in rules if g == "EndpointSecurityGroup"]
     assert len(rules) == len(workload) + len(endpoints)
-    assert all(r["SourceSecurityGroupId"] == {"Fn::GetAtt": ["WorkloadSecurityGroup", "GroupId"]} for r in workload + endpoints)
+    assert all(
+        r["SourceSecurityGroupId"] == {"Fn::GetAtt": ["WorkloadSecurityGroup", "GroupId"]} for r in workload + endpoints
+    )
     assert [(r["IpProtocol"], r["FromPort"], r["ToPort"]) for r in endpoints] == [("tcp", 443, 443)]
 
 
 def test_every_interface_endpoint_is_private_dns_in_the_private_subnets_behind_the_endpoint_sg(template):
-    interface = {k: v for k, v in resources(template, "AWS::EC2::VPCEndpoint").items() if v["Properties"]["VpcEndpointType"] == "Interface"}
+    interface = {
+        k: v
+        for k, v in resources(template, "AWS::EC2::VPCEndpoint").items()
+        if v["Properties"]["VpcEndpointType"] == "Interface"
+    }
     assert interface
-    subnets = {"Fn::If": ["CreateVpc", [{"Ref": s} for s in sorted(resources(template, "AWS::EC2::Subnet")) if s.startswith("Private")], {"Ref": "ExistingPrivateSubnetIds"}]}
+    subnets = {
+        "Fn::If": [
+            "CreateVpc",
+            [{"Ref": s} for s in sorted(resources(template, "AWS::EC2::Subnet")) if s.startswith("Private")],
+            {"Ref": "ExistingPrivateSubnetIds"},
+        ]
+    }
     for logical_id, endpoint in interface.items():
         props = endpoint["Properties"]
         assert props["PrivateDnsEnabled"] is True, logical_id
@@ -66,7 +78,11 @@ def test_every_interface_endpoint_is_private_dns_in_the_private_subnets_behind_t
 
 
 def test_s3_gateway_endpoint_on_every_private_route_table_with_a_policy(template):
-    (gateway,) = [v for v in resources(template, "AWS::EC2::VPCEndpoint").values() if v["Properties"]["VpcEndpointType"] == "Gateway"]
+    (gateway,) = [
+        v
+        for v in resources(template, "AWS::EC2::VPCEndpoint").values()
+        if v["Properties"]["VpcEndpointType"] == "Gateway"
+    ]
     props = gateway["Properties"]
     tables = [{"Ref": r} for r in sorted(resources(template, "AWS::EC2::RouteTable")) if r.startswith("Private")]
     assert props["RouteTableIds"] == {"Fn::If": ["CreateVpc", tables, {"Ref": "ExistingRouteTableIds"}]}
@@ -116,7 +132,10 @@ def test_every_taggable_resource_carries_the_environment_tags(template):
         for name, module in list(sys.modules.items())
         if name.startswith("troposphere.")
         for cls in vars(module).values()
-        if isinstance(cls, type) and issubclass(cls, AWSObject) and "Tags" in cls.props and hasattr(cls, "resource_type")
+        if isinstance(cls, type)
+        and issubclass(cls, AWSObject)
+        and "Tags" in cls.props
+        and hasattr(cls, "resource_type")
     }
     assert "AWS::EC2::VPCEndpoint" in taggable
     for logical_id, resource in template["Resources"].items():
@@ -152,7 +171,11 @@ def test_every_parameter_is_in_one_form_group(template):
     assert sorted(listed) == sorted(template["Parameters"])
 
 
-@pytest.mark.parametrize("builder,count", [(build_environment_template, 3), (build_target_network_template, 2)], ids=["environment-3", "target-network-2"])
+@pytest.mark.parametrize(
+    "builder,count",
+    [(build_environment_template, 3), (build_target_network_template, 2)],
+    ids=["environment-3", "target-network-2"],
+)
 def test_the_other_az_count_is_lint_clean_too(builder, count):
     from generator.lint import lint_text
     from generator.render import render_yaml

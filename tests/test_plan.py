@@ -28,7 +28,10 @@ BODY = "Parameters:\n  Size: {Type: String, Default: small}\n  Secret: {Type: St
 TEMPLATE = TemplateInfo(
     path="t.yaml",
     body=BODY,
-    parameters={"Size": TemplateParameter("Size", default="small"), "Secret": TemplateParameter("Secret", default="s", no_echo=True)},
+    parameters={
+        "Size": TemplateParameter("Size", default="small"),
+        "Secret": TemplateParameter("Secret", default="s", no_echo=True),
+    },
     capabilities=(),
 )
 A, B, C = "111111111111", "222222222222", "333333333333"
@@ -63,7 +66,9 @@ def spec(**extra) -> StackSetSpec:
 
 
 def sm(**extra) -> StackSetSpec:
-    values = dict(permission_model="SERVICE_MANAGED", auto_deployment=True, organizational_units=(OU1, OU2), accounts=())
+    values = dict(
+        permission_model="SERVICE_MANAGED", auto_deployment=True, organizational_units=(OU1, OU2), accounts=()
+    )
     values.update(extra)
     return spec(**values)
 
@@ -123,7 +128,12 @@ def test_instances_not_read_means_no_change_and_is_said():
 
 def test_defaults_masked_values_and_formatting_are_not_changes():
     s = spec()
-    live = live_of(s, [inst(a, r) for a in (A, B) for r in s.regions], template_body=BODY + "\n\n", parameters=(("Secret", "****"), ("Size", "small")))
+    live = live_of(
+        s,
+        [inst(a, r) for a in (A, B) for r in s.regions],
+        template_body=BODY + "\n\n",
+        parameters=(("Secret", "****"), ("Size", "small")),
+    )
     assert plan_stack_set(s, live).steps == []
     # Size left out of the live parameters: its default is what the stacks got
     live = replace(live, parameters=())
@@ -160,7 +170,12 @@ def test_config_hash_seals_no_echo_values_so_the_tag_cannot_be_checked_against_g
 
 def test_parameter_template_and_property_diffs_are_readable():
     old = spec()
-    new = spec(parameters=(("Size", "large"),), description="new", tags=(("team", "platform"),), template=replace(TEMPLATE, body=BODY.replace("M:", "N:")))
+    new = spec(
+        parameters=(("Size", "large"),),
+        description="new",
+        tags=(("team", "platform"),),
+        template=replace(TEMPLATE, body=BODY.replace("M:", "N:")),
+    )
     plan = plan_stack_set(new, live_of(old, [inst(a, r) for a in (A, B) for r in old.regions]))
     assert [c.key for c in plan.parameter_changes] == ["Size"]
     assert {c.key for c in plan.property_changes} == {"description", "tags"}
@@ -180,7 +195,15 @@ def test_removed_account_and_region_deleted_first_and_grouped():
 
 def test_override_change_and_rerun_of_not_current():
     s = spec(overrides=(Override((A,), (), ("us-east-1",), (("Size", "large"),)),))
-    live = live_of(s, [inst(A, "us-east-1"), inst(A, "eu-west-1", status="OUTDATED"), inst(B, "us-east-1", overrides=(("Size", "x"),)), inst(B, "eu-west-1")])
+    live = live_of(
+        s,
+        [
+            inst(A, "us-east-1"),
+            inst(A, "eu-west-1", status="OUTDATED"),
+            inst(B, "us-east-1", overrides=(("Size", "x"),)),
+            inst(B, "eu-west-1"),
+        ],
+    )
     plan = plan_stack_set(s, live)
     assert kinds(plan) == ["update_instances", "update_instances", "update_instances"]
     by_overrides = {(step.accounts, step.regions, step.overrides) for step in plan.steps}
@@ -203,7 +226,11 @@ def test_service_managed_keeps_ous_and_deletes_by_ou():
     live = live_of(s, [inst(A, r, OU1) for r in s.regions] + [inst(B, r, OU2) for r in s.regions])
     plan = plan_stack_set(narrowed, live)
     assert kinds(plan) == ["delete_instances", "delete_instances"]  # targets are not stack-set-level: no update
-    deletes = {(step.organizational_units, step.regions, step.account_filter) for step in plan.steps if step.kind == "delete_instances"}
+    deletes = {
+        (step.organizational_units, step.regions, step.account_filter)
+        for step in plan.steps
+        if step.kind == "delete_instances"
+    }
     assert deletes == {((OU1,), ("eu-west-1",), "NONE"), ((OU2,), ("eu-west-1", "us-east-1"), "NONE")}
 
 
@@ -218,10 +245,19 @@ def test_service_managed_empty_ou_known_to_cloudformation_is_not_recreated():
 
 def test_service_managed_filters():
     inter = sm(accounts=(A,), account_filter="INTERSECTION")
-    live = live_of(inter, [inst(A, r, OU1) for r in inter.regions] + [inst(B, "us-east-1", OU1)], organizational_unit_ids=(OU1, OU2))
+    live = live_of(
+        inter,
+        [inst(A, r, OU1) for r in inter.regions] + [inst(B, "us-east-1", OU1)],
+        organizational_unit_ids=(OU1, OU2),
+    )
     plan = plan_stack_set(inter, live)
     (delete,) = plan.steps
-    assert (delete.kind, delete.accounts, delete.organizational_units, delete.account_filter) == ("delete_instances", (B,), (OU1,), "INTERSECTION")
+    assert (delete.kind, delete.accounts, delete.organizational_units, delete.account_filter) == (
+        "delete_instances",
+        (B,),
+        (OU1,),
+        "INTERSECTION",
+    )
 
     diff = sm(accounts=(B,), account_filter="DIFFERENCE")
     plan = plan_stack_set(diff, LiveStackSet(name="s", exists=False))
@@ -230,7 +266,11 @@ def test_service_managed_filters():
 
     union = sm(accounts=(C,), account_filter="UNION")
     plan = plan_stack_set(union, LiveStackSet(name="s", exists=False), account_parents={C: "ou-abcd-33333333"})
-    creates = [(step.organizational_units, step.accounts, step.account_filter) for step in plan.steps if step.kind == "create_instances"]
+    creates = [
+        (step.organizational_units, step.accounts, step.account_filter)
+        for step in plan.steps
+        if step.kind == "create_instances"
+    ]
     assert creates == [((OU1, OU2), (), "NONE"), (("ou-abcd-33333333",), (C,), "INTERSECTION")]
 
 
@@ -241,7 +281,11 @@ def test_service_managed_override_updates_whole_ou_when_possible():
     plan = plan_stack_set(s, live)
     (update,) = plan.steps
     assert (update.kind, update.organizational_units, update.accounts, update.regions, update.overrides) == (
-        "update_instances", (OU1,), (), ("us-east-1",), (("Size", "large"),),
+        "update_instances",
+        (OU1,),
+        (),
+        ("us-east-1",),
+        (("Size", "large"),),
     )
     one = sm(overrides=(Override((A,), (), ("us-east-1",), (("Size", "large"),)),))
     (update,) = plan_stack_set(one, live).steps
@@ -271,10 +315,15 @@ def test_operation_ids_are_deterministic_and_mark_the_last_step():
     assert not last_apply_matches(LastOperation(last, "SUCCEEDED", failed_count=1), fp)
     assert not last_apply_matches(LastOperation(last, "SUCCEEDED"), fingerprint(spec(accounts=(A,))))
     assert not last_apply_matches(LastOperation("someone-elses-op", "SUCCEEDED"), fp)
-    two = plan_stack_set(spec(accounts=(A, B, C), overrides=(Override((C,), (), ("eu-west-1",), (("Size", "l"),)),)), LiveStackSet(name="s", exists=False))
+    two = plan_stack_set(
+        spec(accounts=(A, B, C), overrides=(Override((C,), (), ("eu-west-1",), (("Size", "l"),)),)),
+        LiveStackSet(name="s", exists=False),
+    )
     ids = [parse_operation_id(step.operation_id) for step in two.steps if step.kind != "create_stack_set"]
     assert [(i[1], i[2]) for i in ids] == [(1, 3), (2, 3), (3, 3)]
-    assert not last_apply_matches(LastOperation(two.steps[1].operation_id, "SUCCEEDED"), fingerprint(spec(accounts=(A, B, C))))
+    assert not last_apply_matches(
+        LastOperation(two.steps[1].operation_id, "SUCCEEDED"), fingerprint(spec(accounts=(A, B, C)))
+    )
     # ids say whether the operation may have left overrides: those instances get their overrides read
     assert [i[3] for i in ids] == [True, False, False]
     assert overrides_known_empty(LiveInstance(A, "us-east-1", last_operation_id=first.steps[-1].operation_id))
@@ -297,7 +346,10 @@ def test_destroy_plan_groups_and_respects_ownership():
     live = live_of(s, [inst(A, r, OU1) for r in s.regions] + [inst(B, "us-east-1", OU2)])
     plan = plan_destroy(s, live)
     assert kinds(plan) == ["delete_instances", "delete_instances", "delete_stack_set"]
-    assert {(step.organizational_units, step.regions) for step in plan.steps[:2]} == {((OU1,), ("eu-west-1", "us-east-1")), ((OU2,), ("us-east-1",))}
+    assert {(step.organizational_units, step.regions) for step in plan.steps[:2]} == {
+        ((OU1,), ("eu-west-1", "us-east-1")),
+        ((OU2,), ("us-east-1",)),
+    }
     foreign = replace(live, tags=())
     assert plan_destroy(s, foreign).action == "blocked" and plan_destroy(s, foreign).steps == []
     assert plan_destroy(s, LiveStackSet(name="s", exists=False)).action == "absent"
@@ -359,7 +411,11 @@ def test_with_ou_membership_account_overrides_go_with_the_create():
     plan = plan_stack_set(s, live)
     by_overrides = {(step.accounts, step.regions, step.overrides) for step in plan.steps}
     # eu-west-1: the whole OU, one set of values; us-east-1: account by account, each with its own
-    assert by_overrides == {((), ("eu-west-1",), None), ((A,), ("us-east-1",), None), ((B,), ("us-east-1",), (("Size", "large"),))}
+    assert by_overrides == {
+        ((), ("eu-west-1",), None),
+        ((A,), ("us-east-1",), None),
+        ((B,), ("us-east-1",), (("Size", "large"),)),
+    }
     assert [step.account_filter for step in plan.steps].count("INTERSECTION") == 2 and not plan.needs_followup
 
 
@@ -369,5 +425,11 @@ def test_with_ou_membership_filters_choose_the_accounts():
     (step,) = plan_stack_set(diff, live_of(diff, [], ou_accounts=members)).steps
     assert (step.organizational_units, step.accounts, step.account_filter) == ((OU1,), (B,), "DIFFERENCE")  # = A only
     union = sm(organizational_units=(OU1,), regions=("us-east-1",), accounts=(C,), account_filter="UNION")
-    steps = plan_stack_set(union, live_of(union, [inst(A, "us-east-1", OU1), inst(B, "us-east-1", OU1)], ou_accounts=members), account_parents={C: OU2}).steps
-    assert [(st.organizational_units, st.accounts, st.account_filter) for st in steps] == [((OU2,), (C,), "INTERSECTION")]
+    steps = plan_stack_set(
+        union,
+        live_of(union, [inst(A, "us-east-1", OU1), inst(B, "us-east-1", OU1)], ou_accounts=members),
+        account_parents={C: OU2},
+    ).steps
+    assert [(st.organizational_units, st.accounts, st.account_filter) for st in steps] == [
+        ((OU2,), (C,), "INTERSECTION")
+    ]

@@ -14,7 +14,9 @@ import yaml
 from deploy.catalog import STUDIO_VISIBILITY_TAG
 
 ROOT = Path(__file__).resolve().parents[1]
-TEMPLATE = "AWSTemplateFormatVersion: '2010-09-09'\nDescription: {name}\nResources:\n  Topic:\n    Type: AWS::SNS::Topic\n"
+TEMPLATE = (
+    "AWSTemplateFormatVersion: '2010-09-09'\nDescription: {name}\nResources:\n  Topic:\n    Type: AWS::SNS::Topic\n"
+)
 
 
 def publish(catalog: Path, *args: str, root: Path | None = None) -> tuple[int, dict | None, str]:
@@ -31,7 +33,11 @@ def publish(catalog: Path, *args: str, root: Path | None = None) -> tuple[int, d
 def workspace(local_aws, tmp_path):
     """A catalog of three products (one a SageMaker project) shared with an OU and an account."""
     suffix = uuid.uuid4().hex[:8]
-    names = {"environment": f"environment-{suffix}", "roles": f"target-account-roles-{suffix}", "project": f"mlops-project-{suffix}"}
+    names = {
+        "environment": f"environment-{suffix}",
+        "roles": f"target-account-roles-{suffix}",
+        "project": f"mlops-project-{suffix}",
+    }
     for key, name in names.items():
         (tmp_path / f"{key}.yaml").write_text(TEMPLATE.format(name=name))
     doc = {
@@ -59,13 +65,21 @@ def workspace(local_aws, tmp_path):
 
 
 def _portfolio_id(sc, name: str) -> str:
-    matches = [p["Id"] for p in sc.get_paginator("list_portfolios").paginate().search("PortfolioDetails[]") if p["DisplayName"] == name]
+    matches = [
+        p["Id"]
+        for p in sc.get_paginator("list_portfolios").paginate().search("PortfolioDetails[]")
+        if p["DisplayName"] == name
+    ]
     assert len(matches) == 1
     return matches[0]
 
 
 def _products(sc, portfolio_id: str) -> dict[str, str]:
-    views = sc.get_paginator("search_products_as_admin").paginate(PortfolioId=portfolio_id).search("ProductViewDetails[].ProductViewSummary")
+    views = (
+        sc.get_paginator("search_products_as_admin")
+        .paginate(PortfolioId=portfolio_id)
+        .search("ProductViewDetails[].ProductViewSummary")
+    )
     return {v["Name"]: v["ProductId"] for v in views}
 
 
@@ -90,21 +104,42 @@ def test_first_publish_creates_everything_and_the_second_writes_nothing(local_aw
         assert reported[name]["version_id"] == versions[0]["Id"] and reported[name]["id"] == product_id
         tags = {t["Key"]: t["Value"] for t in sc.describe_product_as_admin(Id=product_id)["Tags"]}
         assert (tags.get(STUDIO_VISIBILITY_TAG) == "true") == (name == names["project"])
-    constraints = list(sc.get_paginator("list_constraints_for_portfolio").paginate(PortfolioId=portfolio_id).search("ConstraintDetails[]"))
+    constraints = list(
+        sc.get_paginator("list_constraints_for_portfolio")
+        .paginate(PortfolioId=portfolio_id)
+        .search("ConstraintDetails[]")
+    )
     assert sorted(c["ProductId"] for c in constraints if c["Type"] == "LAUNCH") == sorted(products.values())
-    assert {json.loads(sc.describe_constraint(Id=c["ConstraintId"])["ConstraintParameters"])["LocalRoleName"] for c in constraints} == {"AmazonSageMakerServiceCatalogProductsLaunchRole"}
-    principals = {(p["PrincipalARN"], p["PrincipalType"]) for p in sc.list_principals_for_portfolio(PortfolioId=portfolio_id)["Principals"]}
-    assert principals == {(f"arn:aws:iam::{local_aws.management_account_id}:role/OrganizationAccountAccessRole", "IAM"), ("arn:aws:iam:::role/*-data-scientist", "IAM_PATTERN")}
+    assert {
+        json.loads(sc.describe_constraint(Id=c["ConstraintId"])["ConstraintParameters"])["LocalRoleName"]
+        for c in constraints
+    } == {"AmazonSageMakerServiceCatalogProductsLaunchRole"}
+    principals = {
+        (p["PrincipalARN"], p["PrincipalType"])
+        for p in sc.list_principals_for_portfolio(PortfolioId=portfolio_id)["Principals"]
+    }
+    assert principals == {
+        (f"arn:aws:iam::{local_aws.management_account_id}:role/OrganizationAccountAccessRole", "IAM"),
+        ("arn:aws:iam:::role/*-data-scientist", "IAM_PATTERN"),
+    }
     account_shares = sc.describe_portfolio_shares(PortfolioId=portfolio_id, Type="ACCOUNT")["PortfolioShareDetails"]
     staging = local_aws.account_id("ml-staging")
     assert [(s["PrincipalId"], s["Accepted"], s["SharePrincipals"]) for s in account_shares] == [(staging, True, False)]
-    ou_shares = sc.describe_portfolio_shares(PortfolioId=portfolio_id, Type="ORGANIZATIONAL_UNIT")["PortfolioShareDetails"]
+    ou_shares = sc.describe_portfolio_shares(PortfolioId=portfolio_id, Type="ORGANIZATIONAL_UNIT")[
+        "PortfolioShareDetails"
+    ]
     assert [(s["PrincipalId"], s["SharePrincipals"]) for s in ou_shares] == [(local_aws.ou_id("development"), True)]
     recipient = local_aws.client("servicecatalog", account="ml-staging")
     assert portfolio_id in [p["Id"] for p in recipient.list_accepted_portfolio_shares()["PortfolioDetails"]]
     # The account share carries no principals: the recipient's own were associated there.
-    in_recipient = {(p["PrincipalARN"], p["PrincipalType"]) for p in recipient.list_principals_for_portfolio(PortfolioId=portfolio_id)["Principals"]}
-    assert in_recipient == {(f"arn:aws:iam::{staging}:role/OrganizationAccountAccessRole", "IAM"), ("arn:aws:iam:::role/*-data-scientist", "IAM_PATTERN")}
+    in_recipient = {
+        (p["PrincipalARN"], p["PrincipalType"])
+        for p in recipient.list_principals_for_portfolio(PortfolioId=portfolio_id)["Principals"]
+    }
+    assert in_recipient == {
+        (f"arn:aws:iam::{staging}:role/OrganizationAccountAccessRole", "IAM"),
+        ("arn:aws:iam:::role/*-data-scientist", "IAM_PATTERN"),
+    }
     s3 = local_aws.client("s3")
     bucket = doc["bucket"]["name"]
     rule = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
@@ -113,14 +148,21 @@ def test_first_publish_creates_everything_and_the_second_writes_nothing(local_aw
     assert all(s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"].values())
     for product in first["products"]:
         body = s3.get_object(Bucket=bucket, Key=f"servicecatalog/templates/{product['sha256']}.yaml")["Body"].read()
-        assert body == (path.parent / doc["products"][[p["name"] for p in doc["products"]].index(product["name"])]["template"]).read_bytes()
+        assert (
+            body
+            == (
+                path.parent / doc["products"][[p["name"] for p in doc["products"]].index(product["name"])]["template"]
+            ).read_bytes()
+        )
 
     status, second, stderr = publish(path, root=path.parent)
     assert status == 0, stderr
     assert second["calls"]["writes"] == 0 and second["changes"] == [] and not second["changed"]
     assert second["calls"]["reads"] > 0
     assert "up to date" in stderr
-    assert {p["name"]: p["version_id"] for p in second["products"]} == {p["name"]: p["version_id"] for p in first["products"]}
+    assert {p["name"]: p["version_id"] for p in second["products"]} == {
+        p["name"]: p["version_id"] for p in first["products"]
+    }
 
 
 def test_changing_one_template_adds_exactly_one_version_to_exactly_that_product(local_aws, workspace):
@@ -138,7 +180,10 @@ def test_changing_one_template_adds_exactly_one_version_to_exactly_that_product(
 
     status, result, stderr = publish(path, root=path.parent)
     assert status == 0, stderr
-    assert result["calls"]["writes"] == 2 and [c["action"] for c in result["changes"]] == ["upload_template", "create_version"]
+    assert result["calls"]["writes"] == 2 and [c["action"] for c in result["changes"]] == [
+        "upload_template",
+        "create_version",
+    ]
     after = {name: [v["Id"] for v in _versions(sc, pid)] for name, pid in products.items()}
     for name in products:
         if name == names["project"]:
@@ -146,7 +191,10 @@ def test_changing_one_template_adds_exactly_one_version_to_exactly_that_product(
         else:
             assert after[name] == before[name]
     new = _versions(sc, products[names["project"]])[-1]
-    assert new["Name"] == next(p["sha256"][:12] for p in result["products"] if p["name"] == names["project"]) and new["Active"]
+    assert (
+        new["Name"] == next(p["sha256"][:12] for p in result["products"] if p["name"] == names["project"])
+        and new["Active"]
+    )
     assert publish(path, root=path.parent)[1]["calls"]["writes"] == 0
 
 
@@ -160,11 +208,18 @@ def test_old_versions_are_retired_but_one_in_use_is_kept(local_aws, workspace):
     sc = local_aws.client("servicecatalog")
     product_id = _products(sc, _portfolio_id(sc, doc["portfolio"]["name"]))[names["roles"]]
     first = _versions(sc, product_id)[0]["Id"]
-    sc.provision_product(ProductId=product_id, ProvisioningArtifactId=first, ProvisionedProductName=f"in-use-{uuid.uuid4().hex[:6]}", ProvisionToken="t")
+    sc.provision_product(
+        ProductId=product_id,
+        ProvisioningArtifactId=first,
+        ProvisionedProductName=f"in-use-{uuid.uuid4().hex[:6]}",
+        ProvisionToken="t",
+    )
     template.write_text(TEMPLATE.format(name="second"))
     status, second, stderr = publish(path, root=path.parent)
     assert status == 0, stderr
-    assert [n["note"] for n in second["notes"]] == ["older than 'keep' but used by a provisioned product: kept (inactive)"]
+    assert [n["note"] for n in second["notes"]] == [
+        "older than 'keep' but used by a provisioned product: kept (inactive)"
+    ]
     template.write_text(TEMPLATE.format(name="third"))
     status, third, stderr = publish(path, root=path.parent)
     assert status == 0, stderr
@@ -177,12 +232,17 @@ def test_old_versions_are_retired_but_one_in_use_is_kept(local_aws, workspace):
 def _server_snapshot(local_aws) -> tuple:
     sc, s3 = local_aws.client("servicecatalog"), local_aws.client("s3")
     portfolios = sorted(p["Id"] for p in sc.get_paginator("list_portfolios").paginate().search("PortfolioDetails[]"))
-    products = sorted(v["ProductViewSummary"]["ProductId"] for v in sc.get_paginator("search_products_as_admin").paginate().search("ProductViewDetails[]"))
+    products = sorted(
+        v["ProductViewSummary"]["ProductId"]
+        for v in sc.get_paginator("search_products_as_admin").paginate().search("ProductViewDetails[]")
+    )
     buckets = sorted(b["Name"] for b in s3.list_buckets().get("Buckets", []))
     return portfolios, products, buckets
 
 
-def publish_in_process(catalog: Path, *args: str, root: Path | None = None, monkeypatch=None, capsys=None) -> tuple[int, dict | None, list]:
+def publish_in_process(
+    catalog: Path, *args: str, root: Path | None = None, monkeypatch=None, capsys=None
+) -> tuple[int, dict | None, list]:
     """The same command line in this process, keeping the CallCounters it creates."""
     from deploy import cli, publish_cli
     from deploy.clients import CallCounter
@@ -202,8 +262,14 @@ def publish_in_process(catalog: Path, *args: str, root: Path | None = None, monk
 
 INVALID = [
     (lambda doc, aws: doc["products"][0].update(owner=7), "products[0].owner"),
-    (lambda doc, aws: doc["shares"].update(organizational_units=["ou-zzzz-zzzzzzzz"]), "shares.organizational_units[0]"),
-    (lambda doc, aws: doc["shares"].update(organizational_units=["/development/missing"]), "shares.organizational_units[0]"),
+    (
+        lambda doc, aws: doc["shares"].update(organizational_units=["ou-zzzz-zzzzzzzz"]),
+        "shares.organizational_units[0]",
+    ),
+    (
+        lambda doc, aws: doc["shares"].update(organizational_units=["/development/missing"]),
+        "shares.organizational_units[0]",
+    ),
     (lambda doc, aws: doc["shares"].update(accounts=["no-such-account"]), "shares.accounts[0]"),
     (lambda doc, aws: doc["shares"].update(accounts=[aws.management_account_id]), "shares.accounts[0]"),
     (lambda doc, aws: doc["products"][1].update(template="missing.yaml"), "template"),
@@ -217,7 +283,11 @@ def test_invalid_catalog_exits_2_through_the_command_line_and_writes_nothing(loc
     before = _server_snapshot(local_aws)
     status, document, stderr = publish(path, root=path.parent)
     assert status == 2, stderr
-    assert document["error"] == "invalid_input" and document["key"] == "shares.organizational_units[0]" and document["file"] == str(path)
+    assert (
+        document["error"] == "invalid_input"
+        and document["key"] == "shares.organizational_units[0]"
+        and document["file"] == str(path)
+    )
     assert "/development/missing" in stderr
     assert _server_snapshot(local_aws) == before
 
@@ -246,5 +316,8 @@ def test_the_example_catalog_publishes_against_the_seeded_organization(local_aws
     assert status == 0, stderr
     assert publish(ROOT / "examples" / "catalog.yaml")[1]["calls"]["writes"] == 0
     project = next(p for p in result["products"] if p["sagemaker_project"])
-    tags = {t["Key"]: t["Value"] for t in local_aws.client("servicecatalog").describe_product_as_admin(Id=project["id"])["Tags"]}
+    tags = {
+        t["Key"]: t["Value"]
+        for t in local_aws.client("servicecatalog").describe_product_as_admin(Id=project["id"])["Tags"]
+    }
     assert tags[STUDIO_VISIBILITY_TAG] == "true"

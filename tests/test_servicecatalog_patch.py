@@ -25,13 +25,23 @@ def sc(local_aws):
 
 @pytest.fixture
 def portfolio(sc):
-    return sc.create_portfolio(DisplayName=f"p-{uuid.uuid4().hex[:8]}", ProviderName="tests", IdempotencyToken=uuid.uuid4().hex)["PortfolioDetail"]["Id"]
+    return sc.create_portfolio(
+        DisplayName=f"p-{uuid.uuid4().hex[:8]}", ProviderName="tests", IdempotencyToken=uuid.uuid4().hex
+    )["PortfolioDetail"]["Id"]
 
 
 def _product(sc, name=None, version="v1", tags=()):
     response = sc.create_product(
-        Name=name or f"prod-{uuid.uuid4().hex[:8]}", Owner="tests", ProductType="CLOUD_FORMATION_TEMPLATE", Tags=list(tags),
-        ProvisioningArtifactParameters={"Name": version, "Type": "CLOUD_FORMATION_TEMPLATE", "Info": {"LoadTemplateFromURL": URL}}, IdempotencyToken=uuid.uuid4().hex,
+        Name=name or f"prod-{uuid.uuid4().hex[:8]}",
+        Owner="tests",
+        ProductType="CLOUD_FORMATION_TEMPLATE",
+        Tags=list(tags),
+        ProvisioningArtifactParameters={
+            "Name": version,
+            "Type": "CLOUD_FORMATION_TEMPLATE",
+            "Info": {"LoadTemplateFromURL": URL},
+        },
+        IdempotencyToken=uuid.uuid4().hex,
     )
     return response["ProductViewDetail"]["ProductViewSummary"]["ProductId"], response["ProvisioningArtifactDetail"]
 
@@ -46,30 +56,72 @@ def test_the_server_reports_the_patch_applied(local_aws):
 def test_create_product_keeps_its_first_version_and_versions_have_a_lifecycle(sc):
     product_id, first = _product(sc)
     assert first["Name"] == "v1" and first["Active"] is True and first["Id"].startswith("pa-")
-    second = sc.create_provisioning_artifact(ProductId=product_id, Parameters={"Name": "v2", "Info": {"LoadTemplateFromURL": URL}, "Type": "CLOUD_FORMATION_TEMPLATE"}, IdempotencyToken="t")["ProvisioningArtifactDetail"]
+    second = sc.create_provisioning_artifact(
+        ProductId=product_id,
+        Parameters={"Name": "v2", "Info": {"LoadTemplateFromURL": URL}, "Type": "CLOUD_FORMATION_TEMPLATE"},
+        IdempotencyToken="t",
+    )["ProvisioningArtifactDetail"]
     listed = sc.list_provisioning_artifacts(ProductId=product_id)["ProvisioningArtifactDetails"]
     assert [a["Name"] for a in listed] == ["v1", "v2"]
-    sc.update_provisioning_artifact(ProductId=product_id, ProvisioningArtifactId=first["Id"], Active=False, Guidance="DEPRECATED")
+    sc.update_provisioning_artifact(
+        ProductId=product_id, ProvisioningArtifactId=first["Id"], Active=False, Guidance="DEPRECATED"
+    )
     described = sc.describe_provisioning_artifact(ProductId=product_id, ProvisioningArtifactId=first["Id"])
-    assert described["ProvisioningArtifactDetail"]["Active"] is False and described["ProvisioningArtifactDetail"]["Guidance"] == "DEPRECATED"
+    assert (
+        described["ProvisioningArtifactDetail"]["Active"] is False
+        and described["ProvisioningArtifactDetail"]["Guidance"] == "DEPRECATED"
+    )
     assert described["Info"] == {"LoadTemplateFromURL": URL}
-    assert sc.describe_provisioning_artifact(ProductName=sc.describe_product_as_admin(Id=product_id)["ProductViewDetail"]["ProductViewSummary"]["Name"], ProvisioningArtifactName="v2")["ProvisioningArtifactDetail"]["Id"] == second["Id"]
+    assert (
+        sc.describe_provisioning_artifact(
+            ProductName=sc.describe_product_as_admin(Id=product_id)["ProductViewDetail"]["ProductViewSummary"]["Name"],
+            ProvisioningArtifactName="v2",
+        )["ProvisioningArtifactDetail"]["Id"]
+        == second["Id"]
+    )
     sc.delete_provisioning_artifact(ProductId=product_id, ProvisioningArtifactId=first["Id"])
     # A product keeps at least one version.
-    assert _error(lambda: sc.delete_provisioning_artifact(ProductId=product_id, ProvisioningArtifactId=second["Id"])) == "InvalidParametersException"
-    assert _error(lambda: sc.describe_provisioning_artifact(ProductId=product_id, ProvisioningArtifactId=first["Id"])) == "ResourceNotFoundException"
-    assert _error(lambda: sc.create_provisioning_artifact(ProductId=product_id, Parameters={"Name": "bad", "Info": {}}, IdempotencyToken="u")) == "InvalidParametersException"
+    assert (
+        _error(lambda: sc.delete_provisioning_artifact(ProductId=product_id, ProvisioningArtifactId=second["Id"]))
+        == "InvalidParametersException"
+    )
+    assert (
+        _error(lambda: sc.describe_provisioning_artifact(ProductId=product_id, ProvisioningArtifactId=first["Id"]))
+        == "ResourceNotFoundException"
+    )
+    assert (
+        _error(
+            lambda: sc.create_provisioning_artifact(
+                ProductId=product_id, Parameters={"Name": "bad", "Info": {}}, IdempotencyToken="u"
+            )
+        )
+        == "InvalidParametersException"
+    )
 
 
 def test_a_version_used_by_a_provisioned_product_cannot_be_deleted(sc, portfolio):
     product_id, first = _product(sc)
-    sc.create_provisioning_artifact(ProductId=product_id, Parameters={"Name": "v2", "Info": {"LoadTemplateFromURL": URL}}, IdempotencyToken="t")
+    sc.create_provisioning_artifact(
+        ProductId=product_id, Parameters={"Name": "v2", "Info": {"LoadTemplateFromURL": URL}}, IdempotencyToken="t"
+    )
     sc.associate_product_with_portfolio(ProductId=product_id, PortfolioId=portfolio)
-    record = sc.provision_product(ProductId=product_id, ProvisioningArtifactId=first["Id"], ProvisionedProductName=f"pp-{uuid.uuid4().hex[:6]}", ProvisionToken="x")["RecordDetail"]
+    record = sc.provision_product(
+        ProductId=product_id,
+        ProvisioningArtifactId=first["Id"],
+        ProvisionedProductName=f"pp-{uuid.uuid4().hex[:6]}",
+        ProvisionToken="x",
+    )["RecordDetail"]
     assert record["Status"] == "SUCCEEDED"
-    scanned = sc.get_paginator("scan_provisioned_products").paginate(AccessLevelFilter={"Key": "Account", "Value": "self"})
-    assert {"ProductId": product_id, "ProvisioningArtifactId": first["Id"]}.items() <= next(p for p in scanned.search("ProvisionedProducts[]") if p["ProductId"] == product_id).items()
-    assert _error(lambda: sc.delete_provisioning_artifact(ProductId=product_id, ProvisioningArtifactId=first["Id"])) == "ResourceInUseException"
+    scanned = sc.get_paginator("scan_provisioned_products").paginate(
+        AccessLevelFilter={"Key": "Account", "Value": "self"}
+    )
+    assert {"ProductId": product_id, "ProvisioningArtifactId": first["Id"]}.items() <= next(
+        p for p in scanned.search("ProvisionedProducts[]") if p["ProductId"] == product_id
+    ).items()
+    assert (
+        _error(lambda: sc.delete_provisioning_artifact(ProductId=product_id, ProvisioningArtifactId=first["Id"]))
+        == "ResourceInUseException"
+    )
 
 
 def test_products_join_portfolios_and_searches_page(sc, portfolio):
@@ -77,78 +129,159 @@ def test_products_join_portfolios_and_searches_page(sc, portfolio):
     ids = [_product(sc, name=f"{prefix}-{i}")[0] for i in range(5)]
     for product_id in ids[:3]:
         sc.associate_product_with_portfolio(ProductId=product_id, PortfolioId=portfolio)
-    pages = list(sc.get_paginator("search_products_as_admin").paginate(PortfolioId=portfolio, PaginationConfig={"PageSize": 2}))
+    pages = list(
+        sc.get_paginator("search_products_as_admin").paginate(PortfolioId=portfolio, PaginationConfig={"PageSize": 2})
+    )
     assert len(pages) == 2
-    assert sorted(d["ProductViewSummary"]["ProductId"] for page in pages for d in page["ProductViewDetails"]) == sorted(ids[:3])
+    assert sorted(d["ProductViewSummary"]["ProductId"] for page in pages for d in page["ProductViewDetails"]) == sorted(
+        ids[:3]
+    )
     found = sc.search_products_as_admin(Filters={"FullTextSearch": [prefix]})["ProductViewDetails"]
     assert len(found) == 5
     assert [p["Id"] for p in sc.list_portfolios_for_product(ProductId=ids[0])["PortfolioDetails"]] == [portfolio]
     sc.disassociate_product_from_portfolio(ProductId=ids[0], PortfolioId=portfolio)
     assert sc.list_portfolios_for_product(ProductId=ids[0])["PortfolioDetails"] == []
-    assert _error(lambda: sc.disassociate_product_from_portfolio(ProductId=ids[0], PortfolioId=portfolio)) == "ResourceNotFoundException"
-    assert _error(lambda: sc.associate_product_with_portfolio(ProductId="prod-missing", PortfolioId=portfolio)) == "ResourceNotFoundException"
+    assert (
+        _error(lambda: sc.disassociate_product_from_portfolio(ProductId=ids[0], PortfolioId=portfolio))
+        == "ResourceNotFoundException"
+    )
+    assert (
+        _error(lambda: sc.associate_product_with_portfolio(ProductId="prod-missing", PortfolioId=portfolio))
+        == "ResourceNotFoundException"
+    )
 
 
 def test_tags_and_attributes_update_on_products_and_portfolios(sc, portfolio):
     product_id, _ = _product(sc, tags=[{"Key": "keep", "Value": "1"}, {"Key": "drop", "Value": "2"}])
-    sc.update_product(Id=product_id, Owner="new owner", AddTags=[{"Key": "sagemaker:studio-visibility", "Value": "true"}], RemoveTags=["drop"])
+    sc.update_product(
+        Id=product_id,
+        Owner="new owner",
+        AddTags=[{"Key": "sagemaker:studio-visibility", "Value": "true"}],
+        RemoveTags=["drop"],
+    )
     described = sc.describe_product_as_admin(Id=product_id)
     assert {t["Key"]: t["Value"] for t in described["Tags"]} == {"keep": "1", "sagemaker:studio-visibility": "true"}
     assert described["ProductViewDetail"]["ProductViewSummary"]["Owner"] == "new owner"
     assert [s["Name"] for s in described["ProvisioningArtifactSummaries"]] == ["v1"]
     sc.update_portfolio(Id=portfolio, Description="updated", AddTags=[{"Key": "team", "Value": "ml"}])
     portfolio_view = sc.describe_portfolio(Id=portfolio)
-    assert portfolio_view["PortfolioDetail"]["Description"] == "updated" and portfolio_view["Tags"] == [{"Key": "team", "Value": "ml"}]
+    assert portfolio_view["PortfolioDetail"]["Description"] == "updated" and portfolio_view["Tags"] == [
+        {"Key": "team", "Value": "ml"}
+    ]
 
 
 def test_launch_constraints_follow_the_api_rules(sc, portfolio):
     product_id, _ = _product(sc)
-    create = lambda parameters, token: sc.create_constraint(PortfolioId=portfolio, ProductId=product_id, Type="LAUNCH", Parameters=json.dumps(parameters), IdempotencyToken=token)  # noqa: E731
-    assert _error(lambda: create({"LocalRoleName": "R"}, "a")) == "ResourceNotFoundException"  # not in the portfolio yet
+    create = lambda parameters, token: sc.create_constraint(
+        PortfolioId=portfolio,
+        ProductId=product_id,
+        Type="LAUNCH",
+        Parameters=json.dumps(parameters),
+        IdempotencyToken=token,
+    )  # noqa: E731
+    assert (
+        _error(lambda: create({"LocalRoleName": "R"}, "a")) == "ResourceNotFoundException"
+    )  # not in the portfolio yet
     sc.associate_product_with_portfolio(ProductId=product_id, PortfolioId=portfolio)
-    assert _error(lambda: create({"LocalRoleName": "R", "RoleArn": "arn:aws:iam::123456789012:role/R"}, "b")) == "InvalidParametersException"
+    assert (
+        _error(lambda: create({"LocalRoleName": "R", "RoleArn": "arn:aws:iam::123456789012:role/R"}, "b"))
+        == "InvalidParametersException"
+    )
     constraint = create({"LocalRoleName": "R"}, "c")["ConstraintDetail"]
     assert _error(lambda: create({"LocalRoleName": "Other"}, "d")) == "DuplicateResourceException"
     listed = sc.list_constraints_for_portfolio(PortfolioId=portfolio, ProductId=product_id)["ConstraintDetails"]
-    assert [(c["ConstraintId"], c["Type"], c["ProductId"]) for c in listed] == [(constraint["ConstraintId"], "LAUNCH", product_id)]
-    sc.update_constraint(Id=constraint["ConstraintId"], Parameters=json.dumps({"RoleArn": "arn:aws:iam::123456789012:role/L"}))
-    assert json.loads(sc.describe_constraint(Id=constraint["ConstraintId"])["ConstraintParameters"]) == {"RoleArn": "arn:aws:iam::123456789012:role/L"}
+    assert [(c["ConstraintId"], c["Type"], c["ProductId"]) for c in listed] == [
+        (constraint["ConstraintId"], "LAUNCH", product_id)
+    ]
+    sc.update_constraint(
+        Id=constraint["ConstraintId"], Parameters=json.dumps({"RoleArn": "arn:aws:iam::123456789012:role/L"})
+    )
+    assert json.loads(sc.describe_constraint(Id=constraint["ConstraintId"])["ConstraintParameters"]) == {
+        "RoleArn": "arn:aws:iam::123456789012:role/L"
+    }
     # A product with constraints cannot leave the portfolio.
-    assert _error(lambda: sc.disassociate_product_from_portfolio(ProductId=product_id, PortfolioId=portfolio)) == "ResourceInUseException"
+    assert (
+        _error(lambda: sc.disassociate_product_from_portfolio(ProductId=product_id, PortfolioId=portfolio))
+        == "ResourceInUseException"
+    )
     sc.delete_constraint(Id=constraint["ConstraintId"])
     sc.disassociate_product_from_portfolio(ProductId=product_id, PortfolioId=portfolio)
 
 
 def test_principals_associate_list_and_disassociate(sc, portfolio):
-    sc.associate_principal_with_portfolio(PortfolioId=portfolio, PrincipalARN="arn:aws:iam::123456789012:role/DataScientist", PrincipalType="IAM")
-    sc.associate_principal_with_portfolio(PortfolioId=portfolio, PrincipalARN="arn:aws:iam:::role/*-mlops", PrincipalType="IAM_PATTERN")
-    assert _error(lambda: sc.associate_principal_with_portfolio(PortfolioId=portfolio, PrincipalARN="arn:aws:iam::123456789012:role/x*", PrincipalType="IAM_PATTERN")) == "InvalidParametersException"
-    listed = list(sc.get_paginator("list_principals_for_portfolio").paginate(PortfolioId=portfolio).search("Principals[].PrincipalARN"))
+    sc.associate_principal_with_portfolio(
+        PortfolioId=portfolio, PrincipalARN="arn:aws:iam::123456789012:role/DataScientist", PrincipalType="IAM"
+    )
+    sc.associate_principal_with_portfolio(
+        PortfolioId=portfolio, PrincipalARN="arn:aws:iam:::role/*-mlops", PrincipalType="IAM_PATTERN"
+    )
+    assert (
+        _error(
+            lambda: sc.associate_principal_with_portfolio(
+                PortfolioId=portfolio, PrincipalARN="arn:aws:iam::123456789012:role/x*", PrincipalType="IAM_PATTERN"
+            )
+        )
+        == "InvalidParametersException"
+    )
+    listed = list(
+        sc.get_paginator("list_principals_for_portfolio")
+        .paginate(PortfolioId=portfolio)
+        .search("Principals[].PrincipalARN")
+    )
     assert listed == ["arn:aws:iam::123456789012:role/DataScientist", "arn:aws:iam:::role/*-mlops"]
-    sc.disassociate_principal_from_portfolio(PortfolioId=portfolio, PrincipalARN="arn:aws:iam::123456789012:role/DataScientist", PrincipalType="IAM")
-    assert [p["PrincipalType"] for p in sc.list_principals_for_portfolio(PortfolioId=portfolio)["Principals"]] == ["IAM_PATTERN"]
+    sc.disassociate_principal_from_portfolio(
+        PortfolioId=portfolio, PrincipalARN="arn:aws:iam::123456789012:role/DataScientist", PrincipalType="IAM"
+    )
+    assert [p["PrincipalType"] for p in sc.list_principals_for_portfolio(PortfolioId=portfolio)["Principals"]] == [
+        "IAM_PATTERN"
+    ]
 
 
 def test_account_shares_are_pending_until_the_recipient_accepts(local_aws, sc, portfolio):
     staging = local_aws.account_id("ml-staging")
     # Principal sharing is for organization shares only.
-    assert _error(lambda: sc.create_portfolio_share(PortfolioId=portfolio, AccountId=staging, SharePrincipals=True)) == "InvalidParametersException"
+    assert (
+        _error(lambda: sc.create_portfolio_share(PortfolioId=portfolio, AccountId=staging, SharePrincipals=True))
+        == "InvalidParametersException"
+    )
     sc.create_portfolio_share(PortfolioId=portfolio, AccountId=staging, ShareTagOptions=True)
     share = sc.describe_portfolio_shares(PortfolioId=portfolio, Type="ACCOUNT")["PortfolioShareDetails"]
-    assert share == [{"PrincipalId": staging, "Type": "ACCOUNT", "Accepted": False, "ShareTagOptions": True, "SharePrincipals": False}]
+    assert share == [
+        {
+            "PrincipalId": staging,
+            "Type": "ACCOUNT",
+            "Accepted": False,
+            "ShareTagOptions": True,
+            "SharePrincipals": False,
+        }
+    ]
     recipient = local_aws.client("servicecatalog", account="ml-staging")
     assert _error(lambda: recipient.list_principals_for_portfolio(PortfolioId=portfolio)) == "ResourceNotFoundException"
     recipient.accept_portfolio_share(PortfolioId=portfolio, PortfolioShareType="IMPORTED")
     # The recipient associates its own principals with the imported portfolio.
-    recipient.associate_principal_with_portfolio(PortfolioId=portfolio, PrincipalARN=f"arn:aws:iam::{staging}:role/DataScientist", PrincipalType="IAM")
-    assert [p["PrincipalARN"] for p in recipient.list_principals_for_portfolio(PortfolioId=portfolio)["Principals"]] == [f"arn:aws:iam::{staging}:role/DataScientist"]
+    recipient.associate_principal_with_portfolio(
+        PortfolioId=portfolio, PrincipalARN=f"arn:aws:iam::{staging}:role/DataScientist", PrincipalType="IAM"
+    )
+    assert [
+        p["PrincipalARN"] for p in recipient.list_principals_for_portfolio(PortfolioId=portfolio)["Principals"]
+    ] == [f"arn:aws:iam::{staging}:role/DataScientist"]
     assert sc.list_principals_for_portfolio(PortfolioId=portfolio)["Principals"] == []
-    assert portfolio in [p["Id"] for p in recipient.list_accepted_portfolio_shares(PortfolioShareType="IMPORTED")["PortfolioDetails"]]
-    assert sc.describe_portfolio_shares(PortfolioId=portfolio, Type="ACCOUNT")["PortfolioShareDetails"][0]["Accepted"] is True
+    assert portfolio in [
+        p["Id"] for p in recipient.list_accepted_portfolio_shares(PortfolioShareType="IMPORTED")["PortfolioDetails"]
+    ]
+    assert (
+        sc.describe_portfolio_shares(PortfolioId=portfolio, Type="ACCOUNT")["PortfolioShareDetails"][0]["Accepted"]
+        is True
+    )
     other = local_aws.client("servicecatalog", account="ml-production-1")
     assert _error(lambda: other.accept_portfolio_share(PortfolioId=portfolio)) == "ResourceNotFoundException"
     sc.update_portfolio_share(PortfolioId=portfolio, AccountId=staging, ShareTagOptions=False)
-    assert sc.describe_portfolio_shares(PortfolioId=portfolio, Type="ACCOUNT")["PortfolioShareDetails"][0]["ShareTagOptions"] is False
+    assert (
+        sc.describe_portfolio_shares(PortfolioId=portfolio, Type="ACCOUNT")["PortfolioShareDetails"][0][
+            "ShareTagOptions"
+        ]
+        is False
+    )
     sc.delete_portfolio_share(PortfolioId=portfolio, AccountId=staging)
     assert sc.describe_portfolio_shares(PortfolioId=portfolio, Type="ACCOUNT")["PortfolioShareDetails"] == []
     assert portfolio not in [p["Id"] for p in recipient.list_accepted_portfolio_shares()["PortfolioDetails"]]
@@ -159,14 +292,29 @@ def test_organization_shares_need_organizations_access_and_are_imported(local_aw
     sc.disable_aws_organizations_access()
     assert sc.get_aws_organizations_access_status()["AccessStatus"] == "DISABLED"
     node = {"Type": "ORGANIZATIONAL_UNIT", "Value": ou}
-    assert _error(lambda: sc.create_portfolio_share(PortfolioId=portfolio, OrganizationNode=node)) == "InvalidStateException"
+    assert (
+        _error(lambda: sc.create_portfolio_share(PortfolioId=portfolio, OrganizationNode=node))
+        == "InvalidStateException"
+    )
     sc.enable_aws_organizations_access()
-    assert sc.create_portfolio_share(PortfolioId=portfolio, OrganizationNode=node, ShareTagOptions=True)["PortfolioShareToken"]
+    assert sc.create_portfolio_share(PortfolioId=portfolio, OrganizationNode=node, ShareTagOptions=True)[
+        "PortfolioShareToken"
+    ]
     shares = sc.describe_portfolio_shares(PortfolioId=portfolio, Type="ORGANIZATIONAL_UNIT")["PortfolioShareDetails"]
-    assert shares == [{"PrincipalId": ou, "Type": "ORGANIZATIONAL_UNIT", "Accepted": True, "ShareTagOptions": True, "SharePrincipals": False}]
+    assert shares == [
+        {
+            "PrincipalId": ou,
+            "Type": "ORGANIZATIONAL_UNIT",
+            "Accepted": True,
+            "ShareTagOptions": True,
+            "SharePrincipals": False,
+        }
+    ]
     assert sc.describe_portfolio_shares(PortfolioId=portfolio, Type="ACCOUNT")["PortfolioShareDetails"] == []
     sc.delete_portfolio_share(PortfolioId=portfolio, OrganizationNode=node)
-    assert sc.describe_portfolio_shares(PortfolioId=portfolio, Type="ORGANIZATIONAL_UNIT")["PortfolioShareDetails"] == []
+    assert (
+        sc.describe_portfolio_shares(PortfolioId=portfolio, Type="ORGANIZATIONAL_UNIT")["PortfolioShareDetails"] == []
+    )
 
 
 def test_a_portfolio_in_use_cannot_be_deleted(sc, portfolio):

@@ -15,13 +15,19 @@ from deploy.local.seed import DEFAULT_ORG_FILE
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("local", help="run a local AWS (moto on 127.0.0.1) seeded with an Organization",
-                                   description="Run a local AWS (moto on 127.0.0.1, patched) seeded with an Organization; every deploy command works against it through AWS_ENDPOINT_URL.")
+    parser = subparsers.add_parser(
+        "local",
+        help="run a local AWS (moto on 127.0.0.1) seeded with an Organization",
+        description="Run a local AWS (moto on 127.0.0.1, patched) seeded with an Organization; every deploy command works against it through AWS_ENDPOINT_URL.",
+    )
     actions = parser.add_subparsers(dest="local_action", metavar="ACTION", required=True)
 
     def add(name, handler, help_text):
         sub = actions.add_parser(name, help=help_text, description=help_text)
-        sub.add_argument("--state-dir", help=f"where the pid, log and state files live (default {lifecycle.STATE_DIR}, or $LOCAL_AWS_STATE_DIR)")
+        sub.add_argument(
+            "--state-dir",
+            help=f"where the pid, log and state files live (default {lifecycle.STATE_DIR}, or $LOCAL_AWS_STATE_DIR)",
+        )
         sub.set_defaults(handler=handler)
         return sub
 
@@ -29,13 +35,20 @@ def register(subparsers) -> None:
     up.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
     up.add_argument("--org", default=str(DEFAULT_ORG_FILE), help=f"org file to seed from (default {DEFAULT_ORG_FILE})")
     add("down", run_down, "stop the local AWS this state dir started (never any other process)")
-    status = add("status", run_status, "whether the local AWS runs, where, and what it was seeded with (exit status 3 when it does not run)")
+    status = add(
+        "status",
+        run_status,
+        "whether the local AWS runs, where, and what it was seeded with (exit status 3 when it does not run)",
+    )
     status.add_argument("--json", action="store_true", help="print the state as JSON")
     add("env", run_env, "print the export lines for the running local AWS")
 
 
 def _summary(state: dict) -> str:
-    lines = [f"local AWS on {state['endpoint_url']} (pid {state['pid']}), region {state['region']}", f"organization {state['organization_id']}, root {state['root_id']}"]
+    lines = [
+        f"local AWS on {state['endpoint_url']} (pid {state['pid']}), region {state['region']}",
+        f"organization {state['organization_id']}, root {state['root_id']}",
+    ]
     management = state["management_account"]
     lines.append(f"  {management['id']}  {management['name']} (management)")
     for name, account in state["accounts"].items():
@@ -74,5 +87,7 @@ def run_env(args) -> int:
     if not server:
         raise lifecycle.LocalAWSError("no local AWS running: `python -m deploy local up` first")
     state = lifecycle.read_state(args.state_dir) or {}
-    print("\n".join(lifecycle.export_lines(lifecycle.environment(server.endpoint_url, state.get("region", "us-east-1")))))
+    print(
+        "\n".join(lifecycle.export_lines(lifecycle.environment(server.endpoint_url, state.get("region", "us-east-1"))))
+    )
     return 0

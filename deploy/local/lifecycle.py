@@ -55,7 +55,9 @@ def _cmdline(pid: int) -> list[str] | None:
     except OSError:
         pass
     try:  # no procfs (macOS): ps prints the command line
-        out = subprocess.run(["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True, check=False).stdout.strip()
+        out = subprocess.run(
+            ["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True, check=False
+        ).stdout.strip()
     except OSError:
         return None
     return out.split() or None
@@ -100,7 +102,9 @@ def _log_tail(state_dir: Path, lines: int = 15) -> str:
         return "(no log)"
 
 
-def start(state_dir: str | Path | None = None, port: int = 0, watch_pid: int | None = None, timeout: float = 60.0) -> ServerInfo:
+def start(
+    state_dir: str | Path | None = None, port: int = 0, watch_pid: int | None = None, timeout: float = 60.0
+) -> ServerInfo:
     """Start a detached server for ``state_dir`` and wait until it answers its health check.
 
     Raises LocalAWSError when a server of this state dir is already running (use
@@ -109,7 +113,9 @@ def start(state_dir: str | Path | None = None, port: int = 0, watch_pid: int | N
     state_dir = state_dir_path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     if running_server(state_dir):
-        raise LocalAWSError(f"a local AWS server is already running for {state_dir}: `python -m deploy local down` first")
+        raise LocalAWSError(
+            f"a local AWS server is already running for {state_dir}: `python -m deploy local down` first"
+        )
     for name in (PID_FILE, READY_FILE, STATE_FILE):
         (state_dir / name).unlink(missing_ok=True)
     ready = state_dir / READY_FILE
@@ -120,19 +126,31 @@ def start(state_dir: str | Path | None = None, port: int = 0, watch_pid: int | N
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_PROJECT_ROOT), env.get("PYTHONPATH")]))
     env.pop("MOTO_ACCOUNT_ID", None)  # it would pin every request, assumed roles included, to one account
     with open(state_dir / LOG_FILE, "ab") as log:
-        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(state_dir), start_new_session=True)
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=str(state_dir),
+            start_new_session=True,
+        )
     (state_dir / PID_FILE).write_text(f"{process.pid}\n")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             (state_dir / PID_FILE).unlink(missing_ok=True)
-            raise LocalAWSError(f"the local AWS server exited with status {process.returncode}; last lines of {state_dir / LOG_FILE}:\n{_log_tail(state_dir)}")
+            raise LocalAWSError(
+                f"the local AWS server exited with status {process.returncode}; last lines of {state_dir / LOG_FILE}:\n{_log_tail(state_dir)}"
+            )
         info = running_server(state_dir)
         if info:
             return info
         time.sleep(0.1)
     _terminate(process.pid, state_dir)
-    raise LocalAWSError(f"the local AWS server did not answer within {timeout:.0f}s; last lines of {state_dir / LOG_FILE}:\n{_log_tail(state_dir)}")
+    raise LocalAWSError(
+        f"the local AWS server did not answer within {timeout:.0f}s; last lines of {state_dir / LOG_FILE}:\n{_log_tail(state_dir)}"
+    )
 
 
 def _gone(pid: int, state_dir: Path) -> bool:
@@ -224,7 +242,9 @@ def export_lines(env: dict[str, str]) -> list[str]:
     return [f"export {key}={value}" for key, value in env.items()] + [f"unset {' '.join(UNSET_VARIABLES)}"]
 
 
-def up(state_dir: str | Path | None = None, port: int = 0, org_file: str | Path | None = None, watch_pid: int | None = None) -> tuple[dict, bool]:
+def up(
+    state_dir: str | Path | None = None, port: int = 0, org_file: str | Path | None = None, watch_pid: int | None = None
+) -> tuple[dict, bool]:
     """Start and seed a server unless one runs for ``state_dir``; return (state, started).
 
     The org file is checked before anything starts (bad input: InputError, nothing runs).
@@ -241,7 +261,9 @@ def up(state_dir: str | Path | None = None, port: int = 0, org_file: str | Path 
     if existing:
         state = read_state(state_dir)
         if state is None:
-            raise LocalAWSError(f"a local AWS server runs for {state_dir} (pid {existing.pid}) but was never seeded: `python -m deploy local down`, then `up` again")
+            raise LocalAWSError(
+                f"a local AWS server runs for {state_dir} (pid {existing.pid}) but was never seeded: `python -m deploy local down`, then `up` again"
+            )
         return state, False
     info = start(state_dir, port=port, watch_pid=watch_pid)
     try:

@@ -29,7 +29,15 @@ ADMIN_ROLE_NAME = "AWSCloudFormationStackSetAdministrationRole"
 EXECUTION_ROLE_NAME = "AWSCloudFormationStackSetExecutionRole"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _OU_NAME = re.compile(r"^[\w .&+@=,-]{1,128}$")
-_KEYS = {"region", "random_seed", "management_account", "organizational_units", "accounts", "trusted_access", "stackset_administration_role"}
+_KEYS = {
+    "region",
+    "random_seed",
+    "management_account",
+    "organizational_units",
+    "accounts",
+    "trusted_access",
+    "stackset_administration_role",
+}
 
 
 @dataclass
@@ -70,20 +78,33 @@ def load_org_file(path: str | Path) -> OrgSpec:
     if not isinstance(management, dict):
         raise InputError("expected a mapping with name and email", source=source, key="management_account")
     if "id" in management and str(management["id"]) != MANAGEMENT_ACCOUNT_ID:
-        raise InputError(f"the local AWS's management account is always {MANAGEMENT_ACCOUNT_ID} (moto's default account); remove the id", source=source, where="management_account", key="id")
+        raise InputError(
+            f"the local AWS's management account is always {MANAGEMENT_ACCOUNT_ID} (moto's default account); remove the id",
+            source=source,
+            where="management_account",
+            key="id",
+        )
     spec.management_name = _string(management.get("name", spec.management_name), source, "management_account", "name")
     spec.management_email = _email(management.get("email", spec.management_email), source, "management_account")
 
     ous = data.get("organizational_units") or []
     if not isinstance(ous, list):
-        raise InputError("expected a list of OU paths such as 'development' or 'workloads/staging'", source=source, key="organizational_units")
+        raise InputError(
+            "expected a list of OU paths such as 'development' or 'workloads/staging'",
+            source=source,
+            key="organizational_units",
+        )
     seen: set[str] = set()
     for index, raw in enumerate(ous):
         where = f"organizational_units[{index}]"
         path = _string(raw, source, where, None).strip("/")
         parts = path.split("/")
         if not all(_OU_NAME.match(part) for part in parts):
-            raise InputError(f"'{raw}' is not an OU path (names of 1-128 letters, digits, spaces or .&+@=,-_ joined by '/')", source=source, where=where)
+            raise InputError(
+                f"'{raw}' is not an OU path (names of 1-128 letters, digits, spaces or .&+@=,-_ joined by '/')",
+                source=source,
+                where=where,
+            )
         for depth in range(1, len(parts) + 1):  # parents first, implicitly
             prefix = "/".join(parts[:depth])
             if prefix not in seen:
@@ -109,14 +130,25 @@ def load_org_file(path: str | Path) -> OrgSpec:
             raise InputError(f"email '{email}' is used twice", source=source, where=where, key="email")
         ou = _string(account.get("ou", ""), source, where, "ou").strip("/") if account.get("ou") else ""
         if ou and ou not in seen:
-            raise InputError(f"OU '{ou}' is not listed in organizational_units (known: {', '.join(spec.ou_paths) or 'none'})", source=source, where=where, key="ou")
+            raise InputError(
+                f"OU '{ou}' is not listed in organizational_units (known: {', '.join(spec.ou_paths) or 'none'})",
+                source=source,
+                where=where,
+                key="ou",
+            )
         names.add(name)
         emails.add(email.lower())
         spec.accounts.append({"name": name, "email": email, "ou": ou})
 
     trusted = data.get("trusted_access", spec.trusted_access)
-    if not isinstance(trusted, list) or not all(isinstance(item, str) and item.endswith(".amazonaws.com") for item in trusted):
-        raise InputError("expected a list of service principals such as member.org.stacksets.cloudformation.amazonaws.com", source=source, key="trusted_access")
+    if not isinstance(trusted, list) or not all(
+        isinstance(item, str) and item.endswith(".amazonaws.com") for item in trusted
+    ):
+        raise InputError(
+            "expected a list of service principals such as member.org.stacksets.cloudformation.amazonaws.com",
+            source=source,
+            key="trusted_access",
+        )
     spec.trusted_access = list(trusted)
     role = data.get("stackset_administration_role", True)
     if not isinstance(role, bool):
@@ -140,13 +172,22 @@ def _email(value, source, where) -> str:
 
 def _session(endpoint_url: str, region: str):
     """Clients of the management account on the local server."""
-    session = boto3.session.Session(aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"], aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"], region_name=region)
+    session = boto3.session.Session(
+        aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        region_name=region,
+    )
     config = Config(retries={"mode": "standard", "max_attempts": 3})
     return lambda service: session.client(service, endpoint_url=endpoint_url, config=config)
 
 
 def _trust_policy(principal: dict) -> str:
-    return json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole"}]})
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole"}],
+        }
+    )
 
 
 def seed(endpoint_url: str, spec: OrgSpec) -> dict:
@@ -168,7 +209,12 @@ def seed(endpoint_url: str, spec: OrgSpec) -> dict:
     accounts: dict[str, dict] = {}
     for account in spec.accounts:
         status = org.create_account(AccountName=account["name"], Email=account["email"])["CreateAccountStatus"]
-        account_id = status.get("AccountId") or org.describe_create_account_status(CreateAccountRequestId=status["Id"])["CreateAccountStatus"]["AccountId"]
+        account_id = (
+            status.get("AccountId")
+            or org.describe_create_account_status(CreateAccountRequestId=status["Id"])["CreateAccountStatus"][
+                "AccountId"
+            ]
+        )
         if account["ou"]:
             org.move_account(AccountId=account_id, SourceParentId=root_id, DestinationParentId=ou_ids[account["ou"]])
         accounts[account["name"]] = {"id": account_id, "email": account["email"], "ou": account["ou"] or None}
@@ -187,7 +233,18 @@ def seed(endpoint_url: str, spec: OrgSpec) -> dict:
         iam.put_role_policy(
             RoleName=ADMIN_ROLE_NAME,
             PolicyName="AssumeExecutionRole",
-            PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": f"arn:*:iam::*:role/{EXECUTION_ROLE_NAME}"}]}),
+            PolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Action": "sts:AssumeRole",
+                            "Resource": f"arn:*:iam::*:role/{EXECUTION_ROLE_NAME}",
+                        }
+                    ],
+                }
+            ),
         )
 
     return {
@@ -195,7 +252,11 @@ def seed(endpoint_url: str, spec: OrgSpec) -> dict:
         "region": spec.region,
         "organization_id": organization["Id"],
         "root_id": root_id,
-        "management_account": {"name": spec.management_name, "id": MANAGEMENT_ACCOUNT_ID, "email": spec.management_email},
+        "management_account": {
+            "name": spec.management_name,
+            "id": MANAGEMENT_ACCOUNT_ID,
+            "email": spec.management_email,
+        },
         "organizational_units": ou_ids,
         "accounts": accounts,
         "trusted_access": list(spec.trusted_access),

@@ -45,9 +45,13 @@ def _local_routes(app, patches: list[str]):
         if path == HEALTH_PATH:
             return respond(start_response, "200 OK", health)
         if path.startswith(CONTROL_PATH):
-            control = CONTROLS.get(path[len(CONTROL_PATH):])
+            control = CONTROLS.get(path[len(CONTROL_PATH) :])
             if control is None:
-                return respond(start_response, "404 Not Found", {"error": f"no control named {path[len(CONTROL_PATH):]!r}", "controls": sorted(CONTROLS)})
+                return respond(
+                    start_response,
+                    "404 Not Found",
+                    {"error": f"no control named {path[len(CONTROL_PATH) :]!r}", "controls": sorted(CONTROLS)},
+                )
             values = {key: items[-1] for key, items in urllib.parse.parse_qs(environ.get("QUERY_STRING", "")).items()}
             try:
                 return respond(start_response, "200 OK", control(values))
@@ -121,13 +125,19 @@ def serve(host: str = "127.0.0.1", port: int = 0, ready_file: Path | None = None
 
 def _loopback(value: str) -> str:
     if not ipaddress.ip_address(value).is_loopback:
-        raise argparse.ArgumentTypeError(f"{value} is not a loopback address: the local AWS accepts any credentials, keep it on 127.0.0.1")
+        raise argparse.ArgumentTypeError(
+            f"{value} is not a loopback address: the local AWS accepts any credentials, keep it on 127.0.0.1"
+        )
     return value
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=f"python -m {__spec__.name if __spec__ else 'deploy.local.server'}", description=__doc__.splitlines()[0])
-    parser.add_argument("--host", type=_loopback, default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {__spec__.name if __spec__ else 'deploy.local.server'}", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--host", type=_loopback, default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)"
+    )
     parser.add_argument("--port", type=int, default=0, help="port to bind (default 0: a free port)")
     parser.add_argument("--ready-file", type=Path, help="write {pid, port, endpoint_url} here once listening")
     parser.add_argument("--watch-pid", type=int, help="exit when this process is gone")

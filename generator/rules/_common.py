@@ -20,8 +20,9 @@ import fnmatch
 import itertools
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 # Fewer Fn::If conditions than this in one value are expanded exhaustively; beyond it
 # each condition is still tried both ways, the others held at their first branch.
@@ -58,7 +59,7 @@ def condition_names(value: Any) -> set[str]:
 def _choose(value: Any, choice: dict[str, bool]) -> Any:
     if isinstance(value, dict):
         if len(value) == 1:
-            (key, args), = value.items()
+            ((key, args),) = value.items()
             if key == "Fn::If" and isinstance(args, list) and len(args) == 3:
                 return _choose(args[1] if choice.get(str(args[0]), True) else args[2], choice)
             if key == "Ref" and args == "AWS::NoValue":
@@ -101,7 +102,7 @@ def symbol(value: Any) -> str:
     if isinstance(value, (str, int, float)):
         return str(value)
     if isinstance(value, dict) and len(value) == 1:
-        (key, args), = value.items()
+        ((key, args),) = value.items()
         if key == "Ref":
             return "${" + str(args) + "}"
         if key == "Fn::GetAtt":
@@ -325,7 +326,9 @@ class Statement:
 def _principals(value: Any) -> dict:
     if value is None:
         return {}
-    if isinstance(value, str) or (isinstance(value, dict) and len(value) == 1 and next(iter(value)) in ("Ref", "Fn::Sub", "Fn::GetAtt")):
+    if isinstance(value, str) or (
+        isinstance(value, dict) and len(value) == 1 and next(iter(value)) in ("Ref", "Fn::Sub", "Fn::GetAtt")
+    ):
         return {"AWS": tuple(symbols(value))}
     if isinstance(value, dict):
         return {str(kind): tuple(symbols(item)) for kind, item in value.items()}

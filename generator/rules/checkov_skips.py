@@ -50,11 +50,17 @@ def _check_section(name: str, tool: str, section, id_pattern) -> list:
         check = str(skip.get("id", "")) if isinstance(skip, dict) else ""
         comment = str(skip.get("comment", "")).strip() if isinstance(skip, dict) else ""
         if not id_pattern.match(check):
-            matches.append(RuleMatch(path + ["skip", index], f"{name}: {tool} skip {index} has no valid check id (got {check or 'none'})"))
+            matches.append(
+                RuleMatch(
+                    path + ["skip", index], f"{name}: {tool} skip {index} has no valid check id (got {check or 'none'})"
+                )
+            )
         if len(comment) < MIN_JUSTIFICATION:
-            matches.append(RuleMatch(
-                path + ["skip", index],
-                f"{name}: {tool} skip of {check or '?'} needs a comment saying why the check does not apply "
-                f"(at least {MIN_JUSTIFICATION} characters)",
-            ))
+            matches.append(
+                RuleMatch(
+                    path + ["skip", index],
+                    f"{name}: {tool} skip of {check or '?'} needs a comment saying why the check does not apply "
+                    f"(at least {MIN_JUSTIFICATION} characters)",
+                )
+            )
     return matches

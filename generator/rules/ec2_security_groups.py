@@ -92,9 +92,19 @@ class NoIngressFromInternet(CloudFormationLintRule):
                 for index, rule in enumerate(common.as_list(props.get("SecurityGroupIngress"))):
                     if isinstance(rule, dict):
                         for cidr in _open_cidrs(cfn, rule):
-                            matches.append(RuleMatch(["Resources", name, "Properties", "SecurityGroupIngress"], f"Security group {name} admits {cidr} (ingress rule {index}): allow only the VPC's CIDR or a source security group"))
+                            matches.append(
+                                RuleMatch(
+                                    ["Resources", name, "Properties", "SecurityGroupIngress"],
+                                    f"Security group {name} admits {cidr} (ingress rule {index}): allow only the VPC's CIDR or a source security group",
+                                )
+                            )
         for name, resource in cfn.get_resources(["AWS::EC2::SecurityGroupIngress"]).items():
             for props in common.variants(resource.get("Properties") or {}):
                 for cidr in _open_cidrs(cfn, props):
-                    matches.append(RuleMatch(["Resources", name, "Properties"], f"Security group ingress {name} admits {cidr}: allow only the VPC's CIDR or a source security group"))
+                    matches.append(
+                        RuleMatch(
+                            ["Resources", name, "Properties"],
+                            f"Security group ingress {name} admits {cidr}: allow only the VPC's CIDR or a source security group",
+                        )
+                    )
         return common.unique_matches(matches)

@@ -71,7 +71,11 @@ class NoWildcardGrants(CloudFormationLintRule):
             path = list(common.statement_path(policy, variant, statement))
             where = f"{policy.resource} ({policy.kind} policy)"
             if statement.not_action:
-                matches.append(RuleMatch(path, f"{where}: Allow with NotAction grants every other action: list the actions allowed"))
+                matches.append(
+                    RuleMatch(
+                        path, f"{where}: Allow with NotAction grants every other action: list the actions allowed"
+                    )
+                )
                 continue
             if "*" in statement.actions:
                 matches.append(RuleMatch(path, f"{where}: Allow with Action *: list the actions needed"))
@@ -79,7 +83,12 @@ class NoWildcardGrants(CloudFormationLintRule):
             every_resource = statement.not_resource or "*" in statement.resources
             service_wide = sorted(a for a in statement.actions if re.fullmatch(r"[a-z0-9-]+:\*", a))
             if service_wide and every_resource:
-                matches.append(RuleMatch(path, f"{where}: Allow of {', '.join(service_wide)} on Resource *: list the actions and scope the resources"))
+                matches.append(
+                    RuleMatch(
+                        path,
+                        f"{where}: Allow of {', '.join(service_wide)} on Resource *: list the actions and scope the resources",
+                    )
+                )
         return common.unique_matches(matches)
 
 
@@ -109,11 +118,13 @@ class CrossAccountTrustPinned(CloudFormationLintRule):
                 outside = [p for p in statement.aws_principals() if not common.same_account_principal(p, local)]
             if not outside or _pinned(statement):
                 continue
-            matches.append(RuleMatch(
-                list(common.statement_path(policy, variant, statement)),
-                f"Trust policy of {policy.resource} lets {', '.join(outside)} assume it without a pinning condition: add "
-                "StringEquals sts:ExternalId (a third party) or aws:PrincipalOrgID (your organization)",
-            ))
+            matches.append(
+                RuleMatch(
+                    list(common.statement_path(policy, variant, statement)),
+                    f"Trust policy of {policy.resource} lets {', '.join(outside)} assume it without a pinning condition: add "
+                    "StringEquals sts:ExternalId (a third party) or aws:PrincipalOrgID (your organization)",
+                )
+            )
         return common.unique_matches(matches)
 
 
@@ -146,10 +157,12 @@ class PassRoleNeverOnEveryRole(CloudFormationLintRule):
                 continue
             broad = ["NotResource"] if statement.not_resource else [r for r in statement.resources if _every_role(r)]
             if broad:
-                matches.append(RuleMatch(
-                    list(common.statement_path(policy, variant, statement)),
-                    f"{policy.resource} ({policy.kind} policy) allows iam:PassRole on {', '.join(broad)}: name the roles (or a role-name prefix) to pass",
-                ))
+                matches.append(
+                    RuleMatch(
+                        list(common.statement_path(policy, variant, statement)),
+                        f"{policy.resource} ({policy.kind} policy) allows iam:PassRole on {', '.join(broad)}: name the roles (or a role-name prefix) to pass",
+                    )
+                )
         return common.unique_matches(matches)
 
 

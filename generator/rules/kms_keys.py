@@ -48,7 +48,12 @@ class KeyRotationEnabled(CloudFormationLintRule):
                 if "SYMMETRIC_DEFAULT" not in specs and common.UNKNOWN not in specs:
                     continue
                 if not common.always(cfn.template, props.get("EnableKeyRotation", "false"), "true", ignore_case=True):
-                    matches.append(RuleMatch(["Resources", name, "Properties"], f"KMS key {name} does not rotate: set EnableKeyRotation true"))
+                    matches.append(
+                        RuleMatch(
+                            ["Resources", name, "Properties"],
+                            f"KMS key {name} does not rotate: set EnableKeyRotation true",
+                        )
+                    )
         return common.unique_matches(matches)
 
 
@@ -79,11 +84,13 @@ class KeyPolicyFullControlOnlyForRoot(CloudFormationLintRule):
                         continue
                     others = _non_root_principals(statement)
                     if others:
-                        matches.append(RuleMatch(
-                            list(common.statement_path(policy, variant, statement)),
-                            f"Key policy of {policy.resource} allows {'NotAction' if statement.not_action else 'kms:*'} to "
-                            f"{', '.join(others)}: only this account's root may hold kms:*; enumerate the actions other principals need",
-                        ))
+                        matches.append(
+                            RuleMatch(
+                                list(common.statement_path(policy, variant, statement)),
+                                f"Key policy of {policy.resource} allows {'NotAction' if statement.not_action else 'kms:*'} to "
+                                f"{', '.join(others)}: only this account's root may hold kms:*; enumerate the actions other principals need",
+                            )
+                        )
         return common.unique_matches(matches)
 
 

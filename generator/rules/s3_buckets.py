@@ -115,7 +115,12 @@ class BucketEncryptedWithCustomerKey(CloudFormationLintRule):
             for props in common.variants(resource.get("Properties") or {}):
                 rules = common.as_list(common.get_path(props, "BucketEncryption", "ServerSideEncryptionConfiguration"))
                 if not rules:
-                    matches.append(RuleMatch(base, f"Bucket {name} has no BucketEncryption: set SSEAlgorithm aws:kms with KMSMasterKeyID of a customer managed key"))
+                    matches.append(
+                        RuleMatch(
+                            base,
+                            f"Bucket {name} has no BucketEncryption: set SSEAlgorithm aws:kms with KMSMasterKeyID of a customer managed key",
+                        )
+                    )
                     continue
                 for index, rule in enumerate(rules):
                     default = common.get_path(rule, "ServerSideEncryptionByDefault") or {}
@@ -126,11 +131,26 @@ class BucketEncryptedWithCustomerKey(CloudFormationLintRule):
                     if algorithms == ["AES256"] and "AES256" in allowed:
                         continue  # S3 server access logs can be delivered only to SSE-S3 buckets
                     if not all(a in allowed for a in algorithms):
-                        matches.append(RuleMatch(path, f"Bucket {name} uses SSEAlgorithm {algorithm or '(none)'}: use aws:kms with a customer managed key"))
+                        matches.append(
+                            RuleMatch(
+                                path,
+                                f"Bucket {name} uses SSEAlgorithm {algorithm or '(none)'}: use aws:kms with a customer managed key",
+                            )
+                        )
                     elif key is None:
-                        matches.append(RuleMatch(path, f"Bucket {name} uses aws:kms without KMSMasterKeyID, i.e. the AWS managed key aws/s3: set a customer managed key"))
+                        matches.append(
+                            RuleMatch(
+                                path,
+                                f"Bucket {name} uses aws:kms without KMSMasterKeyID, i.e. the AWS managed key aws/s3: set a customer managed key",
+                            )
+                        )
                     elif "alias/aws/" in common.symbol(key):
-                        matches.append(RuleMatch(path, f"Bucket {name} uses the AWS managed key {common.symbol(key)}: set a customer managed key"))
+                        matches.append(
+                            RuleMatch(
+                                path,
+                                f"Bucket {name} uses the AWS managed key {common.symbol(key)}: set a customer managed key",
+                            )
+                        )
         return common.unique_matches(matches)
 
 
@@ -172,9 +192,18 @@ class BucketBlocksPublicAccess(CloudFormationLintRule):
             base = ["Resources", name, "Properties"]
             for props in common.variants(resource.get("Properties") or {}):
                 block = common.get_path(props, "PublicAccessBlockConfiguration") or {}
-                missing = [s for s in _PUBLIC_ACCESS_SETTINGS if not common.always(cfn.template, block.get(s, "false"), "true", ignore_case=True)]
+                missing = [
+                    s
+                    for s in _PUBLIC_ACCESS_SETTINGS
+                    if not common.always(cfn.template, block.get(s, "false"), "true", ignore_case=True)
+                ]
                 if missing:
-                    matches.append(RuleMatch(base, f"Bucket {name} does not block public access: set {', '.join(missing)} to true in PublicAccessBlockConfiguration"))
+                    matches.append(
+                        RuleMatch(
+                            base,
+                            f"Bucket {name} does not block public access: set {', '.join(missing)} to true in PublicAccessBlockConfiguration",
+                        )
+                    )
         return common.unique_matches(matches)
 
 
@@ -183,7 +212,9 @@ class BucketVersioned(CloudFormationLintRule):
 
     id = "E9103"
     shortdesc = "S3 bucket versioning enabled"
-    description = "Every AWS::S3::Bucket sets VersioningConfiguration Status Enabled (recovery from overwrite and deletion)."
+    description = (
+        "Every AWS::S3::Bucket sets VersioningConfiguration Status Enabled (recovery from overwrite and deletion)."
+    )
     source_url = "https://docs.aws.amazon.com/AmazonS3/latest/userguide/Versioning.html"
     tags = ["security", "s3"]
 
@@ -193,7 +224,12 @@ class BucketVersioned(CloudFormationLintRule):
             for props in common.variants(resource.get("Properties") or {}):
                 status = common.get_path(props, "VersioningConfiguration", "Status") or ""
                 if not common.always(cfn.template, status, "Enabled"):
-                    matches.append(RuleMatch(["Resources", name, "Properties"], f"Bucket {name} is not versioned: set VersioningConfiguration Status Enabled"))
+                    matches.append(
+                        RuleMatch(
+                            ["Resources", name, "Properties"],
+                            f"Bucket {name} is not versioned: set VersioningConfiguration Status Enabled",
+                        )
+                    )
         return common.unique_matches(matches)
 
 
@@ -215,17 +251,24 @@ class BucketDeniesInsecureTransport(CloudFormationLintRule):
             names = _names(resource, name)
             policies = _bucket_policies(cfn, name)
             if not policies:
-                matches.append(RuleMatch(["Resources", name], f"Bucket {name} has no AWS::S3::BucketPolicy: add one denying s3:* when aws:SecureTransport is false"))
+                matches.append(
+                    RuleMatch(
+                        ["Resources", name],
+                        f"Bucket {name} has no AWS::S3::BucketPolicy: add one denying s3:* when aws:SecureTransport is false",
+                    )
+                )
                 continue
             for policy_name, policy in policies:
                 document = common.get_path(policy, "Properties", "PolicyDocument")
                 for variant in common.variants(document):
                     if not any(_denies_insecure(s, name, names) for s in common.statements(variant)):
-                        matches.append(RuleMatch(
-                            ["Resources", policy_name, "Properties", "PolicyDocument"],
-                            f"Policy {policy_name} of bucket {name} does not deny insecure transport: add a Deny for Principal *, "
-                            "Action s3:*, Resource the bucket and <bucket>/*, Condition Bool aws:SecureTransport false",
-                        ))
+                        matches.append(
+                            RuleMatch(
+                                ["Resources", policy_name, "Properties", "PolicyDocument"],
+                                f"Policy {policy_name} of bucket {name} does not deny insecure transport: add a Deny for Principal *, "
+                                "Action s3:*, Resource the bucket and <bucket>/*, Condition Bool aws:SecureTransport false",
+                            )
+                        )
         return common.unique_matches(matches)
 
 
@@ -238,7 +281,10 @@ def _denies_insecure(statement, bucket: str, names: set[str]) -> bool:
     if not values or any(v.lower() != "false" for v in values):
         return False
     # Any other condition would narrow the deny (every one must hold for it to apply).
-    return all(op in ("bool", "boolifexists") and set(tests) == {"aws:securetransport"} for op, tests in statement.conditions.items())
+    return all(
+        op in ("bool", "boolifexists") and set(tests) == {"aws:securetransport"}
+        for op, tests in statement.conditions.items()
+    )
 
 
 class EnvironmentBucketDeniesOutsideVpcEndpoint(CloudFormationLintRule):
@@ -264,22 +310,36 @@ class EnvironmentBucketDeniesOutsideVpcEndpoint(CloudFormationLintRule):
             names = _names(resource, name)
             policies = _bucket_policies(cfn, name)
             if not policies:
-                matches.append(RuleMatch(["Resources", name], f"Environment bucket {name} has no bucket policy: add one denying access not through the VPC endpoint (aws:SourceVpce)"))
+                matches.append(
+                    RuleMatch(
+                        ["Resources", name],
+                        f"Environment bucket {name} has no bucket policy: add one denying access not through the VPC endpoint (aws:SourceVpce)",
+                    )
+                )
                 continue
             for policy_name, policy in policies:
                 document = common.get_path(policy, "Properties", "PolicyDocument")
                 for variant in common.variants(document):
                     if not any(_denies_outside_vpc(s, name, names) for s in common.statements(variant)):
-                        matches.append(RuleMatch(
-                            ["Resources", policy_name, "Properties", "PolicyDocument"],
-                            f"Policy {policy_name} of environment bucket {name} does not deny access outside the VPC endpoint: add a Deny "
-                            "for Principal * on <bucket>/* covering s3:GetObject and s3:PutObject with Condition StringNotEquals aws:SourceVpce",
-                        ))
+                        matches.append(
+                            RuleMatch(
+                                ["Resources", policy_name, "Properties", "PolicyDocument"],
+                                f"Policy {policy_name} of environment bucket {name} does not deny access outside the VPC endpoint: add a Deny "
+                                "for Principal * on <bucket>/* covering s3:GetObject and s3:PutObject with Condition StringNotEquals aws:SourceVpce",
+                            )
+                        )
         return common.unique_matches(matches)
 
 
 _VPC_GUARD_OPERATORS = {"stringnotequals", "stringnotequalsifexists", "forallvalues:stringnotequals"}
-_EXEMPTION_OPERATORS = {"arnnotlike", "arnnotequals", "stringnotlike", "stringnotequals", "stringnotequalsifexists", "arnnotlikeifexists"}
+_EXEMPTION_OPERATORS = {
+    "arnnotlike",
+    "arnnotequals",
+    "stringnotlike",
+    "stringnotequals",
+    "stringnotequalsifexists",
+    "arnnotlikeifexists",
+}
 
 
 def _denies_outside_vpc(statement, bucket: str, names: set[str]) -> bool:
@@ -289,7 +349,9 @@ def _denies_outside_vpc(statement, bucket: str, names: set[str]) -> bool:
         return False
     if not _covers(statement, bucket, names)[1]:
         return False
-    guards = statement.condition_values(_VPC_GUARD_OPERATORS, "aws:sourcevpce") + statement.condition_values(_VPC_GUARD_OPERATORS, "aws:sourcevpc")
+    guards = statement.condition_values(_VPC_GUARD_OPERATORS, "aws:sourcevpce") + statement.condition_values(
+        _VPC_GUARD_OPERATORS, "aws:sourcevpc"
+    )
     if not guards or any(g in ("*", "") for g in guards):
         return False
     # Other conditions may only exempt named principals; anything else would narrow the deny.
@@ -297,10 +359,12 @@ def _denies_outside_vpc(statement, bucket: str, names: set[str]) -> bool:
         for key in tests:
             if key in ("aws:sourcevpce", "aws:sourcevpc") and operator in _VPC_GUARD_OPERATORS:
                 continue
-            if key in ("aws:principalarn", "aws:principalaccount", "aws:principalservicename") and operator in _EXEMPTION_OPERATORS:
+            if (
+                key in ("aws:principalarn", "aws:principalaccount", "aws:principalservicename")
+                and operator in _EXEMPTION_OPERATORS
+            ):
                 if any("*" == v for v in tests[key]):
                     return False
                 continue
             return False
     return True
-

@@ -77,22 +77,42 @@ class ComputeInVpc(CloudFormationLintRule):
                 for props in common.variants(resource.get("Properties") or {}):
                     problem = _vpc_problem(common.get_path(props, *keys))
                     if problem:
-                        matches.append(RuleMatch(["Resources", name, "Properties"], f"{rtype} {name} {problem}: set {'.'.join(keys)} with private Subnets and SecurityGroupIds"))
+                        matches.append(
+                            RuleMatch(
+                                ["Resources", name, "Properties"],
+                                f"{rtype} {name} {problem}: set {'.'.join(keys)} with private Subnets and SecurityGroupIds",
+                            )
+                        )
         for name, resource in cfn.get_resources(["AWS::SageMaker::MonitoringSchedule"]).items():
             for props in common.variants(resource.get("Properties") or {}):
                 job = common.get_path(props, *_SCHEDULE_JOB)
                 if isinstance(job, dict):
                     problem = _vpc_problem(common.get_path(job, "NetworkConfig", "VpcConfig"))
                     if problem:
-                        matches.append(RuleMatch(["Resources", name, "Properties"], f"Monitoring schedule {name}'s job {problem}: set MonitoringJobDefinition.NetworkConfig.VpcConfig"))
+                        matches.append(
+                            RuleMatch(
+                                ["Resources", name, "Properties"],
+                                f"Monitoring schedule {name}'s job {problem}: set MonitoringJobDefinition.NetworkConfig.VpcConfig",
+                            )
+                        )
         for name, resource in cfn.get_resources(["AWS::SageMaker::Domain"]).items():
             for props in common.variants(resource.get("Properties") or {}):
                 if not props.get("VpcId") or not common.as_list(props.get("SubnetIds")):
-                    matches.append(RuleMatch(["Resources", name, "Properties"], f"Domain {name} is not in a VPC: set VpcId and SubnetIds (private subnets)"))
+                    matches.append(
+                        RuleMatch(
+                            ["Resources", name, "Properties"],
+                            f"Domain {name} is not in a VPC: set VpcId and SubnetIds (private subnets)",
+                        )
+                    )
         for name, resource in cfn.get_resources(["AWS::SageMaker::Pipeline"]).items():
             body = common.get_path(resource, "Properties", "PipelineDefinition", "PipelineDefinitionBody")
             for step, problem in _pipeline_problems(body):
-                matches.append(RuleMatch(["Resources", name, "Properties", "PipelineDefinition"], f"Pipeline {name} step {step} {problem}: give the step a VpcConfig with private Subnets and SecurityGroupIds"))
+                matches.append(
+                    RuleMatch(
+                        ["Resources", name, "Properties", "PipelineDefinition"],
+                        f"Pipeline {name} step {step} {problem}: give the step a VpcConfig with private Subnets and SecurityGroupIds",
+                    )
+                )
         return common.unique_matches(matches)
 
 
@@ -146,9 +166,19 @@ class DomainVpcOnlyWithKey(CloudFormationLintRule):
                 mode = props.get("AppNetworkAccessType", "PublicInternetOnly")
                 if not common.always(cfn.template, mode, "VpcOnly"):
                     shown = ", ".join(common.possible_values(cfn.template, mode))
-                    matches.append(RuleMatch(["Resources", name, "Properties"], f"Domain {name} may use AppNetworkAccessType {shown}: set VpcOnly"))
+                    matches.append(
+                        RuleMatch(
+                            ["Resources", name, "Properties"],
+                            f"Domain {name} may use AppNetworkAccessType {shown}: set VpcOnly",
+                        )
+                    )
                 if not props.get("KmsKeyId"):
-                    matches.append(RuleMatch(["Resources", name, "Properties"], f"Domain {name} has no KmsKeyId: set a customer managed key"))
+                    matches.append(
+                        RuleMatch(
+                            ["Resources", name, "Properties"],
+                            f"Domain {name} has no KmsKeyId: set a customer managed key",
+                        )
+                    )
         return common.unique_matches(matches)
 
 
@@ -174,13 +204,32 @@ class EndpointConfigEncrypted(CloudFormationLintRule):
                 variants = [v for v in common.as_list(props.get("ProductionVariants")) if isinstance(v, dict)]
                 serverless_only = bool(variants) and all("ServerlessConfig" in v for v in variants)
                 if not serverless_only and not props.get("KmsKeyId"):
-                    matches.append(RuleMatch(base, f"Endpoint config {name} has no KmsKeyId: set a customer managed key for the ML storage volumes"))
+                    matches.append(
+                        RuleMatch(
+                            base,
+                            f"Endpoint config {name} has no KmsKeyId: set a customer managed key for the ML storage volumes",
+                        )
+                    )
                 capture = props.get("DataCaptureConfig")
-                if isinstance(capture, dict) and common.symbol(capture.get("EnableCapture", True)) != "false" and not capture.get("KmsKeyId"):
-                    matches.append(RuleMatch(base + ["DataCaptureConfig"], f"Endpoint config {name} captures data without DataCaptureConfig.KmsKeyId: set a customer managed key"))
+                if (
+                    isinstance(capture, dict)
+                    and common.symbol(capture.get("EnableCapture", True)) != "false"
+                    and not capture.get("KmsKeyId")
+                ):
+                    matches.append(
+                        RuleMatch(
+                            base + ["DataCaptureConfig"],
+                            f"Endpoint config {name} captures data without DataCaptureConfig.KmsKeyId: set a customer managed key",
+                        )
+                    )
                 output = common.get_path(props, "AsyncInferenceConfig", "OutputConfig")
                 if isinstance(output, dict) and not output.get("KmsKeyId"):
-                    matches.append(RuleMatch(base + ["AsyncInferenceConfig"], f"Endpoint config {name} writes async results without OutputConfig.KmsKeyId: set a customer managed key"))
+                    matches.append(
+                        RuleMatch(
+                            base + ["AsyncInferenceConfig"],
+                            f"Endpoint config {name} writes async results without OutputConfig.KmsKeyId: set a customer managed key",
+                        )
+                    )
         return common.unique_matches(matches)
 
 
@@ -205,9 +254,16 @@ class NotebookInstanceLockedDown(CloudFormationLintRule):
                     value = props.get(key, "Enabled")
                     if not common.always(cfn.template, value, "Disabled"):
                         shown = ", ".join(common.possible_values(cfn.template, value))
-                        matches.append(RuleMatch(base, f"Notebook instance {name} may have {key} {shown}: set {key} Disabled"))
+                        matches.append(
+                            RuleMatch(base, f"Notebook instance {name} may have {key} {shown}: set {key} Disabled")
+                        )
                 if not props.get("SubnetId") or not common.as_list(props.get("SecurityGroupIds")):
-                    matches.append(RuleMatch(base, f"Notebook instance {name} is not in a VPC: set SubnetId (a private subnet) and SecurityGroupIds"))
+                    matches.append(
+                        RuleMatch(
+                            base,
+                            f"Notebook instance {name} is not in a VPC: set SubnetId (a private subnet) and SecurityGroupIds",
+                        )
+                    )
         return common.unique_matches(matches)
 
 
@@ -257,14 +313,19 @@ class RuntimeComputeGuardedToVpc(CloudFormationLintRule):
             for path, statement in statements:
                 if not statement.allows():
                     continue
-                unguarded = [a for a in RUNTIME_COMPUTE_ACTIONS
-                             if a not in denied and statement.grants(a) and not _allowed_only_with_vpc(statement)]
+                unguarded = [
+                    a
+                    for a in RUNTIME_COMPUTE_ACTIONS
+                    if a not in denied and statement.grants(a) and not _allowed_only_with_vpc(statement)
+                ]
                 if unguarded:
-                    matches.append(RuleMatch(
-                        list(path),
-                        f"{principal} may call {', '.join(a.split(':')[1] for a in unguarded)} outside a VPC: add Deny statements "
-                        "for these actions with Condition Null sagemaker:VpcSubnets true and Null sagemaker:VpcSecurityGroupIds true",
-                    ))
+                    matches.append(
+                        RuleMatch(
+                            list(path),
+                            f"{principal} may call {', '.join(a.split(':')[1] for a in unguarded)} outside a VPC: add Deny statements "
+                            "for these actions with Condition Null sagemaker:VpcSubnets true and Null sagemaker:VpcSecurityGroupIds true",
+                        )
+                    )
         return common.unique_matches(matches)
 
 
@@ -273,13 +334,17 @@ def _principal_statements(template: dict, principal: str):
     resources = template.get("Resources") or {}
     resource = resources.get(principal) or {}
     rtype = resource.get("Type")
-    attached = {common.symbol(arn) for arn in common.as_list(common.get_path(resource, "Properties", "ManagedPolicyArns"))}
+    attached = {
+        common.symbol(arn) for arn in common.as_list(common.get_path(resource, "Properties", "ManagedPolicyArns"))
+    }
     for policy in common.policy_documents(template):
         if policy.kind != "identity":
             continue
         applies = policy.resource == principal
         if policy.resource_type in _ATTACHED_POLICY_TYPES:
-            targets = common.get_path(resources.get(policy.resource) or {}, "Properties", _ATTACHMENT_KEYS.get(rtype, ""))
+            targets = common.get_path(
+                resources.get(policy.resource) or {}, "Properties", _ATTACHMENT_KEYS.get(rtype, "")
+            )
             applies = "${" + principal + "}" in {common.symbol(t) for t in common.as_list(targets)}
             applies = applies or "${" + policy.resource + "}" in attached
         if not applies:
@@ -297,8 +362,13 @@ def _denied_without_vpc(statements, action: str) -> bool:
     """Is ``action`` denied (on every resource) when either VPC key is absent?"""
     for key in _VPC_KEYS:
         if not any(
-            s.effect == "Deny" and s.grants(action) and "*" in s.resources and not s.not_resource
-            and _null_test(s, key, "true") and set(s.conditions) == {"null"} and len(s.conditions["null"]) == 1
+            s.effect == "Deny"
+            and s.grants(action)
+            and "*" in s.resources
+            and not s.not_resource
+            and _null_test(s, key, "true")
+            and set(s.conditions) == {"null"}
+            and len(s.conditions["null"]) == 1
             for _, s in statements
         ):
             return False

@@ -11,7 +11,13 @@ from __future__ import annotations
 
 from moto.cloudformation import parsing
 
-_LIMITS = {"AWS::IAM::Role": 64, "AWS::IAM::User": 64, "AWS::IAM::Group": 128, "AWS::IAM::InstanceProfile": 128, "AWS::IAM::ManagedPolicy": 128}
+_LIMITS = {
+    "AWS::IAM::Role": 64,
+    "AWS::IAM::User": 64,
+    "AWS::IAM::Group": 128,
+    "AWS::IAM::InstanceProfile": 128,
+    "AWS::IAM::ManagedPolicy": 128,
+}
 _original = parsing.generate_resource_name
 
 

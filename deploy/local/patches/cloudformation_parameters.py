@@ -49,7 +49,11 @@ _original_diff = parsing.ResourceMap.build_resource_diff
 def _build_resource_diff(self, other_template, parameters=None):
     if parameters:
         declared = other_template.get("Parameters") or {}
-        dropped = {key: declared[key].get("Default") for key in self.input_parameters if key not in parameters and key in declared}
+        dropped = {
+            key: declared[key].get("Default")
+            for key in self.input_parameters
+            if key not in parameters and key in declared
+        }
         parameters = {**dropped, **parameters}
     return _original_diff(self, other_template, parameters)
 

@@ -55,14 +55,14 @@ class PlaceholderResource(CloudFormationModel):
     @classmethod
     def create_from_cloudformation_json(  # type: ignore[misc]
         cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str, **kwargs: Any
-    ) -> "PlaceholderResource":
+    ) -> PlaceholderResource:
         resource_type = kwargs.get("ResourceType", "AWS::Unknown::Resource")
         return cls(resource_type, resource_name, cloudformation_json.get("Properties", {}), account_id, region_name)
 
     @classmethod
     def update_from_cloudformation_json(  # type: ignore[misc]
         cls, original_resource: Any, new_resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
-    ) -> "PlaceholderResource":
+    ) -> PlaceholderResource:
         original_resource.properties = cloudformation_json.get("Properties", {})
         return original_resource
 

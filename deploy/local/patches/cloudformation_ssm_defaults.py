@@ -18,7 +18,11 @@ def _wrap(load_parameters):
         slots = self._template.get("Parameters") or {}
         hidden = {}
         for name, slot in slots.items():
-            if str(slot.get("Type", "")).startswith("AWS::SSM::Parameter::") and name in self.input_parameters and "Default" in slot:
+            if (
+                str(slot.get("Type", "")).startswith("AWS::SSM::Parameter::")
+                and name in self.input_parameters
+                and "Default" in slot
+            ):
                 hidden[name] = slot.pop("Default")
         try:
             load_parameters(self)

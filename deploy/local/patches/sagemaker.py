@@ -83,7 +83,11 @@ _NOT_SERVING = {"Creating", "Failed", "OutOfService", "Deleting"}
 def _endpoint_name(response) -> str | None:
     # POST /endpoints/{EndpointName}/invocations; moto's own params lack the URI member
     parts = urllib.parse.urlparse(response.path).path.split("/")
-    return urllib.parse.unquote(parts[2]) if len(parts) > 3 and parts[1] == "endpoints" else response._get_params().get("EndpointName")
+    return (
+        urllib.parse.unquote(parts[2])
+        if len(parts) > 3 and parts[1] == "endpoints"
+        else response._get_params().get("EndpointName")
+    )
 
 
 def invoke_endpoint(self):
@@ -93,7 +97,9 @@ def invoke_endpoint(self):
         raise EndpointValidationError(f"Endpoint {name} of account {self.current_account} not found.")
     status = getattr(endpoint, "endpoint_status", "InService")
     if status in _NOT_SERVING:
-        raise EndpointValidationError(f"Endpoint {name} of account {self.current_account} is not in service (status {status}).")
+        raise EndpointValidationError(
+            f"Endpoint {name} of account {self.current_account} is not in service (status {status})."
+        )
     return _original_invoke(self)
 
 
@@ -126,7 +132,11 @@ class ModelPackageGroupResource(CloudFormationModel):
 
     def get_cfn_attribute(self, attribute_name: str):
         group = self.backend.model_package_groups[self.name]
-        return {"ModelPackageGroupArn": group.arn, "ModelPackageGroupStatus": "Completed", "CreationTime": str(group.creation_time)}[attribute_name]
+        return {
+            "ModelPackageGroupArn": group.arn,
+            "ModelPackageGroupStatus": "Completed",
+            "CreationTime": str(group.creation_time),
+        }[attribute_name]
 
     @staticmethod
     def _apply_properties(backend, name: str, properties: dict) -> None:
@@ -143,14 +153,22 @@ class ModelPackageGroupResource(CloudFormationModel):
         backend = sagemaker_backends[account_id][region_name]
         properties = cloudformation_json.get("Properties", {})
         if resource_name in backend.model_package_groups:
-            raise ValidationError(message=f"Model Package Group already exists: {backend.model_package_groups[resource_name].arn}")
-        backend.create_model_package_group(resource_name, properties.get("ModelPackageGroupDescription"), properties.get("Tags"))
+            raise ValidationError(
+                message=f"Model Package Group already exists: {backend.model_package_groups[resource_name].arn}"
+            )
+        backend.create_model_package_group(
+            resource_name, properties.get("ModelPackageGroupDescription"), properties.get("Tags")
+        )
         cls._apply_properties(backend, resource_name, properties)
         return cls(backend, resource_name)
 
     @classmethod
-    def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name):  # type: ignore[misc]
-        cls._apply_properties(original_resource.backend, original_resource.name, cloudformation_json.get("Properties", {}))
+    def update_from_cloudformation_json(
+        cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name
+    ):  # type: ignore[misc]
+        cls._apply_properties(
+            original_resource.backend, original_resource.name, cloudformation_json.get("Properties", {})
+        )
         return original_resource
 
     @classmethod
@@ -170,12 +188,13 @@ _NAME_PROPERTIES = {"FakeEndpoint": "EndpointName", "FakeEndpointConfig": "Endpo
 
 def apply() -> None:
     """Install the handlers above on moto's SageMaker responses (idempotent)."""
+    from moto.cloudformation import parsing
     from moto.sagemaker import models
 
-    from moto.cloudformation import parsing
-
     for class_name, name_property in _NAME_PROPERTIES.items():
-        getattr(models, class_name).cloudformation_name_type = staticmethod(lambda name_property=name_property: name_property)
+        getattr(models, class_name).cloudformation_name_type = staticmethod(
+            lambda name_property=name_property: name_property
+        )
     # ModelPackageGroupResource registered itself as a CloudFormationModel subclass; moto
     # caches its type maps, so make them see it.
     parsing.get_model_map.cache_clear()

@@ -40,7 +40,14 @@ from moto.core.utils import utcnow
 from moto.servicecatalog import models, responses
 
 _ALPHABET = string.ascii_lowercase + string.digits
-_ARTIFACT_TYPES = {"CLOUD_FORMATION_TEMPLATE", "MARKETPLACE_AMI", "MARKETPLACE_CAR", "TERRAFORM_OPEN_SOURCE", "TERRAFORM_CLOUD", "EXTERNAL"}
+_ARTIFACT_TYPES = {
+    "CLOUD_FORMATION_TEMPLATE",
+    "MARKETPLACE_AMI",
+    "MARKETPLACE_CAR",
+    "TERRAFORM_OPEN_SOURCE",
+    "TERRAFORM_CLOUD",
+    "EXTERNAL",
+}
 _CONSTRAINT_TYPES = {"LAUNCH", "NOTIFICATION", "RESOURCE_UPDATE", "STACKSET", "TEMPLATE"}
 
 
@@ -96,7 +103,15 @@ class _Artifact:
     guidance: str = "DEFAULT"
 
     def detail(self) -> dict:
-        return {"Id": self.id, "Name": self.name, "Description": self.description, "Type": self.type, "CreatedTime": self.created, "Active": self.active, "Guidance": self.guidance}
+        return {
+            "Id": self.id,
+            "Name": self.name,
+            "Description": self.description,
+            "Type": self.type,
+            "CreatedTime": self.created,
+            "Active": self.active,
+            "Guidance": self.guidance,
+        }
 
     def summary(self) -> dict:
         return {"Id": self.id, "Name": self.name, "Description": self.description, "CreatedTime": self.created}
@@ -113,7 +128,14 @@ class _Constraint:
     owner: str
 
     def detail(self) -> dict:
-        return {"ConstraintId": self.id, "Type": self.type, "Description": self.description, "Owner": self.owner, "ProductId": self.product_id, "PortfolioId": self.portfolio_id}
+        return {
+            "ConstraintId": self.id,
+            "Type": self.type,
+            "Description": self.description,
+            "Owner": self.owner,
+            "ProductId": self.product_id,
+            "PortfolioId": self.portfolio_id,
+        }
 
 
 @dataclass
@@ -174,7 +196,14 @@ def _add_artifact(self, product_id: str, parameters: dict) -> _Artifact:
     artifact_type = parameters.get("Type", "CLOUD_FORMATION_TEMPLATE")
     if artifact_type not in _ARTIFACT_TYPES:
         raise _invalid(f"Type {artifact_type} is not valid.")
-    artifact = _Artifact(_new_id("pa"), parameters.get("Name") or "", parameters.get("Description") or "", artifact_type, dict(info), utcnow())
+    artifact = _Artifact(
+        _new_id("pa"),
+        parameters.get("Name") or "",
+        parameters.get("Description") or "",
+        artifact_type,
+        dict(info),
+        utcnow(),
+    )
     _state(self).artifacts.setdefault(product_id, []).append(artifact)
     return artifact
 
@@ -253,7 +282,9 @@ def disassociate_product_from_portfolio(self, product_id, portfolio_id):
     if product_id not in products:
         raise _not_found(f"Product {product_id} is not associated with portfolio {portfolio_id}.")
     if any(c.portfolio_id == portfolio_id and c.product_id == product_id for c in _state(self).constraints.values()):
-        raise ResourceInUseException(f"Product {product_id} has constraints in portfolio {portfolio_id}; delete them first.")
+        raise ResourceInUseException(
+            f"Product {product_id} has constraints in portfolio {portfolio_id}; delete them first."
+        )
     products.remove(product_id)
 
 
@@ -266,7 +297,9 @@ def search_products_as_admin(self, portfolio_id=None, filters=None):
     for key, values in (filters or {}).items():
         wanted = [v.lower() for v in values]
         if key == "FullTextSearch":
-            products = [p for p in products if any(w in f"{p.name} {p.description or ''} {p.owner}".lower() for w in wanted)]
+            products = [
+                p for p in products if any(w in f"{p.name} {p.description or ''} {p.owner}".lower() for w in wanted)
+            ]
         elif key == "Owner":
             products = [p for p in products if (p.owner or "").lower() in wanted]
         elif key == "ProductType":
@@ -276,7 +309,11 @@ def search_products_as_admin(self, portfolio_id=None, filters=None):
 
 def list_portfolios_for_product(self, product_id):
     _product(self, product_id)
-    return [self.portfolios[pid] for pid, products in _state(self).associations.items() if product_id in products and pid in self.portfolios]
+    return [
+        self.portfolios[pid]
+        for pid, products in _state(self).associations.items()
+        if product_id in products and pid in self.portfolios
+    ]
 
 
 def create_provisioning_artifact(self, product_id, parameters):
@@ -319,9 +356,16 @@ def create_constraint(self, portfolio_id, product_id, parameters, constraint_typ
     if constraint_type == "LAUNCH":
         if not isinstance(values, dict) or len({"RoleArn", "LocalRoleName"} & set(values)) != 1:
             raise _invalid("A LAUNCH constraint takes exactly one of RoleArn or LocalRoleName.")
-        if any(c.type == "LAUNCH" and c.portfolio_id == portfolio_id and c.product_id == product_id for c in state.constraints.values()):
-            raise DuplicateResourceException(f"Product {product_id} already has a LAUNCH constraint in portfolio {portfolio_id}.")
-    constraint = _Constraint(_new_id("cons"), constraint_type, portfolio_id, product_id, parameters, description or "", self.account_id)
+        if any(
+            c.type == "LAUNCH" and c.portfolio_id == portfolio_id and c.product_id == product_id
+            for c in state.constraints.values()
+        ):
+            raise DuplicateResourceException(
+                f"Product {product_id} already has a LAUNCH constraint in portfolio {portfolio_id}."
+            )
+    constraint = _Constraint(
+        _new_id("cons"), constraint_type, portfolio_id, product_id, parameters, description or "", self.account_id
+    )
     state.constraints[constraint.id] = constraint
     return constraint
 
@@ -340,7 +384,9 @@ def update_constraint(self, constraint_id, description, parameters):
             values = json.loads(parameters)
         except (TypeError, ValueError):
             raise _invalid("Parameters must be a JSON document.") from None
-        if constraint.type == "LAUNCH" and (not isinstance(values, dict) or len({"RoleArn", "LocalRoleName"} & set(values)) != 1):
+        if constraint.type == "LAUNCH" and (
+            not isinstance(values, dict) or len({"RoleArn", "LocalRoleName"} & set(values)) != 1
+        ):
             raise _invalid("A LAUNCH constraint takes exactly one of RoleArn or LocalRoleName.")
         constraint.parameters = parameters
     if description is not None:
@@ -355,7 +401,11 @@ def delete_constraint(self, constraint_id):
 
 def list_constraints_for_portfolio(self, portfolio_id, product_id):
     _portfolio(self, portfolio_id)
-    return [c for c in _state(self).constraints.values() if c.portfolio_id == portfolio_id and (not product_id or c.product_id == product_id)]
+    return [
+        c
+        for c in _state(self).constraints.values()
+        if c.portfolio_id == portfolio_id and (not product_id or c.product_id == product_id)
+    ]
 
 
 def _own_or_imported(self, portfolio_id: str) -> None:
@@ -389,7 +439,9 @@ def _flags(share_tag_options, share_principals) -> dict:
     return {"ShareTagOptions": bool(share_tag_options), "SharePrincipals": bool(share_principals), "Accepted": False}
 
 
-def create_portfolio_share(self, accept_language, portfolio_id, account_id, organization_node, share_tag_options, share_principals):
+def create_portfolio_share(
+    self, accept_language, portfolio_id, account_id, organization_node, share_tag_options, share_principals
+):
     _portfolio(self, portfolio_id)
     state = _state(self)
     if bool(account_id) == bool(organization_node):
@@ -398,14 +450,20 @@ def create_portfolio_share(self, accept_language, portfolio_id, account_id, orga
         if account_id == self.account_id:
             raise _invalid("A portfolio cannot be shared with its own account.")
         if share_principals:
-            raise _invalid("SharePrincipals is only supported for shares to an OrganizationNode of type ORGANIZATION or ORGANIZATIONAL_UNIT.")
-        state.account_shares.setdefault(portfolio_id, {}).setdefault(account_id, _flags(share_tag_options, share_principals))
+            raise _invalid(
+                "SharePrincipals is only supported for shares to an OrganizationNode of type ORGANIZATION or ORGANIZATIONAL_UNIT."
+            )
+        state.account_shares.setdefault(portfolio_id, {}).setdefault(
+            account_id, _flags(share_tag_options, share_principals)
+        )
         access = self.portfolio_access.setdefault(portfolio_id, [])
         if account_id not in access:
             access.append(account_id)
         return None
     if state.organizations_access != "ENABLED":
-        raise InvalidStateException("AWS Organizations access is not enabled for Service Catalog: call EnableAWSOrganizationsAccess first.")
+        raise InvalidStateException(
+            "AWS Organizations access is not enabled for Service Catalog: call EnableAWSOrganizationsAccess first."
+        )
     node = (organization_node.get("Type"), organization_node.get("Value"))
     if node[0] not in ("ORGANIZATION", "ORGANIZATIONAL_UNIT", "ACCOUNT") or not node[1]:
         raise _invalid("OrganizationNode needs a Type (ORGANIZATION, ORGANIZATIONAL_UNIT, ACCOUNT) and a Value.")
@@ -426,7 +484,9 @@ def update_portfolio_share(self, portfolio_id, account_id, organization_node, sh
     if flags is None:
         raise _not_found("No such portfolio share.")
     if account_id and share_principals:
-        raise _invalid("SharePrincipals is only supported for shares to an OrganizationNode of type ORGANIZATION or ORGANIZATIONAL_UNIT.")
+        raise _invalid(
+            "SharePrincipals is only supported for shares to an OrganizationNode of type ORGANIZATION or ORGANIZATIONAL_UNIT."
+        )
     if share_tag_options is not None:
         flags["ShareTagOptions"] = bool(share_tag_options)
     if share_principals is not None:
@@ -456,11 +516,22 @@ def describe_portfolio_shares(self, portfolio_id, type, page_token=None, page_si
     _portfolio(self, portfolio_id)
     state = _state(self)
     if type == "ACCOUNT":
-        entries = [{"PrincipalId": a, "Type": "ACCOUNT", **flags} for a, flags in state.account_shares.get(portfolio_id, {}).items()]
+        entries = [
+            {"PrincipalId": a, "Type": "ACCOUNT", **flags}
+            for a, flags in state.account_shares.get(portfolio_id, {}).items()
+        ]
     elif type in ("ORGANIZATION", "ORGANIZATIONAL_UNIT"):
-        entries = [{"PrincipalId": v, "Type": t, **flags} for (t, v), flags in state.node_shares.get(portfolio_id, {}).items() if t == type]
+        entries = [
+            {"PrincipalId": v, "Type": t, **flags}
+            for (t, v), flags in state.node_shares.get(portfolio_id, {}).items()
+            if t == type
+        ]
     elif type == "ORGANIZATION_MEMBER_ACCOUNT":
-        entries = [{"PrincipalId": v, "Type": type, **flags} for (t, v), flags in state.node_shares.get(portfolio_id, {}).items() if t == "ACCOUNT"]
+        entries = [
+            {"PrincipalId": v, "Type": type, **flags}
+            for (t, v), flags in state.node_shares.get(portfolio_id, {}).items()
+            if t == "ACCOUNT"
+        ]
     else:
         raise _invalid(f"Type {type} is not valid.")
     page, token = _page(entries, page_token, page_size, 50)
@@ -532,7 +603,19 @@ def provision_product(self, product_id, product_name, artifact_id, artifact_name
         "ProvisioningArtifactId": artifact.id,
     }
     _state(self).provisioned[pp_id] = detail
-    record = {"RecordId": _new_id("rec"), "ProvisionedProductName": name, "Status": "SUCCEEDED", "CreatedTime": now, "UpdatedTime": now, "ProvisionedProductType": "CFN_STACK", "RecordType": "PROVISION_PRODUCT", "ProvisionedProductId": pp_id, "ProductId": product.id, "ProvisioningArtifactId": artifact.id, "RecordTags": tags or []}
+    record = {
+        "RecordId": _new_id("rec"),
+        "ProvisionedProductName": name,
+        "Status": "SUCCEEDED",
+        "CreatedTime": now,
+        "UpdatedTime": now,
+        "ProvisionedProductType": "CFN_STACK",
+        "RecordType": "PROVISION_PRODUCT",
+        "ProvisionedProductId": pp_id,
+        "ProductId": product.id,
+        "ProvisioningArtifactId": artifact.id,
+        "RecordTags": tags or [],
+    }
     return record
 
 
@@ -548,19 +631,39 @@ def _backend(self):
 
 
 def _product_view(product) -> dict:
-    return {"ProductViewSummary": product.to_dict(), "Status": "AVAILABLE", "ProductARN": product.arn, "CreatedTime": product.created_time}
+    return {
+        "ProductViewSummary": product.to_dict(),
+        "Status": "AVAILABLE",
+        "ProductARN": product.arn,
+        "CreatedTime": product.created_time,
+    }
 
 
 def r_create_product(self):
     params = _params(self)
     product = _backend(self).create_product(
-        name=params.get("Name"), owner=params.get("Owner"), description=params.get("Description"), distributor=params.get("Distributor"),
-        support_description=params.get("SupportDescription"), support_email=params.get("SupportEmail"), support_url=params.get("SupportUrl"),
-        product_type=params.get("ProductType"), tags=params.get("Tags"), provisioning_artifact_parameters=params.get("ProvisioningArtifactParameters"),
-        idempotency_token=params.get("IdempotencyToken"), source_connection=params.get("SourceConnection"), accept_language=params.get("AcceptLanguage"),
+        name=params.get("Name"),
+        owner=params.get("Owner"),
+        description=params.get("Description"),
+        distributor=params.get("Distributor"),
+        support_description=params.get("SupportDescription"),
+        support_email=params.get("SupportEmail"),
+        support_url=params.get("SupportUrl"),
+        product_type=params.get("ProductType"),
+        tags=params.get("Tags"),
+        provisioning_artifact_parameters=params.get("ProvisioningArtifactParameters"),
+        idempotency_token=params.get("IdempotencyToken"),
+        source_connection=params.get("SourceConnection"),
+        accept_language=params.get("AcceptLanguage"),
     )
     artifact = getattr(product, "initial_artifact", None)
-    return ActionResult({"ProductViewDetail": _product_view(product), "ProvisioningArtifactDetail": artifact.detail() if artifact else {}, "Tags": _backend(self)._list_tags_for_resource(product.arn)})
+    return ActionResult(
+        {
+            "ProductViewDetail": _product_view(product),
+            "ProvisioningArtifactDetail": artifact.detail() if artifact else {},
+            "Tags": _backend(self)._list_tags_for_resource(product.arn),
+        }
+    )
 
 
 def r_describe_product(self):
@@ -568,7 +671,23 @@ def r_describe_product(self):
     backend = _backend(self)
     product = backend.describe_product(accept_language=None, id=params.get("Id"), name=params.get("Name"))
     artifacts = [a for a in _state(backend).artifacts.get(product.id, []) if a.active]
-    return ActionResult({"ProductViewSummary": product.to_dict(), "ProvisioningArtifacts": [{"Id": a.id, "Name": a.name, "Description": a.description, "CreatedTime": a.created, "Guidance": a.guidance} for a in artifacts], "Budgets": [], "LaunchPaths": []})
+    return ActionResult(
+        {
+            "ProductViewSummary": product.to_dict(),
+            "ProvisioningArtifacts": [
+                {
+                    "Id": a.id,
+                    "Name": a.name,
+                    "Description": a.description,
+                    "CreatedTime": a.created,
+                    "Guidance": a.guidance,
+                }
+                for a in artifacts
+            ],
+            "Budgets": [],
+            "LaunchPaths": [],
+        }
+    )
 
 
 def r_describe_product_as_admin(self):
@@ -589,24 +708,47 @@ def r_describe_product_as_admin(self):
 def r_update_product(self):
     params = _params(self)
     backend = _backend(self)
-    fields = {"name": params.get("Name"), "owner": params.get("Owner"), "description": params.get("Description"), "distributor": params.get("Distributor"), "support_description": params.get("SupportDescription"), "support_email": params.get("SupportEmail"), "support_url": params.get("SupportUrl")}
+    fields = {
+        "name": params.get("Name"),
+        "owner": params.get("Owner"),
+        "description": params.get("Description"),
+        "distributor": params.get("Distributor"),
+        "support_description": params.get("SupportDescription"),
+        "support_email": params.get("SupportEmail"),
+        "support_url": params.get("SupportUrl"),
+    }
     product = backend.update_product(params["Id"], fields, params.get("AddTags"), params.get("RemoveTags"))
-    return ActionResult({"ProductViewDetail": _product_view(product), "Tags": backend._list_tags_for_resource(product.arn)})
+    return ActionResult(
+        {"ProductViewDetail": _product_view(product), "Tags": backend._list_tags_for_resource(product.arn)}
+    )
 
 
 def r_update_portfolio(self):
     params = _params(self)
     backend = _backend(self)
-    fields = {"display_name": params.get("DisplayName"), "description": params.get("Description"), "provider_name": params.get("ProviderName")}
+    fields = {
+        "display_name": params.get("DisplayName"),
+        "description": params.get("Description"),
+        "provider_name": params.get("ProviderName"),
+    }
     portfolio = backend.update_portfolio(params["Id"], fields, params.get("AddTags"), params.get("RemoveTags"))
-    return ActionResult({"PortfolioDetail": portfolio.to_dict(), "Tags": backend._list_tags_for_resource(portfolio.arn)})
+    return ActionResult(
+        {"PortfolioDetail": portfolio.to_dict(), "Tags": backend._list_tags_for_resource(portfolio.arn)}
+    )
 
 
 def r_describe_portfolio(self):
     params = _params(self)
     backend = _backend(self)
     portfolio = _portfolio(backend, params.get("Id"))
-    return ActionResult({"PortfolioDetail": portfolio.to_dict(), "Tags": backend._list_tags_for_resource(portfolio.arn), "TagOptions": [], "Budgets": []})
+    return ActionResult(
+        {
+            "PortfolioDetail": portfolio.to_dict(),
+            "Tags": backend._list_tags_for_resource(portfolio.arn),
+            "TagOptions": [],
+            "Budgets": [],
+        }
+    )
 
 
 def r_list_portfolios(self):
@@ -654,20 +796,31 @@ def r_list_provisioning_artifacts(self):
     params = _params(self)
     backend = _backend(self)
     _product(backend, params["ProductId"])
-    return ActionResult({"ProvisioningArtifactDetails": [a.detail() for a in _state(backend).artifacts.get(params["ProductId"], [])]})
+    return ActionResult(
+        {"ProvisioningArtifactDetails": [a.detail() for a in _state(backend).artifacts.get(params["ProductId"], [])]}
+    )
 
 
 def r_describe_provisioning_artifact(self):
     params = _params(self)
     backend = _backend(self)
     product = _product(backend, params.get("ProductId"), params.get("ProductName"))
-    artifact = _artifact(backend, product.id, params.get("ProvisioningArtifactId"), params.get("ProvisioningArtifactName"))
+    artifact = _artifact(
+        backend, product.id, params.get("ProvisioningArtifactId"), params.get("ProvisioningArtifactName")
+    )
     return ActionResult({"ProvisioningArtifactDetail": artifact.detail(), "Info": artifact.info, "Status": "AVAILABLE"})
 
 
 def r_update_provisioning_artifact(self):
     params = _params(self)
-    artifact = _backend(self).update_provisioning_artifact(params["ProductId"], params["ProvisioningArtifactId"], params.get("Name"), params.get("Description"), params.get("Active"), params.get("Guidance"))
+    artifact = _backend(self).update_provisioning_artifact(
+        params["ProductId"],
+        params["ProvisioningArtifactId"],
+        params.get("Name"),
+        params.get("Description"),
+        params.get("Active"),
+        params.get("Guidance"),
+    )
     return ActionResult({"ProvisioningArtifactDetail": artifact.detail(), "Info": artifact.info, "Status": "AVAILABLE"})
 
 
@@ -679,19 +832,31 @@ def r_delete_provisioning_artifact(self):
 
 def r_create_constraint(self):
     params = _params(self)
-    constraint = _backend(self).create_constraint(params["PortfolioId"], params["ProductId"], params.get("Parameters"), params.get("Type"), params.get("Description"))
-    return ActionResult({"ConstraintDetail": constraint.detail(), "ConstraintParameters": constraint.parameters, "Status": "AVAILABLE"})
+    constraint = _backend(self).create_constraint(
+        params["PortfolioId"],
+        params["ProductId"],
+        params.get("Parameters"),
+        params.get("Type"),
+        params.get("Description"),
+    )
+    return ActionResult(
+        {"ConstraintDetail": constraint.detail(), "ConstraintParameters": constraint.parameters, "Status": "AVAILABLE"}
+    )
 
 
 def r_describe_constraint(self):
     constraint = _constraint(_backend(self), _params(self)["Id"])
-    return ActionResult({"ConstraintDetail": constraint.detail(), "ConstraintParameters": constraint.parameters, "Status": "AVAILABLE"})
+    return ActionResult(
+        {"ConstraintDetail": constraint.detail(), "ConstraintParameters": constraint.parameters, "Status": "AVAILABLE"}
+    )
 
 
 def r_update_constraint(self):
     params = _params(self)
     constraint = _backend(self).update_constraint(params["Id"], params.get("Description"), params.get("Parameters"))
-    return ActionResult({"ConstraintDetail": constraint.detail(), "ConstraintParameters": constraint.parameters, "Status": "AVAILABLE"})
+    return ActionResult(
+        {"ConstraintDetail": constraint.detail(), "ConstraintParameters": constraint.parameters, "Status": "AVAILABLE"}
+    )
 
 
 def r_delete_constraint(self):
@@ -708,13 +873,17 @@ def r_list_constraints_for_portfolio(self):
 
 def r_associate_principal_with_portfolio(self):
     params = _params(self)
-    _backend(self).associate_principal_with_portfolio(params["PortfolioId"], params["PrincipalARN"], params["PrincipalType"])
+    _backend(self).associate_principal_with_portfolio(
+        params["PortfolioId"], params["PrincipalARN"], params["PrincipalType"]
+    )
     return EmptyResult()
 
 
 def r_disassociate_principal_from_portfolio(self):
     params = _params(self)
-    _backend(self).disassociate_principal_from_portfolio(params["PortfolioId"], params["PrincipalARN"], params.get("PrincipalType"))
+    _backend(self).disassociate_principal_from_portfolio(
+        params["PortfolioId"], params["PrincipalARN"], params.get("PrincipalType")
+    )
     return EmptyResult()
 
 
@@ -722,14 +891,23 @@ def r_list_principals_for_portfolio(self):
     params = _params(self)
     backend = _backend(self)
     _own_or_imported(backend, params["PortfolioId"])
-    principals = [{"PrincipalARN": arn, "PrincipalType": kind} for arn, kind in _state(backend).principals.get(params["PortfolioId"], [])]
+    principals = [
+        {"PrincipalARN": arn, "PrincipalType": kind}
+        for arn, kind in _state(backend).principals.get(params["PortfolioId"], [])
+    ]
     page, token = _page(principals, params.get("PageToken"), params.get("PageSize"))
     return ActionResult({"Principals": page, "NextPageToken": token})
 
 
 def r_update_portfolio_share(self):
     params = _params(self)
-    token = _backend(self).update_portfolio_share(params["PortfolioId"], params.get("AccountId"), params.get("OrganizationNode"), params.get("ShareTagOptions"), params.get("SharePrincipals"))
+    token = _backend(self).update_portfolio_share(
+        params["PortfolioId"],
+        params.get("AccountId"),
+        params.get("OrganizationNode"),
+        params.get("ShareTagOptions"),
+        params.get("SharePrincipals"),
+    )
     return ActionResult({"PortfolioShareToken": token, "Status": "COMPLETED"} if token else {"Status": "COMPLETED"})
 
 
@@ -762,7 +940,14 @@ def r_get_aws_organizations_access_status(self):
 
 def r_provision_product(self):
     params = _params(self)
-    record = _backend(self).provision_product(params.get("ProductId"), params.get("ProductName"), params.get("ProvisioningArtifactId"), params.get("ProvisioningArtifactName"), params["ProvisionedProductName"], params.get("Tags"))
+    record = _backend(self).provision_product(
+        params.get("ProductId"),
+        params.get("ProductName"),
+        params.get("ProvisioningArtifactId"),
+        params.get("ProvisioningArtifactName"),
+        params["ProvisionedProductName"],
+        params.get("Tags"),
+    )
     return ActionResult({"RecordDetail": record})
 
 

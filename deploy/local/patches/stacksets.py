@@ -82,6 +82,7 @@ class OrganizationsAccessRequired(ValidationError):
 
 # ---------------------------------------------------------------- model state
 
+
 def _stack_set_defaults(stack_set) -> None:
     stack_set.__dict__.setdefault("_managed_execution", {"Active": False})
     stack_set.__dict__.setdefault("auto_deployment", None)
@@ -139,6 +140,7 @@ def _effective_parameters(stack_set, overrides: list[dict[str, Any]]) -> dict[st
 
 # ---------------------------------------------------------------- targets
 
+
 def _accounts_under(org, ou_id: str) -> list[str]:
     """Ids of the active accounts in ``ou_id`` (a root or an OU) and every OU below it."""
     ou_ids, frontier = {ou_id}, [ou_id]
@@ -158,10 +160,14 @@ def _resolve_targets(stack_set, accounts: list[str], targets: dict | None, actio
     ou_ids = list(targets.get("OrganizationalUnitIds") or [])
     if stack_set.permission_model != "SERVICE_MANAGED":
         if ou_ids:
-            raise ValidationError(message="StackSets with SELF_MANAGED permission model can only have accounts as target")
+            raise ValidationError(
+                message="StackSets with SELF_MANAGED permission model can only have accounts as target"
+            )
         return [(account, None) for account in listed]
     if accounts:
-        raise ValidationError(message="StackSets with SERVICE_MANAGED permission model can only have OrganizationalUnit as target")
+        raise ValidationError(
+            message="StackSets with SERVICE_MANAGED permission model can only have OrganizationalUnit as target"
+        )
     if not ou_ids:
         raise ValidationError(message="OrganizationalUnitIds are required")
     filter_type = targets.get("AccountFilterType") or "NONE"
@@ -185,6 +191,7 @@ def _resolve_targets(stack_set, accounts: list[str], targets: dict | None, actio
 
 # ---------------------------------------------------------------- operations
 
+
 def _tolerance(preferences: dict | None, total: int) -> int:
     preferences = preferences or {}
     if "FailureToleranceCount" in preferences:
@@ -204,7 +211,9 @@ def _known_request(stack_set, operation_id: str | None, fingerprint: str) -> boo
     return True
 
 
-def _record(stack_set, operation_id: str | None, action: str, results: list[dict], params: dict, fingerprint: str, **extra) -> str:
+def _record(
+    stack_set, operation_id: str | None, action: str, results: list[dict], params: dict, fingerprint: str, **extra
+) -> str:
     operation_id = operation_id or str(mock_random.uuid4())
     failed = sum(1 for result in results if result["Status"] == "FAILED")
     status = "FAILED" if failed > _tolerance(params.get("OperationPreferences"), len(results)) else "SUCCEEDED"
@@ -224,7 +233,9 @@ def _record(stack_set, operation_id: str | None, action: str, results: list[dict
         **extra,
     }
     if SETTINGS["operation_polls"]:
-        operation.update({"FinalStatus": status, "Status": "RUNNING", "EndTimestamp": None, "PollsLeft": SETTINGS["operation_polls"]})
+        operation.update(
+            {"FinalStatus": status, "Status": "RUNNING", "EndTimestamp": None, "PollsLeft": SETTINGS["operation_polls"]}
+        )
     stack_set.operations.append(operation)
     stack_set.requests[operation_id] = fingerprint
     return operation_id
@@ -252,7 +263,12 @@ def _fingerprint(action: str, params: dict) -> str:
 
 def _result(instance_or_key, status: str = "SUCCEEDED", reason: str | None = None) -> dict:
     account, region, ou = instance_or_key
-    result = {"Account": account, "Region": region, "Status": status, "AccountGateResult": {"Status": "SKIPPED", "StatusReason": "No account gate function"}}
+    result = {
+        "Account": account,
+        "Region": region,
+        "Status": status,
+        "AccountGateResult": {"Status": "SKIPPED", "StatusReason": "No account gate function"},
+    }
     if reason:
         result["StatusReason"] = reason
     if ou:
@@ -264,8 +280,16 @@ def _failed_instance(stack_set, account: str, region: str, reason: str | None):
     """An instance without a stack (yet): OUTDATED and FAILED, as AWS reports one whose stack failed."""
     instance = object.__new__(models.StackInstance)
     instance.account_id, instance.region_name = account, region
-    instance.stackset_id, instance.stack_name, instance.name = stack_set.id, stack_set.instances.stack_name, stack_set.name
-    instance.template, instance.parameters, instance.permission_model = stack_set.template, [], stack_set.permission_model
+    instance.stackset_id, instance.stack_name, instance.name = (
+        stack_set.id,
+        stack_set.instances.stack_name,
+        stack_set.name,
+    )
+    instance.template, instance.parameters, instance.permission_model = (
+        stack_set.template,
+        [],
+        stack_set.permission_model,
+    )
     instance.stack = None
     _instance_defaults(instance)
     instance.status, instance.detailed_status, instance.status_reason = "OUTDATED", "FAILED", reason
@@ -309,7 +333,13 @@ def _apply_to_instances(instances, change) -> list[dict]:
             change(instance)
         except Exception as error:  # noqa: BLE001 - any resource error fails the instance, as in AWS
             instance.status, instance.detailed_status, instance.status_reason = "OUTDATED", "FAILED", _reason(error)
-            results.append(_result((instance.account_id, instance.region_name, instance.organizational_unit_id), "FAILED", instance.status_reason))
+            results.append(
+                _result(
+                    (instance.account_id, instance.region_name, instance.organizational_unit_id),
+                    "FAILED",
+                    instance.status_reason,
+                )
+            )
         else:
             instance.status, instance.detailed_status, instance.status_reason = "CURRENT", "SUCCEEDED", None
             results.append(_result((instance.account_id, instance.region_name, instance.organizational_unit_id)))
@@ -322,12 +352,16 @@ def _reason(error: Exception) -> str:
 
 # ---------------------------------------------------------------- request handlers
 
+
 def _params(response) -> dict:
     return response._get_params()
 
 
 def _overrides(raw) -> list[dict]:
-    return [{key: item[key] for key in ("ParameterKey", "ParameterValue", "UsePreviousValue") if key in item} for item in (raw or [])]
+    return [
+        {key: item[key] for key in ("ParameterKey", "ParameterValue", "UsePreviousValue") if key in item}
+        for item in (raw or [])
+    ]
 
 
 def create_stack_set(self) -> ActionResult:
@@ -343,7 +377,9 @@ def create_stack_set(self) -> ActionResult:
     return result
 
 
-def _create_instance(stack_set, account: str, region: str, ou: str | None, overrides: list[dict], operation_id: str) -> dict:
+def _create_instance(
+    stack_set, account: str, region: str, ou: str | None, overrides: list[dict], operation_id: str
+) -> dict:
     """Create one instance and its stack; a resource error makes a FAILED instance. Returns its result."""
     instance = _failed_instance(stack_set, account, region, None)
     try:
@@ -391,10 +427,18 @@ def create_stack_instances(self) -> ActionResult:
 
 
 def _select_instances(stack_set, params: dict, action: str):
-    accounts, targets, regions = params.get("Accounts") or [], params.get("DeploymentTargets"), params.get("Regions") or []
+    accounts, targets, regions = (
+        params.get("Accounts") or [],
+        params.get("DeploymentTargets"),
+        params.get("Regions") or [],
+    )
     pairs = _resolve_targets(stack_set, accounts, targets, action)
     wanted = {account for account, _ in pairs}
-    return [instance for instance in stack_set.instances.stack_instances if instance.account_id in wanted and instance.region_name in regions]
+    return [
+        instance
+        for instance in stack_set.instances.stack_instances
+        if instance.account_id in wanted and instance.region_name in regions
+    ]
 
 
 def update_stack_instances(self) -> ActionResult:
@@ -406,7 +450,11 @@ def update_stack_instances(self) -> ActionResult:
         return ActionResult({"OperationId": params["OperationId"]})
     _guard(stack_set)
     selected = _select_instances(stack_set, params, "UPDATE")
-    requested = {(a, r) for a, _ in _resolve_targets(stack_set, params.get("Accounts") or [], params.get("DeploymentTargets"), "UPDATE") for r in params.get("Regions") or []}
+    requested = {
+        (a, r)
+        for a, _ in _resolve_targets(stack_set, params.get("Accounts") or [], params.get("DeploymentTargets"), "UPDATE")
+        for r in params.get("Regions") or []
+    }
     if len(selected) < len(requested):
         raise StackInstanceNotFound()
     operation_id = params.get("OperationId") or str(mock_random.uuid4())
@@ -445,10 +493,18 @@ def update_stack_set(self) -> ActionResult:
         template = self._get_stack_from_s3_url(params["TemplateURL"])
     if not template and not params.get("UsePreviousTemplate"):
         raise ValidationError(message="Either TemplateBody, TemplateURL or UsePreviousTemplate must be specified")
-    new_parameters = backend._resolve_update_parameters(instance=stack_set, incoming_params=params.get("Parameters") or [])
-    changes_stacks = bool(template and template != stack_set.template) or ("Parameters" in params and new_parameters != dict(stack_set.parameters or {}))
+    new_parameters = backend._resolve_update_parameters(
+        instance=stack_set, incoming_params=params.get("Parameters") or []
+    )
+    changes_stacks = bool(template and template != stack_set.template) or (
+        "Parameters" in params and new_parameters != dict(stack_set.parameters or {})
+    )
     # validate the targets before changing anything
-    targeted = _select_instances(stack_set, params, "UPDATE") if (params.get("Accounts") or params.get("DeploymentTargets")) else None
+    targeted = (
+        _select_instances(stack_set, params, "UPDATE")
+        if (params.get("Accounts") or params.get("DeploymentTargets"))
+        else None
+    )
     if targeted is not None and not params.get("Regions"):
         raise ValidationError(message="Regions must be specified when Accounts or DeploymentTargets are")
     stack_set.template = template or stack_set.template
@@ -492,7 +548,9 @@ def delete_stack_instances(self) -> ActionResult:
         return ActionResult({"OperationId": params["OperationId"]})
     _guard(stack_set)
     if "RetainStacks" not in params:
-        raise ValidationError(message="1 validation error detected: Value null at 'retainStacks' failed to satisfy constraint: Member must not be null")
+        raise ValidationError(
+            message="1 validation error detected: Value null at 'retainStacks' failed to satisfy constraint: Member must not be null"
+        )
     selected = _select_instances(stack_set, params, "DELETE")
     operation_id = params.get("OperationId") or str(mock_random.uuid4())
     results = []
@@ -541,13 +599,17 @@ def describe_stack_set(self) -> ActionResult:
 def _page(items: list, params: dict) -> dict:
     size = min(int(params.get("MaxResults") or MAX_PAGE), MAX_PAGE)
     start = int(params.get("NextToken") or 0)
-    page = {"Summaries": items[start:start + size]}
+    page = {"Summaries": items[start : start + size]}
     if start + size < len(items):
         page["NextToken"] = str(start + size)
     return page
 
 
-_FILTER_FIELDS = {"DETAILED_STATUS": "detailed_status", "LAST_OPERATION_ID": "last_operation_id", "DRIFT_STATUS": "drift_status"}
+_FILTER_FIELDS = {
+    "DETAILED_STATUS": "detailed_status",
+    "LAST_OPERATION_ID": "last_operation_id",
+    "DRIFT_STATUS": "drift_status",
+}
 
 
 def list_stack_instances(self) -> ActionResult:
@@ -560,7 +622,11 @@ def list_stack_instances(self) -> ActionResult:
             continue
         if params.get("StackInstanceRegion") and instance.region_name != params["StackInstanceRegion"]:
             continue
-        if any(getattr(instance, _FILTER_FIELDS[item["Name"]]) != item["Values"] for item in params.get("Filters") or [] if item.get("Name") in _FILTER_FIELDS):
+        if any(
+            getattr(instance, _FILTER_FIELDS[item["Name"]]) != item["Values"]
+            for item in params.get("Filters") or []
+            if item.get("Name") in _FILTER_FIELDS
+        ):
             continue
         summary = instance.to_dict()
         summary.pop("ParameterOverrides", None)  # not part of StackInstanceSummary
@@ -574,7 +640,11 @@ def list_stack_set_operation_results(self) -> ActionResult:
     operation = stack_set.get_operation(params["OperationId"])
     results = operation.get("Results")
     if results is None:  # an operation moto itself recorded
-        results = [_result((account, region, None), operation["Status"]) for item in operation["Instances"] for account, region in item.items()]
+        results = [
+            _result((account, region, None), operation["Status"])
+            for item in operation["Instances"]
+            for account, region in item.items()
+        ]
     for item in params.get("Filters") or []:
         if item.get("Name") == "OPERATION_RESULT_STATUS":
             results = [result for result in results if result["Status"] == item["Values"]]
@@ -613,7 +683,15 @@ def detect_stack_set_drift(self) -> ActionResult:
         "FailedStackInstancesCount": failed,
     }
     stack_set.stack_set_drift_detection_details = details
-    operation_id = _record(stack_set, params.get("OperationId"), "DETECT_DRIFT", results, {**params, "OperationPreferences": {"FailureToleranceCount": total}}, fingerprint, StackSetDriftDetectionDetails=details)
+    operation_id = _record(
+        stack_set,
+        params.get("OperationId"),
+        "DETECT_DRIFT",
+        results,
+        {**params, "OperationPreferences": {"FailureToleranceCount": total}},
+        fingerprint,
+        StackSetDriftDetectionDetails=details,
+    )
     return ActionResult({"OperationId": operation_id})
 
 
@@ -633,7 +711,9 @@ def deactivate_organizations_access(self) -> ActionResult:
 
 
 def describe_organizations_access(self) -> ActionResult:
-    return ActionResult({"Status": "ENABLED" if _organizations_access(self.current_account, self.region) else "DISABLED"})
+    return ActionResult(
+        {"Status": "ENABLED" if _organizations_access(self.current_account, self.region) else "DISABLED"}
+    )
 
 
 def list_stack_set_auto_deployment_targets(self) -> ActionResult:
@@ -643,7 +723,9 @@ def list_stack_set_auto_deployment_targets(self) -> ActionResult:
     summaries = []
     if stack_set.permission_model == "SERVICE_MANAGED" and (stack_set.auto_deployment or {}).get("Enabled"):
         for ou_id in stack_set.target_ous:
-            regions = sorted({i.region_name for i in stack_set.instances.stack_instances if i.organizational_unit_id == ou_id})
+            regions = sorted(
+                {i.region_name for i in stack_set.instances.stack_instances if i.organizational_unit_id == ou_id}
+            )
             summaries.append({"OrganizationalUnitId": ou_id, "Regions": regions})
     return ActionResult(_page(summaries, params))
 
@@ -663,14 +745,28 @@ def auto_deploy(org, account_id: str) -> None:
         for stack_set in list(backend.stacksets.values()):
             _stack_set_defaults(stack_set)
             auto = stack_set.auto_deployment or {}
-            if stack_set.status != "ACTIVE" or stack_set.permission_model != "SERVICE_MANAGED" or not auto.get("Enabled"):
+            if (
+                stack_set.status != "ACTIVE"
+                or stack_set.permission_model != "SERVICE_MANAGED"
+                or not auto.get("Enabled")
+            ):
                 continue
             covering = next((ou for ou in stack_set.target_ous if account_id in _accounts_under(org, ou)), None)
             current = [i for i in stack_set.instances.stack_instances if i.account_id == account_id]
             operation_id = str(mock_random.uuid4())
             if covering and not current and stack_set.regions:
-                results = [_create_instance(stack_set, account_id, region, covering, [], operation_id) for region in stack_set.regions]
-                _record(stack_set, operation_id, "CREATE", results, {}, _fingerprint("AUTO_CREATE", {"account": account_id, "id": operation_id}))
+                results = [
+                    _create_instance(stack_set, account_id, region, covering, [], operation_id)
+                    for region in stack_set.regions
+                ]
+                _record(
+                    stack_set,
+                    operation_id,
+                    "CREATE",
+                    results,
+                    {},
+                    _fingerprint("AUTO_CREATE", {"account": account_id, "id": operation_id}),
+                )
             elif current and not covering:
                 results = []
                 for instance in current:
@@ -679,7 +775,14 @@ def auto_deploy(org, account_id: str) -> None:
                         _delete_stack(instance)
                     stack_set.instances.stack_instances.remove(instance)
                     results.append(_result((account_id, instance.region_name, instance.organizational_unit_id)))
-                _record(stack_set, operation_id, "DELETE", results, {"RetainStacks": bool(auto.get("RetainStacksOnAccountRemoval"))}, _fingerprint("AUTO_DELETE", {"account": account_id, "id": operation_id}))
+                _record(
+                    stack_set,
+                    operation_id,
+                    "DELETE",
+                    results,
+                    {"RetainStacks": bool(auto.get("RetainStacksOnAccountRemoval"))},
+                    _fingerprint("AUTO_DELETE", {"account": account_id, "id": operation_id}),
+                )
 
 
 def _move_account(self, **kwargs) -> None:
@@ -765,6 +868,9 @@ def apply() -> None:
     responses.StackSetOperationDTO = _OperationDTO
     from moto.organizations.models import OrganizationsBackend
 
-    _original["move_account"], _original["create_account"] = OrganizationsBackend.move_account, OrganizationsBackend.create_account
+    _original["move_account"], _original["create_account"] = (
+        OrganizationsBackend.move_account,
+        OrganizationsBackend.create_account,
+    )
     OrganizationsBackend.move_account = _move_account
     OrganizationsBackend.create_account = _create_account
