@@ -50,7 +50,7 @@ test: $(STAMP) ## Run the test suite (unit, lint, end-to-end on a local AWS emul
 	$(PY) -m pytest -n auto -q
 
 demo: templates ## The main job, offline: local AWS up, publish, plan, apply, status, cross-account invoke, down
-	$(PY) -m deploy.demo
+	$(PY) -m localaws.demo
 
 local-up: $(STAMP) ## Start the local AWS (moto on 127.0.0.1), seeded from examples/local-org.yaml; prints the env to export
 	@$(PY) -m deploy local up

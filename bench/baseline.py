@@ -29,7 +29,7 @@ TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 
 
 class NaiveRollout:
-    """The baseline, on clients of the management account (``deploy.clients.Clients``)."""
+    """The baseline, on clients of the management account (``deploy.common.clients.Clients``)."""
 
     def __init__(self, clients, admin_region: str, poll_cap: float = 2.0) -> None:
         self.cfn = clients.client("cloudformation", admin_region)

@@ -2,7 +2,7 @@
 and the manifest of three stack sets that targets it.
 
 The Organization is created through the Organizations API of the local AWS, with the
-seeding code of ``python -m deploy local up`` (``deploy.local.seed``). The stack sets:
+seeding code of ``python -m deploy local up`` (``localaws.seed``). The stack sets:
 
 - ``<prefix>-guardrails``: service-managed, on the OUs development, staging and production;
 - ``<prefix>-shared-config``: self-managed, on an explicit list of accounts (production
@@ -25,8 +25,8 @@ import yaml
 from troposphere import Parameter, Sub, Template
 from troposphere.ssm import Parameter as SsmParameter
 
-from deploy.local.seed import OrgSpec, seed
 from generator.render import render_yaml
+from localaws.seed import OrgSpec, seed
 
 REGIONS = ("us-east-1", "us-west-2")
 OUS = ("development", "staging", "production", "sandbox")

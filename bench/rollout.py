@@ -63,7 +63,7 @@ class Measured:
 
 def local_environment(endpoint_url: str, region: str) -> contextlib.AbstractContextManager:
     """Point boto3 at the bench server with dummy credentials; a developer's ~/.aws stays out."""
-    from deploy.local import lifecycle
+    from localaws import lifecycle
 
     values = {
         **lifecycle.environment(endpoint_url, region),
@@ -116,7 +116,7 @@ def run_ours(server: BenchServer, workspace: Workspace, size: int) -> list[Measu
 
 def run_baseline(server: BenchServer, workspace: Workspace, size: int, phases=PHASES) -> list[Measured]:
     """The same steps by the naive loop (``phases`` may skip some at the largest sizes)."""
-    from deploy.clients import Clients
+    from deploy.common.clients import Clients
 
     naive = NaiveRollout(Clients(), REGIONS[0])
     with_override = copy.deepcopy(workspace.desired)
@@ -141,7 +141,7 @@ def run_baseline(server: BenchServer, workspace: Workspace, size: int, phases=PH
 
 def verify(fleet: Fleet, workspace: Workspace, override_applied: bool) -> dict:
     """Check what was deployed (outside the counts): instances per stack set, the override."""
-    from deploy.clients import Clients
+    from deploy.common.clients import Clients
 
     cfn = Clients().client("cloudformation", REGIONS[0])
     found = {}

@@ -9,7 +9,7 @@ AWS page size comes from the botocore service model (the ``MaxResults`` maximum,
 caller's smaller value) and the item count from the response, parsed by botocore.
 
 ``python -m bench.server --ready-file F [--watch-pid P]`` serves it (the same
-``deploy.local.server`` process, its app wrapped); ``BenchServer`` starts one for the
+``localaws.server`` process, its app wrapped); ``BenchServer`` starts one for the
 duration of a ``with`` block. ``GET /_bench/calls`` returns the counts since the last
 ``POST /_bench/calls/reset``.
 """
@@ -32,7 +32,7 @@ from collections import Counter
 from pathlib import Path
 from urllib.parse import parse_qs
 
-from deploy.clients import is_read
+from deploy.common.clients import is_read
 
 CALLS_PATH = "/_bench/calls"
 RESET_PATH = "/_bench/calls/reset"
@@ -164,7 +164,7 @@ def counting_app(app, log: CallLog, pages: PageModel):
     from botocore.parsers import create_parser
     from moto.core import DEFAULT_ACCOUNT_ID
 
-    from deploy.local import DUMMY_CREDENTIALS
+    from localaws import DUMMY_CREDENTIALS
 
     dummy_key = DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"]
 
@@ -335,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--watch-pid", type=int)
     args = parser.parse_args(argv)
 
-    from deploy.local import server as local_server
+    from localaws import server as local_server
 
     log, pages = CallLog(), PageModel()
     build_app = local_server.build_app

@@ -19,8 +19,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from deploy.local import lifecycle
-from deploy.local.seed import load_org_file, seed, write_state
+from localaws import lifecycle
+from localaws.seed import load_org_file, seed, write_state
 
 ROOT = Path(__file__).resolve().parents[1]
 ORG_FILE = ROOT / "examples" / "local-org.yaml"

@@ -6,7 +6,7 @@ import warnings
 
 import boto3
 
-from deploy.local.patches import apply_all
+from localaws.patches import apply_all
 
 REGION = "us-east-1"
 

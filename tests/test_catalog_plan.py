@@ -7,10 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deploy.catalog import (
-    OWNER_TAG_KEY,
-    OWNER_TAG_VALUE,
-    STUDIO_VISIBILITY_TAG,
+from deploy.catalog.model import OWNER_TAG_KEY, OWNER_TAG_VALUE, STUDIO_VISIBILITY_TAG, VersionPolicy, load_catalog
+from deploy.catalog.plan import (
     ArtifactState,
     BucketState,
     ConstraintState,
@@ -19,13 +17,11 @@ from deploy.catalog import (
     PortfolioState,
     ProductState,
     ShareState,
-    VersionPolicy,
-    load_catalog,
     plan_publish,
     recipient_principals,
     retain_versions,
 )
-from deploy.errors import EXIT_INVALID, InputError
+from deploy.common.errors import EXIT_INVALID, InputError
 
 ROOT = Path(__file__).resolve().parents[1]
 IDENTITY = Identity(account="123456789012", partition="aws", region="us-east-1")
@@ -134,7 +130,7 @@ def test_the_example_catalog_is_valid_and_names_registered_templates():
     from generator.registry import TEMPLATES
 
     doc = yaml.safe_load((ROOT / "examples" / "catalog.yaml").read_text())
-    from deploy.catalog import validate_document
+    from deploy.catalog.model import validate_document
 
     validate_document(doc, "examples/catalog.yaml")
     names = {p["template"] for p in doc["products"]}

@@ -12,9 +12,10 @@ import pytest
 import yaml
 from botocore.stub import ANY, Stubber
 
-from deploy.catalog import OWNER_TAG_KEY, OWNER_TAG_VALUE, STUDIO_VISIBILITY_TAG, load_catalog, plan_publish
-from deploy.clients import CallCounter, Clients
-from deploy.servicecatalog import CatalogPublisher, PublishFailed
+from deploy.catalog.aws import CatalogPublisher, PublishFailed
+from deploy.catalog.model import OWNER_TAG_KEY, OWNER_TAG_VALUE, STUDIO_VISIBILITY_TAG, load_catalog
+from deploy.catalog.plan import plan_publish
+from deploy.common.clients import CallCounter, Clients
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"
@@ -517,7 +518,7 @@ def test_unknown_ou_is_invalid_input_before_any_write(stubbed, catalog):
     stubs["organizations"].add_client_error(
         "describe_organizational_unit", service_error_code="OrganizationalUnitNotFoundException", http_status_code=400
     )
-    from deploy.errors import InputError
+    from deploy.common.errors import InputError
 
     with pytest.raises(InputError) as caught:
         catalog = publisher.resolve_targets(catalog)
@@ -567,7 +568,7 @@ def test_account_names_and_ou_paths_resolve_through_organizations(stubbed, catal
 def test_unknown_account_name_or_ou_path_is_invalid_input(stubbed, catalog, accounts, ous, key):
     from dataclasses import replace
 
-    from deploy.errors import InputError
+    from deploy.common.errors import InputError
 
     publisher, stubs, counter = stubbed
     org = stubs["organizations"]

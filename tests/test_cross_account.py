@@ -5,9 +5,9 @@ from __future__ import annotations
 import boto3
 from moto import mock_aws
 
-from deploy.local.patches import cloudformation_outputs
 from generator import cross_account
 from generator.render import render_yaml
+from localaws.patches import cloudformation_outputs
 from tests.template_props import as_list, resources
 
 ADMIN = cross_account.build_stackset_administration_role_template().to_dict()
@@ -152,7 +152,7 @@ TARGET_PARAMETERS = {
 
 @mock_aws
 def test_target_roles_deploy_in_two_regions_of_one_account_without_name_collision():
-    cloudformation_outputs.apply()  # the local server applies it too (deploy/local/patches)
+    cloudformation_outputs.apply()  # the local server applies it too (localaws/patches)
     body = render_yaml(cross_account.build_target_account_roles_template())
     params = [{"ParameterKey": k, "ParameterValue": v} for k, v in TARGET_PARAMETERS.items()]
     for region in ("us-east-1", "eu-west-1"):

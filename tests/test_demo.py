@@ -1,4 +1,4 @@
-"""``python -m deploy.demo``: the main job end to end on its own local AWS, which it always stops."""
+"""``python -m localaws.demo``: the main job end to end on its own local AWS, which it always stops."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from deploy import demo
-from deploy.local import lifecycle
+from localaws import demo, lifecycle
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,7 +1,7 @@
 """The deployer end to end: the real CLI (``deploy.cli.main``) against the local AWS.
 
 Every test uses stack set names of its own (the server is shared by the session) and
-counts API calls with ``deploy.clients.CallCounter`` through ``deploy.commands.make_clients``.
+counts API calls with ``deploy.common.clients.CallCounter`` through ``deploy.stacksets.commands.make_clients``.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from deploy import commands
 from deploy.cli import main
-from deploy.clients import CallCounter, Clients
-from deploy.plan import OWNER_TAG
+from deploy.common.clients import CallCounter, Clients
+from deploy.stacksets import commands
+from deploy.stacksets.plan import OWNER_TAG
 
 TEMPLATE = textwrap.dedent(
     """\
@@ -501,7 +501,7 @@ def test_removing_an_instance_keeps_its_data(local_aws, workdir, counter, capsys
 
 def test_every_bucket_and_key_of_the_templates_is_retained():
     """What a rollout can remove never takes data with it: all templates, all buckets and keys."""
-    from deploy.manifest import parse_template_text
+    from deploy.common.config import parse_yaml as parse_template_text
 
     root = Path(__file__).resolve().parents[1] / "templates"
     checked = 0
@@ -520,7 +520,7 @@ def test_the_cli_in_process_on_moto(workdir, capsys, monkeypatch):
     import boto3
     from moto import mock_aws
 
-    from deploy.local.patches import apply_all
+    from localaws.patches import apply_all
 
     for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
         monkeypatch.delenv(key, raising=False)

@@ -20,12 +20,12 @@ from botocore.exceptions import ConnectionClosedError
 from botocore.httpsession import URLLib3Session
 from botocore.stub import ANY, Stubber
 
-from deploy import commands
-from deploy.clients import CallCounter, Clients
-from deploy.manifest import Manifest
-from deploy.plan import LiveInstance, LiveStackSet, Step, plan_stack_set
-from deploy.rollout import Planned, Reporter, Rollout
-from deploy.stacksets import InstanceFailure, OperationOutcome, PollPolicy, StackSets
+from deploy.common.clients import CallCounter, Clients
+from deploy.stacksets import commands
+from deploy.stacksets.aws import InstanceFailure, OperationOutcome, PollPolicy, StackSets
+from deploy.stacksets.manifest import Manifest
+from deploy.stacksets.plan import LiveInstance, LiveStackSet, Step, plan_stack_set
+from deploy.stacksets.rollout import Planned, Reporter, Rollout
 from tests.test_deploy_e2e import instances, run, self_managed, unique, workdir, write_manifest  # noqa: F401 - workdir is a fixture
 from tests.test_plan import A, live_of, spec
 
@@ -387,8 +387,8 @@ def test_a_lost_response_is_retried_with_the_same_operation_id_and_runs_once(loc
 KILL_SCRIPT = textwrap.dedent(
     """\
     import os, signal, sys
-    from deploy import commands
-    from deploy.clients import Clients
+    from deploy.stacksets import commands
+    from deploy.common.clients import Clients
     from deploy.cli import main
 
     SIG = getattr(signal, sys.argv[1])
@@ -456,7 +456,7 @@ def test_operations_listed_oldest_first_over_several_pages_force_a_full_read():
     params = {"StackSetName": "s", "CallAs": "SELF", "MaxResults": 100}
     clients.stubber.add_response("list_stack_set_operations", {"Summaries": [newer, old], "NextToken": "n"}, params)
     clients.stubber.add_response("list_stack_set_operations", {"Summaries": [old, newer], "NextToken": "n"}, params)
-    from deploy.stacksets import _latest
+    from deploy.stacksets.aws import _latest
 
     with clients.stubber:
         assert _latest(adapter.operations("s", "SELF")).operation_id == "theirs"

@@ -13,9 +13,9 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
-from deploy import flows
 from deploy.cli import main
-from deploy.errors import RolloutError
+from deploy.common.errors import RolloutError
+from deploy.flows import cli as flows
 
 SECRET = "s3cr3t-external-id-for-tests"
 

@@ -10,7 +10,7 @@ import textwrap
 import pytest
 
 from deploy.cli import main
-from deploy.local import lifecycle
+from localaws import lifecycle
 from tests.conftest import ORG_FILE
 
 
@@ -45,7 +45,7 @@ def test_up_status_env_down_through_the_cli(tmp_path, capsys):
     assert main(["local", "down", "--state-dir", state_dir]) == 0  # nothing to stop is not an error
 
 
-@pytest.mark.parametrize("argv_tail", [[], ["deploy.local.server", "--ready-file", "/elsewhere/server.json"]])
+@pytest.mark.parametrize("argv_tail", [[], ["localaws.server", "--ready-file", "/elsewhere/server.json"]])
 def test_down_never_signals_a_foreign_pid(tmp_path, argv_tail):
     """A pid file naming any other process (even another state dir's server) is dropped, the process left alone."""
     state_dir = tmp_path / "state"
@@ -94,8 +94,8 @@ def test_bad_org_file_is_rejected_before_anything_starts(tmp_path, capsys):
     ],
 )
 def test_org_file_errors_name_the_key(tmp_path, body, key):
-    from deploy.errors import InputError
-    from deploy.local.seed import load_org_file
+    from deploy.common.errors import InputError
+    from localaws.seed import load_org_file
 
     org = tmp_path / "org.yaml"
     org.write_text(body + "\n")
@@ -107,7 +107,7 @@ def test_org_file_errors_name_the_key(tmp_path, body, key):
 
 
 def test_nested_ou_paths_create_parents_first(tmp_path):
-    from deploy.local.seed import load_org_file
+    from localaws.seed import load_org_file
 
     org = tmp_path / "org.yaml"
     org.write_text(
@@ -170,3 +170,25 @@ def test_nested_ous_are_seeded_under_their_parents(tmp_path):
         assert state["stackset_administration_role_arn"] is None
     finally:
         lifecycle.stop(tmp_path / "state")
+
+
+def test_installed_moto_is_the_range_the_patches_are_tested_with():
+    import moto
+
+    from localaws import SUPPORTED_MOTO, moto_version_supported
+
+    low, high = (".".join(map(str, bound)) for bound in SUPPORTED_MOTO)
+    assert moto_version_supported(moto.__version__), (
+        f"moto {moto.__version__} is installed, but localaws.patches are tested with moto >={low},<{high}: "
+        "re-test every patch against this moto and move SUPPORTED_MOTO and setup.cfg's [local] extra together"
+    )
+    assert moto_version_supported("5.2.5") and moto_version_supported("5.2.9.dev1")
+    assert not moto_version_supported("5.2.4") and not moto_version_supported("5.3.0")
+
+
+def test_the_deployer_never_imports_the_local_aws():
+    code = (
+        "import sys, deploy.cli; bad = [m for m in sys.modules if m.split('.')[0] in ('localaws', 'moto')]; print(bad)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -674,7 +674,7 @@ def test_every_patch_module_is_applied_by_the_server(local_aws):
     import pkgutil
     import urllib.request
 
-    import deploy.local.patches as patches
+    import localaws.patches as patches
 
     modules = sorted(info.name for info in pkgutil.iter_modules(patches.__path__) if not info.name.startswith("_"))
     with urllib.request.urlopen(f"{local_aws.endpoint_url}/_local/health") as response:

@@ -8,7 +8,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from deploy.local.patches import cloudformation_ssm_defaults
+from localaws.patches import cloudformation_ssm_defaults
 
 TEMPLATE = json.dumps(
     {

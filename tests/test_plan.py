@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from deploy.manifest import Override, StackSetSpec, TemplateInfo, TemplateParameter
-from deploy.plan import (
+from deploy.stacksets.manifest import Override, StackSetSpec, TemplateInfo, TemplateParameter
+from deploy.stacksets.plan import (
     CONFIG_TAG,
     OWNER_TAG,
     OWNER_VALUE,
@@ -158,7 +158,7 @@ def test_config_hash_seals_no_echo_values_so_the_tag_cannot_be_checked_against_g
     tag = config_hash(s)
     assert tag != config_hash(spec(parameters=(("Secret", secret + "x"), ("Size", "small"))))
     # the value enters only through a salted KDF: hashing the plain value does not give the tag
-    from deploy import plan as plan_module
+    from deploy.stacksets import plan as plan_module
 
     plain = dict(s.effective_parameters())
     sealed = plan_module._hashable_parameters(s)

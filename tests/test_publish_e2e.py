@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deploy.catalog import STUDIO_VISIBILITY_TAG
+from deploy.catalog.model import STUDIO_VISIBILITY_TAG
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = (
@@ -244,8 +244,9 @@ def publish_in_process(
     catalog: Path, *args: str, root: Path | None = None, monkeypatch=None, capsys=None
 ) -> tuple[int, dict | None, list]:
     """The same command line in this process, keeping the CallCounters it creates."""
-    from deploy import cli, publish_cli
-    from deploy.clients import CallCounter
+    from deploy import cli
+    from deploy.catalog import command as publish_cli
+    from deploy.common.clients import CallCounter
 
     counters: list[CallCounter] = []
 

@@ -1,4 +1,4 @@
-"""The local server's Service Catalog patch (deploy/local/patches/servicecatalog.py),
+"""The local server's Service Catalog patch (localaws/patches/servicecatalog.py),
 exercised through boto3 against the running local AWS, as the API reference describes."""
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Independent stack sets run in parallel threads; a stack set starts only once eve
 stack set it ``depends_on`` has finished successfully (a failed dependency skips its
 dependents). Each stack set's steps run in order, each one waiting for its operation.
 Human output (rich progress, plan, failures) goes to stderr; ``--json`` documents are
-built from the returned data by ``deploy.commands``.
+built from the returned data by ``deploy.stacksets.commands``.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from dataclasses import dataclass, field, replace
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from deploy.errors import InputError, RolloutError
-from deploy.manifest import Manifest, StackSetSpec, dependency_order
-from deploy.plan import LiveStackSet, StackSetPlan, describe, plan_destroy, plan_stack_set
-from deploy.stacksets import InstanceFailure, StackSets
+from deploy.common.errors import InputError, RolloutError
+from deploy.stacksets.aws import InstanceFailure, StackSets
+from deploy.stacksets.manifest import Manifest, StackSetSpec, dependency_order
+from deploy.stacksets.plan import LiveStackSet, StackSetPlan, describe, plan_destroy, plan_stack_set
 
 # Waits before re-running an operation whose failures are all "role not assumable yet":
 # IAM changes reach every region within seconds to a couple of minutes.

@@ -11,11 +11,11 @@ import argparse
 import json
 from collections import Counter
 
-from deploy.clients import Clients
-from deploy.errors import EXIT_FAILED, EXIT_OK, RolloutError
-from deploy.manifest import load_manifest
-from deploy.rollout import Reporter, Rollout, blocked
-from deploy.stacksets import StackSets
+from deploy.common.clients import Clients
+from deploy.common.errors import EXIT_FAILED, EXIT_OK, RolloutError
+from deploy.stacksets.aws import StackSets
+from deploy.stacksets.manifest import load_manifest
+from deploy.stacksets.rollout import Reporter, Rollout, blocked
 
 
 def make_clients() -> Clients:

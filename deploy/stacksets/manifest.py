@@ -9,7 +9,6 @@ resolves them through Organizations at plan time.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import hashlib
 import json
@@ -23,7 +22,8 @@ import botocore.session
 import yaml
 from jsonschema import Draft202012Validator
 
-from deploy.errors import InputError
+from deploy.common.config import Locator, check_schema, did_you_mean, load_yaml_file, parse_yaml
+from deploy.common.errors import InputError
 
 ACCOUNT_ID_RE = re.compile(r"^\d{12}$")
 OU_ID_RE = re.compile(r"^ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}$")
@@ -261,6 +261,7 @@ SCHEMA: dict[str, Any] = {
 }
 
 _VALIDATOR = Draft202012Validator(SCHEMA)
+_LOCATOR = Locator(items="stack_sets", label="stack set", relative_keys=True)
 
 # Defaults that keep a rollout parallel: SOFT mode does not cap concurrency at tolerance+1.
 DEFAULT_OPERATION_PREFERENCES = {
@@ -281,51 +282,6 @@ _PREFERENCE_KEYS = {
 }
 
 
-# --------------------------------------------------------------------------- YAML
-
-
-class _ManifestLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys (a silent last-wins hides typos)."""
-
-
-def _construct_mapping(loader: _ManifestLoader, node: yaml.MappingNode, deep: bool = False):
-    mapping = {}
-    for key_node, value_node in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in mapping:
-            raise yaml.constructor.ConstructorError(None, None, f"duplicate key '{key}'", key_node.start_mark)
-        mapping[key] = loader.construct_object(value_node, deep=deep)
-    return mapping
-
-
-_ManifestLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-
-class _TemplateLoader(yaml.SafeLoader):
-    """Reads CloudFormation YAML, short-form intrinsics (``!Ref``) included."""
-
-
-def _intrinsic(loader: _TemplateLoader, tag_suffix: str, node: yaml.Node):
-    name = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-        if tag_suffix == "GetAtt":
-            value = value.split(".", 1)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)
-    return {name: value}
-
-
-_TemplateLoader.add_multi_constructor("!", _intrinsic)
-
-
-def parse_template_text(text: str) -> Any:
-    """Template text (YAML or JSON) as plain data."""
-    return yaml.load(text, Loader=_TemplateLoader)  # noqa: S506 - a SafeLoader subclass
-
-
 # --------------------------------------------------------------------------- templates
 
 
@@ -341,7 +297,7 @@ def read_template(path: Path, source: str, where: str) -> TemplateInfo:
         )
     body = path.read_text(encoding="utf-8")
     try:
-        data = parse_template_text(body)
+        data = parse_yaml(body)
     except yaml.YAMLError as error:
         raise InputError(f"template '{path}' is not valid YAML/JSON: {error}", source, where, key) from None
     if not isinstance(data, dict) or not isinstance(data.get("Resources"), dict):
@@ -414,64 +370,11 @@ def load_manifest(path: str | Path, regions: frozenset[str] | None = None) -> Ma
     source = str(path)
     if not path.is_file():
         raise InputError("manifest file does not exist", source)
-    try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_ManifestLoader)  # noqa: S506
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
-        problem = getattr(error, "problem", None) or str(error)
-        raise InputError(f"malformed YAML: {problem}", source, where) from None
+    data = load_yaml_file(path, "manifest")
     if not isinstance(data, dict):
         raise InputError("the manifest must be a mapping with 'admin_region' and 'stack_sets'", source)
-    _schema_check(data, source)
+    check_schema(data, _VALIDATOR, source, _LOCATOR)
     return _build(data, path, regions if regions is not None else known_regions())
-
-
-def _schema_check(data: dict, source: str) -> None:
-    errors = sorted(_VALIDATOR.iter_errors(data), key=lambda e: (list(map(str, e.absolute_path)), e.message))
-    if not errors:
-        return
-    error = errors[0]
-    where, key = _locate(data, list(error.absolute_path))
-    message = error.message
-    if error.validator == "additionalProperties":
-        unknown = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        known = sorted(error.schema.get("properties", {}))
-        hints = []
-        for name in unknown:
-            close = difflib.get_close_matches(name, known, n=1)
-            hints.append(f"'{name}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
-        message = f"unknown key {', '.join(hints)}; allowed keys: {', '.join(known)}"
-        key = ".".join(filter(None, [key, unknown[0]])) if unknown else key
-    elif error.validator == "required":
-        missing = re.search(r"'([^']+)' is a required property", error.message)
-        if missing:
-            key = ".".join(filter(None, [key, missing.group(1)]))
-            message = f"missing required key '{missing.group(1)}'"
-    elif error.validator == "enum":
-        message = f"{error.instance!r} is not one of {', '.join(map(str, error.validator_value))}"
-    elif error.validator == "type":
-        message = f"expected {error.validator_value}, got {type(error.instance).__name__} {error.instance!r}"
-    if len(errors) > 1:
-        message += f" (and {len(errors) - 1} more problem(s))"
-    raise InputError(message, source, where, key or None)
-
-
-def _locate(data: dict, path: list) -> tuple[str | None, str]:
-    """Map a JSON path into (stack set label, dotted key)."""
-    if len(path) >= 2 and path[0] == "stack_sets" and isinstance(path[1], int):
-        item = (data.get("stack_sets") or [None])[path[1]] if path[1] < len(data.get("stack_sets") or []) else None
-        name = item.get("name") if isinstance(item, dict) and isinstance(item.get("name"), str) else None
-        where = f"stack set '{name}'" if name else f"stack_sets[{path[1]}]"
-        return where, _dotted(path[2:])
-    return None, _dotted(path)
-
-
-def _dotted(parts: list) -> str:
-    out = ""
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
 
 
 def _build(data: dict, path: Path, regions: frozenset[str]) -> Manifest:
@@ -509,8 +412,7 @@ def _build(data: dict, path: Path, regions: frozenset[str]) -> Manifest:
 
 
 def _unknown_region(region: str, regions: frozenset[str]) -> str:
-    close = difflib.get_close_matches(region, sorted(regions), n=1)
-    return f"unknown region '{region}'" + (f" (did you mean '{close[0]}'?)" if close else "")
+    return f"unknown region '{region}'{did_you_mean(region, regions)}"
 
 
 def _check_ou(ref: str, source: str, where: str, key: str) -> None:
@@ -550,8 +452,7 @@ def _check_parameters(
     out = []
     for name, value in values.items():
         if name not in template.parameters:
-            close = difflib.get_close_matches(name, list(template.parameters), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            hint = did_you_mean(name, template.parameters)
             known = ", ".join(sorted(template.parameters)) or "none"
             raise InputError(
                 f"'{name}' is not a parameter of template '{template.path}'{hint}; it takes: {known}",
@@ -785,9 +686,12 @@ def _check_dependencies(specs: list[StackSetSpec], source: str) -> None:
                     "a stack set cannot depend on itself", source, f"stack set '{spec.name}'", "depends_on"
                 )
             if dep not in names:
-                close = difflib.get_close_matches(dep, sorted(names), n=1)
-                hint = f" (did you mean '{close[0]}'?)" if close else ""
-                raise InputError(f"unknown stack set '{dep}'{hint}", source, f"stack set '{spec.name}'", "depends_on")
+                raise InputError(
+                    f"unknown stack set '{dep}'{did_you_mean(dep, names)}",
+                    source,
+                    f"stack set '{spec.name}'",
+                    "depends_on",
+                )
     graph = {spec.name: spec.depends_on for spec in specs}
     state: dict[str, int] = {}
 

@@ -25,7 +25,8 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from deploy.manifest import StackSetSpec, canonical_json, parse_template_text
+from deploy.common.config import parse_yaml
+from deploy.stacksets.manifest import StackSetSpec, canonical_json
 
 OWNER_TAG = "sagemaker-stackset-deploy:managed-by"
 OWNER_VALUE = "sagemaker-stackset-deploy"
@@ -189,7 +190,7 @@ def _normalised_template(body: str | None) -> Any:
     if body is None:
         return None
     try:
-        return parse_template_text(body)
+        return parse_yaml(body)
     except Exception:  # noqa: BLE001 - an unparsable live body simply differs
         return body
 

@@ -24,8 +24,8 @@ from pathlib import Path
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from deploy.clients import Clients
-from deploy.errors import InputError, RolloutError
+from deploy.common.clients import Clients
+from deploy.common.errors import InputError, RolloutError
 
 DEFAULT_EXTERNAL_ID_ENV = "SM_INVOKE_EXTERNAL_ID"
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::(\d{12}):role/[\w+=,.@/-]{1,512}$")

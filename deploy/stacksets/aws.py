@@ -1,7 +1,7 @@
 """The one adapter between the deployer and AWS for stack sets.
 
 Every CloudFormation, Organizations, S3, IAM and STS call of the deployer is made here,
-through ``deploy.clients`` (botocore's adaptive retries, call counting), with
+through ``deploy.common.clients`` (botocore's adaptive retries, call counting), with
 ``CallAs`` on every stack set call and botocore paginators for every list. Reading
 returns the plain ``LiveStackSet`` data the pure planner consumes; writing executes one
 plan ``Step`` and waits for its operation.
@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 
 from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError, PartialCredentialsError
 
-from deploy.clients import Clients
-from deploy.errors import InputError, RolloutError
-from deploy.manifest import Manifest, StackSetSpec
-from deploy.plan import (
+from deploy.common.clients import Clients
+from deploy.common.errors import InputError, RolloutError
+from deploy.stacksets.manifest import Manifest, StackSetSpec
+from deploy.stacksets.plan import (
     CONFIG_TAG,
     OWNER_TAG,
     OWNER_VALUE,

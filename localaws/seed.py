@@ -20,8 +20,8 @@ import boto3
 import yaml
 from botocore.config import Config
 
-from deploy.errors import InputError
-from deploy.local import DEFAULT_REGION, DUMMY_CREDENTIALS, MANAGEMENT_ACCOUNT_ID
+from deploy.common.errors import InputError
+from localaws import DEFAULT_REGION, DUMMY_CREDENTIALS, MANAGEMENT_ACCOUNT_ID
 
 DEFAULT_ORG_FILE = Path("examples/local-org.yaml")
 STACKSETS_PRINCIPAL = "member.org.stacksets.cloudformation.amazonaws.com"

@@ -1,4 +1,4 @@
-"""The main job, offline: ``python -m deploy.demo`` (``make demo`` calls it).
+"""The main job, offline: ``python -m localaws.demo`` (``make demo`` calls it).
 
 Starts its own local AWS (a state dir of its own, so a developer's ``local up`` is left
 alone), then runs the same commands a user runs against AWS: ``publish`` the catalog,
@@ -23,8 +23,8 @@ from pathlib import Path
 import boto3
 import yaml
 
-from deploy.errors import DeployError, InputError
-from deploy.local import DUMMY_CREDENTIALS, lifecycle
+from deploy.common.errors import DeployError, InputError
+from localaws import DUMMY_CREDENTIALS, lifecycle
 
 DEFAULT_MANIFEST = "examples/manifest.yaml"
 DEFAULT_CATALOG = "examples/catalog.yaml"
@@ -339,7 +339,7 @@ def run_demo(manifest: str, catalog: str | None, org: str, state_dir: str) -> in
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deploy.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m localaws.demo", description=__doc__.splitlines()[0])
     parser.add_argument(
         "--manifest", default=DEFAULT_MANIFEST, help=f"deployment manifest (default {DEFAULT_MANIFEST})"
     )

@@ -1,13 +1,13 @@
 """The local AWS server process: moto in-process, patched, on a loopback port.
 
-``python -m deploy.local.server [--port P] [--ready-file F] [--watch-pid PID]`` applies
-every patch of ``deploy.local.patches`` to moto's backends, then serves moto's WSGI app
+``python -m localaws.server [--port P] [--ready-file F] [--watch-pid PID]`` applies
+every patch of ``localaws.patches`` to moto's backends, then serves moto's WSGI app
 on 127.0.0.1 (port 0, the default, lets the kernel pick a free port: no race between
 choosing a port and binding it). Once listening it writes ``{"pid", "port",
 "endpoint_url"}`` to the ready file, which is how ``local up`` learns the port.
 ``GET /_local/health`` answers with the pid and the applied patches, so a client can tell
 this server from any other process on the port; ``POST /_local/control/<patch>?k=v`` sets
-a patch's run-time options (see ``deploy.local.patches``).
+a patch's run-time options (see ``localaws.patches``).
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ def _local_routes(app, patches: list[str]):
     """Answer /_local/health and /_local/control/<patch>; pass everything else to moto."""
     import moto
 
-    from deploy.local.patches import CONTROLS
+    from localaws.patches import CONTROLS
 
-    health = {"server": "deploy.local", "pid": os.getpid(), "moto": moto.__version__, "patches": patches}
+    health = {"server": "localaws", "pid": os.getpid(), "moto": moto.__version__, "patches": patches}
 
     def respond(start_response, status: str, body: dict):
         payload = json.dumps(body).encode()
@@ -66,7 +66,7 @@ def build_app():
     """moto's WSGI app with every local patch applied, plus the health endpoint."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    from deploy.local.patches import apply_all
+    from localaws.patches import apply_all
 
     patches = apply_all()
     return _local_routes(DomainDispatcherApplication(create_backend_app), patches)
@@ -133,7 +133,7 @@ def _loopback(value: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog=f"python -m {__spec__.name if __spec__ else 'deploy.local.server'}", description=__doc__.splitlines()[0]
+        prog=f"python -m {__spec__.name if __spec__ else 'localaws.server'}", description=__doc__.splitlines()[0]
     )
     parser.add_argument(
         "--host", type=_loopback, default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)"

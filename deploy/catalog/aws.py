@@ -4,7 +4,7 @@ S3, Service Catalog, Organizations and STS.
 ``CatalogPublisher.read_state`` reads what exists (with botocore paginators wherever
 botocore has one) into :class:`deploy.catalog.LiveState`; ``execute`` carries out the
 actions of a :class:`deploy.catalog.Plan` in order and stops at the first failed call,
-reporting what was done. Retries are botocore's (``deploy.clients.RETRY_CONFIG``).
+reporting what was done. Retries are botocore's (``deploy.common.clients.RETRY_CONFIG``).
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from urllib.parse import quote, urlparse
 import boto3
 from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError, PartialCredentialsError
 
-from deploy.catalog import (
+from deploy.catalog.model import Catalog
+from deploy.catalog.plan import (
     Action,
     ArtifactState,
     BucketState,
-    Catalog,
     ConstraintState,
     Identity,
     LiveState,
@@ -34,8 +34,8 @@ from deploy.catalog import (
     is_account_id,
     is_ou_id,
 )
-from deploy.clients import Clients
-from deploy.errors import InputError, RolloutError
+from deploy.common.clients import Clients
+from deploy.common.errors import InputError, RolloutError
 
 _PRODUCT_FIELDS = {
     "Owner": "Owner",

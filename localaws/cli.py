@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import sys
 
-from deploy.local import lifecycle
-from deploy.local.seed import DEFAULT_ORG_FILE
+from localaws import lifecycle
+from localaws.seed import DEFAULT_ORG_FILE
 
 
 def register(subparsers) -> None:

@@ -15,10 +15,11 @@ import sys
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-from deploy.catalog import Catalog, LiveState, Plan, load_catalog, plan_publish, summarize
-from deploy.clients import CallCounter, Clients
-from deploy.errors import EXIT_FAILED, EXIT_OK, RolloutError
-from deploy.servicecatalog import CatalogPublisher, ExecutionResult, PublishFailed
+from deploy.catalog.aws import CatalogPublisher, ExecutionResult, PublishFailed
+from deploy.catalog.model import Catalog, load_catalog
+from deploy.catalog.plan import LiveState, Plan, plan_publish, summarize
+from deploy.common.clients import CallCounter, Clients
+from deploy.common.errors import EXIT_FAILED, EXIT_OK, RolloutError
 
 _SYMBOLS = {
     "create": "+",

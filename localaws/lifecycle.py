@@ -9,6 +9,7 @@ ready file: a stale pid file reused by another process is never killed.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -21,9 +22,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploy.errors import DeployError
-from deploy.local import DEFAULT_REGION, DUMMY_CREDENTIALS, SERVER_MODULE, STATE_DIR
-from deploy.local.server import HEALTH_PATH
+from deploy.common.errors import DeployError
+from localaws import DEFAULT_REGION, DUMMY_CREDENTIALS, SERVER_MODULE, STATE_DIR
+from localaws.server import HEALTH_PATH
 
 PID_FILE, READY_FILE, LOG_FILE, STATE_FILE = "server.pid", "server.json", "server.log", "state.json"
 _PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -64,7 +65,7 @@ def _cmdline(pid: int) -> list[str] | None:
 
 
 def is_our_server(pid: int, state_dir: Path) -> bool:
-    """Whether ``pid`` is a ``deploy.local.server`` process started for ``state_dir``."""
+    """Whether ``pid`` is a ``localaws.server`` process started for ``state_dir``."""
     argv = _cmdline(pid)
     if not argv:
         return False
@@ -110,6 +111,8 @@ def start(
     Raises LocalAWSError when a server of this state dir is already running (use
     ``running_server`` first), or when it does not come up within ``timeout`` seconds.
     """
+    if importlib.util.find_spec("moto") is None:
+        raise LocalAWSError("the local AWS needs moto: pip install 'sagemaker-stackset-deploy[local]'")
     state_dir = state_dir_path(state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     if running_server(state_dir):
@@ -252,7 +255,7 @@ def up(
     """
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from deploy.local.seed import DEFAULT_ORG_FILE, load_org_file, seed, write_state
+    from localaws.seed import DEFAULT_ORG_FILE, load_org_file, seed, write_state
 
     org_file = Path(org_file or DEFAULT_ORG_FILE)
     spec = load_org_file(org_file)

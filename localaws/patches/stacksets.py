@@ -851,7 +851,7 @@ def _regions(self) -> list[str]:
 
 def apply() -> None:
     """Install the handlers and model accessors above on moto's CloudFormation (idempotent)."""
-    from deploy.local.patches import CONTROLS
+    from localaws.patches import CONTROLS
 
     CONTROLS["stacksets"] = configure
     if _original:

@@ -1,0 +1,2 @@
+"""The Service Catalog publisher: ``model`` (the catalog file), ``plan`` (a pure plan of
+actions), ``aws`` (the only AWS calls) and ``command`` (``publish``)."""
