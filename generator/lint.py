@@ -24,6 +24,10 @@ SUPPORTED_REGIONS = (
     "ap-northeast-1",
 )
 
+# The product's custom security rules, appended by module name (see generator/rules/__init__.py).
+RULES_MODULE = "generator.rules"
+# Their directory, for callers that still pass a path: cfn-lint loads each rule file of it as a
+# top-level module, which works too because the rule files import only absolute names.
 RULES_DIR = Path(__file__).resolve().parent / "rules"
 
 
@@ -45,8 +49,7 @@ class Finding:
 
 def _config(regions: tuple[str, ...]) -> ManualArgs:
     config = ManualArgs(regions=list(regions), include_checks=["I"])
-    if (RULES_DIR / "__init__.py").exists():
-        config["append_rules"] = [str(RULES_DIR)]  # type: ignore[typeddict-unknown-key]
+    config["append_rules"] = [RULES_MODULE]  # type: ignore[typeddict-unknown-key]
     return config
 
 

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import hashlib
 import json
 import re
 import sys
@@ -49,23 +48,7 @@ from typing import Any
 
 import yaml
 
-# The analysis module of the cfn-lint rules, shared (by path: generator/rules is not a package).
-_COMMON_PATH = Path(__file__).resolve().parent / "rules" / "_common.py"
-
-
-def _load_common():
-    import importlib.util
-
-    name = "_security_rules_common_" + hashlib.sha1(str(_COMMON_PATH).encode()).hexdigest()[:12]
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, _COMMON_PATH)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-common = _load_common()
+from generator import policy_analysis as analysis
 
 PARTITION = "aws"
 REGION = "us-east-1"
@@ -422,10 +405,10 @@ def extract(path: Path, template: dict | None = None) -> Iterator[ExtractedPolic
     template = template if template is not None else load_template(path)
     c = Concretizer(template)
     resources = template.get("Resources") or {}
-    for policy in common.policy_documents(template):
+    for policy in analysis.policy_documents(template):
         skips = metadata_skips(resources.get(policy.resource), "parliament")
         dotted = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in policy.path).replace(".[", "[")
-        for index, variant in enumerate(common.variants(policy.document)):
+        for index, variant in enumerate(analysis.variants(policy.document)):
             concrete = c.value(variant)
             if isinstance(concrete, dict):
                 yield ExtractedPolicy(

@@ -1,9 +1,9 @@
 """The custom security rules in generator/rules: each fails on a broken fragment, passes on a
 correct one, and finds nothing in any generated template.
 
-Rules are loaded the way cfn-lint's ``--append-rules generator/rules`` loads them (from the
-directory, by file path), so these tests hold whether or not the generator's own lint gate
-has the rules switched on.
+Rules are loaded the way cfn-lint's ``--append-rules generator.rules`` loads them (the
+package, imported as a module), so these tests hold whether or not the generator's own lint
+gate has the rules switched on.
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ import pytest
 from cfnlint.api import lint
 from cfnlint.rules import RulesCollection
 
+from generator import policy_analysis, policy_lint
+
 ROOT = Path(__file__).resolve().parents[1]
-RULES_DIR = ROOT / "generator" / "rules"
+RULES_MODULE = "generator.rules"
 TEMPLATES = sorted((ROOT / "templates").glob("*.yaml"))
 EXPECTED_IDS = {
     "E9101",
@@ -45,7 +47,7 @@ EXPECTED_IDS = {
 @pytest.fixture(scope="module")
 def rules() -> RulesCollection:
     collection = RulesCollection(include_rules=["E9", "W9"])
-    collection.create_from_directory(str(RULES_DIR))
+    collection.create_from_module(RULES_MODULE)
     return collection
 
 
@@ -204,7 +206,7 @@ def test_every_rule_loads_with_its_own_id_and_description(rules):
 
 
 def test_cfn_lint_command_line_appends_the_rules(tmp_path):
-    """What a user runs: ``cfn-lint --append-rules generator/rules`` reports a custom rule's id."""
+    """What a user runs: ``cfn-lint --append-rules generator.rules`` reports a custom rule's id."""
     template = tmp_path / "key.json"
     template.write_text(
         json.dumps(
@@ -217,7 +219,7 @@ def test_cfn_lint_command_line_appends_the_rules(tmp_path):
     )
     cfn_lint = Path(sys.executable).with_name("cfn-lint")
     result = subprocess.run(
-        [str(cfn_lint), "--append-rules", "generator/rules", "--format", "parseable", "--", str(template)],
+        [str(cfn_lint), "--append-rules", RULES_MODULE, "--format", "parseable", "--", str(template)],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -980,7 +982,6 @@ def test_generated_template_passes_every_custom_rule(rules, path):
 
 # --- the policy linter's extraction (generator/policy_lint.py) ------------------------------------
 
-from generator import policy_lint  # noqa: E402 - imports PyYAML only; parliament is imported when linting
 
 LINT_VENV_PYTHON = ROOT / ".venv-lint" / "bin" / "python"
 
@@ -995,7 +996,7 @@ def test_every_policy_of_a_template_is_extracted_as_literal_json(path):
     template = policy_lint.load_template(path)
     extracted = list(policy_lint.extract(path, template))
     documents = {p.path for p in extracted}
-    expected = {".".join(str(s) for s in d.path) for d in policy_lint.common.policy_documents(template)}
+    expected = {".".join(str(s) for s in d.path) for d in policy_analysis.policy_documents(template)}
     assert len(documents) == len(expected)
     for policy in extracted:
         text = json.dumps(policy.document)
@@ -1004,7 +1005,7 @@ def test_every_policy_of_a_template_is_extracted_as_literal_json(path):
         for statement in policy.document["Statement"]:
             resources = statement.get("Resource", statement.get("NotResource"))
             assert resources, f"{policy.where()}: a statement without a resource after normalisation"
-            for resource in policy_lint.common.as_list(resources):
+            for resource in policy_analysis.as_list(resources):
                 assert resource == "*" or len(resource.split(":", 5)) == 6, f"{policy.where()}: {resource}"
 
 

@@ -2,28 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import re
-import sys
-from pathlib import Path
 
 from cfnlint.rules import CloudFormationLintRule, RuleMatch
 
-
-def _load_common():
-    """The shared analysis module, loaded by path (cfn-lint loads rule files outside any package)."""
-    path = Path(__file__).resolve().with_name("_common.py")
-    name = "_security_rules_common_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-common = _load_common()
+from generator import policy_analysis as analysis
 
 _OPEN_IPV4 = "0.0.0.0/0"
 _OPEN_IPV6 = "::/0"
@@ -35,7 +18,7 @@ def _open_cidrs(cfn, rule: dict) -> list[str]:
     for key, everyone in (("CidrIp", _OPEN_IPV4), ("CidrIpv6", _OPEN_IPV6)):
         if key not in rule:
             continue
-        via = common.symbol(rule[key])
+        via = analysis.symbol(rule[key])
         for value in _possible_values(cfn, rule[key]):
             if _is_everyone(value, everyone):
                 found.append(f"{key} {value}" + (f" (parameter {via[2:-1]} admits it)" if via != value else ""))
@@ -53,7 +36,7 @@ def _is_everyone(value: str, everyone: str) -> bool:
 def _possible_values(cfn, value) -> list[str]:
     """A literal; or what a parameter may be given: Default and AllowedValues, the open CIDRs its
     AllowedPattern admits, and "an unconstrained value" when it has neither pattern nor values."""
-    sym = common.symbol(value)
+    sym = analysis.symbol(value)
     parameter = None
     if sym.startswith("${") and sym.endswith("}") and sym.count("${") == 1:
         parameter = (cfn.template.get("Parameters") or {}).get(sym[2:-1])
@@ -61,9 +44,9 @@ def _possible_values(cfn, value) -> list[str]:
         return [sym]
     if str(parameter.get("Type", "String")).startswith("AWS::SSM::Parameter::Value<"):
         return []  # set by the account's administrators in SSM, not by whoever launches the stack
-    values = [common.symbol(v) for v in common.as_list(parameter.get("AllowedValues"))]
+    values = [analysis.symbol(v) for v in analysis.as_list(parameter.get("AllowedValues"))]
     if "Default" in parameter:
-        values.append(common.symbol(parameter["Default"]))
+        values.append(analysis.symbol(parameter["Default"]))
     pattern = parameter.get("AllowedPattern")
     if pattern is not None:
         values.extend(cidr for cidr in (_OPEN_IPV4, _OPEN_IPV6) if re.fullmatch(str(pattern), cidr))
@@ -88,8 +71,8 @@ class NoIngressFromInternet(CloudFormationLintRule):
     def match(self, cfn):
         matches = []
         for name, resource in cfn.get_resources(["AWS::EC2::SecurityGroup"]).items():
-            for props in common.variants(resource.get("Properties") or {}):
-                for index, rule in enumerate(common.as_list(props.get("SecurityGroupIngress"))):
+            for props in analysis.variants(resource.get("Properties") or {}):
+                for index, rule in enumerate(analysis.as_list(props.get("SecurityGroupIngress"))):
                     if isinstance(rule, dict):
                         for cidr in _open_cidrs(cfn, rule):
                             matches.append(
@@ -99,7 +82,7 @@ class NoIngressFromInternet(CloudFormationLintRule):
                                 )
                             )
         for name, resource in cfn.get_resources(["AWS::EC2::SecurityGroupIngress"]).items():
-            for props in common.variants(resource.get("Properties") or {}):
+            for props in analysis.variants(resource.get("Properties") or {}):
                 for cidr in _open_cidrs(cfn, props):
                     matches.append(
                         RuleMatch(
@@ -107,4 +90,4 @@ class NoIngressFromInternet(CloudFormationLintRule):
                             f"Security group ingress {name} admits {cidr}: allow only the VPC's CIDR or a source security group",
                         )
                     )
-        return common.unique_matches(matches)
+        return analysis.unique_matches(matches)

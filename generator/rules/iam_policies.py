@@ -2,28 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import re
-import sys
-from pathlib import Path
 
 from cfnlint.rules import CloudFormationLintRule, RuleMatch
 
-
-def _load_common():
-    """The shared analysis module, loaded by path (cfn-lint loads rule files outside any package)."""
-    path = Path(__file__).resolve().with_name("_common.py")
-    name = "_security_rules_common_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-common = _load_common()
+from generator import policy_analysis as analysis
 
 # A principal's account is pinned by one of these keys, tested for equality (or a pattern).
 _PINNING_KEYS = ("sts:externalid", "aws:principalorgid", "aws:principalorgpaths")
@@ -42,11 +25,11 @@ _IAM_ROLE_AND_USER_TYPES = ("AWS::IAM::Role", "AWS::IAM::User")
 
 def _allow_statements(cfn, kinds: set[str]):
     """(policy, variant, statement) for each Allow statement of the policies of ``kinds``."""
-    for policy in common.policy_documents(cfn.template):
+    for policy in analysis.policy_documents(cfn.template):
         if policy.kind not in kinds:
             continue
-        for variant in common.variants(policy.document):
-            for statement in common.statements(variant):
+        for variant in analysis.variants(policy.document):
+            for statement in analysis.statements(variant):
                 if statement.allows():
                     yield policy, variant, statement
 
@@ -68,7 +51,7 @@ class NoWildcardGrants(CloudFormationLintRule):
     def match(self, cfn):
         matches = []
         for policy, variant, statement in _allow_statements(cfn, {"identity", "trust", "resource", "endpoint"}):
-            path = list(common.statement_path(policy, variant, statement))
+            path = list(analysis.statement_path(policy, variant, statement))
             where = f"{policy.resource} ({policy.kind} policy)"
             if statement.not_action:
                 matches.append(
@@ -89,7 +72,7 @@ class NoWildcardGrants(CloudFormationLintRule):
                         f"{where}: Allow of {', '.join(service_wide)} on Resource *: list the actions and scope the resources",
                     )
                 )
-        return common.unique_matches(matches)
+        return analysis.unique_matches(matches)
 
 
 class CrossAccountTrustPinned(CloudFormationLintRule):
@@ -108,24 +91,24 @@ class CrossAccountTrustPinned(CloudFormationLintRule):
 
     def match(self, cfn):
         matches = []
-        local = common.logical_ids_of_type(cfn.template, *_IAM_ROLE_AND_USER_TYPES)
+        local = analysis.logical_ids_of_type(cfn.template, *_IAM_ROLE_AND_USER_TYPES)
         for policy, variant, statement in _allow_statements(cfn, {"trust"}):
             if not any(statement.grants(a) for a in _ASSUME_ACTIONS):
                 continue
             if statement.not_principal:
                 outside = ["NotPrincipal (everyone else)"]
             else:
-                outside = [p for p in statement.aws_principals() if not common.same_account_principal(p, local)]
+                outside = [p for p in statement.aws_principals() if not analysis.same_account_principal(p, local)]
             if not outside or _pinned(statement):
                 continue
             matches.append(
                 RuleMatch(
-                    list(common.statement_path(policy, variant, statement)),
+                    list(analysis.statement_path(policy, variant, statement)),
                     f"Trust policy of {policy.resource} lets {', '.join(outside)} assume it without a pinning condition: add "
                     "StringEquals sts:ExternalId (a third party) or aws:PrincipalOrgID (your organization)",
                 )
             )
-        return common.unique_matches(matches)
+        return analysis.unique_matches(matches)
 
 
 def _pinned(statement) -> bool:
@@ -159,15 +142,15 @@ class PassRoleNeverOnEveryRole(CloudFormationLintRule):
             if broad:
                 matches.append(
                     RuleMatch(
-                        list(common.statement_path(policy, variant, statement)),
+                        list(analysis.statement_path(policy, variant, statement)),
                         f"{policy.resource} ({policy.kind} policy) allows iam:PassRole on {', '.join(broad)}: name the roles (or a role-name prefix) to pass",
                     )
                 )
-        return common.unique_matches(matches)
+        return analysis.unique_matches(matches)
 
 
 def _every_role(resource: str) -> bool:
     if resource == "*":
         return True
-    parts = common.arn_parts(resource)
+    parts = analysis.arn_parts(resource)
     return bool(parts) and parts[2] in ("iam", "*") and parts[5] in _EVERY_ROLE_PATHS

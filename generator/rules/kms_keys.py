@@ -2,27 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-import sys
-from pathlib import Path
-
 from cfnlint.rules import CloudFormationLintRule, RuleMatch
 
-
-def _load_common():
-    """The shared analysis module, loaded by path (cfn-lint loads rule files outside any package)."""
-    path = Path(__file__).resolve().with_name("_common.py")
-    name = "_security_rules_common_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-common = _load_common()
+from generator import policy_analysis as analysis
 
 KEY_TYPES = ["AWS::KMS::Key"]
 KEY_POLICY_TYPES = ["AWS::KMS::Key", "AWS::KMS::ReplicaKey"]
@@ -43,18 +25,18 @@ class KeyRotationEnabled(CloudFormationLintRule):
     def match(self, cfn):
         matches = []
         for name, resource in cfn.get_resources(KEY_TYPES).items():
-            for props in common.variants(resource.get("Properties") or {}):
-                specs = common.possible_values(cfn.template, props.get("KeySpec", "SYMMETRIC_DEFAULT"))
-                if "SYMMETRIC_DEFAULT" not in specs and common.UNKNOWN not in specs:
+            for props in analysis.variants(resource.get("Properties") or {}):
+                specs = analysis.possible_values(cfn.template, props.get("KeySpec", "SYMMETRIC_DEFAULT"))
+                if "SYMMETRIC_DEFAULT" not in specs and analysis.UNKNOWN not in specs:
                     continue
-                if not common.always(cfn.template, props.get("EnableKeyRotation", "false"), "true", ignore_case=True):
+                if not analysis.always(cfn.template, props.get("EnableKeyRotation", "false"), "true", ignore_case=True):
                     matches.append(
                         RuleMatch(
                             ["Resources", name, "Properties"],
                             f"KMS key {name} does not rotate: set EnableKeyRotation true",
                         )
                     )
-        return common.unique_matches(matches)
+        return analysis.unique_matches(matches)
 
 
 class KeyPolicyFullControlOnlyForRoot(CloudFormationLintRule):
@@ -72,11 +54,11 @@ class KeyPolicyFullControlOnlyForRoot(CloudFormationLintRule):
 
     def match(self, cfn):
         matches = []
-        for policy in common.policy_documents(cfn.template):
+        for policy in analysis.policy_documents(cfn.template):
             if policy.kind != "key":
                 continue
-            for variant in common.variants(policy.document):
-                for statement in common.statements(variant):
+            for variant in analysis.variants(policy.document):
+                for statement in analysis.statements(variant):
                     if not statement.allows():
                         continue
                     full = statement.not_action or any(a in ("*", "kms:*") for a in statement.actions)
@@ -86,12 +68,12 @@ class KeyPolicyFullControlOnlyForRoot(CloudFormationLintRule):
                     if others:
                         matches.append(
                             RuleMatch(
-                                list(common.statement_path(policy, variant, statement)),
+                                list(analysis.statement_path(policy, variant, statement)),
                                 f"Key policy of {policy.resource} allows {'NotAction' if statement.not_action else 'kms:*'} to "
                                 f"{', '.join(others)}: only this account's root may hold kms:*; enumerate the actions other principals need",
                             )
                         )
-        return common.unique_matches(matches)
+        return analysis.unique_matches(matches)
 
 
 def _non_root_principals(statement) -> list[str]:
@@ -102,6 +84,6 @@ def _non_root_principals(statement) -> list[str]:
     out = []
     for kind, values in statement.principals.items():
         for value in values:
-            if kind != "AWS" or not common.own_account_root(value):
+            if kind != "AWS" or not analysis.own_account_root(value):
                 out.append(f"{kind}:{value}")
     return out

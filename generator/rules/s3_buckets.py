@@ -3,27 +3,10 @@
 from __future__ import annotations
 
 import fnmatch
-import hashlib
-import importlib.util
-import sys
-from pathlib import Path
 
 from cfnlint.rules import CloudFormationLintRule, RuleMatch
 
-
-def _load_common():
-    """The shared analysis module, loaded by path (cfn-lint loads rule files outside any package)."""
-    path = Path(__file__).resolve().with_name("_common.py")
-    name = "_security_rules_common_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-common = _load_common()
+from generator import policy_analysis as analysis
 
 BUCKET = "AWS::S3::Bucket"
 _KMS_ALGORITHMS = ("aws:kms", "aws:kms:dsse")
@@ -43,8 +26,8 @@ def _bucket_policies(cfn, bucket: str) -> list[tuple[str, dict]]:
     """(logical id, resource) of every bucket policy whose ``Bucket`` is this bucket."""
     out = []
     for name, resource in cfn.get_resources(["AWS::S3::BucketPolicy"]).items():
-        target = common.get_path(resource, "Properties", "Bucket")
-        if common.symbol(target) == "${" + bucket + "}":
+        target = analysis.get_path(resource, "Properties", "Bucket")
+        if analysis.symbol(target) == "${" + bucket + "}":
             out.append((name, resource))
     return out
 
@@ -76,18 +59,18 @@ def _covers(statement, bucket: str, bucket_names: set[str]) -> tuple[bool, bool]
 
 def _names(resource: dict, bucket: str) -> set[str]:
     names = {"${" + bucket + "}"}
-    physical = common.get_path(resource, "Properties", "BucketName")
-    if physical is not None and common.symbol(physical) != common.UNKNOWN:
-        names.add(common.symbol(physical))
+    physical = analysis.get_path(resource, "Properties", "BucketName")
+    if physical is not None and analysis.symbol(physical) != analysis.UNKNOWN:
+        names.add(analysis.symbol(physical))
     return names
 
 
 def _policy_statements(cfn, bucket: str):
     """(policy logical id, path, statement) for each statement of each variant of the bucket's policies."""
     for name, resource in _bucket_policies(cfn, bucket):
-        document = common.get_path(resource, "Properties", "PolicyDocument")
-        for variant in common.variants(document):
-            for statement in common.statements(variant):
+        document = analysis.get_path(resource, "Properties", "PolicyDocument")
+        for variant in analysis.variants(document):
+            for statement in analysis.statements(variant):
                 yield name, ["Resources", name, "Properties", "PolicyDocument"], statement
 
 
@@ -112,8 +95,10 @@ class BucketEncryptedWithCustomerKey(CloudFormationLintRule):
         for name, resource in _buckets(cfn).items():
             base = ["Resources", name, "Properties"]
             allowed = _KMS_ALGORITHMS + (("AES256",) if name in log_destinations else ())
-            for props in common.variants(resource.get("Properties") or {}):
-                rules = common.as_list(common.get_path(props, "BucketEncryption", "ServerSideEncryptionConfiguration"))
+            for props in analysis.variants(resource.get("Properties") or {}):
+                rules = analysis.as_list(
+                    analysis.get_path(props, "BucketEncryption", "ServerSideEncryptionConfiguration")
+                )
                 if not rules:
                     matches.append(
                         RuleMatch(
@@ -123,8 +108,8 @@ class BucketEncryptedWithCustomerKey(CloudFormationLintRule):
                     )
                     continue
                 for index, rule in enumerate(rules):
-                    default = common.get_path(rule, "ServerSideEncryptionByDefault") or {}
-                    algorithms = common.possible_values(cfn.template, default.get("SSEAlgorithm", ""))
+                    default = analysis.get_path(rule, "ServerSideEncryptionByDefault") or {}
+                    algorithms = analysis.possible_values(cfn.template, default.get("SSEAlgorithm", ""))
                     algorithm = ", ".join(algorithms)
                     key = default.get("KMSMasterKeyID")
                     path = base + ["BucketEncryption", "ServerSideEncryptionConfiguration", index]
@@ -144,14 +129,14 @@ class BucketEncryptedWithCustomerKey(CloudFormationLintRule):
                                 f"Bucket {name} uses aws:kms without KMSMasterKeyID, i.e. the AWS managed key aws/s3: set a customer managed key",
                             )
                         )
-                    elif "alias/aws/" in common.symbol(key):
+                    elif "alias/aws/" in analysis.symbol(key):
                         matches.append(
                             RuleMatch(
                                 path,
-                                f"Bucket {name} uses the AWS managed key {common.symbol(key)}: set a customer managed key",
+                                f"Bucket {name} uses the AWS managed key {analysis.symbol(key)}: set a customer managed key",
                             )
                         )
-        return common.unique_matches(matches)
+        return analysis.unique_matches(matches)
 
 
 def _access_log_destinations(cfn) -> set[str]:
@@ -163,8 +148,8 @@ def _access_log_destinations(cfn) -> set[str]:
     buckets = _buckets(cfn)
     out = set()
     for resource in buckets.values():
-        for props in common.variants(resource.get("Properties") or {}):
-            target = common.symbol(common.get_path(props, "LoggingConfiguration", "DestinationBucketName") or "")
+        for props in analysis.variants(resource.get("Properties") or {}):
+            target = analysis.symbol(analysis.get_path(props, "LoggingConfiguration", "DestinationBucketName") or "")
             if target.startswith("${") and target[2:-1] in buckets:
                 out.add(target[2:-1])
     for name in buckets:
@@ -190,12 +175,12 @@ class BucketBlocksPublicAccess(CloudFormationLintRule):
         matches = []
         for name, resource in _buckets(cfn).items():
             base = ["Resources", name, "Properties"]
-            for props in common.variants(resource.get("Properties") or {}):
-                block = common.get_path(props, "PublicAccessBlockConfiguration") or {}
+            for props in analysis.variants(resource.get("Properties") or {}):
+                block = analysis.get_path(props, "PublicAccessBlockConfiguration") or {}
                 missing = [
                     s
                     for s in _PUBLIC_ACCESS_SETTINGS
-                    if not common.always(cfn.template, block.get(s, "false"), "true", ignore_case=True)
+                    if not analysis.always(cfn.template, block.get(s, "false"), "true", ignore_case=True)
                 ]
                 if missing:
                     matches.append(
@@ -204,7 +189,7 @@ class BucketBlocksPublicAccess(CloudFormationLintRule):
                             f"Bucket {name} does not block public access: set {', '.join(missing)} to true in PublicAccessBlockConfiguration",
                         )
                     )
-        return common.unique_matches(matches)
+        return analysis.unique_matches(matches)
 
 
 class BucketVersioned(CloudFormationLintRule):
@@ -221,16 +206,16 @@ class BucketVersioned(CloudFormationLintRule):
     def match(self, cfn):
         matches = []
         for name, resource in _buckets(cfn).items():
-            for props in common.variants(resource.get("Properties") or {}):
-                status = common.get_path(props, "VersioningConfiguration", "Status") or ""
-                if not common.always(cfn.template, status, "Enabled"):
+            for props in analysis.variants(resource.get("Properties") or {}):
+                status = analysis.get_path(props, "VersioningConfiguration", "Status") or ""
+                if not analysis.always(cfn.template, status, "Enabled"):
                     matches.append(
                         RuleMatch(
                             ["Resources", name, "Properties"],
                             f"Bucket {name} is not versioned: set VersioningConfiguration Status Enabled",
                         )
                     )
-        return common.unique_matches(matches)
+        return analysis.unique_matches(matches)
 
 
 class BucketDeniesInsecureTransport(CloudFormationLintRule):
@@ -259,9 +244,9 @@ class BucketDeniesInsecureTransport(CloudFormationLintRule):
                 )
                 continue
             for policy_name, policy in policies:
-                document = common.get_path(policy, "Properties", "PolicyDocument")
-                for variant in common.variants(document):
-                    if not any(_denies_insecure(s, name, names) for s in common.statements(variant)):
+                document = analysis.get_path(policy, "Properties", "PolicyDocument")
+                for variant in analysis.variants(document):
+                    if not any(_denies_insecure(s, name, names) for s in analysis.statements(variant)):
                         matches.append(
                             RuleMatch(
                                 ["Resources", policy_name, "Properties", "PolicyDocument"],
@@ -269,7 +254,7 @@ class BucketDeniesInsecureTransport(CloudFormationLintRule):
                                 "Action s3:*, Resource the bucket and <bucket>/*, Condition Bool aws:SecureTransport false",
                             )
                         )
-        return common.unique_matches(matches)
+        return analysis.unique_matches(matches)
 
 
 def _denies_insecure(statement, bucket: str, names: set[str]) -> bool:
@@ -318,9 +303,9 @@ class EnvironmentBucketDeniesOutsideVpcEndpoint(CloudFormationLintRule):
                 )
                 continue
             for policy_name, policy in policies:
-                document = common.get_path(policy, "Properties", "PolicyDocument")
-                for variant in common.variants(document):
-                    if not any(_denies_outside_vpc(s, name, names) for s in common.statements(variant)):
+                document = analysis.get_path(policy, "Properties", "PolicyDocument")
+                for variant in analysis.variants(document):
+                    if not any(_denies_outside_vpc(s, name, names) for s in analysis.statements(variant)):
                         matches.append(
                             RuleMatch(
                                 ["Resources", policy_name, "Properties", "PolicyDocument"],
@@ -328,7 +313,7 @@ class EnvironmentBucketDeniesOutsideVpcEndpoint(CloudFormationLintRule):
                                 "for Principal * on <bucket>/* covering s3:GetObject and s3:PutObject with Condition StringNotEquals aws:SourceVpce",
                             )
                         )
-        return common.unique_matches(matches)
+        return analysis.unique_matches(matches)
 
 
 _VPC_GUARD_OPERATORS = {"stringnotequals", "stringnotequalsifexists", "forallvalues:stringnotequals"}

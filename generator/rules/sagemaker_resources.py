@@ -2,28 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 from cfnlint.rules import CloudFormationLintRule, RuleMatch
 
-
-def _load_common():
-    """The shared analysis module, loaded by path (cfn-lint loads rule files outside any package)."""
-    path = Path(__file__).resolve().with_name("_common.py")
-    name = "_security_rules_common_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, path)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-common = _load_common()
+from generator import policy_analysis as analysis
 
 # Where each SageMaker compute resource type keeps its VpcConfig. A MonitoringSchedule
 # that only names a job definition (MonitoringJobDefinitionName) is checked there.
@@ -50,7 +33,7 @@ def _vpc_problem(vpc_config) -> str | None:
     """Why ``vpc_config`` does not put the resource in a VPC, or None when it does."""
     if not isinstance(vpc_config, dict):
         return "has no VpcConfig"
-    missing = [key for key in ("Subnets", "SecurityGroupIds") if not common.as_list(vpc_config.get(key))]
+    missing = [key for key in ("Subnets", "SecurityGroupIds") if not analysis.as_list(vpc_config.get(key))]
     if missing:
         return f"has a VpcConfig without {' and '.join(missing)}"
     return None
@@ -74,8 +57,8 @@ class ComputeInVpc(CloudFormationLintRule):
         matches = []
         for rtype, keys in VPC_CONFIG_PATHS.items():
             for name, resource in cfn.get_resources([rtype]).items():
-                for props in common.variants(resource.get("Properties") or {}):
-                    problem = _vpc_problem(common.get_path(props, *keys))
+                for props in analysis.variants(resource.get("Properties") or {}):
+                    problem = _vpc_problem(analysis.get_path(props, *keys))
                     if problem:
                         matches.append(
                             RuleMatch(
@@ -84,10 +67,10 @@ class ComputeInVpc(CloudFormationLintRule):
                             )
                         )
         for name, resource in cfn.get_resources(["AWS::SageMaker::MonitoringSchedule"]).items():
-            for props in common.variants(resource.get("Properties") or {}):
-                job = common.get_path(props, *_SCHEDULE_JOB)
+            for props in analysis.variants(resource.get("Properties") or {}):
+                job = analysis.get_path(props, *_SCHEDULE_JOB)
                 if isinstance(job, dict):
-                    problem = _vpc_problem(common.get_path(job, "NetworkConfig", "VpcConfig"))
+                    problem = _vpc_problem(analysis.get_path(job, "NetworkConfig", "VpcConfig"))
                     if problem:
                         matches.append(
                             RuleMatch(
@@ -96,8 +79,8 @@ class ComputeInVpc(CloudFormationLintRule):
                             )
                         )
         for name, resource in cfn.get_resources(["AWS::SageMaker::Domain"]).items():
-            for props in common.variants(resource.get("Properties") or {}):
-                if not props.get("VpcId") or not common.as_list(props.get("SubnetIds")):
+            for props in analysis.variants(resource.get("Properties") or {}):
+                if not props.get("VpcId") or not analysis.as_list(props.get("SubnetIds")):
                     matches.append(
                         RuleMatch(
                             ["Resources", name, "Properties"],
@@ -105,7 +88,7 @@ class ComputeInVpc(CloudFormationLintRule):
                         )
                     )
         for name, resource in cfn.get_resources(["AWS::SageMaker::Pipeline"]).items():
-            body = common.get_path(resource, "Properties", "PipelineDefinition", "PipelineDefinitionBody")
+            body = analysis.get_path(resource, "Properties", "PipelineDefinition", "PipelineDefinitionBody")
             for step, problem in _pipeline_problems(body):
                 matches.append(
                     RuleMatch(
@@ -113,7 +96,7 @@ class ComputeInVpc(CloudFormationLintRule):
                         f"Pipeline {name} step {step} {problem}: give the step a VpcConfig with private Subnets and SecurityGroupIds",
                     )
                 )
-        return common.unique_matches(matches)
+        return analysis.unique_matches(matches)
 
 
 def _pipeline_problems(body) -> list[tuple[str, str]]:
@@ -121,8 +104,8 @@ def _pipeline_problems(body) -> list[tuple[str, str]]:
     if body is None:
         return []
     out = []
-    for variant in common.variants(body):
-        text = common.symbol(variant)
+    for variant in analysis.variants(body):
+        text = analysis.symbol(variant)
         try:
             definition = json.loads(text)
         except ValueError:
@@ -130,7 +113,7 @@ def _pipeline_problems(body) -> list[tuple[str, str]]:
         for step in _steps(definition.get("Steps", []) if isinstance(definition, dict) else []):
             keys = PIPELINE_STEP_VPC_PATHS.get(step.get("Type", ""))
             if keys:
-                problem = _vpc_problem(common.get_path(step.get("Arguments") or {}, *keys))
+                problem = _vpc_problem(analysis.get_path(step.get("Arguments") or {}, *keys))
                 if problem:
                     out.append((str(step.get("Name", "?")), problem))
     return out
@@ -162,10 +145,10 @@ class DomainVpcOnlyWithKey(CloudFormationLintRule):
     def match(self, cfn):
         matches = []
         for name, resource in cfn.get_resources(["AWS::SageMaker::Domain"]).items():
-            for props in common.variants(resource.get("Properties") or {}):
+            for props in analysis.variants(resource.get("Properties") or {}):
                 mode = props.get("AppNetworkAccessType", "PublicInternetOnly")
-                if not common.always(cfn.template, mode, "VpcOnly"):
-                    shown = ", ".join(common.possible_values(cfn.template, mode))
+                if not analysis.always(cfn.template, mode, "VpcOnly"):
+                    shown = ", ".join(analysis.possible_values(cfn.template, mode))
                     matches.append(
                         RuleMatch(
                             ["Resources", name, "Properties"],
@@ -179,7 +162,7 @@ class DomainVpcOnlyWithKey(CloudFormationLintRule):
                             f"Domain {name} has no KmsKeyId: set a customer managed key",
                         )
                     )
-        return common.unique_matches(matches)
+        return analysis.unique_matches(matches)
 
 
 class EndpointConfigEncrypted(CloudFormationLintRule):
@@ -200,8 +183,8 @@ class EndpointConfigEncrypted(CloudFormationLintRule):
         matches = []
         for name, resource in cfn.get_resources(["AWS::SageMaker::EndpointConfig"]).items():
             base = ["Resources", name, "Properties"]
-            for props in common.variants(resource.get("Properties") or {}):
-                variants = [v for v in common.as_list(props.get("ProductionVariants")) if isinstance(v, dict)]
+            for props in analysis.variants(resource.get("Properties") or {}):
+                variants = [v for v in analysis.as_list(props.get("ProductionVariants")) if isinstance(v, dict)]
                 serverless_only = bool(variants) and all("ServerlessConfig" in v for v in variants)
                 if not serverless_only and not props.get("KmsKeyId"):
                     matches.append(
@@ -213,7 +196,7 @@ class EndpointConfigEncrypted(CloudFormationLintRule):
                 capture = props.get("DataCaptureConfig")
                 if (
                     isinstance(capture, dict)
-                    and common.symbol(capture.get("EnableCapture", True)) != "false"
+                    and analysis.symbol(capture.get("EnableCapture", True)) != "false"
                     and not capture.get("KmsKeyId")
                 ):
                     matches.append(
@@ -222,7 +205,7 @@ class EndpointConfigEncrypted(CloudFormationLintRule):
                             f"Endpoint config {name} captures data without DataCaptureConfig.KmsKeyId: set a customer managed key",
                         )
                     )
-                output = common.get_path(props, "AsyncInferenceConfig", "OutputConfig")
+                output = analysis.get_path(props, "AsyncInferenceConfig", "OutputConfig")
                 if isinstance(output, dict) and not output.get("KmsKeyId"):
                     matches.append(
                         RuleMatch(
@@ -230,7 +213,7 @@ class EndpointConfigEncrypted(CloudFormationLintRule):
                             f"Endpoint config {name} writes async results without OutputConfig.KmsKeyId: set a customer managed key",
                         )
                     )
-        return common.unique_matches(matches)
+        return analysis.unique_matches(matches)
 
 
 class NotebookInstanceLockedDown(CloudFormationLintRule):
@@ -249,22 +232,22 @@ class NotebookInstanceLockedDown(CloudFormationLintRule):
         matches = []
         for name, resource in cfn.get_resources(["AWS::SageMaker::NotebookInstance"]).items():
             base = ["Resources", name, "Properties"]
-            for props in common.variants(resource.get("Properties") or {}):
+            for props in analysis.variants(resource.get("Properties") or {}):
                 for key in ("DirectInternetAccess", "RootAccess"):
                     value = props.get(key, "Enabled")
-                    if not common.always(cfn.template, value, "Disabled"):
-                        shown = ", ".join(common.possible_values(cfn.template, value))
+                    if not analysis.always(cfn.template, value, "Disabled"):
+                        shown = ", ".join(analysis.possible_values(cfn.template, value))
                         matches.append(
                             RuleMatch(base, f"Notebook instance {name} may have {key} {shown}: set {key} Disabled")
                         )
-                if not props.get("SubnetId") or not common.as_list(props.get("SecurityGroupIds")):
+                if not props.get("SubnetId") or not analysis.as_list(props.get("SecurityGroupIds")):
                     matches.append(
                         RuleMatch(
                             base,
                             f"Notebook instance {name} is not in a VPC: set SubnetId (a private subnet) and SecurityGroupIds",
                         )
                     )
-        return common.unique_matches(matches)
+        return analysis.unique_matches(matches)
 
 
 # Actions that start SageMaker compute and carry the sagemaker:VpcSubnets and
@@ -307,7 +290,7 @@ class RuntimeComputeGuardedToVpc(CloudFormationLintRule):
     def match(self, cfn):
         matches = []
         template = cfn.template
-        for principal in common.logical_ids_of_type(template, *_PRINCIPAL_TYPES):
+        for principal in analysis.logical_ids_of_type(template, *_PRINCIPAL_TYPES):
             statements = list(_principal_statements(template, principal))
             denied = {a for a in RUNTIME_COMPUTE_ACTIONS if _denied_without_vpc(statements, a)}
             for path, statement in statements:
@@ -326,7 +309,7 @@ class RuntimeComputeGuardedToVpc(CloudFormationLintRule):
                             "for these actions with Condition Null sagemaker:VpcSubnets true and Null sagemaker:VpcSecurityGroupIds true",
                         )
                     )
-        return common.unique_matches(matches)
+        return analysis.unique_matches(matches)
 
 
 def _principal_statements(template: dict, principal: str):
@@ -335,23 +318,23 @@ def _principal_statements(template: dict, principal: str):
     resource = resources.get(principal) or {}
     rtype = resource.get("Type")
     attached = {
-        common.symbol(arn) for arn in common.as_list(common.get_path(resource, "Properties", "ManagedPolicyArns"))
+        analysis.symbol(arn) for arn in analysis.as_list(analysis.get_path(resource, "Properties", "ManagedPolicyArns"))
     }
-    for policy in common.policy_documents(template):
+    for policy in analysis.policy_documents(template):
         if policy.kind != "identity":
             continue
         applies = policy.resource == principal
         if policy.resource_type in _ATTACHED_POLICY_TYPES:
-            targets = common.get_path(
+            targets = analysis.get_path(
                 resources.get(policy.resource) or {}, "Properties", _ATTACHMENT_KEYS.get(rtype, "")
             )
-            applies = "${" + principal + "}" in {common.symbol(t) for t in common.as_list(targets)}
+            applies = "${" + principal + "}" in {analysis.symbol(t) for t in analysis.as_list(targets)}
             applies = applies or "${" + policy.resource + "}" in attached
         if not applies:
             continue
-        for variant in common.variants(policy.document):
-            for statement in common.statements(variant):
-                yield common.statement_path(policy, variant, statement), statement
+        for variant in analysis.variants(policy.document):
+            for statement in analysis.statements(variant):
+                yield analysis.statement_path(policy, variant, statement), statement
 
 
 def _null_test(statement, key: str, value: str) -> bool:

@@ -1,10 +1,9 @@
-"""Analysis shared by the security rules and the policy linter: no cfn-lint import here.
+"""Policy and template analysis shared by the cfn-lint security rules and the policy linter.
 
-cfn-lint loads every ``[A-Za-z1-9]*.py`` file of ``--append-rules <dir>`` as a top-level
-module by file path, so the rule files cannot import each other as a package; they load
-this file with ``load_common()`` (by path, cached in ``sys.modules``). The leading
-underscore keeps cfn-lint from treating it as a rule file. ``generator.policy_lint`` uses
-the same functions from the linters' own venv, which has neither cfn-lint nor troposphere.
+Used by ``generator.rules`` (the custom cfn-lint rules) and by ``generator.policy_lint``
+(parliament, run from the linters' own venv, which has neither cfn-lint nor troposphere):
+so this module imports the standard library only, never cfn-lint. It lives outside the
+``generator.rules`` package because importing that package imports cfn-lint.
 
 Values are analysed in two forms:
 
