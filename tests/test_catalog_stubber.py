@@ -158,7 +158,7 @@ def test_first_publish_reads_then_writes_with_the_real_request_shapes(stubbed, c
             "Name": "project",
             "Owner": "Platform",
             "ProductType": "CLOUD_FORMATION_TEMPLATE",
-            "Tags": [{"Key": STUDIO_VISIBILITY_TAG, "Value": "true"}, {"Key": OWNER_TAG_KEY, "Value": OWNER_TAG_VALUE}],
+            "Tags": [{"Key": OWNER_TAG_KEY, "Value": OWNER_TAG_VALUE}, {"Key": STUDIO_VISIBILITY_TAG, "Value": "true"}],
             "ProvisioningArtifactParameters": {
                 "Name": product.version_name,
                 "Description": product.version_description,

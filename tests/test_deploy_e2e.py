@@ -17,7 +17,7 @@ import pytest
 from deploy.cli import main
 from deploy.common.clients import CallCounter, Clients
 from deploy.stacksets import commands
-from deploy.stacksets.plan import OWNER_TAG
+from deploy.stacksets.plan import OWNER_TAG_KEY
 
 TEMPLATE = textwrap.dedent(
     """\
@@ -112,7 +112,7 @@ def test_self_managed_create_noop_update_add_remove(local_aws, workdir, counter,
         t["Key"]: t["Value"]
         for t in local_aws.client("cloudformation").describe_stack_set(StackSetName=name)["StackSet"]["Tags"]
     }
-    assert tags[OWNER_TAG] == "sagemaker-stackset-deploy"
+    assert tags[OWNER_TAG_KEY] == "sagemaker-stackset-deploy"
 
     counter.calls.clear()
     code, doc, err = run(["apply", "--manifest", manifest, "--json"], capsys)
@@ -308,7 +308,7 @@ def test_ownership_guard_and_adopt(local_aws, workdir, counter, capsys):
         t["Key"]: t["Value"]
         for t in local_aws.client("cloudformation").describe_stack_set(StackSetName=name)["StackSet"]["Tags"]
     }
-    assert tags[OWNER_TAG] == "sagemaker-stackset-deploy"
+    assert tags[OWNER_TAG_KEY] == "sagemaker-stackset-deploy"
     assert instances(local_aws, name) == {(dev, "us-east-1")}
     code, doc, err = run(["destroy", "--manifest", manifest, "--yes"], capsys)
     assert code == 0, err

@@ -9,8 +9,8 @@ import pytest
 from deploy.stacksets.manifest import Override, StackSetSpec, TemplateInfo, TemplateParameter
 from deploy.stacksets.plan import (
     CONFIG_TAG,
-    OWNER_TAG,
-    OWNER_VALUE,
+    OWNER_TAG_KEY,
+    OWNER_TAG_VALUE,
     LastOperation,
     LiveInstance,
     LiveStackSet,
@@ -78,7 +78,7 @@ def live_of(s: StackSetSpec, instances=(), **extra) -> LiveStackSet:
     values = dict(
         name=s.name,
         exists=True,
-        tags=tuple(sorted({**dict(s.tags), OWNER_TAG: OWNER_VALUE, CONFIG_TAG: config_hash(s)}.items())),
+        tags=tuple(sorted({**dict(s.tags), OWNER_TAG_KEY: OWNER_TAG_VALUE, CONFIG_TAG: config_hash(s)}.items())),
         template_body=s.template.body,
         parameters=tuple(sorted((k, "****" if k == "Secret" else v) for k, v in s.parameters)),
         description=s.description,

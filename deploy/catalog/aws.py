@@ -35,7 +35,7 @@ from deploy.catalog.plan import (
     is_ou_id,
 )
 from deploy.common.clients import Clients
-from deploy.common.errors import InputError, RolloutError
+from deploy.common.errors import InputError, RolloutError, error_code
 
 _PRODUCT_FIELDS = {
     "Owner": "Owner",
@@ -46,10 +46,6 @@ _PRODUCT_FIELDS = {
     "SupportUrl": "SupportUrl",
 }
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound", "NoSuchBucket"}
-
-
-def _code(error: ClientError) -> str:
-    return error.response.get("Error", {}).get("Code", "")
 
 
 def _tags(items) -> dict[str, str]:
@@ -152,7 +148,7 @@ class CatalogPublisher:
                     try:
                         org.describe_organizational_unit(OrganizationalUnitId=ou)
                     except ClientError as error:
-                        if _code(error) in ("OrganizationalUnitNotFoundException", "InvalidInputException"):
+                        if error_code(error) in ("OrganizationalUnitNotFoundException", "InvalidInputException"):
                             raise invalid(
                                 f"organizational unit {ou} not found in the caller's Organization", key
                             ) from None
@@ -161,7 +157,7 @@ class CatalogPublisher:
                 else:
                     ous.append(self._ou_by_path(org, ou, invalid, key))
         except ClientError as error:
-            if _code(error) == "AWSOrganizationsNotInUseException":
+            if error_code(error) == "AWSOrganizationsNotInUseException":
                 raise invalid(
                     "the publishing account is in no Organization: share with account ids only", "shares"
                 ) from None
@@ -266,10 +262,10 @@ class CatalogPublisher:
         try:
             s3.head_bucket(Bucket=name)
         except ClientError as error:
-            if _code(error) in _NOT_FOUND:
+            if error_code(error) in _NOT_FOUND:
                 return BucketState()
             raise RolloutError(
-                f"bucket {name} exists but this account cannot use it ({_code(error)}): set bucket.name in the catalog to a bucket of yours"
+                f"bucket {name} exists but this account cannot use it ({error_code(error)}): set bucket.name in the catalog to a bucket of yours"
             ) from None
         try:
             rules = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"]
@@ -278,7 +274,7 @@ class CatalogPublisher:
                 for r in rules
             )
         except ClientError as error:
-            if _code(error) != "ServerSideEncryptionConfigurationNotFoundError":
+            if error_code(error) != "ServerSideEncryptionConfigurationNotFoundError":
                 raise
             encrypted = False
         versioned = s3.get_bucket_versioning(Bucket=name).get("Status") == "Enabled"
@@ -289,7 +285,7 @@ class CatalogPublisher:
                 for k in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
             )
         except ClientError as error:
-            if _code(error) != "NoSuchPublicAccessBlockConfiguration":
+            if error_code(error) != "NoSuchPublicAccessBlockConfiguration":
                 raise
             blocked = False
         keys = set()
@@ -298,7 +294,7 @@ class CatalogPublisher:
                 s3.head_object(Bucket=name, Key=key)
                 keys.add(key)
             except ClientError as error:
-                if _code(error) not in _NOT_FOUND:
+                if error_code(error) not in _NOT_FOUND:
                     raise
         return BucketState(
             exists=True, encrypted=encrypted, versioned=versioned, public_access_blocked=blocked, keys=frozenset(keys)
@@ -389,7 +385,7 @@ class CatalogPublisher:
                     page = self.sc.describe_portfolio_shares(**kwargs)
                 except ClientError as error:
                     # An account outside an Organization has no organization shares to list.
-                    if share_type == "ACCOUNT" or _code(error) not in (
+                    if share_type == "ACCOUNT" or error_code(error) not in (
                         "InvalidParametersException",
                         "OperationNotSupportedException",
                     ):
@@ -446,11 +442,11 @@ class CatalogPublisher:
             except ClientError as error:
                 result.failed = {
                     **action.to_dict(),
-                    "error": _code(error),
+                    "error": error_code(error),
                     "message": error.response.get("Error", {}).get("Message", str(error)),
                 }
                 raise PublishFailed(
-                    f"{action.op} {action.target} failed: {_code(error)}: {result.failed['message']}", result
+                    f"{action.op} {action.target} failed: {error_code(error)}: {result.failed['message']}", result
                 ) from None
             result.done.append({**action.to_dict(), **outcome})
         return result
@@ -591,7 +587,7 @@ class CatalogPublisher:
             )
         except ClientError as error:
             # A provisioned product we could not see (another account's) still uses it: keep it.
-            if _code(error) != "ResourceInUseException":
+            if error_code(error) != "ResourceInUseException":
                 raise
             return {"skipped": "in use by a provisioned product"}
 

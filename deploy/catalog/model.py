@@ -24,9 +24,8 @@ import yaml
 
 from deploy.common.config import Locator, check_schema, load_yaml_file, parse_yaml
 from deploy.common.errors import InputError
+from deploy.common.ownership import OWNER_TAG_KEY, OWNER_TAG_VALUE
 
-OWNER_TAG_KEY = "sm-deploy:managed-by"
-OWNER_TAG_VALUE = "sagemaker-stackset-deploy"
 STUDIO_VISIBILITY_TAG = "sagemaker:studio-visibility"
 SHORT_HASH_LENGTH = 12
 TEMPLATE_MAX_BYTES = 1_000_000  # CloudFormation's limit for a template read from S3

@@ -14,8 +14,6 @@ from typing import Any
 from deploy.catalog.model import (
     ACCOUNT_ID_PATTERN,
     OU_ID_PATTERN,
-    OWNER_TAG_KEY,
-    OWNER_TAG_VALUE,
     SHORT_HASH_RE,
     STUDIO_VISIBILITY_TAG,
     Catalog,
@@ -23,6 +21,7 @@ from deploy.catalog.model import (
     VersionPolicy,
 )
 from deploy.common.errors import InputError
+from deploy.common.ownership import LEGACY_OWNER_TAG_KEYS, owned
 
 # --- live state, as read by deploy.catalog.aws ---------------------------------------------
 
@@ -293,7 +292,9 @@ def _plan_product(
         fields = {k: v for k, v in product.fields().items() if (live.fields.get(k) or "") != v}
         if fields:
             changes["fields"] = fields
-        add, remove = _tag_changes(product.desired_tags(), live.tags, managed_keys=(STUDIO_VISIBILITY_TAG,))
+        add, remove = _tag_changes(
+            product.desired_tags(), live.tags, managed_keys=(STUDIO_VISIBILITY_TAG, *LEGACY_OWNER_TAG_KEYS)
+        )
         if add:
             changes["add_tags"] = add
         if remove:
@@ -447,7 +448,7 @@ def _plan_removals(catalog: Catalog, state: LiveState, identity: Identity) -> li
     for node_type, value in sorted(set(state.node_shares) - wanted_nodes):
         actions.append(Action("delete_share", f"{node_type.lower()} {value}", {"node_type": node_type, "node": value}))
     for product in state.foreign_products:
-        if product.tags.get(OWNER_TAG_KEY) != OWNER_TAG_VALUE:
+        if not owned(product.tags):
             continue  # not ours: never touched
         for constraint in state.constraints:
             if constraint.product_id == product.id:

@@ -44,3 +44,15 @@ class RolloutError(DeployError):
     """A rollout or check that ran and failed (exit 1)."""
 
     exit_code = EXIT_FAILED
+
+
+def error_code(error: Exception) -> str:
+    """The AWS error code of a botocore ``ClientError`` (``""`` for anything else)."""
+    response = getattr(error, "response", None) or {}
+    return str(response.get("Error", {}).get("Code", ""))
+
+
+def error_message(error: Exception) -> str:
+    """The AWS error message of a botocore ``ClientError`` (``str(error)`` for anything else)."""
+    response = getattr(error, "response", None) or {}
+    return str(response.get("Error", {}).get("Message", "")) or str(error)

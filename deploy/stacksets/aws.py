@@ -25,12 +25,12 @@ from dataclasses import dataclass, field
 from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError, PartialCredentialsError
 
 from deploy.common.clients import Clients
-from deploy.common.errors import InputError, RolloutError
+from deploy.common.errors import InputError, RolloutError, error_code
 from deploy.stacksets.manifest import Manifest, StackSetSpec
 from deploy.stacksets.plan import (
     CONFIG_TAG,
-    OWNER_TAG,
-    OWNER_VALUE,
+    OWNER_TAG_KEY,
+    OWNER_TAG_VALUE,
     LastOperation,
     LiveInstance,
     LiveStackSet,
@@ -97,10 +97,6 @@ class PollPolicy:
             # "Equal jitter": never less than half the nominal delay, never more.
             yield delay / 2 + self.rng.uniform(0, delay / 2)
             delay = min(self.cap, delay * 2)
-
-
-def _code(error: ClientError) -> str:
-    return error.response.get("Error", {}).get("Code", "")
 
 
 class StackSets:
@@ -268,7 +264,7 @@ class StackSets:
         try:
             return self.cfn.describe_stack_set(StackSetName=name, CallAs=call_as)["StackSet"]
         except ClientError as error:
-            if _code(error) in ("StackSetNotFoundException",) or "not found" in str(error).lower():
+            if error_code(error) in ("StackSetNotFoundException",) or "not found" in str(error).lower():
                 return None
             raise
 
@@ -466,9 +462,9 @@ class StackSets:
             for page in self.org.get_paginator("list_aws_service_access_for_organization").paginate():
                 principals.update(p["ServicePrincipal"] for p in page.get("EnabledServicePrincipals", []))
         except ClientError as error:
-            if _code(error) == "AWSOrganizationsNotInUseException":
+            if error_code(error) == "AWSOrganizationsNotInUseException":
                 return f"stack set '{spec.name}' is service_managed but this account is not in an AWS Organization"
-            if _code(error) == "AccessDeniedException":
+            if error_code(error) == "AccessDeniedException":
                 return None  # cannot tell; CloudFormation will say so itself
             raise
         if STACKSETS_PRINCIPAL not in principals:
@@ -487,13 +483,13 @@ class StackSets:
         try:
             self.clients.client("iam", self.region).get_role(RoleName=name)
         except ClientError as error:
-            if _code(error) == "NoSuchEntity":
+            if error_code(error) == "NoSuchEntity":
                 return (
                     f"stack set '{spec.name}' is self_managed but the administration role '{name}' does not exist in "
                     f"account {self.caller_account()}: deploy templates/stackset-administration-role.yaml there "
                     "(and stackset-execution-role.yaml in every target account), then re-run"
                 )
-            if _code(error) in ("AccessDenied", "AccessDeniedException"):
+            if error_code(error) in ("AccessDenied", "AccessDeniedException"):
                 return None
             raise
         return None
@@ -524,7 +520,7 @@ class StackSets:
         try:
             s3.head_object(Bucket=bucket, Key=key)
         except ClientError as error:
-            if _code(error) not in ("404", "NoSuchKey", "NotFound"):
+            if error_code(error) not in ("404", "NoSuchKey", "NotFound"):
                 raise
             s3.put_object(
                 Bucket=bucket,
@@ -543,7 +539,7 @@ class StackSets:
         try:
             s3.head_bucket(Bucket=bucket)
         except ClientError as error:
-            if _code(error) not in ("404", "NoSuchBucket", "NotFound"):
+            if error_code(error) not in ("404", "NoSuchBucket", "NotFound"):
                 raise RolloutError(f"template bucket '{bucket}' is not usable: {error}") from None
             args = {"Bucket": bucket}
             if self.region != "us-east-1":
@@ -574,7 +570,7 @@ class StackSets:
 
     def _tags(self, spec: StackSetSpec) -> list[dict]:
         tags = dict(spec.tags)
-        tags[OWNER_TAG] = OWNER_VALUE
+        tags[OWNER_TAG_KEY] = OWNER_TAG_VALUE
         tags[CONFIG_TAG] = config_hash(spec)
         return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
 
@@ -627,11 +623,11 @@ class StackSets:
             try:
                 self.cfn.create_stack_set(**args)
             except ClientError as error:
-                if _code(error) != "NameAlreadyExistsException":
+                if error_code(error) != "NameAlreadyExistsException":
                     raise RolloutError(f"{spec.name}: CreateStackSet failed: {error}") from None
                 described = self.describe(spec.name, spec.call_as)
                 owned = described and any(
-                    t["Key"] == OWNER_TAG and t["Value"] == OWNER_VALUE for t in described.get("Tags", [])
+                    t["Key"] == OWNER_TAG_KEY and t["Value"] == OWNER_TAG_VALUE for t in described.get("Tags", [])
                 )
                 if not owned:
                     raise RolloutError(
@@ -687,7 +683,7 @@ class StackSets:
             try:
                 return call()
             except ClientError as error:
-                code = _code(error)
+                code = error_code(error)
                 if code == "OperationIdAlreadyExistsException" and own_id:
                     return {"OperationId": own_id}  # our own request went through before: wait for it, never redo it
                 if code != "OperationInProgressException":

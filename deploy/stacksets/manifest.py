@@ -24,6 +24,7 @@ from jsonschema import Draft202012Validator
 
 from deploy.common.config import Locator, check_schema, did_you_mean, load_yaml_file, parse_yaml
 from deploy.common.errors import InputError
+from deploy.common.ownership import TOOL_TAG_PREFIX
 
 ACCOUNT_ID_RE = re.compile(r"^\d{12}$")
 OU_ID_RE = re.compile(r"^ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}$")
@@ -43,8 +44,6 @@ _NAMED_IAM = {
     "AWS::IAM::ManagedPolicy": "ManagedPolicyName",
     "AWS::IAM::InstanceProfile": "InstanceProfileName",
 }
-
-TOOL_TAG_PREFIX = "sagemaker-stackset-deploy:"
 
 
 @functools.lru_cache(maxsize=1)

@@ -26,12 +26,11 @@ from functools import lru_cache
 from typing import Any
 
 from deploy.common.config import parse_yaml
+from deploy.common.ownership import OWNER_TAG_KEY, OWNER_TAG_VALUE, TOOL_TAG_PREFIX
 from deploy.stacksets.manifest import StackSetSpec, canonical_json
 
-OWNER_TAG = "sagemaker-stackset-deploy:managed-by"
-OWNER_VALUE = "sagemaker-stackset-deploy"
-CONFIG_TAG = "sagemaker-stackset-deploy:config-sha256"
-TOOL_TAGS = (OWNER_TAG, CONFIG_TAG)
+CONFIG_TAG = f"{TOOL_TAG_PREFIX}config-sha256"
+TOOL_TAGS = (OWNER_TAG_KEY, CONFIG_TAG)
 OPERATION_PREFIX = "ssd"
 MAX_OUS_PER_CALL = 50
 NO_ECHO_MASK = "****"
@@ -96,7 +95,7 @@ class LiveStackSet:
 
     @property
     def owned(self) -> bool:
-        return self.tag_dict.get(OWNER_TAG) == OWNER_VALUE
+        return self.tag_dict.get(OWNER_TAG_KEY) == OWNER_TAG_VALUE
 
 
 # --------------------------------------------------------------------------- plan data
@@ -364,7 +363,7 @@ def plan_stack_set(
     if live.exists and not live.owned and not adopt:
         plan.action = "blocked"
         plan.blocked_reason = (
-            f"stack set '{spec.name}' exists but lacks the ownership tag {OWNER_TAG}={OWNER_VALUE}: "
+            f"stack set '{spec.name}' exists but lacks the ownership tag {OWNER_TAG_KEY}={OWNER_TAG_VALUE}: "
             "it was not created by this tool; re-run with --adopt to take it over (after reviewing this plan)"
         )
     if live.exists and live.permission_model and live.permission_model != spec.permission_model:
@@ -394,7 +393,7 @@ def plan_stack_set(
         if live.exists and not live.owned and adopt:
             plan.notes.append("adopting: the ownership tag will be added")
             if not any(s.kind == "update_stack_set" for s in steps):
-                plan.property_changes.append(Change(f"tags.{OWNER_TAG}", None, OWNER_VALUE))
+                plan.property_changes.append(Change(f"tags.{OWNER_TAG_KEY}", None, OWNER_TAG_VALUE))
                 steps.append(Step(kind="update_stack_set", instance_count=len(live_instances)))
 
     if live.instances is not None or not live.exists:
@@ -884,7 +883,7 @@ def plan_destroy(spec: StackSetSpec, live: LiveStackSet) -> StackSetPlan:
         return plan
     if not live.owned:
         plan.action = "blocked"
-        plan.blocked_reason = f"stack set '{spec.name}' lacks the ownership tag {OWNER_TAG}={OWNER_VALUE}: this tool did not create it and will not delete it"
+        plan.blocked_reason = f"stack set '{spec.name}' lacks the ownership tag {OWNER_TAG_KEY}={OWNER_TAG_VALUE}: this tool did not create it and will not delete it"
         return plan
     instances = live.instances or ()
     steps: list[Step] = []
