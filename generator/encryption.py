@@ -1,10 +1,10 @@
 """Customer managed KMS keys of the environment: S3 data, models, EBS volumes, Studio EFS.
 
-Every key policy has the same shape (see :func:`key_policy`):
+Every key policy has the same shape (see :func:`environment_key_policy`):
 
 1. the account (IAM) administers and may use the key: every key-level action, enumerated
-   (``KEY_ACCOUNT_ACTIONS``, shared with ``generator.encrypted_storage``), for the account
-   root, so IAM policies decide who administers it;
+   (``generator.keys.account_administers_key``, the first statement of every key), for
+   the account root, so IAM policies decide who administers it;
 2. the environment's roles use it, and create grants only for AWS resources (EBS, EFS,
    SageMaker jobs);
 3. optional cross-account statements (the models key: the target accounts' model
@@ -25,14 +25,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from awacs import kms
-from awacs.aws import Allow, Bool, Condition, PolicyDocument, Principal, Statement
+from awacs.aws import Allow, Bool, Condition, Policy, Principal, Statement
 from troposphere import GetAtt, Ref, Sub, Template
-from troposphere.kms import Alias, Key
+from troposphere.kms import Key
 
-from generator.encrypted_storage import KEY_ACCOUNT_ACTIONS
+from generator.keys import add_key, environment_key_alias, key_policy
 from generator.model_readers import HAS_TARGET_KMS_ENDPOINTS, ModelReaders
-from generator.parameters import Environment, account_root_arn, partition_arn
-from generator.policies import VERSION, deny_outside_network_perimeter
+from generator.parameters import Environment, partition_arn
+from generator.policies import deny_outside_network_perimeter
 
 # Operations that use key material: the only ones the endpoint deny covers.
 DATA_ACTIONS = (
@@ -54,16 +54,9 @@ def service_linked_roles_pattern() -> Sub:
     return partition_arn("iam", "role/aws-service-role/*", region="")
 
 
-def key_policy(users, kms_endpoint_id, extra_statements=()) -> PolicyDocument:
+def environment_key_policy(users, kms_endpoint_id, extra_statements=()) -> Policy:
     """The policy of an environment key; ``users`` are principal ARN expressions (roles)."""
-    statements = [
-        Statement(
-            Sid="AccountAdministersKeyThroughIam",
-            Effect=Allow,
-            Principal=Principal("AWS", [account_root_arn("${AWS::AccountId}")]),
-            Action=list(KEY_ACCOUNT_ACTIONS),
-            Resource=["*"],
-        ),
+    return key_policy(
         Statement(
             Sid="AllowUseByEnvironmentRoles",
             Effect=Allow,
@@ -89,8 +82,7 @@ def key_policy(users, kms_endpoint_id, extra_statements=()) -> PolicyDocument:
             exempt_aws_service_calls=True,
             sid="DenyDataOperationsOutsideKmsEndpoint",
         ),
-    ]
-    return PolicyDocument(Version=VERSION, Statement=statements)
+    )
 
 
 def model_reader_statements(readers: ModelReaders) -> list[Statement]:
@@ -127,36 +119,21 @@ KEY_PURPOSES = {
 }
 
 
-def add_key(
-    template: Template, env: Environment, logical_id: str, alias: str, purpose: str, policy: PolicyDocument
-) -> Key:
-    """One symmetric key with yearly rotation and an alias ``alias/<env-name>-<env-type>-<alias>``."""
-    key = template.add_resource(
-        Key(
-            logical_id,
-            # The buckets are retained on delete; their objects must stay decryptable.
-            DeletionPolicy="Retain",
-            UpdateReplacePolicy="Retain",
-            Description=Sub("${EnvName}-${EnvType}: " + purpose),
-            EnableKeyRotation=True,
-            PendingWindowInDays=30,
-            KeyPolicy=policy,
-            Tags=env.tags(),
-        )
-    )
-    template.add_resource(
-        Alias(f"{logical_id}Alias", AliasName=Sub("alias/${EnvName}-${EnvType}-" + alias), TargetKeyId=Ref(key))
-    )
-    return key
-
-
 def add_keys(template: Template, env: Environment, users, kms_endpoint, readers: ModelReaders) -> Keys:
     """The four environment keys; ``users`` are the environment roles (ARN expressions)."""
     endpoint_id = Ref(kms_endpoint)
     created = {}
     for name, (logical_id, purpose) in KEY_PURPOSES.items():
         extra = model_reader_statements(readers) if name == "models" else ()
-        created[name] = add_key(template, env, logical_id, name, purpose, key_policy(users, endpoint_id, extra))
+        created[name] = add_key(
+            template,
+            logical_id,
+            Sub("${EnvName}-${EnvType}: " + purpose),
+            env.tags(),
+            environment_key_policy(users, endpoint_id, extra),
+            alias=environment_key_alias(name),
+            pending_window_days=30,
+        )
     return Keys(**created)
 
 

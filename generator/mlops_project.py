@@ -40,14 +40,13 @@ from troposphere.iam import PolicyType, Role
 from troposphere.logs import LogGroup
 
 from generator import model_deploy
-from generator.encrypted_storage import (
+from generator.buckets import (
     add_access_logs_bucket,
     add_access_logs_policy,
     add_encrypted_bucket,
-    add_key,
-    key_policy,
     objects_arn,
 )
+from generator.keys import add_key, key_policy
 from generator.parameters import Environment, add_environment, iam_role_arn, partition_arn
 from generator.policies import allow, document, service_trust
 

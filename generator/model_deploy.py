@@ -55,15 +55,13 @@ from troposphere.sagemaker import (
 )
 from troposphere.validators import boolean, double, integer
 
-from generator.encrypted_storage import (
-    KEY_DATA_ACTIONS,
+from generator.buckets import (
     add_access_logs_bucket,
     add_access_logs_policy,
     add_encrypted_bucket,
-    add_key,
-    key_policy,
     objects_arn,
 )
+from generator.keys import KEY_DATA_ACTIONS, add_key, key_policy
 from generator.parameters import Environment, add_environment, iam_role_arn
 
 VARIANT_NAME = "AllTraffic"

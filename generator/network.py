@@ -49,12 +49,12 @@ from troposphere.ec2 import (
     VPCGatewayAttachment,
 )
 from troposphere.iam import PolicyType, Role
-from troposphere.kms import Alias, Key
+from troposphere.kms import Key
 from troposphere.logs import LogGroup
 
-from generator.encrypted_storage import KEY_ACCOUNT_ACTIONS
+from generator.keys import add_key, environment_key_alias, key_policy
 from generator.outputs import publish
-from generator.parameters import Environment, account_root_arn, partition_arn
+from generator.parameters import Environment, partition_arn
 from generator.policies import document, service_trust
 
 CREATE_VPC = "CreateVpc"
@@ -366,53 +366,36 @@ def _add_nat_gateway(template: Template, env: Environment, params: NetworkParame
 def _flow_log_key_policy() -> Policy:
     """The account administers the key; CloudWatch Logs may use it for this account's log groups only."""
     logs_principal = Sub("logs.${AWS::Region}.${AWS::URLSuffix}")
-    return PolicyDocument(
-        Version="2012-10-17",
-        Statement=[
-            Statement(
-                Sid="AccountAdministersKeyThroughIam",
-                Effect=Allow,
-                Principal=Principal("AWS", [account_root_arn("${AWS::AccountId}")]),
-                Action=list(KEY_ACCOUNT_ACTIONS),
-                Resource=["*"],
-            ),
-            Statement(
-                Sid="AllowCloudWatchLogsOfThisAccount",
-                Effect=Allow,
-                Principal=Principal("Service", [logs_principal]),
-                Action=[
-                    awacs_kms.Encrypt,
-                    awacs_kms.Decrypt,
-                    awacs_kms.ReEncryptFrom,
-                    awacs_kms.ReEncryptTo,
-                    awacs_kms.GenerateDataKey,
-                    awacs_kms.GenerateDataKeyWithoutPlaintext,
-                ],
-                Resource=["*"],
-                Condition=Condition(
-                    ArnLike({"kms:EncryptionContext:aws:logs:arn": partition_arn("logs", "log-group:*")})
-                ),
-            ),
-        ],
+    return key_policy(
+        Statement(
+            Sid="AllowCloudWatchLogsOfThisAccount",
+            Effect=Allow,
+            Principal=Principal("Service", [logs_principal]),
+            Action=[
+                awacs_kms.Encrypt,
+                awacs_kms.Decrypt,
+                awacs_kms.ReEncryptFrom,
+                awacs_kms.ReEncryptTo,
+                awacs_kms.GenerateDataKey,
+                awacs_kms.GenerateDataKeyWithoutPlaintext,
+            ],
+            Resource=["*"],
+            Condition=Condition(ArnLike({"kms:EncryptionContext:aws:logs:arn": partition_arn("logs", "log-group:*")})),
+        )
     )
 
 
 def _add_flow_logs(template: Template, env: Environment, params: NetworkParameters, vpc_id) -> tuple[LogGroup, Key]:
     """VPC flow logs of all traffic into a KMS-encrypted log group."""
-    key = template.add_resource(
-        Key(
-            "FlowLogKey",
-            DeletionPolicy="Retain",  # the retained log group stays readable
-            UpdateReplacePolicy="Retain",
-            Description=Sub("${EnvName}-${EnvType}: encrypts the VPC flow log group"),
-            EnableKeyRotation=True,
-            PendingWindowInDays=30,
-            KeyPolicy=_flow_log_key_policy(),
-            Tags=env.tags(),
-        )
-    )
-    template.add_resource(
-        Alias("FlowLogKeyAlias", AliasName=Sub("alias/${EnvName}-${EnvType}-flow-logs"), TargetKeyId=Ref(key))
+    # Retained (as every key) so that the retained log group stays readable.
+    key = add_key(
+        template,
+        "FlowLogKey",
+        Sub("${EnvName}-${EnvType}: encrypts the VPC flow log group"),
+        env.tags(),
+        _flow_log_key_policy(),
+        alias=environment_key_alias("flow-logs"),
+        pending_window_days=30,
     )
     group = template.add_resource(
         LogGroup(

@@ -25,23 +25,21 @@ from awacs.aws import (
     PolicyDocument,
     Principal,
     Statement,
-    StringEquals,
     StringNotEquals,
 )
 from troposphere import Equals, GetAtt, If, Not, Parameter, Ref, Sub, Template
 from troposphere.s3 import (
     Bucket,
-    BucketEncryption,
     BucketPolicy,
-    LoggingConfiguration,
-    OwnershipControls,
-    OwnershipControlsRule,
-    PublicAccessBlockConfiguration,
-    ServerSideEncryptionByDefault,
-    ServerSideEncryptionRule,
-    VersioningConfiguration,
 )
 
+from generator.buckets import (
+    LOG_DELIVERY_SERVICE,
+    add_access_logs_bucket,
+    add_bucket,
+    allow_log_delivery,
+    kms_encryption,
+)
 from generator.encryption import service_linked_roles_pattern
 from generator.model_readers import HAS_TARGET_S3_ENDPOINTS, ModelReaders
 from generator.parameters import Environment, partition_arn
@@ -58,7 +56,6 @@ DATA_ACTIONS = (
     s3.AbortMultipartUpload,
     s3.RestoreObject,
 )
-LOG_DELIVERY_SERVICE = "logging.s3.amazonaws.com"
 READ_ACTIONS = (s3.GetObject, s3.GetObjectVersion, s3.GetObjectTagging)
 LIST_ACTIONS = (s3.ListBucket, s3.GetBucketLocation)
 WRITE_ACTIONS = (
@@ -90,35 +87,16 @@ class Storage:
         return [self.data, self.models]
 
 
-def _common(env: Environment) -> dict:
-    return {
-        "DeletionPolicy": "Retain",
-        "UpdateReplacePolicy": "Retain",
-        "VersioningConfiguration": VersioningConfiguration(Status="Enabled"),
-        "PublicAccessBlockConfiguration": PublicAccessBlockConfiguration(
-            BlockPublicAcls=True, BlockPublicPolicy=True, IgnorePublicAcls=True, RestrictPublicBuckets=True
-        ),
-        "OwnershipControls": OwnershipControls(Rules=[OwnershipControlsRule(ObjectOwnership="BucketOwnerEnforced")]),
-        "Tags": env.tags(),
-    }
-
-
-def _kms_bucket(logical_id: str, env: Environment, key, logs: Bucket, log_prefix: str, **name) -> Bucket:
-    return Bucket(
+def _add_kms_bucket(template: Template, logical_id: str, env: Environment, key, logs: Bucket, log_prefix: str, **name):
+    return add_bucket(
+        template,
         logical_id,
+        kms_encryption(GetAtt(key, "Arn")),
+        env.tags(),
+        access_logs=logs,
+        log_prefix=log_prefix,
+        owner_enforced=True,
         **name,
-        BucketEncryption=BucketEncryption(
-            ServerSideEncryptionConfiguration=[
-                ServerSideEncryptionRule(
-                    BucketKeyEnabled=True,
-                    ServerSideEncryptionByDefault=ServerSideEncryptionByDefault(
-                        SSEAlgorithm="aws:kms", KMSMasterKeyID=GetAtt(key, "Arn")
-                    ),
-                )
-            ]
-        ),
-        LoggingConfiguration=LoggingConfiguration(DestinationBucketName=Ref(logs), LogFilePrefix=log_prefix),
-        **_common(env),
     )
 
 
@@ -134,30 +112,8 @@ def add_buckets(template: Template, env: Environment, data_key, models_key) -> S
             Description="Key prefix, ending with /, of the model artifacts in the models bucket that the target accounts may read",
         )
     )
-    logs = template.add_resource(
-        Bucket(
-            "AccessLogsBucket",
-            Metadata={
-                "checkov": {
-                    "skip": [
-                        {
-                            "id": "CKV_AWS_18",
-                            "comment": "This is the access-log destination; a log bucket logging to itself never ends",
-                        }
-                    ]
-                }
-            },
-            BucketEncryption=BucketEncryption(
-                ServerSideEncryptionConfiguration=[
-                    ServerSideEncryptionRule(
-                        ServerSideEncryptionByDefault=ServerSideEncryptionByDefault(SSEAlgorithm="AES256")
-                    )
-                ]
-            ),
-            **_common(env),
-        )
-    )
-    data = template.add_resource(_kms_bucket("DataBucket", env, data_key, logs, "data/"))
+    logs = add_access_logs_bucket(template, "AccessLogsBucket", env.tags(), owner_enforced=True)
+    data = _add_kms_bucket(template, "DataBucket", env, data_key, logs, "data/")
     # The models bucket has a name known in advance: the target accounts' network and
     # roles (other stack sets of the same rollout) must name it before this stack exists.
     models_name = template.add_parameter(
@@ -173,7 +129,7 @@ def add_buckets(template: Template, env: Environment, data_key, models_key) -> S
     )
     template.add_condition("HasModelsBucketName", Not(Equals(Ref(models_name), "")))
     name = If("HasModelsBucketName", Ref(models_name), Sub("${EnvName}-${EnvType}-models-${AWS::AccountId}"))
-    models = template.add_resource(_kms_bucket("ModelsBucket", env, models_key, logs, "models/", BucketName=name))
+    models = _add_kms_bucket(template, "ModelsBucket", env, models_key, logs, "models/", BucketName=name)
     return Storage(data=data, models=models, access_logs=logs, model_prefix=prefix)
 
 
@@ -277,19 +233,7 @@ def _access_logs_policy(storage: Storage, s3_endpoint) -> PolicyDocument:
         Version=VERSION,
         Statement=[
             deny_insecure_transport(resources),
-            Statement(
-                Sid="AllowServerAccessLogDelivery",
-                Effect=Allow,
-                Principal=Principal("Service", [LOG_DELIVERY_SERVICE]),
-                Action=[s3.PutObject],
-                Resource=[objects_arn(logs)],
-                Condition=Condition(
-                    [
-                        StringEquals({"aws:SourceAccount": Ref("AWS::AccountId")}),
-                        ArnLike({"aws:SourceArn": [bucket_arn(b) for b in storage.environment_buckets()]}),
-                    ]
-                ),
-            ),
+            allow_log_delivery(objects_arn(logs), storage.environment_buckets()),
             deny_outside_network_perimeter(
                 resources,
                 DATA_ACTIONS,
