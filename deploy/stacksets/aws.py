@@ -26,6 +26,7 @@ from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError, 
 
 from deploy.common.clients import Clients
 from deploy.common.errors import InputError, RolloutError, error_code
+from deploy.common.refs import OrganizationsResolver, UnresolvedReference, is_ou_path
 from deploy.stacksets.manifest import Manifest, StackSetSpec
 from deploy.stacksets.plan import (
     CONFIG_TAG,
@@ -110,12 +111,11 @@ class StackSets:
         self.region = manifest.admin_region
         self.poll = poll or PollPolicy()
         self.stop = stop or threading.Event()
-        self._ou_children: dict[str, list[dict]] = {}
+        self.resolver = OrganizationsResolver(self.org)
         self._lock = threading.Lock()
         self._account_id: str | None = None
         self._checked: dict[str, str | None] = {}
         self._template_urls: dict[str, str] = {}
-        self._members: dict[str, frozenset[str]] = {}
 
     # ------------------------------------------------------------------ clients
 
@@ -152,83 +152,25 @@ class StackSets:
             )
         return self._account_id
 
-    def _children(self, parent: str) -> list[dict]:
-        with self._lock:
-            cached = self._ou_children.get(parent)
-        if cached is None:
-            cached = []
-            for page in self.org.get_paginator("list_organizational_units_for_parent").paginate(ParentId=parent):
-                cached.extend(page["OrganizationalUnits"])
-            with self._lock:
-                self._ou_children[parent] = cached
-        return cached
-
-    def resolve_ou_paths(self) -> dict[str, str]:
-        """``ou:/a/b`` -> OU id for every path the manifest uses (InputError for a missing one)."""
-        paths = sorted(self.manifest.ou_paths())
-        if not paths:
-            return {}
-        try:
-            roots = self.org.list_roots()["Roots"]
-        except ClientError as error:
-            stack_set, key, ref = next(r for r in self.manifest.references if r[2] == paths[0])
-            raise InputError(
-                f"cannot resolve OU path '{ref}' through Organizations: {error}",
-                self.manifest.path,
-                f"stack set '{stack_set}'",
-                key,
-            ) from None
-        root = roots[0]["Id"]
-        resolved = {}
-        for path in paths:
-            current = root
-            for segment in [s for s in path[len("ou:/") :].split("/") if s]:
-                match = [ou for ou in self._children(current) if ou["Name"] == segment]
-                if not match:
-                    stack_set, key, _ = next(r for r in self.manifest.references if r[2] == path)
-                    names = ", ".join(sorted(ou["Name"] for ou in self._children(current))) or "none"
-                    raise InputError(
-                        f"OU path '{path}': no OU named '{segment}' there (children: {names})",
-                        self.manifest.path,
-                        f"stack set '{stack_set}'",
-                        key,
-                    )
-                current = match[0]["Id"]
-            resolved[path] = current
-        return resolved
+    def _location(self, ref: str) -> tuple[str, str]:
+        """(where, key) of the first use of ``ref`` in the manifest, for an error about it."""
+        stack_set, key, _ = next(r for r in self.manifest.references if r[2] == ref)
+        return f"stack set '{stack_set}'", key
 
     def resolve_references(self) -> dict[str, str]:
         """OU paths and account names of the manifest -> ids (InputError naming the reference)."""
-        resolved = self.resolve_ou_paths()
-        names = sorted(self.manifest.account_names())
-        if not names:
-            return resolved
-        by_name: dict[str, list[str]] = {}
+        refs = sorted(self.manifest.ou_paths()) + sorted(self.manifest.account_names())
         try:
-            for page in self.org.get_paginator("list_accounts").paginate():
-                for account in page["Accounts"]:
-                    if account.get("Status", "ACTIVE") == "ACTIVE":
-                        by_name.setdefault(account["Name"], []).append(account["Id"])
+            return self.resolver.resolve(refs)
+        except UnresolvedReference as error:
+            problem = f"OU path '{error.ref}': {error.problem}" if is_ou_path(error.ref) else str(error)
+            raise InputError(problem, self.manifest.path, *self._location(error.ref)) from None
         except ClientError as error:
-            stack_set, key, ref = next(r for r in self.manifest.references if r[2] == names[0])
+            ref = refs[0]
+            kind = "OU path " if is_ou_path(ref) else ""
             raise InputError(
-                f"cannot resolve '{ref}' through Organizations: {error}",
-                self.manifest.path,
-                f"stack set '{stack_set}'",
-                key,
+                f"cannot resolve {kind}'{ref}' through Organizations: {error}", self.manifest.path, *self._location(ref)
             ) from None
-        for ref in names:
-            ids = by_name.get(ref[len("account:") :], [])
-            if len(ids) != 1:
-                stack_set, key, _ = next(r for r in self.manifest.references if r[2] == ref)
-                problem = (
-                    "no active account of that name in the Organization"
-                    if not ids
-                    else f"{len(ids)} accounts share that name: use the id"
-                )
-                raise InputError(f"'{ref}': {problem}", self.manifest.path, f"stack set '{stack_set}'", key)
-            resolved[ref] = ids[0]
-        return resolved
 
     def account_parents(self, accounts) -> dict[str, str]:
         """Direct parent OU (or root) of each account: one ListParents call each."""
@@ -241,22 +183,6 @@ class StackSets:
             if found:
                 parents[account] = found[0]["Id"]
         return parents
-
-    def _accounts_under(self, ou: str) -> set[str]:
-        with self._lock:
-            cached = self._members.get(ou)
-        if cached is not None:
-            return set(cached)
-        accounts: set[str] = set()
-        stack = [ou]
-        while stack:
-            parent = stack.pop()
-            for page in self.org.get_paginator("list_accounts_for_parent").paginate(ParentId=parent):
-                accounts.update(a["Id"] for a in page["Accounts"] if a.get("Status", "ACTIVE") == "ACTIVE")
-            stack.extend(child["Id"] for child in self._children(parent))
-        with self._lock:
-            self._members[ou] = frozenset(accounts)
-        return accounts
 
     # ------------------------------------------------------------------ reading
 
@@ -358,7 +284,8 @@ class StackSets:
         (service-managed stack sets never deploy there). Read only when instances are read."""
         management = self._management_account()
         return tuple(
-            (ou, tuple(sorted(self._accounts_under(ou) - {management}))) for ou in sorted(spec.organizational_units)
+            (ou, tuple(sorted(self.resolver.accounts_under(ou) - {management})))
+            for ou in sorted(spec.organizational_units)
         )
 
     def _management_account(self) -> str | None:
@@ -400,7 +327,7 @@ class StackSets:
             return instances
         owner: dict[str, str] = {}
         for ou in sorted(set(spec.organizational_units) | set(live.organizational_unit_ids or ())):
-            for account in self._accounts_under(ou):
+            for account in self.resolver.accounts_under(ou):
                 owner.setdefault(account, ou)
         rest = [a for a in unknown if a not in owner]
         owner.update(self.account_parents(rest))

@@ -25,14 +25,8 @@ from jsonschema import Draft202012Validator
 from deploy.common.config import Locator, check_schema, did_you_mean, load_yaml_file, parse_yaml
 from deploy.common.errors import InputError
 from deploy.common.ownership import TOOL_TAG_PREFIX
+from deploy.common.refs import ACCOUNT_ID_RE, ACCOUNT_NAME_RE, OU_ID_RE, OU_PATH_RE, ROOT_ID_RE
 
-ACCOUNT_ID_RE = re.compile(r"^\d{12}$")
-OU_ID_RE = re.compile(r"^ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}$")
-ROOT_ID_RE = re.compile(r"^r-[a-z0-9]{4,32}$")
-# ``ou:/`` is the root, ``ou:/workloads/prod`` a nested OU, named as in Organizations.
-OU_PATH_RE = re.compile(r"^ou:/([^/]+(/[^/]+)*)?$")
-# ``account:ml-development``: an account by its name in the Organization.
-ACCOUNT_NAME_RE = re.compile(r"^account:\S.{0,49}$")
 STACK_SET_NAME_RE = r"^[a-zA-Z][-a-zA-Z0-9]{0,127}$"
 IAM_ROLE_ARN_RE = r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$"
 
