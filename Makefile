@@ -40,8 +40,14 @@ $(LINT_STAMP): Makefile
 
 lint-venv: $(LINT_STAMP) ## Create .venv-lint (checkov, parliament), apart from the product's dependencies
 
-lint: $(STAMP) $(LINT_STAMP) ## Lint templates/: cfn-lint + security rules, checkov, parliament on every IAM policy
-	$(VENV)/bin/cfn-lint --append-rules generator/rules --include-checks I --regions $$($(PY) -c 'from generator.lint import SUPPORTED_REGIONS; print(*SUPPORTED_REGIONS)') -- templates/*.yaml
+# The pure modules (no AWS calls), type-checked.
+TYPED := deploy/stacksets/manifest.py deploy/stacksets/plan.py deploy/catalog/model.py deploy/catalog/plan.py deploy/common/config.py deploy/common/refs.py
+
+lint: $(STAMP) $(LINT_STAMP) ## Lint code (ruff, mypy on the pure modules) and templates/ (cfn-lint + security rules, checkov, parliament)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy --ignore-missing-imports --follow-imports=silent $(TYPED)
+	$(VENV)/bin/cfn-lint --append-rules generator.rules --include-checks I --regions $$($(PY) -c 'from generator.lint import SUPPORTED_REGIONS; print(*SUPPORTED_REGIONS)') -- templates/*.yaml
 	$(LINT_VENV)/bin/checkov -d templates --framework cloudformation --skip-download --quiet --compact
 	PYTHONPATH=. $(LINT_PY) -m generator.policy_lint templates/*.yaml
 

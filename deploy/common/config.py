@@ -50,6 +50,7 @@ def _intrinsic(loader: ConfigLoader, tag_suffix: str, node: yaml.Node) -> dict:
     elif isinstance(node, yaml.SequenceNode):
         value = loader.construct_sequence(node, deep=True)
     else:
+        assert isinstance(node, yaml.MappingNode)
         value = _construct_mapping(loader, node, deep=True)
     return {name: value}
 
@@ -108,10 +109,9 @@ class Locator:
                 name = document[self.items][error_path[1]].get("name")
             except (AttributeError, IndexError, KeyError, TypeError):
                 name = None
-            where = f"{self.label} '{name}'" if isinstance(name, str) else f"{self.items}[{error_path[1]}]"
-            return where, (key_path[2:] if self.relative_keys else key_path)
-        where = str(error_path[0]) if self.section_as_where and error_path else None
-        return where, key_path
+            label = f"{self.label} '{name}'" if isinstance(name, str) else f"{self.items}[{error_path[1]}]"
+            return label, (key_path[2:] if self.relative_keys else key_path)
+        return (str(error_path[0]) if self.section_as_where and error_path else None), key_path
 
 
 def dotted(parts: list) -> str:
