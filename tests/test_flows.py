@@ -15,7 +15,8 @@ from botocore.stub import Stubber
 
 from deploy.cli import main
 from deploy.common.errors import RolloutError
-from deploy.flows import cli as flows
+from deploy.flows import aws, policies
+from deploy.flows import cli as flows_cli
 
 SECRET = "s3cr3t-external-id-for-tests"
 
@@ -77,7 +78,7 @@ def test_invoke_assumes_the_role_and_calls_the_endpoint(local_aws, monkeypatch, 
 
 def test_invoke_reads_the_body_from_stdin_and_writes_output(local_aws, monkeypatch, tmp_path, capsys):
     endpoint = _endpoint(local_aws, "ml-production-2")
-    monkeypatch.setenv(flows.DEFAULT_EXTERNAL_ID_ENV, SECRET)
+    monkeypatch.setenv(flows_cli.DEFAULT_EXTERNAL_ID_ENV, SECRET)
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"1,2,3\n")))
     output = tmp_path / "answer"
     role_arn = f"arn:aws:iam::{local_aws.account_id('ml-production-2')}:role/mlops-prod-endpoint-invoke"
@@ -146,7 +147,7 @@ def test_the_local_aws_answers_invoke_endpoint_on_a_missing_endpoint_as_aws_does
     ],
 )
 def test_invoke_bad_input_exits_2_before_any_call(argv, key, monkeypatch, capsys, tmp_path):
-    monkeypatch.setenv(flows.DEFAULT_EXTERNAL_ID_ENV, SECRET)
+    monkeypatch.setenv(flows_cli.DEFAULT_EXTERNAL_ID_ENV, SECRET)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens: any call would fail differently
     assert main(["invoke", "--endpoint", "e", *argv, "--body", str(tmp_path)]) == 2
@@ -154,10 +155,10 @@ def test_invoke_bad_input_exits_2_before_any_call(argv, key, monkeypatch, capsys
 
 
 def test_invoke_without_an_external_id_exits_2(monkeypatch, capsys):
-    monkeypatch.delenv(flows.DEFAULT_EXTERNAL_ID_ENV, raising=False)
+    monkeypatch.delenv(flows_cli.DEFAULT_EXTERNAL_ID_ENV, raising=False)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     assert main(["invoke", "--endpoint", "e", "--role-arn", "arn:aws:iam::123456789012:role/r", "--body", "-"]) == 2
-    assert flows.DEFAULT_EXTERNAL_ID_ENV in capsys.readouterr().err
+    assert flows_cli.DEFAULT_EXTERNAL_ID_ENV in capsys.readouterr().err
 
 
 def _stubbed(service: str):
@@ -186,7 +187,7 @@ def test_assume_role_errors_say_what_to_do(code, expected):
         expected_params={"RoleArn": ROLE, "RoleSessionName": "sess", "ExternalId": SECRET},
     )
     with stub, pytest.raises(RolloutError) as caught:
-        flows.assume_invoke_role(sts, ROLE, SECRET, "sess")
+        aws.assume_invoke_role(sts, ROLE, SECRET, "sess")
     assert expected in str(caught.value) and SECRET not in str(caught.value)
 
 
@@ -207,7 +208,7 @@ def test_invoke_endpoint_errors_say_what_to_do(code, message, expected):
     runtime, stub = _stubbed("sagemaker-runtime")
     stub.add_client_error("invoke_endpoint", service_error_code=code, service_message=message, http_status_code=400)
     with stub, pytest.raises(RolloutError) as caught:
-        flows.invoke_endpoint(runtime, "churn", b"{}", "application/json", None, "210987654321", "us-east-1")
+        aws.invoke_endpoint(runtime, "churn", b"{}", "application/json", None, "210987654321", "us-east-1")
     assert expected in str(caught.value)
 
 
@@ -219,7 +220,7 @@ def test_invoke_endpoint_returns_the_body():
         {"EndpointName": "churn", "Body": b"{}", "ContentType": "application/json", "Accept": "application/json"},
     )
     with stub:
-        result = flows.invoke_endpoint(
+        result = aws.invoke_endpoint(
             runtime, "churn", b"{}", "application/json", "application/json", "210987654321", "us-east-1"
         )
     assert result.body == b'{"score": 0.9}' and result.content_type == "application/json"
@@ -240,9 +241,9 @@ def test_check_endpoint_tolerates_a_role_that_may_only_invoke_and_rejects_a_fail
         },
     )
     with stub:
-        assert flows.check_endpoint(sagemaker, "churn", "210987654321", "us-east-1") is None
+        assert aws.check_endpoint(sagemaker, "churn", "210987654321", "us-east-1") is None
         with pytest.raises(RolloutError, match="is Failed: image not found"):
-            flows.check_endpoint(sagemaker, "churn", "210987654321", "us-east-1")
+            aws.check_endpoint(sagemaker, "churn", "210987654321", "us-east-1")
 
 
 # ------------------------------------------------------------------ share-model-group
@@ -257,17 +258,18 @@ OTHER = {
 
 
 def test_merge_policy_keeps_other_statements_and_unions_principals():
-    first = flows.merge_policy(
-        {"Version": "2012-10-17", "Statement": OTHER}, flows.ecr_statements(["arn:aws:iam::222222222222:root"], "churn")
+    first = policies.merge_policy(
+        {"Version": "2012-10-17", "Statement": OTHER},
+        policies.ecr_statements(["arn:aws:iam::222222222222:root"], "churn"),
     )
     assert first["Statement"][0] == OTHER and len(first["Statement"]) == 2
-    second = flows.merge_policy(first, flows.ecr_statements(["arn:aws:iam::333333333333:root"], "churn"))
+    second = policies.merge_policy(first, policies.ecr_statements(["arn:aws:iam::333333333333:root"], "churn"))
     assert second["Statement"][0] == OTHER and len(second["Statement"]) == 2
     assert second["Statement"][1]["Principal"] == {
         "AWS": ["arn:aws:iam::222222222222:root", "arn:aws:iam::333333333333:root"]
     }
-    assert flows.merge_policy(second, flows.ecr_statements(["arn:aws:iam::333333333333:root"], "churn")) == second
-    assert flows.policy_diff("x", second, second) == ""
+    assert policies.merge_policy(second, policies.ecr_statements(["arn:aws:iam::333333333333:root"], "churn")) == second
+    assert policies.policy_diff("x", second, second) == ""
 
 
 def _dev_resources(local_aws, name):
