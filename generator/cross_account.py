@@ -349,7 +349,10 @@ def _role_name_parameter(template: Template, title: str, default: str, descripti
 def build_stackset_administration_role_template() -> Template:
     """The management (or delegated admin) account's StackSet administration role."""
     template = Template(
-        Description="StackSet administration role of the management account: may assume only the execution role in target accounts"
+        Description=(
+            "StackSet administration role of the management account: "
+            "may assume only the execution role in target accounts"
+        )
     )
     admin_name = _role_name_parameter(
         template, "AdministrationRoleName", DEFAULT_ADMINISTRATION_ROLE, "Name of this administration role"
@@ -393,7 +396,10 @@ def _add_pass_role_prefix(template: Template) -> Parameter:
             "PassRoleNamePrefix",
             Type="String",
             Default="mlops-",
-            Description="Name prefix of the named roles the product's stacks create and pass to services (the EnvName followed by -)",
+            Description=(
+                "Name prefix of the named roles the product's stacks "
+                "create and pass to services (the EnvName followed by -)"
+            ),
             AllowedPattern=r"^[\w+=,.@-]{1,32}$",
             ConstraintDescription="1-32 characters of an IAM role name",
         )
@@ -448,14 +454,19 @@ def _provisioning_statements(stack_pattern: str) -> list:
 
 _BUCKET_POLICY_SKIP = (
     "RESOURCE_POLICY_PRIVILEGE_ESCALATION",
-    "Creates the product's buckets and their deny-only (TLS, VPC endpoint) bucket policies; holds no object permissions by design",
+    (
+        "Creates the product's buckets and their deny-only (TLS, VPC "
+        "endpoint) bucket policies; holds no object permissions by design"
+    ),
 )
 
 
 def build_stackset_execution_role_template() -> Template:
     """The target accounts' StackSet execution role, trusting only the administration role."""
     template = Template(
-        Description="StackSet execution role of a target account, trusted by the management account's administration role"
+        Description=(
+            "StackSet execution role of a target account, trusted by the management account's administration role"
+        )
     )
     # The administrator account and role are referenced by name in the trust policy's Fn::Sub.
     add_account_id(
@@ -478,7 +489,10 @@ def build_stackset_execution_role_template() -> Template:
             "PipelineAdministratorAccountId",
             Type="String",
             Default="",
-            Description="Optional second administrator: the development account whose MLOps project pipeline runs self-managed stack sets (its role of the same AdministrationRoleName)",
+            Description=(
+                "Optional second administrator: the development account whose MLOps project "
+                "pipeline runs self-managed stack sets (its role of the same AdministrationRoleName)"
+            ),
             AllowedPattern=r"^(\d{12})?$",
             ConstraintDescription="empty or a 12-digit AWS account id",
         )
@@ -520,7 +534,10 @@ def build_stackset_execution_role_template() -> Template:
 def build_servicecatalog_launch_role_template() -> Template:
     """The Service Catalog launch role: products launch with its rights, so users need none."""
     template = Template(
-        Description="Service Catalog launch role: provisions the product's stacks, so the people launching need no rights on their resources"
+        Description=(
+            "Service Catalog launch role: provisions the product's stacks, "
+            "so the people launching need no rights on their resources"
+        )
     )
     env = add_environment(template)
     _add_pass_role_prefix(template)
@@ -598,7 +615,10 @@ def _add_model_sources(template: Template) -> dict:
             Type="String",
             Default="dev",
             AllowedPattern=r"^[a-z][a-z0-9-]{0,15}$",
-            Description="EnvType of the development account's environment stack (names its bucket, key alias, group and repository)",
+            Description=(
+                "EnvType of the development account's environment stack "
+                "(names its bucket, key alias, group and repository)"
+            ),
             ConstraintDescription="lower-case letters, digits and hyphens",
         )
     )
@@ -869,7 +889,10 @@ def _model_deployment_statements(execution_role: Role):
 def build_target_account_roles_template() -> Template:
     """``ModelExecutionRole`` and the deployment role that may pass it, for staging and production."""
     template = Template(
-        Description="Target-account (staging/production) model roles: ModelExecutionRole and the deployment role allowed to pass it"
+        Description=(
+            "Target-account (staging/production) model roles: "
+            "ModelExecutionRole and the deployment role allowed to pass it"
+        )
     )
     env = add_environment(template, types=("staging", "prod"), default_type="staging")
     sources = _add_model_sources(template)
@@ -931,7 +954,10 @@ def build_target_account_roles_template() -> Template:
 def build_endpoint_invoke_role_template() -> Template:
     """A role the consumer account may assume, with an ExternalId, to invoke named endpoints only."""
     template = Template(
-        Description="Endpoint-invoke role: a named consumer account may assume it with an ExternalId to call sagemaker:InvokeEndpoint on named endpoints"
+        Description=(
+            "Endpoint-invoke role: a named consumer account may assume it with "
+            "an ExternalId to call sagemaker:InvokeEndpoint on named endpoints"
+        )
     )
     env = add_environment(template, types=("staging", "prod"), default_type="prod")
     add_account_id(template, "ConsumerAccountId", "Account id of the consumer allowed to assume this role")
@@ -953,9 +979,15 @@ def build_endpoint_invoke_role_template() -> Template:
         Parameter(
             "EndpointArns",
             Type="CommaDelimitedList",
-            Description="ARNs of the endpoints (in this account) the consumer may invoke, comma separated; SageMaker ARNs carry the name in lower case",
+            Description=(
+                "ARNs of the endpoints (in this account) the consumer may invoke, "
+                "comma separated; SageMaker ARNs carry the name in lower case"
+            ),
             AllowedPattern=r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:endpoint/[a-z0-9](-*[a-z0-9]){0,62}$",
-            ConstraintDescription="SageMaker endpoint ARNs of this account, lower case, e.g. arn:PARTITION:sagemaker:REGION:ACCOUNT:endpoint/churn-prod",
+            ConstraintDescription=(
+                "SageMaker endpoint ARNs of this account, lower case, e.g. "
+                "arn:PARTITION:sagemaker:REGION:ACCOUNT:endpoint/churn-prod"
+            ),
         )
     )
     primary = add_primary_region(template)
@@ -996,7 +1028,9 @@ def build_endpoint_invoke_role_template() -> Template:
 def build_endpoint_consumer_policy_template() -> Template:
     """The consumer side: a managed policy (and optional group) allowing AssumeRole on that one role."""
     template = Template(
-        Description="Consumer-side policy: sts:AssumeRole on the endpoint-invoke role only, optionally attached to a new group"
+        Description=(
+            "Consumer-side policy: sts:AssumeRole on the endpoint-invoke role only, optionally attached to a new group"
+        )
     )
     invoke_role_arn = template.add_parameter(
         Parameter(

@@ -61,7 +61,9 @@ LOG_RETENTION_DAYS = 365
 # pipelines and builds, and SageMaker's own project roles are scoped, by that prefix.
 NAME_PREFIX = "sagemaker-${SageMakerProjectName}-${SageMakerProjectId}"
 BUILD_PROJECT_NAME = NAME_PREFIX + "-resolve-model"
-TARGETS_PATTERN = r"^(\d{12}|ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}|r-[a-z0-9]{4,32})(,(\d{12}|ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}|r-[a-z0-9]{4,32}))*$"
+# A comma-separated list of targets: account ids, organizational unit ids or root ids.
+_TARGET = r"(\d{12}|ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}|r-[a-z0-9]{4,32})"
+TARGETS_PATTERN = "^" + _TARGET + "(," + _TARGET + ")*$"
 REGION = r"[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d"
 # The environment template's model package group (generator.model_registry.group_name):
 # its resource policy lets the target accounts create models from its packages, and the
@@ -504,7 +506,8 @@ def build_script() -> str:
         [
             "set -euo pipefail",
             f'test -f {TEMPLATE_FILE} || {{ echo "the source zip has no {TEMPLATE_FILE} at its root" >&2; exit 1; }}',
-            'MODEL_PACKAGE_ARN="$(aws sagemaker list-model-packages --model-package-group-name "$MODEL_PACKAGE_GROUP_NAME" '
+            'MODEL_PACKAGE_ARN="$(aws sagemaker list-model-packages '
+            '--model-package-group-name "$MODEL_PACKAGE_GROUP_NAME" '
             "--model-approval-status Approved --sort-by CreationTime --sort-order Descending --max-items 1 "
             "--query 'ModelPackageSummaryList[0].ModelPackageArn' --output text)\"",
             'if [ -z "$MODEL_PACKAGE_ARN" ] || [ "$MODEL_PACKAGE_ARN" = "None" ]; then',

@@ -168,9 +168,15 @@ def add_deploy_parameters(template: Template) -> DeployParameters:
         model_package_arn=_string(
             template,
             "ModelPackageArn",
-            "ARN of an approved model package version in the development account's registry; leave empty to use ImageUri",
+            (
+                "ARN of an approved model package version in the "
+                "development account's registry; leave empty to use ImageUri"
+            ),
             r"^(arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:model-package/[a-z0-9](-*[a-z0-9]){0,62}(/\d+)?)?$",
-            "empty or a model package ARN (arn:<partition>:sagemaker:<region>:<account>:model-package/<group>/<version>)",
+            (
+                "empty or a model package ARN "
+                "(arn:<partition>:sagemaker:<region>:<account>:model-package/<group>/<version>)"
+            ),
         ),
         image_uri=_string(
             template,
@@ -334,11 +340,15 @@ def add_conditions(template: Template, p: DeployParameters) -> None:
             "Assertions": [
                 {
                     "Assert": {"Fn::Or": [{"Fn::Not": [Equals(package, "")]}, {"Fn::Not": [Equals(image, "")]}]},
-                    "AssertDescription": "Give ModelPackageArn, or ImageUri (with ModelDataUrl if the image needs artifacts)",
+                    "AssertDescription": (
+                        "Give ModelPackageArn, or ImageUri (with ModelDataUrl if the image needs artifacts)"
+                    ),
                 },
                 {
                     "Assert": {"Fn::Or": [Equals(package, ""), Equals(image, "")]},
-                    "AssertDescription": "Give ModelPackageArn or ImageUri, not both: a model package names its own image",
+                    "AssertDescription": (
+                        "Give ModelPackageArn or ImageUri, not both: a model package names its own image"
+                    ),
                 },
                 {
                     "Assert": {"Fn::Or": [Equals(data, ""), {"Fn::Not": [Equals(image, "")]}]},
@@ -424,8 +434,10 @@ def add_model(template: Template, p: DeployParameters, execution_role_arn) -> Mo
                     "skip": [
                         {
                             "id": "CKV_AWS_370",
-                            "comment": "Network isolation is on by default (EnableNetworkIsolation=true); the parameter lets a "
-                            "container that must call AWS APIs at run time turn it off, still in private subnets without internet",
+                            "comment": "Network isolation is on by default "
+                            "(EnableNetworkIsolation=true); the parameter lets a "
+                            "container that must call AWS APIs at run time turn "
+                            "it off, still in private subnets without internet",
                         }
                     ]
                 }

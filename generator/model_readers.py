@@ -87,7 +87,10 @@ def add_model_readers(template: Template) -> ModelReaders:
             "TargetAccountIds",
             Type="CommaDelimitedList",
             Default="",
-            Description="Staging and production account ids whose <EnvName>-model-execution role may read models (empty: no sharing)",
+            Description=(
+                "Staging and production account ids whose "
+                "<EnvName>-model-execution role may read models (empty: no sharing)"
+            ),
         )
     )
     org = template.add_parameter(
@@ -97,7 +100,9 @@ def add_model_readers(template: Template) -> ModelReaders:
             Default="",
             AllowedPattern=r"^(o-[a-z0-9]{10,32})?$",
             ConstraintDescription="empty, or an organization id such as o-a1b2c3d4e5",
-            Description="Share with every account of this organization (aws:PrincipalOrgID) instead of TargetAccountIds",
+            Description=(
+                "Share with every account of this organization (aws:PrincipalOrgID) instead of TargetAccountIds"
+            ),
         )
     )
     s3_endpoints = template.add_parameter(
@@ -105,7 +110,10 @@ def add_model_readers(template: Template) -> ModelReaders:
             "TargetS3EndpointIds",
             Type="CommaDelimitedList",
             Default="",
-            Description="The target accounts' S3 gateway endpoint ids (target-network output): readers must come through them (empty: any)",
+            Description=(
+                "The target accounts' S3 gateway endpoint ids (target-network "
+                "output): readers must come through them (empty: any)"
+            ),
         )
     )
     kms_endpoints = template.add_parameter(
@@ -113,7 +121,10 @@ def add_model_readers(template: Template) -> ModelReaders:
             "TargetKmsEndpointIds",
             Type="CommaDelimitedList",
             Default="",
-            Description="The target accounts' KMS endpoint ids (target-network output): admit direct KMS calls through them (empty: only through S3)",
+            Description=(
+                "The target accounts' KMS endpoint ids (target-network output): "
+                "admit direct KMS calls through them (empty: only through S3)"
+            ),
         )
     )
     # Each condition is written out rather than aliased ({"Condition": ...} alone), which

@@ -166,7 +166,9 @@ def add_network_parameters(template: Template, az_count: int) -> NetworkParamete
             Type="String",
             AllowedValues=["false", "true"],
             Default="false",
-            Description="true: add one NAT gateway in a public subnet for outbound internet access (default: no internet path)",
+            Description=(
+                "true: add one NAT gateway in a public subnet for outbound internet access (default: no internet path)"
+            ),
         )
     )
     existing_vpc = template.add_parameter(
@@ -176,7 +178,9 @@ def add_network_parameters(template: Template, az_count: int) -> NetworkParamete
             Default="",
             AllowedPattern=r"^(vpc-[0-9a-f]{8,17})?$",
             ConstraintDescription="empty, or a VPC id such as vpc-0123456789abcdef0",
-            Description="Reuse this VPC instead of creating one (then give ExistingPrivateSubnetIds and ExistingRouteTableIds)",
+            Description=(
+                "Reuse this VPC instead of creating one (then give ExistingPrivateSubnetIds and ExistingRouteTableIds)"
+            ),
         )
     )
     existing_subnets = template.add_parameter(
@@ -219,11 +223,15 @@ def add_network_parameters(template: Template, az_count: int) -> NetworkParamete
                 },
                 {
                     "Assert": Not(Equals(Join("", Ref(existing_route_tables)), "")),
-                    "AssertDescription": "ExistingVpcId is set: ExistingRouteTableIds must list the subnets' route tables",
+                    "AssertDescription": (
+                        "ExistingVpcId is set: ExistingRouteTableIds must list the subnets' route tables"
+                    ),
                 },
                 {
                     "Assert": Equals(Ref(enable_nat), "false"),
-                    "AssertDescription": "EnableNatGateway=true is only for a VPC this stack creates; leave it false with ExistingVpcId",
+                    "AssertDescription": (
+                        "EnableNatGateway=true is only for a VPC this stack creates; leave it false with ExistingVpcId"
+                    ),
                 },
             ],
         },
@@ -464,7 +472,9 @@ def _add_security_groups(template: Template, env: Environment, vpc_id) -> tuple[
             VpcId=vpc_id,
             SecurityGroupEgress=[
                 {
-                    "Description": "HTTPS to the VPC endpoints and the S3 gateway (internet only through the optional NAT)",
+                    "Description": (
+                        "HTTPS to the VPC endpoints and the S3 gateway (internet only through the optional NAT)"
+                    ),
                     "IpProtocol": "tcp",
                     "FromPort": 443,
                     "ToPort": 443,

@@ -84,7 +84,10 @@ def add_organization_id(template: Template) -> Parameter:
         Parameter(
             "OrganizationId",
             Type="String",
-            Description="AWS Organizations id (o-...) of the accounts; cross-account trust requires principals of this organization",
+            Description=(
+                "AWS Organizations id (o-...) of the accounts; "
+                "cross-account trust requires principals of this organization"
+            ),
             AllowedPattern=r"^o-[a-z0-9]{10,32}$",
             ConstraintDescription="an organization id such as o-a1b2c3d4e5",
         )

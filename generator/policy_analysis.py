@@ -78,7 +78,8 @@ def variants(value: Any) -> list[Any]:
     """``value`` once per combination of its ``Fn::If`` conditions (deduplicated)."""
     names = sorted(condition_names(value))
     if len(names) <= _MAX_EXHAUSTIVE_CONDITIONS:
-        choices = [dict(zip(names, combo)) for combo in itertools.product((True, False), repeat=len(names))]
+        combos = itertools.product((True, False), repeat=len(names))
+        choices = [dict(zip(names, combo, strict=True)) for combo in combos]
     else:
         choices = [{}] + [{name: False} for name in names]
     seen, out = set(), []

@@ -108,8 +108,13 @@ def add_buckets(template: Template, env: Environment, data_key, models_key) -> S
             Type="String",
             Default="models/",
             AllowedPattern=r"^([\w!.*'()-]+/)+$",
-            ConstraintDescription="one or more path segments, each ending with / (as ModelPrefix of target-account-roles)",
-            Description="Key prefix, ending with /, of the model artifacts in the models bucket that the target accounts may read",
+            ConstraintDescription=(
+                "one or more path segments, each ending with / (as ModelPrefix of target-account-roles)"
+            ),
+            Description=(
+                "Key prefix, ending with /, of the model artifacts in "
+                "the models bucket that the target accounts may read"
+            ),
         )
     )
     logs = add_access_logs_bucket(template, "AccessLogsBucket", env.tags(), owner_enforced=True)

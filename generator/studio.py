@@ -27,7 +27,9 @@ def add_studio(template: Template, env: Environment, network, execution_role, ef
             Type="String",
             AllowedValues=["IAM", "SSO"],
             Default="IAM",
-            Description="How users sign in to Studio: IAM (presigned URLs for the persona roles) or SSO (IAM Identity Center)",
+            Description=(
+                "How users sign in to Studio: IAM (presigned URLs for the persona roles) or SSO (IAM Identity Center)"
+            ),
         )
     )
     profile_name = template.add_parameter(

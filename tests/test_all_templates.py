@@ -57,7 +57,7 @@ def test_no_allow_of_wildcard_actions(name, rendered):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_pass_role_never_on_wildcard(name, rendered):
-    for logical_id, path, statement in statements(rendered[name].to_dict()):
+    for logical_id, _path, statement in statements(rendered[name].to_dict()):
         if statement.get("Effect") == "Allow" and "iam:PassRole" in as_list(statement.get("Action", [])):
             assert "*" not in as_list(statement["Resource"]), f"{logical_id}: iam:PassRole on *"
 

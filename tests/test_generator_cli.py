@@ -53,7 +53,7 @@ def test_any_lint_finding_fails_with_file_line_and_rule(tmp_path, monkeypatch, c
     monkeypatch.setattr(cli, "TEMPLATES", {"broken": _broken_template})
     assert cli.main(["--out", str(tmp_path), "--jobs", "1", "--region", "us-east-1"]) == 1
     err = capsys.readouterr().err
-    line = next(l for l in err.splitlines() if "broken.yaml:" in l)
+    line = next(text for text in err.splitlines() if "broken.yaml:" in text)
     path, lineno, rest = line.split(":", 2)
     assert path.endswith("broken.yaml") and int(lineno) > 0
     assert "[E" in rest or "[W" in rest or "[I" in rest

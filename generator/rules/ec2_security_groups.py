@@ -78,7 +78,10 @@ class NoIngressFromInternet(CloudFormationLintRule):
                             matches.append(
                                 RuleMatch(
                                     ["Resources", name, "Properties", "SecurityGroupIngress"],
-                                    f"Security group {name} admits {cidr} (ingress rule {index}): allow only the VPC's CIDR or a source security group",
+                                    (
+                                        f"Security group {name} admits {cidr} (ingress rule {index}): "
+                                        "allow only the VPC's CIDR or a source security group"
+                                    ),
                                 )
                             )
         for name, resource in cfn.get_resources(["AWS::EC2::SecurityGroupIngress"]).items():
@@ -87,7 +90,10 @@ class NoIngressFromInternet(CloudFormationLintRule):
                     matches.append(
                         RuleMatch(
                             ["Resources", name, "Properties"],
-                            f"Security group ingress {name} admits {cidr}: allow only the VPC's CIDR or a source security group",
+                            (
+                                f"Security group ingress {name} admits {cidr}: "
+                                "allow only the VPC's CIDR or a source security group"
+                            ),
                         )
                     )
         return analysis.unique_matches(matches)

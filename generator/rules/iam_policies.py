@@ -69,7 +69,10 @@ class NoWildcardGrants(CloudFormationLintRule):
                 matches.append(
                     RuleMatch(
                         path,
-                        f"{where}: Allow of {', '.join(service_wide)} on Resource *: list the actions and scope the resources",
+                        (
+                            f"{where}: Allow of {', '.join(service_wide)} on "
+                            "Resource *: list the actions and scope the resources"
+                        ),
                     )
                 )
         return analysis.unique_matches(matches)
@@ -104,7 +107,8 @@ class CrossAccountTrustPinned(CloudFormationLintRule):
             matches.append(
                 RuleMatch(
                     list(analysis.statement_path(policy, variant, statement)),
-                    f"Trust policy of {policy.resource} lets {', '.join(outside)} assume it without a pinning condition: add "
+                    f"Trust policy of {policy.resource} lets {', '.join(outside)} "
+                    "assume it without a pinning condition: add "
                     "StringEquals sts:ExternalId (a third party) or aws:PrincipalOrgID (your organization)",
                 )
             )
@@ -143,7 +147,10 @@ class PassRoleNeverOnEveryRole(CloudFormationLintRule):
                 matches.append(
                     RuleMatch(
                         list(analysis.statement_path(policy, variant, statement)),
-                        f"{policy.resource} ({policy.kind} policy) allows iam:PassRole on {', '.join(broad)}: name the roles (or a role-name prefix) to pass",
+                        (
+                            f"{policy.resource} ({policy.kind} policy) allows iam:PassRole on "
+                            f"{', '.join(broad)}: name the roles (or a role-name prefix) to pass"
+                        ),
                     )
                 )
         return analysis.unique_matches(matches)

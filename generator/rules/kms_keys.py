@@ -69,8 +69,10 @@ class KeyPolicyFullControlOnlyForRoot(CloudFormationLintRule):
                         matches.append(
                             RuleMatch(
                                 list(analysis.statement_path(policy, variant, statement)),
-                                f"Key policy of {policy.resource} allows {'NotAction' if statement.not_action else 'kms:*'} to "
-                                f"{', '.join(others)}: only this account's root may hold kms:*; enumerate the actions other principals need",
+                                f"Key policy of {policy.resource} allows "
+                                f"{'NotAction' if statement.not_action else 'kms:*'} to "
+                                f"{', '.join(others)}: only this account's root may "
+                                "hold kms:*; enumerate the actions other principals need",
                             )
                         )
         return analysis.unique_matches(matches)

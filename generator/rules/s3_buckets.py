@@ -103,7 +103,10 @@ class BucketEncryptedWithCustomerKey(CloudFormationLintRule):
                     matches.append(
                         RuleMatch(
                             base,
-                            f"Bucket {name} has no BucketEncryption: set SSEAlgorithm aws:kms with KMSMasterKeyID of a customer managed key",
+                            (
+                                f"Bucket {name} has no BucketEncryption: set SSEAlgorithm "
+                                "aws:kms with KMSMasterKeyID of a customer managed key"
+                            ),
                         )
                     )
                     continue
@@ -119,21 +122,30 @@ class BucketEncryptedWithCustomerKey(CloudFormationLintRule):
                         matches.append(
                             RuleMatch(
                                 path,
-                                f"Bucket {name} uses SSEAlgorithm {algorithm or '(none)'}: use aws:kms with a customer managed key",
+                                (
+                                    f"Bucket {name} uses SSEAlgorithm {algorithm or '(none)'}: "
+                                    "use aws:kms with a customer managed key"
+                                ),
                             )
                         )
                     elif key is None:
                         matches.append(
                             RuleMatch(
                                 path,
-                                f"Bucket {name} uses aws:kms without KMSMasterKeyID, i.e. the AWS managed key aws/s3: set a customer managed key",
+                                (
+                                    f"Bucket {name} uses aws:kms without KMSMasterKeyID, i.e. "
+                                    "the AWS managed key aws/s3: set a customer managed key"
+                                ),
                             )
                         )
                     elif "alias/aws/" in analysis.symbol(key):
                         matches.append(
                             RuleMatch(
                                 path,
-                                f"Bucket {name} uses the AWS managed key {analysis.symbol(key)}: set a customer managed key",
+                                (
+                                    f"Bucket {name} uses the AWS managed key "
+                                    f"{analysis.symbol(key)}: set a customer managed key"
+                                ),
                             )
                         )
         return analysis.unique_matches(matches)
@@ -186,7 +198,10 @@ class BucketBlocksPublicAccess(CloudFormationLintRule):
                     matches.append(
                         RuleMatch(
                             base,
-                            f"Bucket {name} does not block public access: set {', '.join(missing)} to true in PublicAccessBlockConfiguration",
+                            (
+                                f"Bucket {name} does not block public access: set "
+                                f"{', '.join(missing)} to true in PublicAccessBlockConfiguration"
+                            ),
                         )
                     )
         return analysis.unique_matches(matches)
@@ -239,7 +254,10 @@ class BucketDeniesInsecureTransport(CloudFormationLintRule):
                 matches.append(
                     RuleMatch(
                         ["Resources", name],
-                        f"Bucket {name} has no AWS::S3::BucketPolicy: add one denying s3:* when aws:SecureTransport is false",
+                        (
+                            f"Bucket {name} has no AWS::S3::BucketPolicy: add "
+                            "one denying s3:* when aws:SecureTransport is false"
+                        ),
                     )
                 )
                 continue
@@ -250,8 +268,10 @@ class BucketDeniesInsecureTransport(CloudFormationLintRule):
                         matches.append(
                             RuleMatch(
                                 ["Resources", policy_name, "Properties", "PolicyDocument"],
-                                f"Policy {policy_name} of bucket {name} does not deny insecure transport: add a Deny for Principal *, "
-                                "Action s3:*, Resource the bucket and <bucket>/*, Condition Bool aws:SecureTransport false",
+                                f"Policy {policy_name} of bucket {name} does not deny "
+                                "insecure transport: add a Deny for Principal *, "
+                                "Action s3:*, Resource the bucket and <bucket>/*, "
+                                "Condition Bool aws:SecureTransport false",
                             )
                         )
         return analysis.unique_matches(matches)
@@ -298,7 +318,10 @@ class EnvironmentBucketDeniesOutsideVpcEndpoint(CloudFormationLintRule):
                 matches.append(
                     RuleMatch(
                         ["Resources", name],
-                        f"Environment bucket {name} has no bucket policy: add one denying access not through the VPC endpoint (aws:SourceVpce)",
+                        (
+                            f"Environment bucket {name} has no bucket policy: add one "
+                            "denying access not through the VPC endpoint (aws:SourceVpce)"
+                        ),
                     )
                 )
                 continue
@@ -309,8 +332,10 @@ class EnvironmentBucketDeniesOutsideVpcEndpoint(CloudFormationLintRule):
                         matches.append(
                             RuleMatch(
                                 ["Resources", policy_name, "Properties", "PolicyDocument"],
-                                f"Policy {policy_name} of environment bucket {name} does not deny access outside the VPC endpoint: add a Deny "
-                                "for Principal * on <bucket>/* covering s3:GetObject and s3:PutObject with Condition StringNotEquals aws:SourceVpce",
+                                f"Policy {policy_name} of environment bucket {name} does "
+                                "not deny access outside the VPC endpoint: add a Deny "
+                                "for Principal * on <bucket>/* covering s3:GetObject and "
+                                "s3:PutObject with Condition StringNotEquals aws:SourceVpce",
                             )
                         )
         return analysis.unique_matches(matches)

@@ -63,7 +63,10 @@ class ComputeInVpc(CloudFormationLintRule):
                         matches.append(
                             RuleMatch(
                                 ["Resources", name, "Properties"],
-                                f"{rtype} {name} {problem}: set {'.'.join(keys)} with private Subnets and SecurityGroupIds",
+                                (
+                                    f"{rtype} {name} {problem}: set {'.'.join(keys)} "
+                                    "with private Subnets and SecurityGroupIds"
+                                ),
                             )
                         )
         for name, resource in cfn.get_resources(["AWS::SageMaker::MonitoringSchedule"]).items():
@@ -75,7 +78,10 @@ class ComputeInVpc(CloudFormationLintRule):
                         matches.append(
                             RuleMatch(
                                 ["Resources", name, "Properties"],
-                                f"Monitoring schedule {name}'s job {problem}: set MonitoringJobDefinition.NetworkConfig.VpcConfig",
+                                (
+                                    f"Monitoring schedule {name}'s job {problem}: set "
+                                    "MonitoringJobDefinition.NetworkConfig.VpcConfig"
+                                ),
                             )
                         )
         for name, resource in cfn.get_resources(["AWS::SageMaker::Domain"]).items():
@@ -93,7 +99,10 @@ class ComputeInVpc(CloudFormationLintRule):
                 matches.append(
                     RuleMatch(
                         ["Resources", name, "Properties", "PipelineDefinition"],
-                        f"Pipeline {name} step {step} {problem}: give the step a VpcConfig with private Subnets and SecurityGroupIds",
+                        (
+                            f"Pipeline {name} step {step} {problem}: give the step "
+                            "a VpcConfig with private Subnets and SecurityGroupIds"
+                        ),
                     )
                 )
         return analysis.unique_matches(matches)
@@ -190,7 +199,10 @@ class EndpointConfigEncrypted(CloudFormationLintRule):
                     matches.append(
                         RuleMatch(
                             base,
-                            f"Endpoint config {name} has no KmsKeyId: set a customer managed key for the ML storage volumes",
+                            (
+                                f"Endpoint config {name} has no KmsKeyId: set a "
+                                "customer managed key for the ML storage volumes"
+                            ),
                         )
                     )
                 capture = props.get("DataCaptureConfig")
@@ -202,7 +214,10 @@ class EndpointConfigEncrypted(CloudFormationLintRule):
                     matches.append(
                         RuleMatch(
                             base + ["DataCaptureConfig"],
-                            f"Endpoint config {name} captures data without DataCaptureConfig.KmsKeyId: set a customer managed key",
+                            (
+                                f"Endpoint config {name} captures data without "
+                                "DataCaptureConfig.KmsKeyId: set a customer managed key"
+                            ),
                         )
                     )
                 output = analysis.get_path(props, "AsyncInferenceConfig", "OutputConfig")
@@ -210,7 +225,10 @@ class EndpointConfigEncrypted(CloudFormationLintRule):
                     matches.append(
                         RuleMatch(
                             base + ["AsyncInferenceConfig"],
-                            f"Endpoint config {name} writes async results without OutputConfig.KmsKeyId: set a customer managed key",
+                            (
+                                f"Endpoint config {name} writes async results without "
+                                "OutputConfig.KmsKeyId: set a customer managed key"
+                            ),
                         )
                     )
         return analysis.unique_matches(matches)
@@ -244,7 +262,10 @@ class NotebookInstanceLockedDown(CloudFormationLintRule):
                     matches.append(
                         RuleMatch(
                             base,
-                            f"Notebook instance {name} is not in a VPC: set SubnetId (a private subnet) and SecurityGroupIds",
+                            (
+                                f"Notebook instance {name} is not in a VPC: set "
+                                "SubnetId (a private subnet) and SecurityGroupIds"
+                            ),
                         )
                     )
         return analysis.unique_matches(matches)
@@ -305,8 +326,10 @@ class RuntimeComputeGuardedToVpc(CloudFormationLintRule):
                     matches.append(
                         RuleMatch(
                             list(path),
-                            f"{principal} may call {', '.join(a.split(':')[1] for a in unguarded)} outside a VPC: add Deny statements "
-                            "for these actions with Condition Null sagemaker:VpcSubnets true and Null sagemaker:VpcSecurityGroupIds true",
+                            f"{principal} may call {', '.join(a.split(':')[1] for a in unguarded)} "
+                            "outside a VPC: add Deny statements "
+                            "for these actions with Condition Null sagemaker:VpcSubnets "
+                            "true and Null sagemaker:VpcSecurityGroupIds true",
                         )
                     )
         return analysis.unique_matches(matches)
