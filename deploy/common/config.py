@@ -59,32 +59,137 @@ ConfigLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _co
 ConfigLoader.add_multi_constructor("!", _intrinsic)
 
 
-def parse_yaml(text: str | bytes) -> Any:
-    """YAML (or JSON) text as plain data; raises ``yaml.YAMLError`` (see :func:`yaml_problem`)."""
-    return yaml.load(text, Loader=ConfigLoader)  # noqa: S506 - a SafeLoader subclass
+# CloudFormation reads at most 1 MB of template from S3; manifests and catalogs get a bound
+# that leaves room for 50,000 accounts x several regions and still refuses a stray dump.
+MAX_TEMPLATE_BYTES = 1_000_000
+MAX_CONFIG_BYTES = 16 * 1024 * 1024
+# Aliases share nodes, so a few lines can stand for billions of values ("billion laughs"):
+# a document is refused when its nodes, with every alias expanded, exceed this count.
+MAX_EXPANDED_NODES = 5_000_000
+
+_STR_TAG = "tag:yaml.org,2002:str"
+_RETAGGED = {"tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool"}
+
+
+class YAMLLimitError(yaml.YAMLError):
+    """A document over the expansion bound, or nested deeper than the parser can follow."""
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """The node count of ``root`` with every alias expanded, computed without expanding."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children = _children(node)
+        if children_done or not children:
+            size = 1 + sum(sizes[id(child)] for child in children)
+            sizes[id(node)] = size
+            if size > MAX_EXPANDED_NODES:
+                raise YAMLLimitError(f"the document expands to more than {MAX_EXPANDED_NODES:,} values through aliases")
+            continue
+        stack.append((node, True))
+        stack.extend((child, False) for child in children if id(child) not in sizes)
+    return sizes[id(root)]
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [item for pair in node.value for item in pair]
+    return []
+
+
+def _keep_scalars_verbatim(root: yaml.Node, keys: frozenset[str]) -> None:
+    """Under a mapping key in ``keys``, plain scalars that YAML 1.1 would read as numbers or
+    booleans (``012345670123``, ``1e3``, ``yes``, ``0x1F``) stay the text that was written."""
+    seen: set[tuple[int, bool]] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, verbatim = stack.pop()
+        if (id(node), verbatim) in seen:
+            continue
+        seen.add((id(node), verbatim))
+        if isinstance(node, yaml.ScalarNode):
+            if verbatim and node.tag in _RETAGGED and node.style is None:
+                node.tag = _STR_TAG
+        elif isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                under = verbatim or (isinstance(key, yaml.ScalarNode) and key.value in keys)
+                stack.append((value, under))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, verbatim) for item in node.value)
+
+
+def parse_yaml(text: str | bytes, verbatim_under: frozenset[str] = frozenset()) -> Any:
+    """YAML (or JSON) text as plain data; raises ``yaml.YAMLError`` (see :func:`yaml_problem`).
+
+    Alias expansion is bounded (:data:`MAX_EXPANDED_NODES`); scalars under the keys in
+    ``verbatim_under`` keep their source text (see :func:`_keep_scalars_verbatim`).
+    """
+    loader = ConfigLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _expanded_size(node)
+        if verbatim_under:
+            _keep_scalars_verbatim(node, verbatim_under)
+        return loader.construct_document(node)
+    except RecursionError:
+        raise YAMLLimitError("the document is nested too deeply") from None
+    finally:
+        loader.dispose()
 
 
 def yaml_problem(error: yaml.YAMLError) -> tuple[str | None, str]:
-    """(``line L, column C`` or None, what is wrong) for a YAML error."""
+    """(``line L, column C`` or None, what is wrong) for a YAML error, never quoting the file."""
     mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
     where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else None
-    return where, str(getattr(error, "problem", None) or error)
+    problem = getattr(error, "problem", None)
+    return where, str(
+        problem if problem is not None else (error if isinstance(error, YAMLLimitError) else "syntax error")
+    )
 
 
-def load_yaml_file(path: str | Path, what: str) -> Any:
-    """Read and parse a config file; ``InputError`` naming the file (and line) when it cannot be."""
+def read_text_file(path: str | Path, what: str, max_bytes: int) -> str:
+    """A file's text, refused (``InputError`` naming the file, never quoting it) when it is
+    missing, larger than ``max_bytes`` (checked before reading), binary or not UTF-8."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        size = Path(path).stat().st_size
+        if not Path(path).is_file():
+            raise InputError(f"the {what} is not a regular file", source)
+        if size > max_bytes:
+            raise InputError(f"the {what} file is {size:,} bytes; at most {max_bytes:,} are read", source)
+        data = Path(path).read_bytes()
     except FileNotFoundError:
         raise InputError(f"{what} file does not exist", source) from None
     except OSError as error:
         raise InputError(f"cannot read the {what} file: {error.strerror}", source) from None
+    if len(data) > max_bytes:  # grew while we looked
+        raise InputError(f"the {what} file is over {max_bytes:,} bytes", source)
+    if b"\0" in data:
+        raise InputError(f"the {what} file is binary (it contains NUL bytes), not YAML or JSON text", source)
     try:
-        return parse_yaml(text)
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InputError(f"the {what} file is not UTF-8 text (invalid byte at offset {error.start})", source) from None
+
+
+def load_yaml_file(
+    path: str | Path, what: str, max_bytes: int = MAX_CONFIG_BYTES, verbatim_under: frozenset[str] = frozenset()
+) -> Any:
+    """Read and parse a config file; ``InputError`` naming the file (and line) when it cannot be."""
+    text = read_text_file(path, what, max_bytes)
+    try:
+        return parse_yaml(text, verbatim_under)
     except yaml.YAMLError as error:
         where, problem = yaml_problem(error)
-        raise InputError(f"malformed YAML: {problem}", source, where) from None
+        raise InputError(f"malformed YAML: {problem}", str(path), where) from None
 
 
 # --------------------------------------------------------------------------- JSON Schema errors
