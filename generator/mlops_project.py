@@ -386,8 +386,7 @@ def _stack_set_resources(names: Names) -> list:
 
 def add_pipeline_role(template: Template, p: ProjectParameters, names: Names, bucket, key, build: cb.Project) -> Role:
     """CodePipeline: artifacts, start the build, drive the project's stack set, pass the admin role."""
-    statements = artifact_statements(bucket, key) + [
-        allow("RunBuild", [codebuild.StartBuild, codebuild.BatchGetBuilds], [GetAtt(build, "Arn")]),
+    statements = [
         # CreateStackSet has no resource-level permissions (AWS requires "*"); when the
         # request names an administration role, it must be the project's.
         allow(
@@ -418,14 +417,15 @@ def add_pipeline_role(template: Template, p: ProjectParameters, names: Names, bu
             Condition(StringEquals({"iam:PassedToService": "cloudformation.amazonaws.com"})),
         ),
     ]
-    role = template.add_resource(
-        Role(
-            "PipelineRole",
-            Description="CodePipeline: runs the model deployment pipeline of the SageMaker project",
-            AssumeRolePolicyDocument=service_trust("codepipeline.amazonaws.com", source_account=Ref("AWS::AccountId")),
-            Policies=[InlinePolicy(PolicyName="DeployApprovedModel", PolicyDocument=document(*statements))],
-            Tags=project_tags(p),
-        )
+    role = add_codepipeline_role(
+        template,
+        p,
+        bucket,
+        key,
+        build,
+        "CodePipeline: runs the model deployment pipeline of the SageMaker project",
+        "DeployApprovedModel",
+        statements,
     )
     template.add_resource(
         PolicyType(
@@ -758,16 +758,49 @@ def pipeline_stages(p: ProjectParameters, names: Names, bucket, build: cb.Projec
 
 def add_pipeline(template: Template, p: ProjectParameters, names: Names, bucket, key, build: cb.Project) -> Pipeline:
     role = add_pipeline_role(template, p, names, bucket, key, build)
+    return add_codepipeline(
+        template,
+        p,
+        "DeploymentPipeline",
+        NAME_PREFIX + "-deploy",
+        role,
+        bucket,
+        key,
+        pipeline_stages(p, names, bucket, build),
+    )
+
+
+def add_codepipeline_role(
+    template: Template, p, bucket, key, build: cb.Project, description: str, policy_name: str, statements=()
+) -> Role:
+    """The ``PipelineRole`` of a project's pipeline: its artifacts, start ``build``, and ``statements``."""
+    allowed = artifact_statements(bucket, key) + [
+        allow("RunBuild", [codebuild.StartBuild, codebuild.BatchGetBuilds], [GetAtt(build, "Arn")]),
+        *statements,
+    ]
+    return template.add_resource(
+        Role(
+            "PipelineRole",
+            Description=description,
+            AssumeRolePolicyDocument=service_trust("codepipeline.amazonaws.com", source_account=Ref("AWS::AccountId")),
+            Policies=[InlinePolicy(PolicyName=policy_name, PolicyDocument=document(*allowed))],
+            Tags=project_tags(p),
+        )
+    )
+
+
+def add_codepipeline(template: Template, p, title: str, name: str, role: Role, bucket, key, stages) -> Pipeline:
+    """A project's CodePipeline (V2) named ``name`` (a ``Sub`` pattern), its artifacts in ``bucket`` under ``key``."""
     return template.add_resource(
         Pipeline(
-            "DeploymentPipeline",
-            Name=Sub(NAME_PREFIX + "-deploy"),
+            title,
+            Name=Sub(name),
             PipelineType="V2",
-            # A newer approval overtakes an older run waiting at the manual approval.
+            # A newer run overtakes an older one (in the deployment pipeline: one waiting at the approval).
             ExecutionMode="SUPERSEDED",
             RoleArn=GetAtt(role, "Arn"),
             ArtifactStore=encrypted_artifact_store(bucket, key),
-            Stages=pipeline_stages(p, names, bucket, build),
+            Stages=stages,
             Tags=project_tags(p),
         )
     )

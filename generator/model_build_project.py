@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from awacs import codebuild, iam, logs, sagemaker
+from awacs import iam, logs, sagemaker
 from awacs.aws import Condition, StringEquals
 from troposphere import Equals, GetAtt, If, Not, Output, Parameter, Ref, Sub, Template
 from troposphere import codebuild as cb
@@ -30,11 +30,12 @@ from generator.mlops_project import (
     add_artifact_storage,
     add_build_log_group,
     add_codebuild_project,
+    add_codepipeline,
+    add_codepipeline_role,
     add_pipeline_trigger,
     add_project_identity,
     artifact_statements,
     build_log_group_arn,
-    encrypted_artifact_store,
     pipeline_action,
     project_tags,
     s3_source_stage,
@@ -162,44 +163,31 @@ def add_build(template: Template, p: BuildProjectParameters, bucket, key) -> cb.
 
 
 def add_pipeline(template: Template, p: BuildProjectParameters, bucket, key, build: cb.Project) -> Pipeline:
-    statements = artifact_statements(bucket, key) + [
-        allow("RunBuild", [codebuild.StartBuild, codebuild.BatchGetBuilds], [GetAtt(build, "Arn")]),
-    ]
-    role = template.add_resource(
-        Role(
-            "PipelineRole",
-            Description="CodePipeline: runs the model build pipeline of the SageMaker project",
-            AssumeRolePolicyDocument=service_trust("codepipeline.amazonaws.com", source_account=Ref("AWS::AccountId")),
-            Policies=[InlinePolicy(PolicyName="BuildModel", PolicyDocument=document(*statements))],
-            Tags=project_tags(p),
-        )
+    role = add_codepipeline_role(
+        template,
+        p,
+        bucket,
+        key,
+        build,
+        "CodePipeline: runs the model build pipeline of the SageMaker project",
+        "BuildModel",
     )
-    return template.add_resource(
-        Pipeline(
-            "ModelBuildPipeline",
-            Name=Sub(NAME_PREFIX + "-model-build"),
-            PipelineType="V2",
-            ExecutionMode="SUPERSEDED",
-            RoleArn=GetAtt(role, "Arn"),
-            ArtifactStore=encrypted_artifact_store(bucket, key),
-            Stages=[
-                s3_source_stage("SeedCode", bucket, p.source_key, SOURCE_ARTIFACT),
-                Stages(
-                    Name="Build",
-                    Actions=[
-                        pipeline_action(
-                            "RunTrainingPipeline",
-                            "Build",
-                            "CodeBuild",
-                            {"ProjectName": Ref(build)},
-                            inputs=[SOURCE_ARTIFACT],
-                        )
-                    ],
-                ),
+    stages = [
+        s3_source_stage("SeedCode", bucket, p.source_key, SOURCE_ARTIFACT),
+        Stages(
+            Name="Build",
+            Actions=[
+                pipeline_action(
+                    "RunTrainingPipeline",
+                    "Build",
+                    "CodeBuild",
+                    {"ProjectName": Ref(build)},
+                    inputs=[SOURCE_ARTIFACT],
+                )
             ],
-            Tags=project_tags(p),
-        )
-    )
+        ),
+    ]
+    return add_codepipeline(template, p, "ModelBuildPipeline", NAME_PREFIX + "-model-build", role, bucket, key, stages)
 
 
 def add_upload_trigger(template: Template, p: BuildProjectParameters, bucket, pipeline: Pipeline) -> Rule:
