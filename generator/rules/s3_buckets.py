@@ -246,35 +246,42 @@ class BucketDeniesInsecureTransport(CloudFormationLintRule):
     tags = ["security", "s3", "tls"]
 
     def match(self, cfn):
-        matches = []
-        for name, resource in _buckets(cfn).items():
-            names = _names(resource, name)
-            policies = _bucket_policies(cfn, name)
-            if not policies:
-                matches.append(
-                    RuleMatch(
-                        ["Resources", name],
-                        (
-                            f"Bucket {name} has no AWS::S3::BucketPolicy: add "
-                            "one denying s3:* when aws:SecureTransport is false"
-                        ),
-                    )
-                )
-                continue
-            for policy_name, policy in policies:
-                document = analysis.get_path(policy, "Properties", "PolicyDocument")
-                for variant in analysis.variants(document):
-                    if not any(_denies_insecure(s, name, names) for s in analysis.statements(variant)):
-                        matches.append(
-                            RuleMatch(
-                                ["Resources", policy_name, "Properties", "PolicyDocument"],
-                                f"Policy {policy_name} of bucket {name} does not deny "
-                                "insecure transport: add a Deny for Principal *, "
-                                "Action s3:*, Resource the bucket and <bucket>/*, "
-                                "Condition Bool aws:SecureTransport false",
-                            )
+        return _policy_findings(
+            cfn,
+            _denies_insecure,
+            lambda bucket: (
+                f"Bucket {bucket} has no AWS::S3::BucketPolicy: add one denying s3:* when aws:SecureTransport is false"
+            ),
+            lambda policy, bucket: (
+                f"Policy {policy} of bucket {bucket} does not deny "
+                "insecure transport: add a Deny for Principal *, "
+                "Action s3:*, Resource the bucket and <bucket>/*, "
+                "Condition Bool aws:SecureTransport false"
+            ),
+        )
+
+
+def _policy_findings(cfn, satisfied, no_policy, failing) -> list:
+    """A finding for each bucket without a policy (message ``no_policy(bucket)``) and for each
+    variant of a bucket's policy none of whose statements is ``satisfied(statement, bucket, names)``
+    (message ``failing(policy, bucket)``)."""
+    matches = []
+    for name, resource in _buckets(cfn).items():
+        names = _names(resource, name)
+        policies = _bucket_policies(cfn, name)
+        if not policies:
+            matches.append(RuleMatch(["Resources", name], no_policy(name)))
+            continue
+        for policy_name, policy in policies:
+            document = analysis.get_path(policy, "Properties", "PolicyDocument")
+            for variant in analysis.variants(document):
+                if not any(satisfied(s, name, names) for s in analysis.statements(variant)):
+                    matches.append(
+                        RuleMatch(
+                            ["Resources", policy_name, "Properties", "PolicyDocument"], failing(policy_name, name)
                         )
-        return analysis.unique_matches(matches)
+                    )
+    return analysis.unique_matches(matches)
 
 
 def _denies_insecure(statement, bucket: str, names: set[str]) -> bool:
@@ -310,35 +317,20 @@ class EnvironmentBucketDeniesOutsideVpcEndpoint(CloudFormationLintRule):
     def match(self, cfn):
         if not cfn.get_resources(list(ENVIRONMENT_MARKERS)):
             return []
-        matches = []
-        for name, resource in _buckets(cfn).items():
-            names = _names(resource, name)
-            policies = _bucket_policies(cfn, name)
-            if not policies:
-                matches.append(
-                    RuleMatch(
-                        ["Resources", name],
-                        (
-                            f"Environment bucket {name} has no bucket policy: add one "
-                            "denying access not through the VPC endpoint (aws:SourceVpce)"
-                        ),
-                    )
-                )
-                continue
-            for policy_name, policy in policies:
-                document = analysis.get_path(policy, "Properties", "PolicyDocument")
-                for variant in analysis.variants(document):
-                    if not any(_denies_outside_vpc(s, name, names) for s in analysis.statements(variant)):
-                        matches.append(
-                            RuleMatch(
-                                ["Resources", policy_name, "Properties", "PolicyDocument"],
-                                f"Policy {policy_name} of environment bucket {name} does "
-                                "not deny access outside the VPC endpoint: add a Deny "
-                                "for Principal * on <bucket>/* covering s3:GetObject and "
-                                "s3:PutObject with Condition StringNotEquals aws:SourceVpce",
-                            )
-                        )
-        return analysis.unique_matches(matches)
+        return _policy_findings(
+            cfn,
+            _denies_outside_vpc,
+            lambda bucket: (
+                f"Environment bucket {bucket} has no bucket policy: add one "
+                "denying access not through the VPC endpoint (aws:SourceVpce)"
+            ),
+            lambda policy, bucket: (
+                f"Policy {policy} of environment bucket {bucket} does "
+                "not deny access outside the VPC endpoint: add a Deny "
+                "for Principal * on <bucket>/* covering s3:GetObject and "
+                "s3:PutObject with Condition StringNotEquals aws:SourceVpce"
+            ),
+        )
 
 
 _VPC_GUARD_OPERATORS = {"stringnotequals", "stringnotequalsifexists", "forallvalues:stringnotequals"}
