@@ -1,4 +1,5 @@
-"""Create a rendered template as a stack on moto in-process, with the local AWS's patches."""
+"""Create a rendered template as a stack on moto in-process, with the local AWS's patches;
+and the smallest template moto creates for real (one SSM parameter)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,16 @@ import boto3
 from localaws.patches import apply_all
 
 REGION = "us-east-1"
+
+
+def ssm_parameter_template(parameters: dict, name: dict, value: dict, logical_id: str = "Value") -> dict:
+    """A template whose one resource is an SSM parameter named ``name`` holding ``value``."""
+    return {
+        "Parameters": parameters,
+        "Resources": {
+            logical_id: {"Type": "AWS::SSM::Parameter", "Properties": {"Name": name, "Type": "String", "Value": value}},
+        },
+    }
 
 
 def create_stack(body: str, parameters: dict | None = None, name: str = "stack", before=None) -> dict:

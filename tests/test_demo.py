@@ -79,21 +79,16 @@ def _seeded_ids(local_aws_server) -> dict:
     return {name: account["id"] for name, account in local_aws_server.state["accounts"].items()}
 
 
+def _demo_argv(manifest, state_dir) -> list[str]:
+    """The demo on the small manifest, without the catalog, with its own state directory."""
+    org = str(ROOT / "examples" / "local-org.yaml")
+    return ["--manifest", str(manifest), "--catalog", "", "--org", org, "--state-dir", str(state_dir)]
+
+
 def test_demo_runs_every_step_and_stops_its_server(local_aws_server, tmp_path, capsys):
     manifest = _small_manifest(tmp_path, _seeded_ids(local_aws_server))
     state_dir = tmp_path / "state"
-    code = demo.main(
-        [
-            "--manifest",
-            str(manifest),
-            "--catalog",
-            "",
-            "--org",
-            str(ROOT / "examples" / "local-org.yaml"),
-            "--state-dir",
-            str(state_dir),
-        ]
-    )
+    code = demo.main(_demo_argv(manifest, state_dir))
     out, err = capsys.readouterr()
     assert code == 0, out + err
     for step in ("local AWS up", "plan", "apply", "status", "cross-account invoke", "local AWS down"):
@@ -114,18 +109,7 @@ def test_a_failing_step_stops_the_demo_and_its_server(local_aws_server, tmp_path
         tmp_path, _seeded_ids(local_aws_server), drop="ConsumerAccountId"
     )  # a required parameter
     state_dir = tmp_path / "state"
-    code = demo.main(
-        [
-            "--manifest",
-            str(manifest),
-            "--catalog",
-            "",
-            "--state-dir",
-            str(state_dir),
-            "--org",
-            str(ROOT / "examples" / "local-org.yaml"),
-        ]
-    )
+    code = demo.main(_demo_argv(manifest, state_dir))
     out = capsys.readouterr().out
     assert code == 2 and "demo FAILED: demo stopped: step 'plan'" in out
     assert "local AWS down" in out and lifecycle.running_server(state_dir) is None

@@ -12,23 +12,13 @@ import botocore.exceptions
 import pytest
 import yaml
 
-TEMPLATE = {
-    "Parameters": {
-        "Prefix": {"Type": "String"},
-        "Env": {"Type": "String"},
-        "Colour": {"Type": "String", "Default": "blue"},
-    },
-    "Resources": {
-        "Value": {
-            "Type": "AWS::SSM::Parameter",
-            "Properties": {
-                "Name": {"Fn::Sub": "/${Prefix}/value"},
-                "Type": "String",
-                "Value": {"Fn::Sub": "${Env}-${Colour}"},
-            },
-        },
-    },
-}
+from tests.moto_stack import ssm_parameter_template
+
+TEMPLATE = ssm_parameter_template(
+    {"Prefix": {"Type": "String"}, "Env": {"Type": "String"}, "Colour": {"Type": "String", "Default": "blue"}},
+    name={"Fn::Sub": "/${Prefix}/value"},
+    value={"Fn::Sub": "${Env}-${Colour}"},
+)
 
 
 def _template(version: str | None = None) -> str:

@@ -9,24 +9,16 @@ import pytest
 from moto import mock_aws
 
 from localaws.patches import cloudformation_ssm_defaults
+from tests.moto_stack import ssm_parameter_template
 
 TEMPLATE = json.dumps(
-    {
-        "Parameters": {
-            "SubnetId": {"Type": "AWS::SSM::Parameter::Value<String>", "Default": "/env/staging/subnet-id"},
-        },
-        "Resources": {
-            "Param": {
-                "Type": "AWS::SSM::Parameter",
-                "Properties": {
-                    "Name": {"Fn::Sub": "/copy/${AWS::StackName}"},
-                    "Type": "String",
-                    "Value": {"Ref": "SubnetId"},
-                },
-            },
-        },
-        "Outputs": {"Resolved": {"Value": {"Ref": "SubnetId"}}},
-    }
+    ssm_parameter_template(
+        {"SubnetId": {"Type": "AWS::SSM::Parameter::Value<String>", "Default": "/env/staging/subnet-id"}},
+        name={"Fn::Sub": "/copy/${AWS::StackName}"},
+        value={"Ref": "SubnetId"},
+        logical_id="Param",
+    )
+    | {"Outputs": {"Resolved": {"Value": {"Ref": "SubnetId"}}}}
 )
 
 

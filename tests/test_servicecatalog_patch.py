@@ -30,6 +30,17 @@ def portfolio(sc):
     )["PortfolioDetail"]["Id"]
 
 
+def _share_detail(principal_id: str, share_type: str, accepted: bool) -> dict:
+    """A PortfolioShareDetail as DescribePortfolioShares returns it for a share of tag options only."""
+    return {
+        "PrincipalId": principal_id,
+        "Type": share_type,
+        "Accepted": accepted,
+        "ShareTagOptions": True,
+        "SharePrincipals": False,
+    }
+
+
 def _product(sc, name=None, version="v1", tags=()):
     response = sc.create_product(
         Name=name or f"prod-{uuid.uuid4().hex[:8]}",
@@ -246,15 +257,7 @@ def test_account_shares_are_pending_until_the_recipient_accepts(local_aws, sc, p
     )
     sc.create_portfolio_share(PortfolioId=portfolio, AccountId=staging, ShareTagOptions=True)
     share = sc.describe_portfolio_shares(PortfolioId=portfolio, Type="ACCOUNT")["PortfolioShareDetails"]
-    assert share == [
-        {
-            "PrincipalId": staging,
-            "Type": "ACCOUNT",
-            "Accepted": False,
-            "ShareTagOptions": True,
-            "SharePrincipals": False,
-        }
-    ]
+    assert share == [_share_detail(staging, "ACCOUNT", accepted=False)]
     recipient = local_aws.client("servicecatalog", account="ml-staging")
     assert _error(lambda: recipient.list_principals_for_portfolio(PortfolioId=portfolio)) == "ResourceNotFoundException"
     recipient.accept_portfolio_share(PortfolioId=portfolio, PortfolioShareType="IMPORTED")
@@ -301,15 +304,7 @@ def test_organization_shares_need_organizations_access_and_are_imported(local_aw
         "PortfolioShareToken"
     ]
     shares = sc.describe_portfolio_shares(PortfolioId=portfolio, Type="ORGANIZATIONAL_UNIT")["PortfolioShareDetails"]
-    assert shares == [
-        {
-            "PrincipalId": ou,
-            "Type": "ORGANIZATIONAL_UNIT",
-            "Accepted": True,
-            "ShareTagOptions": True,
-            "SharePrincipals": False,
-        }
-    ]
+    assert shares == [_share_detail(ou, "ORGANIZATIONAL_UNIT", accepted=True)]
     assert sc.describe_portfolio_shares(PortfolioId=portfolio, Type="ACCOUNT")["PortfolioShareDetails"] == []
     sc.delete_portfolio_share(PortfolioId=portfolio, OrganizationNode=node)
     assert (

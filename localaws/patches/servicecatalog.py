@@ -639,6 +639,22 @@ def _product_view(product) -> dict:
     }
 
 
+def _page_result(params: dict, key: str, items: list) -> ActionResult:
+    """The page of ``items`` the request's PageToken and PageSize ask for, under ``key``."""
+    page, token = _page(items, params.get("PageToken"), params.get("PageSize"))
+    return ActionResult({key: page, "NextPageToken": token})
+
+
+def _artifact_result(artifact: _Artifact) -> ActionResult:
+    return ActionResult({"ProvisioningArtifactDetail": artifact.detail(), "Info": artifact.info, "Status": "AVAILABLE"})
+
+
+def _constraint_result(constraint: _Constraint) -> ActionResult:
+    return ActionResult(
+        {"ConstraintDetail": constraint.detail(), "ConstraintParameters": constraint.parameters, "Status": "AVAILABLE"}
+    )
+
+
 def r_create_product(self):
     params = _params(self)
     product = _backend(self).create_product(
@@ -754,8 +770,7 @@ def r_describe_portfolio(self):
 def r_list_portfolios(self):
     params = _params(self)
     portfolios = sorted(_backend(self).portfolios.values(), key=lambda p: p.created_time)
-    page, token = _page([p.to_dict() for p in portfolios], params.get("PageToken"), params.get("PageSize"))
-    return ActionResult({"PortfolioDetails": page, "NextPageToken": token})
+    return _page_result(params, "PortfolioDetails", [p.to_dict() for p in portfolios])
 
 
 def r_associate_product_with_portfolio(self):
@@ -782,14 +797,13 @@ def r_search_products_as_admin(self):
 def r_list_portfolios_for_product(self):
     params = _params(self)
     portfolios = _backend(self).list_portfolios_for_product(params["ProductId"])
-    page, token = _page([p.to_dict() for p in portfolios], params.get("PageToken"), params.get("PageSize"))
-    return ActionResult({"PortfolioDetails": page, "NextPageToken": token})
+    return _page_result(params, "PortfolioDetails", [p.to_dict() for p in portfolios])
 
 
 def r_create_provisioning_artifact(self):
     params = _params(self)
     artifact = _backend(self).create_provisioning_artifact(params["ProductId"], params.get("Parameters"))
-    return ActionResult({"ProvisioningArtifactDetail": artifact.detail(), "Info": artifact.info, "Status": "AVAILABLE"})
+    return _artifact_result(artifact)
 
 
 def r_list_provisioning_artifacts(self):
@@ -808,7 +822,7 @@ def r_describe_provisioning_artifact(self):
     artifact = _artifact(
         backend, product.id, params.get("ProvisioningArtifactId"), params.get("ProvisioningArtifactName")
     )
-    return ActionResult({"ProvisioningArtifactDetail": artifact.detail(), "Info": artifact.info, "Status": "AVAILABLE"})
+    return _artifact_result(artifact)
 
 
 def r_update_provisioning_artifact(self):
@@ -821,7 +835,7 @@ def r_update_provisioning_artifact(self):
         params.get("Active"),
         params.get("Guidance"),
     )
-    return ActionResult({"ProvisioningArtifactDetail": artifact.detail(), "Info": artifact.info, "Status": "AVAILABLE"})
+    return _artifact_result(artifact)
 
 
 def r_delete_provisioning_artifact(self):
@@ -839,24 +853,18 @@ def r_create_constraint(self):
         params.get("Type"),
         params.get("Description"),
     )
-    return ActionResult(
-        {"ConstraintDetail": constraint.detail(), "ConstraintParameters": constraint.parameters, "Status": "AVAILABLE"}
-    )
+    return _constraint_result(constraint)
 
 
 def r_describe_constraint(self):
     constraint = _constraint(_backend(self), _params(self)["Id"])
-    return ActionResult(
-        {"ConstraintDetail": constraint.detail(), "ConstraintParameters": constraint.parameters, "Status": "AVAILABLE"}
-    )
+    return _constraint_result(constraint)
 
 
 def r_update_constraint(self):
     params = _params(self)
     constraint = _backend(self).update_constraint(params["Id"], params.get("Description"), params.get("Parameters"))
-    return ActionResult(
-        {"ConstraintDetail": constraint.detail(), "ConstraintParameters": constraint.parameters, "Status": "AVAILABLE"}
-    )
+    return _constraint_result(constraint)
 
 
 def r_delete_constraint(self):
@@ -867,8 +875,7 @@ def r_delete_constraint(self):
 def r_list_constraints_for_portfolio(self):
     params = _params(self)
     constraints = _backend(self).list_constraints_for_portfolio(params["PortfolioId"], params.get("ProductId"))
-    page, token = _page([c.detail() for c in constraints], params.get("PageToken"), params.get("PageSize"))
-    return ActionResult({"ConstraintDetails": page, "NextPageToken": token})
+    return _page_result(params, "ConstraintDetails", [c.detail() for c in constraints])
 
 
 def r_associate_principal_with_portfolio(self):
@@ -895,8 +902,7 @@ def r_list_principals_for_portfolio(self):
         {"PrincipalARN": arn, "PrincipalType": kind}
         for arn, kind in _state(backend).principals.get(params["PortfolioId"], [])
     ]
-    page, token = _page(principals, params.get("PageToken"), params.get("PageSize"))
-    return ActionResult({"Principals": page, "NextPageToken": token})
+    return _page_result(params, "Principals", principals)
 
 
 def r_update_portfolio_share(self):
@@ -920,8 +926,7 @@ def r_accept_portfolio_share(self):
 def r_list_accepted_portfolio_shares(self):
     params = _params(self)
     portfolios = _backend(self).list_accepted_portfolio_shares(params.get("PortfolioShareType"))
-    page, token = _page([p.to_dict() for p in portfolios], params.get("PageToken"), params.get("PageSize"))
-    return ActionResult({"PortfolioDetails": page, "NextPageToken": token})
+    return _page_result(params, "PortfolioDetails", [p.to_dict() for p in portfolios])
 
 
 def r_enable_aws_organizations_access(self):
@@ -953,8 +958,7 @@ def r_provision_product(self):
 
 def r_scan_provisioned_products(self):
     params = _params(self)
-    page, token = _page(_all_provisioned(_backend(self)), params.get("PageToken"), params.get("PageSize"))
-    return ActionResult({"ProvisionedProducts": page, "NextPageToken": token})
+    return _page_result(params, "ProvisionedProducts", _all_provisioned(_backend(self)))
 
 
 def r_search_provisioned_products(self):

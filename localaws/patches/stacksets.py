@@ -30,7 +30,9 @@ Measured gaps closed here (each shaped after the botocore service model):
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from typing import Any
 
 from moto.cloudformation import models, responses
@@ -364,6 +366,36 @@ def _overrides(raw) -> list[dict]:
     ]
 
 
+def _operation_id(params: dict) -> str:
+    """The caller's OperationId (a client token), or a new one."""
+    return params.get("OperationId") or str(mock_random.uuid4())
+
+
+def _operation(action: str) -> Callable[[Callable[..., ActionResult]], Callable[[Any], ActionResult]]:
+    """The start every stack set operation shares, around ``handler(self, params, stack_set, fingerprint)``.
+
+    The stack set gets its defaults; a retry of a request already run under its
+    OperationId returns that id and does nothing; otherwise the one-operation-at-a-time
+    guard applies.
+    """
+
+    def wrap(handler: Callable[..., ActionResult]) -> Callable[[Any], ActionResult]:
+        @functools.wraps(handler)
+        def run(self) -> ActionResult:
+            params = _params(self)
+            stack_set = self.cloudformation_backend.describe_stack_set(params["StackSetName"])
+            _stack_set_defaults(stack_set)
+            fingerprint = _fingerprint(action, params)
+            if _known_request(stack_set, params.get("OperationId"), fingerprint):
+                return ActionResult({"OperationId": params["OperationId"]})
+            _guard(stack_set)
+            return handler(self, params, stack_set, fingerprint)
+
+        return run
+
+    return wrap
+
+
 def create_stack_set(self) -> ActionResult:
     result = _original["create_stack_set"](self)
     params = _params(self)
@@ -396,20 +428,14 @@ def _create_instance(
     return result
 
 
-def create_stack_instances(self) -> ActionResult:
-    params = _params(self)
-    stack_set = self.cloudformation_backend.describe_stack_set(params["StackSetName"])
-    _stack_set_defaults(stack_set)
-    fingerprint = _fingerprint("CREATE", params)
-    if _known_request(stack_set, params.get("OperationId"), fingerprint):
-        return ActionResult({"OperationId": params["OperationId"]})
-    _guard(stack_set)
+@_operation("CREATE")
+def create_stack_instances(self, params: dict, stack_set, fingerprint: str) -> ActionResult:
     if stack_set.permission_model == "SERVICE_MANAGED" and not _organizations_access(self.current_account, self.region):
         raise OrganizationsAccessRequired()
     regions = list(params.get("Regions") or [])
     targets = _resolve_targets(stack_set, params.get("Accounts") or [], params.get("DeploymentTargets"), "CREATE")
     overrides = _overrides(params.get("ParameterOverrides"))
-    operation_id = params.get("OperationId") or str(mock_random.uuid4())
+    operation_id = _operation_id(params)
     results = []
     for region in regions:
         for account, ou in targets:
@@ -441,14 +467,8 @@ def _select_instances(stack_set, params: dict, action: str):
     ]
 
 
-def update_stack_instances(self) -> ActionResult:
-    params = _params(self)
-    stack_set = self.cloudformation_backend.describe_stack_set(params["StackSetName"])
-    _stack_set_defaults(stack_set)
-    fingerprint = _fingerprint("UPDATE", params)
-    if _known_request(stack_set, params.get("OperationId"), fingerprint):
-        return ActionResult({"OperationId": params["OperationId"]})
-    _guard(stack_set)
+@_operation("UPDATE")
+def update_stack_instances(self, params: dict, stack_set, fingerprint: str) -> ActionResult:
     selected = _select_instances(stack_set, params, "UPDATE")
     requested = {
         (a, r)
@@ -457,7 +477,7 @@ def update_stack_instances(self) -> ActionResult:
     }
     if len(selected) < len(requested):
         raise StackInstanceNotFound()
-    operation_id = params.get("OperationId") or str(mock_random.uuid4())
+    operation_id = _operation_id(params)
     overrides_given = "ParameterOverrides" in params
 
     def change(instance):
@@ -479,15 +499,9 @@ def update_stack_instances(self) -> ActionResult:
     return ActionResult({"OperationId": operation_id})
 
 
-def update_stack_set(self) -> ActionResult:
-    params = _params(self)
+@_operation("UPDATE")
+def update_stack_set(self, params: dict, stack_set, fingerprint: str) -> ActionResult:
     backend = self.cloudformation_backend
-    stack_set = backend.describe_stack_set(params["StackSetName"])
-    _stack_set_defaults(stack_set)
-    fingerprint = _fingerprint("UPDATE", params)
-    if _known_request(stack_set, params.get("OperationId"), fingerprint):
-        return ActionResult({"OperationId": params["OperationId"]})
-    _guard(stack_set)
     template = params.get("TemplateBody")
     if params.get("TemplateURL"):
         template = self._get_stack_from_s3_url(params["TemplateURL"])
@@ -528,7 +542,7 @@ def update_stack_set(self) -> ActionResult:
         for instance in stack_set.instances.stack_instances:
             _instance_defaults(instance)
             instance.status = "OUTDATED"
-    operation_id = params.get("OperationId") or str(mock_random.uuid4())
+    operation_id = _operation_id(params)
 
     def change(instance):
         instance.last_operation_id = operation_id
@@ -539,20 +553,14 @@ def update_stack_set(self) -> ActionResult:
     return ActionResult({"OperationId": operation_id})
 
 
-def delete_stack_instances(self) -> ActionResult:
-    params = _params(self)
-    stack_set = self.cloudformation_backend.describe_stack_set(params["StackSetName"])
-    _stack_set_defaults(stack_set)
-    fingerprint = _fingerprint("DELETE", params)
-    if _known_request(stack_set, params.get("OperationId"), fingerprint):
-        return ActionResult({"OperationId": params["OperationId"]})
-    _guard(stack_set)
+@_operation("DELETE")
+def delete_stack_instances(self, params: dict, stack_set, fingerprint: str) -> ActionResult:
     if "RetainStacks" not in params:
         raise ValidationError(
             message="1 validation error detected: Value null at 'retainStacks' failed to satisfy constraint: Member must not be null"
         )
     selected = _select_instances(stack_set, params, "DELETE")
-    operation_id = params.get("OperationId") or str(mock_random.uuid4())
+    operation_id = _operation_id(params)
     results = []
     for instance in selected:
         _instance_defaults(instance)
@@ -651,14 +659,8 @@ def list_stack_set_operation_results(self) -> ActionResult:
     return ActionResult(_page(results, params))
 
 
-def detect_stack_set_drift(self) -> ActionResult:
-    params = _params(self)
-    stack_set = self.cloudformation_backend.describe_stack_set(params["StackSetName"])
-    _stack_set_defaults(stack_set)
-    fingerprint = _fingerprint("DETECT_DRIFT", params)
-    if _known_request(stack_set, params.get("OperationId"), fingerprint):
-        return ActionResult({"OperationId": params["OperationId"]})
-    _guard(stack_set)
+@_operation("DETECT_DRIFT")
+def detect_stack_set_drift(self, params: dict, stack_set, fingerprint: str) -> ActionResult:
     now = utcnow()
     results, failed = [], 0
     for instance in stack_set.instances.stack_instances:
