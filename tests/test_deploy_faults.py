@@ -23,7 +23,7 @@ from botocore.stub import ANY, Stubber
 from deploy.common.clients import CallCounter, Clients
 from deploy.stacksets import commands
 from deploy.stacksets.aws import InstanceFailure, OperationOutcome, PollPolicy, StackSets
-from deploy.stacksets.manifest import Manifest
+from deploy.stacksets.manifest import CallAs, Manifest
 from deploy.stacksets.plan import LiveInstance, LiveStackSet, Step, plan_stack_set
 from deploy.stacksets.rollout import Planned, Reporter, Rollout
 from tests.test_deploy_e2e import instances, run, self_managed, unique, workdir, write_manifest  # noqa: F401 - workdir is a fixture
@@ -459,8 +459,8 @@ def test_operations_listed_oldest_first_over_several_pages_force_a_full_read():
     from deploy.stacksets.aws import _latest
 
     with clients.stubber:
-        assert _latest(adapter.operations("s", "SELF")).operation_id == "theirs"
-        assert _latest(adapter.operations("s", "SELF")).status == "UNKNOWN"
+        assert _latest(adapter.operations("s", CallAs.SELF)).operation_id == "theirs"
+        assert _latest(adapter.operations("s", CallAs.SELF)).status == "UNKNOWN"
 
 
 def test_drift_reports_drifted_instances_and_their_resources():

@@ -6,7 +6,15 @@ from dataclasses import replace
 
 import pytest
 
-from deploy.stacksets.manifest import Override, StackSetSpec, TemplateInfo, TemplateParameter
+from deploy.stacksets.manifest import (
+    AccountFilter,
+    CallAs,
+    Override,
+    PermissionModel,
+    StackSetSpec,
+    TemplateInfo,
+    TemplateParameter,
+)
 from deploy.stacksets.plan import (
     CONFIG_TAG,
     OWNER_TAG_KEY,
@@ -43,8 +51,8 @@ def spec(**extra) -> StackSetSpec:
         name="s",
         template=TEMPLATE,
         description="d",
-        permission_model="SELF_MANAGED",
-        call_as="SELF",
+        permission_model=PermissionModel.SELF_MANAGED,
+        call_as=CallAs.SELF,
         auto_deployment=False,
         retain_stacks_on_account_removal=False,
         retain_stacks=False,
@@ -52,7 +60,7 @@ def spec(**extra) -> StackSetSpec:
         execution_role_name=None,
         organizational_units=(),
         accounts=(A, B),
-        account_filter="NONE",
+        account_filter=AccountFilter.NONE,
         regions=("us-east-1", "eu-west-1"),
         parameters=(("Size", "small"),),
         overrides=(),
@@ -67,7 +75,10 @@ def spec(**extra) -> StackSetSpec:
 
 def sm(**extra) -> StackSetSpec:
     values = dict(
-        permission_model="SERVICE_MANAGED", auto_deployment=True, organizational_units=(OU1, OU2), accounts=()
+        permission_model=PermissionModel.SERVICE_MANAGED,
+        auto_deployment=True,
+        organizational_units=(OU1, OU2),
+        accounts=(),
     )
     values.update(extra)
     return spec(**values)
@@ -244,7 +255,7 @@ def test_service_managed_empty_ou_known_to_cloudformation_is_not_recreated():
 
 
 def test_service_managed_filters():
-    inter = sm(accounts=(A,), account_filter="INTERSECTION")
+    inter = sm(accounts=(A,), account_filter=AccountFilter.INTERSECTION)
     live = live_of(
         inter,
         [inst(A, r, OU1) for r in inter.regions] + [inst(B, "us-east-1", OU1)],
@@ -259,12 +270,12 @@ def test_service_managed_filters():
         "INTERSECTION",
     )
 
-    diff = sm(accounts=(B,), account_filter="DIFFERENCE")
+    diff = sm(accounts=(B,), account_filter=AccountFilter.DIFFERENCE)
     plan = plan_stack_set(diff, LiveStackSet(name="s", exists=False))
     (create,) = [step for step in plan.steps if step.kind == "create_instances"]
     assert create.accounts == (B,) and create.account_filter == "DIFFERENCE"
 
-    union = sm(accounts=(C,), account_filter="UNION")
+    union = sm(accounts=(C,), account_filter=AccountFilter.UNION)
     plan = plan_stack_set(union, LiveStackSet(name="s", exists=False), account_parents={C: "ou-abcd-33333333"})
     creates = [
         (step.organizational_units, step.accounts, step.account_filter)
@@ -337,7 +348,7 @@ def test_ownership_guard_adopt_and_permission_model():
     assert plan.action == "blocked" and plan.steps == [] and "--adopt" in plan.blocked_reason
     adopted = plan_stack_set(s, foreign, adopt=True)
     assert kinds(adopted) == ["update_stack_set"] and adopted.action == "update"
-    other_model = live_of(s, permission_model="SERVICE_MANAGED")
+    other_model = live_of(s, permission_model=PermissionModel.SERVICE_MANAGED)
     assert plan_stack_set(s, other_model).action == "blocked"
 
 
@@ -421,10 +432,12 @@ def test_with_ou_membership_account_overrides_go_with_the_create():
 
 def test_with_ou_membership_filters_choose_the_accounts():
     members = ((OU1, (A, B)),)
-    diff = sm(organizational_units=(OU1,), regions=("us-east-1",), accounts=(B,), account_filter="DIFFERENCE")
+    diff = sm(
+        organizational_units=(OU1,), regions=("us-east-1",), accounts=(B,), account_filter=AccountFilter.DIFFERENCE
+    )
     (step,) = plan_stack_set(diff, live_of(diff, [], ou_accounts=members)).steps
     assert (step.organizational_units, step.accounts, step.account_filter) == ((OU1,), (B,), "DIFFERENCE")  # = A only
-    union = sm(organizational_units=(OU1,), regions=("us-east-1",), accounts=(C,), account_filter="UNION")
+    union = sm(organizational_units=(OU1,), regions=("us-east-1",), accounts=(C,), account_filter=AccountFilter.UNION)
     steps = plan_stack_set(
         union,
         live_of(union, [inst(A, "us-east-1", OU1), inst(B, "us-east-1", OU1)], ou_accounts=members),

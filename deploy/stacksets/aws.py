@@ -20,14 +20,15 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError, PartialCredentialsError
 
 from deploy.common.clients import Clients
 from deploy.common.errors import InputError, RolloutError, error_code
 from deploy.common.refs import OrganizationsResolver, UnresolvedReference, is_ou_path
-from deploy.stacksets.manifest import Manifest, StackSetSpec
+from deploy.stacksets.manifest import AccountFilter, CallAs, Manifest, PermissionModel, StackSetSpec
 from deploy.stacksets.plan import (
     CONFIG_TAG,
     OWNER_TAG_KEY,
@@ -36,6 +37,7 @@ from deploy.stacksets.plan import (
     LiveInstance,
     LiveStackSet,
     Step,
+    StepKind,
     config_hash,
     fingerprint,
     last_apply_matches,
@@ -186,23 +188,24 @@ class StackSets:
 
     # ------------------------------------------------------------------ reading
 
-    def describe(self, name: str, call_as: str) -> dict | None:
+    def describe(self, name: str, call_as: CallAs) -> dict | None:
         try:
-            return self.cfn.describe_stack_set(StackSetName=name, CallAs=call_as)["StackSet"]
+            return self.cfn.describe_stack_set(StackSetName=name, CallAs=call_as.value)["StackSet"]
         except ClientError as error:
             if error_code(error) in ("StackSetNotFoundException",) or "not found" in str(error).lower():
                 return None
             raise
 
-    def operations(self, name: str, call_as: str) -> list[dict]:
+    def operations(self, name: str, call_as: CallAs) -> list[dict]:
         """The most recent page of the stack set's operations (newest first on AWS).
 
         When more pages exist and this one is not newest-first, the latest operation is
         unknown: the result then carries a marker that makes the reader list instances.
         """
-        page = self.cfn.list_stack_set_operations(StackSetName=name, CallAs=call_as, MaxResults=100)
+        page = self.cfn.list_stack_set_operations(StackSetName=name, CallAs=call_as.value, MaxResults=100)
         summaries = page.get("Summaries", [])
-        if page.get("NextToken") and summaries and _latest(summaries).operation_id != summaries[0]["OperationId"]:
+        latest = _latest(summaries)
+        if page.get("NextToken") and latest is not None and latest.operation_id != summaries[0]["OperationId"]:
             summaries = summaries + [
                 {
                     "OperationId": "order-unknown",
@@ -212,7 +215,7 @@ class StackSets:
             ]
         return summaries
 
-    def wait_for_running(self, name: str, call_as: str, operations: list[dict], on_wait=None) -> bool:
+    def wait_for_running(self, name: str, call_as: CallAs, operations: list[dict], on_wait=None) -> bool:
         """Wait for every running or queued operation (ours from an interrupted run, or anyone's)."""
         waited = False
         for summary in operations:
@@ -250,7 +253,7 @@ class StackSets:
             ),
             description=described.get("Description"),
             capabilities=tuple(sorted(described.get("Capabilities", []))),
-            permission_model=described.get("PermissionModel") or "SELF_MANAGED",
+            permission_model=PermissionModel(described.get("PermissionModel") or PermissionModel.SELF_MANAGED),
             auto_deployment=(bool(auto.get("Enabled")), bool(auto.get("RetainStacksOnAccountRemoval")))
             if auto
             else None,
@@ -273,11 +276,11 @@ class StackSets:
             return live
         instances = self.list_instances(spec.name, spec.call_as)
         members = None
-        if live.permission_model == "SERVICE_MANAGED":
+        if live.permission_model is PermissionModel.SERVICE_MANAGED:
             instances = self._attribute_ous(spec, live, instances)
             members = self.ou_members(spec)
         instances = self._read_overrides(spec, instances)
-        return LiveStackSet(**{**live.__dict__, "instances": tuple(instances), "ou_accounts": members})
+        return replace(live, instances=tuple(instances), ou_accounts=members)
 
     def ou_members(self, spec: StackSetSpec) -> tuple[tuple[str, tuple[str, ...]], ...]:
         """Accounts of each target OU, child OUs included, the management account excluded
@@ -300,9 +303,9 @@ class StackSets:
             self._checked["management"] = management
         return management
 
-    def list_instances(self, name: str, call_as: str) -> list[LiveInstance]:
+    def list_instances(self, name: str, call_as: CallAs) -> list[LiveInstance]:
         out = []
-        for page in self.cfn.get_paginator("list_stack_instances").paginate(StackSetName=name, CallAs=call_as):
+        for page in self.cfn.get_paginator("list_stack_instances").paginate(StackSetName=name, CallAs=call_as.value):
             for s in page.get("Summaries", []):
                 out.append(
                     LiveInstance(
@@ -331,9 +334,7 @@ class StackSets:
                 owner.setdefault(account, ou)
         rest = [a for a in unknown if a not in owner]
         owner.update(self.account_parents(rest))
-        return [
-            i if i.ou is not None else LiveInstance(**{**i.__dict__, "ou": owner.get(i.account)}) for i in instances
-        ]
+        return [i if i.ou is not None else replace(i, ou=owner.get(i.account)) for i in instances]
 
     def _read_overrides(self, spec: StackSetSpec, instances: list[LiveInstance]) -> list[LiveInstance]:
         """Read ParameterOverrides of the instances whose overrides may matter (one call each)."""
@@ -346,7 +347,7 @@ class StackSets:
                 StackSetName=spec.name,
                 StackInstanceAccount=inst.account,
                 StackInstanceRegion=inst.region,
-                CallAs=spec.call_as,
+                CallAs=spec.call_as.value,
             )["StackInstance"]
             raw = data.get("ParameterOverrides") or []
             overrides = tuple(
@@ -356,9 +357,7 @@ class StackSets:
                     if isinstance(p, dict) and "ParameterKey" in p
                 )
             )
-            return LiveInstance(
-                **{**inst.__dict__, "overrides": overrides, "ou": inst.ou or data.get("OrganizationalUnitId")}
-            )
+            return replace(inst, overrides=overrides, ou=inst.ou or data.get("OrganizationalUnitId"))
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             read = {(i.account, i.region): i for i in pool.map(describe, needed)}
@@ -382,10 +381,10 @@ class StackSets:
             raise RolloutError(problem)
 
     def _trusted_access_problem(self, spec: StackSetSpec) -> str | None:
-        if spec.call_as == "DELEGATED_ADMIN":
+        if spec.call_as is CallAs.DELEGATED_ADMIN:
             return None  # only the management account can list service access
         try:
-            principals = set()
+            principals: set[str] = set()
             for page in self.org.get_paginator("list_aws_service_access_for_organization").paginate():
                 principals.update(p["ServicePrincipal"] for p in page.get("EnabledServicePrincipals", []))
         except ClientError as error:
@@ -468,7 +467,7 @@ class StackSets:
         except ClientError as error:
             if error_code(error) not in ("404", "NoSuchBucket", "NotFound"):
                 raise RolloutError(f"template bucket '{bucket}' is not usable: {error}") from None
-            args = {"Bucket": bucket}
+            args: dict[str, Any] = {"Bucket": bucket}
             if self.region != "us-east-1":
                 args["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
             s3.create_bucket(**args)
@@ -514,8 +513,8 @@ class StackSets:
             targets: dict = {"OrganizationalUnitIds": list(step.organizational_units)}
             if step.accounts:
                 targets["Accounts"] = list(step.accounts)
-            if step.account_filter and (step.accounts or step.account_filter == "NONE"):
-                targets["AccountFilterType"] = step.account_filter
+            if step.account_filter and (step.accounts or step.account_filter is AccountFilter.NONE):
+                targets["AccountFilterType"] = step.account_filter.value
             return {"DeploymentTargets": targets}
         return {"Accounts": list(step.accounts)}
 
@@ -526,8 +525,8 @@ class StackSets:
             "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in spec.parameters],
             "Capabilities": list(spec.capabilities),
             "Tags": self._tags(spec),
-            "PermissionModel": spec.permission_model,
-            "CallAs": spec.call_as,
+            "PermissionModel": spec.permission_model.value,
+            "CallAs": spec.call_as.value,
             "ManagedExecution": {"Active": True},
             **self.template_source(spec),
         }
@@ -545,7 +544,7 @@ class StackSets:
 
     def execute(self, spec: StackSetSpec, step: Step, on_wait=None) -> OperationOutcome:
         """Run one step and wait for its operation; OperationInProgress waits for the other operation first."""
-        if step.kind == "create_stack_set":
+        if step.kind is StepKind.CREATE_STACK_SET:
             args = {**self._stack_set_arguments(spec), "ClientRequestToken": step.operation_id}
             try:
                 self.cfn.create_stack_set(**args)
@@ -561,14 +560,14 @@ class StackSets:
                         f"{spec.name}: a stack set of that name appeared meanwhile and is not ours"
                     ) from None
             return OperationOutcome(step.operation_id, "SUCCEEDED")
-        if step.kind == "delete_stack_set":
+        if step.kind is StepKind.DELETE_STACK_SET:
             self._retrying_in_progress(
-                spec, lambda: self.cfn.delete_stack_set(StackSetName=spec.name, CallAs=spec.call_as), on_wait
+                spec, lambda: self.cfn.delete_stack_set(StackSetName=spec.name, CallAs=spec.call_as.value), on_wait
             )
             return OperationOutcome(step.operation_id, "SUCCEEDED")
 
-        common = {"StackSetName": spec.name, "CallAs": spec.call_as, "OperationId": step.operation_id}
-        if step.kind == "update_stack_set":
+        common = {"StackSetName": spec.name, "CallAs": spec.call_as.value, "OperationId": step.operation_id}
+        if step.kind is StepKind.UPDATE_STACK_SET:
             args = {
                 **self._stack_set_arguments(spec),
                 **common,
@@ -582,21 +581,21 @@ class StackSets:
                 "Regions": list(step.regions),
                 "OperationPreferences": self._preferences(spec, step.regions),
             }
-            if step.kind == "create_instances":
+            if step.kind is StepKind.CREATE_INSTANCES:
                 if step.overrides:
                     args["ParameterOverrides"] = [{"ParameterKey": k, "ParameterValue": v} for k, v in step.overrides]
                 call = lambda: self.cfn.create_stack_instances(**args)  # noqa: E731
-            elif step.kind == "update_instances":
+            elif step.kind is StepKind.UPDATE_INSTANCES:
                 # An explicit list: keys left out go back to the stack set's value.
                 args["ParameterOverrides"] = [
                     {"ParameterKey": k, "ParameterValue": v} for k, v in (step.overrides or ())
                 ]
                 call = lambda: self.cfn.update_stack_instances(**args)  # noqa: E731
-            elif step.kind == "delete_instances":
+            elif step.kind is StepKind.DELETE_INSTANCES:
                 args["RetainStacks"] = spec.retain_stacks
                 call = lambda: self.cfn.delete_stack_instances(**args)  # noqa: E731
             else:
-                raise ValueError(step.kind)
+                raise ValueError(step.kind.value)
         response = self._retrying_in_progress(spec, call, on_wait, own_id=step.operation_id)
         # The emulator ignores client tokens of instance calls: follow the id it answers with.
         operation_id = (response or {}).get("OperationId") or step.operation_id
@@ -625,14 +624,14 @@ class StackSets:
             raise KeyboardInterrupt
         self.poll.sleep(seconds)
 
-    def wait(self, name: str, operation_id: str, call_as: str) -> dict:
+    def wait(self, name: str, operation_id: str, call_as: CallAs) -> dict:
         """Poll DescribeStackSetOperation until the operation ends (backoff with jitter, bounded)."""
         started = self.poll.clock()
         delays = self.poll.delays()
         while True:
-            op = self.cfn.describe_stack_set_operation(StackSetName=name, OperationId=operation_id, CallAs=call_as)[
-                "StackSetOperation"
-            ]
+            op = self.cfn.describe_stack_set_operation(
+                StackSetName=name, OperationId=operation_id, CallAs=call_as.value
+            )["StackSetOperation"]
             if op.get("Status") in FINAL_STATUSES:
                 return op
             if self.poll.clock() - started > self.poll.timeout:
@@ -652,11 +651,11 @@ class StackSets:
                 outcome.failures = [InstanceFailure("-", "-", status, reason)]
         return outcome
 
-    def failures(self, name: str, operation_id: str, call_as: str) -> list[InstanceFailure]:
+    def failures(self, name: str, operation_id: str, call_as: CallAs) -> list[InstanceFailure]:
         """Every failed or cancelled account/region of an operation, with CloudFormation's reason (all pages)."""
         out = []
         paginator = self.cfn.get_paginator("list_stack_set_operation_results")
-        for page in paginator.paginate(StackSetName=name, OperationId=operation_id, CallAs=call_as):
+        for page in paginator.paginate(StackSetName=name, OperationId=operation_id, CallAs=call_as.value):
             for result in page.get("Summaries", []):
                 if result.get("Status") in ("FAILED", "CANCELLED"):
                     out.append(
@@ -679,7 +678,7 @@ class StackSets:
             lambda: self.cfn.detect_stack_set_drift(
                 StackSetName=spec.name,
                 OperationId=op_id,
-                CallAs=spec.call_as,
+                CallAs=spec.call_as.value,
                 OperationPreferences=self._preferences(spec, spec.regions),
             ),
             own_id=op_id,
@@ -698,7 +697,7 @@ class StackSets:
                         "StackInstanceRegion": inst.region,
                         "OperationId": op_id,
                         "StackInstanceResourceDriftStatuses": ["MODIFIED", "DELETED"],
-                        "CallAs": spec.call_as,
+                        "CallAs": spec.call_as.value,
                     }
                     if token:
                         kwargs["NextToken"] = token

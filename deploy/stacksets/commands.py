@@ -15,7 +15,8 @@ from deploy.common.clients import Clients
 from deploy.common.errors import EXIT_FAILED, EXIT_OK, RolloutError
 from deploy.stacksets.aws import StackSets
 from deploy.stacksets.manifest import load_manifest
-from deploy.stacksets.rollout import Reporter, Rollout, blocked
+from deploy.stacksets.plan import PlanAction
+from deploy.stacksets.rollout import OutcomeResult, Reporter, Rollout, blocked
 
 
 def make_clients() -> Clients:
@@ -68,7 +69,7 @@ def cmd_apply(args) -> int:
             args,
             {
                 "command": "apply",
-                "stack_sets": [{"name": n, "result": "no-change"} for n in planned],
+                "stack_sets": [{"name": n, "result": OutcomeResult.NO_CHANGE} for n in planned],
                 "exit_code": EXIT_OK,
             },
         )
@@ -86,7 +87,7 @@ def cmd_apply(args) -> int:
 def _report(args, rollout: Rollout, command: str, outcomes, planned) -> int:
     failed = [o for o in outcomes.values() if not o.ok]
     for outcome in failed:
-        rollout.reporter.line(f"{outcome.name}: {outcome.result}: {outcome.message}", style="bold red")
+        rollout.reporter.line(f"{outcome.name}: {outcome.result.value}: {outcome.message}", style="bold red")
         for failure in outcome.failures:
             rollout.reporter.line(f"  {failure}", style="red")
     code = EXIT_FAILED if failed else EXIT_OK
@@ -106,7 +107,7 @@ def cmd_destroy(args) -> int:
     rollout, _ = _context(args)
     planned = rollout.plan_destroy(rollout.specs())
     rollout.show(planned)
-    runnable = {name: p for name, p in planned.items() if p.plan.action != "blocked"}
+    runnable = {name: p for name, p in planned.items() if p.plan.action is not PlanAction.BLOCKED}
     if any(p.plan.steps for p in runnable.values()):
         if not rollout.confirm_removals(runnable, args.yes, "destroy"):
             rollout.reporter.line("destroy: cancelled, nothing was changed")

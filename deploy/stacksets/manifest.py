@@ -14,7 +14,10 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from enum import Enum
+from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +50,35 @@ def known_regions() -> frozenset[str]:
     return frozenset(region for partition in endpoints["partitions"] for region in partition.get("regions", {}))
 
 
+# --------------------------------------------------------------------------- enumerations
+# ``str`` enums: the members compare equal to, and serialise to JSON as, the API spellings.
+# Where a plain string is needed (f-strings, boto3 parameters) use ``.value``: ``format()``
+# of a ``str, Enum`` mixin is not the value on every Python version.
+
+
+class PermissionModel(str, Enum):
+    """Who creates the instance stacks' roles (CloudFormation's ``PermissionModel``)."""
+
+    SERVICE_MANAGED = "SERVICE_MANAGED"
+    SELF_MANAGED = "SELF_MANAGED"
+
+
+class CallAs(str, Enum):
+    """The identity stack set calls are made as (CloudFormation's ``CallAs``)."""
+
+    SELF = "SELF"
+    DELEGATED_ADMIN = "DELEGATED_ADMIN"
+
+
+class AccountFilter(str, Enum):
+    """How ``accounts`` narrow or widen OU targets (CloudFormation's ``AccountFilterType``)."""
+
+    NONE = "NONE"
+    INTERSECTION = "INTERSECTION"
+    DIFFERENCE = "DIFFERENCE"
+    UNION = "UNION"
+
+
 # --------------------------------------------------------------------------- data
 
 
@@ -60,8 +92,8 @@ class TemplateParameter:
     no_echo: bool = False
     allowed_values: tuple[str, ...] = ()
     allowed_pattern: str | None = None
-    min_length: int | None = None
-    max_length: int | None = None
+    min_length: float | None = None
+    max_length: float | None = None
     min_value: float | None = None
     max_value: float | None = None
 
@@ -109,8 +141,8 @@ class StackSetSpec:
     name: str
     template: TemplateInfo
     description: str
-    permission_model: str  # SERVICE_MANAGED | SELF_MANAGED
-    call_as: str  # SELF | DELEGATED_ADMIN
+    permission_model: PermissionModel
+    call_as: CallAs
     auto_deployment: bool
     retain_stacks_on_account_removal: bool
     retain_stacks: bool
@@ -118,7 +150,7 @@ class StackSetSpec:
     execution_role_name: str | None
     organizational_units: tuple[str, ...]  # ids, or ``ou:/path`` until resolved
     accounts: tuple[str, ...]
-    account_filter: str  # NONE | INTERSECTION | DIFFERENCE | UNION
+    account_filter: AccountFilter
     regions: tuple[str, ...]
     parameters: tuple[tuple[str, str], ...]
     overrides: tuple[Override, ...]
@@ -129,7 +161,7 @@ class StackSetSpec:
 
     @property
     def service_managed(self) -> bool:
-        return self.permission_model == "SERVICE_MANAGED"
+        return self.permission_model is PermissionModel.SERVICE_MANAGED
 
     @property
     def parameter_dict(self) -> dict[str, str]:
@@ -169,6 +201,12 @@ class Manifest:
 
 # --------------------------------------------------------------------------- schema
 
+
+def _manifest_spellings(enum: type[Enum]) -> list[str]:
+    """The manifest spells the API's enumerations in lower case."""
+    return [member.value.lower() for member in enum]
+
+
 _STRING_LIST = {"type": "array", "items": {"type": "string"}}
 _SCALAR = {"type": ["string", "number", "boolean"]}
 _PARAMETER_VALUES = {
@@ -196,8 +234,8 @@ SCHEMA: dict[str, Any] = {
                     "name": {"type": "string", "pattern": STACK_SET_NAME_RE},
                     "template": {"type": "string", "minLength": 1},
                     "description": {"type": "string", "maxLength": 1024},
-                    "permission_model": {"enum": ["service_managed", "self_managed"]},
-                    "call_as": {"enum": ["self", "delegated_admin"]},
+                    "permission_model": {"enum": _manifest_spellings(PermissionModel)},
+                    "call_as": {"enum": _manifest_spellings(CallAs)},
                     "auto_deployment": {"type": "boolean"},
                     "retain_stacks_on_account_removal": {"type": "boolean"},
                     "retain_stacks": {"type": "boolean"},
@@ -209,7 +247,7 @@ SCHEMA: dict[str, Any] = {
                         "properties": {
                             "organizational_units": _STRING_LIST,
                             "accounts": _STRING_LIST,
-                            "account_filter": {"enum": ["none", "intersection", "difference", "union"]},
+                            "account_filter": {"enum": _manifest_spellings(AccountFilter)},
                         },
                     },
                     "regions": {"type": "array", "items": {"type": "string"}, "minItems": 1},
@@ -503,13 +541,13 @@ def _build_stack_set(
     where = f"stack set '{name}'"
     template = read_template(Path(os.path.normpath(manifest_path.parent / item["template"])), source, where)
 
-    permission_model = item.get("permission_model", "service_managed").upper()
-    service_managed = permission_model == "SERVICE_MANAGED"
+    permission_model = PermissionModel(item.get("permission_model", "service_managed").upper())
+    service_managed = permission_model is PermissionModel.SERVICE_MANAGED
     targets = item["targets"]
     ous = list(targets.get("organizational_units") or [])
     refs: list[tuple[str, str]] = []
     accounts = _check_accounts(list(targets.get("accounts") or []), source, where, "targets.accounts", refs)
-    account_filter = (targets.get("account_filter") or "none").upper()
+    account_filter = AccountFilter((targets.get("account_filter") or "none").upper())
     for ou in ous:
         _check_ou(ou, source, where, "targets.organizational_units")
         refs.append(("targets.organizational_units", ou))
@@ -519,21 +557,25 @@ def _build_stack_set(
     if service_managed:
         if not ous:
             raise InputError(
-                "a service_managed stack set targets organizational_units (accounts only narrow or widen them with account_filter)",
+                "a service_managed stack set targets organizational_units "
+                "(accounts only narrow or widen them with account_filter)",
                 source,
                 where,
                 "targets.organizational_units",
             )
-        if accounts and account_filter == "NONE":
+        if accounts and account_filter is AccountFilter.NONE:
             raise InputError(
                 "accounts given with OUs need account_filter intersection, difference or union",
                 source,
                 where,
                 "targets.account_filter",
             )
-        if account_filter != "NONE" and not accounts:
+        if account_filter is not AccountFilter.NONE and not accounts:
             raise InputError(
-                f"account_filter {account_filter.lower()} needs targets.accounts", source, where, "targets.accounts"
+                f"account_filter {account_filter.value.lower()} needs targets.accounts",
+                source,
+                where,
+                "targets.accounts",
             )
     else:
         if ous:
@@ -543,7 +585,7 @@ def _build_stack_set(
                 where,
                 "targets.organizational_units",
             )
-        if "account_filter" in targets and account_filter != "NONE":
+        if "account_filter" in targets and account_filter is not AccountFilter.NONE:
             raise InputError(
                 "account_filter applies to service_managed stack sets only", source, where, "targets.account_filter"
             )
@@ -650,7 +692,7 @@ def _build_stack_set(
         template=template,
         description=item.get("description", f"{name} (managed by sagemaker-stackset-deploy)"),
         permission_model=permission_model,
-        call_as=item.get("call_as", "self").upper(),
+        call_as=CallAs(item.get("call_as", "self").upper()),
         auto_deployment=bool(item.get("auto_deployment", service_managed)),
         retain_stacks_on_account_removal=bool(item.get("retain_stacks_on_account_removal", False)),
         retain_stacks=bool(item.get("retain_stacks", False)),
@@ -670,54 +712,36 @@ def _build_stack_set(
     return spec, refs
 
 
+def dependency_graph(specs: Iterable[StackSetSpec]) -> dict[str, tuple[str, ...]]:
+    """Each stack set's name -> the names it ``depends_on`` (graphlib's predecessor mapping)."""
+    return {spec.name: spec.depends_on for spec in specs}
+
+
 def _check_dependencies(specs: list[StackSetSpec], source: str) -> None:
-    names = {spec.name for spec in specs}
+    names = [spec.name for spec in specs]
     for spec in specs:
+        where = f"stack set '{spec.name}'"
         for dep in spec.depends_on:
             if dep == spec.name:
-                raise InputError(
-                    "a stack set cannot depend on itself", source, f"stack set '{spec.name}'", "depends_on"
-                )
+                raise InputError("a stack set cannot depend on itself", source, where, "depends_on")
             if dep not in names:
-                raise InputError(
-                    f"unknown stack set '{dep}'{did_you_mean(dep, names)}",
-                    source,
-                    f"stack set '{spec.name}'",
-                    "depends_on",
-                )
-    graph = {spec.name: spec.depends_on for spec in specs}
-    state: dict[str, int] = {}
-
-    def visit(node: str, trail: list[str]) -> None:
-        state[node] = 1
-        for dep in graph[node]:
-            if state.get(dep) == 1:
-                cycle = trail[trail.index(dep) :] + [dep] if dep in trail else [node, dep]
-                raise InputError(f"dependency cycle: {' -> '.join(cycle)}", source, f"stack set '{node}'", "depends_on")
-            if dep not in state:
-                visit(dep, trail + [dep])
-        state[node] = 2
-
-    for spec in specs:
-        if spec.name not in state:
-            visit(spec.name, [spec.name])
+                raise InputError(f"unknown stack set '{dep}'{did_you_mean(dep, names)}", source, where, "depends_on")
+    try:
+        TopologicalSorter(dependency_graph(specs)).prepare()
+    except CycleError as error:
+        # graphlib lists each node before the one that depends on it, first node repeated last:
+        # reversed, it reads along depends_on; start it at the member listed first in the manifest.
+        members = list(reversed(error.args[1]))[:-1]
+        first = min(range(len(members)), key=lambda i: names.index(members[i]))
+        cycle = members[first:] + members[:first]
+        raise InputError(
+            f"dependency cycle: {' -> '.join([*cycle, cycle[0]])}", source, f"stack set '{cycle[-1]}'", "depends_on"
+        ) from None
 
 
-def dependency_order(specs) -> list[str]:
-    """Names in an order where every stack set comes after its dependencies (stable)."""
-    order: list[str] = []
-    by_name = {spec.name: spec for spec in specs}
-
-    def add(name: str) -> None:
-        if name in order:
-            return
-        for dep in by_name[name].depends_on:
-            add(dep)
-        order.append(name)
-
-    for spec in specs:
-        add(spec.name)
-    return order
+def dependency_order(specs: Iterable[StackSetSpec]) -> list[str]:
+    """Names in an order where every stack set comes after its dependencies (deterministic)."""
+    return list(TopologicalSorter(dependency_graph(specs)).static_order())
 
 
 def canonical_json(value: Any) -> str:

@@ -21,13 +21,14 @@ import hashlib
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from enum import Enum
 from functools import lru_cache
 from typing import Any
 
 from deploy.common.config import parse_yaml
 from deploy.common.ownership import OWNER_TAG_KEY, OWNER_TAG_VALUE, TOOL_TAG_PREFIX
-from deploy.stacksets.manifest import StackSetSpec, canonical_json
+from deploy.stacksets.manifest import AccountFilter, PermissionModel, StackSetSpec, canonical_json
 
 CONFIG_TAG = f"{TOOL_TAG_PREFIX}config-sha256"
 TOOL_TAGS = (OWNER_TAG_KEY, CONFIG_TAG)
@@ -77,7 +78,7 @@ class LiveStackSet:
     parameters: tuple[tuple[str, str], ...] = ()
     description: str | None = None
     capabilities: tuple[str, ...] = ()
-    permission_model: str | None = None
+    permission_model: PermissionModel | None = None
     auto_deployment: tuple[bool, bool] | None = None  # (enabled, retain on removal)
     administration_role_arn: str | None = None
     execution_role_name: str | None = None
@@ -101,14 +102,45 @@ class LiveStackSet:
 # --------------------------------------------------------------------------- plan data
 
 
+class StepKind(str, Enum):
+    """The write call a step makes (``str``: JSON and ``describe`` show the value)."""
+
+    CREATE_STACK_SET = "create_stack_set"
+    UPDATE_STACK_SET = "update_stack_set"
+    CREATE_INSTANCES = "create_instances"
+    UPDATE_INSTANCES = "update_instances"
+    DELETE_INSTANCES = "delete_instances"
+    DELETE_STACK_SET = "delete_stack_set"
+
+    @property
+    def is_operation(self) -> bool:
+        """Whether the call starts a stack set operation (with an ``OperationId`` to wait for)."""
+        return self not in (StepKind.CREATE_STACK_SET, StepKind.DELETE_STACK_SET)
+
+    @property
+    def removes(self) -> bool:
+        return self in (StepKind.DELETE_INSTANCES, StepKind.DELETE_STACK_SET)
+
+
+class PlanAction(str, Enum):
+    """What a plan does to its stack set as a whole."""
+
+    CREATE = "create"
+    UPDATE = "update"
+    NO_CHANGE = "no-change"
+    BLOCKED = "blocked"
+    DELETE = "delete"
+    ABSENT = "absent"
+
+
 @dataclass(frozen=True)
 class Step:
     """One write call. Instance steps carry their deployment targets and overrides."""
 
-    kind: str  # create_stack_set | update_stack_set | create_instances | update_instances | delete_instances | delete_stack_set
+    kind: StepKind
     accounts: tuple[str, ...] = ()
     organizational_units: tuple[str, ...] = ()
-    account_filter: str | None = None
+    account_filter: AccountFilter | None = None
     regions: tuple[str, ...] = ()
     overrides: Overrides | None = None  # None: leave ParameterOverrides out
     instance_count: int = 0  # instances this step touches, as far as known (progress)
@@ -116,7 +148,7 @@ class Step:
 
     @property
     def is_operation(self) -> bool:
-        return self.kind not in ("create_stack_set", "delete_stack_set")
+        return self.kind.is_operation
 
     def content(self) -> dict:
         data = asdict(self)
@@ -134,7 +166,7 @@ class Change:
 @dataclass
 class StackSetPlan:
     name: str
-    action: str  # create | update | no-change | blocked | delete | absent
+    action: PlanAction
     fingerprint: str
     steps: list[Step] = field(default_factory=list)
     property_changes: list[Change] = field(default_factory=list)
@@ -155,7 +187,7 @@ class StackSetPlan:
 
     @property
     def removes(self) -> bool:
-        return any(step.kind in ("delete_instances", "delete_stack_set") for step in self.steps)
+        return any(step.kind.removes for step in self.steps)
 
     def to_dict(self) -> dict:
         return {
@@ -271,13 +303,13 @@ def last_apply_matches(last: LastOperation | None, spec_fingerprint: str) -> boo
     if last is None or last.status != "SUCCEEDED" or (last.failed_count or 0) > 0:
         return False
     parsed = parse_operation_id(last.operation_id)
-    return bool(parsed) and parsed[0] == spec_fingerprint[:20] and parsed[1] == parsed[2]
+    return parsed is not None and parsed[0] == spec_fingerprint[:20] and parsed[1] == parsed[2]
 
 
 def overrides_known_empty(instance: LiveInstance) -> bool:
     """Our last operation on this instance set no overrides: no need to read them."""
     parsed = parse_operation_id(instance.last_operation_id)
-    return bool(parsed) and not parsed[3]
+    return parsed is not None and not parsed[3]
 
 
 # --------------------------------------------------------------------------- desired state helpers
@@ -320,12 +352,19 @@ def _instance_desired(spec: StackSetSpec, inst: LiveInstance) -> bool:
     accounts = set(spec.accounts)
     if inst.ou is None or inst.ou in spec.organizational_units:
         # An instance we cannot attribute to an OU is kept: never delete what we cannot place.
-        if spec.account_filter == "INTERSECTION":
+        if spec.account_filter is AccountFilter.INTERSECTION:
             return inst.account in accounts
-        if spec.account_filter == "DIFFERENCE":
+        if spec.account_filter is AccountFilter.DIFFERENCE:
             return inst.account not in accounts
         return True
-    return spec.account_filter == "UNION" and inst.account in accounts
+    return spec.account_filter is AccountFilter.UNION and inst.account in accounts
+
+
+def _create_filter(spec: StackSetSpec) -> tuple[tuple[str, ...], AccountFilter]:
+    """Accounts and filter of an OU-wide create: INTERSECTION and DIFFERENCE carry the accounts along."""
+    if spec.account_filter in (AccountFilter.INTERSECTION, AccountFilter.DIFFERENCE) and spec.accounts:
+        return tuple(sorted(spec.accounts)), spec.account_filter
+    return (), AccountFilter.NONE
 
 
 def _chunks(items: list[str], size: int) -> Iterable[tuple[str, ...]]:
@@ -348,7 +387,7 @@ def plan_stack_set(
 ) -> StackSetPlan:
     """Plan one stack set. ``account_parents`` maps union accounts to their parent OU."""
     fp = fingerprint(spec)
-    plan = StackSetPlan(name=spec.name, action="no-change", fingerprint=fp)
+    plan = StackSetPlan(name=spec.name, action=PlanAction.NO_CHANGE, fingerprint=fp)
     for running in live.running_operations:
         plan.notes.append(f"operation {running} is still running: apply waits for it, and this plan may change")
     prefs = dict(spec.operation_preferences)
@@ -358,33 +397,34 @@ def plan_stack_set(
         and not prefs.get("FailureToleranceCount")
     ):
         plan.notes.append(
-            "strict_failure_tolerance with no failure tolerance deploys one account at a time per region, whatever max_concurrent says; soft_failure_tolerance keeps the concurrency"
+            "strict_failure_tolerance with no failure tolerance deploys one account at a time per region, "
+            "whatever max_concurrent says; soft_failure_tolerance keeps the concurrency"
         )
     if live.exists and not live.owned and not adopt:
-        plan.action = "blocked"
+        plan.action = PlanAction.BLOCKED
         plan.blocked_reason = (
             f"stack set '{spec.name}' exists but lacks the ownership tag {OWNER_TAG_KEY}={OWNER_TAG_VALUE}: "
             "it was not created by this tool; re-run with --adopt to take it over (after reviewing this plan)"
         )
     if live.exists and live.permission_model and live.permission_model != spec.permission_model:
-        plan.action = "blocked"
+        plan.action = PlanAction.BLOCKED
         plan.blocked_reason = (
-            f"stack set '{spec.name}' is {live.permission_model.lower()} but the manifest says "
-            f"{spec.permission_model.lower()}: the permission model cannot change; delete it or pick another name"
+            f"stack set '{spec.name}' is {live.permission_model.value.lower()} but the manifest says "
+            f"{spec.permission_model.value.lower()}: the permission model cannot change; delete it or pick another name"
         )
         return plan
 
     steps: list[Step] = []
     if not live.exists:
-        plan.action = "create"
+        plan.action = PlanAction.CREATE
         plan.property_changes.append(Change("stack_set", None, "create"))
         plan.parameter_changes.extend(Change(k, None, v) for k, v in spec.parameters)
-        steps.append(Step(kind="create_stack_set"))
+        steps.append(Step(kind=StepKind.CREATE_STACK_SET))
         live_instances: tuple[LiveInstance, ...] = ()
     else:
         _diff_stack_set(spec, live, plan)
         if plan.property_changes or plan.parameter_changes or plan.template_diff:
-            steps.append(Step(kind="update_stack_set", instance_count=len(live.instances or ())))
+            steps.append(Step(kind=StepKind.UPDATE_STACK_SET, instance_count=len(live.instances or ())))
         if live.instances is None:  # nothing changed since our last successful apply
             plan.instances_read = False
             live_instances = ()
@@ -392,27 +432,27 @@ def plan_stack_set(
             live_instances = live.instances
         if live.exists and not live.owned and adopt:
             plan.notes.append("adopting: the ownership tag will be added")
-            if not any(s.kind == "update_stack_set" for s in steps):
+            if not any(s.kind is StepKind.UPDATE_STACK_SET for s in steps):
                 plan.property_changes.append(Change(f"tags.{OWNER_TAG_KEY}", None, OWNER_TAG_VALUE))
-                steps.append(Step(kind="update_stack_set", instance_count=len(live_instances)))
+                steps.append(Step(kind=StepKind.UPDATE_STACK_SET, instance_count=len(live_instances)))
 
     if live.instances is not None or not live.exists:
         if spec.service_managed:
             instance_steps = _plan_service_managed(spec, live, live_instances, account_parents or {}, plan)
         else:
             instance_steps = _plan_self_managed(spec, live_instances, plan)
-        deletes = [s for s in instance_steps if s.kind == "delete_instances"]
-        others = [s for s in instance_steps if s.kind != "delete_instances"]
+        deletes = [s for s in instance_steps if s.kind is StepKind.DELETE_INSTANCES]
+        others = [s for s in instance_steps if s.kind is not StepKind.DELETE_INSTANCES]
         # Removals first, so the stack set update does not touch instances about to go.
-        head = [s for s in steps if s.kind == "create_stack_set"]
-        middle = [s for s in steps if s.kind == "update_stack_set"]
+        head = [s for s in steps if s.kind is StepKind.CREATE_STACK_SET]
+        middle = [s for s in steps if s.kind is StepKind.UPDATE_STACK_SET]
         steps = head + deletes + middle + others
 
     # With a follow-up round pending, no step of this round may claim to be the last one.
     plan.steps = _assign_operation_ids(spec, live, steps, fp, pending=1 if plan.needs_followup else 0)
-    if plan.action != "blocked" and plan.action != "create" and plan.steps:
-        plan.action = "update"
-    if plan.action == "blocked":
+    if plan.action is not PlanAction.BLOCKED and plan.action is not PlanAction.CREATE and plan.steps:
+        plan.action = PlanAction.UPDATE
+    if plan.action is PlanAction.BLOCKED:
         plan.steps = []
     return plan
 
@@ -420,12 +460,12 @@ def plan_stack_set(
 def _diff_stack_set(spec: StackSetSpec, live: LiveStackSet, plan: StackSetPlan) -> None:
     """Fill the stack-set-level changes (template, parameters, properties) of ``plan``."""
     if _normalised_template(live.template_body) != _normalised_template(spec.template.body):
-        old = (live.template_body or "").rstrip("\n").splitlines()
-        new = spec.template.body.rstrip("\n").splitlines()
+        old_lines = (live.template_body or "").rstrip("\n").splitlines()
+        new_lines = spec.template.body.rstrip("\n").splitlines()
         plan.template_diff = (
             "\n".join(
                 difflib.unified_diff(
-                    old, new, fromfile=f"{spec.name} (live)", tofile=spec.template.path, lineterm="", n=2
+                    old_lines, new_lines, fromfile=f"{spec.name} (live)", tofile=spec.template.path, lineterm="", n=2
                 )
             )
             or "template changed (formatting only)"
@@ -501,7 +541,7 @@ def _plan_self_managed(spec: StackSetSpec, instances: tuple[LiveInstance, ...], 
     for (regions, _), accounts in sorted(_group_by_regions(removals).items()):
         steps.append(
             Step(
-                kind="delete_instances",
+                kind=StepKind.DELETE_INSTANCES,
                 accounts=tuple(sorted(accounts)),
                 regions=regions,
                 instance_count=len(accounts) * len(regions),
@@ -512,24 +552,23 @@ def _plan_self_managed(spec: StackSetSpec, instances: tuple[LiveInstance, ...], 
     updates: dict[tuple[Any, str], set[str]] = defaultdict(set)
     for account, region in sorted(desired):
         wanted = desired_overrides(spec, account, region, None)
-        inst = live.get((account, region))
-        if inst is None:
+        existing = live.get((account, region))
+        if existing is None:
             creates[(wanted, account)].add(region)
             plan.add.append(f"{account}/{region}")
             continue
-        current = inst.overrides or ()
+        current = existing.overrides or ()
         if current != wanted:
             plan.override_changes.append(f"{account}/{region}: {_fmt(current)} -> {_fmt(wanted)}")
             updates[(wanted, account)].add(region)
-        elif inst.status != "CURRENT":
-            plan.rerun.append(
-                f"{account}/{region}: {inst.status}" + (f" ({inst.status_reason})" if inst.status_reason else "")
-            )
+        elif existing.status != "CURRENT":
+            reason = f" ({existing.status_reason})" if existing.status_reason else ""
+            plan.rerun.append(f"{account}/{region}: {existing.status}{reason}")
             updates[(wanted, account)].add(region)
     for (regions, wanted), accounts in sorted(_group_by_regions(creates).items()):
         steps.append(
             Step(
-                kind="create_instances",
+                kind=StepKind.CREATE_INSTANCES,
                 accounts=tuple(sorted(accounts)),
                 regions=regions,
                 overrides=wanted or None,
@@ -539,7 +578,7 @@ def _plan_self_managed(spec: StackSetSpec, instances: tuple[LiveInstance, ...], 
     for (regions, wanted), accounts in sorted(_group_by_regions(updates).items()):
         steps.append(
             Step(
-                kind="update_instances",
+                kind=StepKind.UPDATE_INSTANCES,
                 accounts=tuple(sorted(accounts)),
                 regions=regions,
                 overrides=wanted,
@@ -583,9 +622,9 @@ def _plan_service_managed(
         for chunk in _chunks(sorted(ous), MAX_OUS_PER_CALL):
             steps.append(
                 Step(
-                    kind="delete_instances",
+                    kind=StepKind.DELETE_INSTANCES,
                     organizational_units=chunk,
-                    account_filter="NONE",
+                    account_filter=AccountFilter.NONE,
                     regions=regions,
                     instance_count=count,
                 )
@@ -594,10 +633,10 @@ def _plan_service_managed(
         ous = sorted({account_ous[a] for a in accounts if a in account_ous})
         steps.append(
             Step(
-                kind="delete_instances",
+                kind=StepKind.DELETE_INSTANCES,
                 organizational_units=tuple(ous),
                 accounts=tuple(sorted(accounts)),
-                account_filter="INTERSECTION",
+                account_filter=AccountFilter.INTERSECTION,
                 regions=regions,
                 instance_count=len(accounts) * len(regions),
             )
@@ -639,9 +678,9 @@ def _plan_service_managed(
             count = sum(len(by_ou_region[(ou, r)]) for ou in chunk for r in regions)
             steps.append(
                 Step(
-                    kind="update_instances",
+                    kind=StepKind.UPDATE_INSTANCES,
                     organizational_units=chunk,
-                    account_filter="NONE",
+                    account_filter=AccountFilter.NONE,
                     regions=regions,
                     overrides=wanted,
                     instance_count=count,
@@ -652,10 +691,10 @@ def _plan_service_managed(
             ous = sorted(ou for ou in partial if ou) or sorted(target_ous)
             steps.append(
                 Step(
-                    kind="update_instances",
+                    kind=StepKind.UPDATE_INSTANCES,
                     organizational_units=tuple(ous)[:MAX_OUS_PER_CALL],
                     accounts=tuple(accounts),
-                    account_filter="INTERSECTION",
+                    account_filter=AccountFilter.INTERSECTION,
                     regions=regions,
                     overrides=wanted,
                     instance_count=len(accounts) * len(regions),
@@ -687,13 +726,12 @@ def _additions_by_ou(
             if (ou, region) not in by_ou_region:
                 creates[(desired_overrides(spec, "", region, ou, ou_level_only=True), ou)].add(region)
                 plan.add.append(f"{ou}/{region}")
-    filter_accounts = tuple(sorted(spec.accounts)) if spec.account_filter in ("INTERSECTION", "DIFFERENCE") else ()
-    create_filter = spec.account_filter if filter_accounts else "NONE"
+    filter_accounts, create_filter = _create_filter(spec)
     for (regions, wanted), ous in sorted(_group_by_regions(creates).items(), key=lambda kv: (kv[0][0], kv[0][1])):
         for chunk in _chunks(sorted(ous), MAX_OUS_PER_CALL):
             steps.append(
                 Step(
-                    kind="create_instances",
+                    kind=StepKind.CREATE_INSTANCES,
                     organizational_units=chunk,
                     accounts=filter_accounts,
                     account_filter=create_filter,
@@ -707,7 +745,7 @@ def _additions_by_ou(
     live_pairs = {(i.account, i.region) for i in instances}
     created_ou_regions = {(ou, r) for (_, ou), regions in creates.items() for r in regions}
     account_creates: dict[tuple[Any, str], set[str]] = defaultdict(set)
-    if spec.account_filter == "INTERSECTION":
+    if spec.account_filter is AccountFilter.INTERSECTION:
         known = {i.account: i.ou for i in instances}
         for account in spec.accounts:
             for region in spec.regions:
@@ -722,21 +760,25 @@ def _additions_by_ou(
         for (regions, _), accounts in sorted(_group_by_regions(account_creates).items()):
             steps.append(
                 Step(
-                    kind="create_instances",
+                    kind=StepKind.CREATE_INSTANCES,
                     organizational_units=tuple(sorted(target_ous))[:MAX_OUS_PER_CALL],
                     accounts=tuple(sorted(accounts)),
-                    account_filter="INTERSECTION",
+                    account_filter=AccountFilter.INTERSECTION,
                     regions=regions,
                     instance_count=len(accounts) * len(regions),
                 )
             )
-    elif spec.account_filter == "UNION":
+    elif spec.account_filter is AccountFilter.UNION:
         steps.extend(_union_additions(spec, instances, account_parents, plan, covered=set()))
     return steps
 
 
 def _union_additions(
-    spec: StackSetSpec, instances, account_parents: dict[str, str], plan: StackSetPlan, covered: set[str]
+    spec: StackSetSpec,
+    instances: tuple[LiveInstance, ...],
+    account_parents: dict[str, str],
+    plan: StackSetPlan,
+    covered: set[str],
 ) -> list[Step]:
     """UNION accounts outside the OUs: CreateStackInstances takes no UNION, so through their parent OU."""
     live_pairs = {(i.account, i.region) for i in instances}
@@ -758,10 +800,10 @@ def _union_additions(
         parents = tuple(sorted({account_parents[a] for a in accounts}))
         steps.append(
             Step(
-                kind="create_instances",
+                kind=StepKind.CREATE_INSTANCES,
                 organizational_units=parents,
                 accounts=tuple(sorted(accounts)),
-                account_filter="INTERSECTION",
+                account_filter=AccountFilter.INTERSECTION,
                 regions=regions,
                 overrides=wanted or None,
                 instance_count=len(accounts) * len(regions),
@@ -787,9 +829,9 @@ def _additions_by_membership(
     chosen = set(spec.accounts)
 
     def wanted(account: str) -> bool:
-        if spec.account_filter == "INTERSECTION":
+        if spec.account_filter is AccountFilter.INTERSECTION:
             return account in chosen
-        if spec.account_filter == "DIFFERENCE":
+        if spec.account_filter is AccountFilter.DIFFERENCE:
             return account not in chosen
         return True
 
@@ -814,14 +856,13 @@ def _additions_by_membership(
                     per_account[(keys[account], (ou, account))].add(region)
                     plan.add.append(f"{account}/{region} (via {ou})")
     steps: list[Step] = []
-    filter_accounts = tuple(sorted(chosen)) if spec.account_filter in ("INTERSECTION", "DIFFERENCE") else ()
-    create_filter = spec.account_filter if filter_accounts else "NONE"
+    filter_accounts, create_filter = _create_filter(spec)
     for (regions, key), ous in sorted(_group_by_regions(ou_wide).items()):
         for chunk in _chunks(sorted(ous), MAX_OUS_PER_CALL):
             count = sum(len([a for a in members.get(ou, ()) if wanted(a)]) for ou in chunk) * len(regions)
             steps.append(
                 Step(
-                    kind="create_instances",
+                    kind=StepKind.CREATE_INSTANCES,
                     organizational_units=chunk,
                     accounts=filter_accounts,
                     account_filter=create_filter,
@@ -831,21 +872,21 @@ def _additions_by_membership(
                 )
             )
     for (regions, key), units in sorted(_group_by_regions(per_account).items()):
-        ous = tuple(sorted({ou for ou, _ in units}))
-        accounts = tuple(sorted({a for _, a in units}))
-        for chunk in _chunks(list(ous), MAX_OUS_PER_CALL):
+        unit_ous = sorted({ou for ou, _ in units})
+        unit_accounts = tuple(sorted({a for _, a in units}))
+        for chunk in _chunks(unit_ous, MAX_OUS_PER_CALL):
             steps.append(
                 Step(
-                    kind="create_instances",
+                    kind=StepKind.CREATE_INSTANCES,
                     organizational_units=chunk,
-                    accounts=accounts,
-                    account_filter="INTERSECTION",
+                    accounts=unit_accounts,
+                    account_filter=AccountFilter.INTERSECTION,
                     regions=regions,
                     overrides=key or None,
-                    instance_count=len(accounts) * len(regions),
+                    instance_count=len(unit_accounts) * len(regions),
                 )
             )
-    if spec.account_filter == "UNION":
+    if spec.account_filter is AccountFilter.UNION:
         steps.extend(_union_additions(spec, instances, account_parents, plan, covered))
     return steps
 
@@ -862,28 +903,29 @@ def _assign_operation_ids(
     for step in steps:
         if step.is_operation:
             index += 1
-            if step.kind == "update_stack_set":
+            if step.kind is StepKind.UPDATE_STACK_SET:
                 may_override = has_overrides  # the instances keep whatever overrides they had
             else:
-                may_override = bool(step.overrides) or (step.kind == "delete_instances" and has_overrides)
-            step = Step(**{**asdict(step), "operation_id": operation_id(fp, index, total, step, base, may_override)})
+                may_override = bool(step.overrides) or (step.kind is StepKind.DELETE_INSTANCES and has_overrides)
+            step = replace(step, operation_id=operation_id(fp, index, total, step, base, may_override))
         else:
-            step = Step(
-                **{**asdict(step), "operation_id": f"{OPERATION_PREFIX}-{fp[:20]}-{step.kind.replace('_', '-')}"}
-            )
+            step = replace(step, operation_id=f"{OPERATION_PREFIX}-{fp[:20]}-{step.kind.value.replace('_', '-')}")
         out.append(step)
     return out
 
 
 def plan_destroy(spec: StackSetSpec, live: LiveStackSet) -> StackSetPlan:
     """Delete every instance, then the stack set (owned stack sets only)."""
-    plan = StackSetPlan(name=spec.name, action="delete", fingerprint="")
+    plan = StackSetPlan(name=spec.name, action=PlanAction.DELETE, fingerprint="")
     if not live.exists:
-        plan.action = "absent"
+        plan.action = PlanAction.ABSENT
         return plan
     if not live.owned:
-        plan.action = "blocked"
-        plan.blocked_reason = f"stack set '{spec.name}' lacks the ownership tag {OWNER_TAG_KEY}={OWNER_TAG_VALUE}: this tool did not create it and will not delete it"
+        plan.action = PlanAction.BLOCKED
+        plan.blocked_reason = (
+            f"stack set '{spec.name}' lacks the ownership tag {OWNER_TAG_KEY}={OWNER_TAG_VALUE}: "
+            "this tool did not create it and will not delete it"
+        )
         return plan
     instances = live.instances or ()
     steps: list[Step] = []
@@ -891,7 +933,7 @@ def plan_destroy(spec: StackSetSpec, live: LiveStackSet) -> StackSetPlan:
     unplaced: dict[tuple[Any, str], set[str]] = defaultdict(set)
     for inst in instances:
         plan.remove.append(_label(inst))
-        if live.permission_model == "SERVICE_MANAGED":
+        if live.permission_model is PermissionModel.SERVICE_MANAGED:
             if inst.ou:
                 units[(None, inst.ou)].add(inst.region)
             else:
@@ -899,15 +941,20 @@ def plan_destroy(spec: StackSetSpec, live: LiveStackSet) -> StackSetPlan:
         else:
             units[(None, inst.account)].add(inst.region)
     for (regions, _), names in sorted(_group_by_regions(units).items()):
-        if live.permission_model == "SERVICE_MANAGED":
+        if live.permission_model is PermissionModel.SERVICE_MANAGED:
             for chunk in _chunks(sorted(names), MAX_OUS_PER_CALL):
                 steps.append(
-                    Step(kind="delete_instances", organizational_units=chunk, account_filter="NONE", regions=regions)
+                    Step(
+                        kind=StepKind.DELETE_INSTANCES,
+                        organizational_units=chunk,
+                        account_filter=AccountFilter.NONE,
+                        regions=regions,
+                    )
                 )
         else:
             steps.append(
                 Step(
-                    kind="delete_instances",
+                    kind=StepKind.DELETE_INSTANCES,
                     accounts=tuple(sorted(names)),
                     regions=regions,
                     instance_count=len(names) * len(regions),
@@ -915,10 +962,10 @@ def plan_destroy(spec: StackSetSpec, live: LiveStackSet) -> StackSetPlan:
             )
     if unplaced:
         plan.notes.append("instances without a known OU: " + ", ".join(sorted(a for _, a in unplaced)))
-        plan.action = "blocked"
+        plan.action = PlanAction.BLOCKED
         plan.blocked_reason = "some instances cannot be attributed to an OU; delete them by OU first"
         return plan
-    steps.append(Step(kind="delete_stack_set"))
+    steps.append(Step(kind=StepKind.DELETE_STACK_SET))
     base = live.last_operation.operation_id if live.last_operation else ""
     fp = _sha({"destroy": spec.name, "base": base})
     plan.fingerprint = fp
@@ -934,7 +981,7 @@ def describe(plan: StackSetPlan, spec: StackSetSpec | None = None) -> list[str]:
     """Human-readable lines of a plan (NoEcho values masked)."""
     no_echo = {n for n, p in spec.template.parameters.items() if p.no_echo} if spec else set()
     lines = [
-        f"{plan.name}: {plan.action}"
+        f"{plan.name}: {plan.action.value}"
         + ("" if plan.instances_read else " (unchanged since the last successful apply; instances not listed)")
     ]
     if plan.blocked_reason:
@@ -963,5 +1010,5 @@ def describe(plan: StackSetPlan, spec: StackSetSpec | None = None) -> list[str]:
     for note in plan.notes:
         lines.append(f"  note: {note}")
     if plan.steps:
-        lines.append(f"  calls: {', '.join(step.kind for step in plan.steps)}")
+        lines.append(f"  calls: {', '.join(step.kind.value for step in plan.steps)}")
     return lines

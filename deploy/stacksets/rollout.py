@@ -14,14 +14,24 @@ import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
+from enum import Enum
+from graphlib import TopologicalSorter
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from deploy.common.errors import InputError, RolloutError
 from deploy.stacksets.aws import InstanceFailure, StackSets
-from deploy.stacksets.manifest import Manifest, StackSetSpec, dependency_order
-from deploy.stacksets.plan import LiveStackSet, StackSetPlan, describe, plan_destroy, plan_stack_set
+from deploy.stacksets.manifest import AccountFilter, Manifest, StackSetSpec, dependency_graph, dependency_order
+from deploy.stacksets.plan import (
+    LiveStackSet,
+    PlanAction,
+    StackSetPlan,
+    StepKind,
+    describe,
+    plan_destroy,
+    plan_stack_set,
+)
 
 # Waits before re-running an operation whose failures are all "role not assumable yet":
 # IAM changes reach every region within seconds to a couple of minutes.
@@ -30,19 +40,40 @@ MAX_ROUNDS = 3
 MAX_PARALLEL_STACK_SETS = 8
 
 
+class OutcomeResult(str, Enum):
+    """How a stack set's rollout ended (``str``: the JSON documents show the value)."""
+
+    NO_CHANGE = "no-change"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    BLOCKED = "blocked"
+    DELETED = "deleted"
+    ABSENT = "absent"
+
+    @property
+    def ok(self) -> bool:
+        return self in _OK_RESULTS
+
+
+_OK_RESULTS = frozenset({OutcomeResult.NO_CHANGE, OutcomeResult.SUCCEEDED, OutcomeResult.DELETED, OutcomeResult.ABSENT})
+# A plan without steps ends as what its action says.
+_RESULT_WITHOUT_STEPS = {PlanAction.DELETE: OutcomeResult.DELETED, PlanAction.ABSENT: OutcomeResult.ABSENT}
+
+
 @dataclass
 class Outcome:
     """How one stack set ended."""
 
     name: str
-    result: str  # no-change | succeeded | failed | skipped | blocked | deleted | absent
+    result: OutcomeResult
     operations: list[str] = field(default_factory=list)
     failures: list[InstanceFailure] = field(default_factory=list)
     message: str = ""
 
     @property
     def ok(self) -> bool:
-        return self.result in ("no-change", "succeeded", "deleted", "absent")
+        return self.result.ok
 
     def to_dict(self) -> dict:
         return {
@@ -69,7 +100,7 @@ class Reporter:
             console=self.console,
             disable=quiet or not self.console.is_terminal,
         )
-        self._tasks: dict[str, int] = {}
+        self._tasks: dict[str, TaskID] = {}
         self._lock = threading.Lock()
 
     def __enter__(self):
@@ -96,12 +127,12 @@ class Reporter:
             return
         self.line(f"{name}: {text}")
 
-    def operation(self, name: str, kind: str, operation_id: str) -> None:
+    def operation(self, name: str, kind: StepKind, operation_id: str) -> None:
         """A step starts: short on the live display, the full OperationId in plain output."""
         if self.progress.disable:
-            self.step(name, f"{kind} {operation_id}")
+            self.step(name, f"{kind.value} {operation_id}")
         else:
-            self.step(name, f"{kind.replace('_', ' ')} …{operation_id[-8:]}")
+            self.step(name, f"{kind.value.replace('_', ' ')} …{operation_id[-8:]}")
 
     def advance(self, name: str, amount: int) -> None:
         with self._lock:
@@ -184,7 +215,7 @@ class Rollout:
         def one(spec: StackSetSpec) -> Planned:
             live = self.adapter.read(spec, full=full, on_wait=self._on_wait, wait=wait)
             parents = {}
-            if spec.service_managed and spec.account_filter == "UNION" and live.instances is not None:
+            if spec.service_managed and spec.account_filter is AccountFilter.UNION and live.instances is not None:
                 parents = self.adapter.account_parents(spec.accounts)
             return Planned(spec, live, plan_stack_set(spec, live, parents, adopt=self.adopt), parents)
 
@@ -216,14 +247,15 @@ class Rollout:
         lines = []
         for p in removing:
             everything = p.live.instances is not None and len(p.plan.remove) == len(p.live.instances) and not p.plan.add
-            if p.plan.action == "delete":
+            if p.plan.action is PlanAction.DELETE:
                 lines.append(
                     f"{p.spec.name}: delete the stack set and its {len(p.plan.remove)} instance(s)"
                     + (" (stacks retained)" if p.spec.retain_stacks else "")
                 )
             elif everything:
                 lines.append(
-                    f"{p.spec.name}: the targets resolve to NO account: EVERY one of its {len(p.plan.remove)} instance(s) would be removed"
+                    f"{p.spec.name}: the targets resolve to NO account: "
+                    f"EVERY one of its {len(p.plan.remove)} instance(s) would be removed"
                 )
             else:
                 lines.append(
@@ -241,48 +273,50 @@ class Rollout:
     # ------------------------------------------------------------------ execution
 
     def run(self, planned: dict[str, Planned], destroy: bool = False) -> dict[str, Outcome]:
-        """Execute every plan, respecting ``depends_on`` (reversed for destroy)."""
+        """Execute every plan, respecting ``depends_on`` (reversed for destroy).
+
+        A stack set starts as soon as graphlib reports every stack set it waits for done;
+        one that waits for a stack set that did not succeed is skipped, not run.
+        """
         specs = [p.spec for p in planned.values()]
         order = dependency_order(specs)
-        deps: dict[str, set[str]] = {s.name: set(s.depends_on) for s in specs}
+        deps = {name: set(after) for name, after in dependency_graph(specs).items()}
         if destroy:
             deps = {name: {other for other, d in deps.items() if name in d} for name in deps}
             order = list(reversed(order))
+        sorter = TopologicalSorter(deps)
+        sorter.prepare()
         outcomes: dict[str, Outcome] = {}
-        pending = list(order)
         running: dict[Future, str] = {}
         with self.reporter, ThreadPoolExecutor(max_workers=MAX_PARALLEL_STACK_SETS) as pool:
             try:
-                while pending or running:
-                    for name in list(pending):
-                        if not deps[name] <= set(outcomes):
-                            continue
-                        pending.remove(name)
+                while sorter.is_active():
+                    for name in sorter.get_ready():
                         failed = sorted(d for d in deps[name] if not outcomes[d].ok)
-                        item = planned[name]
                         if failed:
                             outcomes[name] = Outcome(
-                                name, "skipped", message=f"not run: {', '.join(failed)} did not succeed"
+                                name, OutcomeResult.SKIPPED, message=f"not run: {', '.join(failed)} did not succeed"
                             )
                             self.reporter.finish(name, outcomes[name].message)
-                        elif item.plan.action == "blocked":
-                            outcomes[name] = Outcome(name, "blocked", message=item.plan.blocked_reason or "")
-                        elif not item.plan.steps:
-                            result = {"delete": "deleted", "absent": "absent"}.get(item.plan.action, "no-change")
-                            outcomes[name] = Outcome(name, result)
+                        elif (outcome := _without_steps(planned[name])) is not None:
+                            outcomes[name] = outcome
                         else:
+                            item = planned[name]
                             self.reporter.start(name, sum(s.instance_count or 1 for s in item.plan.steps))
                             running[pool.submit(self._run_one, item, destroy)] = name
+                            continue
+                        sorter.done(name)
                     if not running:
-                        continue
-                    done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-                    for future in done:
+                        continue  # stack sets settled without a call may have made others ready
+                    finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+                    for future in finished:
                         name = running.pop(future)
                         try:
                             outcomes[name] = future.result()
                         except RolloutError as error:
-                            outcomes[name] = Outcome(name, "failed", message=str(error))
+                            outcomes[name] = Outcome(name, OutcomeResult.FAILED, message=str(error))
                         self.reporter.finish(name, _summary(outcomes[name]))
+                        sorter.done(name)
             except KeyboardInterrupt:
                 self.adapter.stop.set()
                 pool.shutdown(wait=False, cancel_futures=True)
@@ -291,9 +325,9 @@ class Rollout:
 
     def _run_one(self, item: Planned, destroy: bool) -> Outcome:
         spec, plan = item.spec, item.plan
-        outcome = Outcome(spec.name, "succeeded")
+        outcome = Outcome(spec.name, OutcomeResult.SUCCEEDED)
         iam_retries = 0
-        for round_number in range(MAX_ROUNDS + len(self.iam_retry_delays)):
+        for _round in range(MAX_ROUNDS + len(self.iam_retry_delays)):
             retry = False
             for step in plan.steps:
                 started = time.monotonic()
@@ -310,14 +344,14 @@ class Rollout:
                         self.adapter.poll.sleep(delay)
                         retry = True
                         break
-                    outcome.result = "failed"
+                    outcome.result = OutcomeResult.FAILED
                     outcome.failures = result.failures
-                    outcome.message = f"{step.kind} {result.operation_id} ended {result.status}"
+                    outcome.message = f"{step.kind.value} {result.operation_id} ended {result.status}"
                     return outcome
                 self.reporter.advance(spec.name, step.instance_count or 1)
                 self.reporter.step(spec.name, f"{step.kind} done in {time.monotonic() - started:.0f}s")
             if destroy:
-                outcome.result = "deleted"
+                outcome.result = OutcomeResult.DELETED
                 return outcome
             if not retry and not plan.needs_followup:
                 return outcome
@@ -325,21 +359,30 @@ class Rollout:
             # and failed instances are no longer CURRENT. Removals are never follow-ups.
             live = self.adapter.read(spec, full=True, on_wait=self._on_wait)
             plan = plan_stack_set(spec, live, item.account_parents, adopt=True)
-            plan.steps = [s for s in plan.steps if s.kind != "delete_instances"]
+            plan.steps = [s for s in plan.steps if s.kind is not StepKind.DELETE_INSTANCES]
             if not plan.steps:
                 return outcome
-        outcome.result = "failed"
+        outcome.result = OutcomeResult.FAILED
         outcome.message = "did not converge after several rounds; re-run apply"
         return outcome
 
 
+def _without_steps(item: Planned) -> Outcome | None:
+    """The outcome of a plan that makes no call (blocked, nothing to do), or None."""
+    if item.plan.action is PlanAction.BLOCKED:
+        return Outcome(item.spec.name, OutcomeResult.BLOCKED, message=item.plan.blocked_reason or "")
+    if not item.plan.steps:
+        return Outcome(item.spec.name, _RESULT_WITHOUT_STEPS.get(item.plan.action, OutcomeResult.NO_CHANGE))
+    return None
+
+
 def _summary(outcome: Outcome) -> str:
-    if outcome.result == "failed":
+    if outcome.result is OutcomeResult.FAILED:
         return f"FAILED: {outcome.message}" + (
             f" ({len(outcome.failures)} instance(s) failed)" if outcome.failures else ""
         )
-    return outcome.result + (f": {outcome.message}" if outcome.message else "")
+    return outcome.result.value + (f": {outcome.message}" if outcome.message else "")
 
 
 def blocked(planned: dict[str, Planned]) -> list[Planned]:
-    return [p for p in planned.values() if p.plan.action == "blocked"]
+    return [p for p in planned.values() if p.plan.action is PlanAction.BLOCKED]
