@@ -207,7 +207,7 @@ def test_first_publish_reads_then_writes_with_the_real_request_shapes(stubbed, c
         },
     )
 
-    result = publisher.execute(plan, catalog, state, identity)
+    result = publisher.execute(plan, state)
     assert (
         result.portfolio_id == "port-1"
         and result.product_ids == {"project": "prod-1"}
@@ -419,7 +419,7 @@ def test_new_version_retires_old_ones_and_a_version_in_use_elsewhere_is_kept(stu
         http_status_code=400,
         expected_params={"ProductId": "prod-1", "ProvisioningArtifactId": "pa-1"},
     )
-    result = publisher.execute(plan, catalog, state, identity)
+    result = publisher.execute(plan, state)
     assert result.done[-1]["skipped"] == "in use by a provisioned product"
     assert result.version_ids == {"project": "pa-3"}
 
@@ -480,7 +480,7 @@ def test_pending_account_share_is_accepted_through_the_recipient_role(stubbed, c
         return client
 
     monkeypatch.setattr(Clients, "client", recipient_client)
-    publisher.execute(plan, catalog, state, identity)
+    publisher.execute(plan, state)
     assert len(recipient_calls) == 1
     recipient_calls[0].assert_no_pending_responses()
     assert (
@@ -504,7 +504,7 @@ def test_a_failed_call_stops_and_reports_what_was_done(stubbed, catalog):
         "create_bucket", service_error_code="AccessDenied", service_message="no s3:CreateBucket", http_status_code=403
     )
     with pytest.raises(PublishFailed) as caught:
-        publisher.execute(plan, catalog, state, identity)
+        publisher.execute(plan, state)
     assert caught.value.result.done == []
     assert (
         caught.value.result.failed["action"] == "create_bucket"

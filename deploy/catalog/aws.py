@@ -9,6 +9,7 @@ reporting what was done. Retries are botocore's (``deploy.common.clients.RETRY_C
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Callable
@@ -20,22 +21,50 @@ from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError, 
 
 from deploy.catalog.model import Catalog
 from deploy.catalog.plan import (
+    AcceptShare,
     Action,
+    ActivateVersion,
     ArtifactState,
+    AssociatePrincipal,
+    AssociateProduct,
+    AssociateRecipientPrincipal,
     BucketState,
     ConstraintState,
+    CreateBucket,
+    CreateLaunchConstraint,
+    CreatePortfolio,
+    CreateProduct,
+    CreateShare,
+    CreateVersion,
+    DeactivateVersion,
+    DeleteConstraint,
+    DeleteShare,
+    DeleteVersion,
+    DisassociatePrincipal,
+    DisassociateProduct,
+    EnableOrganizationsAccess,
     Identity,
     LiveState,
     Plan,
     PortfolioState,
     ProductState,
+    PutBucketEncryption,
+    PutBucketVersioning,
+    PutPublicAccessBlock,
+    ShareKind,
     ShareState,
+    ShareTarget,
+    UpdateLaunchConstraint,
+    UpdatePortfolio,
+    UpdateProduct,
+    UpdateShare,
+    UploadTemplate,
     default_bucket_name,
-    is_account_id,
-    is_ou_id,
 )
+from deploy.common.buckets import BucketHardening, Hardening, create_bucket
 from deploy.common.clients import Clients
 from deploy.common.errors import InputError, RolloutError, error_code
+from deploy.common.refs import is_account_id, is_ou_id
 
 _PRODUCT_FIELDS = {
     "Owner": "Owner",
@@ -223,7 +252,7 @@ class CatalogPublisher:
         if portfolio and catalog.shares.accept_role:
             for account in catalog.shares.accounts:
                 if account in account_shares and account_shares[account].accepted:
-                    recipient = self._recipient_client(identity, account, catalog.shares.accept_role)
+                    recipient = self._recipient_client(identity.partition, account, catalog.shares.accept_role)
                     pages = recipient.get_paginator("list_principals_for_portfolio").paginate(PortfolioId=portfolio.id)
                     recipients[account] = frozenset(
                         (p["PrincipalARN"], p["PrincipalType"]) for p in pages.search("Principals[]")
@@ -421,24 +450,18 @@ class CatalogPublisher:
         return f"{endpoint}/{bucket}/{quote(key)}"
 
     def execute(
-        self,
-        plan: Plan,
-        catalog: Catalog,
-        state: LiveState,
-        identity: Identity,
-        progress: Callable[[Action], None] | None = None,
+        self, plan: Plan, state: LiveState, progress: Callable[[Action], None] | None = None
     ) -> ExecutionResult:
         """Carry out ``plan`` in order; raise PublishFailed at the first failed call."""
         result = ExecutionResult(
             portfolio_id=state.portfolio.id if state.portfolio else None,
             product_ids={name: p.id for name, p in state.products.items()},
         )
-        bodies = {str(p.path): p.body for p in catalog.products}
         for action in plan.actions:
             if progress:
                 progress(action)
             try:
-                outcome = getattr(self, f"_do_{action.op}")(action, result, catalog, identity, bodies) or {}
+                outcome = self._apply(action, result) or {}
             except ClientError as error:
                 result.failed = {
                     **action.to_dict(),
@@ -451,220 +474,210 @@ class CatalogPublisher:
             result.done.append({**action.to_dict(), **outcome})
         return result
 
-    def _product_id(self, result: ExecutionResult, name: str) -> str:
-        return result.product_ids[name]
+    # One handler per action type, each taking its own type; a handler returns what the
+    # call created (ids, tokens) for the result document, or None.
 
-    def _do_create_bucket(self, action, result, catalog, identity, bodies):
-        kwargs = {"Bucket": action.target}
-        if self.region != "us-east-1":
-            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
-        self.s3.create_bucket(**kwargs)
+    @functools.singledispatchmethod
+    def _apply(self, action: Action, result: ExecutionResult) -> dict | None:
+        raise NotImplementedError(f"no executor step for {type(action).__name__}")
 
-    def _do_put_bucket_encryption(self, action, result, catalog, identity, bodies):
-        default = {"SSEAlgorithm": "aws:kms"}
-        if catalog.kms_key_id:
-            default["KMSMasterKeyID"] = catalog.kms_key_id
-        self.s3.put_bucket_encryption(
-            Bucket=action.target,
-            ServerSideEncryptionConfiguration={
-                "Rules": [{"ApplyServerSideEncryptionByDefault": default, "BucketKeyEnabled": True}]
-            },
-        )
+    @_apply.register
+    def _create_bucket(self, action: CreateBucket, result: ExecutionResult) -> None:
+        create_bucket(self.s3, action.bucket, self.region)
 
-    def _do_put_bucket_versioning(self, action, result, catalog, identity, bodies):
-        self.s3.put_bucket_versioning(Bucket=action.target, VersioningConfiguration={"Status": "Enabled"})
+    @_apply.register
+    def _put_bucket_encryption(self, action: PutBucketEncryption, result: ExecutionResult) -> None:
+        BucketHardening(kms_key_id=action.kms_key_id).apply(self.s3, Hardening.ENCRYPTION, action.bucket)
 
-    def _do_put_public_access_block(self, action, result, catalog, identity, bodies):
-        self.s3.put_public_access_block(
-            Bucket=action.target,
-            PublicAccessBlockConfiguration={
-                "BlockPublicAcls": True,
-                "IgnorePublicAcls": True,
-                "BlockPublicPolicy": True,
-                "RestrictPublicBuckets": True,
-            },
-        )
+    @_apply.register
+    def _put_bucket_versioning(self, action: PutBucketVersioning, result: ExecutionResult) -> None:
+        BucketHardening().apply(self.s3, Hardening.VERSIONING, action.bucket)
 
-    def _do_upload_template(self, action, result, catalog, identity, bodies):
-        p = action.params
-        kwargs = {
-            "ServerSideEncryption": "aws:kms",
-            **({"SSEKMSKeyId": catalog.kms_key_id} if catalog.kms_key_id else {}),
-        }
+    @_apply.register
+    def _put_public_access_block(self, action: PutPublicAccessBlock, result: ExecutionResult) -> None:
+        BucketHardening().apply(self.s3, Hardening.PUBLIC_ACCESS_BLOCK, action.bucket)
+
+    @_apply.register
+    def _upload_template(self, action: UploadTemplate, result: ExecutionResult) -> None:
         self.s3.put_object(
-            Bucket=p["bucket"],
-            Key=p["key"],
-            Body=bodies[p["path"]],
+            Bucket=action.bucket,
+            Key=action.key,
+            Body=action.body,
             ContentType="application/x-yaml",
-            Metadata={"sha256": p["sha256"]},
-            **kwargs,
+            Metadata={"sha256": action.sha256},
+            ServerSideEncryption="aws:kms",
+            **({"SSEKMSKeyId": action.kms_key_id} if action.kms_key_id else {}),
         )
 
-    def _do_create_portfolio(self, action, result, catalog, identity, bodies):
-        p = action.params
+    @_apply.register
+    def _create_portfolio(self, action: CreatePortfolio, result: ExecutionResult) -> dict:
         detail = self.sc.create_portfolio(
-            DisplayName=action.target,
-            ProviderName=p["provider"],
-            Description=p["description"],
-            Tags=_tag_list(p["tags"]),
+            DisplayName=action.name,
+            ProviderName=action.provider,
+            Description=action.description,
+            Tags=_tag_list(action.tags),
             IdempotencyToken=str(uuid.uuid4()),
         )["PortfolioDetail"]
         result.portfolio_id = detail["Id"]
         return {"id": detail["Id"]}
 
-    def _do_update_portfolio(self, action, result, catalog, identity, bodies):
-        p = action.params
+    @_apply.register
+    def _update_portfolio(self, action: UpdatePortfolio, result: ExecutionResult) -> None:
         kwargs = {"Id": result.portfolio_id}
-        if "provider" in p:
-            kwargs["ProviderName"] = p["provider"]
-        if "description" in p:
-            kwargs["Description"] = p["description"]
-        if p.get("add_tags"):
-            kwargs["AddTags"] = _tag_list(p["add_tags"])
+        if action.provider is not None:
+            kwargs["ProviderName"] = action.provider
+        if action.description is not None:
+            kwargs["Description"] = action.description
+        if action.add_tags:
+            kwargs["AddTags"] = _tag_list(action.add_tags)
         self.sc.update_portfolio(**kwargs)
 
-    def _artifact_parameters(self, p: dict) -> dict:
+    def _artifact_parameters(self, action: CreateVersion | CreateProduct) -> dict:
         return {
-            "Name": p["version"],
-            "Description": p["description"],
+            "Name": action.version,
+            "Description": action.description,
             "Type": "CLOUD_FORMATION_TEMPLATE",
-            "Info": {"LoadTemplateFromURL": self.template_url(p["bucket"], p["key"])},
+            "Info": {"LoadTemplateFromURL": self.template_url(action.bucket, action.key)},
         }
 
-    def _do_create_product(self, action, result, catalog, identity, bodies):
-        p = action.params
-        fields = {k: v for k, v in p["fields"].items() if v}
+    @_apply.register
+    def _create_product(self, action: CreateProduct, result: ExecutionResult) -> dict:
         response = self.sc.create_product(
-            Name=p["product"],
+            Name=action.product,
             ProductType="CLOUD_FORMATION_TEMPLATE",
-            Tags=_tag_list(p["tags"]),
-            ProvisioningArtifactParameters=self._artifact_parameters(p),
+            Tags=_tag_list(action.tags),
+            ProvisioningArtifactParameters=self._artifact_parameters(action),
             IdempotencyToken=str(uuid.uuid4()),
-            **fields,
+            **{k: v for k, v in action.fields.items() if v},
         )
         product_id = response["ProductViewDetail"]["ProductViewSummary"]["ProductId"]
         version_id = response.get("ProvisioningArtifactDetail", {}).get("Id")
-        result.product_ids[p["product"]] = product_id
-        result.version_ids[p["product"]] = version_id
+        result.product_ids[action.product] = product_id
+        result.version_ids[action.product] = version_id
         return {"id": product_id, "version_id": version_id}
 
-    def _do_update_product(self, action, result, catalog, identity, bodies):
-        p = action.params
-        kwargs = {"Id": self._product_id(result, p["product"]), **p.get("fields", {})}
-        if p.get("add_tags"):
-            kwargs["AddTags"] = _tag_list(p["add_tags"])
-        if p.get("remove_tags"):
-            kwargs["RemoveTags"] = p["remove_tags"]
+    @_apply.register
+    def _update_product(self, action: UpdateProduct, result: ExecutionResult) -> None:
+        kwargs = {"Id": result.product_ids[action.product], **(action.fields or {})}
+        if action.add_tags:
+            kwargs["AddTags"] = _tag_list(action.add_tags)
+        if action.remove_tags:
+            kwargs["RemoveTags"] = action.remove_tags
         self.sc.update_product(**kwargs)
 
-    def _do_create_version(self, action, result, catalog, identity, bodies):
-        p = action.params
+    @_apply.register
+    def _create_version(self, action: CreateVersion, result: ExecutionResult) -> dict:
         detail = self.sc.create_provisioning_artifact(
-            ProductId=self._product_id(result, p["product"]),
-            Parameters=self._artifact_parameters(p),
+            ProductId=result.product_ids[action.product],
+            Parameters=self._artifact_parameters(action),
             IdempotencyToken=str(uuid.uuid4()),
         )["ProvisioningArtifactDetail"]
-        result.version_ids[p["product"]] = detail["Id"]
+        result.version_ids[action.product] = detail["Id"]
         return {"version_id": detail["Id"]}
 
-    def _set_active(self, action, result, active: bool):
-        p = action.params
+    def _set_active(self, action: ActivateVersion | DeactivateVersion, result: ExecutionResult) -> None:
         self.sc.update_provisioning_artifact(
-            ProductId=self._product_id(result, p["product"]), ProvisioningArtifactId=p["version_id"], Active=active
+            ProductId=result.product_ids[action.product],
+            ProvisioningArtifactId=action.version_id,
+            Active=isinstance(action, ActivateVersion),
         )
 
-    def _do_activate_version(self, action, result, catalog, identity, bodies):
-        self._set_active(action, result, True)
+    _apply.register(ActivateVersion, _set_active)
+    _apply.register(DeactivateVersion, _set_active)
 
-    def _do_deactivate_version(self, action, result, catalog, identity, bodies):
-        self._set_active(action, result, False)
-
-    def _do_delete_version(self, action, result, catalog, identity, bodies):
-        p = action.params
+    @_apply.register
+    def _delete_version(self, action: DeleteVersion, result: ExecutionResult) -> dict | None:
         try:
             self.sc.delete_provisioning_artifact(
-                ProductId=self._product_id(result, p["product"]), ProvisioningArtifactId=p["version_id"]
+                ProductId=result.product_ids[action.product], ProvisioningArtifactId=action.version_id
             )
         except ClientError as error:
             # A provisioned product we could not see (another account's) still uses it: keep it.
             if error_code(error) != "ResourceInUseException":
                 raise
             return {"skipped": "in use by a provisioned product"}
+        return None
 
-    def _do_associate_product(self, action, result, catalog, identity, bodies):
+    @_apply.register
+    def _associate_product(self, action: AssociateProduct, result: ExecutionResult) -> None:
         self.sc.associate_product_with_portfolio(
-            ProductId=self._product_id(result, action.params["product"]), PortfolioId=result.portfolio_id
+            ProductId=result.product_ids[action.product], PortfolioId=result.portfolio_id
         )
 
-    def _do_create_launch_constraint(self, action, result, catalog, identity, bodies):
-        p = action.params
+    @_apply.register
+    def _create_launch_constraint(self, action: CreateLaunchConstraint, result: ExecutionResult) -> dict:
         detail = self.sc.create_constraint(
             PortfolioId=result.portfolio_id,
-            ProductId=self._product_id(result, p["product"]),
+            ProductId=result.product_ids[action.product],
             Type="LAUNCH",
-            Parameters=json.dumps(p["parameters"], sort_keys=True),
+            Parameters=json.dumps(action.parameters, sort_keys=True),
             Description="Launch role: users need no rights on the product's resources",
             IdempotencyToken=str(uuid.uuid4()),
         )["ConstraintDetail"]
         return {"constraint_id": detail["ConstraintId"]}
 
-    def _do_update_launch_constraint(self, action, result, catalog, identity, bodies):
-        p = action.params
-        self.sc.update_constraint(Id=p["constraint_id"], Parameters=json.dumps(p["parameters"], sort_keys=True))
+    @_apply.register
+    def _update_launch_constraint(self, action: UpdateLaunchConstraint, result: ExecutionResult) -> None:
+        self.sc.update_constraint(Id=action.constraint_id, Parameters=json.dumps(action.parameters, sort_keys=True))
 
-    def _do_delete_constraint(self, action, result, catalog, identity, bodies):
-        self.sc.delete_constraint(Id=action.params["constraint_id"])
+    @_apply.register
+    def _delete_constraint(self, action: DeleteConstraint, result: ExecutionResult) -> None:
+        self.sc.delete_constraint(Id=action.constraint_id)
 
-    def _do_disassociate_product(self, action, result, catalog, identity, bodies):
-        self.sc.disassociate_product_from_portfolio(
-            ProductId=action.params["product_id"], PortfolioId=result.portfolio_id
-        )
+    @_apply.register
+    def _disassociate_product(self, action: DisassociateProduct, result: ExecutionResult) -> None:
+        self.sc.disassociate_product_from_portfolio(ProductId=action.product_id, PortfolioId=result.portfolio_id)
 
-    def _do_associate_principal(self, action, result, catalog, identity, bodies):
+    @_apply.register
+    def _associate_principal(self, action: AssociatePrincipal, result: ExecutionResult) -> None:
         self.sc.associate_principal_with_portfolio(
-            PortfolioId=result.portfolio_id, PrincipalARN=action.params["arn"], PrincipalType=action.params["type"]
+            PortfolioId=result.portfolio_id, PrincipalARN=action.arn, PrincipalType=action.type
         )
 
-    def _do_disassociate_principal(self, action, result, catalog, identity, bodies):
+    @_apply.register
+    def _disassociate_principal(self, action: DisassociatePrincipal, result: ExecutionResult) -> None:
         self.sc.disassociate_principal_from_portfolio(
-            PortfolioId=result.portfolio_id, PrincipalARN=action.params["arn"], PrincipalType=action.params["type"]
+            PortfolioId=result.portfolio_id, PrincipalARN=action.arn, PrincipalType=action.type
         )
 
-    def _do_enable_organizations_access(self, action, result, catalog, identity, bodies):
+    @_apply.register
+    def _enable_organizations_access(self, action: EnableOrganizationsAccess, result: ExecutionResult) -> None:
         self.sc.enable_aws_organizations_access()
 
-    def _share_target(self, p: dict) -> dict:
-        if "account" in p:
-            return {"AccountId": p["account"]}
-        return {"OrganizationNode": {"Type": p["node_type"], "Value": p["node"]}}
+    @staticmethod
+    def _share_target(share: ShareTarget) -> dict:
+        if share.kind == ShareKind.ACCOUNT:
+            return {"AccountId": share.value}
+        return {"OrganizationNode": {"Type": share.kind.value, "Value": share.value}}
 
-    def _do_create_share(self, action, result, catalog, identity, bodies):
-        p = action.params
+    @_apply.register
+    def _create_share(self, action: CreateShare, result: ExecutionResult) -> dict:
         response = self.sc.create_portfolio_share(
             PortfolioId=result.portfolio_id,
-            ShareTagOptions=p["share_tag_options"],
-            SharePrincipals=p["share_principals"],
-            **self._share_target(p),
+            ShareTagOptions=action.share_tag_options,
+            SharePrincipals=action.share_principals,
+            **self._share_target(action.share),
         )
         return {"share_token": response["PortfolioShareToken"]} if response.get("PortfolioShareToken") else {}
 
-    def _do_update_share(self, action, result, catalog, identity, bodies):
-        p = action.params
+    @_apply.register
+    def _update_share(self, action: UpdateShare, result: ExecutionResult) -> None:
         self.sc.update_portfolio_share(
             PortfolioId=result.portfolio_id,
-            ShareTagOptions=p["share_tag_options"],
-            SharePrincipals=p["share_principals"],
-            **self._share_target(p),
+            ShareTagOptions=action.share_tag_options,
+            SharePrincipals=action.share_principals,
+            **self._share_target(action.share),
         )
 
-    def _do_delete_share(self, action, result, catalog, identity, bodies):
-        self.sc.delete_portfolio_share(PortfolioId=result.portfolio_id, **self._share_target(action.params))
+    @_apply.register
+    def _delete_share(self, action: DeleteShare, result: ExecutionResult) -> None:
+        self.sc.delete_portfolio_share(PortfolioId=result.portfolio_id, **self._share_target(action.share))
 
-    def _recipient_client(self, identity: Identity, account: str, role: str):
+    def _recipient_client(self, partition: str, account: str, role: str):
         """Service Catalog in share recipient ``account``, as its role ``role`` (one session per account)."""
         cache = self._recipients
         if account not in cache:
-            role_arn = f"arn:{identity.partition}:iam::{account}:role/{role}"
+            role_arn = f"arn:{partition}:iam::{account}:role/{role}"
             credentials = self._client("sts").assume_role(
                 RoleArn=role_arn, RoleSessionName="sm-deploy-accept-portfolio-share"
             )["Credentials"]
@@ -679,16 +692,16 @@ class CatalogPublisher:
             )
         return cache[account]
 
-    def _do_accept_share(self, action, result, catalog, identity, bodies):
+    @_apply.register
+    def _accept_share(self, action: AcceptShare, result: ExecutionResult) -> None:
         """Accept the share in the recipient account, as the role the catalog names there."""
-        p = action.params
-        self._recipient_client(identity, p["account"], p["role"]).accept_portfolio_share(
+        self._recipient_client(action.partition, action.account, action.role).accept_portfolio_share(
             PortfolioId=result.portfolio_id, PortfolioShareType="IMPORTED"
         )
 
-    def _do_associate_recipient_principal(self, action, result, catalog, identity, bodies):
-        p = action.params
-        recipient = self._recipient_client(identity, p["account"], p["role"])
+    @_apply.register
+    def _associate_recipient_principal(self, action: AssociateRecipientPrincipal, result: ExecutionResult) -> None:
+        recipient = self._recipient_client(action.partition, action.account, action.role)
         recipient.associate_principal_with_portfolio(
-            PortfolioId=result.portfolio_id, PrincipalARN=p["arn"], PrincipalType=p["type"]
+            PortfolioId=result.portfolio_id, PrincipalARN=action.arn, PrincipalType=action.type
         )

@@ -17,7 +17,21 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 
 from deploy.catalog.aws import CatalogPublisher, ExecutionResult, PublishFailed
 from deploy.catalog.model import Catalog, load_catalog
-from deploy.catalog.plan import LiveState, Plan, plan_publish, summarize
+from deploy.catalog.plan import (
+    AcceptShare,
+    Action,
+    CreateLaunchConstraint,
+    CreateProduct,
+    CreateShare,
+    LiveState,
+    Op,
+    Plan,
+    UpdateLaunchConstraint,
+    UpdateShare,
+    UploadTemplate,
+    plan_publish,
+    summarize,
+)
 from deploy.common.clients import CallCounter, Clients
 from deploy.common.errors import EXIT_FAILED, EXIT_OK, RolloutError
 
@@ -56,23 +70,22 @@ def register(subparsers) -> None:
     parser.set_defaults(handler=run_publish)
 
 
-def _symbol(op: str) -> str:
-    return _SYMBOLS.get(op.split("_", 1)[0], "~")
+def _symbol(op: Op) -> str:
+    return _SYMBOLS.get(op.value.split("_", 1)[0], "~")
 
 
-def _detail(action) -> str:
+def _detail(action: Action) -> str:
     """The one fact a reader wants next to an action: which version, which key, which role."""
-    p = action.params
-    if action.op == "create_product":
-        return f" (version {p['version']})"
-    if action.op == "upload_template":
-        return f" -> s3://{p['bucket']}/{p['key']}"
-    if action.op in ("create_launch_constraint", "update_launch_constraint"):
-        return f" (role {next(iter(p['parameters'].values()))})"
-    if action.op in ("create_share", "update_share") and p.get("share_principals"):
+    if isinstance(action, CreateProduct):
+        return f" (version {action.version})"
+    if isinstance(action, UploadTemplate):
+        return f" -> s3://{action.bucket}/{action.key}"
+    if isinstance(action, (CreateLaunchConstraint, UpdateLaunchConstraint)):
+        return f" (role {next(iter(action.parameters.values()))})"
+    if isinstance(action, (CreateShare, UpdateShare)) and action.share_principals:
         return " (sharing principals)"
-    if action.op == "accept_share":
-        return f" (as role {p['role']})"
+    if isinstance(action, AcceptShare):
+        return f" (as role {action.role})"
     return ""
 
 
@@ -142,7 +155,8 @@ def _print_plan(catalog: Catalog, identity, state: LiveState, plan: Plan, dry_ru
         print("  up to date: every template is published as it is; nothing to change", file=sys.stderr)
     for action in plan.actions:
         print(
-            f"  {_symbol(action.op)} {action.op.replace('_', ' ')}: {action.target}{_detail(action)}", file=sys.stderr
+            f"  {_symbol(action.op)} {action.op.value.replace('_', ' ')}: {action.target}{_detail(action)}",
+            file=sys.stderr,
         )
     for note in plan.notes:
         print(f"  = {note['product']} {note['version']}: {note['note']}", file=sys.stderr)
@@ -180,7 +194,7 @@ def run_publish(args) -> int:
             )
         return EXIT_OK
     try:
-        result = publisher.execute(plan, catalog, state, identity)
+        result = publisher.execute(plan, state)
         status = EXIT_OK
     except PublishFailed as error:
         result = error.result

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -221,7 +222,10 @@ class LaunchRole:
     arn: str | None = None
 
     def parameters(self) -> dict[str, str]:
-        return {"LocalRoleName": self.name} if self.name else {"RoleArn": self.arn}
+        if self.name:
+            return {"LocalRoleName": self.name}
+        assert self.arn, "the schema requires exactly one of name and arn"
+        return {"RoleArn": self.arn}
 
 
 @dataclass(frozen=True)
@@ -230,19 +234,41 @@ class VersionPolicy:
     keep: int | None = None  # None: never delete
 
 
+class StrEnum(str, Enum):
+    """A closed set of strings that compare, hash and format as their values."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class PrincipalKind(StrEnum):
+    """How the catalog names a principal (the key of a ``principals`` entry)."""
+
+    ARN = "arn"
+    ROLE = "role"
+    ROLE_PATTERN = "role_pattern"
+
+
+class PrincipalType(StrEnum):
+    """Service Catalog's PrincipalType."""
+
+    IAM = "IAM"
+    IAM_PATTERN = "IAM_PATTERN"
+
+
 @dataclass(frozen=True)
 class PrincipalSpec:
-    kind: str  # arn | role | role_pattern
+    kind: PrincipalKind
     value: str
 
-    def resolve(self, partition: str, account: str) -> tuple[str, str]:
+    def resolve(self, partition: str, account: str) -> tuple[str, PrincipalType]:
         """(PrincipalARN, PrincipalType) for the publishing account."""
-        if self.kind == "arn":
-            return self.value, "IAM"
-        if self.kind == "role":
-            return f"arn:{partition}:iam::{account}:role/{self.value.lstrip('/')}", "IAM"
+        if self.kind == PrincipalKind.ARN:
+            return self.value, PrincipalType.IAM
+        if self.kind == PrincipalKind.ROLE:
+            return f"arn:{partition}:iam::{account}:role/{self.value.lstrip('/')}", PrincipalType.IAM
         # IAM_PATTERN principals carry no account: they match in every recipient account.
-        return f"arn:{partition}:iam:::role/{self.value.lstrip('/')}", "IAM_PATTERN"
+        return f"arn:{partition}:iam:::role/{self.value.lstrip('/')}", PrincipalType.IAM_PATTERN
 
 
 @dataclass(frozen=True)
@@ -403,7 +429,8 @@ def parse_catalog(document: Any, source: str, root: Path) -> Catalog:
     validate_document(document, source)
     default_versions = _versions(document.get("versions"), VersionPolicy(), source, "versions", "versions")
     default_role = _launch_role(document.get("launch_role"))
-    products, seen = [], {}
+    products: list[ProductSpec] = []
+    seen: dict[str, int] = {}
     for index, item in enumerate(document["products"]):
         where = f"product '{item['name']}'"
         if item["name"] in seen:
@@ -445,7 +472,7 @@ def parse_catalog(document: Any, source: str, root: Path) -> Catalog:
                 f"duplicate principal {value!r}", source=source, where="principals", key=f"principals[{index}].{kind}"
             )
         seen_principals.add((kind, value))
-        principals.append(PrincipalSpec(kind, value))
+        principals.append(PrincipalSpec(PrincipalKind(kind), value))
     shares_doc = document.get("shares", {})
     shares = Shares(
         accounts=tuple(shares_doc.get("accounts", ())),

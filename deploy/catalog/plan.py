@@ -7,19 +7,21 @@ here talks to AWS: the plan is a function of plain data, unit-testable without a
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterable
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
 
 from deploy.catalog.model import (
-    ACCOUNT_ID_PATTERN,
-    OU_ID_PATTERN,
     SHORT_HASH_RE,
     STUDIO_VISIBILITY_TAG,
     Catalog,
+    PrincipalKind,
+    PrincipalType,
     ProductSpec,
+    StrEnum,
     VersionPolicy,
 )
+from deploy.common.buckets import HARDENING, Hardening
 from deploy.common.errors import InputError
 from deploy.common.ownership import LEGACY_OWNER_TAG_KEYS, owned
 
@@ -74,6 +76,14 @@ class ConstraintState:
     parameters: dict = field(default_factory=dict)
 
 
+class ShareKind(StrEnum):
+    """Whom a portfolio share is with (Service Catalog's share and organization node types)."""
+
+    ACCOUNT = "ACCOUNT"
+    ORGANIZATION = "ORGANIZATION"
+    ORGANIZATIONAL_UNIT = "ORGANIZATIONAL_UNIT"
+
+
 @dataclass(frozen=True)
 class ShareState:
     share_principals: bool = False
@@ -98,9 +108,9 @@ class LiveState:
     products: dict = field(default_factory=dict)  # catalog name -> ProductState
     foreign_products: tuple[ProductState, ...] = ()  # in the portfolio, not in the catalog
     constraints: tuple[ConstraintState, ...] = ()
-    principals: frozenset = frozenset()  # {(arn, type)}
-    account_shares: dict = field(default_factory=dict)  # account id -> ShareState
-    node_shares: dict = field(default_factory=dict)  # (type, value) -> ShareState
+    principals: frozenset[tuple[str, str]] = frozenset()  # {(arn, type)}
+    account_shares: dict[str, ShareState] = field(default_factory=dict)  # account id -> ShareState
+    node_shares: dict[tuple[str, str], ShareState] = field(default_factory=dict)  # (ShareKind, value) -> ShareState
     organization_id: str | None = None
     organizations_access: str | None = None  # ENABLED / DISABLED / None (not read)
     in_use: frozenset = frozenset()  # provisioning artifact ids used by provisioned products
@@ -110,56 +120,370 @@ class LiveState:
 # --- the plan ---------------------------------------------------------------------------
 
 
+class Op(StrEnum):
+    """Every kind of action the plan can hold, named as in ``--json`` and the ``--dry-run`` listing."""
+
+    CREATE_BUCKET = "create_bucket"
+    PUT_BUCKET_ENCRYPTION = "put_bucket_encryption"
+    PUT_BUCKET_VERSIONING = "put_bucket_versioning"
+    PUT_PUBLIC_ACCESS_BLOCK = "put_public_access_block"
+    UPLOAD_TEMPLATE = "upload_template"
+    CREATE_PORTFOLIO = "create_portfolio"
+    UPDATE_PORTFOLIO = "update_portfolio"
+    CREATE_PRODUCT = "create_product"
+    UPDATE_PRODUCT = "update_product"
+    CREATE_VERSION = "create_version"
+    ACTIVATE_VERSION = "activate_version"
+    DEACTIVATE_VERSION = "deactivate_version"
+    DELETE_VERSION = "delete_version"
+    ASSOCIATE_PRODUCT = "associate_product"
+    CREATE_LAUNCH_CONSTRAINT = "create_launch_constraint"
+    UPDATE_LAUNCH_CONSTRAINT = "update_launch_constraint"
+    DELETE_CONSTRAINT = "delete_constraint"
+    DISASSOCIATE_PRODUCT = "disassociate_product"
+    ASSOCIATE_PRINCIPAL = "associate_principal"
+    DISASSOCIATE_PRINCIPAL = "disassociate_principal"
+    ENABLE_ORGANIZATIONS_ACCESS = "enable_organizations_access"
+    CREATE_SHARE = "create_share"
+    UPDATE_SHARE = "update_share"
+    DELETE_SHARE = "delete_share"
+    ACCEPT_SHARE = "accept_share"
+    ASSOCIATE_RECIPIENT_PRINCIPAL = "associate_recipient_principal"
+
+
+# A field with this metadata is the executor's alone: not listed in ``params`` / ``to_dict()``.
+_INTERNAL = {"param": False}
+
+
 @dataclass(frozen=True)
 class Action:
-    """One change: ``op`` names the executor step, ``target`` what it acts on, ``params`` its data."""
+    """One change. Each kind is a subclass carrying exactly the data its executor step needs;
+    ``op`` names the kind, ``target`` what it acts on, ``params`` the data shown to people."""
 
-    op: str
-    target: str
-    params: dict = field(default_factory=dict)
+    op: ClassVar[Op]
+    writes: ClassVar[bool] = True  # every kind so far makes one write call
 
-    def to_dict(self) -> dict:
-        return {"action": self.op, "target": self.target, **{k: v for k, v in self.params.items() if k != "body"}}
+    @property
+    def target(self) -> str:
+        raise NotImplementedError
 
+    @property
+    def params(self) -> dict[str, Any]:
+        """The public fields (internal ones and unset ``None`` ones left out)."""
+        values = ((f.name, getattr(self, f.name)) for f in fields(self) if f.metadata.get("param", True))
+        return {name: value for name, value in values if value is not None}
 
-WRITE_OPS = frozenset(
-    {
-        "create_bucket",
-        "put_bucket_encryption",
-        "put_bucket_versioning",
-        "put_public_access_block",
-        "upload_template",
-        "create_portfolio",
-        "update_portfolio",
-        "create_product",
-        "update_product",
-        "create_version",
-        "activate_version",
-        "deactivate_version",
-        "delete_version",
-        "associate_product",
-        "create_launch_constraint",
-        "update_launch_constraint",
-        "delete_constraint",
-        "disassociate_product",
-        "associate_principal",
-        "disassociate_principal",
-        "enable_organizations_access",
-        "create_share",
-        "update_share",
-        "delete_share",
-        "accept_share",
-        "associate_recipient_principal",
-    }
-)
+    def to_dict(self) -> dict[str, Any]:
+        return {"action": self.op.value, "target": self.target, **self.params}
 
 
-def is_account_id(value: str) -> bool:
-    return re.fullmatch(ACCOUNT_ID_PATTERN, value) is not None
+@dataclass(frozen=True)
+class _BucketAction(Action):
+    bucket: str = field(metadata=_INTERNAL)
+
+    @property
+    def target(self) -> str:
+        return self.bucket
 
 
-def is_ou_id(value: str) -> bool:
-    return re.fullmatch(OU_ID_PATTERN, value) is not None
+@dataclass(frozen=True)
+class CreateBucket(_BucketAction):
+    op = Op.CREATE_BUCKET
+
+
+@dataclass(frozen=True)
+class PutBucketEncryption(_BucketAction):
+    op = Op.PUT_BUCKET_ENCRYPTION
+    kms_key_id: str | None = field(default=None, metadata=_INTERNAL)  # None: the aws/s3 key
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {"kms_key_id": self.kms_key_id or "aws/s3"}
+
+
+@dataclass(frozen=True)
+class PutBucketVersioning(_BucketAction):
+    op = Op.PUT_BUCKET_VERSIONING
+
+
+@dataclass(frozen=True)
+class PutPublicAccessBlock(_BucketAction):
+    op = Op.PUT_PUBLIC_ACCESS_BLOCK
+
+
+@dataclass(frozen=True)
+class UploadTemplate(Action):
+    op = Op.UPLOAD_TEMPLATE
+    template: str = field(metadata=_INTERNAL)  # as written in the catalog
+    bucket: str
+    key: str
+    path: str
+    sha256: str
+    body: bytes = field(repr=False, metadata=_INTERNAL)
+    kms_key_id: str | None = field(default=None, metadata=_INTERNAL)
+
+    @property
+    def target(self) -> str:
+        return self.template
+
+
+@dataclass(frozen=True)
+class CreatePortfolio(Action):
+    op = Op.CREATE_PORTFOLIO
+    name: str = field(metadata=_INTERNAL)
+    provider: str
+    description: str
+    tags: dict[str, str]
+
+    @property
+    def target(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class UpdatePortfolio(Action):
+    """Only the attributes that differ; ``None`` leaves one as it is."""
+
+    op = Op.UPDATE_PORTFOLIO
+    name: str = field(metadata=_INTERNAL)
+    provider: str | None = None
+    description: str | None = None
+    add_tags: dict[str, str] | None = None
+
+    @property
+    def target(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class _ProductAction(Action):
+    product: str
+
+    @property
+    def target(self) -> str:
+        return self.product
+
+
+@dataclass(frozen=True)
+class _NewVersionAction(_ProductAction):
+    """A version (provisioning artifact) to create from the uploaded template."""
+
+    version: str
+    description: str
+    bucket: str
+    key: str
+    sha256: str
+
+    @property
+    def target(self) -> str:
+        return f"{self.product} {self.version}"
+
+
+@dataclass(frozen=True)
+class CreateVersion(_NewVersionAction):
+    op = Op.CREATE_VERSION
+
+
+@dataclass(frozen=True)
+class CreateProduct(_NewVersionAction):
+    """A new product with its first version."""
+
+    op = Op.CREATE_PRODUCT
+    fields: dict[str, str] = field(default_factory=dict)  # UpdateProduct names -> values
+    tags: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def target(self) -> str:
+        return self.product
+
+
+@dataclass(frozen=True)
+class UpdateProduct(_ProductAction):
+    """Only what differs; ``None`` leaves it as it is."""
+
+    op = Op.UPDATE_PRODUCT
+    fields: dict[str, str] | None = None
+    add_tags: dict[str, str] | None = None
+    remove_tags: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class _VersionAction(_ProductAction):
+    version_id: str
+    version: str
+
+    @property
+    def target(self) -> str:
+        return f"{self.product} {self.version}"
+
+
+@dataclass(frozen=True)
+class ActivateVersion(_VersionAction):
+    op = Op.ACTIVATE_VERSION
+
+
+@dataclass(frozen=True)
+class DeactivateVersion(_VersionAction):
+    op = Op.DEACTIVATE_VERSION
+
+
+@dataclass(frozen=True)
+class DeleteVersion(_VersionAction):
+    op = Op.DELETE_VERSION
+
+
+@dataclass(frozen=True)
+class AssociateProduct(_ProductAction):
+    op = Op.ASSOCIATE_PRODUCT
+    portfolio: str = field(metadata=_INTERNAL)
+
+    @property
+    def target(self) -> str:
+        return f"{self.product} -> {self.portfolio}"
+
+
+@dataclass(frozen=True)
+class CreateLaunchConstraint(_ProductAction):
+    op = Op.CREATE_LAUNCH_CONSTRAINT
+    parameters: dict[str, str]
+
+
+@dataclass(frozen=True)
+class UpdateLaunchConstraint(_ProductAction):
+    op = Op.UPDATE_LAUNCH_CONSTRAINT
+    constraint_id: str
+    parameters: dict[str, str]
+
+
+@dataclass(frozen=True)
+class DeleteConstraint(Action):
+    op = Op.DELETE_CONSTRAINT
+    product: str = field(metadata=_INTERNAL)
+    constraint_type: str = field(metadata=_INTERNAL)
+    constraint_id: str
+
+    @property
+    def target(self) -> str:
+        return f"{self.product} {self.constraint_type}"
+
+
+@dataclass(frozen=True)
+class DisassociateProduct(Action):
+    op = Op.DISASSOCIATE_PRODUCT
+    product_id: str
+    product: str
+    portfolio: str = field(metadata=_INTERNAL)
+
+    @property
+    def target(self) -> str:
+        return f"{self.product} -x- {self.portfolio}"
+
+
+@dataclass(frozen=True)
+class _PrincipalAction(Action):
+    arn: str
+    type: str  # a PrincipalType, or what Service Catalog reports for one read live
+
+    @property
+    def target(self) -> str:
+        return self.arn
+
+
+@dataclass(frozen=True)
+class AssociatePrincipal(_PrincipalAction):
+    op = Op.ASSOCIATE_PRINCIPAL
+
+
+@dataclass(frozen=True)
+class DisassociatePrincipal(_PrincipalAction):
+    op = Op.DISASSOCIATE_PRINCIPAL
+
+
+@dataclass(frozen=True)
+class EnableOrganizationsAccess(Action):
+    op = Op.ENABLE_ORGANIZATIONS_ACCESS
+
+    @property
+    def target(self) -> str:
+        return "Service Catalog organization sharing"
+
+
+@dataclass(frozen=True)
+class ShareTarget:
+    """Whom a portfolio is shared with: an account, an OU or the organization."""
+
+    kind: ShareKind
+    value: str
+
+    def __str__(self) -> str:
+        return f"{self.kind.lower()} {self.value}"
+
+    def params(self) -> dict[str, str]:
+        if self.kind == ShareKind.ACCOUNT:
+            return {"account": self.value}
+        return {"node_type": self.kind, "node": self.value}
+
+
+@dataclass(frozen=True)
+class _ShareAction(Action):
+    share: ShareTarget = field(metadata=_INTERNAL)
+
+    @property
+    def target(self) -> str:
+        return str(self.share)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {**self.share.params(), **super().params}
+
+
+@dataclass(frozen=True)
+class CreateShare(_ShareAction):
+    op = Op.CREATE_SHARE
+    share_principals: bool = False
+    share_tag_options: bool = False
+
+
+@dataclass(frozen=True)
+class UpdateShare(_ShareAction):
+    op = Op.UPDATE_SHARE
+    share_principals: bool = False
+    share_tag_options: bool = False
+
+
+@dataclass(frozen=True)
+class DeleteShare(_ShareAction):
+    op = Op.DELETE_SHARE
+
+
+@dataclass(frozen=True)
+class AcceptShare(Action):
+    """Accept an account share in the recipient account, as its role ``role``."""
+
+    op = Op.ACCEPT_SHARE
+    account: str
+    role: str
+    partition: str = field(metadata=_INTERNAL)
+
+    @property
+    def target(self) -> str:
+        return f"account {self.account}"
+
+
+@dataclass(frozen=True)
+class AssociateRecipientPrincipal(Action):
+    """Associate a principal with the imported portfolio, in the recipient account."""
+
+    op = Op.ASSOCIATE_RECIPIENT_PRINCIPAL
+    account: str
+    role: str
+    arn: str
+    type: PrincipalType
+    partition: str = field(metadata=_INTERNAL)
+
+    @property
+    def target(self) -> str:
+        return f"{self.arn} in {self.account}"
 
 
 def check_against_identity(catalog: Catalog, identity: Identity) -> None:
@@ -179,17 +503,21 @@ def default_bucket_name(identity: Identity) -> str:
 
 
 def retain_versions(
-    artifacts, current_id: str | None, policy: VersionPolicy, in_use: frozenset
-) -> tuple[list, list, list]:
+    artifacts: Iterable[ArtifactState], current_id: str | None, policy: VersionPolicy, in_use: frozenset[str]
+) -> tuple[list[ArtifactState], list[ArtifactState], list[ArtifactState]]:
     """Which versions to deactivate, delete, and keep although too old because they are in use.
 
     The current version (``current_id``; None when it is about to be created) counts first,
     then the others newest first: the first ``keep_active`` stay active, versions past
     ``keep`` are deleted unless a provisioned product uses them.
     """
+    artifacts = list(artifacts)
     others = sorted((a for a in artifacts if a.id != current_id), key=lambda a: (a.created, a.id), reverse=True)
-    ranked = ([None] if current_id is None else [a for a in artifacts if a.id == current_id]) + others
-    deactivate, delete, kept_in_use = [], [], []
+    current: list[ArtifactState | None] = [None] if current_id is None else [a for a in artifacts if a.id == current_id]
+    ranked = current + others
+    deactivate: list[ArtifactState] = []
+    delete: list[ArtifactState] = []
+    kept_in_use: list[ArtifactState] = []
     for position, artifact in enumerate(ranked):
         if artifact is None:
             continue
@@ -202,7 +530,9 @@ def retain_versions(
     return deactivate, delete, kept_in_use
 
 
-def _tag_changes(desired: dict, live: dict, managed_keys=()) -> tuple[dict, list]:
+def _tag_changes(
+    desired: dict[str, str], live: dict[str, str], managed_keys: Iterable[str] = ()
+) -> tuple[dict[str, str], list[str]]:
     add = {k: v for k, v in desired.items() if live.get(k) != v}
     remove = sorted(k for k in managed_keys if k in live and k not in desired)
     return add, remove
@@ -210,23 +540,34 @@ def _tag_changes(desired: dict, live: dict, managed_keys=()) -> tuple[dict, list
 
 def _plan_bucket(catalog: Catalog, state: LiveState) -> list[Action]:
     bucket, name = state.bucket, state.bucket_name
-    actions = []
+    actions: list[Action] = []
     if not bucket.exists:
-        actions.append(Action("create_bucket", name))
-    if not bucket.encrypted:
-        actions.append(Action("put_bucket_encryption", name, {"kms_key_id": catalog.kms_key_id or "aws/s3"}))
-    if not bucket.versioned:
-        actions.append(Action("put_bucket_versioning", name))
-    if not bucket.public_access_blocked:
-        actions.append(Action("put_public_access_block", name))
+        actions.append(CreateBucket(name))
+    missing = {
+        Hardening.ENCRYPTION: not bucket.encrypted,
+        Hardening.VERSIONING: not bucket.versioned,
+        Hardening.PUBLIC_ACCESS_BLOCK: not bucket.public_access_blocked,
+    }
+    hardening: dict[Hardening, Action] = {
+        Hardening.ENCRYPTION: PutBucketEncryption(name, catalog.kms_key_id),
+        Hardening.VERSIONING: PutBucketVersioning(name),
+        Hardening.PUBLIC_ACCESS_BLOCK: PutPublicAccessBlock(name),
+    }
+    actions += [hardening[setting] for setting in HARDENING if missing[setting]]
+    uploaded: set[str] = set()
     for product in catalog.products:
         key = catalog.s3_key(product)
-        if key not in bucket.keys and all(a.params.get("key") != key for a in actions):
+        if key not in bucket.keys and key not in uploaded:
+            uploaded.add(key)
             actions.append(
-                Action(
-                    "upload_template",
-                    product.template,
-                    {"bucket": name, "key": key, "path": str(product.path), "sha256": product.sha256},
+                UploadTemplate(
+                    template=product.template,
+                    bucket=name,
+                    key=key,
+                    path=str(product.path),
+                    sha256=product.sha256,
+                    body=product.body,
+                    kms_key_id=catalog.kms_key_id,
                 )
             )
     return actions
@@ -236,25 +577,28 @@ def _plan_portfolio(catalog: Catalog, state: LiveState) -> list[Action]:
     desired_tags = catalog.desired_portfolio_tags()
     if state.portfolio is None:
         return [
-            Action(
-                "create_portfolio",
-                catalog.portfolio_name,
-                {"provider": catalog.provider, "description": catalog.portfolio_description, "tags": desired_tags},
+            CreatePortfolio(
+                name=catalog.portfolio_name,
+                provider=catalog.provider,
+                description=catalog.portfolio_description,
+                tags=desired_tags,
             )
         ]
     live = state.portfolio
-    changes: dict[str, Any] = {}
-    if live.provider != catalog.provider:
-        changes["provider"] = catalog.provider
-    if (live.description or "") != catalog.portfolio_description:
-        changes["description"] = catalog.portfolio_description
     add, _ = _tag_changes(desired_tags, live.tags)
-    if add:
-        changes["add_tags"] = add
-    return [Action("update_portfolio", catalog.portfolio_name, changes)] if changes else []
+    update = UpdatePortfolio(
+        name=catalog.portfolio_name,
+        provider=catalog.provider if live.provider != catalog.provider else None,
+        description=catalog.portfolio_description
+        if (live.description or "") != catalog.portfolio_description
+        else None,
+        add_tags=add or None,
+    )
+    return [update] if update.params else []
 
 
-def _version_params(catalog: Catalog, product: ProductSpec, bucket: str) -> dict:
+def _version_source(catalog: Catalog, product: ProductSpec, bucket: str) -> dict[str, str]:
+    """What a new version is made of: its name and the uploaded template it loads."""
     return {
         "product": product.name,
         "version": product.version_name,
@@ -273,34 +617,30 @@ def _plan_product(
     now: list[Action] = []
     later: list[Action] = []
     notes: list[dict] = []
+    artifacts: tuple[ArtifactState, ...] = ()
+    current_id: str | None = None
     if live is None:
         now.append(
-            Action(
-                "create_product",
-                product.name,
-                {
-                    **_version_params(catalog, product, state.bucket_name),
-                    "fields": product.fields(),
-                    "tags": product.desired_tags(),
-                },
+            CreateProduct(
+                **_version_source(catalog, product, state.bucket_name),
+                fields=product.fields(),
+                tags=product.desired_tags(),
             )
         )
-        current_id = None
-        artifacts: tuple = ()
     else:
-        changes: dict[str, Any] = {}
-        fields = {k: v for k, v in product.fields().items() if (live.fields.get(k) or "") != v}
-        if fields:
-            changes["fields"] = fields
+        changed_fields = {k: v for k, v in product.fields().items() if (live.fields.get(k) or "") != v}
         add, remove = _tag_changes(
             product.desired_tags(), live.tags, managed_keys=(STUDIO_VISIBILITY_TAG, *LEGACY_OWNER_TAG_KEYS)
         )
-        if add:
-            changes["add_tags"] = add
-        if remove:
-            changes["remove_tags"] = remove
-        if changes:
-            now.append(Action("update_product", product.name, {"product": product.name, **changes}))
+        if changed_fields or add or remove:
+            now.append(
+                UpdateProduct(
+                    product=product.name,
+                    fields=changed_fields or None,
+                    add_tags=add or None,
+                    remove_tags=remove or None,
+                )
+            )
         artifacts = live.artifacts
         matching = sorted(
             (a for a in artifacts if a.short_hash == product.short_hash), key=lambda a: (a.created, a.id), reverse=True
@@ -309,39 +649,12 @@ def _plan_product(
             current = matching[0]
             current_id = current.id
             if not current.active:
-                now.append(
-                    Action(
-                        "activate_version",
-                        f"{product.name} {current.name}",
-                        {"product": product.name, "version_id": current.id, "version": current.name},
-                    )
-                )
+                now.append(ActivateVersion(product=product.name, version_id=current.id, version=current.name))
         else:
-            current_id = None
-            now.append(
-                Action(
-                    "create_version",
-                    f"{product.name} {product.version_name}",
-                    _version_params(catalog, product, state.bucket_name),
-                )
-            )
+            now.append(CreateVersion(**_version_source(catalog, product, state.bucket_name)))
     deactivate, delete, kept = retain_versions(artifacts, current_id, product.versions, state.in_use)
-    for artifact in deactivate:
-        later.append(
-            Action(
-                "deactivate_version",
-                f"{product.name} {artifact.name}",
-                {"product": product.name, "version_id": artifact.id, "version": artifact.name},
-            )
-        )
-    for artifact in delete:
-        later.append(
-            Action(
-                "delete_version",
-                f"{product.name} {artifact.name}",
-                {"product": product.name, "version_id": artifact.id, "version": artifact.name},
-            )
-        )
+    later += [DeactivateVersion(product=product.name, version_id=a.id, version=a.name) for a in deactivate]
+    later += [DeleteVersion(product=product.name, version_id=a.id, version=a.name) for a in delete]
     for artifact in kept:
         notes.append(
             {
@@ -351,116 +664,100 @@ def _plan_product(
             }
         )
     if live is None or not live.in_portfolio:
-        now.append(
-            Action("associate_product", f"{product.name} -> {catalog.portfolio_name}", {"product": product.name})
-        )
+        now.append(AssociateProduct(product=product.name, portfolio=catalog.portfolio_name))
     if product.launch_role:
         wanted = product.launch_role.parameters()
         existing = [c for c in state.constraints if c.type == "LAUNCH" and live is not None and c.product_id == live.id]
         if not existing:
-            now.append(
-                Action("create_launch_constraint", product.name, {"product": product.name, "parameters": wanted})
-            )
+            now.append(CreateLaunchConstraint(product=product.name, parameters=wanted))
         elif existing[0].parameters != wanted:
-            now.append(
-                Action(
-                    "update_launch_constraint",
-                    product.name,
-                    {"product": product.name, "constraint_id": existing[0].id, "parameters": wanted},
-                )
-            )
+            now.append(UpdateLaunchConstraint(product=product.name, constraint_id=existing[0].id, parameters=wanted))
     return now, later, notes
 
 
-def recipient_principals(catalog: Catalog, identity: Identity, account: str) -> set[tuple[str, str]]:
+def recipient_principals(catalog: Catalog, identity: Identity, account: str) -> set[tuple[str, PrincipalType]]:
     """The catalog's principals as they apply in recipient ``account`` of an account share."""
     out = set()
     for principal in catalog.principals:
-        if principal.kind != "arn":
+        if principal.kind != PrincipalKind.ARN:
             out.add(principal.resolve(identity.partition, account))
         elif principal.value.split(":")[4] == account:
-            out.add((principal.value, "IAM"))
+            out.add((principal.value, PrincipalType.IAM))
     return out
 
 
+def _desired_principals(catalog: Catalog, identity: Identity) -> set[tuple[str, PrincipalType]]:
+    return {p.resolve(identity.partition, identity.account) for p in catalog.principals}
+
+
+def _desired_nodes(catalog: Catalog, state: LiveState) -> set[ShareTarget]:
+    """The organization nodes (OUs, the organization) the catalog shares with."""
+    nodes = {ShareTarget(ShareKind.ORGANIZATIONAL_UNIT, ou) for ou in catalog.shares.organizational_units}
+    if catalog.shares.organization:
+        nodes.add(ShareTarget(ShareKind.ORGANIZATION, state.organization_id or "<organization id>"))
+    return nodes
+
+
 def _plan_access(catalog: Catalog, state: LiveState, identity: Identity) -> list[Action]:
-    actions = []
-    desired = {p.resolve(identity.partition, identity.account) for p in catalog.principals}
-    for arn, kind in sorted(desired - set(state.principals)):
-        actions.append(Action("associate_principal", arn, {"arn": arn, "type": kind}))
+    actions: list[Action] = []
+    for arn, kind in sorted(_desired_principals(catalog, identity) - set(state.principals)):
+        actions.append(AssociatePrincipal(arn=arn, type=kind))
     shares = catalog.shares
-    flags = ShareState(share_principals=shares.share_principals, share_tag_options=shares.share_tag_options)
-    nodes = {("ORGANIZATIONAL_UNIT", ou) for ou in shares.organizational_units}
-    if shares.organization:
-        nodes.add(("ORGANIZATION", state.organization_id or "<organization id>"))
+    nodes = _desired_nodes(catalog, state)
     if nodes and state.organizations_access != "ENABLED":
-        actions.append(Action("enable_organizations_access", "Service Catalog organization sharing"))
+        actions.append(EnableOrganizationsAccess())
     for account in shares.accounts:
         live = state.account_shares.get(account)
         # Principal sharing exists for organization shares only: an account share carries
         # none, and the recipient's principals are associated in the recipient account.
-        params = {"account": account, "share_principals": False, "share_tag_options": shares.share_tag_options}
+        flags = {"share_principals": False, "share_tag_options": shares.share_tag_options}
+        target = ShareTarget(ShareKind.ACCOUNT, account)
         if live is None:
-            actions.append(Action("create_share", f"account {account}", params))
+            actions.append(CreateShare(share=target, **flags))
         elif (live.share_principals, live.share_tag_options) != (False, shares.share_tag_options):
-            actions.append(Action("update_share", f"account {account}", params))
+            actions.append(UpdateShare(share=target, **flags))
         if not shares.accept_role:
             continue
         if live is None or not live.accepted:
-            actions.append(
-                Action("accept_share", f"account {account}", {"account": account, "role": shares.accept_role})
-            )
+            actions.append(AcceptShare(account=account, role=shares.accept_role, partition=identity.partition))
         have = state.recipient_principals.get(account, frozenset())
         for arn, kind in sorted(recipient_principals(catalog, identity, account) - have):
             actions.append(
-                Action(
-                    "associate_recipient_principal",
-                    f"{arn} in {account}",
-                    {"account": account, "role": shares.accept_role, "arn": arn, "type": kind},
+                AssociateRecipientPrincipal(
+                    account=account, role=shares.accept_role, arn=arn, type=kind, partition=identity.partition
                 )
             )
-    for node_type, value in sorted(nodes):
-        live = state.node_shares.get((node_type, value))
-        node = {
-            "node_type": node_type,
-            "node": value,
-            "share_principals": flags.share_principals,
-            "share_tag_options": flags.share_tag_options,
-        }
+    wanted = (shares.share_principals, shares.share_tag_options)
+    for node in sorted(nodes, key=lambda n: (n.kind, n.value)):
+        live = state.node_shares.get((node.kind, node.value))
+        flags = {"share_principals": shares.share_principals, "share_tag_options": shares.share_tag_options}
         if live is None:
-            actions.append(Action("create_share", f"{node_type.lower()} {value}", node))
-        elif (live.share_principals, live.share_tag_options) != (flags.share_principals, flags.share_tag_options):
-            actions.append(Action("update_share", f"{node_type.lower()} {value}", node))
+            actions.append(CreateShare(share=node, **flags))
+        elif (live.share_principals, live.share_tag_options) != wanted:
+            actions.append(UpdateShare(share=node, **flags))
     return actions
 
 
 def _plan_removals(catalog: Catalog, state: LiveState, identity: Identity) -> list[Action]:
     """What the catalog no longer lists: principals, shares, and products this tool put in the portfolio."""
-    actions = []
-    desired = {p.resolve(identity.partition, identity.account) for p in catalog.principals}
-    for arn, kind in sorted(set(state.principals) - desired):
-        actions.append(Action("disassociate_principal", arn, {"arn": arn, "type": kind}))
+    actions: list[Action] = []
+    for arn, kind in sorted(set(state.principals) - _desired_principals(catalog, identity)):
+        actions.append(DisassociatePrincipal(arn=arn, type=kind))
     for account in sorted(set(state.account_shares) - set(catalog.shares.accounts)):
-        actions.append(Action("delete_share", f"account {account}", {"account": account}))
-    wanted_nodes = {("ORGANIZATIONAL_UNIT", ou) for ou in catalog.shares.organizational_units}
-    if catalog.shares.organization:
-        wanted_nodes.add(("ORGANIZATION", state.organization_id or "<organization id>"))
-    for node_type, value in sorted(set(state.node_shares) - wanted_nodes):
-        actions.append(Action("delete_share", f"{node_type.lower()} {value}", {"node_type": node_type, "node": value}))
+        actions.append(DeleteShare(share=ShareTarget(ShareKind.ACCOUNT, account)))
+    wanted_nodes = {(n.kind, n.value) for n in _desired_nodes(catalog, state)}
+    for kind, value in sorted(set(state.node_shares) - wanted_nodes):
+        actions.append(DeleteShare(share=ShareTarget(ShareKind(kind), value)))
     for product in state.foreign_products:
         if not owned(product.tags):
             continue  # not ours: never touched
         for constraint in state.constraints:
             if constraint.product_id == product.id:
                 actions.append(
-                    Action("delete_constraint", f"{product.name} {constraint.type}", {"constraint_id": constraint.id})
+                    DeleteConstraint(product=product.name, constraint_type=constraint.type, constraint_id=constraint.id)
                 )
         actions.append(
-            Action(
-                "disassociate_product",
-                f"{product.name} -x- {catalog.portfolio_name}",
-                {"product_id": product.id, "product": product.name},
-            )
+            DisassociateProduct(product_id=product.id, product=product.name, portfolio=catalog.portfolio_name)
         )
     return actions
 
@@ -472,14 +769,15 @@ class Plan:
 
     @property
     def writes(self) -> list[Action]:
-        return [a for a in self.actions if a.op in WRITE_OPS]
+        return [a for a in self.actions if a.writes]
 
 
 def plan_publish(catalog: Catalog, state: LiveState, identity: Identity) -> Plan:
     """Actions turning ``state`` into ``catalog``, in execution order; empty when nothing changed."""
     check_against_identity(catalog, identity)
     actions = _plan_bucket(catalog, state) + _plan_portfolio(catalog, state)
-    housekeeping, notes = [], []
+    housekeeping: list[Action] = []
+    notes: list[dict] = []
     for product in catalog.products:
         now, later, product_notes = _plan_product(catalog, state, product)
         actions += now
@@ -494,5 +792,5 @@ def plan_publish(catalog: Catalog, state: LiveState, identity: Identity) -> Plan
 def summarize(plan: Plan) -> dict[str, int]:
     counts: dict[str, int] = {}
     for action in plan.actions:
-        counts[action.op] = counts.get(action.op, 0) + 1
+        counts[action.op.value] = counts.get(action.op.value, 0) + 1
     return dict(sorted(counts.items()))
