@@ -19,10 +19,10 @@ $(STAMP): setup.cfg pyproject.toml
 
 venv: $(STAMP) ## Create .venv and install the package editable with its dev extra
 
-templates: $(STAMP) ## Emit templates/*.yaml from the generator and lint each (any finding fails)
+templates: $(STAMP) ## Emit templates/*.yaml (lint each: any finding fails) and their diagrams docs/templates/*.md
 	$(PY) -m generator
 
-check-templates: $(STAMP) ## Fail if templates/ differs from what the generator emits (CI)
+check-templates: $(STAMP) ## Fail if templates/ or docs/templates/ differ from what the generator emits (CI)
 	$(PY) -m generator --check
 
 LINT_VENV := .venv-lint

@@ -76,3 +76,28 @@ def test_informational_findings_fail_too(tmp_path, monkeypatch, capsys):
 def test_unknown_template_name_is_an_error(tmp_path):
     with pytest.raises(SystemExit, match="unknown template"):
         cli.main(["--out", str(tmp_path), "no-such-template"])
+
+
+def test_diagram_pages_are_emitted_beside_the_templates_and_checked(tmp_path, small_registry, capsys):
+    out = tmp_path / "templates"
+    assert cli.main(["--out", str(out), "--no-lint"]) == 0
+    pages = sorted(p.name for p in (tmp_path / "docs" / "templates").glob("*.md"))
+    assert pages == sorted(f"{name}.md" for name in small_registry)
+    page = tmp_path / "docs" / "templates" / f"{small_registry[0]}.md"
+    assert "```mermaid" in page.read_text()
+    page.write_text("stale\n")
+    assert cli.main(["--out", str(out), "--check", "--no-lint"]) == 1
+    assert f"{page}: differs" in capsys.readouterr().err
+    assert page.read_text() == "stale\n"
+
+
+def test_an_unknown_region_is_refused_with_a_suggestion(tmp_path, small_registry, capsys):
+    assert cli.main(["--out", str(tmp_path), "--region", "us-east-9"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown region us-east-9 (did you mean us-east-2?)" in err and "Traceback" not in err
+    assert not (tmp_path / f"{small_registry[0]}.yaml").exists()
+
+
+def test_no_lint_does_not_claim_lint_clean(tmp_path, small_registry, capsys):
+    assert cli.main(["--out", str(tmp_path), "--no-lint"]) == 0
+    assert "not linted (--no-lint)" in capsys.readouterr().err
