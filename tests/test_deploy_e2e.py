@@ -53,13 +53,6 @@ def counter(monkeypatch) -> CallCounter:
     return counter
 
 
-@pytest.fixture
-def workdir(tmp_path) -> Path:
-    (tmp_path / "templates").mkdir()
-    (tmp_path / "templates" / "marker.yaml").write_text(TEMPLATE)
-    return tmp_path
-
-
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
@@ -157,8 +150,9 @@ def test_self_managed_create_noop_update_add_remove(local_aws, workdir, counter,
     # destroy
     code, doc, err = run(["destroy", "--manifest", manifest, "--yes", "--json"], capsys)
     assert code == 0, err
-    with pytest.raises(Exception):
-        local_aws.client("cloudformation").describe_stack_set(StackSetName=name)
+    cfn = local_aws.client("cloudformation")
+    with pytest.raises(cfn.exceptions.StackSetNotFoundException):
+        cfn.describe_stack_set(StackSetName=name)
 
 
 def service_managed(name: str, ous: list[str], regions: list[str], **extra) -> dict:

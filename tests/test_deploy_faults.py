@@ -26,7 +26,7 @@ from deploy.stacksets.aws import InstanceFailure, OperationOutcome, PollPolicy, 
 from deploy.stacksets.manifest import CallAs, Manifest
 from deploy.stacksets.plan import LiveInstance, LiveStackSet, Step, plan_stack_set
 from deploy.stacksets.rollout import Planned, Reporter, Rollout
-from tests.test_deploy_e2e import instances, run, self_managed, unique, workdir, write_manifest  # noqa: F401 - workdir is a fixture
+from tests.test_deploy_e2e import instances, run, self_managed, unique, write_manifest
 from tests.test_plan import A, live_of, spec
 
 NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
@@ -133,7 +133,7 @@ def test_polling_backoff_is_capped_and_jittered():
     delays = policy.delays()
     values = [next(delays) for _ in range(10)]
     nominal = [1, 2, 4, 8, 8, 8, 8, 8, 8, 8]
-    assert all(n / 2 <= v <= n for v, n in zip(values, nominal))
+    assert all(n / 2 <= v <= n for v, n in zip(values, nominal, strict=True))
     assert len(set(values)) > 1
 
 
@@ -255,7 +255,10 @@ class FakeAdapter:
         return self.live
 
 
-IAM_REASON = "Account 111111111111 should have 'AWSCloudFormationStackSetExecutionRole' role with trust relationship to Role 'AWSCloudFormationStackSetAdministrationRole'."
+IAM_REASON = (
+    "Account 111111111111 should have 'AWSCloudFormationStackSetExecutionRole' role "
+    "with trust relationship to Role 'AWSCloudFormationStackSetAdministrationRole'."
+)
 
 
 def _iam_rollout(outcomes):
@@ -310,7 +313,10 @@ class _Raw:
         yield self.body
 
 
-THROTTLE = b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error><RequestId>1</RequestId></ErrorResponse>"
+THROTTLE = (
+    b"<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error>"
+    b"<RequestId>1</RequestId></ErrorResponse>"
+)
 
 
 def _clients_with(counter, handler):

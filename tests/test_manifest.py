@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deploy.common.errors import InputError
 from deploy.common.config import parse_yaml as parse_template_text
+from deploy.common.errors import InputError
 from deploy.stacksets.manifest import dependency_order, derive_capabilities, load_manifest
 
 TEMPLATE = textwrap.dedent(

@@ -32,7 +32,13 @@ from deploy.stacksets.plan import (
     plan_stack_set,
 )
 
-BODY = "Parameters:\n  Size: {Type: String, Default: small}\n  Secret: {Type: String, NoEcho: true, Default: s}\nResources:\n  M: {Type: AWS::SSM::Parameter}\n"
+BODY = (
+    "Parameters:\n"
+    "  Size: {Type: String, Default: small}\n"
+    "  Secret: {Type: String, NoEcho: true, Default: s}\n"
+    "Resources:\n"
+    "  M: {Type: AWS::SSM::Parameter}\n"
+)
 TEMPLATE = TemplateInfo(
     path="t.yaml",
     body=BODY,

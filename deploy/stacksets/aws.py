@@ -147,7 +147,8 @@ class StackSets:
         expected = self.manifest.admin_account_id
         if expected and self._account_id != expected:
             raise InputError(
-                f"the credentials are for account {self._account_id}, the manifest is for {expected}: switch profile or fix admin_account_id",
+                f"the credentials are for account {self._account_id}, the manifest is for {expected}: "
+                "switch profile or fix admin_account_id",
                 self.manifest.path,
                 None,
                 "admin_account_id",
@@ -397,7 +398,8 @@ class StackSets:
             return (
                 f"stack set '{spec.name}' is service_managed but trusted access for CloudFormation StackSets is not "
                 "enabled in the Organization: in the management account run "
-                "`aws cloudformation activate-organizations-access` (or enable it in the StackSets console), then re-run"
+                "`aws cloudformation activate-organizations-access` (or enable it in the StackSets console), "
+                "then re-run"
             )
         return None
 
@@ -636,7 +638,8 @@ class StackSets:
                 return op
             if self.poll.clock() - started > self.poll.timeout:
                 raise RolloutError(
-                    f"{name}: operation {operation_id} still {op.get('Status')} after {self.poll.timeout:.0f}s; re-run to pick it up"
+                    f"{name}: operation {operation_id} still {op.get('Status')} after {self.poll.timeout:.0f}s; "
+                    "re-run to pick it up"
                 )
             self._sleep(next(delays))
 

@@ -159,7 +159,10 @@ def cmd_status(args) -> int:
         )
         for inst in problems:
             rollout.reporter.line(
-                f"  {inst.account}/{inst.region}: {inst.status} {inst.detailed_status or ''} {inst.status_reason or ''}".rstrip(),
+                (
+                    f"  {inst.account}/{inst.region}: {inst.status} "
+                    f"{inst.detailed_status or ''} {inst.status_reason or ''}"
+                ).rstrip(),
                 style="yellow",
             )
     code = EXIT_FAILED if bad else EXIT_OK

@@ -466,7 +466,8 @@ def _check_accounts(
             continue
         if not ACCOUNT_ID_RE.match(account):
             raise InputError(
-                f"'{account}' is not a 12-digit account id (quote it in YAML to keep leading zeros) or an account name (account:<name>)",
+                f"'{account}' is not a 12-digit account id (quote it in YAML to keep leading zeros) "
+                "or an account name (account:<name>)",
                 source,
                 where,
                 key,
@@ -519,7 +520,8 @@ def _parameter_problem(spec: TemplateParameter, text: str) -> str | None:
     if spec.allowed_pattern:
         for item in items:
             if not re.fullmatch(spec.allowed_pattern, item):
-                return f"value {'****' if spec.no_echo else repr(item)} does not match the template's AllowedPattern {spec.allowed_pattern}"
+                shown_item = "****" if spec.no_echo else repr(item)
+                return f"value {shown_item} does not match the template's AllowedPattern {spec.allowed_pattern}"
     if spec.type in ("Number", "List<Number>"):
         for item in items:
             try:
