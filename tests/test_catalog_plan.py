@@ -282,6 +282,39 @@ def test_malformed_yaml_reports_line_and_column(tmp_path):
     assert caught.value.where.startswith("line ")
 
 
+@pytest.mark.parametrize(
+    "accounts, ous, notes",
+    [
+        (["222222222222", "account:ml-staging"], ["ou-ab12-cd34ef56", "ou:/workloads/staging"], []),
+        (
+            ["ml-staging"],
+            ["/workloads/staging"],
+            [
+                "shares.accounts[0]: 'ml-staging' is deprecated, write 'account:ml-staging'",
+                "shares.organizational_units[0]: '/workloads/staging' is deprecated, write 'ou:/workloads/staging'",
+            ],
+        ),
+    ],
+)
+def test_share_references_use_the_common_grammar_and_old_forms_are_rewritten(tmp_path, accounts, ous, notes):
+    doc = _catalog_doc()
+    doc["shares"].update(accounts=accounts, organizational_units=ous)
+    catalog = _load(tmp_path, doc)
+    expected_accounts = tuple(a if a[0].isdigit() or ":" in a else f"account:{a}" for a in accounts)
+    assert catalog.shares.accounts == expected_accounts
+    assert catalog.shares.organizational_units == tuple(o if not o.startswith("/") else f"ou:{o}" for o in ous)
+    assert catalog.deprecations == tuple(f"{tmp_path / 'catalog.yaml'}: {note}" for note in notes)
+
+
+@pytest.mark.parametrize("root", ["r-ab12", "ou:/"])
+def test_the_root_is_refused_as_an_ou_share(tmp_path, root):
+    doc = _catalog_doc()
+    doc["shares"]["organizational_units"] = [root]
+    with pytest.raises(InputError) as caught:
+        _load(tmp_path, doc)
+    assert caught.value.key == "shares.organizational_units[0]" and "organization: true" in caught.value.message
+
+
 # --- the plan -----------------------------------------------------------------------------------
 
 

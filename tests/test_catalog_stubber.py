@@ -533,9 +533,20 @@ def test_account_names_and_ou_paths_resolve_through_organizations(stubbed, catal
     catalog = replace(
         catalog,
         shares=replace(
-            catalog.shares, accounts=("ml-staging", "222222222222"), organizational_units=("/workloads/staging", OU)
+            catalog.shares,
+            accounts=("account:ml-staging", "222222222222"),
+            organizational_units=("ou:/workloads/staging", OU),
         ),
     )
+    _stub_org_lookups(org)
+    resolved = publisher.resolve_targets(catalog)
+    assert resolved.shares.accounts == ("111111111111", "222222222222")
+    assert resolved.shares.organizational_units == ("ou-ab12-22222222", OU)
+    assert counter.writes == 0
+
+
+def _stub_org_lookups(org):
+    """Organizations answers for account:ml-staging and ou:/workloads/staging, then OU's check."""
     org.add_response("list_accounts", {"Accounts": [{"Id": "333333333333", "Name": "ml-dev"}], "NextToken": "a2"}, {})
     org.add_response("list_accounts", {"Accounts": [{"Id": "111111111111", "Name": "ml-staging"}]}, {"NextToken": "a2"})
     org.add_response("list_roots", {"Roots": [{"Id": "r-ab12"}]}, {})
@@ -555,6 +566,26 @@ def test_account_names_and_ou_paths_resolve_through_organizations(stubbed, catal
         {"ParentId": "ou-ab12-11111111"},
     )
     org.add_response("describe_organizational_unit", {"OrganizationalUnit": {"Id": OU}}, {"OrganizationalUnitId": OU})
+
+
+def test_deprecated_bare_names_and_paths_resolve_to_the_same_ids(stubbed, tmp_path):
+    publisher, stubs, counter = stubbed
+    (tmp_path / "project.yaml").write_text(TEMPLATE)
+    doc = {
+        "portfolio": {"name": "ML", "provider": "Platform"},
+        "products": [{"name": "project", "template": "project.yaml", "owner": "Platform"}],
+        "shares": {"accounts": ["ml-staging", "222222222222"], "organizational_units": ["/workloads/staging", OU]},
+    }
+    path = tmp_path / "catalog.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    catalog = load_catalog(path, root=tmp_path)
+    assert catalog.shares.accounts == ("account:ml-staging", "222222222222")
+    assert catalog.shares.organizational_units == ("ou:/workloads/staging", OU)
+    assert catalog.deprecations == (
+        f"{path}: shares.accounts[0]: 'ml-staging' is deprecated, write 'account:ml-staging'",
+        f"{path}: shares.organizational_units[0]: '/workloads/staging' is deprecated, write 'ou:/workloads/staging'",
+    )
+    _stub_org_lookups(stubs["organizations"])
     resolved = publisher.resolve_targets(catalog)
     assert resolved.shares.accounts == ("111111111111", "222222222222")
     assert resolved.shares.organizational_units == ("ou-ab12-22222222", OU)
@@ -563,7 +594,7 @@ def test_account_names_and_ou_paths_resolve_through_organizations(stubbed, catal
 
 @pytest.mark.parametrize(
     "accounts, ous, key",
-    [(("nobody",), (), "shares.accounts[0]"), ((), ("/missing",), "shares.organizational_units[0]")],
+    [(("account:nobody",), (), "shares.accounts[0]"), ((), ("ou:/missing",), "shares.organizational_units[0]")],
 )
 def test_unknown_account_name_or_ou_path_is_invalid_input(stubbed, catalog, accounts, ous, key):
     from dataclasses import replace

@@ -53,8 +53,8 @@ def workspace(local_aws, tmp_path):
             {"name": names["project"], "template": "project.yaml", "owner": "Platform team", "sagemaker_project": True},
         ],
         "shares": {
-            "organizational_units": ["/development"],  # by path and by name: resolved through Organizations
-            "accounts": ["ml-staging"],
+            "organizational_units": ["ou:/development"],  # by path and by name: resolved through Organizations
+            "accounts": ["account:ml-staging"],
             "share_principals": True,
             "accept_role": "OrganizationAccountAccessRole",
         },
@@ -268,13 +268,30 @@ INVALID = [
         "shares.organizational_units[0]",
     ),
     (
-        lambda doc, aws: doc["shares"].update(organizational_units=["/development/missing"]),
+        lambda doc, aws: doc["shares"].update(organizational_units=["ou:/development/missing"]),
         "shares.organizational_units[0]",
     ),
-    (lambda doc, aws: doc["shares"].update(accounts=["no-such-account"]), "shares.accounts[0]"),
+    (lambda doc, aws: doc["shares"].update(accounts=["account:no-such-account"]), "shares.accounts[0]"),
+    (lambda doc, aws: doc["shares"].update(accounts=["no-such-account"]), "shares.accounts[0]"),  # deprecated form
     (lambda doc, aws: doc["shares"].update(accounts=[aws.management_account_id]), "shares.accounts[0]"),
     (lambda doc, aws: doc["products"][1].update(template="missing.yaml"), "template"),
 ]
+
+
+def test_deprecated_share_forms_give_the_same_plan_and_one_note_each(local_aws, workspace):
+    path, doc, _ = workspace
+    status, current, stderr = publish(path, "--dry-run", root=path.parent)
+    assert status == 0, stderr
+    assert "deprecated" not in stderr
+    doc["shares"].update(organizational_units=["/development"], accounts=["ml-staging"])
+    path.write_text(yaml.safe_dump(doc))
+    status, deprecated, stderr = publish(path, "--dry-run", root=path.parent)
+    assert status == 0, stderr
+    assert [line for line in stderr.splitlines() if "deprecated" in line] == [
+        f"note: {path}: shares.accounts[0]: 'ml-staging' is deprecated, write 'account:ml-staging'",
+        f"note: {path}: shares.organizational_units[0]: '/development' is deprecated, write 'ou:/development'",
+    ]
+    assert deprecated["changes"] == current["changes"] and deprecated["summary"] == current["summary"]
 
 
 def test_invalid_catalog_exits_2_through_the_command_line_and_writes_nothing(local_aws, workspace):

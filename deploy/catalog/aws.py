@@ -64,7 +64,7 @@ from deploy.catalog.plan import (
 from deploy.common.buckets import BucketHardening, Hardening, create_bucket
 from deploy.common.clients import Clients
 from deploy.common.errors import InputError, RolloutError, error_code
-from deploy.common.refs import is_account_id, is_ou_id
+from deploy.common.refs import OrganizationsResolver, UnresolvedReference, is_account_id, is_ou_id
 
 _PRODUCT_FIELDS = {
     "Owner": "Owner",
@@ -144,71 +144,54 @@ class CatalogPublisher:
         return Identity(account=caller["Account"], partition=caller["Arn"].split(":")[1], region=self.region)
 
     def resolve_targets(self, catalog: Catalog) -> Catalog:
-        """The catalog with share targets as ids: account names and OU paths looked up in the
-        Organization, OU ids checked to exist (InputError, exit 2, before any write)."""
+        """The catalog with share targets as ids: ``account:NAME`` and ``ou:/PATH`` looked up in
+        the Organization (:class:`deploy.common.refs.OrganizationsResolver`), OU ids checked to
+        exist (InputError, exit 2, before any write)."""
         shares = catalog.shares
         if not shares.organizational_units and all(is_account_id(a) for a in shares.accounts):
             return catalog
         org = self._client("organizations")
+        keys: dict[str, str] = {}  # reference -> the key of its first use, for errors
+        for section, values in (("accounts", shares.accounts), ("organizational_units", shares.organizational_units)):
+            for index, ref in enumerate(values):
+                keys.setdefault(ref, f"shares.{section}[{index}]")
 
         def invalid(message: str, key: str) -> InputError:
             return InputError(message, source=catalog.source, where="shares", key=key)
 
         try:
-            accounts = list(shares.accounts)
-            names = [i for i, a in enumerate(accounts) if not is_account_id(a)]
-            if names:
-                by_name: dict[str, list[str]] = {}
-                for account in org.get_paginator("list_accounts").paginate().search("Accounts[]"):
-                    by_name.setdefault(account["Name"], []).append(account["Id"])
-                for index in names:
-                    found = by_name.get(accounts[index], [])
-                    if len(found) != 1:
-                        problem = "no account" if not found else f"{len(found)} accounts ({', '.join(found)})"
-                        raise invalid(
-                            f"{problem} of the caller's Organization is named {accounts[index]!r}; use the 12-digit account id",
-                            f"shares.accounts[{index}]",
-                        )
-                    accounts[index] = found[0]
-            ous = []
-            for index, ou in enumerate(shares.organizational_units):
-                key = f"shares.organizational_units[{index}]"
-                if is_ou_id(ou):
-                    try:
-                        org.describe_organizational_unit(OrganizationalUnitId=ou)
-                    except ClientError as error:
-                        if error_code(error) in ("OrganizationalUnitNotFoundException", "InvalidInputException"):
-                            raise invalid(
-                                f"organizational unit {ou} not found in the caller's Organization", key
-                            ) from None
-                        raise
-                    ous.append(ou)
-                else:
-                    ous.append(self._ou_by_path(org, ou, invalid, key))
+            resolved = OrganizationsResolver(org).resolve(keys)
+            missing = next(
+                (ou for ou in shares.organizational_units if is_ou_id(ou) and not self._ou_exists(org, ou)), None
+            )
+        except UnresolvedReference as error:
+            raise invalid(str(error), keys[error.ref]) from None
         except ClientError as error:
             if error_code(error) == "AWSOrganizationsNotInUseException":
                 raise invalid(
                     "the publishing account is in no Organization: share with account ids only", "shares"
                 ) from None
             raise
-        return replace(catalog, shares=replace(shares, accounts=tuple(accounts), organizational_units=tuple(ous)))
+        if missing:
+            raise invalid(f"organizational unit {missing} not found in the caller's Organization", keys[missing])
+        return replace(
+            catalog,
+            shares=replace(
+                shares,
+                accounts=tuple(resolved.get(a, a) for a in shares.accounts),
+                organizational_units=tuple(resolved.get(ou, ou) for ou in shares.organizational_units),
+            ),
+        )
 
-    def _ou_by_path(self, org, path: str, invalid, key: str) -> str:
-        """The id of the OU at ``path`` (``/workloads/staging``) under the Organization's root."""
-        parent = org.list_roots()["Roots"][0]["Id"]
-        walked = ""
-        for name in path.strip("/").split("/"):
-            walked += f"/{name}"
-            children = (
-                org.get_paginator("list_organizational_units_for_parent")
-                .paginate(ParentId=parent)
-                .search("OrganizationalUnits[]")
-            )
-            match = next((ou["Id"] for ou in children if ou["Name"] == name), None)
-            if match is None:
-                raise invalid(f"no organizational unit at {walked} in the caller's Organization", key)
-            parent = match
-        return parent
+    @staticmethod
+    def _ou_exists(org, ou: str) -> bool:
+        try:
+            org.describe_organizational_unit(OrganizationalUnitId=ou)
+        except ClientError as error:
+            if error_code(error) in ("OrganizationalUnitNotFoundException", "InvalidInputException"):
+                return False
+            raise
+        return True
 
     def read_state(self, catalog: Catalog, identity: Identity) -> LiveState:
         bucket_name = catalog.bucket_name or default_bucket_name(identity)

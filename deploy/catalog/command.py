@@ -166,6 +166,8 @@ def _print_plan(catalog: Catalog, identity, state: LiveState, plan: Plan, dry_ru
 
 def run_publish(args) -> int:
     catalog = load_catalog(args.catalog, root=args.root)  # InputError: exit 2 before any call
+    for note in catalog.deprecations:
+        print(f"note: {note}", file=sys.stderr)
     counter = CallCounter()
     session = boto3.session.Session(region_name=catalog.region) if catalog.region else None
     clients = Clients(session=session, counter=counter)

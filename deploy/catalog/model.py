@@ -23,6 +23,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from deploy.common import refs
 from deploy.common.config import Locator, check_schema, load_yaml_file, parse_yaml
 from deploy.common.errors import InputError
 from deploy.common.ownership import OWNER_TAG_KEY, OWNER_TAG_VALUE
@@ -38,12 +39,12 @@ _ROLE_PATH_NAME = r"^(/[\w+=,.@-]+)*/?[\w+=,.@-]{1,64}$"
 _ROLE_ARN = r"^arn:aws[a-z-]*:iam::\d{12}:role/([\w+=,.@-]+/)*[\w+=,.@-]{1,64}$"
 _PRINCIPAL_ARN = r"^arn:aws[a-z-]*:iam::\d{12}:(role|user|group)/([\w+=,.@-]+/)*[\w+=,.@-]{1,128}$"
 _ROLE_PATTERN = r"^[\w+=,.@*?/-]{1,128}$"
-ACCOUNT_ID_PATTERN = r"^\d{12}$"
-OU_ID_PATTERN = r"^ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}$"
-# Shares name accounts and OUs by id, or by name / path in the Organization (resolved
-# through Organizations before planning), so one catalog fits the local and a real org.
-_ACCOUNT_REF = r"^(\d{12}|[A-Za-z][\w .+@-]{0,49})$"
-_OU_REF = r"^(ou-[0-9a-z]{4,32}-[a-z0-9]{8,32}|(/[\w .+@&-]{1,128})+)$"
+# Shares name accounts and OUs in the grammar of deploy.common.refs (by id, or by name /
+# path in the Organization, resolved before planning), so one catalog fits the local and a
+# real org. The forms before it, a bare account name and a bare OU path, are still read:
+# they are rewritten to ``account:NAME`` / ``ou:/PATH`` on loading, with a deprecation note.
+_DEPRECATED_ACCOUNT_NAME = r"^[A-Za-z][\w .+@-]{0,49}$"
+_DEPRECATED_OU_PATH = r"^(/[\w .+@&-]{1,128})+$"
 _REGION = r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$"
 _BUCKET = r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 _TAG_KEY = r"^(?!aws:)[\w .:/=+@-]{1,128}$"
@@ -187,16 +188,17 @@ SCHEMA: dict = {
                     "type": "array",
                     "uniqueItems": True,
                     "items": _pattern(
-                        _ACCOUNT_REF,
-                        "a 12-digit account id (quoted in YAML) or the name of an account of the Organization",
+                        f"{refs.ACCOUNT_REF_PATTERN}|{_DEPRECATED_ACCOUNT_NAME}",
+                        "a 12-digit account id (quoted in YAML) or account:NAME, an account of the Organization by name",
                     ),
                 },
                 "organizational_units": {
                     "type": "array",
                     "uniqueItems": True,
                     "items": _pattern(
-                        _OU_REF,
-                        "an OU id such as ou-ab12-cd34ef56, or an OU path from the root such as /workloads/staging",
+                        f"{refs.OU_REF_PATTERN}|{_DEPRECATED_OU_PATH}",
+                        "an OU id such as ou-ab12-cd34ef56, or an OU by its path from the root such as "
+                        "ou:/workloads/staging",
                     ),
                 },
                 "organization": {"type": "boolean", "description": "share with the whole organization"},
@@ -349,6 +351,7 @@ class Catalog:
     kms_key_id: str | None = None
     principals: tuple[PrincipalSpec, ...] = ()
     shares: Shares = Shares()
+    deprecations: tuple[str, ...] = ()  # notes for the reader: forms still read, to be rewritten
 
     def desired_portfolio_tags(self) -> dict[str, str]:
         return {**dict(self.portfolio_tags), OWNER_TAG_KEY: OWNER_TAG_VALUE}
@@ -424,6 +427,27 @@ def _versions(data: dict | None, default: VersionPolicy, source: str, where: str
     return policy
 
 
+def _share_references(
+    values: list[str], key: str, source: str, deprecated: str, prefix: str, notes: list[str]
+) -> tuple[str, ...]:
+    """The references of ``shares.<key>`` in the grammar of :mod:`deploy.common.refs`: the
+    deprecated bare forms (``deprecated``) get ``prefix``, with a note in ``notes``."""
+    out = []
+    for index, value in enumerate(values):
+        if re.fullmatch(deprecated, value):
+            notes.append(f"{source}: shares.{key}[{index}]: {value!r} is deprecated, write '{prefix}{value}'")
+            value = f"{prefix}{value}"
+        if key == "organizational_units" and (refs.is_root_id(value) or value == refs.OU_PATH_PREFIX):
+            raise InputError(
+                f"{value!r} is the root, the whole Organization: set 'organization: true' instead",
+                source=source,
+                where="shares",
+                key=f"shares.{key}[{index}]",
+            )
+        out.append(value)
+    return tuple(out)
+
+
 def parse_catalog(document: Any, source: str, root: Path) -> Catalog:
     """Validate a parsed catalog document and read its templates; raise InputError on bad input."""
     validate_document(document, source)
@@ -474,9 +498,19 @@ def parse_catalog(document: Any, source: str, root: Path) -> Catalog:
         seen_principals.add((kind, value))
         principals.append(PrincipalSpec(PrincipalKind(kind), value))
     shares_doc = document.get("shares", {})
+    notes: list[str] = []
     shares = Shares(
-        accounts=tuple(shares_doc.get("accounts", ())),
-        organizational_units=tuple(shares_doc.get("organizational_units", ())),
+        accounts=_share_references(
+            shares_doc.get("accounts", []), "accounts", source, _DEPRECATED_ACCOUNT_NAME, refs.ACCOUNT_PREFIX, notes
+        ),
+        organizational_units=_share_references(
+            shares_doc.get("organizational_units", []),
+            "organizational_units",
+            source,
+            _DEPRECATED_OU_PATH,
+            "ou:",
+            notes,
+        ),
         organization=shares_doc.get("organization", False),
         share_principals=shares_doc.get("share_principals", False),
         share_tag_options=shares_doc.get("share_tag_options", False),
@@ -504,6 +538,7 @@ def parse_catalog(document: Any, source: str, root: Path) -> Catalog:
         kms_key_id=bucket.get("kms_key_id"),
         principals=tuple(principals),
         shares=shares,
+        deprecations=tuple(notes),
     )
 
 
