@@ -170,7 +170,10 @@ def test_version_label_prefixes_the_short_hash(tmp_path):
 
 
 def test_cloudformation_short_form_tags_are_accepted(tmp_path):
-    body = "Resources:\n  Topic:\n    Type: AWS::SNS::Topic\n    Properties:\n      TopicName: !Sub '${AWS::StackName}-t'\n"
+    body = (
+        "Resources:\n  Topic:\n    Type: AWS::SNS::Topic\n"
+        "    Properties:\n      TopicName: !Sub '${AWS::StackName}-t'\n"
+    )
     catalog = _load(tmp_path, templates={"environment.yaml": body, "project.yaml": TEMPLATE})
     assert catalog.products[0].body == body.encode()
 

@@ -210,7 +210,8 @@ class CatalogPublisher:
                 if len(inside) != 1:
                     ids = ", ".join(p["ProductId"] for p in matches)
                     raise RolloutError(
-                        f"{len(matches)} products are named {spec.name!r} ({ids}) and not exactly one is in portfolio {catalog.portfolio_name!r}: delete or rename the extra ones"
+                        f"{len(matches)} products are named {spec.name!r} ({ids}) and not exactly one is in "
+                        f"portfolio {catalog.portfolio_name!r}: delete or rename the extra ones"
                     )
                 matches = inside
             if matches:
@@ -277,7 +278,8 @@ class CatalogPublisher:
             if error_code(error) in _NOT_FOUND:
                 return BucketState()
             raise RolloutError(
-                f"bucket {name} exists but this account cannot use it ({error_code(error)}): set bucket.name in the catalog to a bucket of yours"
+                f"bucket {name} exists but this account cannot use it ({error_code(error)}): "
+                "set bucket.name in the catalog to a bucket of yours"
             ) from None
         try:
             rules = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"]
@@ -322,7 +324,8 @@ class CatalogPublisher:
             return None
         if len(matches) > 1:
             raise RolloutError(
-                f"{len(matches)} portfolios are named {catalog.portfolio_name!r} ({', '.join(p['Id'] for p in matches)}): delete or rename the extra ones"
+                f"{len(matches)} portfolios are named {catalog.portfolio_name!r} "
+                f"({', '.join(p['Id'] for p in matches)}): delete or rename the extra ones"
             )
         described = self.sc.describe_portfolio(Id=matches[0]["Id"])
         detail = described["PortfolioDetail"]

@@ -101,7 +101,8 @@ _PRINCIPAL = {
     "additionalProperties": False,
     "minProperties": 1,
     "maxProperties": 1,
-    "description": "exactly one of 'arn' (a role, user or group ARN), 'role' (a role name of the publishing account) or 'role_pattern' (a role name with wildcards, matched in every account the portfolio is shared with)",
+    "description": "exactly one of 'arn' (a role, user or group ARN), 'role' (a role name of the publishing "
+    "account) or 'role_pattern' (a role name with wildcards, matched in every account the portfolio is shared with)",
     "properties": {
         "arn": _pattern(_PRINCIPAL_ARN, "an IAM role, user or group ARN"),
         "role": _pattern(_ROLE_PATH_NAME, "an IAM role name (optionally with a path), of the publishing account"),
@@ -189,7 +190,8 @@ SCHEMA: dict = {
                     "uniqueItems": True,
                     "items": _pattern(
                         f"{refs.ACCOUNT_REF_PATTERN}|{_DEPRECATED_ACCOUNT_NAME}",
-                        "a 12-digit account id (quoted in YAML) or account:NAME, an account of the Organization by name",
+                        "a 12-digit account id (quoted in YAML) or account:NAME, "
+                        "an account of the Organization by name",
                     ),
                 },
                 "organizational_units": {
@@ -518,7 +520,8 @@ def parse_catalog(document: Any, source: str, root: Path) -> Catalog:
     )
     if shares.accept_role and not shares.accounts:
         raise InputError(
-            "accept_role is only used for account shares; list 'accounts' or drop it (organization shares need no acceptance)",
+            "accept_role is only used for account shares; list 'accounts' or drop it "
+            "(organization shares need no acceptance)",
             source=source,
             where="shares",
             key="shares.accept_role",
