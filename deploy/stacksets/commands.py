@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter
+from collections.abc import Iterator
 
 from deploy.common.clients import Clients
 from deploy.common.errors import EXIT_FAILED, EXIT_OK, RolloutError
 from deploy.stacksets.aws import StackSets
-from deploy.stacksets.manifest import load_manifest
+from deploy.stacksets.manifest import StackSetSpec, load_manifest
 from deploy.stacksets.plan import PlanAction
 from deploy.stacksets.rollout import OutcomeResult, Reporter, Rollout, blocked
 
@@ -116,18 +117,21 @@ def cmd_destroy(args) -> int:
     return _report(args, rollout, "destroy", outcomes, planned)
 
 
-def cmd_status(args) -> int:
-    rollout, adapter = _context(args)
-    specs = rollout.specs()
-    documents = []
-    bad = False
-    for spec in specs:
-        described = adapter.describe(spec.name, spec.call_as)
-        if described is None:
+def _deployed(rollout: Rollout, adapter: StackSets, documents: list[dict]) -> Iterator[StackSetSpec]:
+    """The manifest's stack sets that exist, one at a time; the others are reported as not deployed."""
+    for spec in rollout.specs():
+        if adapter.describe(spec.name, spec.call_as) is None:
             documents.append({"name": spec.name, "exists": False})
             rollout.reporter.line(f"{spec.name}: not deployed")
-            bad = True
             continue
+        yield spec
+
+
+def cmd_status(args) -> int:
+    rollout, adapter = _context(args)
+    documents: list[dict] = []
+    bad = False
+    for spec in _deployed(rollout, adapter, documents):
         instances = adapter.list_instances(spec.name, spec.call_as)
         by_status = Counter(i.status for i in instances)
         by_detail = Counter(i.detailed_status or "-" for i in instances)
@@ -165,6 +169,7 @@ def cmd_status(args) -> int:
                 ).rstrip(),
                 style="yellow",
             )
+    bad = bad or any(not document["exists"] for document in documents)
     code = EXIT_FAILED if bad else EXIT_OK
     _emit(args, {"command": "status", "stack_sets": documents, "exit_code": code})
     return code
@@ -172,14 +177,9 @@ def cmd_status(args) -> int:
 
 def cmd_drift(args) -> int:
     rollout, adapter = _context(args)
-    specs = rollout.specs()
-    documents = []
+    documents: list[dict] = []
     drifted_any = False
-    for spec in specs:
-        if adapter.describe(spec.name, spec.call_as) is None:
-            documents.append({"name": spec.name, "exists": False})
-            rollout.reporter.line(f"{spec.name}: not deployed")
-            continue
+    for spec in _deployed(rollout, adapter, documents):
         rollout.reporter.line(f"{spec.name}: detecting drift")
         op, drifted = adapter.detect_drift(spec)
         details = op.get("StackSetDriftDetectionDetails") or {}

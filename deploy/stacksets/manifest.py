@@ -3,8 +3,10 @@
 Everything a user can get wrong in the manifest is caught here, before any AWS call,
 as an ``InputError`` naming the file, the stack set and the key (exit status 2). The
 result is plain frozen data (``Manifest`` / ``StackSetSpec``) that the pure planner
-consumes. OU references by path (``ou:/staging``) stay unresolved here; the adapter
-resolves them through Organizations at plan time.
+consumes; the API's enumerations are ``str`` enums (``PermissionModel``, ``CallAs``,
+``AccountFilter``), and ``depends_on`` is checked as a graph with ``graphlib`` (unknown
+names, self-dependencies and cycles are errors). OU references by path (``ou:/staging``)
+stay unresolved here; the adapter resolves them through Organizations at plan time.
 """
 
 from __future__ import annotations
@@ -535,6 +537,18 @@ def _parameter_problem(spec: TemplateParameter, text: str) -> str | None:
     return None
 
 
+_STRAY_REGIONS = "region(s) {} are not among the stack set's regions"
+
+
+def _check_among(
+    values: Iterable[str], allowed: Iterable[str], message: str, source: str, where: str, key: str
+) -> None:
+    """InputError naming the ``values`` not in ``allowed`` (``message`` has one ``{}`` for them)."""
+    stray = sorted(set(values) - set(allowed))
+    if stray:
+        raise InputError(message.format(", ".join(stray)), source, where, key)
+
+
 def _build_stack_set(
     item: dict, manifest_path: Path, regions: frozenset[str]
 ) -> tuple[StackSetSpec, list[tuple[str, str]]]:
@@ -633,23 +647,16 @@ def _build_stack_set(
                 f"{key}.organizational_units",
             )
         if not service_managed:
-            stray = sorted(set(o_accounts) - set(accounts))
-            if stray:
-                raise InputError(
-                    f"account(s) {', '.join(stray)} are not among the stack set's targets",
-                    source,
-                    where,
-                    f"{key}.accounts",
-                )
-        o_regions = list(raw.get("regions") or region_list)
-        stray_regions = sorted(set(o_regions) - set(region_list))
-        if stray_regions:
-            raise InputError(
-                f"region(s) {', '.join(stray_regions)} are not among the stack set's regions",
+            _check_among(
+                o_accounts,
+                accounts,
+                "account(s) {} are not among the stack set's targets",
                 source,
                 where,
-                f"{key}.regions",
+                f"{key}.accounts",
             )
+        o_regions = list(raw.get("regions") or region_list)
+        _check_among(o_regions, region_list, _STRAY_REGIONS, source, where, f"{key}.regions")
         overrides.append(
             Override(
                 accounts=tuple(sorted(o_accounts)),
@@ -673,14 +680,7 @@ def _build_stack_set(
             preferences.pop(_PREFERENCE_KEYS[a], None)
     for key, value in raw_prefs.items():
         if key == "region_order":
-            stray = sorted(set(value) - set(region_list))
-            if stray:
-                raise InputError(
-                    f"region(s) {', '.join(stray)} are not among the stack set's regions",
-                    source,
-                    where,
-                    "operation_preferences.region_order",
-                )
+            _check_among(value, region_list, _STRAY_REGIONS, source, where, "operation_preferences.region_order")
         preferences[_PREFERENCE_KEYS[key]] = value.upper() if isinstance(value, str) else value
 
     tags = item.get("tags") or {}

@@ -5,7 +5,9 @@ already resolved to ids) with a ``LiveStackSet`` snapshot and returns a ``StackS
 what changes at the stack set level (template, parameters, properties; NoEcho-aware),
 what changes per instance (add, remove, override change, re-run of instances that are
 not CURRENT) and the ordered API steps that get there with the fewest calls: instances
-are grouped by identical (regions, overrides) and OU targets stay OUs.
+are grouped by identical (regions, overrides) and OU targets stay OUs. A ``Step``'s call
+is a ``StepKind`` and a plan's overall action a ``PlanAction`` (``str`` enums, so the JSON
+documents carry the same strings as before).
 
 Every operation step gets a deterministic ``OperationId`` derived from the desired
 state, the live state it was planned from and the step's content: a retried request
@@ -360,6 +362,27 @@ def _instance_desired(spec: StackSetSpec, inst: LiveInstance) -> bool:
     return spec.account_filter is AccountFilter.UNION and inst.account in accounts
 
 
+def _accounts_step(
+    kind: StepKind,
+    accounts: Iterable[str],
+    regions: tuple[str, ...],
+    organizational_units: tuple[str, ...] = (),
+    account_filter: AccountFilter | None = None,
+    overrides: Overrides | None = None,
+) -> Step:
+    """A step on ``accounts`` (sorted) in each of ``regions``: how many instances it touches is known."""
+    targets = tuple(sorted(accounts))
+    return Step(
+        kind=kind,
+        accounts=targets,
+        organizational_units=organizational_units,
+        account_filter=account_filter,
+        regions=regions,
+        overrides=overrides,
+        instance_count=len(targets) * len(regions),
+    )
+
+
 def _create_filter(spec: StackSetSpec) -> tuple[tuple[str, ...], AccountFilter]:
     """Accounts and filter of an OU-wide create: INTERSECTION and DIFFERENCE carry the accounts along."""
     if spec.account_filter in (AccountFilter.INTERSECTION, AccountFilter.DIFFERENCE) and spec.accounts:
@@ -528,6 +551,19 @@ def _group_by_regions(pairs: dict[tuple[Any, ...], set[str]]) -> dict[tuple[tupl
     return grouped
 
 
+def _needs_update(inst: LiveInstance, wanted: Overrides, plan: StackSetPlan) -> bool:
+    """Whether an existing instance needs UpdateStackInstances: its overrides change, or it is not CURRENT."""
+    current = inst.overrides or ()
+    if current != wanted:
+        plan.override_changes.append(f"{inst.account}/{inst.region}: {_fmt(current)} -> {_fmt(wanted)}")
+        return True
+    if inst.status != "CURRENT":
+        reason = f" ({inst.status_reason})" if inst.status_reason else ""
+        plan.rerun.append(f"{inst.account}/{inst.region}: {inst.status}{reason}")
+        return True
+    return False
+
+
 def _plan_self_managed(spec: StackSetSpec, instances: tuple[LiveInstance, ...], plan: StackSetPlan) -> list[Step]:
     live = {(i.account, i.region): i for i in instances}
     desired = {(a, r) for a in spec.accounts for r in spec.regions}
@@ -540,11 +576,10 @@ def _plan_self_managed(spec: StackSetSpec, instances: tuple[LiveInstance, ...], 
             plan.remove.append(_label(inst))
     for (regions, _), accounts in sorted(_group_by_regions(removals).items()):
         steps.append(
-            Step(
+            _accounts_step(
                 kind=StepKind.DELETE_INSTANCES,
-                accounts=tuple(sorted(accounts)),
+                accounts=accounts,
                 regions=regions,
-                instance_count=len(accounts) * len(regions),
             )
         )
 
@@ -557,32 +592,24 @@ def _plan_self_managed(spec: StackSetSpec, instances: tuple[LiveInstance, ...], 
             creates[(wanted, account)].add(region)
             plan.add.append(f"{account}/{region}")
             continue
-        current = existing.overrides or ()
-        if current != wanted:
-            plan.override_changes.append(f"{account}/{region}: {_fmt(current)} -> {_fmt(wanted)}")
-            updates[(wanted, account)].add(region)
-        elif existing.status != "CURRENT":
-            reason = f" ({existing.status_reason})" if existing.status_reason else ""
-            plan.rerun.append(f"{account}/{region}: {existing.status}{reason}")
+        if _needs_update(existing, wanted, plan):
             updates[(wanted, account)].add(region)
     for (regions, wanted), accounts in sorted(_group_by_regions(creates).items()):
         steps.append(
-            Step(
+            _accounts_step(
                 kind=StepKind.CREATE_INSTANCES,
-                accounts=tuple(sorted(accounts)),
+                accounts=accounts,
                 regions=regions,
                 overrides=wanted or None,
-                instance_count=len(accounts) * len(regions),
             )
         )
     for (regions, wanted), accounts in sorted(_group_by_regions(updates).items()):
         steps.append(
-            Step(
+            _accounts_step(
                 kind=StepKind.UPDATE_INSTANCES,
-                accounts=tuple(sorted(accounts)),
+                accounts=accounts,
                 regions=regions,
                 overrides=wanted,
-                instance_count=len(accounts) * len(regions),
             )
         )
     return steps
@@ -632,13 +659,12 @@ def _plan_service_managed(
     for (regions, _), accounts in sorted(_group_by_regions(per_account).items()):
         ous = sorted({account_ous[a] for a in accounts if a in account_ous})
         steps.append(
-            Step(
+            _accounts_step(
                 kind=StepKind.DELETE_INSTANCES,
                 organizational_units=tuple(ous),
-                accounts=tuple(sorted(accounts)),
+                accounts=accounts,
                 account_filter=AccountFilter.INTERSECTION,
                 regions=regions,
-                instance_count=len(accounts) * len(regions),
             )
         )
 
@@ -653,17 +679,8 @@ def _plan_service_managed(
         if not _instance_desired(spec, inst):
             continue
         wanted = desired_overrides(spec, inst.account, inst.region, inst.ou)
-        current = inst.overrides or ()
-        if current != wanted:
-            plan.override_changes.append(f"{inst.account}/{inst.region}: {_fmt(current)} -> {_fmt(wanted)}")
-        elif inst.status != "CURRENT":
-            plan.rerun.append(
-                f"{inst.account}/{inst.region}: {inst.status}"
-                + (f" ({inst.status_reason})" if inst.status_reason else "")
-            )
-        else:
-            continue
-        updates[((wanted, inst.ou), inst.account)].add(inst.region)
+        if _needs_update(inst, wanted, plan):
+            updates[((wanted, inst.ou), inst.account)].add(inst.region)
     regrouped: dict[tuple[tuple[str, ...], Overrides], dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for (regions, (wanted, ou)), accounts in _group_by_regions(updates).items():
         regrouped[(regions, wanted)][ou or ""].update(accounts)
@@ -690,14 +707,13 @@ def _plan_service_managed(
             accounts = sorted(set().union(*partial.values()))
             ous = sorted(ou for ou in partial if ou) or sorted(target_ous)
             steps.append(
-                Step(
+                _accounts_step(
                     kind=StepKind.UPDATE_INSTANCES,
                     organizational_units=tuple(ous)[:MAX_OUS_PER_CALL],
-                    accounts=tuple(accounts),
+                    accounts=accounts,
                     account_filter=AccountFilter.INTERSECTION,
                     regions=regions,
                     overrides=wanted,
-                    instance_count=len(accounts) * len(regions),
                 )
             )
     return steps
@@ -759,13 +775,12 @@ def _additions_by_ou(
                 plan.add.append(f"{account}/{region}")
         for (regions, _), accounts in sorted(_group_by_regions(account_creates).items()):
             steps.append(
-                Step(
+                _accounts_step(
                     kind=StepKind.CREATE_INSTANCES,
                     organizational_units=tuple(sorted(target_ous))[:MAX_OUS_PER_CALL],
-                    accounts=tuple(sorted(accounts)),
+                    accounts=accounts,
                     account_filter=AccountFilter.INTERSECTION,
                     regions=regions,
-                    instance_count=len(accounts) * len(regions),
                 )
             )
     elif spec.account_filter is AccountFilter.UNION:
@@ -799,14 +814,13 @@ def _union_additions(
     for (regions, wanted), accounts in sorted(_group_by_regions(creates).items()):
         parents = tuple(sorted({account_parents[a] for a in accounts}))
         steps.append(
-            Step(
+            _accounts_step(
                 kind=StepKind.CREATE_INSTANCES,
                 organizational_units=parents,
-                accounts=tuple(sorted(accounts)),
+                accounts=accounts,
                 account_filter=AccountFilter.INTERSECTION,
                 regions=regions,
                 overrides=wanted or None,
-                instance_count=len(accounts) * len(regions),
             )
         )
     return steps
@@ -876,14 +890,13 @@ def _additions_by_membership(
         unit_accounts = tuple(sorted({a for _, a in units}))
         for chunk in _chunks(unit_ous, MAX_OUS_PER_CALL):
             steps.append(
-                Step(
+                _accounts_step(
                     kind=StepKind.CREATE_INSTANCES,
                     organizational_units=chunk,
                     accounts=unit_accounts,
                     account_filter=AccountFilter.INTERSECTION,
                     regions=regions,
                     overrides=key or None,
-                    instance_count=len(unit_accounts) * len(regions),
                 )
             )
     if spec.account_filter is AccountFilter.UNION:
@@ -953,11 +966,10 @@ def plan_destroy(spec: StackSetSpec, live: LiveStackSet) -> StackSetPlan:
                 )
         else:
             steps.append(
-                Step(
+                _accounts_step(
                     kind=StepKind.DELETE_INSTANCES,
-                    accounts=tuple(sorted(names)),
+                    accounts=names,
                     regions=regions,
-                    instance_count=len(names) * len(regions),
                 )
             )
     if unplaced:

@@ -1,8 +1,9 @@
 """The executor: read live state, plan, confirm removals, run the plan, report.
 
-Independent stack sets run in parallel threads; a stack set starts only once every
-stack set it ``depends_on`` has finished successfully (a failed dependency skips its
-dependents). Each stack set's steps run in order, each one waiting for its operation.
+Independent stack sets run in parallel threads, scheduled by ``graphlib.TopologicalSorter``
+over ``depends_on`` (reversed for destroy): a stack set starts as soon as every stack set it
+waits for is done, and is skipped when one of them did not succeed. Each stack set's steps
+run in order, each one waiting for its operation. ``Outcome.result`` is an ``OutcomeResult``.
 Human output (rich progress, plan, failures) goes to stderr; ``--json`` documents are
 built from the returned data by ``deploy.stacksets.commands``.
 """
