@@ -78,22 +78,33 @@ def _read_identity_and_targets(stubs):
     )
 
 
+def _read(publisher, catalog):
+    """What ``publish`` does before planning: identity, share targets, live state."""
+    identity = publisher.identity()
+    catalog = publisher.resolve_targets(catalog)
+    return identity, catalog, publisher.read_state(catalog, identity)
+
+
+def _empty_account_reads(stubs, organizations_access):
+    """Reads of an account with no bucket, portfolio or product yet."""
+    sc = stubs["servicecatalog"]
+    stubs["s3"].add_client_error(
+        "head_bucket", service_error_code="404", http_status_code=404, expected_params={"Bucket": BUCKET}
+    )
+    sc.add_response("list_portfolios", {"PortfolioDetails": []}, {})
+    sc.add_response("search_products_as_admin", {"ProductViewDetails": []}, {})
+    sc.add_response("get_aws_organizations_access_status", {"AccessStatus": organizations_access}, {})
+
+
 def test_first_publish_reads_then_writes_with_the_real_request_shapes(stubbed, catalog):
     publisher, stubs, counter = stubbed
     sc, s3 = stubs["servicecatalog"], stubs["s3"]
     product = catalog.products[0]
     key = catalog.s3_key(product)
     _read_identity_and_targets(stubs)
-    s3.add_client_error(
-        "head_bucket", service_error_code="404", http_status_code=404, expected_params={"Bucket": BUCKET}
-    )
-    sc.add_response("list_portfolios", {"PortfolioDetails": []}, {})
-    sc.add_response("search_products_as_admin", {"ProductViewDetails": []}, {})
-    sc.add_response("get_aws_organizations_access_status", {"AccessStatus": "DISABLED"}, {})
+    _empty_account_reads(stubs, "DISABLED")
 
-    identity = publisher.identity()
-    catalog = publisher.resolve_targets(catalog)
-    state = publisher.read_state(catalog, identity)
+    identity, catalog, state = _read(publisher, catalog)
     plan = plan_publish(catalog, state, identity)
     assert counter.writes == 0
 
@@ -368,9 +379,7 @@ def test_unchanged_catalog_reads_every_page_and_plans_nothing(stubbed, catalog):
             {"Id": "pa-1", "Name": product.version_name, "CreatedTime": WHEN, "Active": True, "Guidance": "DEFAULT"}
         ],
     )
-    identity = publisher.identity()
-    catalog = publisher.resolve_targets(catalog)
-    state = publisher.read_state(catalog, identity)
+    identity, catalog, state = _read(publisher, catalog)
     assert state.portfolio.id == "port-1" and state.products["project"].id == "prod-1"
     assert state.account_shares["111111111111"].accepted
     plan = plan_publish(catalog, state, identity)
@@ -384,9 +393,7 @@ def test_new_version_retires_old_ones_and_a_version_in_use_elsewhere_is_kept(stu
     old = [{"Id": f"pa-{i}", "Name": f"{i:012x}", "CreatedTime": WHEN.replace(month=i), "Active": True} for i in (1, 2)]
     _read_identity_and_targets(stubs)
     _steady_state_reads(stubs, catalog, artifacts=old, in_use=["pa-9"])
-    identity = publisher.identity()
-    catalog = publisher.resolve_targets(catalog)
-    state = publisher.read_state(catalog, identity)
+    identity, catalog, state = _read(publisher, catalog)
     plan = plan_publish(catalog, state, identity)
     assert [a.op for a in plan.actions] == ["create_version", "deactivate_version", "delete_version"]
 
@@ -434,9 +441,7 @@ def test_pending_account_share_is_accepted_through_the_recipient_role(stubbed, c
         artifacts=[{"Id": "pa-1", "Name": product.version_name, "CreatedTime": WHEN, "Active": True}],
         shares_accepted=False,
     )
-    identity = publisher.identity()
-    catalog = publisher.resolve_targets(catalog)
-    state = publisher.read_state(catalog, identity)
+    identity, catalog, state = _read(publisher, catalog)
     from dataclasses import replace
 
     catalog = replace(catalog, shares=replace(catalog.shares, accept_role="AcceptRole"))
@@ -490,15 +495,10 @@ def test_pending_account_share_is_accepted_through_the_recipient_role(stubbed, c
 
 def test_a_failed_call_stops_and_reports_what_was_done(stubbed, catalog):
     publisher, stubs, counter = stubbed
-    sc, s3 = stubs["servicecatalog"], stubs["s3"]
+    s3 = stubs["s3"]
     _read_identity_and_targets(stubs)
-    s3.add_client_error("head_bucket", service_error_code="404", http_status_code=404)
-    sc.add_response("list_portfolios", {"PortfolioDetails": []}, {})
-    sc.add_response("search_products_as_admin", {"ProductViewDetails": []}, {})
-    sc.add_response("get_aws_organizations_access_status", {"AccessStatus": "ENABLED"}, {})
-    identity = publisher.identity()
-    catalog = publisher.resolve_targets(catalog)
-    state = publisher.read_state(catalog, identity)
+    _empty_account_reads(stubs, "ENABLED")
+    identity, catalog, state = _read(publisher, catalog)
     plan = plan_publish(catalog, state, identity)
     s3.add_client_error(
         "create_bucket", service_error_code="AccessDenied", service_message="no s3:CreateBucket", http_status_code=403

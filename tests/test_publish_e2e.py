@@ -87,6 +87,13 @@ def _versions(sc, product_id: str) -> list[dict]:
     return sc.list_provisioning_artifacts(ProductId=product_id)["ProvisioningArtifactDetails"]
 
 
+def _principals(sc, portfolio_id: str) -> set[tuple[str, str]]:
+    return {
+        (p["PrincipalARN"], p["PrincipalType"])
+        for p in sc.list_principals_for_portfolio(PortfolioId=portfolio_id)["Principals"]
+    }
+
+
 def test_first_publish_creates_everything_and_the_second_writes_nothing(local_aws, workspace):
     path, doc, names = workspace
     status, first, stderr = publish(path, root=path.parent)
@@ -114,11 +121,7 @@ def test_first_publish_creates_everything_and_the_second_writes_nothing(local_aw
         json.loads(sc.describe_constraint(Id=c["ConstraintId"])["ConstraintParameters"])["LocalRoleName"]
         for c in constraints
     } == {"AmazonSageMakerServiceCatalogProductsLaunchRole"}
-    principals = {
-        (p["PrincipalARN"], p["PrincipalType"])
-        for p in sc.list_principals_for_portfolio(PortfolioId=portfolio_id)["Principals"]
-    }
-    assert principals == {
+    assert _principals(sc, portfolio_id) == {
         (f"arn:aws:iam::{local_aws.management_account_id}:role/OrganizationAccountAccessRole", "IAM"),
         ("arn:aws:iam:::role/*-data-scientist", "IAM_PATTERN"),
     }
@@ -132,11 +135,7 @@ def test_first_publish_creates_everything_and_the_second_writes_nothing(local_aw
     recipient = local_aws.client("servicecatalog", account="ml-staging")
     assert portfolio_id in [p["Id"] for p in recipient.list_accepted_portfolio_shares()["PortfolioDetails"]]
     # The account share carries no principals: the recipient's own were associated there.
-    in_recipient = {
-        (p["PrincipalARN"], p["PrincipalType"])
-        for p in recipient.list_principals_for_portfolio(PortfolioId=portfolio_id)["Principals"]
-    }
-    assert in_recipient == {
+    assert _principals(recipient, portfolio_id) == {
         (f"arn:aws:iam::{staging}:role/OrganizationAccountAccessRole", "IAM"),
         ("arn:aws:iam:::role/*-data-scientist", "IAM_PATTERN"),
     }

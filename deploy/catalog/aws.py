@@ -636,24 +636,22 @@ class CatalogPublisher:
             return {"AccountId": share.value}
         return {"OrganizationNode": {"Type": share.kind.value, "Value": share.value}}
 
+    def _share_request(self, action: CreateShare | UpdateShare, result: ExecutionResult) -> dict:
+        return {
+            "PortfolioId": result.portfolio_id,
+            "ShareTagOptions": action.share_tag_options,
+            "SharePrincipals": action.share_principals,
+            **self._share_target(action.share),
+        }
+
     @_apply.register
     def _create_share(self, action: CreateShare, result: ExecutionResult) -> dict:
-        response = self.sc.create_portfolio_share(
-            PortfolioId=result.portfolio_id,
-            ShareTagOptions=action.share_tag_options,
-            SharePrincipals=action.share_principals,
-            **self._share_target(action.share),
-        )
+        response = self.sc.create_portfolio_share(**self._share_request(action, result))
         return {"share_token": response["PortfolioShareToken"]} if response.get("PortfolioShareToken") else {}
 
     @_apply.register
     def _update_share(self, action: UpdateShare, result: ExecutionResult) -> None:
-        self.sc.update_portfolio_share(
-            PortfolioId=result.portfolio_id,
-            ShareTagOptions=action.share_tag_options,
-            SharePrincipals=action.share_principals,
-            **self._share_target(action.share),
-        )
+        self.sc.update_portfolio_share(**self._share_request(action, result))
 
     @_apply.register
     def _delete_share(self, action: DeleteShare, result: ExecutionResult) -> None:

@@ -438,17 +438,19 @@ class _ShareAction(Action):
 
 
 @dataclass(frozen=True)
-class CreateShare(_ShareAction):
-    op = Op.CREATE_SHARE
+class _ShareSettingsAction(_ShareAction):
     share_principals: bool = False
     share_tag_options: bool = False
 
 
 @dataclass(frozen=True)
-class UpdateShare(_ShareAction):
+class CreateShare(_ShareSettingsAction):
+    op = Op.CREATE_SHARE
+
+
+@dataclass(frozen=True)
+class UpdateShare(_ShareSettingsAction):
     op = Op.UPDATE_SHARE
-    share_principals: bool = False
-    share_tag_options: bool = False
 
 
 @dataclass(frozen=True)
