@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 
-from cfnlint.rules import CloudFormationLintRule, RuleMatch
+from cfnlint.rules import CloudFormationLintRule
 
 from generator import policy_analysis as analysis
+from generator.rules._walk import resource_problems
 
 _OPEN_IPV4 = "0.0.0.0/0"
 _OPEN_IPV6 = "::/0"
@@ -69,31 +70,22 @@ class NoIngressFromInternet(CloudFormationLintRule):
     tags = ["security", "ec2", "network"]
 
     def match(self, cfn):
-        matches = []
-        for name, resource in cfn.get_resources(["AWS::EC2::SecurityGroup"]).items():
-            for props in analysis.variants(resource.get("Properties") or {}):
-                for index, rule in enumerate(analysis.as_list(props.get("SecurityGroupIngress"))):
-                    if isinstance(rule, dict):
-                        for cidr in _open_cidrs(cfn, rule):
-                            matches.append(
-                                RuleMatch(
-                                    ["Resources", name, "Properties", "SecurityGroupIngress"],
-                                    (
-                                        f"Security group {name} admits {cidr} (ingress rule {index}): "
-                                        "allow only the VPC's CIDR or a source security group"
-                                    ),
-                                )
-                            )
-        for name, resource in cfn.get_resources(["AWS::EC2::SecurityGroupIngress"]).items():
-            for props in analysis.variants(resource.get("Properties") or {}):
-                for cidr in _open_cidrs(cfn, props):
-                    matches.append(
-                        RuleMatch(
-                            ["Resources", name, "Properties"],
-                            (
-                                f"Security group ingress {name} admits {cidr}: "
-                                "allow only the VPC's CIDR or a source security group"
-                            ),
+        def group_problems(name, _rtype, props):
+            for index, rule in enumerate(analysis.as_list(props.get("SecurityGroupIngress"))):
+                if isinstance(rule, dict):
+                    for cidr in _open_cidrs(cfn, rule):
+                        yield (
+                            ["SecurityGroupIngress"],
+                            f"Security group {name} admits {cidr} (ingress rule {index}): "
+                            "allow only the VPC's CIDR or a source security group",
                         )
-                    )
-        return analysis.unique_matches(matches)
+
+        def ingress_problems(name, _rtype, props):
+            for cidr in _open_cidrs(cfn, props):
+                yield (
+                    f"Security group ingress {name} admits {cidr}: allow only the VPC's CIDR or a source security group"
+                )
+
+        return resource_problems(cfn, ["AWS::EC2::SecurityGroup"], group_problems) + resource_problems(
+            cfn, ["AWS::EC2::SecurityGroupIngress"], ingress_problems
+        )

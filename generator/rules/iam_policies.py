@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 
-from cfnlint.rules import CloudFormationLintRule, RuleMatch
+from cfnlint.rules import CloudFormationLintRule
 
 from generator import policy_analysis as analysis
+from generator.rules._walk import statement_problems
 
 # A principal's account is pinned by one of these keys, tested for equality (or a pattern).
 _PINNING_KEYS = ("sts:externalid", "aws:principalorgid", "aws:principalorgpaths")
@@ -21,17 +22,6 @@ _ASSUME_ACTIONS = ("sts:assumerole", "sts:assumerolewithsaml", "sts:assumerolewi
 # Resource patterns that name every role (of one account or all): the same as "*" for PassRole.
 _EVERY_ROLE_PATHS = ("*", "role/*", "role*")
 _IAM_ROLE_AND_USER_TYPES = ("AWS::IAM::Role", "AWS::IAM::User")
-
-
-def _allow_statements(cfn, kinds: set[str]):
-    """(policy, variant, statement) for each Allow statement of the policies of ``kinds``."""
-    for policy in analysis.policy_documents(cfn.template):
-        if policy.kind not in kinds:
-            continue
-        for variant in analysis.variants(policy.document):
-            for statement in analysis.statements(variant):
-                if statement.allows():
-                    yield policy, variant, statement
 
 
 class NoWildcardGrants(CloudFormationLintRule):
@@ -49,33 +39,21 @@ class NoWildcardGrants(CloudFormationLintRule):
     tags = ["security", "iam"]
 
     def match(self, cfn):
-        matches = []
-        for policy, variant, statement in _allow_statements(cfn, {"identity", "trust", "resource", "endpoint"}):
-            path = list(analysis.statement_path(policy, variant, statement))
-            where = f"{policy.resource} ({policy.kind} policy)"
-            if statement.not_action:
-                matches.append(
-                    RuleMatch(
-                        path, f"{where}: Allow with NotAction grants every other action: list the actions allowed"
-                    )
-                )
-                continue
-            if "*" in statement.actions:
-                matches.append(RuleMatch(path, f"{where}: Allow with Action *: list the actions needed"))
-                continue
-            every_resource = statement.not_resource or "*" in statement.resources
-            service_wide = sorted(a for a in statement.actions if re.fullmatch(r"[a-z0-9-]+:\*", a))
-            if service_wide and every_resource:
-                matches.append(
-                    RuleMatch(
-                        path,
-                        (
-                            f"{where}: Allow of {', '.join(service_wide)} on "
-                            "Resource *: list the actions and scope the resources"
-                        ),
-                    )
-                )
-        return analysis.unique_matches(matches)
+        return statement_problems(cfn, {"identity", "trust", "resource", "endpoint"}, _wildcard_problems)
+
+
+def _wildcard_problems(policy, statement):
+    where = f"{policy.resource} ({policy.kind} policy)"
+    if statement.not_action:
+        yield f"{where}: Allow with NotAction grants every other action: list the actions allowed"
+        return
+    if "*" in statement.actions:
+        yield f"{where}: Allow with Action *: list the actions needed"
+        return
+    every_resource = statement.not_resource or "*" in statement.resources
+    service_wide = sorted(a for a in statement.actions if re.fullmatch(r"[a-z0-9-]+:\*", a))
+    if service_wide and every_resource:
+        yield f"{where}: Allow of {', '.join(service_wide)} on Resource *: list the actions and scope the resources"
 
 
 class CrossAccountTrustPinned(CloudFormationLintRule):
@@ -93,26 +71,23 @@ class CrossAccountTrustPinned(CloudFormationLintRule):
     tags = ["security", "iam", "cross-account"]
 
     def match(self, cfn):
-        matches = []
         local = analysis.logical_ids_of_type(cfn.template, *_IAM_ROLE_AND_USER_TYPES)
-        for policy, variant, statement in _allow_statements(cfn, {"trust"}):
+
+        def check(policy, statement):
             if not any(statement.grants(a) for a in _ASSUME_ACTIONS):
-                continue
+                return
             if statement.not_principal:
                 outside = ["NotPrincipal (everyone else)"]
             else:
                 outside = [p for p in statement.aws_principals() if not analysis.same_account_principal(p, local)]
-            if not outside or _pinned(statement):
-                continue
-            matches.append(
-                RuleMatch(
-                    list(analysis.statement_path(policy, variant, statement)),
+            if outside and not _pinned(statement):
+                yield (
                     f"Trust policy of {policy.resource} lets {', '.join(outside)} "
                     "assume it without a pinning condition: add "
-                    "StringEquals sts:ExternalId (a third party) or aws:PrincipalOrgID (your organization)",
+                    "StringEquals sts:ExternalId (a third party) or aws:PrincipalOrgID (your organization)"
                 )
-            )
-        return analysis.unique_matches(matches)
+
+        return statement_problems(cfn, {"trust"}, check)
 
 
 def _pinned(statement) -> bool:
@@ -138,22 +113,18 @@ class PassRoleNeverOnEveryRole(CloudFormationLintRule):
     tags = ["security", "iam"]
 
     def match(self, cfn):
-        matches = []
-        for policy, variant, statement in _allow_statements(cfn, {"identity", "resource", "endpoint"}):
-            if not statement.grants("iam:PassRole"):
-                continue
-            broad = ["NotResource"] if statement.not_resource else [r for r in statement.resources if _every_role(r)]
-            if broad:
-                matches.append(
-                    RuleMatch(
-                        list(analysis.statement_path(policy, variant, statement)),
-                        (
-                            f"{policy.resource} ({policy.kind} policy) allows iam:PassRole on "
-                            f"{', '.join(broad)}: name the roles (or a role-name prefix) to pass"
-                        ),
-                    )
-                )
-        return analysis.unique_matches(matches)
+        return statement_problems(cfn, {"identity", "resource", "endpoint"}, _pass_role_problems)
+
+
+def _pass_role_problems(policy, statement):
+    if not statement.grants("iam:PassRole"):
+        return
+    broad = ["NotResource"] if statement.not_resource else [r for r in statement.resources if _every_role(r)]
+    if broad:
+        yield (
+            f"{policy.resource} ({policy.kind} policy) allows iam:PassRole on "
+            f"{', '.join(broad)}: name the roles (or a role-name prefix) to pass"
+        )
 
 
 def _every_role(resource: str) -> bool:

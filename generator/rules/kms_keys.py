@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from cfnlint.rules import CloudFormationLintRule, RuleMatch
+from cfnlint.rules import CloudFormationLintRule
 
 from generator import policy_analysis as analysis
+from generator.rules._walk import resource_problems, statement_problems
 
 KEY_TYPES = ["AWS::KMS::Key"]
 KEY_POLICY_TYPES = ["AWS::KMS::Key", "AWS::KMS::ReplicaKey"]
@@ -23,20 +24,14 @@ class KeyRotationEnabled(CloudFormationLintRule):
     tags = ["security", "kms"]
 
     def match(self, cfn):
-        matches = []
-        for name, resource in cfn.get_resources(KEY_TYPES).items():
-            for props in analysis.variants(resource.get("Properties") or {}):
-                specs = analysis.possible_values(cfn.template, props.get("KeySpec", "SYMMETRIC_DEFAULT"))
-                if "SYMMETRIC_DEFAULT" not in specs and analysis.UNKNOWN not in specs:
-                    continue
-                if not analysis.always(cfn.template, props.get("EnableKeyRotation", "false"), "true", ignore_case=True):
-                    matches.append(
-                        RuleMatch(
-                            ["Resources", name, "Properties"],
-                            f"KMS key {name} does not rotate: set EnableKeyRotation true",
-                        )
-                    )
-        return analysis.unique_matches(matches)
+        def check(name, _rtype, props):
+            specs = analysis.possible_values(cfn.template, props.get("KeySpec", "SYMMETRIC_DEFAULT"))
+            if "SYMMETRIC_DEFAULT" not in specs and analysis.UNKNOWN not in specs:
+                return
+            if not analysis.always(cfn.template, props.get("EnableKeyRotation", "false"), "true", ignore_case=True):
+                yield f"KMS key {name} does not rotate: set EnableKeyRotation true"
+
+        return resource_problems(cfn, KEY_TYPES, check)
 
 
 class KeyPolicyFullControlOnlyForRoot(CloudFormationLintRule):
@@ -53,29 +48,20 @@ class KeyPolicyFullControlOnlyForRoot(CloudFormationLintRule):
     tags = ["security", "kms", "iam"]
 
     def match(self, cfn):
-        matches = []
-        for policy in analysis.policy_documents(cfn.template):
-            if policy.kind != "key":
-                continue
-            for variant in analysis.variants(policy.document):
-                for statement in analysis.statements(variant):
-                    if not statement.allows():
-                        continue
-                    full = statement.not_action or any(a in ("*", "kms:*") for a in statement.actions)
-                    if not full:
-                        continue
-                    others = _non_root_principals(statement)
-                    if others:
-                        matches.append(
-                            RuleMatch(
-                                list(analysis.statement_path(policy, variant, statement)),
-                                f"Key policy of {policy.resource} allows "
-                                f"{'NotAction' if statement.not_action else 'kms:*'} to "
-                                f"{', '.join(others)}: only this account's root may "
-                                "hold kms:*; enumerate the actions other principals need",
-                            )
-                        )
-        return analysis.unique_matches(matches)
+        return statement_problems(cfn, {"key"}, _full_control_problems)
+
+
+def _full_control_problems(policy, statement):
+    if not (statement.not_action or any(a in ("*", "kms:*") for a in statement.actions)):
+        return
+    others = _non_root_principals(statement)
+    if others:
+        yield (
+            f"Key policy of {policy.resource} allows "
+            f"{'NotAction' if statement.not_action else 'kms:*'} to "
+            f"{', '.join(others)}: only this account's root may "
+            "hold kms:*; enumerate the actions other principals need"
+        )
 
 
 def _non_root_principals(statement) -> list[str]:

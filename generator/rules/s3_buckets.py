@@ -7,6 +7,7 @@ import fnmatch
 from cfnlint.rules import CloudFormationLintRule, RuleMatch
 
 from generator import policy_analysis as analysis
+from generator.rules._walk import resource_problems
 
 BUCKET = "AWS::S3::Bucket"
 _KMS_ALGORITHMS = ("aws:kms", "aws:kms:dsse")
@@ -90,65 +91,42 @@ class BucketEncryptedWithCustomerKey(CloudFormationLintRule):
     tags = ["security", "s3", "kms"]
 
     def match(self, cfn):
-        matches = []
         log_destinations = _access_log_destinations(cfn)
-        for name, resource in _buckets(cfn).items():
-            base = ["Resources", name, "Properties"]
+
+        def check(name, _rtype, props):
             allowed = _KMS_ALGORITHMS + (("AES256",) if name in log_destinations else ())
-            for props in analysis.variants(resource.get("Properties") or {}):
-                rules = analysis.as_list(
-                    analysis.get_path(props, "BucketEncryption", "ServerSideEncryptionConfiguration")
+            rules = analysis.as_list(analysis.get_path(props, "BucketEncryption", "ServerSideEncryptionConfiguration"))
+            if not rules:
+                yield (
+                    f"Bucket {name} has no BucketEncryption: set SSEAlgorithm "
+                    "aws:kms with KMSMasterKeyID of a customer managed key"
                 )
-                if not rules:
-                    matches.append(
-                        RuleMatch(
-                            base,
-                            (
-                                f"Bucket {name} has no BucketEncryption: set SSEAlgorithm "
-                                "aws:kms with KMSMasterKeyID of a customer managed key"
-                            ),
-                        )
+            for index, rule in enumerate(rules):
+                default = analysis.get_path(rule, "ServerSideEncryptionByDefault") or {}
+                algorithms = analysis.possible_values(cfn.template, default.get("SSEAlgorithm", ""))
+                key = default.get("KMSMasterKeyID")
+                path = ["BucketEncryption", "ServerSideEncryptionConfiguration", index]
+                if algorithms == ["AES256"] and "AES256" in allowed:
+                    continue  # S3 server access logs can be delivered only to SSE-S3 buckets
+                if not all(a in allowed for a in algorithms):
+                    yield (
+                        path,
+                        f"Bucket {name} uses SSEAlgorithm {', '.join(algorithms) or '(none)'}: "
+                        "use aws:kms with a customer managed key",
                     )
-                    continue
-                for index, rule in enumerate(rules):
-                    default = analysis.get_path(rule, "ServerSideEncryptionByDefault") or {}
-                    algorithms = analysis.possible_values(cfn.template, default.get("SSEAlgorithm", ""))
-                    algorithm = ", ".join(algorithms)
-                    key = default.get("KMSMasterKeyID")
-                    path = base + ["BucketEncryption", "ServerSideEncryptionConfiguration", index]
-                    if algorithms == ["AES256"] and "AES256" in allowed:
-                        continue  # S3 server access logs can be delivered only to SSE-S3 buckets
-                    if not all(a in allowed for a in algorithms):
-                        matches.append(
-                            RuleMatch(
-                                path,
-                                (
-                                    f"Bucket {name} uses SSEAlgorithm {algorithm or '(none)'}: "
-                                    "use aws:kms with a customer managed key"
-                                ),
-                            )
-                        )
-                    elif key is None:
-                        matches.append(
-                            RuleMatch(
-                                path,
-                                (
-                                    f"Bucket {name} uses aws:kms without KMSMasterKeyID, i.e. "
-                                    "the AWS managed key aws/s3: set a customer managed key"
-                                ),
-                            )
-                        )
-                    elif "alias/aws/" in analysis.symbol(key):
-                        matches.append(
-                            RuleMatch(
-                                path,
-                                (
-                                    f"Bucket {name} uses the AWS managed key "
-                                    f"{analysis.symbol(key)}: set a customer managed key"
-                                ),
-                            )
-                        )
-        return analysis.unique_matches(matches)
+                elif key is None:
+                    yield (
+                        path,
+                        f"Bucket {name} uses aws:kms without KMSMasterKeyID, i.e. "
+                        "the AWS managed key aws/s3: set a customer managed key",
+                    )
+                elif "alias/aws/" in analysis.symbol(key):
+                    yield (
+                        path,
+                        f"Bucket {name} uses the AWS managed key {analysis.symbol(key)}: set a customer managed key",
+                    )
+
+        return resource_problems(cfn, [BUCKET], check)
 
 
 def _access_log_destinations(cfn) -> set[str]:
@@ -184,27 +162,20 @@ class BucketBlocksPublicAccess(CloudFormationLintRule):
     tags = ["security", "s3"]
 
     def match(self, cfn):
-        matches = []
-        for name, resource in _buckets(cfn).items():
-            base = ["Resources", name, "Properties"]
-            for props in analysis.variants(resource.get("Properties") or {}):
-                block = analysis.get_path(props, "PublicAccessBlockConfiguration") or {}
-                missing = [
-                    s
-                    for s in _PUBLIC_ACCESS_SETTINGS
-                    if not analysis.always(cfn.template, block.get(s, "false"), "true", ignore_case=True)
-                ]
-                if missing:
-                    matches.append(
-                        RuleMatch(
-                            base,
-                            (
-                                f"Bucket {name} does not block public access: set "
-                                f"{', '.join(missing)} to true in PublicAccessBlockConfiguration"
-                            ),
-                        )
-                    )
-        return analysis.unique_matches(matches)
+        def check(name, _rtype, props):
+            block = analysis.get_path(props, "PublicAccessBlockConfiguration") or {}
+            missing = [
+                s
+                for s in _PUBLIC_ACCESS_SETTINGS
+                if not analysis.always(cfn.template, block.get(s, "false"), "true", ignore_case=True)
+            ]
+            if missing:
+                yield (
+                    f"Bucket {name} does not block public access: set "
+                    f"{', '.join(missing)} to true in PublicAccessBlockConfiguration"
+                )
+
+        return resource_problems(cfn, [BUCKET], check)
 
 
 class BucketVersioned(CloudFormationLintRule):
@@ -219,18 +190,12 @@ class BucketVersioned(CloudFormationLintRule):
     tags = ["security", "s3"]
 
     def match(self, cfn):
-        matches = []
-        for name, resource in _buckets(cfn).items():
-            for props in analysis.variants(resource.get("Properties") or {}):
-                status = analysis.get_path(props, "VersioningConfiguration", "Status") or ""
-                if not analysis.always(cfn.template, status, "Enabled"):
-                    matches.append(
-                        RuleMatch(
-                            ["Resources", name, "Properties"],
-                            f"Bucket {name} is not versioned: set VersioningConfiguration Status Enabled",
-                        )
-                    )
-        return analysis.unique_matches(matches)
+        def check(name, _rtype, props):
+            status = analysis.get_path(props, "VersioningConfiguration", "Status") or ""
+            if not analysis.always(cfn.template, status, "Enabled"):
+                yield f"Bucket {name} is not versioned: set VersioningConfiguration Status Enabled"
+
+        return resource_problems(cfn, [BUCKET], check)
 
 
 class BucketDeniesInsecureTransport(CloudFormationLintRule):

@@ -7,6 +7,7 @@ import json
 from cfnlint.rules import CloudFormationLintRule, RuleMatch
 
 from generator import policy_analysis as analysis
+from generator.rules._walk import resource_problems
 
 # Where each SageMaker compute resource type keeps its VpcConfig. A MonitoringSchedule
 # that only names a job definition (MonitoringJobDefinitionName) is checked there.
@@ -54,45 +55,9 @@ class ComputeInVpc(CloudFormationLintRule):
     tags = ["security", "sagemaker", "network"]
 
     def match(self, cfn):
-        matches = []
-        for rtype, keys in VPC_CONFIG_PATHS.items():
-            for name, resource in cfn.get_resources([rtype]).items():
-                for props in analysis.variants(resource.get("Properties") or {}):
-                    problem = _vpc_problem(analysis.get_path(props, *keys))
-                    if problem:
-                        matches.append(
-                            RuleMatch(
-                                ["Resources", name, "Properties"],
-                                (
-                                    f"{rtype} {name} {problem}: set {'.'.join(keys)} "
-                                    "with private Subnets and SecurityGroupIds"
-                                ),
-                            )
-                        )
-        for name, resource in cfn.get_resources(["AWS::SageMaker::MonitoringSchedule"]).items():
-            for props in analysis.variants(resource.get("Properties") or {}):
-                job = analysis.get_path(props, *_SCHEDULE_JOB)
-                if isinstance(job, dict):
-                    problem = _vpc_problem(analysis.get_path(job, "NetworkConfig", "VpcConfig"))
-                    if problem:
-                        matches.append(
-                            RuleMatch(
-                                ["Resources", name, "Properties"],
-                                (
-                                    f"Monitoring schedule {name}'s job {problem}: set "
-                                    "MonitoringJobDefinition.NetworkConfig.VpcConfig"
-                                ),
-                            )
-                        )
-        for name, resource in cfn.get_resources(["AWS::SageMaker::Domain"]).items():
-            for props in analysis.variants(resource.get("Properties") or {}):
-                if not props.get("VpcId") or not analysis.as_list(props.get("SubnetIds")):
-                    matches.append(
-                        RuleMatch(
-                            ["Resources", name, "Properties"],
-                            f"Domain {name} is not in a VPC: set VpcId and SubnetIds (private subnets)",
-                        )
-                    )
+        matches = resource_problems(cfn, VPC_CONFIG_PATHS, _compute_problems)
+        matches += resource_problems(cfn, ["AWS::SageMaker::MonitoringSchedule"], _schedule_problems)
+        matches += resource_problems(cfn, ["AWS::SageMaker::Domain"], _domain_vpc_problems)
         for name, resource in cfn.get_resources(["AWS::SageMaker::Pipeline"]).items():
             body = analysis.get_path(resource, "Properties", "PipelineDefinition", "PipelineDefinitionBody")
             for step, problem in _pipeline_problems(body):
@@ -106,6 +71,25 @@ class ComputeInVpc(CloudFormationLintRule):
                     )
                 )
         return analysis.unique_matches(matches)
+
+
+def _compute_problems(name, rtype, props):
+    keys = VPC_CONFIG_PATHS[rtype]
+    problem = _vpc_problem(analysis.get_path(props, *keys))
+    if problem:
+        yield f"{rtype} {name} {problem}: set {'.'.join(keys)} with private Subnets and SecurityGroupIds"
+
+
+def _schedule_problems(name, _rtype, props):
+    job = analysis.get_path(props, *_SCHEDULE_JOB)
+    problem = _vpc_problem(analysis.get_path(job, "NetworkConfig", "VpcConfig")) if isinstance(job, dict) else None
+    if problem:
+        yield f"Monitoring schedule {name}'s job {problem}: set MonitoringJobDefinition.NetworkConfig.VpcConfig"
+
+
+def _domain_vpc_problems(name, _rtype, props):
+    if not props.get("VpcId") or not analysis.as_list(props.get("SubnetIds")):
+        yield f"Domain {name} is not in a VPC: set VpcId and SubnetIds (private subnets)"
 
 
 def _pipeline_problems(body) -> list[tuple[str, str]]:
@@ -152,26 +136,15 @@ class DomainVpcOnlyWithKey(CloudFormationLintRule):
     tags = ["security", "sagemaker", "network", "kms"]
 
     def match(self, cfn):
-        matches = []
-        for name, resource in cfn.get_resources(["AWS::SageMaker::Domain"]).items():
-            for props in analysis.variants(resource.get("Properties") or {}):
-                mode = props.get("AppNetworkAccessType", "PublicInternetOnly")
-                if not analysis.always(cfn.template, mode, "VpcOnly"):
-                    shown = ", ".join(analysis.possible_values(cfn.template, mode))
-                    matches.append(
-                        RuleMatch(
-                            ["Resources", name, "Properties"],
-                            f"Domain {name} may use AppNetworkAccessType {shown}: set VpcOnly",
-                        )
-                    )
-                if not props.get("KmsKeyId"):
-                    matches.append(
-                        RuleMatch(
-                            ["Resources", name, "Properties"],
-                            f"Domain {name} has no KmsKeyId: set a customer managed key",
-                        )
-                    )
-        return analysis.unique_matches(matches)
+        def check(name, _rtype, props):
+            mode = props.get("AppNetworkAccessType", "PublicInternetOnly")
+            if not analysis.always(cfn.template, mode, "VpcOnly"):
+                shown = ", ".join(analysis.possible_values(cfn.template, mode))
+                yield f"Domain {name} may use AppNetworkAccessType {shown}: set VpcOnly"
+            if not props.get("KmsKeyId"):
+                yield f"Domain {name} has no KmsKeyId: set a customer managed key"
+
+        return resource_problems(cfn, ["AWS::SageMaker::Domain"], check)
 
 
 class EndpointConfigEncrypted(CloudFormationLintRule):
@@ -189,49 +162,30 @@ class EndpointConfigEncrypted(CloudFormationLintRule):
     tags = ["security", "sagemaker", "kms"]
 
     def match(self, cfn):
-        matches = []
-        for name, resource in cfn.get_resources(["AWS::SageMaker::EndpointConfig"]).items():
-            base = ["Resources", name, "Properties"]
-            for props in analysis.variants(resource.get("Properties") or {}):
-                variants = [v for v in analysis.as_list(props.get("ProductionVariants")) if isinstance(v, dict)]
-                serverless_only = bool(variants) and all("ServerlessConfig" in v for v in variants)
-                if not serverless_only and not props.get("KmsKeyId"):
-                    matches.append(
-                        RuleMatch(
-                            base,
-                            (
-                                f"Endpoint config {name} has no KmsKeyId: set a "
-                                "customer managed key for the ML storage volumes"
-                            ),
-                        )
-                    )
-                capture = props.get("DataCaptureConfig")
-                if (
-                    isinstance(capture, dict)
-                    and analysis.symbol(capture.get("EnableCapture", True)) != "false"
-                    and not capture.get("KmsKeyId")
-                ):
-                    matches.append(
-                        RuleMatch(
-                            base + ["DataCaptureConfig"],
-                            (
-                                f"Endpoint config {name} captures data without "
-                                "DataCaptureConfig.KmsKeyId: set a customer managed key"
-                            ),
-                        )
-                    )
-                output = analysis.get_path(props, "AsyncInferenceConfig", "OutputConfig")
-                if isinstance(output, dict) and not output.get("KmsKeyId"):
-                    matches.append(
-                        RuleMatch(
-                            base + ["AsyncInferenceConfig"],
-                            (
-                                f"Endpoint config {name} writes async results without "
-                                "OutputConfig.KmsKeyId: set a customer managed key"
-                            ),
-                        )
-                    )
-        return analysis.unique_matches(matches)
+        return resource_problems(cfn, ["AWS::SageMaker::EndpointConfig"], _endpoint_config_problems)
+
+
+def _endpoint_config_problems(name, _rtype, props):
+    variants = [v for v in analysis.as_list(props.get("ProductionVariants")) if isinstance(v, dict)]
+    serverless_only = bool(variants) and all("ServerlessConfig" in v for v in variants)
+    if not serverless_only and not props.get("KmsKeyId"):
+        yield f"Endpoint config {name} has no KmsKeyId: set a customer managed key for the ML storage volumes"
+    capture = props.get("DataCaptureConfig")
+    if (
+        isinstance(capture, dict)
+        and analysis.symbol(capture.get("EnableCapture", True)) != "false"
+        and not capture.get("KmsKeyId")
+    ):
+        yield (
+            ["DataCaptureConfig"],
+            f"Endpoint config {name} captures data without DataCaptureConfig.KmsKeyId: set a customer managed key",
+        )
+    output = analysis.get_path(props, "AsyncInferenceConfig", "OutputConfig")
+    if isinstance(output, dict) and not output.get("KmsKeyId"):
+        yield (
+            ["AsyncInferenceConfig"],
+            f"Endpoint config {name} writes async results without OutputConfig.KmsKeyId: set a customer managed key",
+        )
 
 
 class NotebookInstanceLockedDown(CloudFormationLintRule):
@@ -247,28 +201,18 @@ class NotebookInstanceLockedDown(CloudFormationLintRule):
     tags = ["security", "sagemaker", "network"]
 
     def match(self, cfn):
-        matches = []
-        for name, resource in cfn.get_resources(["AWS::SageMaker::NotebookInstance"]).items():
-            base = ["Resources", name, "Properties"]
-            for props in analysis.variants(resource.get("Properties") or {}):
-                for key in ("DirectInternetAccess", "RootAccess"):
-                    value = props.get(key, "Enabled")
-                    if not analysis.always(cfn.template, value, "Disabled"):
-                        shown = ", ".join(analysis.possible_values(cfn.template, value))
-                        matches.append(
-                            RuleMatch(base, f"Notebook instance {name} may have {key} {shown}: set {key} Disabled")
-                        )
-                if not props.get("SubnetId") or not analysis.as_list(props.get("SecurityGroupIds")):
-                    matches.append(
-                        RuleMatch(
-                            base,
-                            (
-                                f"Notebook instance {name} is not in a VPC: set "
-                                "SubnetId (a private subnet) and SecurityGroupIds"
-                            ),
-                        )
-                    )
-        return analysis.unique_matches(matches)
+        def check(name, _rtype, props):
+            for key in ("DirectInternetAccess", "RootAccess"):
+                value = props.get(key, "Enabled")
+                if not analysis.always(cfn.template, value, "Disabled"):
+                    shown = ", ".join(analysis.possible_values(cfn.template, value))
+                    yield f"Notebook instance {name} may have {key} {shown}: set {key} Disabled"
+            if not props.get("SubnetId") or not analysis.as_list(props.get("SecurityGroupIds")):
+                yield (
+                    f"Notebook instance {name} is not in a VPC: set SubnetId (a private subnet) and SecurityGroupIds"
+                )
+
+        return resource_problems(cfn, ["AWS::SageMaker::NotebookInstance"], check)
 
 
 # Actions that start SageMaker compute and carry the sagemaker:VpcSubnets and
