@@ -72,7 +72,8 @@ def run(
             result["checks"][str(size)] = checks
             if not full:
                 result.setdefault("notes", []).append(
-                    f"N={size}: the baseline ran the first apply and the plan only (--baseline-full-up-to {baseline_full_up_to})"
+                    f"N={size}: the baseline ran the first apply and the plan only "
+                    f"(--baseline-full-up-to {baseline_full_up_to})"
                 )
     result["generation"] = generation.run(generation_repeat, log=log) if generation_repeat else None
     result["targets"] = report.evaluate(result["rollout"], result["generation"])

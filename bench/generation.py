@@ -70,7 +70,8 @@ def run(repeat: int = 1, log=print) -> dict:
             wall, cpu, code = _timed(cfn_lint_command(files), ok_codes=(0, 2, 4, 6, 8, 10, 12, 14))
             runs["cfn_lint"].append({"wall_seconds": round(wall, 3), "cpu_seconds": round(cpu, 3), "exit_code": code})
             log(
-                f"  generation run {index + 1}/{repeat}: generator {runs['generator'][-1]['wall_seconds']:.2f}s, cfn-lint {runs['cfn_lint'][-1]['wall_seconds']:.2f}s ({len(files)} templates)"
+                f"  generation run {index + 1}/{repeat}: generator {runs['generator'][-1]['wall_seconds']:.2f}s, "
+                f"cfn-lint {runs['cfn_lint'][-1]['wall_seconds']:.2f}s ({len(files)} templates)"
             )
     summary = {
         name: {key: statistics.median(r[key] for r in items) for key in ("wall_seconds", "cpu_seconds")}

@@ -86,9 +86,11 @@ def evaluate(rows: list[dict], generation: dict | None) -> list[dict]:
             writes = max(r["writes"] for r in noops)
             targets.append(
                 {
-                    "target": f"no-op re-apply: 0 writes and <= {NOOP_READS_PER_STACK_SET_MAX} reads per stack set (every size)",
+                    "target": f"no-op re-apply: 0 writes and <= {NOOP_READS_PER_STACK_SET_MAX} reads per stack set "
+                    "(every size)",
                     "value": per_set,
-                    "detail": f"{writes} writes; worst {worst['aws_page_reads']} reads (AWS pages) for {len(STACK_SETS)} stack sets at N={worst['size']}, shared lookups included",
+                    "detail": f"{writes} writes; worst {worst['aws_page_reads']} reads (AWS pages) "
+                    f"for {len(STACK_SETS)} stack sets at N={worst['size']}, shared lookups included",
                     "met": writes == 0 and per_set <= NOOP_READS_PER_STACK_SET_MAX,
                 }
             )
@@ -108,9 +110,11 @@ def evaluate(rows: list[dict], generation: dict | None) -> list[dict]:
         )
     targets.append(
         {
-            "target": f"{BASELINE_RATIO_SIZE} accounts x 2 regions: >= {BASELINE_RATIO_MIN}x fewer calls than the baseline (first apply)",
+            "target": f"{BASELINE_RATIO_SIZE} accounts x 2 regions: >= {BASELINE_RATIO_MIN}x fewer calls than the "
+            "baseline (first apply)",
             "value": ratio,
-            "detail": f"{naive['aws_equivalent_calls']} vs {ours['aws_equivalent_calls']} calls; the three applies together: {total}x"
+            "detail": f"{naive['aws_equivalent_calls']} vs {ours['aws_equivalent_calls']} calls; "
+            f"the three applies together: {total}x"
             if ours and naive
             else f"needs N={BASELINE_RATIO_SIZE} in --sizes",
             "met": None if ratio is None else ratio >= BASELINE_RATIO_MIN,
@@ -121,7 +125,8 @@ def evaluate(rows: list[dict], generation: dict | None) -> list[dict]:
             {
                 "target": f"generation (render + lint all) within {GENERATION_RATIO_MAX}x of bare cfn-lint (wall time)",
                 "value": generation["ratio_wall"],
-                "detail": f"{generation['median']['generator']['wall_seconds']:.1f}s vs {generation['median']['cfn_lint']['wall_seconds']:.1f}s wall; CPU {generation['ratio_cpu']}x",
+                "detail": f"{generation['median']['generator']['wall_seconds']:.1f}s vs "
+                f"{generation['median']['cfn_lint']['wall_seconds']:.1f}s wall; CPU {generation['ratio_cpu']}x",
                 "met": generation["ratio_wall"] <= GENERATION_RATIO_MAX,
             }
         )
@@ -132,12 +137,15 @@ def table(result: dict) -> str:
     """The figures as a fixed-width text table (also valid Markdown)."""
     rows = result["rollout"]
     lines = [
-        f"Benchmarks {result['date']} on {result['machine'].get('cpu_model') or platform.machine()} ({result['machine']['nproc']} CPUs), "
+        f"Benchmarks {result['date']} on {result['machine'].get('cpu_model') or platform.machine()} "
+        f"({result['machine']['nproc']} CPUs), "
         f"load average at start {_load(result['machine'].get('loadavg'))}; moto {result['versions'].get('moto')}",
         "",
-        "Rollout: three stack sets, two regions; calls counted at the local AWS; 'AWS pages' counts a list call as the pages AWS would need",
+        "Rollout: three stack sets, two regions; calls counted at the local AWS; "
+        "'AWS pages' counts a list call as the pages AWS would need",
         "",
-        "| N | step | ours calls (reads/writes) | ours AWS pages | baseline calls (reads/writes) | baseline AWS pages | ratio | ours s | baseline s |",
+        "| N | step | ours calls (reads/writes) | ours AWS pages | baseline calls (reads/writes) "
+        "| baseline AWS pages | ratio | ours s | baseline s |",
         "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for size in result["sizes"]:
@@ -155,19 +163,23 @@ def table(result: dict) -> str:
                 else "-"
             )
             lines.append(
-                f"| {size} | {PHASE_LABELS[phase]} | {calls(ours)} | {ours['aws_equivalent_calls'] if ours else '-'} | {calls(naive)} | "
+                f"| {size} | {PHASE_LABELS[phase]} | {calls(ours)} | {ours['aws_equivalent_calls'] if ours else '-'} "
+                f"| {calls(naive)} | "
                 f"{naive['aws_equivalent_calls'] if naive else '-'} | {ratio} | {_seconds(ours)} | {_seconds(naive)} |"
             )
     generation = result.get("generation")
     if generation:
         lines += [
             "",
-            f"Generation: {generation['templates']} templates, {len(generation['regions'])} regions (median of {len(generation['runs']['generator'])} run(s))",
+            f"Generation: {generation['templates']} templates, {len(generation['regions'])} regions "
+            f"(median of {len(generation['runs']['generator'])} run(s))",
             "",
             "| tool | wall s | CPU s |",
             "|---|---:|---:|",
-            f"| python -m generator (render + lint) | {generation['median']['generator']['wall_seconds']:.2f} | {generation['median']['generator']['cpu_seconds']:.2f} |",
-            f"| cfn-lint (same files, same checks) | {generation['median']['cfn_lint']['wall_seconds']:.2f} | {generation['median']['cfn_lint']['cpu_seconds']:.2f} |",
+            f"| python -m generator (render + lint) | {generation['median']['generator']['wall_seconds']:.2f} "
+            f"| {generation['median']['generator']['cpu_seconds']:.2f} |",
+            f"| cfn-lint (same files, same checks) | {generation['median']['cfn_lint']['wall_seconds']:.2f} "
+            f"| {generation['median']['cfn_lint']['cpu_seconds']:.2f} |",
         ]
     lines += ["", "Targets (issue 9):", ""]
     for target in result["targets"]:
@@ -228,7 +240,8 @@ def plot(result: dict, path: Path) -> Path | None:
         axis.grid(True, which="both", alpha=0.3)
     calls_axis.legend(fontsize=7)
     figure.suptitle(
-        f"Rollout of 3 stack sets to 2 regions: ours vs a per-account loop ({result['date']}, {result['machine']['nproc']} CPUs)"
+        "Rollout of 3 stack sets to 2 regions: ours vs a per-account loop "
+        f"({result['date']}, {result['machine']['nproc']} CPUs)"
     )
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

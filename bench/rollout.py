@@ -159,7 +159,8 @@ def verify(fleet: Fleet, workspace: Workspace, override_applied: bool) -> dict:
             actual.update((item["Account"], item["Region"]) for item in page["Summaries"])
         if actual != expected:
             raise RuntimeError(
-                f"{name}: {len(actual)} instance(s) deployed, {len(expected)} expected ({len(expected - actual)} missing, {len(actual - expected)} extra)"
+                f"{name}: {len(actual)} instance(s) deployed, {len(expected)} expected "
+                f"({len(expected - actual)} missing, {len(actual - expected)} extra)"
             )
         found[name.removeprefix(f"{workspace.prefix}-")] = len(actual)
     if override_applied:
@@ -174,7 +175,8 @@ def verify(fleet: Fleet, workspace: Workspace, override_applied: bool) -> dict:
             }
             if values.get(OVERRIDE_PARAMETER) != "v2":
                 raise RuntimeError(
-                    f"{workspace.override_stack_set}: the override of {workspace.override_account} in {region} is {values or 'not set'}"
+                    f"{workspace.override_stack_set}: the override of {workspace.override_account} in {region} "
+                    f"is {values or 'not set'}"
                 )
     return found
 
@@ -201,7 +203,9 @@ def run_size(size: int, tools=TOOLS, baseline_phases=PHASES, log=print) -> tuple
                 )
             for item in measured:
                 log(
-                    f"  {tool:8} N={size:<5} {item.phase:15} {item.counts['calls']:6} calls ({item.counts['writes']} writes, {item.counts['aws_page_reads']} AWS-page reads)  {item.wall_seconds:7.2f}s"
+                    f"  {tool:8} N={size:<5} {item.phase:15} {item.counts['calls']:6} calls "
+                    f"({item.counts['writes']} writes, {item.counts['aws_page_reads']} AWS-page reads)  "
+                    f"{item.wall_seconds:7.2f}s"
                 )
             results.extend(measured)
     return results, checks

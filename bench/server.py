@@ -67,7 +67,7 @@ class PageModel:
             paginators = self._session.get_paginator_model(service)
             config = paginators.get_paginator(operation)
             op_model = model.operation_model(operation)
-        except Exception:  # noqa: BLE001 - unknown service/operation or no paginator: count one page
+        except Exception:  # unknown service/operation or no paginator: count one page
             return None
         limit_key = config.get("limit_key")
         result_key = config.get("result_key")
@@ -215,7 +215,7 @@ def counting_app(app, log: CallLog, pages: PageModel):
                 }
                 parsed = parser.parse(response, op_model.output_shape)
                 items = len(parsed.get(result_key) or [])
-        except Exception:  # noqa: BLE001 - an unparsable answer counts as one page
+        except Exception:  # an unparsable answer counts as one page
             items = None
         try:
             requested = int(params.get(limit_key)) if params.get(limit_key) is not None else None
@@ -262,7 +262,7 @@ class BenchServer:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_PROJECT_ROOT), env.get("PYTHONPATH")]))
         env.pop("MOTO_ACCOUNT_ID", None)
         command = [sys.executable, "-m", "bench.server", "--ready-file", str(ready), "--watch-pid", str(os.getpid())]
-        log = open(Path(self._dir.name) / "server.log", "ab")  # noqa: SIM115 - closed with the process
+        log = open(Path(self._dir.name) / "server.log", "ab")  # closed with the process
         self._log = log
         self.process = subprocess.Popen(
             command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=self._dir.name

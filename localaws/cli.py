@@ -18,7 +18,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "local",
         help="run a local AWS (moto on 127.0.0.1) seeded with an Organization",
-        description="Run a local AWS (moto on 127.0.0.1, patched) seeded with an Organization; every deploy command works against it through AWS_ENDPOINT_URL.",
+        description="Run a local AWS (moto on 127.0.0.1, patched) seeded with an Organization; "
+        "every deploy command works against it through AWS_ENDPOINT_URL.",
     )
     actions = parser.add_subparsers(dest="local_action", metavar="ACTION", required=True)
 

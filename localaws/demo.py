@@ -140,7 +140,8 @@ def find_invoke_target(state: dict, role_name: str) -> tuple[str, str]:
         if endpoints:
             return account_id, sorted(endpoints)[0]
     raise DeployError(
-        f"no member account has both the role {role_name} and an InService endpoint after apply: the manifest must deploy the endpoint-invoke role and model-deploy to the same account"
+        f"no member account has both the role {role_name} and an InService endpoint after apply: "
+        "the manifest must deploy the endpoint-invoke role and model-deploy to the same account"
     )
 
 
@@ -169,7 +170,9 @@ def demo_invoke(state: dict, manifest_path: str) -> None:
     consumer = _member_session(state, target["consumer"]).get_credentials()
     names = {a_id: name for name, a_id, _ in _accounts(state)}
     _say(
-        f"consumer {names.get(target['consumer'], target['consumer'])} ({target['consumer']}) -> endpoint {endpoint} in {names.get(account_id, account_id)} ({account_id}); ExternalId from $SM_INVOKE_EXTERNAL_ID (not shown)"
+        f"consumer {names.get(target['consumer'], target['consumer'])} ({target['consumer']}) -> "
+        f"endpoint {endpoint} in {names.get(account_id, account_id)} ({account_id}); "
+        "ExternalId from $SM_INVOKE_EXTERNAL_ID (not shown)"
     )
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as body:
         body.write(json.dumps({"customer_id": "C-1042", "tenure_months": 7, "monthly_charges": 84.5}))

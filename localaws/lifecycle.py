@@ -144,7 +144,8 @@ def start(
         if process.poll() is not None:
             (state_dir / PID_FILE).unlink(missing_ok=True)
             raise LocalAWSError(
-                f"the local AWS server exited with status {process.returncode}; last lines of {state_dir / LOG_FILE}:\n{_log_tail(state_dir)}"
+                f"the local AWS server exited with status {process.returncode}; "
+                f"last lines of {state_dir / LOG_FILE}:\n{_log_tail(state_dir)}"
             )
         info = running_server(state_dir)
         if info:
@@ -152,7 +153,8 @@ def start(
         time.sleep(0.1)
     _terminate(process.pid, state_dir)
     raise LocalAWSError(
-        f"the local AWS server did not answer within {timeout:.0f}s; last lines of {state_dir / LOG_FILE}:\n{_log_tail(state_dir)}"
+        f"the local AWS server did not answer within {timeout:.0f}s; "
+        f"last lines of {state_dir / LOG_FILE}:\n{_log_tail(state_dir)}"
     )
 
 
@@ -197,7 +199,10 @@ def stop(state_dir: str | Path | None = None) -> str:
         pid = None
     if pid is None or not is_our_server(pid, state_dir):
         _forget(state_dir)
-        return f"the pid file {pid_file} named {pid if pid is not None else 'no valid pid'}, which is not our server: removed the stale file, signalled nothing"
+        return (
+            f"the pid file {pid_file} named {pid if pid is not None else 'no valid pid'}, which is not our server: "
+            "removed the stale file, signalled nothing"
+        )
     _terminate(pid, state_dir)
     _forget(state_dir)
     return f"stopped the local AWS server (pid {pid})"
@@ -265,7 +270,8 @@ def up(
         state = read_state(state_dir)
         if state is None:
             raise LocalAWSError(
-                f"a local AWS server runs for {state_dir} (pid {existing.pid}) but was never seeded: `python -m deploy local down`, then `up` again"
+                f"a local AWS server runs for {state_dir} (pid {existing.pid}) but was never seeded: "
+                "`python -m deploy local down`, then `up` again"
             )
         return state, False
     info = start(state_dir, port=port, watch_pid=watch_pid)

@@ -79,7 +79,8 @@ def load_org_file(path: str | Path) -> OrgSpec:
         raise InputError("expected a mapping with name and email", source=source, key="management_account")
     if "id" in management and str(management["id"]) != MANAGEMENT_ACCOUNT_ID:
         raise InputError(
-            f"the local AWS's management account is always {MANAGEMENT_ACCOUNT_ID} (moto's default account); remove the id",
+            f"the local AWS's management account is always {MANAGEMENT_ACCOUNT_ID} (moto's default account); "
+            "remove the id",
             source=source,
             where="management_account",
             key="id",

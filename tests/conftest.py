@@ -5,12 +5,16 @@ examples/local-org.yaml and stopped at the end, even when the run is killed (the
 watches the pytest pid). ``local_aws`` points the test's environment at it, so the
 deploy CLI and boto3 reach it unchanged. Tests share the server's state: use names
 unique to the test, or call ``local_aws.reset()`` for a freshly seeded Organization.
+
+``workdir``: a project folder holding ``templates/marker.yaml`` (``MARKER_TEMPLATE``), for
+the deployer's end-to-end tests.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import textwrap
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
@@ -24,6 +28,32 @@ from localaws.seed import load_org_file, seed, write_state
 
 ROOT = Path(__file__).resolve().parents[1]
 ORG_FILE = ROOT / "examples" / "local-org.yaml"
+
+MARKER_TEMPLATE = textwrap.dedent(
+    """\
+    AWSTemplateFormatVersion: '2010-09-09'
+    Description: A test template with one SSM parameter
+    Parameters:
+      EnvName:
+        Type: String
+        Default: mlops
+      Size:
+        Type: String
+        AllowedValues: [small, large]
+        Default: small
+      Secret:
+        Type: String
+        NoEcho: true
+        Default: hidden
+    Resources:
+      Marker:
+        Type: AWS::SSM::Parameter
+        Properties:
+          Name: !Sub '/${EnvName}/marker-${AWS::Region}-${Size}'
+          Type: String
+          Value: !Ref Size
+    """
+)
 
 
 @dataclass
@@ -60,7 +90,10 @@ class LocalAWS:
         return [account["id"] for account in self.state["accounts"].values() if account["ou"] == path]
 
     def session(self, account: str | None = None) -> boto3.session.Session:
-        """A session of the management account, or of member ``account`` (name or id) through its OrganizationAccountAccessRole."""
+        """A session of the management account, or of member ``account`` (name or id).
+
+        A member's session acts through its OrganizationAccountAccessRole.
+        """
         if account not in self._sessions:
             self._sessions[account] = self._new_session(account)
         return self._sessions[account]
@@ -124,3 +157,11 @@ def local_aws(local_aws_server, monkeypatch) -> LocalAWS:
     for key, value in local_aws_server.env.items():
         monkeypatch.setenv(key, value)
     return local_aws_server
+
+
+@pytest.fixture
+def workdir(tmp_path) -> Path:
+    """A project folder with ``templates/marker.yaml``."""
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "marker.yaml").write_text(MARKER_TEMPLATE)
+    return tmp_path

@@ -30,7 +30,10 @@ ENDPOINT_TEMPLATE = textwrap.dedent(
         Properties:
           EndpointConfigName: !Sub '${EnvName}-churn'
           ProductionVariants:
-            - {VariantName: main, ModelName: !GetAtt Model.ModelName, InitialInstanceCount: 1, InstanceType: ml.m5.large}
+            - VariantName: main
+              ModelName: !GetAtt Model.ModelName
+              InitialInstanceCount: 1
+              InstanceType: ml.m5.large
       Endpoint:
         Type: AWS::SageMaker::Endpoint
         Properties:

@@ -111,7 +111,8 @@ def test_nested_ou_paths_create_parents_first(tmp_path):
 
     org = tmp_path / "org.yaml"
     org.write_text(
-        "organizational_units: [workloads/staging, workloads/production, sandbox]\naccounts: [{name: s, ou: workloads/staging}]\n"
+        "organizational_units: [workloads/staging, workloads/production, sandbox]\n"
+        "accounts: [{name: s, ou: workloads/staging}]\n"
     )
     spec = load_org_file(org)
     assert spec.ou_paths == ["workloads", "workloads/staging", "workloads/production", "sandbox"]
@@ -147,7 +148,8 @@ def test_nested_ous_are_seeded_under_their_parents(tmp_path):
     """Seeding a second server from an org file with nested OUs (own state dir)."""
     org = tmp_path / "org.yaml"
     org.write_text(
-        "random_seed: 7\norganizational_units: [workloads/staging]\naccounts: [{name: s, ou: workloads/staging}]\nstackset_administration_role: false\n"
+        "random_seed: 7\norganizational_units: [workloads/staging]\n"
+        "accounts: [{name: s, ou: workloads/staging}]\nstackset_administration_role: false\n"
     )
     state, started = lifecycle.up(tmp_path / "state", org_file=org)
     try:

@@ -183,13 +183,16 @@ def test_tags_and_attributes_update_on_products_and_portfolios(sc, portfolio):
 
 def test_launch_constraints_follow_the_api_rules(sc, portfolio):
     product_id, _ = _product(sc)
-    create = lambda parameters, token: sc.create_constraint(
-        PortfolioId=portfolio,
-        ProductId=product_id,
-        Type="LAUNCH",
-        Parameters=json.dumps(parameters),
-        IdempotencyToken=token,
-    )  # noqa: E731
+
+    def create(parameters, token):
+        return sc.create_constraint(
+            PortfolioId=portfolio,
+            ProductId=product_id,
+            Type="LAUNCH",
+            Parameters=json.dumps(parameters),
+            IdempotencyToken=token,
+        )
+
     assert (
         _error(lambda: create({"LocalRoleName": "R"}, "a")) == "ResourceNotFoundException"
     )  # not in the portfolio yet

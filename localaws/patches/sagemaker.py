@@ -36,7 +36,10 @@ class EndpointValidationError(ServiceException):
 def _group(backend, name: str):
     group = backend.model_package_groups.get(name)
     if group is None:
-        arn = f"arn:{backend.partition}:sagemaker:{backend.region_name}:{backend.account_id}:model-package-group/{name.lower()}"
+        arn = (
+            f"arn:{backend.partition}:sagemaker:{backend.region_name}:{backend.account_id}"
+            f":model-package-group/{name.lower()}"
+        )
         raise ValidationError(message=f"Cannot find Model Package Group: {arn}")
     return group
 

@@ -435,6 +435,11 @@ def disassociate_principal_from_portfolio(self, portfolio_id, arn, principal_typ
         principals.remove(principal)
 
 
+_SHARE_PRINCIPALS_ORGANIZATION_ONLY = (
+    "SharePrincipals is only supported for shares to an OrganizationNode of type ORGANIZATION or ORGANIZATIONAL_UNIT."
+)
+
+
 def _flags(share_tag_options, share_principals) -> dict:
     return {"ShareTagOptions": bool(share_tag_options), "SharePrincipals": bool(share_principals), "Accepted": False}
 
@@ -450,9 +455,7 @@ def create_portfolio_share(
         if account_id == self.account_id:
             raise _invalid("A portfolio cannot be shared with its own account.")
         if share_principals:
-            raise _invalid(
-                "SharePrincipals is only supported for shares to an OrganizationNode of type ORGANIZATION or ORGANIZATIONAL_UNIT."
-            )
+            raise _invalid(_SHARE_PRINCIPALS_ORGANIZATION_ONLY)
         state.account_shares.setdefault(portfolio_id, {}).setdefault(
             account_id, _flags(share_tag_options, share_principals)
         )
@@ -484,9 +487,7 @@ def update_portfolio_share(self, portfolio_id, account_id, organization_node, sh
     if flags is None:
         raise _not_found("No such portfolio share.")
     if account_id and share_principals:
-        raise _invalid(
-            "SharePrincipals is only supported for shares to an OrganizationNode of type ORGANIZATION or ORGANIZATIONAL_UNIT."
-        )
+        raise _invalid(_SHARE_PRINCIPALS_ORGANIZATION_ONLY)
     if share_tag_options is not None:
         flags["ShareTagOptions"] = bool(share_tag_options)
     if share_principals is not None:
@@ -594,7 +595,8 @@ def provision_product(self, product_id, product_name, artifact_id, artifact_name
     now = utcnow()
     detail = {
         "Name": name,
-        "Arn": f"arn:{models.get_partition(self.region_name)}:servicecatalog:{self.region_name}:{self.account_id}:stack/{name}/{pp_id}",
+        "Arn": f"arn:{models.get_partition(self.region_name)}:servicecatalog:{self.region_name}:{self.account_id}"
+        f":stack/{name}/{pp_id}",
         "Type": "CFN_STACK",
         "Id": pp_id,
         "Status": "AVAILABLE",

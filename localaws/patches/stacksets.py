@@ -333,7 +333,7 @@ def _apply_to_instances(instances, change) -> list[dict]:
         _instance_defaults(instance)
         try:
             change(instance)
-        except Exception as error:  # noqa: BLE001 - any resource error fails the instance, as in AWS
+        except Exception as error:  # any resource error fails the instance, as in AWS
             instance.status, instance.detailed_status, instance.status_reason = "OUTDATED", "FAILED", _reason(error)
             results.append(
                 _result(
@@ -418,7 +418,7 @@ def _create_instance(
         instance.stack = _create_stack(stack_set, account, region, _effective_parameters(stack_set, overrides))
         instance.status, instance.detailed_status = "CURRENT", "SUCCEEDED"
         result = _result((account, region, ou))
-    except Exception as error:  # noqa: BLE001 - a resource error fails the instance, not the call
+    except Exception as error:  # a resource error fails the instance, not the call
         instance.status_reason = _reason(error)
         result = _result((account, region, ou), "FAILED", instance.status_reason)
     instance.overrides = [item for item in overrides if "ParameterValue" in item]
@@ -557,7 +557,8 @@ def update_stack_set(self, params: dict, stack_set, fingerprint: str) -> ActionR
 def delete_stack_instances(self, params: dict, stack_set, fingerprint: str) -> ActionResult:
     if "RetainStacks" not in params:
         raise ValidationError(
-            message="1 validation error detected: Value null at 'retainStacks' failed to satisfy constraint: Member must not be null"
+            message="1 validation error detected: Value null at 'retainStacks' failed to satisfy constraint: "
+            "Member must not be null"
         )
     selected = _select_instances(stack_set, params, "DELETE")
     operation_id = _operation_id(params)
@@ -568,7 +569,7 @@ def delete_stack_instances(self, params: dict, stack_set, fingerprint: str) -> A
         try:
             if not params["RetainStacks"]:
                 _delete_stack(instance)
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:  # a resource error fails the instance, not the call
             instance.detailed_status, instance.status_reason = "FAILED", _reason(error)
             results.append(_result(key, "FAILED", instance.status_reason))
             continue
