@@ -1,10 +1,14 @@
 """The adapter between the catalog plan and AWS: the only module of ``publish`` that calls
 S3, Service Catalog, Organizations and STS.
 
-``CatalogPublisher.read_state`` reads what exists (with botocore paginators wherever
-botocore has one) into :class:`deploy.catalog.LiveState`; ``execute`` carries out the
-actions of a :class:`deploy.catalog.Plan` in order and stops at the first failed call,
-reporting what was done. Retries are botocore's (``deploy.common.clients.RETRY_CONFIG``).
+``CatalogPublisher.resolve_targets`` turns the share references (``account:NAME``,
+``ou:/PATH``) into ids through :class:`deploy.common.refs.OrganizationsResolver`;
+``read_state`` reads what exists (with botocore paginators wherever botocore has one) into
+:class:`deploy.catalog.plan.LiveState`; ``execute`` carries out the actions of a
+:class:`deploy.catalog.plan.Plan` in order, one handler per action type (dispatched on the
+type by ``_apply``), and stops at the first failed call, reporting what was done. Bucket
+hardening requests come from :mod:`deploy.common.buckets`. Retries are botocore's
+(``deploy.common.clients.RETRY_CONFIG``).
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
-"""The Service Catalog catalog file, and the pure plan that publishes it.
+"""The Service Catalog catalog file: its schema, loading, and the desired catalog.
 
 ``load_catalog`` reads and validates a catalog file (JSON Schema first, then the checks a
-schema cannot express: unique names, template files that exist and parse), hashing each
-template's bytes. ``plan_publish`` compares that desired catalog with the live state read
-by :mod:`deploy.catalog.aws` and returns the list of actions to take. Nothing here
-talks to AWS: the plan is a function of plain data, unit-testable without any client.
+schema cannot express: unique names, template files that exist and parse, no share with the
+root), hashing each template's bytes, and returns a frozen :class:`Catalog` of
+:class:`ProductSpec`, :class:`PrincipalSpec` and :class:`Shares`. Share targets are kept in
+the grammar of :mod:`deploy.common.refs`; the older bare forms are rewritten on loading and
+noted in ``Catalog.deprecations``. :mod:`deploy.catalog.plan` compares the result with the
+live state. Nothing here talks to AWS.
 
 Versions are content-addressed: a template's S3 key is its sha256 and the version
 (provisioning artifact) name ends with a short prefix of it, so republishing unchanged

@@ -1,8 +1,13 @@
 """The pure plan that publishes a catalog to Service Catalog.
 
-``plan_publish`` compares the desired catalog (:mod:`deploy.catalog.model`) with the live
-state read by :mod:`deploy.catalog.aws` and returns the list of actions to take. Nothing
-here talks to AWS: the plan is a function of plain data, unit-testable without any client.
+Three parts: the live state (frozen dataclasses filled by :mod:`deploy.catalog.aws`), the
+actions (one frozen dataclass per kind, such as ``CreateBucket`` or ``CreateVersion``, each
+holding exactly what its executor step needs; ``Op`` names the kinds, ``to_dict()`` is what
+``--json`` and ``--dry-run`` show), and ``plan_publish``, which compares the desired catalog
+(:mod:`deploy.catalog.model`) with the live state and returns the actions in execution
+order: bucket, portfolio, products and versions, principals and shares, housekeeping of old
+versions, removals. Nothing here talks to AWS: the plan is a function of plain data,
+unit-testable without any client.
 """
 
 from __future__ import annotations
