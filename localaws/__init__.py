@@ -1,11 +1,12 @@
 """Local AWS: a moto server on loopback, patched where the product depends on behaviour
 moto lacks, seeded with an Organization, so ``plan``/``apply``/``publish`` run offline.
 
-A package of its own, installed with the ``[local]`` extra (moto): the deployer and the
-publisher (``deploy``) never import it. ``python -m deploy local up|down|status|env`` loads
-it on demand (``localaws.cli``); ``localaws.server`` is the server process itself,
-``localaws.seed`` creates the Organization, ``localaws.lifecycle`` starts and stops it,
-``localaws.patches`` close moto's gaps, and ``localaws.demo`` is the main job (``make demo``).
+A top-level package of its own (it was ``deploy/local/``), installed with the ``[local]``
+extra (moto): the deployer and the publisher (``deploy``) never import it.
+``python -m deploy local up|down|status|env`` loads it on demand (``localaws.cli``);
+``localaws.server`` is the server process itself, ``localaws.seed`` creates the
+Organization, ``localaws.lifecycle`` starts and stops it, ``localaws.patches`` close
+moto's gaps, and ``python -m localaws.demo`` is the main job offline (``make demo``).
 """
 
 from __future__ import annotations

@@ -1,5 +1,9 @@
 """``python -m deploy local up|down|status|env``: the local AWS for offline runs.
 
+The ``local`` command of the deployer's command line, kept in :mod:`localaws`:
+``deploy.cli`` imports this module (``register(subparsers)``) only when ``local`` is the
+command, so the other commands run without moto installed.
+
 ``up`` prints only ``export`` lines on stdout (so ``eval "$(python -m deploy local up)"``
 works) and what it created on stderr; every other deploy command then talks to the
 local server unchanged, through ``AWS_ENDPOINT_URL``.

@@ -1,5 +1,8 @@
 """The main job, offline: ``python -m localaws.demo`` (``make demo`` calls it).
 
+Part of :mod:`localaws` (the demo is not a ``deploy`` command): it drives the deployer
+through its command line, ``deploy.cli.main``, exactly as a user would.
+
 Starts its own local AWS (a state dir of its own, so a developer's ``local up`` is left
 alone), then runs the same commands a user runs against AWS: ``publish`` the catalog,
 ``plan`` and ``apply --yes`` the manifest, ``status``, and a cross-account ``invoke``

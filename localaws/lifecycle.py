@@ -1,5 +1,6 @@
-"""Start, find and stop the local AWS server process; the one code path of ``local up``,
-the pytest fixture and the demo.
+"""Start, find and stop the local AWS server process; the one code path of ``local up``
+(:mod:`localaws.cli`), the pytest fixture (``tests/conftest.py``) and the demo
+(:mod:`localaws.demo`).
 
 The server runs detached (its own session), logs to ``<state dir>/server.log``, and is
 known by ``<state dir>/server.pid`` plus ``server.json`` (pid, port, endpoint). ``stop``

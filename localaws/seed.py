@@ -1,5 +1,8 @@
 """Seed the local AWS with an Organization described by an org file (examples/local-org.yaml).
 
+Called by :mod:`localaws.lifecycle` once the server answers (``local up``, the demo, the
+tests), and by the tests' ``reset()``.
+
 Creates the Organization (the management account is the emulator's default account),
 the OUs by path (``workloads/staging`` nests ``staging`` under ``workloads``), the member
 accounts in their OUs (each with the ``OrganizationAccountAccessRole`` that AWS, and moto,

@@ -1,5 +1,8 @@
 """The local AWS server process: moto in-process, patched, on a loopback port.
 
+Run as a process of its own, started (detached) by :mod:`localaws.lifecycle` for ``local up``,
+the demo and the tests.
+
 ``python -m localaws.server [--port P] [--ready-file F] [--watch-pid PID]`` applies
 every patch of ``localaws.patches`` to moto's backends, then serves moto's WSGI app
 on 127.0.0.1 (port 0, the default, lets the kernel pick a free port: no race between

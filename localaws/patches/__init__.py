@@ -1,5 +1,8 @@
 """Patches of moto's backends, applied inside the local server process before it serves.
 
+``localaws.patches``: applied by :mod:`localaws.server`, and in-process by tests that run
+moto without the server (``tests/moto_stack.py``).
+
 Each module of this package closes one gap between moto and the real service that the
 product depends on, and exposes ``apply()`` (idempotent). ``apply_all()`` imports every
 module here, so adding a patch is adding a file. The README table "what the local AWS
