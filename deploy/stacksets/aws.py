@@ -21,10 +21,10 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError, PartialCredentialsError
 
+from deploy.common.buckets import NOT_FOUND_CODES, BucketHardening, Hardening, ensure_bucket
 from deploy.common.clients import Clients
 from deploy.common.errors import InputError, RolloutError, error_code
 from deploy.common.refs import OrganizationsResolver, UnresolvedReference, is_ou_path
@@ -55,6 +55,9 @@ IAM_PROPAGATION_RE = re.compile(
     r"sts:AssumeRole|AssumeRole|trust relationship|cannot be assumed",
     re.IGNORECASE,
 )
+
+# CloudFormation reads templates with its own credentials: SSE-S3, not a KMS key it may not use.
+_TEMPLATE_BUCKET_HARDENING = (Hardening.PUBLIC_ACCESS_BLOCK, Hardening.ENCRYPTION, Hardening.VERSIONING)
 
 
 @dataclass(frozen=True)
@@ -443,12 +446,15 @@ class StackSets:
     def _upload_template(self, spec: StackSetSpec) -> str:
         s3 = self.clients.client("s3", self.region)
         bucket = self.template_bucket()
+        # The default name is predictable: S3 refuses every request below (403) when the
+        # bucket belongs to another account, so nobody else's bucket can serve our templates.
+        owner = {"ExpectedBucketOwner": self.caller_account()}
         self._ensure_bucket(s3, bucket)
         key = f"templates/{spec.name}/{spec.template.sha256}.yaml"
         try:
-            s3.head_object(Bucket=bucket, Key=key)
+            s3.head_object(Bucket=bucket, Key=key, **owner)
         except ClientError as error:
-            if error_code(error) not in ("404", "NoSuchKey", "NotFound"):
+            if error_code(error) not in NOT_FOUND_CODES:
                 raise
             s3.put_object(
                 Bucket=bucket,
@@ -456,6 +462,7 @@ class StackSets:
                 Body=spec.template.body.encode("utf-8"),
                 ContentType="text/yaml",
                 ServerSideEncryption="AES256",
+                **owner,
             )
         suffix = "amazonaws.com.cn" if self.region.startswith("cn-") else "amazonaws.com"
         return f"https://{bucket}.s3.{self.region}.{suffix}/{key}"
@@ -464,33 +471,11 @@ class StackSets:
         with self._lock:
             if self._checked.get(f"bucket:{bucket}") == "ok":
                 return
+        hardening = BucketHardening(sse_algorithm="AES256", expected_owner=self.caller_account())
         try:
-            s3.head_bucket(Bucket=bucket)
+            ensure_bucket(s3, bucket, self.region, hardening, settings=_TEMPLATE_BUCKET_HARDENING)
         except ClientError as error:
-            if error_code(error) not in ("404", "NoSuchBucket", "NotFound"):
-                raise RolloutError(f"template bucket '{bucket}' is not usable: {error}") from None
-            args: dict[str, Any] = {"Bucket": bucket}
-            if self.region != "us-east-1":
-                args["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
-            s3.create_bucket(**args)
-            s3.put_public_access_block(
-                Bucket=bucket,
-                PublicAccessBlockConfiguration={
-                    "BlockPublicAcls": True,
-                    "IgnorePublicAcls": True,
-                    "BlockPublicPolicy": True,
-                    "RestrictPublicBuckets": True,
-                },
-            )
-            s3.put_bucket_encryption(
-                Bucket=bucket,
-                ServerSideEncryptionConfiguration={
-                    "Rules": [
-                        {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}
-                    ]
-                },
-            )
-            s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+            raise RolloutError(f"template bucket '{bucket}' is not usable: {error}") from None
         with self._lock:
             self._checked[f"bucket:{bucket}"] = "ok"
 
