@@ -47,7 +47,14 @@ from generator.buckets import (
     objects_arn,
 )
 from generator.keys import add_key, key_policy
-from generator.parameters import Environment, add_environment, iam_role_arn, partition_arn
+from generator.parameters import (
+    Environment,
+    add_environment,
+    choice_parameter,
+    iam_role_arn,
+    partition_arn,
+    string_parameter,
+)
 from generator.policies import allow, document, service_trust
 
 SOURCE_ARTIFACT = "SourceArtifact"
@@ -98,17 +105,6 @@ class ProjectParameters:
     max_concurrent: Parameter
     source_key: Parameter
     approval_topic_arn: Parameter
-
-
-def string_parameter(
-    template: Template, title: str, description: str, pattern: str, constraint: str, default: str | None = None
-) -> Parameter:
-    parameter = Parameter(
-        title, Type="String", Description=description, AllowedPattern=pattern, ConstraintDescription=constraint
-    )
-    if default is not None:
-        parameter.Default = default
-    return template.add_parameter(parameter)
 
 
 def add_project_identity(template: Template, group_purpose: str) -> tuple[Parameter, Parameter, Parameter]:
@@ -182,15 +178,13 @@ def add_project_parameters(template: Template) -> ProjectParameters:
             "empty or region names, comma separated, no spaces",
             default="",
         ),
-        permission_model=template.add_parameter(
-            Parameter(
-                "PermissionModel",
-                Type="String",
-                AllowedValues=["SELF_MANAGED", "SERVICE_MANAGED"],
-                Default="SELF_MANAGED",
-                Description="SELF_MANAGED: this account administers the stack set through its administration role; "
-                "SERVICE_MANAGED: Organizations targets (this account must be the management account)",
-            )
+        permission_model=choice_parameter(
+            template,
+            "PermissionModel",
+            "SELF_MANAGED: this account administers the stack set through its administration role; "
+            "SERVICE_MANAGED: Organizations targets (this account must be the management account)",
+            ["SELF_MANAGED", "SERVICE_MANAGED"],
+            "SELF_MANAGED",
         ),
         admin_role_name=string_parameter(
             template,

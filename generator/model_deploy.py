@@ -62,7 +62,7 @@ from generator.buckets import (
     objects_arn,
 )
 from generator.keys import KEY_DATA_ACTIONS, add_key, key_policy
-from generator.parameters import Environment, add_environment, iam_role_arn
+from generator.parameters import Environment, add_environment, iam_role_arn, string_parameter
 
 VARIANT_NAME = "AllTraffic"
 DATA_CAPTURE_PREFIX = "datacapture"
@@ -139,12 +139,7 @@ class DeployParameters:
 def _string(
     template: Template, title: str, description: str, pattern: str, constraint: str, default: str | None = ""
 ) -> Parameter:
-    parameter = Parameter(
-        title, Type="String", Description=description, AllowedPattern=pattern, ConstraintDescription=constraint
-    )
-    if default is not None:
-        parameter.Default = default
-    return template.add_parameter(parameter)
+    return string_parameter(template, title, description, pattern, constraint, default)
 
 
 def _number(template: Template, title: str, description: str, default: int, minimum: int, maximum: int) -> Parameter:

@@ -54,7 +54,7 @@ from troposphere.logs import LogGroup
 
 from generator.keys import add_key, environment_key_alias, key_policy
 from generator.outputs import publish
-from generator.parameters import Environment, partition_arn
+from generator.parameters import Environment, choice_parameter, partition_arn, string_parameter
 from generator.policies import document, service_trust
 
 CREATE_VPC = "CreateVpc"
@@ -75,6 +75,7 @@ NETWORK_PARAMETERS = (
     "FlowLogRetentionDays",
 )
 CIDR_PATTERN = r"^(\d{1,3}\.){3}\d{1,3}/(1[6-9]|2[0-8])$"
+CIDR_CONSTRAINT = "an IPv4 CIDR block from /16 to /28"
 
 
 @dataclass(frozen=True)
@@ -132,15 +133,13 @@ class Network:
 
 def add_network_parameters(template: Template, az_count: int) -> NetworkParameters:
     """CIDRs, the optional existing VPC, the NAT switch and the flow-log retention."""
-    vpc_cidr = template.add_parameter(
-        Parameter(
-            "VpcCidr",
-            Type="String",
-            Default="10.0.0.0/16",
-            AllowedPattern=CIDR_PATTERN,
-            ConstraintDescription="an IPv4 CIDR block from /16 to /28",
-            Description="CIDR of the VPC to create (ignored with ExistingVpcId)",
-        )
+    vpc_cidr = string_parameter(
+        template,
+        "VpcCidr",
+        "CIDR of the VPC to create (ignored with ExistingVpcId)",
+        CIDR_PATTERN,
+        CIDR_CONSTRAINT,
+        default="10.0.0.0/16",
     )
     private_cidrs = template.add_parameter(
         Parameter(
@@ -150,38 +149,28 @@ def add_network_parameters(template: Template, az_count: int) -> NetworkParamete
             Description=f"Exactly {az_count} CIDR blocks inside VpcCidr, one private subnet per availability zone",
         )
     )
-    public_cidr = template.add_parameter(
-        Parameter(
-            "PublicSubnetCidr",
-            Type="String",
-            Default=DEFAULT_PUBLIC_CIDR,
-            AllowedPattern=CIDR_PATTERN,
-            ConstraintDescription="an IPv4 CIDR block from /16 to /28",
-            Description="CIDR of the one public subnet that holds the NAT gateway (only with EnableNatGateway=true)",
-        )
+    public_cidr = string_parameter(
+        template,
+        "PublicSubnetCidr",
+        "CIDR of the one public subnet that holds the NAT gateway (only with EnableNatGateway=true)",
+        CIDR_PATTERN,
+        CIDR_CONSTRAINT,
+        default=DEFAULT_PUBLIC_CIDR,
     )
-    enable_nat = template.add_parameter(
-        Parameter(
-            "EnableNatGateway",
-            Type="String",
-            AllowedValues=["false", "true"],
-            Default="false",
-            Description=(
-                "true: add one NAT gateway in a public subnet for outbound internet access (default: no internet path)"
-            ),
-        )
+    enable_nat = choice_parameter(
+        template,
+        "EnableNatGateway",
+        "true: add one NAT gateway in a public subnet for outbound internet access (default: no internet path)",
+        ["false", "true"],
+        "false",
     )
-    existing_vpc = template.add_parameter(
-        Parameter(
-            "ExistingVpcId",
-            Type="String",
-            Default="",
-            AllowedPattern=r"^(vpc-[0-9a-f]{8,17})?$",
-            ConstraintDescription="empty, or a VPC id such as vpc-0123456789abcdef0",
-            Description=(
-                "Reuse this VPC instead of creating one (then give ExistingPrivateSubnetIds and ExistingRouteTableIds)"
-            ),
-        )
+    existing_vpc = string_parameter(
+        template,
+        "ExistingVpcId",
+        "Reuse this VPC instead of creating one (then give ExistingPrivateSubnetIds and ExistingRouteTableIds)",
+        r"^(vpc-[0-9a-f]{8,17})?$",
+        "empty, or a VPC id such as vpc-0123456789abcdef0",
+        default="",
     )
     existing_subnets = template.add_parameter(
         Parameter(

@@ -41,17 +41,34 @@ class Environment:
         return Sub("/${EnvName}/${EnvType}/" + suffix)
 
 
+def string_parameter(
+    template: Template, title: str, description: str, pattern: str, constraint: str, default: str | None = None
+) -> Parameter:
+    """Add a String parameter that must match ``pattern`` (``constraint`` says so in words)."""
+    parameter = Parameter(
+        title, Type="String", Description=description, AllowedPattern=pattern, ConstraintDescription=constraint
+    )
+    if default is not None:
+        parameter.Default = default
+    return template.add_parameter(parameter)
+
+
+def choice_parameter(template: Template, title: str, description: str, values: list[str], default: str) -> Parameter:
+    """Add a String parameter that takes one of ``values``."""
+    return template.add_parameter(
+        Parameter(title, Type="String", AllowedValues=values, Default=default, Description=description)
+    )
+
+
 def add_environment(template: Template, types=("dev", "staging", "prod"), default_type="dev") -> Environment:
     """Add the ``EnvName`` and ``EnvType`` parameters every environment template takes."""
-    name = template.add_parameter(
-        Parameter(
-            "EnvName",
-            Type="String",
-            Description="Environment name, lower case: prefixes physical names, exports and SSM parameters",
-            AllowedPattern=NAME_PATTERN,
-            ConstraintDescription="3-32 characters: lower-case letters, digits and hyphens, starting with a letter",
-            Default="mlops",
-        )
+    name = string_parameter(
+        template,
+        "EnvName",
+        "Environment name, lower case: prefixes physical names, exports and SSM parameters",
+        NAME_PATTERN,
+        "3-32 characters: lower-case letters, digits and hyphens, starting with a letter",
+        default="mlops",
     )
     env_type = template.add_parameter(
         Parameter(

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from troposphere import And, Equals, GetAtt, Not, Parameter, Ref, Sub, Template
+from troposphere import And, Equals, GetAtt, Not, Ref, Sub, Template
 from troposphere.sagemaker import DefaultSpaceSettings, Domain, SharingSettings, UserProfile, UserSettings
 
-from generator.parameters import Environment
+from generator.parameters import Environment, choice_parameter, string_parameter
 
 HAS_USER_PROFILE = "CreateExampleUserProfile"
 
@@ -21,26 +21,20 @@ def _user_settings(execution_role, security_group) -> UserSettings:
 
 def add_studio(template: Template, env: Environment, network, execution_role, efs_key) -> Domain:
     """The domain: VPC only (no SageMaker-managed internet), workload SG, private subnets, EFS key."""
-    auth = template.add_parameter(
-        Parameter(
-            "StudioAuthMode",
-            Type="String",
-            AllowedValues=["IAM", "SSO"],
-            Default="IAM",
-            Description=(
-                "How users sign in to Studio: IAM (presigned URLs for the persona roles) or SSO (IAM Identity Center)"
-            ),
-        )
+    auth = choice_parameter(
+        template,
+        "StudioAuthMode",
+        "How users sign in to Studio: IAM (presigned URLs for the persona roles) or SSO (IAM Identity Center)",
+        ["IAM", "SSO"],
+        "IAM",
     )
-    profile_name = template.add_parameter(
-        Parameter(
-            "StudioUserProfileName",
-            Type="String",
-            Default="",
-            AllowedPattern=r"^([a-zA-Z0-9](-*[a-zA-Z0-9]){0,62})?$",
-            ConstraintDescription="empty, or a Studio user profile name (letters, digits, hyphens)",
-            Description="Create an example Studio user profile with this name (IAM auth mode only; empty: none)",
-        )
+    profile_name = string_parameter(
+        template,
+        "StudioUserProfileName",
+        "Create an example Studio user profile with this name (IAM auth mode only; empty: none)",
+        r"^([a-zA-Z0-9](-*[a-zA-Z0-9]){0,62})?$",
+        "empty, or a Studio user profile name (letters, digits, hyphens)",
+        default="",
     )
     template.add_condition(HAS_USER_PROFILE, And(Not(Equals(Ref(profile_name), "")), Equals(Ref(auth), "IAM")))
     domain = template.add_resource(
