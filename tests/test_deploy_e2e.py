@@ -18,32 +18,9 @@ from deploy.cli import main
 from deploy.common.clients import CallCounter, Clients
 from deploy.stacksets import commands
 from deploy.stacksets.plan import OWNER_TAG_KEY
+from tests.conftest import MARKER_TEMPLATE
 
-TEMPLATE = textwrap.dedent(
-    """\
-    AWSTemplateFormatVersion: '2010-09-09'
-    Description: A test template with one SSM parameter
-    Parameters:
-      EnvName:
-        Type: String
-        Default: mlops
-      Size:
-        Type: String
-        AllowedValues: [small, large]
-        Default: small
-      Secret:
-        Type: String
-        NoEcho: true
-        Default: hidden
-    Resources:
-      Marker:
-        Type: AWS::SSM::Parameter
-        Properties:
-          Name: !Sub '/${EnvName}/marker-${AWS::Region}-${Size}'
-          Type: String
-          Value: !Ref Size
-    """
-)
+TEMPLATE = MARKER_TEMPLATE
 
 
 @pytest.fixture
