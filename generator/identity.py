@@ -170,19 +170,18 @@ def guardrail_statements(subnet_ids, security_group_ids) -> list[Statement]:
     vpc_actions = list(VPC_ACTIONS)
     return [
         *deny_without_vpc(vpc_actions, sid_prefix="Deny"),
-        Statement(
-            Sid="DenyOtherSubnets",
-            Effect=Deny,
-            Action=vpc_actions,
-            Resource=["*"],
-            Condition=Condition(ForAnyValueStringNotEquals({"sagemaker:VpcSubnets": subnet_ids})),
-        ),
-        Statement(
-            Sid="DenyOtherSecurityGroups",
-            Effect=Deny,
-            Action=vpc_actions,
-            Resource=["*"],
-            Condition=Condition(ForAnyValueStringNotEquals({"sagemaker:VpcSecurityGroupIds": security_group_ids})),
+        *(
+            Statement(
+                Sid=sid,
+                Effect=Deny,
+                Action=vpc_actions,
+                Resource=["*"],
+                Condition=Condition(ForAnyValueStringNotEquals({key: allowed})),
+            )
+            for sid, key, allowed in (
+                ("DenyOtherSubnets", "sagemaker:VpcSubnets", subnet_ids),
+                ("DenyOtherSecurityGroups", "sagemaker:VpcSecurityGroupIds", security_group_ids),
+            )
         ),
         Statement(
             Sid="DenyVolumesWithoutKmsKey",
@@ -191,19 +190,15 @@ def guardrail_statements(subnet_ids, security_group_ids) -> list[Statement]:
             Resource=["*"],
             Condition=Condition(Null({"sagemaker:VolumeKmsKey": "true"})),
         ),
-        Statement(
-            Sid="DenyNotebookInternetAccess",
-            Effect=Deny,
-            Action=[sagemaker.CreateNotebookInstance],
-            Resource=["*"],
-            Condition=Condition(StringNotEquals({"sagemaker:DirectInternetAccess": "Disabled"})),
-        ),
-        Statement(
-            Sid="DenyNotebookRootAccess",
-            Effect=Deny,
-            Action=[sagemaker.CreateNotebookInstance],
-            Resource=["*"],
-            Condition=Condition(StringNotEquals({"sagemaker:RootAccess": "Disabled"})),
+        *(
+            Statement(
+                Sid=f"DenyNotebook{access}",
+                Effect=Deny,
+                Action=[sagemaker.CreateNotebookInstance],
+                Resource=["*"],
+                Condition=Condition(StringNotEquals({f"sagemaker:{key}": "Disabled"})),
+            )
+            for access, key in (("InternetAccess", "DirectInternetAccess"), ("RootAccess", "RootAccess"))
         ),
     ]
 

@@ -329,14 +329,19 @@ def artifact_statements(bucket, key) -> list[Statement]:
     ]
 
 
+def write_logs_statement(log_group: LogGroup) -> Statement:
+    """CodeBuild writes its build logs to ``log_group`` only."""
+    return allow(
+        "WriteBuildLogs",
+        [logs.CreateLogStream, logs.PutLogEvents],
+        [Sub("${LogGroupArn}", LogGroupArn=GetAtt(log_group, "Arn"))],
+    )
+
+
 def add_build_role(template: Template, p: ProjectParameters, names: Names, bucket, key, log_group: LogGroup) -> Role:
     """CodeBuild: artifacts, its own log group, and reading the project's model packages."""
     statements = artifact_statements(bucket, key) + [
-        allow(
-            "WriteBuildLogs",
-            [logs.CreateLogStream, logs.PutLogEvents],
-            [Sub("${LogGroupArn}", LogGroupArn=GetAtt(log_group, "Arn"))],
-        ),
+        write_logs_statement(log_group),
         allow(
             "DescribeProjectModelPackages",
             [sagemaker.DescribeModelPackage, sagemaker.DescribeModelPackageGroup],

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from awacs import iam, logs, sagemaker
+from awacs import iam, sagemaker
 from awacs.aws import Condition, StringEquals
 from troposphere import Equals, GetAtt, If, Not, Output, Parameter, Ref, Sub, Template
 from troposphere import codebuild as cb
@@ -40,6 +40,7 @@ from generator.mlops_project import (
     project_tags,
     s3_source_stage,
     string_parameter,
+    write_logs_statement,
 )
 from generator.parameters import Environment, add_environment, partition_arn
 from generator.policies import allow, document, service_trust
@@ -93,11 +94,7 @@ def add_parameters(template: Template) -> BuildProjectParameters:
 def add_build_role(template: Template, p: BuildProjectParameters, bucket, key, log_group) -> Role:
     pipelines = partition_arn("sagemaker", "pipeline/" + NAME_PREFIX + "-*")
     statements = artifact_statements(bucket, key) + [
-        allow(
-            "WriteBuildLogs",
-            [logs.CreateLogStream, logs.PutLogEvents],
-            [Sub("${LogGroupArn}", LogGroupArn=GetAtt(log_group, "Arn"))],
-        ),
+        write_logs_statement(log_group),
         allow(
             "ManageProjectPipelines",
             [
