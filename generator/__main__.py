@@ -24,6 +24,7 @@ from generator.render import render_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "templates"
+DEFAULT_DOCS = ROOT / "docs" / "templates"
 
 
 def _selected(names=None) -> list[str]:
@@ -96,7 +97,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m generator", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder (default: templates/)")
     parser.add_argument(
-        "--docs", type=Path, default=None, help="diagram pages folder (default: docs/templates/ beside --out)"
+        "--docs",
+        type=Path,
+        default=None,
+        help="diagram pages folder (default: docs/templates/, or <out>/docs with --out)",
     )
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if files on disk differ")
     parser.add_argument("--no-lint", action="store_true", help="skip cfn-lint (for quick local iterations)")
@@ -116,7 +120,7 @@ def main(argv=None) -> int:
         return 2
     rendered = render_all(args.names)
     status = _sync(rendered, args.out, "*.yaml", args.check, partial=bool(args.names))
-    docs = args.docs or args.out.resolve().parent / "docs" / "templates"
+    docs = args.docs or (DEFAULT_DOCS if args.out.resolve() == DEFAULT_OUT else args.out / "docs")
     status |= _sync(render_docs(args.names), docs, "*.md", args.check, partial=bool(args.names))
 
     if not args.no_lint:

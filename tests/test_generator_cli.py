@@ -78,12 +78,12 @@ def test_unknown_template_name_is_an_error(tmp_path):
         cli.main(["--out", str(tmp_path), "no-such-template"])
 
 
-def test_diagram_pages_are_emitted_beside_the_templates_and_checked(tmp_path, small_registry, capsys):
+def test_diagram_pages_are_emitted_with_the_templates_and_checked(tmp_path, small_registry, capsys):
     out = tmp_path / "templates"
     assert cli.main(["--out", str(out), "--no-lint"]) == 0
-    pages = sorted(p.name for p in (tmp_path / "docs" / "templates").glob("*.md"))
+    pages = sorted(p.name for p in (out / "docs").glob("*.md"))
     assert pages == sorted(f"{name}.md" for name in small_registry)
-    page = tmp_path / "docs" / "templates" / f"{small_registry[0]}.md"
+    page = out / "docs" / f"{small_registry[0]}.md"
     assert "```mermaid" in page.read_text()
     page.write_text("stale\n")
     assert cli.main(["--out", str(out), "--check", "--no-lint"]) == 1
