@@ -60,6 +60,22 @@ def _default(value: Any) -> str:
     return "(empty)" if value == "" else f"`{_cell(value)}`"
 
 
+def _shown_default(spec: Mapping) -> Any:
+    default = spec.get("Default")
+    if str(spec.get("NoEcho", "")).lower() == "true" and default is not None:
+        return "(NoEcho)"
+    return ",".join(map(str, default)) if isinstance(default, list) else default
+
+
+def _table(title: str, headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> list[str]:
+    lines = [f"## {title}", ""]
+    if rows:
+        lines += ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        lines.append("")
+    return lines
+
+
 def edges(template: Mapping) -> list[tuple[str, str, str]]:
     """Sorted ``(from, to, "Ref, GetAtt")`` between resources: ``from`` refers to ``to``."""
     resources = template.get("Resources") or {}
@@ -96,28 +112,31 @@ def render_diagram(name: str, template: Mapping) -> str:
         lines.append(f"  {source} -->|{kinds}| {target}")
     lines += ["```", ""]
     parameters = template.get("Parameters") or {}
-    lines += [f"## Parameters ({len(parameters)})", ""]
-    if parameters:
-        lines += ["| name | type | default | description |", "|---|---|---|---|"]
-        for pname in sorted(parameters):
-            spec = parameters[pname]
-            default = spec.get("Default")
-            shown = "(NoEcho)" if str(spec.get("NoEcho", "")).lower() == "true" and default is not None else default
-            if isinstance(shown, list):
-                shown = ",".join(map(str, shown))
-            lines.append(
-                f"| `{pname}` | {_cell(spec.get('Type', 'String'))} | "
-                f"{_default(shown)} | {_cell(spec.get('Description', ''))} |"
+    lines += _table(
+        f"Parameters ({len(parameters)})",
+        ("name", "type", "default", "description"),
+        [
+            (
+                f"`{pname}`",
+                _cell(spec.get("Type", "String")),
+                _default(_shown_default(spec)),
+                _cell(spec.get("Description", "")),
             )
-        lines.append("")
+            for pname, spec in sorted(parameters.items())
+        ],
+    )
     outputs = template.get("Outputs") or {}
-    lines += [f"## Outputs ({len(outputs)})", ""]
-    if outputs:
-        lines += ["| name | export | description |", "|---|---|---|"]
-        for oname in sorted(outputs):
-            output = outputs[oname]
-            export = "yes" if output.get("Export") else ""
-            condition = f" (if {output['Condition']})" if output.get("Condition") else ""
-            lines.append(f"| `{oname}` | {export} | {_cell(output.get('Description', ''))}{condition} |")
-        lines.append("")
+    lines += _table(
+        f"Outputs ({len(outputs)})",
+        ("name", "export", "description"),
+        [
+            (
+                f"`{oname}`",
+                "yes" if output.get("Export") else "",
+                _cell(output.get("Description", ""))
+                + (f" (if {output['Condition']})" if output.get("Condition") else ""),
+            )
+            for oname, output in sorted(outputs.items())
+        ],
+    )
     return "\n".join(lines)
