@@ -16,6 +16,7 @@ from generator.model_readers import add_model_readers
 from generator.model_registry import add_model_registry, group_name
 from generator.network import (
     NETWORK_PARAMETERS,
+    WORKLOAD_INTERFACE_ENDPOINTS,
     add_private_network,
     add_s3_gateway_endpoint,
     endpoint_specs,
@@ -30,23 +31,22 @@ from generator.studio import add_studio
 # notebook and Studio), what jobs and Studio apps call (STS, logs, metrics, KMS, ECR, SSM),
 # and what the MLOps project templates call from the VPC (Service Catalog, CloudFormation,
 # CodePipeline, CodeBuild).
-ENVIRONMENT_INTERFACE_ENDPOINTS = endpoint_specs(
-    ("SageMakerApi", "sagemaker.api"),
-    ("SageMakerRuntime", "sagemaker.runtime"),
-    ("SageMakerFeatureStoreRuntime", "sagemaker.featurestore-runtime"),
-    ("SageMakerNotebook", "notebook", "aws.sagemaker"),
-    ("SageMakerStudio", "studio", "aws.sagemaker"),
-    ("Sts", "sts"),
-    ("Logs", "logs"),
-    ("Monitoring", "monitoring"),
-    ("Kms", "kms"),
-    ("EcrApi", "ecr.api"),
-    ("EcrDkr", "ecr.dkr"),
-    ("Ssm", "ssm"),
-    ("ServiceCatalog", "servicecatalog"),
-    ("CloudFormation", "cloudformation"),
-    ("CodePipeline", "codepipeline"),
-    ("CodeBuild", "codebuild"),
+ENVIRONMENT_INTERFACE_ENDPOINTS = (
+    endpoint_specs(
+        ("SageMakerApi", "sagemaker.api"),
+        ("SageMakerRuntime", "sagemaker.runtime"),
+        ("SageMakerFeatureStoreRuntime", "sagemaker.featurestore-runtime"),
+        ("SageMakerNotebook", "notebook", "aws.sagemaker"),
+        ("SageMakerStudio", "studio", "aws.sagemaker"),
+    )
+    + WORKLOAD_INTERFACE_ENDPOINTS
+    + endpoint_specs(
+        ("Ssm", "ssm"),
+        ("ServiceCatalog", "servicecatalog"),
+        ("CloudFormation", "cloudformation"),
+        ("CodePipeline", "codepipeline"),
+        ("CodeBuild", "codebuild"),
+    )
 )
 
 # Two AZs by default: the development account runs experiments and pipelines, not a

@@ -99,6 +99,18 @@ def endpoint_specs(*items: tuple[str, str] | tuple[str, str, str]) -> tuple[Inte
     return tuple(InterfaceEndpointSpec(*item) for item in items)
 
 
+# What every SageMaker workload in a private subnet calls, in either kind of account:
+# credentials (STS), logs and metrics, its KMS keys, and its images (ECR API and layers).
+WORKLOAD_INTERFACE_ENDPOINTS = endpoint_specs(
+    ("Sts", "sts"),
+    ("Logs", "logs"),
+    ("Monitoring", "monitoring"),
+    ("Kms", "kms"),
+    ("EcrApi", "ecr.api"),
+    ("EcrDkr", "ecr.dkr"),
+)
+
+
 @dataclass(frozen=True)
 class NetworkParameters:
     vpc_cidr: Parameter

@@ -299,14 +299,19 @@ def environment_gateway_policy(storage: Storage) -> PolicyDocument:
                 ],
                 Resource=[r for b in buckets for r in (bucket_arn(b), objects_arn(b))],
             ),
-            Statement(
-                Sid="AwsOwnedBucketsReadOnly",
-                Effect=Allow,
-                Principal=Principal("*"),
-                Action=[s3.GetObject, s3.ListBucket],
-                Resource=aws_owned_bucket_arns(),
-            ),
+            aws_owned_buckets_statement(),
         ],
+    )
+
+
+def aws_owned_buckets_statement() -> Statement:
+    """A gateway endpoint policy statement: read the AWS-owned buckets (see :func:`environment_gateway_policy`)."""
+    return Statement(
+        Sid="AwsOwnedBucketsReadOnly",
+        Effect=Allow,
+        Principal=Principal("*"),
+        Action=[s3.GetObject, s3.ListBucket],
+        Resource=aws_owned_bucket_arns(),
     )
 
 

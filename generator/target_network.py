@@ -16,6 +16,7 @@ from troposphere import Parameter, Ref, Sub, Template
 
 from generator.network import (
     NETWORK_PARAMETERS,
+    WORKLOAD_INTERFACE_ENDPOINTS,
     add_private_network,
     add_s3_gateway_endpoint,
     endpoint_specs,
@@ -24,17 +25,9 @@ from generator.network import (
 from generator.outputs import group_parameters
 from generator.parameters import add_environment, partition_arn
 from generator.policies import VERSION
-from generator.storage import LIST_ACTIONS, READ_ACTIONS, WRITE_ACTIONS, aws_owned_bucket_arns
+from generator.storage import LIST_ACTIONS, READ_ACTIONS, WRITE_ACTIONS, aws_owned_buckets_statement
 
-TARGET_INTERFACE_ENDPOINTS = endpoint_specs(
-    ("SageMakerRuntime", "sagemaker.runtime"),
-    ("Sts", "sts"),
-    ("Logs", "logs"),
-    ("Monitoring", "monitoring"),
-    ("Kms", "kms"),
-    ("EcrApi", "ecr.api"),
-    ("EcrDkr", "ecr.dkr"),
-)
+TARGET_INTERFACE_ENDPOINTS = endpoint_specs(("SageMakerRuntime", "sagemaker.runtime")) + WORKLOAD_INTERFACE_ENDPOINTS
 
 # Three AZs by default: this network serves production endpoints, SageMaker spreads an
 # endpoint's instances over the subnets it is given, and with three AZs the loss of one
@@ -75,13 +68,7 @@ def target_gateway_policy() -> PolicyDocument:
                 Resource=[partition_arn("s3", "*", region="", account="")],
                 Condition=Condition(StringEquals({"s3:ResourceAccount": Ref("AWS::AccountId")})),
             ),
-            Statement(
-                Sid="AwsOwnedBucketsReadOnly",
-                Effect=Allow,
-                Principal=Principal("*"),
-                Action=[s3.GetObject, s3.ListBucket],
-                Resource=aws_owned_bucket_arns(),
-            ),
+            aws_owned_buckets_statement(),
         ],
     )
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+
+import pytest
+
+# The interface endpoints every SageMaker workload in a private subnet needs, in either kind of account.
+WORKLOAD_ENDPOINT_SERVICES = frozenset({"sts", "logs", "monitoring", "kms", "ecr.api", "ecr.dkr"})
 
 # Where each resource type keeps its policy documents (property paths).
 POLICY_PATHS = {
@@ -50,3 +55,18 @@ def statements(template: dict) -> Iterator[tuple[str, str, dict]]:
 
 def as_list(value) -> list:
     return value if isinstance(value, list) else [value]
+
+
+def template_fixtures(build: Callable[[], object]):
+    """Module-scoped ``template`` (what ``build()`` returns) and ``rendered`` (its dict) fixtures:
+    ``template, rendered = template_fixtures(build_x_template)`` in a test module."""
+
+    @pytest.fixture(scope="module")
+    def template():
+        return build()
+
+    @pytest.fixture(scope="module")
+    def rendered(template):
+        return template.to_dict()
+
+    return template, rendered

@@ -10,7 +10,7 @@ import pytest
 from generator.environment import ENVIRONMENT_INTERFACE_ENDPOINTS, build_environment_template
 from generator.identity import VOLUME_ACTIONS, VPC_ACTIONS
 from tests.policy_eval import ACCOUNT, PARTITION, REGION, Request, Resolver, deciding_statements, evaluate
-from tests.template_props import resources
+from tests.template_props import WORKLOAD_ENDPOINT_SERVICES, resources
 
 TARGETS = "222222222222,333333333333"
 READER = "arn:aws:iam::222222222222:role/mlops-model-execution"
@@ -527,12 +527,7 @@ def test_interface_endpoints_cover_the_issue_list():
         "sagemaker.featurestore-runtime",
         "notebook",
         "studio",
-        "sts",
-        "logs",
-        "monitoring",
-        "kms",
-        "ecr.api",
-        "ecr.dkr",
+        *WORKLOAD_ENDPOINT_SERVICES,
         "ssm",
         "servicecatalog",
         "cloudformation",

@@ -15,7 +15,7 @@ from troposphere import AWSObject
 
 from generator import mlops_project, model_deploy
 from generator.render import render_yaml
-from tests.template_props import as_list, resources, statements
+from tests.template_props import as_list, resources, statements, template_fixtures
 from tests.test_model_deploy import assert_buckets_private_retained_tls_only_and_logged, kms_bucket
 
 STAGES = [
@@ -27,14 +27,7 @@ STAGES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def template():
-    return mlops_project.build_mlops_multi_account_project_template()
-
-
-@pytest.fixture(scope="module")
-def rendered(template):
-    return template.to_dict()
+template, rendered = template_fixtures(mlops_project.build_mlops_multi_account_project_template)
 
 
 def the_one(rendered: dict, type_: str) -> tuple[str, dict]:

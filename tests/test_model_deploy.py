@@ -13,7 +13,7 @@ from troposphere import AWSObject
 
 from generator import model_deploy
 from generator.render import render_yaml
-from tests.template_props import as_list, resources, statements
+from tests.template_props import as_list, resources, statements, template_fixtures
 
 REGION = "us-east-1"
 MODEL_PACKAGE_ARN = "arn:aws:sagemaker:us-east-1:111111111111:model-package/churn/3"
@@ -21,14 +21,7 @@ IMAGE_URI = "111111111111.dkr.ecr.us-east-1.amazonaws.com/churn:1.0"
 MODEL_DATA_URL = "s3://models-bucket/churn/model.tar.gz"
 
 
-@pytest.fixture(scope="module")
-def template():
-    return model_deploy.build_model_deploy_template()
-
-
-@pytest.fixture(scope="module")
-def rendered(template):
-    return template.to_dict()
+template, rendered = template_fixtures(model_deploy.build_model_deploy_template)
 
 
 # --- A small evaluator of conditions and rules, for concrete parameter values ------------

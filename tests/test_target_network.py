@@ -10,7 +10,7 @@ from generator.render import render_yaml
 from generator.target_network import TARGET_INTERFACE_ENDPOINTS, build_target_network_template
 from tests.moto_stack import REGION, create_stack
 from tests.policy_eval import ACCOUNT, Request, Resolver, evaluate
-from tests.template_props import resources
+from tests.template_props import WORKLOAD_ENDPOINT_SERVICES, resources
 
 DEV_BUCKET = "mlops-dev-modelsbucket-1a2b3c"
 
@@ -21,15 +21,7 @@ def template() -> dict:
 
 
 def test_endpoints_are_exactly_what_a_sagemaker_endpoint_needs():
-    assert {spec.service for spec in TARGET_INTERFACE_ENDPOINTS} == {
-        "sagemaker.runtime",
-        "sts",
-        "logs",
-        "monitoring",
-        "kms",
-        "ecr.api",
-        "ecr.dkr",
-    }
+    assert {spec.service for spec in TARGET_INTERFACE_ENDPOINTS} == {"sagemaker.runtime", *WORKLOAD_ENDPOINT_SERVICES}
 
 
 def test_three_azs_by_default_for_serving(template):
