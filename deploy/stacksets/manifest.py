@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
@@ -27,7 +28,16 @@ import botocore.session
 import yaml
 from jsonschema import Draft202012Validator
 
-from deploy.common.config import Locator, check_schema, did_you_mean, load_yaml_file, parse_yaml
+from deploy.common.config import (
+    MAX_TEMPLATE_BYTES,
+    Locator,
+    check_schema,
+    did_you_mean,
+    load_yaml_file,
+    parse_yaml,
+    read_text_file,
+    yaml_problem,
+)
 from deploy.common.errors import InputError
 from deploy.common.ownership import TOOL_TAG_PREFIX
 from deploy.common.refs import ACCOUNT_ID_RE, ACCOUNT_NAME_RE, OU_ID_RE, OU_PATH_RE, ROOT_ID_RE
@@ -328,18 +338,20 @@ def read_template(path: Path, source: str, where: str) -> TemplateInfo:
             where,
             key,
         )
-    body = path.read_text(encoding="utf-8")
+    try:
+        # CloudFormation's limit for a template read from S3, checked before reading.
+        body = read_text_file(path, "template", MAX_TEMPLATE_BYTES)
+    except InputError as error:
+        raise InputError(f"template '{path}': {error.message}", source, where, key) from None
     try:
         data = parse_yaml(body)
     except yaml.YAMLError as error:
-        raise InputError(f"template '{path}' is not valid YAML/JSON: {error}", source, where, key) from None
+        at, problem = yaml_problem(error)  # never quotes the file: it may not be a template at all
+        at = f" ({at})" if at else ""
+        raise InputError(f"template '{path}' is not valid YAML/JSON{at}: {problem}", source, where, key) from None
     if not isinstance(data, dict) or not isinstance(data.get("Resources"), dict):
         raise InputError(
             f"template '{path}' has no Resources section: is it a CloudFormation template?", source, where, key
-        )
-    if len(body.encode("utf-8")) > 1_000_000:
-        raise InputError(
-            f"template '{path}' is over CloudFormation's 1 MB limit for templates in S3", source, where, key
         )
     parameters = {}
     for name, spec in (data.get("Parameters") or {}).items():
@@ -397,13 +409,18 @@ def _stringify(value: Any) -> str:
 # --------------------------------------------------------------------------- loading
 
 
+VERBATIM_KEYS = frozenset({"parameters", "tags"})
+
+
 def load_manifest(path: str | Path, regions: frozenset[str] | None = None) -> Manifest:
     """Load and validate a manifest file; raise ``InputError`` on the first problem found."""
     path = Path(path)
     source = str(path)
     if not path.is_file():
         raise InputError("manifest file does not exist", source)
-    data = load_yaml_file(path, "manifest")
+    # Parameter and tag values reach AWS as written: YAML 1.1 would turn 012345670123 into an
+    # octal number, 1e3 into 1000.0 and yes into true.
+    data = load_yaml_file(path, "manifest", verbatim_under=VERBATIM_KEYS)
     if not isinstance(data, dict):
         raise InputError("the manifest must be a mapping with 'admin_region' and 'stack_sets'", source)
     check_schema(data, _VALIDATOR, source, _LOCATOR)
@@ -474,7 +491,7 @@ def _check_accounts(
                 where,
                 key,
             )
-    duplicates = sorted({a for a in accounts if accounts.count(a) > 1})
+    duplicates = sorted(a for a, n in Counter(accounts).items() if n > 1)
     if duplicates:
         raise InputError(f"account(s) listed twice: {', '.join(duplicates)}", source, where, key)
     return tuple(accounts)
