@@ -54,22 +54,26 @@ def service_linked_roles_pattern() -> Sub:
     return partition_arn("iam", "role/aws-service-role/*", region="")
 
 
+def _allow_key_users(sid: str, users, actions, **condition) -> Statement:
+    """Allow the principals ``users`` (ARN expressions) ``actions`` on the key (``Condition=`` optional)."""
+    return Statement(
+        Sid=sid,
+        Effect=Allow,
+        Principal=Principal("AWS", list(users)),
+        Action=list(actions),
+        Resource=["*"],
+        **condition,
+    )
+
+
 def environment_key_policy(users, kms_endpoint_id, extra_statements=()) -> Policy:
     """The policy of an environment key; ``users`` are principal ARN expressions (roles)."""
     return key_policy(
-        Statement(
-            Sid="AllowUseByEnvironmentRoles",
-            Effect=Allow,
-            Principal=Principal("AWS", list(users)),
-            Action=list(USE_ACTIONS),
-            Resource=["*"],
-        ),
-        Statement(
-            Sid="AllowGrantsForAwsResources",
-            Effect=Allow,
-            Principal=Principal("AWS", list(users)),
-            Action=list(GRANT_ACTIONS),
-            Resource=["*"],
+        _allow_key_users("AllowUseByEnvironmentRoles", users, USE_ACTIONS),
+        _allow_key_users(
+            "AllowGrantsForAwsResources",
+            users,
+            GRANT_ACTIONS,
             Condition=Condition(Bool({"kms:GrantIsForAWSResource": "true"})),
         ),
         *extra_statements,

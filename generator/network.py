@@ -485,24 +485,20 @@ def _add_security_groups(template: Template, env: Environment, vpc_id) -> tuple[
             Tags=env.tags(Name=env.name_sub("workload")),
         )
     )
-    template.add_resource(
-        SecurityGroupIngress(
-            "WorkloadSecurityGroupSelfIngress",
-            GroupId=GetAtt(workload, "GroupId"),
-            SourceSecurityGroupId=GetAtt(workload, "GroupId"),
-            IpProtocol="-1",
-            Description="All traffic between members (distributed training, Studio apps)",
+    # Members reach each other on every protocol, both ways.
+    for title, rule, peer in (
+        ("WorkloadSecurityGroupSelfIngress", SecurityGroupIngress, "SourceSecurityGroupId"),
+        ("WorkloadSecurityGroupSelfEgress", SecurityGroupEgress, "DestinationSecurityGroupId"),
+    ):
+        template.add_resource(
+            rule(
+                title,
+                GroupId=GetAtt(workload, "GroupId"),
+                **{peer: GetAtt(workload, "GroupId")},
+                IpProtocol="-1",
+                Description="All traffic between members (distributed training, Studio apps)",
+            )
         )
-    )
-    template.add_resource(
-        SecurityGroupEgress(
-            "WorkloadSecurityGroupSelfEgress",
-            GroupId=GetAtt(workload, "GroupId"),
-            DestinationSecurityGroupId=GetAtt(workload, "GroupId"),
-            IpProtocol="-1",
-            Description="All traffic between members (distributed training, Studio apps)",
-        )
-    )
     endpoints = template.add_resource(
         SecurityGroup(
             "EndpointSecurityGroup",

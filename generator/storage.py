@@ -155,17 +155,26 @@ def deny_other_keys(bucket: Bucket, key, sid="DenyOtherEncryption") -> Statement
     )
 
 
-def _data_bucket_policy(bucket: Bucket, key, s3_endpoint) -> PolicyDocument:
-    resources = [bucket_arn(bucket), objects_arn(bucket)]
+def _encrypted_bucket_policy(bucket: Bucket, key, *statements: Statement) -> PolicyDocument:
+    """A KMS-encrypted bucket's policy: TLS only, ``key`` only, then ``statements``."""
     return PolicyDocument(
         Version=VERSION,
         Statement=[
-            deny_insecure_transport(resources),
+            deny_insecure_transport([bucket_arn(bucket), objects_arn(bucket)]),
             deny_other_keys(bucket, key),
-            deny_outside_network_perimeter(
-                resources, DATA_ACTIONS, [Ref(s3_endpoint)], exempt_principal_arns=[service_linked_roles_pattern()]
-            ),
+            *statements,
         ],
+    )
+
+
+def _data_bucket_policy(bucket: Bucket, key, s3_endpoint) -> PolicyDocument:
+    resources = [bucket_arn(bucket), objects_arn(bucket)]
+    return _encrypted_bucket_policy(
+        bucket,
+        key,
+        deny_outside_network_perimeter(
+            resources, DATA_ACTIONS, [Ref(s3_endpoint)], exempt_principal_arns=[service_linked_roles_pattern()]
+        ),
     )
 
 
@@ -174,60 +183,57 @@ def _models_bucket_policy(storage: Storage, key, s3_endpoint, readers: ModelRead
     resources = [bucket_arn(bucket), objects_arn(bucket)]
     prefix = Ref(storage.model_prefix)
     reader = readers.role_arn_pattern()
-    return PolicyDocument(
-        Version=VERSION,
-        Statement=[
-            deny_insecure_transport(resources),
-            deny_other_keys(bucket, key),
-            # Everyone but the readers, whose requests come through their own account's endpoint.
-            deny_outside_network_perimeter(
-                resources,
-                DATA_ACTIONS,
-                [Ref(s3_endpoint)],
-                exempt_principal_arns=[reader, service_linked_roles_pattern()],
-            ),
-            # This account's principals without exception: a local role named like a reader gains nothing.
-            deny_outside_network_perimeter(
-                resources,
-                DATA_ACTIONS,
-                [Ref(s3_endpoint)],
-                principal_account=Ref("AWS::AccountId"),
-                exempt_principal_arns=[service_linked_roles_pattern()],
-                sid="DenyOwnAccountOutsideVpcEndpoint",
-            ),
-            when(
-                HAS_TARGET_S3_ENDPOINTS,
-                Statement(
-                    Sid="DenyModelReadersOutsideTheirEndpoints",
-                    Effect=Deny,
-                    Principal=Principal("*"),
-                    Action=list(DATA_ACTIONS),
-                    Resource=resources,
-                    Condition=Condition(
-                        [
-                            StringNotEquals(
-                                {
-                                    "aws:SourceVpce": Ref(readers.s3_endpoint_ids),
-                                    "aws:PrincipalAccount": Ref("AWS::AccountId"),
-                                }
-                            ),
-                            ArnLike({"aws:PrincipalArn": reader}),
-                        ]
-                    ),
+    return _encrypted_bucket_policy(
+        bucket,
+        key,
+        # Everyone but the readers, whose requests come through their own account's endpoint.
+        deny_outside_network_perimeter(
+            resources,
+            DATA_ACTIONS,
+            [Ref(s3_endpoint)],
+            exempt_principal_arns=[reader, service_linked_roles_pattern()],
+        ),
+        # This account's principals without exception: a local role named like a reader gains nothing.
+        deny_outside_network_perimeter(
+            resources,
+            DATA_ACTIONS,
+            [Ref(s3_endpoint)],
+            principal_account=Ref("AWS::AccountId"),
+            exempt_principal_arns=[service_linked_roles_pattern()],
+            sid="DenyOwnAccountOutsideVpcEndpoint",
+        ),
+        when(
+            HAS_TARGET_S3_ENDPOINTS,
+            Statement(
+                Sid="DenyModelReadersOutsideTheirEndpoints",
+                Effect=Deny,
+                Principal=Principal("*"),
+                Action=list(DATA_ACTIONS),
+                Resource=resources,
+                Condition=Condition(
+                    [
+                        StringNotEquals(
+                            {
+                                "aws:SourceVpce": Ref(readers.s3_endpoint_ids),
+                                "aws:PrincipalAccount": Ref("AWS::AccountId"),
+                            }
+                        ),
+                        ArnLike({"aws:PrincipalArn": reader}),
+                    ]
                 ),
             ),
-            *readers.statements(
-                "AllowModelReadersGetArtifacts",
-                READ_ACTIONS,
-                [Sub("${Arn}/${Prefix}*", Arn=bucket_arn(bucket), Prefix=prefix)],
-            ),
-            *readers.statements(
-                "AllowModelReadersListArtifacts",
-                [s3.ListBucket],
-                [bucket_arn(bucket)],
-                condition={"StringLike": {"s3:prefix": [Sub("${Prefix}*", Prefix=prefix)]}},
-            ),
-        ],
+        ),
+        *readers.statements(
+            "AllowModelReadersGetArtifacts",
+            READ_ACTIONS,
+            [Sub("${Arn}/${Prefix}*", Arn=bucket_arn(bucket), Prefix=prefix)],
+        ),
+        *readers.statements(
+            "AllowModelReadersListArtifacts",
+            [s3.ListBucket],
+            [bucket_arn(bucket)],
+            condition={"StringLike": {"s3:prefix": [Sub("${Prefix}*", Prefix=prefix)]}},
+        ),
     )
 
 
