@@ -91,6 +91,18 @@ def allow(
     return statement
 
 
+def allow_through_endpoint(
+    sid: str, actions: Iterable, resources: Iterable, condition: Condition | None = None
+) -> Statement:
+    """An Allow statement of a VPC endpoint policy: any principal, since the callers' own policies still apply."""
+    statement = Statement(
+        Sid=sid, Effect=Allow, Principal=Principal("*"), Action=list(actions), Resource=list(resources)
+    )
+    if condition is not None:
+        statement.Condition = condition
+    return statement
+
+
 def deny_insecure_transport(resources: Iterable, sid="DenyInsecureTransport") -> Statement:
     """Deny every S3 request to ``resources`` that is not made over TLS."""
     return Statement(

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 from awacs import s3
 from awacs.aws import (
-    Allow,
     ArnLike,
     Condition,
     Deny,
@@ -43,7 +42,13 @@ from generator.buckets import (
 from generator.encryption import service_linked_roles_pattern
 from generator.model_readers import HAS_TARGET_S3_ENDPOINTS, ModelReaders
 from generator.parameters import Environment, partition_arn
-from generator.policies import VERSION, deny_insecure_transport, deny_outside_network_perimeter, when
+from generator.policies import (
+    VERSION,
+    allow_through_endpoint,
+    deny_insecure_transport,
+    deny_outside_network_perimeter,
+    when,
+)
 
 # Data actions covered by the endpoint deny. Bucket configuration actions are not: a deny
 # on them would lock CloudFormation out of updating the bucket and its policy.
@@ -292,18 +297,16 @@ def environment_gateway_policy(storage: Storage) -> PolicyDocument:
     return PolicyDocument(
         Version=VERSION,
         Statement=[
-            Statement(
-                Sid="EnvironmentBuckets",
-                Effect=Allow,
-                Principal=Principal("*"),
-                Action=[
+            allow_through_endpoint(
+                "EnvironmentBuckets",
+                [
                     *READ_ACTIONS,
                     *LIST_ACTIONS,
                     *WRITE_ACTIONS,
                     s3.GetObjectVersionTagging,
                     s3.ListBucketVersions,
                 ],
-                Resource=[r for b in buckets for r in (bucket_arn(b), objects_arn(b))],
+                [r for b in buckets for r in (bucket_arn(b), objects_arn(b))],
             ),
             aws_owned_buckets_statement(),
         ],
@@ -312,13 +315,7 @@ def environment_gateway_policy(storage: Storage) -> PolicyDocument:
 
 def aws_owned_buckets_statement() -> Statement:
     """A gateway endpoint policy statement: read the AWS-owned buckets (see :func:`environment_gateway_policy`)."""
-    return Statement(
-        Sid="AwsOwnedBucketsReadOnly",
-        Effect=Allow,
-        Principal=Principal("*"),
-        Action=[s3.GetObject, s3.ListBucket],
-        Resource=aws_owned_bucket_arns(),
-    )
+    return allow_through_endpoint("AwsOwnedBucketsReadOnly", [s3.GetObject, s3.ListBucket], aws_owned_bucket_arns())
 
 
 def aws_owned_bucket_arns() -> list[Sub]:

@@ -11,23 +11,26 @@ published: the development account's bucket and key policies take them as parame
 from __future__ import annotations
 
 from awacs import s3
-from awacs.aws import Allow, Condition, PolicyDocument, Principal, Statement, StringEquals, StringLike
+from awacs.aws import Condition, PolicyDocument, StringEquals, StringLike
 from troposphere import Parameter, Ref, Sub, Template
 
 from generator.network import (
     NETWORK_PARAMETERS,
     WORKLOAD_INTERFACE_ENDPOINTS,
+    InterfaceEndpointSpec,
     add_private_network,
     add_s3_gateway_endpoint,
-    endpoint_specs,
     publish_network,
 )
 from generator.outputs import group_parameters
 from generator.parameters import add_environment, partition_arn
-from generator.policies import VERSION
+from generator.policies import VERSION, allow_through_endpoint
 from generator.storage import LIST_ACTIONS, READ_ACTIONS, WRITE_ACTIONS, aws_owned_buckets_statement
 
-TARGET_INTERFACE_ENDPOINTS = endpoint_specs(("SageMakerRuntime", "sagemaker.runtime")) + WORKLOAD_INTERFACE_ENDPOINTS
+TARGET_INTERFACE_ENDPOINTS = (
+    InterfaceEndpointSpec("SageMakerRuntime", "sagemaker.runtime"),
+    *WORKLOAD_INTERFACE_ENDPOINTS,
+)
 
 # Three AZs by default: this network serves production endpoints, SageMaker spreads an
 # endpoint's instances over the subnets it is given, and with three AZs the loss of one
@@ -45,28 +48,18 @@ def target_gateway_policy() -> PolicyDocument:
     return PolicyDocument(
         Version=VERSION,
         Statement=[
-            Statement(
-                Sid="ReadDevelopmentModelArtifacts",
-                Effect=Allow,
-                Principal=Principal("*"),
-                Action=list(READ_ACTIONS),
-                Resource=[objects],
+            allow_through_endpoint("ReadDevelopmentModelArtifacts", READ_ACTIONS, [objects]),
+            allow_through_endpoint(
+                "ListDevelopmentModelArtifacts",
+                [s3.ListBucket],
+                [bucket],
+                Condition(StringLike({"s3:prefix": [Sub("${ModelArtifactsPrefix}*")]})),
             ),
-            Statement(
-                Sid="ListDevelopmentModelArtifacts",
-                Effect=Allow,
-                Principal=Principal("*"),
-                Action=[s3.ListBucket],
-                Resource=[bucket],
-                Condition=Condition(StringLike({"s3:prefix": [Sub("${ModelArtifactsPrefix}*")]})),
-            ),
-            Statement(
-                Sid="ThisAccountsBuckets",
-                Effect=Allow,
-                Principal=Principal("*"),
-                Action=[*READ_ACTIONS, *LIST_ACTIONS, *WRITE_ACTIONS],
-                Resource=[partition_arn("s3", "*", region="", account="")],
-                Condition=Condition(StringEquals({"s3:ResourceAccount": Ref("AWS::AccountId")})),
+            allow_through_endpoint(
+                "ThisAccountsBuckets",
+                [*READ_ACTIONS, *LIST_ACTIONS, *WRITE_ACTIONS],
+                [partition_arn("s3", "*", region="", account="")],
+                Condition(StringEquals({"s3:ResourceAccount": Ref("AWS::AccountId")})),
             ),
             aws_owned_buckets_statement(),
         ],

@@ -44,6 +44,16 @@ EXPECTED_IDS = {
 }
 
 
+# Where a bucket fragment keeps its default encryption.
+SSE_DEFAULT = (
+    "Properties",
+    "BucketEncryption",
+    "ServerSideEncryptionConfiguration",
+    0,
+    "ServerSideEncryptionByDefault",
+)
+
+
 @pytest.fixture(scope="module")
 def rules() -> RulesCollection:
     collection = RulesCollection(include_rules=["E9", "W9"])
@@ -240,49 +250,9 @@ def test_good_storage_passes(rules):
     "broken, rule",
     [
         (mutate(bucket(), ("Properties", "BucketEncryption"), ...), "E9101"),
-        (
-            mutate(
-                bucket(),
-                (
-                    "Properties",
-                    "BucketEncryption",
-                    "ServerSideEncryptionConfiguration",
-                    0,
-                    "ServerSideEncryptionByDefault",
-                ),
-                {"SSEAlgorithm": "AES256"},
-            ),
-            "E9101",
-        ),
-        (
-            mutate(
-                bucket(),
-                (
-                    "Properties",
-                    "BucketEncryption",
-                    "ServerSideEncryptionConfiguration",
-                    0,
-                    "ServerSideEncryptionByDefault",
-                ),
-                {"SSEAlgorithm": "aws:kms"},
-            ),
-            "E9101",
-        ),
-        (
-            mutate(
-                bucket(),
-                (
-                    "Properties",
-                    "BucketEncryption",
-                    "ServerSideEncryptionConfiguration",
-                    0,
-                    "ServerSideEncryptionByDefault",
-                    "KMSMasterKeyID",
-                ),
-                "alias/aws/s3",
-            ),
-            "E9101",
-        ),
+        (mutate(bucket(), SSE_DEFAULT, {"SSEAlgorithm": "AES256"}), "E9101"),
+        (mutate(bucket(), SSE_DEFAULT, {"SSEAlgorithm": "aws:kms"}), "E9101"),
+        (mutate(bucket(), (*SSE_DEFAULT, "KMSMasterKeyID"), "alias/aws/s3"), "E9101"),
         (mutate(bucket(), ("Properties", "PublicAccessBlockConfiguration"), ...), "E9102"),
         (mutate(bucket(), ("Properties", "PublicAccessBlockConfiguration", "RestrictPublicBuckets"), False), "E9102"),
         (mutate(bucket(), ("Properties", "VersioningConfiguration"), ...), "E9103"),
