@@ -18,6 +18,7 @@ import sys
 
 from deploy.catalog import command as publish_command
 from deploy.common.errors import DeployError, InputError
+from deploy.common.redact import redacted_output
 from deploy.flows import cli as flows_cli
 from deploy.stacksets import commands as stackset_commands
 
@@ -59,7 +60,11 @@ def _report(error: DeployError, as_json: bool) -> int:
 
 
 def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else list(argv)
+    with redacted_output():  # every secret value the command learns is masked in all it prints
+        return _main(sys.argv[1:] if argv is None else list(argv))
+
+
+def _main(argv: list[str]) -> int:
     try:
         parser = build_parser(with_local=argv[:1] == [LOCAL_COMMAND])
     except DeployError as error:

@@ -28,6 +28,7 @@ from deploy.common.buckets import NOT_FOUND_CODES, BucketHardening, Hardening, e
 from deploy.common.clients import Clients
 from deploy.common.errors import InputError, RolloutError, error_code
 from deploy.common.refs import OrganizationsResolver, UnresolvedReference, is_ou_path
+from deploy.common.values import ValueResolver
 from deploy.stacksets.manifest import AccountFilter, CallAs, Manifest, PermissionModel, StackSetSpec
 from deploy.stacksets.plan import (
     CONFIG_TAG,
@@ -117,6 +118,8 @@ class StackSets:
         self.poll = poll or PollPolicy()
         self.stop = stop or threading.Event()
         self.resolver = OrganizationsResolver(self.org)
+        # Lookups ({ssm: ...}, {secretsmanager: ...}) read in the administrator account and region.
+        self.values = ValueResolver(lambda service: self.clients.client(service, self.region))
         self._lock = threading.Lock()
         self._account_id: str | None = None
         self._checked: dict[str, str | None] = {}
@@ -509,7 +512,7 @@ class StackSets:
         args = {
             "StackSetName": spec.name,
             "Description": spec.description,
-            "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in spec.parameters],
+            "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(spec.parameter_dict.items())],
             "Capabilities": list(spec.capabilities),
             "Tags": self._tags(spec),
             "PermissionModel": spec.permission_model.value,

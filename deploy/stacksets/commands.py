@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 from deploy.common.clients import Clients
 from deploy.common.errors import EXIT_FAILED, EXIT_OK, RolloutError
+from deploy.common.redact import REDACTOR
 from deploy.stacksets.aws import StackSets
 from deploy.stacksets.manifest import StackSetSpec, load_manifest
 from deploy.stacksets.plan import PlanAction
@@ -27,6 +28,9 @@ def make_clients() -> Clients:
 
 def _context(args) -> tuple[Rollout, StackSets]:
     manifest = load_manifest(args.manifest)
+    for spec in manifest.stack_sets:
+        for value in spec.masked_values():
+            REDACTOR.add(value)
     adapter = StackSets(make_clients(), manifest)
     reporter = Reporter(quiet=False)
     return Rollout(adapter, reporter, adopt=getattr(args, "adopt", False)), adapter

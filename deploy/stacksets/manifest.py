@@ -18,7 +18,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
@@ -41,6 +41,7 @@ from deploy.common.config import (
 from deploy.common.errors import InputError
 from deploy.common.ownership import TOOL_TAG_PREFIX
 from deploy.common.refs import ACCOUNT_ID_RE, ACCOUNT_NAME_RE, OU_ID_RE, OU_PATH_RE, ROOT_ID_RE
+from deploy.common.values import Lookup, lookup_schema, parse_value
 
 STACK_SET_NAME_RE = r"^[a-zA-Z][-a-zA-Z0-9]{0,127}$"
 IAM_ROLE_ARN_RE = r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$"
@@ -94,6 +95,18 @@ class AccountFilter(str, Enum):
 # --------------------------------------------------------------------------- data
 
 
+ParameterValue = str | Lookup  # a lookup until resolved at plan time (deploy.stacksets.lookups)
+
+
+def resolved_values(pairs: Iterable[tuple[str, ParameterValue]]) -> dict[str, str]:
+    """``{name: value}``; the plan only ever sees resolved values, so a lookup here is a bug."""
+    values = dict(pairs)
+    pending = sorted(name for name, value in values.items() if not isinstance(value, str))
+    if pending:
+        raise ValueError(f"parameter(s) {', '.join(pending)} still to be looked up: resolve lookups before planning")
+    return values  # type: ignore[return-value]
+
+
 @dataclass(frozen=True)
 class TemplateParameter:
     """What the manifest needs to know about one template parameter."""
@@ -143,7 +156,7 @@ class Override:
     accounts: tuple[str, ...]
     organizational_units: tuple[str, ...]
     regions: tuple[str, ...]
-    parameters: tuple[tuple[str, str], ...]
+    parameters: tuple[tuple[str, ParameterValue], ...]
 
 
 @dataclass(frozen=True)
@@ -164,12 +177,34 @@ class StackSetSpec:
     accounts: tuple[str, ...]
     account_filter: AccountFilter
     regions: tuple[str, ...]
-    parameters: tuple[tuple[str, str], ...]
+    parameters: tuple[tuple[str, ParameterValue], ...]
     overrides: tuple[Override, ...]
     operation_preferences: tuple[tuple[str, Any], ...]
     depends_on: tuple[str, ...]
     tags: tuple[tuple[str, str], ...]
     capabilities: tuple[str, ...]
+    # Parameters whose value came from a secret source: NoEcho everywhere, like the template's.
+    secret_parameters: frozenset[str] = frozenset()
+
+    def masked_parameters(self) -> frozenset[str]:
+        """Parameters never shown: the template's NoEcho ones and those from secret sources."""
+        no_echo = {name for name, p in self.template.parameters.items() if p.no_echo}
+        return frozenset(no_echo) | self.secret_parameters
+
+    def masked_values(self) -> set[str]:
+        """The values written in the manifest for NoEcho parameters (to mask wherever they appear)."""
+        masked = self.masked_parameters()
+        pairs = [*self.parameters, *(pair for o in self.overrides for pair in o.parameters)]
+        return {value for name, value in pairs if name in masked and isinstance(value, str)}
+
+    def lookups(self) -> list[tuple[str, str, Lookup]]:
+        """(key, parameter, lookup) of every value still to look up."""
+        found = [(f"parameters.{n}", n, v) for n, v in self.parameters if isinstance(v, Lookup)]
+        for index, override in enumerate(self.overrides):
+            found += [
+                (f"overrides[{index}].parameters.{n}", n, v) for n, v in override.parameters if isinstance(v, Lookup)
+            ]
+        return found
 
     @property
     def service_managed(self) -> bool:
@@ -177,12 +212,12 @@ class StackSetSpec:
 
     @property
     def parameter_dict(self) -> dict[str, str]:
-        return dict(self.parameters)
+        return resolved_values(self.parameters)
 
     def effective_parameters(self) -> dict[str, str]:
         """Given parameters plus the template's defaults: what the stacks will see."""
         values = {name: p.default for name, p in self.template.parameters.items() if p.default is not None}
-        values.update(self.parameters)
+        values.update(self.parameter_dict)
         return values
 
 
@@ -221,9 +256,10 @@ def _manifest_spellings(enum: type[Enum]) -> list[str]:
 
 _STRING_LIST = {"type": "array", "items": {"type": "string"}}
 _SCALAR = {"type": ["string", "number", "boolean"]}
+# A value is written out, or looked up at plan time (deploy.common.values: env, ssm, ...).
 _PARAMETER_VALUES = {
     "type": "object",
-    "additionalProperties": {"anyOf": [_SCALAR, {"type": "array", "items": _SCALAR}]},
+    "additionalProperties": {"anyOf": [_SCALAR, {"type": "array", "items": _SCALAR}, lookup_schema()]},
 }
 
 SCHEMA: dict[str, Any] = {
@@ -499,8 +535,8 @@ def _check_accounts(
 
 def _check_parameters(
     values: dict, template: TemplateInfo, source: str, where: str, key: str
-) -> tuple[tuple[str, str], ...]:
-    out = []
+) -> tuple[tuple[str, ParameterValue], ...]:
+    out: list[tuple[str, ParameterValue]] = []
     for name, value in values.items():
         if name not in template.parameters:
             hint = did_you_mean(name, template.parameters)
@@ -511,12 +547,20 @@ def _check_parameters(
                 where,
                 f"{key}.{name}",
             )
+        if isinstance(value, dict):  # a lookup: its value is checked once it is known
+            out.append((name, parse_value(value)))
+            continue
         text = _stringify(value)
-        problem = _parameter_problem(template.parameters[name], text)
-        if problem:
-            raise InputError(problem, source, where, f"{key}.{name}")
+        check_value(template.parameters[name], text, source, where, f"{key}.{name}")
         out.append((name, text))
-    return tuple(sorted(out))
+    return tuple(sorted(out, key=lambda item: item[0]))
+
+
+def check_value(spec: TemplateParameter, text: str, source: str, where: str, key: str, secret: bool = False) -> None:
+    """InputError when CloudFormation would reject ``text`` for ``spec`` (``secret``: never shown)."""
+    problem = _parameter_problem(replace(spec, no_echo=True) if secret else spec, text)
+    if problem:
+        raise InputError(problem, source, where, key)
 
 
 def _parameter_problem(spec: TemplateParameter, text: str) -> str | None:

@@ -30,7 +30,7 @@ from typing import Any
 
 from deploy.common.config import parse_yaml
 from deploy.common.ownership import OWNER_TAG_KEY, OWNER_TAG_VALUE, TOOL_TAG_PREFIX
-from deploy.stacksets.manifest import AccountFilter, PermissionModel, StackSetSpec, canonical_json
+from deploy.stacksets.manifest import AccountFilter, PermissionModel, StackSetSpec, canonical_json, resolved_values
 
 CONFIG_TAG = f"{TOOL_TAG_PREFIX}config-sha256"
 TOOL_TAGS = (OWNER_TAG_KEY, CONFIG_TAG)
@@ -182,6 +182,7 @@ class StackSetPlan:
     blocked_reason: str | None = None
     instances_read: bool = True
     needs_followup: bool = False  # account-level overrides of OU instances created now: re-plan after
+    masked: frozenset[str] = frozenset()  # NoEcho and secret parameters: their values are never shown
 
     @property
     def writes(self) -> int:
@@ -199,7 +200,10 @@ class StackSetPlan:
             "blocked_reason": self.blocked_reason,
             "instances_read": self.instances_read,
             "property_changes": [asdict(c) for c in self.property_changes],
-            "parameter_changes": [asdict(c) for c in self.parameter_changes],
+            "parameter_changes": [
+                {"key": c.key, "old": mask(c.key, c.old, self.masked), "new": mask(c.key, c.new, self.masked)}
+                for c in self.parameter_changes
+            ],
             "template_diff": self.template_diff,
             "instances": {
                 "add": self.add,
@@ -208,7 +212,7 @@ class StackSetPlan:
                 "rerun": self.rerun,
             },
             "notes": self.notes,
-            "steps": [asdict(s) for s in self.steps],
+            "steps": [_masked_step(s, self.masked) for s in self.steps],
         }
 
 
@@ -235,18 +239,29 @@ def _normalised_template(body: str | None) -> Any:
 _NO_ECHO_KDF_ITERATIONS = 200_000
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=4096)
 def _sealed(stack_set: str, name: str, value: str) -> str:
     salt = f"sagemaker-stackset-deploy:{stack_set}:{name}".encode()
     return "kdf:" + hashlib.pbkdf2_hmac("sha256", value.encode("utf-8"), salt, _NO_ECHO_KDF_ITERATIONS).hex()
 
 
 def _hashable_parameters(spec: StackSetSpec) -> dict[str, Any]:
-    parameters = dict(spec.effective_parameters())
-    for name, parameter in spec.template.parameters.items():
-        if parameter.no_echo and name in parameters:
-            parameters[name] = _sealed(spec.name, name, str(parameters[name]))
-    return parameters
+    masked = spec.masked_parameters()
+    return {
+        name: _sealed(spec.name, name, str(value)) if name in masked else value
+        for name, value in spec.effective_parameters().items()
+    }
+
+
+def _hashable_overrides(spec: StackSetSpec) -> list[dict]:
+    masked = spec.masked_parameters()
+    return [
+        {
+            **asdict(o),
+            "parameters": [[k, _sealed(spec.name, k, str(v)) if k in masked else v] for k, v in o.parameters],
+        }
+        for o in spec.overrides
+    ]
 
 
 def config_hash(spec: StackSetSpec) -> str:
@@ -277,7 +292,7 @@ def fingerprint(spec: StackSetSpec) -> str:
             "accounts": sorted(spec.accounts),
             "account_filter": spec.account_filter,
             "regions": sorted(spec.regions),
-            "overrides": [asdict(o) for o in spec.overrides],
+            "overrides": _hashable_overrides(spec),
         }
     )
 
@@ -329,7 +344,7 @@ def desired_overrides(
             continue
         if rule.organizational_units and ou not in rule.organizational_units:
             continue
-        values.update(rule.parameters)
+        values.update(resolved_values(rule.parameters))
     return tuple(sorted(values.items()))
 
 
@@ -410,7 +425,7 @@ def plan_stack_set(
 ) -> StackSetPlan:
     """Plan one stack set. ``account_parents`` maps union accounts to their parent OU."""
     fp = fingerprint(spec)
-    plan = StackSetPlan(name=spec.name, action=PlanAction.NO_CHANGE, fingerprint=fp)
+    plan = StackSetPlan(name=spec.name, action=PlanAction.NO_CHANGE, fingerprint=fp, masked=spec.masked_parameters())
     for running in live.running_operations:
         plan.notes.append(f"operation {running} is still running: apply waits for it, and this plan may change")
     prefs = dict(spec.operation_preferences)
@@ -441,7 +456,7 @@ def plan_stack_set(
     if not live.exists:
         plan.action = PlanAction.CREATE
         plan.property_changes.append(Change("stack_set", None, "create"))
-        plan.parameter_changes.extend(Change(k, None, v) for k, v in spec.parameters)
+        plan.parameter_changes.extend(Change(k, None, v) for k, v in sorted(spec.parameter_dict.items()))
         steps.append(Step(kind=StepKind.CREATE_STACK_SET))
         live_instances: tuple[LiveInstance, ...] = ()
     else:
@@ -555,7 +570,8 @@ def _needs_update(inst: LiveInstance, wanted: Overrides, plan: StackSetPlan) -> 
     """Whether an existing instance needs UpdateStackInstances: its overrides change, or it is not CURRENT."""
     current = inst.overrides or ()
     if current != wanted:
-        plan.override_changes.append(f"{inst.account}/{inst.region}: {_fmt(current)} -> {_fmt(wanted)}")
+        shown = plan.masked
+        plan.override_changes.append(f"{inst.account}/{inst.region}: {_fmt(current, shown)} -> {_fmt(wanted, shown)}")
         return True
     if inst.status != "CURRENT":
         reason = f" ({inst.status_reason})" if inst.status_reason else ""
@@ -929,7 +945,7 @@ def _assign_operation_ids(
 
 def plan_destroy(spec: StackSetSpec, live: LiveStackSet) -> StackSetPlan:
     """Delete every instance, then the stack set (owned stack sets only)."""
-    plan = StackSetPlan(name=spec.name, action=PlanAction.DELETE, fingerprint="")
+    plan = StackSetPlan(name=spec.name, action=PlanAction.DELETE, fingerprint="", masked=spec.masked_parameters())
     if not live.exists:
         plan.action = PlanAction.ABSENT
         return plan
@@ -985,13 +1001,25 @@ def plan_destroy(spec: StackSetSpec, live: LiveStackSet) -> StackSetPlan:
     return plan
 
 
-def _fmt(overrides: Overrides) -> str:
-    return "{" + ", ".join(f"{k}={v}" for k, v in overrides) + "}" if overrides else "{}"
+def _fmt(overrides: Overrides, masked: frozenset[str] = frozenset()) -> str:
+    return "{" + ", ".join(f"{k}={mask(k, v, masked)}" for k, v in overrides) + "}" if overrides else "{}"
+
+
+def mask(key: str, value: Any, masked: frozenset[str]) -> Any:
+    """``value``, or the NoEcho mask when ``key`` is a NoEcho or secret parameter (None stays None)."""
+    return NO_ECHO_MASK if key in masked and value is not None else value
+
+
+def _masked_step(step: Step, masked: frozenset[str]) -> dict:
+    data = asdict(step)
+    if step.overrides:
+        data["overrides"] = [[k, mask(k, v, masked)] for k, v in step.overrides]
+    return data
 
 
 def describe(plan: StackSetPlan, spec: StackSetSpec | None = None) -> list[str]:
     """Human-readable lines of a plan (NoEcho values masked)."""
-    no_echo = {n for n, p in spec.template.parameters.items() if p.no_echo} if spec else set()
+    masked = plan.masked | (spec.masked_parameters() if spec else frozenset())
     lines = [
         f"{plan.name}: {plan.action.value}"
         + ("" if plan.instances_read else " (unchanged since the last successful apply; instances not listed)")
@@ -1001,9 +1029,7 @@ def describe(plan: StackSetPlan, spec: StackSetSpec | None = None) -> list[str]:
     for change in plan.property_changes:
         lines.append(f"  ~ {change.key}: {change.old!r} -> {change.new!r}")
     for change in plan.parameter_changes:
-        masked = change.key in no_echo
-        old = NO_ECHO_MASK if masked and change.old is not None else change.old
-        new = NO_ECHO_MASK if masked else change.new
+        old, new = mask(change.key, change.old, masked), mask(change.key, change.new, masked)
         lines.append(f"  ~ parameter {change.key}: {old!r} -> {new!r}")
     if plan.template_diff:
         lines.append("  ~ template:")

@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from deploy.common.errors import InputError, RolloutError
 from deploy.stacksets.aws import InstanceFailure, StackSets
+from deploy.stacksets.lookups import resolve_lookups
 from deploy.stacksets.manifest import AccountFilter, Manifest, StackSetSpec, dependency_graph, dependency_order
 from deploy.stacksets.plan import (
     LiveStackSet,
@@ -205,7 +206,8 @@ class Rollout:
 
     def specs(self) -> list[StackSetSpec]:
         self.adapter.caller_account()  # missing or wrong credentials: exit 2 before anything else
-        return resolve(self.adapter.manifest, self.adapter.resolve_references())
+        specs = resolve(self.adapter.manifest, self.adapter.resolve_references())
+        return resolve_lookups(specs, self.adapter.values, self.adapter.manifest.path)
 
     def _on_wait(self, name: str, operation_id: str) -> None:
         self.reporter.line(f"{name}: waiting for operation {operation_id} already in progress")
