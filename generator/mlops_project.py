@@ -85,13 +85,19 @@ HAS_APPROVAL_TOPIC = "HasApprovalTopic"
 
 
 @dataclass(frozen=True)
-class ProjectParameters:
-    """The template's parameters, by concern."""
+class ProjectIdentity:
+    """The parameters every SageMaker project template takes (:func:`add_project_identity`)."""
 
     env: Environment
     project_name: Parameter
     project_id: Parameter
     group_name: Parameter
+
+
+@dataclass(frozen=True)
+class ProjectParameters(ProjectIdentity):
+    """The template's parameters, by concern."""
+
     stack_set_name: Parameter
     staging_targets: Parameter
     prod_targets: Parameter
@@ -107,10 +113,11 @@ class ProjectParameters:
     approval_topic_arn: Parameter
 
 
-def add_project_identity(template: Template, group_purpose: str) -> tuple[Parameter, Parameter, Parameter]:
-    """The parameters every SageMaker project template takes: the project's name and id
-    (SageMaker passes them) and the model package group, by default the environment's."""
-    return (
+def add_project_identity(template: Template, group_purpose: str) -> ProjectIdentity:
+    """The parameters every SageMaker project template takes: the (development) environment, the
+    project's name and id (SageMaker passes them) and the model package group, by default the environment's."""
+    return ProjectIdentity(
+        add_environment(template, types=("dev",), default_type="dev"),
         string_parameter(
             template,
             "SageMakerProjectName",
@@ -137,17 +144,19 @@ def add_project_identity(template: Template, group_purpose: str) -> tuple[Parame
     )
 
 
+def add_source_key(template: Template, description: str, default: str) -> Parameter:
+    """The ``SourceObjectKey`` parameter: the zip in the artifacts bucket that starts the pipeline."""
+    return string_parameter(
+        template, "SourceObjectKey", description, r"^[\w!.*'()/-]{1,1000}\.zip$", "an S3 key ending in .zip", default
+    )
+
+
 def add_project_parameters(template: Template) -> ProjectParameters:
     """Every parameter of the project template."""
     role_name = r"^[\w+=,.@-]{1,64}$"
     instance_type = r"^ml\.[a-z0-9]+\.[a-z0-9]+$"
-    env = add_environment(template, types=("dev",), default_type="dev")
-    project_name, project_id, group_name = add_project_identity(template, "whose approvals deploy")
     return ProjectParameters(
-        env=env,
-        project_name=project_name,
-        project_id=project_id,
-        group_name=group_name,
+        **vars(add_project_identity(template, "whose approvals deploy")),
         stack_set_name=string_parameter(
             template,
             "StackSetName",
@@ -238,13 +247,10 @@ def add_project_parameters(template: Template) -> ProjectParameters:
                 Description="Percentage of accounts deployed at once (capped by the failure tolerance + 1 account)",
             )
         ),
-        source_key=string_parameter(
+        source_key=add_source_key(
             template,
-            "SourceObjectKey",
             "Key, in the artifacts bucket, of the zip holding model-deploy.yaml at its root",
-            r"^[\w!.*'()/-]{1,1000}\.zip$",
-            "an S3 key ending in .zip",
-            default="model-deploy/source.zip",
+            "model-deploy/source.zip",
         ),
         approval_topic_arn=string_parameter(
             template,

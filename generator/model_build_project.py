@@ -27,6 +27,7 @@ from troposphere.s3 import EventBridgeConfiguration, NotificationConfiguration
 
 from generator.mlops_project import (
     ENVIRONMENT_GROUP_NAME,
+    ProjectIdentity,
     add_artifact_storage,
     add_build_log_group,
     add_codebuild_project,
@@ -34,15 +35,15 @@ from generator.mlops_project import (
     add_codepipeline_role,
     add_pipeline_trigger,
     add_project_identity,
+    add_source_key,
     artifact_statements,
     build_log_group_arn,
     pipeline_action,
     project_tags,
     s3_source_stage,
-    string_parameter,
     write_logs_statement,
 )
-from generator.parameters import Environment, add_environment, partition_arn
+from generator.parameters import partition_arn
 from generator.policies import allow, document, service_trust
 
 SOURCE_ARTIFACT = "SeedCode"
@@ -55,23 +56,16 @@ HAS_GROUP_NAME = "HasModelPackageGroupName"
 
 
 @dataclass(frozen=True)
-class BuildProjectParameters:
-    env: Environment
-    project_name: Parameter
-    project_id: Parameter
-    group_name: Parameter
+class BuildProjectParameters(ProjectIdentity):
     pipeline_role_arn: Parameter
     source_key: Parameter
 
 
 def add_parameters(template: Template) -> BuildProjectParameters:
-    env = add_environment(template, types=("dev",), default_type="dev")
-    project_name, project_id, group_name = add_project_identity(template, "the training pipeline registers into")
+    identity = add_project_identity(template, "the training pipeline registers into")
+    env = identity.env
     return BuildProjectParameters(
-        env=env,
-        project_name=project_name,
-        project_id=project_id,
-        group_name=group_name,
+        **vars(identity),
         pipeline_role_arn=template.add_parameter(
             Parameter(
                 "PipelineExecutionRoleArn",
@@ -80,13 +74,10 @@ def add_parameters(template: Template) -> BuildProjectParameters:
                 Default=f"/{env.name.Default}/{env.type.Default}/iam/pipeline-execution-role-arn",
             )
         ),
-        source_key=string_parameter(
+        source_key=add_source_key(
             template,
-            "SourceObjectKey",
             "Key, in the artifacts bucket, of the seed code zip (buildspec.yml at its root)",
-            r"^[\w!.*'()/-]{1,1000}\.zip$",
-            "an S3 key ending in .zip",
-            default="model-build/seed-code.zip",
+            "model-build/seed-code.zip",
         ),
     )
 
