@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import sys
 import tempfile
 import time
@@ -24,9 +25,10 @@ import urllib.request
 from pathlib import Path
 
 import boto3
-import yaml
 
+from deploy.common.config import load_yaml_file
 from deploy.common.errors import DeployError, InputError
+from deploy.common.values import Lookup, ValueResolver, parse_value
 from localaws import DUMMY_CREDENTIALS, lifecycle
 
 DEFAULT_MANIFEST = "examples/manifest.yaml"
@@ -98,13 +100,37 @@ def _accounts(state: dict) -> list[tuple[str, str, str]]:
     ]
 
 
-def invoke_parameters(manifest_path: str) -> dict:
-    """ExternalId, consumer account and role name of the manifest's endpoint-invoke stack set."""
-    try:
-        manifest = yaml.safe_load(Path(manifest_path).read_text())
-    except (OSError, yaml.YAMLError) as error:
-        raise InputError(f"cannot read the manifest: {error}", source=manifest_path) from None
-    for stack_set in (manifest or {}).get("stack_sets") or []:
+def _manifest_values(manifest_path: str) -> list[tuple[str, dict, object]]:
+    """(stack set name, its item, value) for every parameter and override value of the manifest."""
+    manifest = load_yaml_file(manifest_path, "manifest") or {}
+    found = []
+    for item in manifest.get("stack_sets") or []:
+        groups = [item.get("parameters") or {}] + [o.get("parameters") or {} for o in item.get("overrides") or []]
+        found += [(item.get("name"), item, value) for group in groups for value in group.values()]
+    return found
+
+
+def seed_secret_sources(manifest_path: str, ssm) -> None:
+    """Give every ``{ssm: NAME}`` and ``{env: VAR}`` lookup of the manifest a random value where
+    the local AWS (or the environment) has none, as an operator would before the first apply."""
+    for stack_set, _, value in _manifest_values(manifest_path):
+        if not isinstance(value, dict):
+            continue
+        if "ssm" in value:
+            try:
+                ssm.get_parameter(Name=value["ssm"])
+            except ssm.exceptions.ParameterNotFound:
+                ssm.put_parameter(Name=value["ssm"], Value=secrets.token_urlsafe(24), Type="SecureString")
+                _say(f"  seeded SSM SecureString {value['ssm']} with a random value (not shown) for {stack_set}")
+        elif "env" in value and value["env"] not in os.environ:
+            os.environ[value["env"]] = secrets.token_urlsafe(24)
+            _say(f"  set ${value['env']} to a random value (not shown) for {stack_set}")
+
+
+def invoke_parameters(manifest_path: str, values: ValueResolver) -> dict:
+    """ExternalId, consumer account and role name of the manifest's endpoint-invoke stack set
+    (an ExternalId given as a lookup is resolved as the deployer resolves it)."""
+    for stack_set in {name: item for name, item, _ in _manifest_values(manifest_path)}.values():
         if str(stack_set.get("template", "")).endswith(INVOKE_TEMPLATE):
             parameters = stack_set.get("parameters") or {}
             missing = [key for key in ("ExternalId", "ConsumerAccountId") if not parameters.get(key)]
@@ -115,9 +141,14 @@ def invoke_parameters(manifest_path: str) -> dict:
                     where=stack_set.get("name"),
                     key=missing[0],
                 )
+            external_id = parse_value(parameters["ExternalId"])
+            if isinstance(external_id, Lookup):
+                external_id = values.resolve(external_id).value
             role = f"{parameters.get('EnvName', 'mlops')}-{parameters.get('EnvType', 'prod')}-endpoint-invoke"
             return {
-                "external_id": str(parameters["ExternalId"]),
+                "external_id": values.resolve(external_id).value
+                if isinstance(external_id, Lookup)
+                else str(external_id),
                 "consumer": str(parameters["ConsumerAccountId"]),
                 "role_name": role,
             }
@@ -167,7 +198,8 @@ def _queue_canned_answer(state: dict, account_id: str) -> None:
 
 def demo_invoke(state: dict, manifest_path: str) -> None:
     """The consumer account invokes the endpoint through the endpoint-invoke role, as a user would."""
-    target = invoke_parameters(manifest_path)
+    management = boto3.session.Session(region_name=state["region"])
+    target = invoke_parameters(manifest_path, ValueResolver(lambda service: management.client(service)))
     account_id, endpoint = find_invoke_target(state, target["role_name"])
     _queue_canned_answer(state, account_id)
     consumer = _member_session(state, target["consumer"]).get_credentials()
@@ -319,6 +351,7 @@ def run_demo(manifest: str, catalog: str | None, org: str, state_dir: str) -> in
         with lifecycle.environment_set(
             lifecycle.environment(state["endpoint_url"], state["region"]), lifecycle.UNSET_VARIABLES
         ):
+            seed_secret_sources(manifest, boto3.client("ssm", region_name=state["region"]))
             if catalog:
                 _step(next(number), total, steps[1])
                 _run("publish", ["publish", "--catalog", catalog])

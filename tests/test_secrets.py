@@ -179,3 +179,20 @@ def test_the_plan_masks_by_structure_without_the_output_net():
     # Sealed, yet a changed secret override is still a change.
     other = replace(desired, overrides=(replace(desired.overrides[0], parameters=(("Secret", secret),)),))
     assert fingerprint(other) != fingerprint(desired) and A in desired.accounts
+
+
+def test_the_output_net_masks_registered_values_and_keeps_the_binary_stream():
+    import io
+
+    from deploy.common.redact import MIN_LENGTH, RedactingStream, Redactor
+
+    redactor = Redactor()
+    redactor.add("s3cr3t-value")
+    redactor.add("x" * (MIN_LENGTH - 1))  # too short to mask as a substring: structure only
+    target = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
+    stream = RedactingStream(target, redactor)
+    stream.write("AccessDenied for s3cr3t-value and xxx\n")
+    stream.buffer.write(b"raw")
+    stream.flush()
+    target.buffer.seek(0)
+    assert target.buffer.read() == b"AccessDenied for **** and xxx\nraw"

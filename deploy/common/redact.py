@@ -71,6 +71,11 @@ class RedactingStream(io.TextIOBase):
         return self.target.fileno()
 
     @property
+    def buffer(self):  # type: ignore[override]
+        """The binary stream below (an endpoint's answer is written as bytes, as received)."""
+        return self.target.buffer
+
+    @property
     def encoding(self):  # type: ignore[override]
         return getattr(self.target, "encoding", "utf-8")
 
