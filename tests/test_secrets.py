@@ -192,6 +192,7 @@ def test_the_output_net_masks_registered_values_and_keeps_the_binary_stream():
     target = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")
     stream = RedactingStream(target, redactor)
     stream.write("AccessDenied for s3cr3t-value and xxx\n")
+    stream.flush()  # as with sys.stdout: text is flushed before bytes go to the buffer
     stream.buffer.write(b"raw")
     stream.flush()
     target.buffer.seek(0)
