@@ -346,8 +346,7 @@ def write_logs_statement(log_group: LogGroup) -> Statement:
 
 def add_build_role(template: Template, p: ProjectParameters, names: Names, bucket, key, log_group: LogGroup) -> Role:
     """CodeBuild: artifacts, its own log group, and reading the project's model packages."""
-    statements = artifact_statements(bucket, key) + [
-        write_logs_statement(log_group),
+    statements = [
         allow(
             "DescribeProjectModelPackages",
             [sagemaker.DescribeModelPackage, sagemaker.DescribeModelPackageGroup],
@@ -359,14 +358,15 @@ def add_build_role(template: Template, p: ProjectParameters, names: Names, bucke
         # ListModelPackages has no resource-level permissions: AWS requires "*".
         allow("ListModelPackages", [sagemaker.ListModelPackages], ["*"]),
     ]
-    return template.add_resource(
-        Role(
-            "BuildRole",
-            Description="CodeBuild: resolves the latest approved model package and writes stack-set parameters",
-            AssumeRolePolicyDocument=service_trust("codebuild.amazonaws.com", source_account=Ref("AWS::AccountId")),
-            Policies=[InlinePolicy(PolicyName="ResolveApprovedModel", PolicyDocument=document(*statements))],
-            Tags=project_tags(p),
-        )
+    return add_codebuild_role(
+        template,
+        p,
+        bucket,
+        key,
+        log_group,
+        "CodeBuild: resolves the latest approved model package and writes stack-set parameters",
+        "ResolveApprovedModel",
+        statements,
     )
 
 
@@ -775,6 +775,29 @@ def add_pipeline(template: Template, p: ProjectParameters, names: Names, bucket,
     )
 
 
+def _add_service_role(
+    template: Template, p, title: str, service: str, description: str, policy_name: str, statements
+) -> Role:
+    """A role of the project that only ``service`` (of this account) assumes, with ``statements`` inline."""
+    return template.add_resource(
+        Role(
+            title,
+            Description=description,
+            AssumeRolePolicyDocument=service_trust(service, source_account=Ref("AWS::AccountId")),
+            Policies=[InlinePolicy(PolicyName=policy_name, PolicyDocument=document(*statements))],
+            Tags=project_tags(p),
+        )
+    )
+
+
+def add_codebuild_role(
+    template: Template, p, bucket, key, log_group: LogGroup, description: str, policy_name: str, statements
+) -> Role:
+    """The ``BuildRole`` of a project's CodeBuild project: its artifacts, its own log group, and ``statements``."""
+    allowed = artifact_statements(bucket, key) + [write_logs_statement(log_group), *statements]
+    return _add_service_role(template, p, "BuildRole", "codebuild.amazonaws.com", description, policy_name, allowed)
+
+
 def add_codepipeline_role(
     template: Template, p, bucket, key, build: cb.Project, description: str, policy_name: str, statements=()
 ) -> Role:
@@ -783,14 +806,8 @@ def add_codepipeline_role(
         allow("RunBuild", [codebuild.StartBuild, codebuild.BatchGetBuilds], [GetAtt(build, "Arn")]),
         *statements,
     ]
-    return template.add_resource(
-        Role(
-            "PipelineRole",
-            Description=description,
-            AssumeRolePolicyDocument=service_trust("codepipeline.amazonaws.com", source_account=Ref("AWS::AccountId")),
-            Policies=[InlinePolicy(PolicyName=policy_name, PolicyDocument=document(*allowed))],
-            Tags=project_tags(p),
-        )
+    return _add_service_role(
+        template, p, "PipelineRole", "codepipeline.amazonaws.com", description, policy_name, allowed
     )
 
 
@@ -807,6 +824,17 @@ def add_codepipeline(template: Template, p, title: str, name: str, role: Role, b
             ArtifactStore=encrypted_artifact_store(bucket, key),
             Stages=stages,
             Tags=project_tags(p),
+        )
+    )
+
+
+def add_pipeline_outputs(template: Template, pipeline: Pipeline, bucket, uri_title: str, uri_description: str) -> None:
+    """Outputs of a project: its pipeline, its artifacts bucket, and where to upload the pipeline's source."""
+    template.add_output(Output("PipelineName", Value=Ref(pipeline)))
+    template.add_output(Output("ArtifactsBucketName", Value=Ref(bucket)))
+    template.add_output(
+        Output(
+            uri_title, Description=uri_description, Value=Sub("s3://${Bucket}/${SourceObjectKey}", Bucket=Ref(bucket))
         )
     )
 
@@ -843,14 +871,12 @@ def build_mlops_multi_account_project_template() -> Template:
     pipeline = add_pipeline(template, p, names, bucket, key, build)
     add_approval_trigger(template, p, names, pipeline)
 
-    template.add_output(Output("PipelineName", Value=Ref(pipeline)))
-    template.add_output(Output("ArtifactsBucketName", Value=Ref(bucket)))
-    template.add_output(
-        Output(
-            "SourceObjectUri",
-            Description=f"Upload a zip with {TEMPLATE_FILE} at its root here (the pipeline's source)",
-            Value=Sub("s3://${Bucket}/${SourceObjectKey}", Bucket=Ref(bucket)),
-        )
+    add_pipeline_outputs(
+        template,
+        pipeline,
+        bucket,
+        "SourceObjectUri",
+        f"Upload a zip with {TEMPLATE_FILE} at its root here (the pipeline's source)",
     )
     template.add_output(Output("StackSetName", Value=names.stack_set))
     template.add_output(Output("ModelPackageGroupName", Value=names.group))

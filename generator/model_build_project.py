@@ -21,7 +21,6 @@ from troposphere import Equals, GetAtt, If, Not, Output, Parameter, Ref, Sub, Te
 from troposphere import codebuild as cb
 from troposphere.codepipeline import Pipeline, Stages
 from troposphere.events import Rule
-from troposphere.iam import Policy as InlinePolicy
 from troposphere.iam import Role
 from troposphere.s3 import EventBridgeConfiguration, NotificationConfiguration
 
@@ -31,20 +30,19 @@ from generator.mlops_project import (
     add_artifact_storage,
     add_build_log_group,
     add_codebuild_project,
+    add_codebuild_role,
     add_codepipeline,
     add_codepipeline_role,
+    add_pipeline_outputs,
     add_pipeline_trigger,
     add_project_identity,
     add_source_key,
-    artifact_statements,
     build_log_group_arn,
     pipeline_action,
-    project_tags,
     s3_source_stage,
-    write_logs_statement,
 )
 from generator.parameters import partition_arn
-from generator.policies import allow, document, service_trust
+from generator.policies import allow
 
 SOURCE_ARTIFACT = "SeedCode"
 # Names from the project id: ids are lower case, like the names in SageMaker pipeline ARNs
@@ -84,8 +82,7 @@ def add_parameters(template: Template) -> BuildProjectParameters:
 
 def add_build_role(template: Template, p: BuildProjectParameters, bucket, key, log_group) -> Role:
     pipelines = partition_arn("sagemaker", "pipeline/" + NAME_PREFIX + "-*")
-    statements = artifact_statements(bucket, key) + [
-        write_logs_statement(log_group),
+    statements = [
         allow(
             "ManageProjectPipelines",
             [
@@ -111,14 +108,15 @@ def add_build_role(template: Template, p: BuildProjectParameters, bucket, key, l
             Condition(StringEquals({"iam:PassedToService": "sagemaker.amazonaws.com"})),
         ),
     ]
-    return template.add_resource(
-        Role(
-            "BuildRole",
-            Description="CodeBuild: upserts and starts the project's SageMaker training pipeline",
-            AssumeRolePolicyDocument=service_trust("codebuild.amazonaws.com", source_account=Ref("AWS::AccountId")),
-            Policies=[InlinePolicy(PolicyName="RunTrainingPipeline", PolicyDocument=document(*statements))],
-            Tags=project_tags(p),
-        )
+    return add_codebuild_role(
+        template,
+        p,
+        bucket,
+        key,
+        log_group,
+        "CodeBuild: upserts and starts the project's SageMaker training pipeline",
+        "RunTrainingPipeline",
+        statements,
     )
 
 
@@ -213,14 +211,12 @@ def build_mlops_model_build_project_template() -> Template:
     pipeline = add_pipeline(template, p, bucket, key, build)
     add_upload_trigger(template, p, bucket, pipeline)
 
-    template.add_output(Output("PipelineName", Value=Ref(pipeline)))
-    template.add_output(Output("ArtifactsBucketName", Value=Ref(bucket)))
-    template.add_output(
-        Output(
-            "SeedCodeUri",
-            Description="Upload the seed code zip (buildspec.yml at its root) here to build a model",
-            Value=Sub("s3://${Bucket}/${SourceObjectKey}", Bucket=Ref(bucket)),
-        )
+    add_pipeline_outputs(
+        template,
+        pipeline,
+        bucket,
+        "SeedCodeUri",
+        "Upload the seed code zip (buildspec.yml at its root) here to build a model",
     )
     template.add_output(Output("SageMakerPipelineName", Value=Sub(SAGEMAKER_PIPELINE_NAME)))
     return template
