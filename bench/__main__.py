@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import generation, report
+from bench import generation, report, validation
 from bench.rollout import PHASES, TOOLS, run_size
 
 DEFAULT_SIZES = (10, 100, 1000)
@@ -48,6 +48,7 @@ def run(
     out: Path,
     plot: bool,
     rollout: bool = True,
+    plan_accounts: int = 50_000,
     log=print,
 ) -> dict:
     """Run the benchmarks; return the result document (also written under ``out``)."""
@@ -76,7 +77,8 @@ def run(
                     f"(--baseline-full-up-to {baseline_full_up_to})"
                 )
     result["generation"] = generation.run(generation_repeat, log=log) if generation_repeat else None
-    result["targets"] = report.evaluate(result["rollout"], result["generation"])
+    result["validation"] = validation.run(plan_accounts, log=log) if plan_accounts else None
+    result["targets"] = report.evaluate(result["rollout"], result["generation"], result["validation"])
     result["machine"]["loadavg_at_end"] = report.machine().get("loadavg")
     result["total_seconds"] = round(time.perf_counter() - started, 1)
     stem = result["date"] if list(sizes) == list(DEFAULT_SIZES) else f"{result['date']}-N{'-'.join(map(str, sizes))}"
@@ -114,6 +116,13 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--skip-rollout", action="store_true", help="only the generation benchmark")
     parser.add_argument(
+        "--plan-accounts",
+        type=int,
+        default=50_000,
+        metavar="N",
+        help="time loading and planning a manifest of N accounts x 2 regions (0 skips it; default 50000)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=RESULTS_DIR, help=f"where the JSON and PNG go (default {RESULTS_DIR})"
     )
     parser.add_argument("--no-plot", action="store_true", help="do not write the PNG")
@@ -129,6 +138,7 @@ def main(argv=None) -> int:
         out=args.out,
         plot=not args.no_plot,
         rollout=not args.skip_rollout,
+        plan_accounts=args.plan_accounts,
         log=log,
     )
     print(report.table(result))

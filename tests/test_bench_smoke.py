@@ -39,7 +39,13 @@ def test_cfn_lint_command_lints_the_given_files_for_the_generators_regions():
 
 
 def test_harness_at_three_accounts(tmp_path):
-    result = bench_main.run([3], baseline_full_up_to=None, generation_repeat=0, out=tmp_path, plot=False)
+    result = bench_main.run(
+        [3], baseline_full_up_to=None, generation_repeat=0, out=tmp_path, plot=False, plan_accounts=250
+    )
+    validation = result["validation"]
+    assert (validation["accounts"], validation["regions"], validation["calls_planned"]) == (250, 2, 2)
+    assert validation["total_seconds"]["cpu"] >= validation["load_seconds"]["cpu"] >= 0
+    assert any("250-account" in target["target"] for target in result["targets"])
 
     rows = result["rollout"]
     assert {(r["tool"], r["phase"]) for r in rows} == {(tool, phase) for tool in TOOLS for phase in PHASES}
@@ -69,7 +75,7 @@ def test_harness_at_three_accounts(tmp_path):
     written = json.loads(next(tmp_path.glob("*-N3.json")).read_text())
     assert written["rollout"] == rows and written["sizes"] == [3]
     table = report.table(result)
-    assert "| 3 | (a) first apply |" in table and "Targets (issue 9)" in table
+    assert "| 3 | (a) first apply |" in table and "Targets:" in table
 
 
 def test_plot_is_written(tmp_path):
