@@ -30,6 +30,8 @@ from troposphere.iam import Group, ManagedPolicy, Policy, Role
 
 from generator.identity import VPC_ACTIONS
 from generator.parameters import (
+    Environment,
+    PrimaryRegion,
     add_account_id,
     add_environment,
     add_organization_id,
@@ -390,6 +392,37 @@ def _parliament_skip(check: str, comment: str) -> dict:
     return {"parliament": {"skip": [{"id": check, "comment": comment}]}}
 
 
+def _add_primary_role(
+    template: Template,
+    primary: PrimaryRegion,
+    env: Environment,
+    title: str,
+    name: str,
+    description: str,
+    trust,
+    policy_name: str,
+    statements,
+    **extra,
+) -> Role:
+    """A named role made only in the primary region, with one inline policy of ``statements``.
+
+    ``extra``: ``Metadata`` or more Role properties (such as ``MaxSessionDuration``), which come
+    after the description.
+    """
+    return template.add_resource(
+        Role(
+            title,
+            Condition=primary.condition,
+            RoleName=Sub(name),
+            Description=description,
+            **extra,
+            AssumeRolePolicyDocument=trust,
+            Policies=[Policy(PolicyName=policy_name, PolicyDocument=document(*statements))],
+            Tags=env.tags(),
+        )
+    )
+
+
 def _add_pass_role_prefix(template: Template) -> Parameter:
     return template.add_parameter(
         Parameter(
@@ -559,19 +592,17 @@ def build_servicecatalog_launch_role_template() -> Template:
             Condition(StringEquals({"s3:ExistingObjectTag/servicecatalog:provisioning": "true"})),
         )
     )
-    role = template.add_resource(
-        Role(
-            "ServiceCatalogLaunchRole",
-            Condition=primary.condition,
-            RoleName=Sub("${EnvName}-servicecatalog-launch"),
-            Metadata=_parliament_skip(*_BUCKET_POLICY_SKIP),
-            Description="Launch role of the product portfolio: Service Catalog provisions products with it",
-            AssumeRolePolicyDocument=service_trust(
-                "servicecatalog.amazonaws.com", source_account=Ref("AWS::AccountId")
-            ),
-            Policies=[Policy(PolicyName="ProvisionProducts", PolicyDocument=document(*statements))],
-            Tags=env.tags(),
-        )
+    role = _add_primary_role(
+        template,
+        primary,
+        env,
+        "ServiceCatalogLaunchRole",
+        "${EnvName}-servicecatalog-launch",
+        "Launch role of the product portfolio: Service Catalog provisions products with it",
+        service_trust("servicecatalog.amazonaws.com", source_account=Ref("AWS::AccountId")),
+        "ProvisionProducts",
+        statements,
+        Metadata=_parliament_skip(*_BUCKET_POLICY_SKIP),
     )
     template.add_output(Output("LaunchRoleArn", Condition=primary.condition, Value=GetAtt(role, "Arn")))
     template.add_output(Output("LaunchRoleName", Condition=primary.condition, Value=Ref(role)))
@@ -898,46 +929,32 @@ def build_target_account_roles_template() -> Template:
     sources = _add_model_sources(template)
     primary = add_primary_region(template)
 
-    execution_role = template.add_resource(
-        Role(
-            "ModelExecutionRole",
-            Condition=primary.condition,
-            RoleName=Sub("${EnvName}-model-execution"),
-            Description="Execution role of SageMaker models deployed from the development account's registry",
-            AssumeRolePolicyDocument=service_trust("sagemaker.amazonaws.com", source_account=Ref("AWS::AccountId")),
-            Policies=[
-                Policy(
-                    PolicyName="ReadDevelopmentAccountModels",
-                    PolicyDocument=document(*_model_execution_statements(sources)),
-                )
-            ],
-            Tags=env.tags(),
-        )
+    execution_role = _add_primary_role(
+        template,
+        primary,
+        env,
+        "ModelExecutionRole",
+        "${EnvName}-model-execution",
+        "Execution role of SageMaker models deployed from the development account's registry",
+        service_trust("sagemaker.amazonaws.com", source_account=Ref("AWS::AccountId")),
+        "ReadDevelopmentAccountModels",
+        _model_execution_statements(sources),
     )
-    deployment_role = template.add_resource(
-        Role(
-            "ModelDeploymentRole",
-            Condition=primary.condition,
-            RoleName=Sub("${EnvName}-model-deployment"),
-            Metadata=_parliament_skip(
-                "RESOURCE_POLICY_PRIVILEGE_ESCALATION",
-                "Creates model-deploy's data-capture and access-log buckets (named <EnvName>-... or stackset-...) "
-                "with their deny-only (TLS, VPC endpoint) bucket policies; holds no object permissions",
-            ),
-            Description="CloudFormation service role for model-deploy stacks; may pass only the ModelExecutionRole",
-            AssumeRolePolicyDocument=service_trust(
-                "cloudformation.amazonaws.com", source_account=Ref("AWS::AccountId")
-            ),
-            Policies=[
-                Policy(
-                    PolicyName="DeployModelEndpoints",
-                    PolicyDocument=document(
-                        *_model_deployment_statements(execution_role), *deny_without_vpc([sagemaker.CreateModel])
-                    ),
-                )
-            ],
-            Tags=env.tags(),
-        )
+    deployment_role = _add_primary_role(
+        template,
+        primary,
+        env,
+        "ModelDeploymentRole",
+        "${EnvName}-model-deployment",
+        "CloudFormation service role for model-deploy stacks; may pass only the ModelExecutionRole",
+        service_trust("cloudformation.amazonaws.com", source_account=Ref("AWS::AccountId")),
+        "DeployModelEndpoints",
+        [*_model_deployment_statements(execution_role), *deny_without_vpc([sagemaker.CreateModel])],
+        Metadata=_parliament_skip(
+            "RESOURCE_POLICY_PRIVILEGE_ESCALATION",
+            "Creates model-deploy's data-capture and access-log buckets (named <EnvName>-... or stackset-...) "
+            "with their deny-only (TLS, VPC endpoint) bucket policies; holds no object permissions",
+        ),
     )
     for role, suffix in ((execution_role, "ModelExecutionRoleArn"), (deployment_role, "ModelDeploymentRoleArn")):
         template.add_output(
@@ -991,28 +1008,21 @@ def build_endpoint_invoke_role_template() -> Template:
         )
     )
     primary = add_primary_region(template)
-    role = template.add_resource(
-        Role(
-            "EndpointInvokeRole",
-            Condition=primary.condition,
-            RoleName=Sub("${EnvName}-${EnvType}-endpoint-invoke"),
-            Description="Assumed by the consumer account (with ExternalId) to invoke the named SageMaker endpoints",
-            MaxSessionDuration=3600,
-            AssumeRolePolicyDocument=cross_account_trust(
-                partition_arn("iam", "root", region="", account="${ConsumerAccountId}"),
-                external_id=Ref(external_id),
-                sid="TrustConsumerWithExternalId",
-            ),
-            Policies=[
-                Policy(
-                    PolicyName="InvokeNamedEndpoints",
-                    PolicyDocument=document(
-                        allow("InvokeNamedEndpoints", [sagemaker.InvokeEndpoint], Ref(endpoint_arns))
-                    ),
-                )
-            ],
-            Tags=env.tags(),
-        )
+    role = _add_primary_role(
+        template,
+        primary,
+        env,
+        "EndpointInvokeRole",
+        "${EnvName}-${EnvType}-endpoint-invoke",
+        "Assumed by the consumer account (with ExternalId) to invoke the named SageMaker endpoints",
+        cross_account_trust(
+            partition_arn("iam", "root", region="", account="${ConsumerAccountId}"),
+            external_id=Ref(external_id),
+            sid="TrustConsumerWithExternalId",
+        ),
+        "InvokeNamedEndpoints",
+        [allow("InvokeNamedEndpoints", [sagemaker.InvokeEndpoint], Ref(endpoint_arns))],
+        MaxSessionDuration=3600,
     )
     template.add_output(
         Output(
