@@ -10,9 +10,11 @@ ready file: a stale pid file reused by another process is never killed.
 
 from __future__ import annotations
 
+import hmac
 import importlib.util
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -25,7 +27,7 @@ from pathlib import Path
 
 from deploy.common.errors import DeployError
 from localaws import DEFAULT_REGION, DUMMY_CREDENTIALS, SERVER_MODULE, STATE_DIR
-from localaws.server import HEALTH_PATH
+from localaws.server import HEALTH_PATH, IDENTIFY_PATH, identity_proof
 
 PID_FILE, READY_FILE, LOG_FILE, STATE_FILE = "server.pid", "server.json", "server.log", "state.json"
 _PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -71,6 +73,25 @@ def is_our_server(pid: int, state_dir: Path) -> bool:
     if not argv:
         return False
     return SERVER_MODULE in argv and str(state_dir / READY_FILE) in argv
+
+
+def identifies_as(pid: int, state_dir: Path, timeout: float = 5.0) -> bool:
+    """Whether the server named in ``state_dir``'s ready file answers, on its loopback endpoint,
+    a fresh challenge with the proof of its nonce and with ``pid`` as its own pid."""
+    try:
+        info = json.loads((state_dir / READY_FILE).read_text())
+        nonce, endpoint_url = str(info["nonce"]), str(info["endpoint_url"])
+    except (OSError, ValueError, KeyError):
+        return False
+    challenge = secrets.token_hex(16)
+    try:
+        url = f"{endpoint_url}{IDENTIFY_PATH}?challenge={challenge}"
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            answer = json.loads(response.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+    expected = identity_proof(nonce, challenge)
+    return answer.get("pid") == pid and hmac.compare_digest(str(answer.get("proof", "")), expected)
 
 
 def _health(endpoint_url: str, timeout: float = 2.0) -> dict | None:
@@ -187,8 +208,9 @@ def _terminate(pid: int, state_dir: Path, timeout: float = 15.0) -> None:
 def stop(state_dir: str | Path | None = None) -> str:
     """Stop the server recorded in ``state_dir``; return what happened, in one sentence.
 
-    Only a pid whose command line is our server for this state dir is signalled; a stale
-    pid file is removed and its pid left alone.
+    Only a pid whose command line is our server for this state dir, and which proves it over
+    its endpoint (a challenge answered with the ready file's nonce), is signalled; a stale pid
+    file is removed and its pid left alone.
     """
     state_dir = state_dir_path(state_dir)
     pid_file = state_dir / PID_FILE
@@ -203,6 +225,11 @@ def stop(state_dir: str | Path | None = None) -> str:
         return (
             f"the pid file {pid_file} named {pid if pid is not None else 'no valid pid'}, which is not our server: "
             "removed the stale file, signalled nothing"
+        )
+    if not identifies_as(pid, state_dir):
+        return (
+            f"pid {pid} looks like our server but did not prove it over its endpoint (nonce of {READY_FILE}): "
+            "signalled nothing; if it is yours and hung, stop it yourself"
         )
     _terminate(pid, state_dir)
     _forget(state_dir)

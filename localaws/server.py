@@ -16,9 +16,12 @@ a patch's run-time options (see ``localaws.patches``).
 from __future__ import annotations
 
 import argparse
+import hashlib
+import hmac
 import ipaddress
 import json
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -28,10 +31,21 @@ from pathlib import Path
 
 HEALTH_PATH = "/_local/health"
 CONTROL_PATH = "/_local/control/"
+IDENTIFY_PATH = "/_local/identify"
 
 
-def _local_routes(app, patches: list[str]):
-    """Answer /_local/health and /_local/control/<patch>; pass everything else to moto."""
+def identity_proof(nonce: str, challenge: str) -> str:
+    """What only the holder of ``nonce`` can answer to ``challenge`` (HMAC-SHA256)."""
+    return hmac.new(nonce.encode(), challenge.encode(), hashlib.sha256).hexdigest()
+
+
+def _local_routes(app, patches: list[str], nonce: str | None = None):
+    """Answer /_local/health, /_local/identify and /_local/control/<patch>; pass everything else to moto.
+
+    ``/_local/identify?challenge=C`` answers the pid and ``identity_proof(nonce, C)``: the
+    nonce is in the ready file (readable by its owner only), so ``local down`` can tell this
+    server from any process that merely names it on its command line or took over the port.
+    """
     import moto
 
     from localaws.patches import CONTROLS
@@ -47,6 +61,12 @@ def _local_routes(app, patches: list[str]):
         path = environ.get("PATH_INFO", "")
         if path == HEALTH_PATH:
             return respond(start_response, "200 OK", health)
+        if path == IDENTIFY_PATH and nonce:
+            query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+            challenge = (query.get("challenge") or [""])[-1]
+            if len(challenge) < 16:
+                return respond(start_response, "400 Bad Request", {"error": "a challenge of 16+ characters is needed"})
+            return respond(start_response, "200 OK", {"pid": os.getpid(), "proof": identity_proof(nonce, challenge)})
         if path.startswith(CONTROL_PATH):
             control = CONTROLS.get(path[len(CONTROL_PATH) :])
             if control is None:
@@ -65,20 +85,22 @@ def _local_routes(app, patches: list[str]):
     return wrapped
 
 
-def build_app():
-    """moto's WSGI app with every local patch applied, plus the health endpoint."""
+def build_app(nonce: str | None = None):
+    """moto's WSGI app with every local patch applied, plus the health and identify endpoints."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     from localaws.patches import apply_all
 
     patches = apply_all()
-    return _local_routes(DomainDispatcherApplication(create_backend_app), patches)
+    return _local_routes(DomainDispatcherApplication(create_backend_app), patches, nonce)
 
 
 def _write_atomically(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds the identity nonce
+    with os.fdopen(fd, "w") as handle:
+        handle.write(json.dumps(data, indent=2) + "\n")
     os.replace(tmp, path)
 
 
@@ -100,9 +122,16 @@ def serve(host: str = "127.0.0.1", port: int = 0, ready_file: Path | None = None
     from moto.moto_server.werkzeug_app import MotoRequestHandler
     from werkzeug.serving import make_server
 
-    server = make_server(host, port, build_app(), threaded=True, request_handler=MotoRequestHandler)
+    nonce = secrets.token_hex(32)
+    server = make_server(host, port, build_app(nonce), threaded=True, request_handler=MotoRequestHandler)
     bound_port = server.server_address[1]
-    info = {"pid": os.getpid(), "host": host, "port": bound_port, "endpoint_url": f"http://{host}:{bound_port}"}
+    info = {
+        "pid": os.getpid(),
+        "host": host,
+        "port": bound_port,
+        "endpoint_url": f"http://{host}:{bound_port}",
+        "nonce": nonce,
+    }
 
     def stop(_signum, _frame):
         raise SystemExit(0)

@@ -66,6 +66,56 @@ def test_down_never_signals_a_foreign_pid(tmp_path, argv_tail):
         foreign.wait()
 
 
+def test_down_never_signals_an_impostor_naming_our_module_and_ready_file(tmp_path):
+    """A process whose command line mentions the server module and this state dir's ready file,
+    answering on the recorded port, is still left alone unless it proves the ready file's nonce."""
+    state_dir = (tmp_path / "state").resolve()
+    state_dir.mkdir()
+    ready = state_dir / lifecycle.READY_FILE
+    serve = (
+        "import http.server, json, os\n"
+        "class H(http.server.BaseHTTPRequestHandler):\n"
+        "    def do_GET(self):\n"
+        "        body = json.dumps({'pid': os.getpid(), 'proof': 'guess'}).encode()\n"
+        "        self.send_response(200); self.end_headers(); self.wfile.write(body)\n"
+        "server = http.server.HTTPServer(('127.0.0.1', 0), H)\n"
+        "print(server.server_address[1], flush=True)\n"
+        "server.serve_forever()\n"
+    )
+    impostor = subprocess.Popen(
+        [sys.executable, "-c", serve, "localaws.server", "--ready-file", str(ready)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        port = int(impostor.stdout.readline())
+        (state_dir / lifecycle.PID_FILE).write_text(f"{impostor.pid}\n")
+        ready.write_text(
+            json.dumps(
+                {"pid": impostor.pid, "port": port, "endpoint_url": f"http://127.0.0.1:{port}", "nonce": "n" * 64}
+            )
+        )
+        assert lifecycle.is_our_server(impostor.pid, state_dir), "the impostor must pass the command-line check"
+        message = lifecycle.stop(state_dir)
+        assert "did not prove it" in message and "signalled nothing" in message
+        assert impostor.poll() is None, "down signalled a process that could not prove it is our server"
+    finally:
+        impostor.kill()
+        impostor.wait()
+
+
+def test_a_real_server_proves_its_identity(tmp_path):
+    state_dir = tmp_path / "state"
+    with lifecycle.environment_set({}, ()):
+        state, _ = lifecycle.up(state_dir, org_file=ORG_FILE)
+    try:
+        info = json.loads((lifecycle.state_dir_path(state_dir) / lifecycle.READY_FILE).read_text())
+        assert lifecycle.identifies_as(info["pid"], lifecycle.state_dir_path(state_dir))
+        assert not lifecycle.identifies_as(info["pid"] + 1, lifecycle.state_dir_path(state_dir))
+        mode = (lifecycle.state_dir_path(state_dir) / lifecycle.READY_FILE).stat().st_mode & 0o777
+        assert mode == 0o600
+    finally:
+        assert "stopped" in lifecycle.stop(state_dir)
+
+
 def test_bad_org_file_is_rejected_before_anything_starts(tmp_path, capsys):
     org = tmp_path / "org.yaml"
     org.write_text(
