@@ -145,3 +145,18 @@ def test_a_fifty_thousand_account_list_validates_in_linear_time(workdir):
     assert len(spec.accounts) == 50_000
     with pytest.raises(InputError, match="listed twice: 000000000007"):
         load_manifest(write_manifest(workdir, [self_managed("dup", [*accounts, "000000000007"], ["us-east-1"])]))
+
+
+def test_a_catalog_refuses_a_binary_template_and_never_quotes_a_broken_one(tmp_path):
+    from deploy.catalog.model import load_catalog
+
+    (tmp_path / "bin.yaml").write_bytes(b"\x00\x01binary")
+    (tmp_path / "creds.yaml").write_text(f"aws_secret_access_key: {{ {CANARY}\n")
+    for template, words in (("bin.yaml", "binary"), ("creds.yaml", "not valid YAML/JSON")):
+        catalog = tmp_path / "catalog.yaml"
+        catalog.write_text(
+            f"portfolio: {{name: p, provider: me}}\nproducts:\n  - {{name: x, owner: me, template: {template}}}\n"
+        )
+        with pytest.raises(InputError) as caught:
+            load_catalog(catalog, root=tmp_path)
+        assert words in str(caught.value) and template in str(caught.value) and CANARY not in str(caught.value)

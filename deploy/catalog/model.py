@@ -26,7 +26,7 @@ import jsonschema
 import yaml
 
 from deploy.common import refs
-from deploy.common.config import Locator, check_schema, load_yaml_file, parse_yaml
+from deploy.common.config import Locator, check_schema, load_yaml_file, parse_yaml, read_text_file, yaml_problem
 from deploy.common.errors import InputError
 from deploy.common.ownership import OWNER_TAG_KEY, OWNER_TAG_VALUE
 
@@ -387,19 +387,22 @@ def _read_template(source: str, where: str, template: str, root: Path) -> tuple[
             where=where,
             key="template",
         )
-    body = path.read_bytes()
-    if len(body) > TEMPLATE_MAX_BYTES:
+    try:  # the size is checked before reading; binary and non-UTF-8 files are refused
+        text = read_text_file(path, "template", TEMPLATE_MAX_BYTES)
+    except InputError as error:
         raise InputError(
-            f"template is {len(body)} bytes; CloudFormation reads at most {TEMPLATE_MAX_BYTES} from S3",
+            f"template {str(path)!r}: {error.message}", source=source, where=where, key="template"
+        ) from None
+    body = text.encode("utf-8")
+    try:
+        parsed = parse_yaml(text)  # JSON is YAML too
+    except yaml.YAMLError as error:
+        at, problem = yaml_problem(error)  # never quotes the file: it may not be a template at all
+        raise InputError(
+            f"template {str(path)!r} is not valid YAML/JSON{f' ({at})' if at else ''}: {problem}",
             source=source,
             where=where,
             key="template",
-        )
-    try:
-        parsed = parse_yaml(body)  # JSON is YAML too
-    except yaml.YAMLError as error:
-        raise InputError(
-            f"template {str(path)!r} is not valid YAML/JSON: {error}", source=source, where=where, key="template"
         ) from None
     if not isinstance(parsed, dict) or not isinstance(parsed.get("Resources"), dict):
         raise InputError(
