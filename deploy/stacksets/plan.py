@@ -28,9 +28,12 @@ from enum import Enum
 from functools import lru_cache
 from typing import Any
 
+import yaml
+
 from deploy.common.config import parse_yaml
 from deploy.common.ownership import OWNER_TAG_KEY, OWNER_TAG_VALUE, TOOL_TAG_PREFIX
 from deploy.stacksets.manifest import AccountFilter, PermissionModel, StackSetSpec, canonical_json, resolved_values
+from deploy.stacksets.resource_changes import ResourceChange, resource_changes
 
 CONFIG_TAG = f"{TOOL_TAG_PREFIX}config-sha256"
 TOOL_TAGS = (OWNER_TAG_KEY, CONFIG_TAG)
@@ -183,6 +186,14 @@ class StackSetPlan:
     instances_read: bool = True
     needs_followup: bool = False  # account-level overrides of OU instances created now: re-plan after
     masked: frozenset[str] = frozenset()  # NoEcho and secret parameters: their values are never shown
+    # What the template or parameter change does inside every instance's stack (a computed change set).
+    resource_changes: list[ResourceChange] = field(default_factory=list)
+    instance_count: int | None = None  # the instances an update reaches (None: not read)
+
+    @property
+    def data_loss(self) -> list[ResourceChange]:
+        """Stateful resources an update would remove or replace without Retain."""
+        return [c for c in self.resource_changes if c.data_loss]
 
     @property
     def writes(self) -> int:
@@ -205,6 +216,8 @@ class StackSetPlan:
                 for c in self.parameter_changes
             ],
             "template_diff": self.template_diff,
+            "resource_changes": [c.to_dict() for c in self.resource_changes],
+            "instance_count": self.instance_count,
             "instances": {
                 "add": self.add,
                 "remove": self.remove,
@@ -495,6 +508,20 @@ def plan_stack_set(
     return plan
 
 
+def _resource_changes(
+    spec: StackSetSpec, live: LiveStackSet, desired: dict[str, str], live_params: dict[str, str]
+) -> list[ResourceChange]:
+    """The resource-level changes of the update; a hidden (NoEcho) live value is taken as unchanged."""
+    try:
+        old_template, new_template = parse_yaml(live.template_body or ""), parse_yaml(spec.template.body)
+    except yaml.YAMLError:
+        return []
+    if not isinstance(old_template, dict) or not isinstance(new_template, dict):
+        return []
+    old = {k: (desired.get(k, v) if v == NO_ECHO_MASK else v) for k, v in live_params.items()}
+    return resource_changes(old_template, old, new_template, desired)
+
+
 def _diff_stack_set(spec: StackSetSpec, live: LiveStackSet, plan: StackSetPlan) -> None:
     """Fill the stack-set-level changes (template, parameters, properties) of ``plan``."""
     if _normalised_template(live.template_body) != _normalised_template(spec.template.body):
@@ -521,6 +548,10 @@ def _diff_stack_set(spec: StackSetSpec, live: LiveStackSet, plan: StackSetPlan) 
             continue  # compared through the configuration hash below
         if old != new:
             plan.parameter_changes.append(Change(name, old, new))
+
+    if plan.template_diff or plan.parameter_changes:
+        plan.resource_changes = _resource_changes(spec, live, desired, live_params)
+        plan.instance_count = len(live.instances) if live.instances is not None else None
 
     def prop(key: str, old: Any, new: Any) -> None:
         if old != new:
@@ -1031,6 +1062,9 @@ def describe(plan: StackSetPlan, spec: StackSetSpec | None = None) -> list[str]:
     for change in plan.parameter_changes:
         old, new = mask(change.key, change.old, masked), mask(change.key, change.new, masked)
         lines.append(f"  ~ parameter {change.key}: {old!r} -> {new!r}")
+    if plan.resource_changes:
+        lines.append(f"  ~ resources: {len(plan.resource_changes)} change(s) in every instance's stack")
+        lines.extend(f"      {change.describe(plan.instance_count)}" for change in plan.resource_changes)
     if plan.template_diff:
         lines.append("  ~ template:")
         lines.extend("      " + line for line in plan.template_diff.splitlines()[:200])

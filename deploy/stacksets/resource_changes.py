@@ -41,7 +41,6 @@ STATEFUL_TYPES = frozenset(
         "AWS::RDS::DBInstance",
         "AWS::RDS::DBCluster",
         "AWS::SecretsManager::Secret",
-        "AWS::SSM::Parameter",
     }
 )
 _KEEPING_POLICIES = {"Retain", "RetainExceptOnCreate", "Snapshot"}

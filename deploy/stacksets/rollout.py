@@ -244,8 +244,9 @@ class Rollout:
 
     def confirm_removals(self, planned: dict[str, Planned], yes: bool, verb: str = "apply") -> bool:
         removing = [p for p in planned.values() if p.plan.removes]
+        losing = [p for p in planned.values() if p.plan.data_loss and p.plan.steps]
         if not removing:
-            return True
+            return self._confirm_data_loss(losing, yes, verb)
         total = sum(len(p.plan.remove) for p in removing)
         lines = []
         for p in removing:
@@ -271,6 +272,22 @@ class Rollout:
             f"{verb} would remove {total} stack instance(s) in {len(removing)} stack set(s); continue?",
             yes,
             f"re-run with --yes to {verb} (or change the manifest)",
+        ) and self._confirm_data_loss(losing, yes, verb)
+
+    def _confirm_data_loss(self, losing: list[Planned], yes: bool, verb: str) -> bool:
+        """Stateful resources removed or replaced without Retain need the same confirmation."""
+        if not losing:
+            return True
+        for p in losing:
+            for change in p.plan.data_loss:
+                self.reporter.line(
+                    f"{p.spec.name}: DATA LOSS: {change.describe(p.plan.instance_count)}", style="bold red"
+                )
+        count = sum(len(p.plan.data_loss) for p in losing)
+        return confirm(
+            f"{verb} would delete the data of {count} stateful resource(s) in every instance; continue?",
+            yes,
+            f"re-run with --yes to {verb} (or set DeletionPolicy/UpdateReplacePolicy: Retain)",
         )
 
     # ------------------------------------------------------------------ execution
