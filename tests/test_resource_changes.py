@@ -144,3 +144,54 @@ def test_json_and_line_shapes():
         "data_loss": False,
     }
     assert change.describe(3).startswith("~ EndpointConfig (replace) in 3 instances")
+
+
+# --------------------------------------------------------------------------- in the plan
+
+BUCKET_TEMPLATE = """\
+Parameters:
+  EnvName: {Type: String}
+  Suffix: {Type: String, Default: a}
+Resources:
+  Data:
+    Type: AWS::S3::Bucket
+    Properties:
+      BucketName: !Sub '${EnvName}-data-${Suffix}-${AWS::AccountId}'
+"""
+
+
+def test_the_plan_shows_resource_changes_and_asks_before_data_loss(local_aws, workdir, capsys):
+    from tests.test_deploy_e2e import run, self_managed, unique, write_manifest
+
+    (workdir / "templates" / "bucket.yaml").write_text(BUCKET_TEMPLATE)
+    name = unique("rc")
+    dev = local_aws.account_id("ml-development")
+
+    def manifest(suffix: str) -> str:
+        item = self_managed(name, [dev], ["us-east-1"], parameters={"Suffix": suffix})
+        return write_manifest(workdir, [{**item, "template": "templates/bucket.yaml"}])
+
+    code, _, err = run(["apply", "--manifest", manifest("a")], capsys)
+    assert code == 0, err
+    path = manifest("b")
+    code, doc, err = run(["plan", "--json", "--manifest", path], capsys)
+    assert code == 0, err
+    (stack_set,) = doc["stack_sets"]
+    assert stack_set["resource_changes"] == [
+        {
+            "logical_id": "Data",
+            "type": "AWS::S3::Bucket",
+            "action": "modify",
+            "replacement": True,
+            "properties": ["BucketName"],
+            "data_loss": True,
+        }
+    ]
+    assert stack_set["instance_count"] == 1
+    assert "~ Data (replace, DATA LOSS) in 1 instance [AWS::S3::Bucket: BucketName]" in err
+    code, _, err = run(["apply", "--manifest", path], capsys)  # no terminal, no --yes: refused, nothing changed
+    assert code == 2 and "DATA LOSS" in err and "--yes" in err
+    described = local_aws.client("cloudformation").describe_stack_set(StackSetName=name)["StackSet"]
+    assert {p["ParameterKey"]: p["ParameterValue"] for p in described["Parameters"]}["Suffix"] == "a"
+    assert run(["apply", "--yes", "--manifest", path], capsys)[0] == 0
+    assert run(["destroy", "--yes", "--manifest", path], capsys)[0] == 0
