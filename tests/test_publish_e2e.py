@@ -61,6 +61,14 @@ def workspace(local_aws, tmp_path):
     }
     path = tmp_path / "catalog.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    # The launch role and the 'role:' principal must exist in the publishing account before
+    # publishing (as on AWS, where the management account has neither unless someone creates them).
+    iam = local_aws.client("iam")
+    for role in ("AmazonSageMakerServiceCatalogProductsLaunchRole", "OrganizationAccountAccessRole"):
+        try:
+            iam.get_role(RoleName=role)
+        except iam.exceptions.NoSuchEntityException:
+            iam.create_role(RoleName=role, AssumeRolePolicyDocument="{}")
     return path, doc, names
 
 
@@ -326,6 +334,20 @@ def test_the_example_catalog_publishes_against_the_seeded_organization(local_aws
     catalog = yaml.safe_load((ROOT / "examples" / "catalog.yaml").read_text())
     missing = [p["template"] for p in catalog["products"] if not (ROOT / p["template"]).exists()]
     assert not missing, f"the example catalog names templates the generator does not emit: {missing}"
+    # Without its launch role in the publishing account, publish refuses before any write (exit 2)...
+    iam = local_aws.client("iam")
+    try:
+        iam.get_role(RoleName="mlops-servicecatalog-launch")
+    except iam.exceptions.NoSuchEntityException:
+        status, _, stderr = publish(ROOT / "examples" / "catalog.yaml", "--dry-run")
+        assert status == 2 and "role/mlops-servicecatalog-launch" in stderr
+        # ... so deploy it there first, as examples/manifest.yaml and the demo do.
+        local_aws.client("cloudformation").create_stack(
+            StackName="servicecatalog-launch-role",
+            TemplateBody=(ROOT / "templates" / "servicecatalog-launch-role.yaml").read_text(),
+            Parameters=[{"ParameterKey": "EnvName", "ParameterValue": "mlops"}],
+            Capabilities=["CAPABILITY_NAMED_IAM"],
+        )
     status, dry, stderr = publish(ROOT / "examples" / "catalog.yaml", "--dry-run")
     assert status == 0, stderr  # the example's OU path and account name resolve in the seeded org
     assert dry["calls"]["writes"] == 0
