@@ -209,6 +209,9 @@ def test_old_versions_are_retired_but_one_in_use_is_kept(local_aws, workspace):
     path, doc, names = workspace
     doc["products"] = [p for p in doc["products"] if p["name"] == names["roles"]]
     doc["products"][0]["versions"] = {"keep_active": 1, "keep": 1}
+    # Versions are deleted only when every account that can launch them was scanned (issue 20):
+    # the account share is read through accept_role; an OU share could not be.
+    doc["shares"].pop("organizational_units")
     path.write_text(yaml.safe_dump(doc))
     template = path.parent / "roles.yaml"
     assert publish(path, root=path.parent)[0] == 0
