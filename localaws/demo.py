@@ -229,7 +229,10 @@ def deploy_launch_role(state: dict) -> None:
     cfn = _member_session(state, state["management_account"]["id"]).client(
         "cloudformation", endpoint_url=state["endpoint_url"]
     )
-    _say("deploying templates/servicecatalog-launch-role.yaml to the publishing account (stack servicecatalog-launch-role)")
+    _say(
+        "deploying templates/servicecatalog-launch-role.yaml to the publishing account "
+        "(stack servicecatalog-launch-role)"
+    )
     cfn.create_stack(
         StackName="servicecatalog-launch-role",
         TemplateBody=Path("templates/servicecatalog-launch-role.yaml").read_text(),

@@ -65,7 +65,9 @@ def _published(catalog, *, artifacts=None, constraints=None, **state) -> LiveSta
     return LiveState(
         bucket_name="b",
         bucket=BucketState(True, True, None, True, True, frozenset({catalog.s3_key(spec)})),
-        portfolio=PortfolioState("port-1", catalog.portfolio_name, "", catalog.provider, catalog.desired_portfolio_tags()),
+        portfolio=PortfolioState(
+            "port-1", catalog.portfolio_name, "", catalog.provider, catalog.desired_portfolio_tags()
+        ),
         products={spec.name: product},
         constraints=tuple(launch if constraints is None else constraints),
         principals=frozenset(p.resolve("aws", ACCOUNT) for p in catalog.principals),
@@ -104,7 +106,9 @@ def test_patterns_and_other_accounts_principals_are_not_required_here(tmp_path):
 def test_a_current_version_deprecated_out_of_band_is_made_default_again(tmp_path):
     catalog = _catalog(tmp_path)
     spec = catalog.products[0]
-    state = _published(catalog, artifacts=[ArtifactState("pa-1", spec.version_name, "2026-01-01", guidance="DEPRECATED")])
+    state = _published(
+        catalog, artifacts=[ArtifactState("pa-1", spec.version_name, "2026-01-01", guidance="DEPRECATED")]
+    )
     assert _ops(plan_publish(catalog, state, IDENTITY)) == [("activate_version", f"p {spec.version_name}")]
 
 
@@ -121,8 +125,10 @@ def test_more_than_ten_role_patterns_are_refused_on_loading(tmp_path):
 def test_removing_launch_role_deletes_the_constraint(tmp_path):
     catalog = _catalog(tmp_path)
     state = _published(catalog)
-    without = _catalog(tmp_path, launch_role=None) if False else replace(
-        catalog, products=tuple(replace(p, launch_role=None) for p in catalog.products)
+    without = (
+        _catalog(tmp_path, launch_role=None)
+        if False
+        else replace(catalog, products=tuple(replace(p, launch_role=None) for p in catalog.products))
     )
     assert _ops(plan_publish(without, state, IDENTITY)) == [("delete_constraint", "p LAUNCH")]
 
@@ -168,7 +174,9 @@ def test_a_changed_kms_key_re_encrypts_the_bucket_and_reuploads(tmp_path):
     catalog = _catalog(tmp_path, bucket={"kms_key_id": "arn:aws:kms:us-east-1:123456789012:key/new"})
     spec = catalog.products[0]
     state = _published(catalog)
-    state = replace(state, bucket=replace(state.bucket, kms_key_id="arn:aws:kms:us-east-1:123456789012:key/old", keys=frozenset()))
+    state = replace(
+        state, bucket=replace(state.bucket, kms_key_id="arn:aws:kms:us-east-1:123456789012:key/old", keys=frozenset())
+    )
     assert _ops(plan_publish(catalog, state, IDENTITY)) == [
         ("put_bucket_encryption", "b"),
         ("upload_template", spec.template),
@@ -182,7 +190,9 @@ def test_a_changed_version_label_renames_the_current_version(tmp_path):
     spec = catalog.products[0]
     labelled = replace(catalog, products=(replace(spec, version_label="2.0"),))
     plan = plan_publish(labelled, _published(catalog), IDENTITY)
-    assert [(a.op.value, a.params.get("new_name")) for a in plan.actions] == [("rename_version", f"2.0-{spec.short_hash}")]
+    assert [(a.op.value, a.params.get("new_name")) for a in plan.actions] == [
+        ("rename_version", f"2.0-{spec.short_hash}")
+    ]
 
 
 def test_versions_are_deleted_only_when_every_launching_account_was_scanned(tmp_path):
@@ -242,7 +252,9 @@ def test_create_product_retries_send_the_same_token_and_other_content_another(pu
         lambda params, **_: tokens.append(params["IdempotencyToken"]),
     )
     for sha in ("a" * 64, "a" * 64, "b" * 64):
-        stub.add_response("create_product", {"ProductViewDetail": {"ProductViewSummary": {"ProductId": "prod-1"}}}, None)
+        stub.add_response(
+            "create_product", {"ProductViewDetail": {"ProductViewSummary": {"ProductId": "prod-1"}}}, None
+        )
         action = CreateProduct(
             product="p", version="v", description="d", bucket="b", key=f"k/{sha}", sha256=sha, fields={"Owner": "o"}
         )

@@ -218,9 +218,7 @@ def test_first_publish_reads_then_writes_with_the_real_request_shapes(stubbed, c
             "ShareTagOptions": False,
         },
     )
-    sc.add_response(
-        "describe_portfolio_share_status", {"Status": "COMPLETED"}, {"PortfolioShareToken": "share-1"}
-    )
+    sc.add_response("describe_portfolio_share_status", {"Status": "COMPLETED"}, {"PortfolioShareToken": "share-1"})
 
     result = publisher.execute(plan, state)
     assert (
@@ -438,9 +436,10 @@ def test_versions_past_keep_are_not_deleted_while_other_accounts_cannot_be_scann
             "update_provisioning_artifact", {}, {"ProductId": "prod-1", "ProvisioningArtifactId": pa, "Active": False}
         )
     result = publisher.execute(plan, state)
-    assert result.version_ids == {"project": "pa-3"} and counter.write_calls().get(
-        "servicecatalog.DeleteProvisioningArtifact"
-    ) is None
+    assert (
+        result.version_ids == {"project": "pa-3"}
+        and counter.write_calls().get("servicecatalog.DeleteProvisioningArtifact") is None
+    )
 
 
 def test_pending_account_share_is_accepted_through_the_recipient_role(stubbed, catalog, monkeypatch):

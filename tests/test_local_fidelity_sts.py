@@ -72,7 +72,10 @@ def test_service_principals_and_source_account_conditions_never_admit_an_iam_cal
     source_account = _role(
         local_aws,
         staging,
-        {"Principal": {"AWS": f"arn:aws:iam::{staging}:root"}, "Condition": {"StringEquals": {"aws:SourceAccount": staging}}},
+        {
+            "Principal": {"AWS": f"arn:aws:iam::{staging}:root"},
+            "Condition": {"StringEquals": {"aws:SourceAccount": staging}},
+        },
     )
     assert _denied(lambda: _assume(local_aws, staging, source_account)).response["Error"]["Code"] == "AccessDenied"
 

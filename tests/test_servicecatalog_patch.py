@@ -370,7 +370,11 @@ def test_a_launch_role_or_principal_that_does_not_exist_is_refused(sc, portfolio
         )
     missing = "arn:aws:iam::123456789012:role/no-such-principal"
     assert (
-        _error(lambda: sc.associate_principal_with_portfolio(PortfolioId=portfolio, PrincipalARN=missing, PrincipalType="IAM"))
+        _error(
+            lambda: sc.associate_principal_with_portfolio(
+                PortfolioId=portfolio, PrincipalARN=missing, PrincipalType="IAM"
+            )
+        )
         == "InvalidParametersException"
     )
 
@@ -430,7 +434,11 @@ def test_organization_shares_are_asynchronous_and_nodes_must_exist(sc, portfolio
         # "The portfolio share cannot be updated if the CreatePortfolioShare operation is IN_PROGRESS"
         account_node = {"Type": "ACCOUNT", "Value": local_aws.account_id("ml-staging")}
         assert (
-            _error(lambda: sc.update_portfolio_share(PortfolioId=portfolio, OrganizationNode=account_node, SharePrincipals=True))
+            _error(
+                lambda: sc.update_portfolio_share(
+                    PortfolioId=portfolio, OrganizationNode=account_node, SharePrincipals=True
+                )
+            )
             == "InvalidStateException"
         )
         assert second != token

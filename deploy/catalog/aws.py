@@ -66,9 +66,9 @@ from deploy.catalog.plan import (
     UpdateProduct,
     UpdateShare,
     UploadTemplate,
-    same_kms_key,
     default_bucket_name,
     idempotency_token,
+    same_kms_key,
 )
 from deploy.common.buckets import BucketHardening, Hardening, create_bucket
 from deploy.common.clients import Clients

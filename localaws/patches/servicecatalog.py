@@ -34,10 +34,9 @@ import re
 import secrets
 import string
 import urllib.parse
-
-import yaml
 from dataclasses import dataclass, field
 
+import yaml
 from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult, EmptyResult
 from moto.core.utils import utcnow
@@ -539,7 +538,8 @@ def _check_launch_role(self, values: dict) -> None:
         backend = iam_backends[self.account_id][models.get_partition(self.region_name)]
         if not any(r.name == values["LocalRoleName"] for r in backend.roles.values()):
             raise _invalid(
-                f"Invalid input parameter(s): role {values['LocalRoleName']} does not exist in account {self.account_id}."
+                f"Invalid input parameter(s): role {values['LocalRoleName']} does not exist in account "
+                f"{self.account_id}."
             )
     elif not _iam_entity_exists(values.get("RoleArn", "")):
         raise _invalid(f"Invalid input parameter(s): role {values.get('RoleArn')} does not exist.")
@@ -607,9 +607,7 @@ def associate_principal_with_portfolio(self, portfolio_id, arn, principal_type):
         if (arn, principal_type) not in principals and sum(1 for p in principals if p[1] == "IAM_PATTERN") >= (
             _MAX_PATTERNS
         ):
-            raise LimitExceededException(
-                f"A portfolio takes at most {_MAX_PATTERNS} principals of type IAM_PATTERN."
-            )
+            raise LimitExceededException(f"A portfolio takes at most {_MAX_PATTERNS} principals of type IAM_PATTERN.")
     elif not _iam_entity_exists(arn):
         # "With this configuration, the PrincipalARN must already exist in the recipient account
         # before it can be associated."
