@@ -209,6 +209,18 @@ def demo_invoke(state: dict, manifest_path: str) -> None:
         f"endpoint {endpoint} in {names.get(account_id, account_id)} ({account_id}); "
         "ExternalId from $SM_INVOKE_EXTERNAL_ID (not shown)"
     )
+    # The endpoint role's trust (ExternalId condition) is evaluated by the local STS: a wrong
+    # ExternalId must be refused before the right one is shown to work.
+    consumer_sts = _member_session(state, target["consumer"]).client("sts", endpoint_url=state["endpoint_url"])
+    role_arn = f"arn:aws:iam::{account_id}:role/{target['role_name']}"
+    try:
+        consumer_sts.assume_role(RoleArn=role_arn, RoleSessionName="demo-wrong-id", ExternalId="wrong-external-id")
+    except consumer_sts.exceptions.ClientError as error:
+        if error.response["Error"]["Code"] != "AccessDenied":
+            raise
+        _say(f"with a wrong ExternalId: refused ({error.response['Error']['Code']}), as AWS refuses it")
+    else:
+        raise DeployError(f"{role_arn} was assumed with a wrong ExternalId: its trust policy does not check it")
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as body:
         body.write(json.dumps({"customer_id": "C-1042", "tenure_months": 7, "monthly_charges": 84.5}))
     credentials = {
@@ -237,6 +249,28 @@ def demo_invoke(state: dict, manifest_path: str) -> None:
             )
     finally:
         os.unlink(body.name)
+
+
+def deploy_launch_role(state: dict) -> None:
+    """The catalog's launch role in the publishing (management) account, before ``publish``.
+
+    A launch constraint's role "must exist in the account used to create the launch constraint"
+    and stack sets never deploy to the management account (service-managed), so the publisher
+    deploys templates/servicecatalog-launch-role.yaml there as a stack, as a user would once.
+    """
+    cfn = _member_session(state, state["management_account"]["id"]).client(
+        "cloudformation", endpoint_url=state["endpoint_url"]
+    )
+    _say(
+        "deploying templates/servicecatalog-launch-role.yaml to the publishing account "
+        "(stack servicecatalog-launch-role)"
+    )
+    cfn.create_stack(
+        StackName="servicecatalog-launch-role",
+        TemplateBody=Path("templates/servicecatalog-launch-role.yaml").read_text(),
+        Parameters=[{"ParameterKey": "EnvName", "ParameterValue": "mlops"}],
+        Capabilities=["CAPABILITY_NAMED_IAM"],
+    )
 
 
 def collect_summary(state: dict) -> list[dict]:
@@ -354,6 +388,7 @@ def run_demo(manifest: str, catalog: str | None, org: str, state_dir: str) -> in
             seed_secret_sources(manifest, boto3.client("ssm", region_name=state["region"]))
             if catalog:
                 _step(next(number), total, steps[1])
+                deploy_launch_role(state)
                 _run("publish", ["publish", "--catalog", catalog])
             _step(next(number), total, "plan")
             _run("plan", ["plan", "--manifest", manifest])

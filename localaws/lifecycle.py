@@ -30,7 +30,7 @@ from localaws import DEFAULT_REGION, DUMMY_CREDENTIALS, SERVER_MODULE, STATE_DIR
 from localaws.server import HEALTH_PATH, IDENTIFY_PATH, identity_proof
 
 PID_FILE, READY_FILE, LOG_FILE, STATE_FILE = "server.pid", "server.json", "server.log", "state.json"
-_PROJECT_ROOT = Path(__file__).resolve().parents[2]
+_PROJECT_ROOT = Path(__file__).resolve().parents[1]  # the repository root, parent of localaws/
 
 
 class LocalAWSError(DeployError):

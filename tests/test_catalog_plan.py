@@ -448,7 +448,12 @@ def test_reverting_to_an_older_inactive_version_reactivates_it(tmp_path):
         **{**state.products["environment"].__dict__, "artifacts": (old_current, newer)}
     )
     plan = plan_publish(catalog, LiveState(**{**state.__dict__, "products": products}), IDENTITY)
-    assert [(a.op, a.params["version_id"]) for a in plan.actions] == [("activate_version", "pa-0")]
+    # The newer version holds the content rolled back from: it is deactivated, so the
+    # reactivated one is the newest users can launch (issue 20, defect 6).
+    assert [(a.op, a.params["version_id"]) for a in plan.actions] == [
+        ("activate_version", "pa-0"),
+        ("deactivate_version", "pa-newer"),
+    ]
 
 
 def test_product_attribute_and_studio_tag_drift_is_updated(tmp_path):

@@ -202,6 +202,7 @@ def test_first_publish_reads_then_writes_with_the_real_request_shapes(stubbed, c
         },
     )
     sc.add_response("enable_aws_organizations_access", {}, {})
+    sc.add_response("get_aws_organizations_access_status", {"AccessStatus": "ENABLED"}, {})
     sc.add_response(
         "create_portfolio_share",
         {},
@@ -217,6 +218,7 @@ def test_first_publish_reads_then_writes_with_the_real_request_shapes(stubbed, c
             "ShareTagOptions": False,
         },
     )
+    sc.add_response("describe_portfolio_share_status", {"Status": "COMPLETED"}, {"PortfolioShareToken": "share-1"})
 
     result = publisher.execute(plan, state)
     assert (
@@ -356,6 +358,11 @@ def _steady_state_reads(stubs, catalog, *, artifacts, shares_accepted=True, in_u
         },
         {"PortfolioId": "port-1", "Type": "ORGANIZATIONAL_UNIT"},
     )
+    sc.add_response(
+        "describe_portfolio_shares",
+        {"PortfolioShareDetails": []},
+        {"PortfolioId": "port-1", "Type": "ORGANIZATION_MEMBER_ACCOUNT"},
+    )
     sc.add_response("get_aws_organizations_access_status", {"AccessStatus": "ENABLED"}, {})
     sc.add_response(
         "scan_provisioned_products",
@@ -384,18 +391,27 @@ def test_unchanged_catalog_reads_every_page_and_plans_nothing(stubbed, catalog):
     assert state.account_shares["111111111111"].accepted
     plan = plan_publish(catalog, state, identity)
     assert plan.actions == []
-    assert counter.writes == 0 and counter.reads == 24  # one per page
+    assert counter.writes == 0 and counter.reads == 25  # one per page
 
 
-def test_new_version_retires_old_ones_and_a_version_in_use_elsewhere_is_kept(stubbed, catalog):
+def test_versions_past_keep_are_not_deleted_while_other_accounts_cannot_be_scanned(stubbed, catalog):
+    # ScanProvisionedProducts sees the publishing account only, and AWS documents no refusal to
+    # delete a version in use: with an OU share (and an account share without accept_role) the
+    # accounts that may use pa-1 cannot be read, so it is deactivated and reported, never deleted.
     publisher, stubs, counter = stubbed
     sc = stubs["servicecatalog"]
     old = [{"Id": f"pa-{i}", "Name": f"{i:012x}", "CreatedTime": WHEN.replace(month=i), "Active": True} for i in (1, 2)]
     _read_identity_and_targets(stubs)
     _steady_state_reads(stubs, catalog, artifacts=old, in_use=["pa-9"])
     identity, catalog, state = _read(publisher, catalog)
+    assert not state.in_use_complete
     plan = plan_publish(catalog, state, identity)
-    assert [a.op for a in plan.actions] == ["create_version", "deactivate_version", "delete_version"]
+    assert [(a.op, a.params.get("version_id")) for a in plan.actions] == [
+        ("create_version", None),
+        ("deactivate_version", "pa-2"),
+        ("deactivate_version", "pa-1"),
+    ]
+    assert [n["version"] for n in plan.notes] == [f"{1:012x}"] and "not deleted" in plan.notes[0]["note"]
 
     product = catalog.products[0]
     sc.add_response(
@@ -415,20 +431,15 @@ def test_new_version_retires_old_ones_and_a_version_in_use_elsewhere_is_kept(stu
             "IdempotencyToken": ANY,
         },
     )
-    sc.add_response(
-        "update_provisioning_artifact", {}, {"ProductId": "prod-1", "ProvisioningArtifactId": "pa-2", "Active": False}
-    )
-    # pa-1 is past keep=2; ScanProvisionedProducts saw no use of it in this account, but a
-    # provisioned product of another account uses it: AWS refuses, the publisher keeps it.
-    sc.add_client_error(
-        "delete_provisioning_artifact",
-        service_error_code="ResourceInUseException",
-        http_status_code=400,
-        expected_params={"ProductId": "prod-1", "ProvisioningArtifactId": "pa-1"},
-    )
+    for pa in ("pa-2", "pa-1"):
+        sc.add_response(
+            "update_provisioning_artifact", {}, {"ProductId": "prod-1", "ProvisioningArtifactId": pa, "Active": False}
+        )
     result = publisher.execute(plan, state)
-    assert result.done[-1]["skipped"] == "in use by a provisioned product"
-    assert result.version_ids == {"project": "pa-3"}
+    assert (
+        result.version_ids == {"project": "pa-3"}
+        and counter.write_calls().get("servicecatalog.DeleteProvisioningArtifact") is None
+    )
 
 
 def test_pending_account_share_is_accepted_through_the_recipient_role(stubbed, catalog, monkeypatch):

@@ -48,8 +48,30 @@ def _endpoint(local_aws, account: str) -> str:
     return name
 
 
+def _invoke_role(local_aws, account: str, name: str) -> None:
+    """The endpoint-invoke role in ``account``, trusting the caller's (management) account with the ExternalId,
+    as templates/endpoint-invoke-role.yaml does: the local STS evaluates that trust as AWS does."""
+    iam = local_aws.client("iam", account)
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{local_aws.management_account_id}:root"},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"sts:ExternalId": SECRET}},
+            }
+        ],
+    }
+    try:
+        iam.get_role(RoleName=name)
+    except iam.exceptions.NoSuchEntityException:
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
+
+
 def test_invoke_assumes_the_role_and_calls_the_endpoint(local_aws, monkeypatch, tmp_path, capsysbinary):
     endpoint = _endpoint(local_aws, "ml-production-1")
+    _invoke_role(local_aws, "ml-production-1", "mlops-prod-endpoint-invoke")
     body = tmp_path / "request.json"
     body.write_text('{"features": [1, 2, 3]}')
     monkeypatch.setenv("CONSUMER_EXTERNAL_ID", SECRET)
@@ -78,6 +100,7 @@ def test_invoke_assumes_the_role_and_calls_the_endpoint(local_aws, monkeypatch, 
 
 def test_invoke_reads_the_body_from_stdin_and_writes_output(local_aws, monkeypatch, tmp_path, capsys):
     endpoint = _endpoint(local_aws, "ml-production-2")
+    _invoke_role(local_aws, "ml-production-2", "mlops-prod-endpoint-invoke")
     monkeypatch.setenv(flows_cli.DEFAULT_EXTERNAL_ID_ENV, SECRET)
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"1,2,3\n")))
     output = tmp_path / "answer"
@@ -106,6 +129,7 @@ def test_invoke_a_missing_endpoint_is_a_clear_error(local_aws, monkeypatch, tmp_
     body = tmp_path / "request.json"
     body.write_text("{}")
     account = local_aws.account_id("ml-staging")
+    _invoke_role(local_aws, "ml-staging", "r")
     code = main(
         [
             "invoke",

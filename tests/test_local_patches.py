@@ -410,8 +410,15 @@ def test_list_stack_instances_pages_like_aws(local_aws, cfn):
         StackSetName=name, StackInstanceAccount=accounts[7], StackInstanceRegion="us-east-1"
     )["Summaries"]
     assert [s["Account"] for s in only] == [accounts[7]]
-    # a SELF_MANAGED instance's stack carries AWS's name too
-    stacks = local_aws.client("cloudformation", account=accounts[7]).describe_stacks()["Stacks"]
+    # a SELF_MANAGED instance's stack carries AWS's name too. The made-up account has no
+    # OrganizationAccountAccessRole to assume (the local STS refuses, as AWS would): read it as
+    # that account through moto's account header instead.
+    member = local_aws.client("cloudformation")
+    member.meta.events.register(
+        "before-sign.cloudformation.DescribeStacks",
+        lambda request, **_: request.headers.__setitem__("x-moto-account-id", accounts[7]),
+    )
+    stacks = member.describe_stacks()["Stacks"]
     assert [stack["StackId"] for stack in stacks if stack["StackName"].startswith(f"StackSet-{name}-")] == [
         only[0]["StackId"]
     ]

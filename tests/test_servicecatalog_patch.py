@@ -9,7 +9,28 @@ import uuid
 import pytest
 from botocore.exceptions import ClientError
 
-URL = "https://example.s3.amazonaws.com/template.yaml"
+URL = ""  # set by the autouse fixture below: a template in the local S3 (Service Catalog fetches it)
+TEMPLATE = "Resources:\n  Topic:\n    Type: AWS::SNS::Topic\n"
+
+
+@pytest.fixture(autouse=True)
+def template_url(local_aws, monkeypatch):
+    """A valid template in the management account's local S3; its URL is what the products load."""
+    s3 = local_aws.client("s3")
+    s3.create_bucket(Bucket="sc-patch-templates")
+    s3.put_object(Bucket="sc-patch-templates", Key="template.yaml", Body=TEMPLATE.encode())
+    url = f"{local_aws.endpoint_url}/sc-patch-templates/template.yaml"
+    monkeypatch.setitem(globals(), "URL", url)
+    return url
+
+
+def _role(local_aws, account: str | None, name: str) -> str:
+    """Create role ``name`` in ``account`` (if missing): IAM principals must exist to be associated."""
+    iam = local_aws.client("iam", account)
+    try:
+        return iam.get_role(RoleName=name)["Role"]["Arn"]
+    except iam.exceptions.NoSuchEntityException:
+        return iam.create_role(RoleName=name, AssumeRolePolicyDocument="{}")["Role"]["Arn"]
 
 
 def _error(call) -> str:
@@ -110,7 +131,7 @@ def test_create_product_keeps_its_first_version_and_versions_have_a_lifecycle(sc
     )
 
 
-def test_a_version_used_by_a_provisioned_product_cannot_be_deleted(sc, portfolio):
+def test_a_version_used_by_a_provisioned_product_can_be_deleted_as_aws_documents_no_refusal(sc, portfolio):
     product_id, first = _product(sc)
     sc.create_provisioning_artifact(
         ProductId=product_id, Parameters={"Name": "v2", "Info": {"LoadTemplateFromURL": URL}}, IdempotencyToken="t"
@@ -129,10 +150,9 @@ def test_a_version_used_by_a_provisioned_product_cannot_be_deleted(sc, portfolio
     assert {"ProductId": product_id, "ProvisioningArtifactId": first["Id"]}.items() <= next(
         p for p in scanned.search("ProvisionedProducts[]") if p["ProductId"] == product_id
     ).items()
-    assert (
-        _error(lambda: sc.delete_provisioning_artifact(ProductId=product_id, ProvisioningArtifactId=first["Id"]))
-        == "ResourceInUseException"
-    )
+    # DeleteProvisioningArtifact documents refusing the last version only (issue 20: the in-use
+    # refusal was invented); the publisher must not rely on one.
+    sc.delete_provisioning_artifact(ProductId=product_id, ProvisioningArtifactId=first["Id"])
 
 
 def test_products_join_portfolios_and_searches_page(sc, portfolio):
@@ -181,7 +201,8 @@ def test_tags_and_attributes_update_on_products_and_portfolios(sc, portfolio):
     ]
 
 
-def test_launch_constraints_follow_the_api_rules(sc, portfolio):
+def test_launch_constraints_follow_the_api_rules(sc, portfolio, local_aws):
+    _role(local_aws, None, "R"), _role(local_aws, None, "L")
     product_id, _ = _product(sc)
 
     def create(parameters, token):
@@ -222,7 +243,8 @@ def test_launch_constraints_follow_the_api_rules(sc, portfolio):
     sc.disassociate_product_from_portfolio(ProductId=product_id, PortfolioId=portfolio)
 
 
-def test_principals_associate_list_and_disassociate(sc, portfolio):
+def test_principals_associate_list_and_disassociate(sc, portfolio, local_aws):
+    _role(local_aws, None, "DataScientist")
     sc.associate_principal_with_portfolio(
         PortfolioId=portfolio, PrincipalARN="arn:aws:iam::123456789012:role/DataScientist", PrincipalType="IAM"
     )
@@ -265,6 +287,7 @@ def test_account_shares_are_pending_until_the_recipient_accepts(local_aws, sc, p
     assert _error(lambda: recipient.list_principals_for_portfolio(PortfolioId=portfolio)) == "ResourceNotFoundException"
     recipient.accept_portfolio_share(PortfolioId=portfolio, PortfolioShareType="IMPORTED")
     # The recipient associates its own principals with the imported portfolio.
+    _role(local_aws, "ml-staging", "DataScientist")
     recipient.associate_principal_with_portfolio(
         PortfolioId=portfolio, PrincipalARN=f"arn:aws:iam::{staging}:role/DataScientist", PrincipalType="IAM"
     )
@@ -324,3 +347,107 @@ def test_a_portfolio_in_use_cannot_be_deleted(sc, portfolio):
     sc.delete_product(Id=product_id)
     sc.delete_portfolio(Id=portfolio)
     assert _error(lambda: sc.describe_portfolio(Id=portfolio)) == "ResourceNotFoundException"
+
+
+# --- issue 20: the leniencies closed ------------------------------------------------------
+
+
+def test_a_launch_role_or_principal_that_does_not_exist_is_refused(sc, portfolio, local_aws):
+    product_id, _ = _product(sc)
+    sc.associate_product_with_portfolio(ProductId=product_id, PortfolioId=portfolio)
+    for parameters in ({"LocalRoleName": "no-such-role"}, {"RoleArn": "arn:aws:iam::123456789012:role/no-such-role"}):
+        assert (
+            _error(
+                lambda parameters=parameters: sc.create_constraint(
+                    PortfolioId=portfolio,
+                    ProductId=product_id,
+                    Type="LAUNCH",
+                    Parameters=json.dumps(parameters),
+                    IdempotencyToken=uuid.uuid4().hex,
+                )
+            )
+            == "InvalidParametersException"
+        )
+    missing = "arn:aws:iam::123456789012:role/no-such-principal"
+    assert (
+        _error(
+            lambda: sc.associate_principal_with_portfolio(
+                PortfolioId=portfolio, PrincipalARN=missing, PrincipalType="IAM"
+            )
+        )
+        == "InvalidParametersException"
+    )
+
+
+def test_an_eleventh_iam_pattern_is_refused(sc, portfolio):
+    for index in range(10):
+        sc.associate_principal_with_portfolio(
+            PortfolioId=portfolio, PrincipalARN=f"arn:aws:iam:::role/*-p{index}", PrincipalType="IAM_PATTERN"
+        )
+    assert (
+        _error(
+            lambda: sc.associate_principal_with_portfolio(
+                PortfolioId=portfolio, PrincipalARN="arn:aws:iam:::role/*-p10", PrincipalType="IAM_PATTERN"
+            )
+        )
+        == "LimitExceededException"
+    )
+
+
+@pytest.mark.parametrize(
+    "info, name",
+    [
+        ({"LoadTemplateFromURL": "https://unreachable.s3.amazonaws.com/none.yaml"}, "v1"),
+        ("not-a-template", "v1"),
+        (None, "has space"),
+    ],
+)
+def test_unreachable_or_invalid_templates_and_names_with_spaces_are_refused(sc, local_aws, info, name):
+    if info == "not-a-template":
+        local_aws.client("s3").put_object(Bucket="sc-patch-templates", Key="bad.yaml", Body=b"just: text\n")
+        info = {"LoadTemplateFromURL": f"{local_aws.endpoint_url}/sc-patch-templates/bad.yaml"}
+    parameters = {"Name": name, "Type": "CLOUD_FORMATION_TEMPLATE", "Info": info or {"LoadTemplateFromURL": URL}}
+    with pytest.raises(ClientError) as caught:
+        sc.create_product(
+            Name=f"prod-{uuid.uuid4().hex[:8]}",
+            Owner="tests",
+            ProductType="CLOUD_FORMATION_TEMPLATE",
+            ProvisioningArtifactParameters=parameters,
+            IdempotencyToken=uuid.uuid4().hex,
+        )
+    assert caught.value.response["Error"]["Code"] == "InvalidParametersException"
+    if name == "v1":
+        assert "Invalid templateBody" in caught.value.response["Error"]["Message"]
+
+
+def test_organization_shares_are_asynchronous_and_nodes_must_exist(sc, portfolio, local_aws):
+    sc.enable_aws_organizations_access()
+    local_aws.control("servicecatalog", share_polls=2)
+    try:
+        node = {"Type": "ORGANIZATIONAL_UNIT", "Value": local_aws.ou_id("development")}
+        token = sc.create_portfolio_share(PortfolioId=portfolio, OrganizationNode=node)["PortfolioShareToken"]
+        statuses = [sc.describe_portfolio_share_status(PortfolioShareToken=token)["Status"] for _ in range(3)]
+        assert statuses == ["IN_PROGRESS", "IN_PROGRESS", "COMPLETED"]
+        second = sc.create_portfolio_share(
+            PortfolioId=portfolio, OrganizationNode={"Type": "ACCOUNT", "Value": local_aws.account_id("ml-staging")}
+        )["PortfolioShareToken"]
+        # "The portfolio share cannot be updated if the CreatePortfolioShare operation is IN_PROGRESS"
+        account_node = {"Type": "ACCOUNT", "Value": local_aws.account_id("ml-staging")}
+        assert (
+            _error(
+                lambda: sc.update_portfolio_share(
+                    PortfolioId=portfolio, OrganizationNode=account_node, SharePrincipals=True
+                )
+            )
+            == "InvalidStateException"
+        )
+        assert second != token
+    finally:
+        local_aws.control("servicecatalog", share_polls=0)
+    missing_ou = {"Type": "ORGANIZATIONAL_UNIT", "Value": "ou-zzzz-zzzzzzzz"}
+    assert (
+        _error(lambda: sc.create_portfolio_share(PortfolioId=portfolio, OrganizationNode=missing_ou))
+        == "ResourceNotFoundException"
+    )
+    member = local_aws.client("servicecatalog", account="ml-staging")
+    assert _error(lambda: member.enable_aws_organizations_access()) == "OperationNotSupportedException"

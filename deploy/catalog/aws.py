@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import json
-import uuid
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from urllib.parse import quote, urlparse
@@ -46,7 +46,9 @@ from deploy.catalog.plan import (
     DeleteVersion,
     DisassociatePrincipal,
     DisassociateProduct,
+    DisassociateRecipientPrincipal,
     EnableOrganizationsAccess,
+    IamRequirement,
     Identity,
     LiveState,
     Plan,
@@ -55,6 +57,7 @@ from deploy.catalog.plan import (
     PutBucketEncryption,
     PutBucketVersioning,
     PutPublicAccessBlock,
+    RenameVersion,
     ShareKind,
     ShareState,
     ShareTarget,
@@ -64,6 +67,8 @@ from deploy.catalog.plan import (
     UpdateShare,
     UploadTemplate,
     default_bucket_name,
+    idempotency_token,
+    same_kms_key,
 )
 from deploy.common.buckets import BucketHardening, Hardening, create_bucket
 from deploy.common.clients import Clients
@@ -117,6 +122,8 @@ class CatalogPublisher:
         self.clients = clients
         self.region = region or clients.session.region_name
         self._recipients: dict = {}
+        self.sleep: Callable[[float], None] = time.sleep
+        self.wait_seconds = 600.0  # organization shares and Organizations access: how long to wait
         if not self.region:
             raise InputError("no AWS region: set 'region' in the catalog, or AWS_REGION / AWS_DEFAULT_REGION")
 
@@ -152,11 +159,15 @@ class CatalogPublisher:
         the Organization (:class:`deploy.common.refs.OrganizationsResolver`), OU ids checked to
         exist (InputError, exit 2, before any write)."""
         shares = catalog.shares
-        if not shares.organizational_units and all(is_account_id(a) for a in shares.accounts):
+        if not shares.organizational_units and all(is_account_id(a) for a in shares.accounts + shares.member_accounts):
             return catalog
         org = self._client("organizations")
         keys: dict[str, str] = {}  # reference -> the key of its first use, for errors
-        for section, values in (("accounts", shares.accounts), ("organizational_units", shares.organizational_units)):
+        for section, values in (
+            ("accounts", shares.accounts),
+            ("member_accounts", shares.member_accounts),
+            ("organizational_units", shares.organizational_units),
+        ):
             for index, ref in enumerate(values):
                 keys.setdefault(ref, f"shares.{section}[{index}]")
 
@@ -183,6 +194,7 @@ class CatalogPublisher:
             shares=replace(
                 shares,
                 accounts=tuple(resolved.get(a, a) for a in shares.accounts),
+                member_accounts=tuple(resolved.get(a, a) for a in shares.member_accounts),
                 organizational_units=tuple(resolved.get(ou, ou) for ou in shares.organizational_units),
             ),
         )
@@ -235,7 +247,7 @@ class CatalogPublisher:
         if catalog.shares.organization:
             organization_id = self._client("organizations").describe_organization()["Organization"]["Id"]
         if catalog.shares.needs_organizations:
-            access = self.sc.get_aws_organizations_access_status().get("AccessStatus")
+            access = self.wait_for_organizations_access()
         recipients = {}
         if portfolio and catalog.shares.accept_role:
             for account in catalog.shares.accounts:
@@ -245,16 +257,10 @@ class CatalogPublisher:
                     recipients[account] = frozenset(
                         (p["PrincipalARN"], p["PrincipalType"]) for p in pages.search("Principals[]")
                     )
-        in_use = frozenset()
+        in_use: frozenset = frozenset()
+        in_use_complete = True
         if any(p.versions.keep is not None for p in catalog.products) and products:
-            in_use = frozenset(
-                p.get("ProvisioningArtifactId")
-                for p in self._paginate(
-                    "scan_provisioned_products",
-                    "ProvisionedProducts",
-                    AccessLevelFilter={"Key": "Account", "Value": "self"},
-                )
-            )
+            in_use, in_use_complete = self._read_in_use(catalog, identity, account_shares, node_shares)
         return LiveState(
             bucket_name=bucket_name,
             bucket=bucket,
@@ -268,8 +274,52 @@ class CatalogPublisher:
             organization_id=organization_id,
             organizations_access=access,
             in_use=in_use,
+            in_use_complete=in_use_complete,
             recipient_principals=recipients,
         )
+
+    def _read_in_use(
+        self, catalog: Catalog, identity: Identity, account_shares: dict, node_shares: dict
+    ) -> tuple[frozenset, bool]:
+        """The versions provisioned products use, in the publishing account and each accepted account
+        share (through accept_role); complete only when no other account can launch from the portfolio.
+
+        ScanProvisionedProducts lists the caller's account only; the accounts of organization shares
+        cannot be listed from here, so with those the answer is incomplete (no version is deleted then).
+        """
+        scan = {"AccessLevelFilter": {"Key": "Account", "Value": "self"}}
+        used = {
+            p.get("ProvisioningArtifactId")
+            for p in self._paginate("scan_provisioned_products", "ProvisionedProducts", **scan)
+        }
+        complete = not node_shares
+        for account in account_shares:
+            if not catalog.shares.accept_role or account not in catalog.shares.accounts:
+                complete = False
+                continue
+            recipient = self._recipient_client(identity.partition, account, catalog.shares.accept_role)
+            pages = recipient.get_paginator("scan_provisioned_products").paginate(**scan)
+            used |= {p.get("ProvisioningArtifactId") for p in pages.search("ProvisionedProducts[]")}
+        return frozenset(used), complete
+
+    def existing_iam(self, requirements: list[IamRequirement]) -> frozenset[str]:
+        """The ARNs among ``requirements`` that exist (GetRole / GetUser / GetGroup in the publishing account)."""
+        iam = self._client("iam")
+        found = set()
+        for requirement in requirements:
+            kind, _, name = requirement.arn.split(":", 5)[5].partition("/")
+            name = name.rsplit("/", 1)[-1]  # the path is not part of the name
+            call = {"role": (iam.get_role, "RoleName"), "user": (iam.get_user, "UserName")}.get(
+                kind, (iam.get_group, "GroupName")
+            )
+            try:
+                call[0](**{call[1]: name})
+            except ClientError as error:
+                if error_code(error) != "NoSuchEntity":
+                    raise
+                continue
+            found.add(requirement.arn)
+        return frozenset(found)
 
     def _paginate(self, operation: str, key: str, **kwargs) -> list:
         return list(self.sc.get_paginator(operation).paginate(**kwargs).search(f"{key}[]"))
@@ -287,14 +337,14 @@ class CatalogPublisher:
             ) from None
         try:
             rules = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"]
-            encrypted = any(
-                r.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm", "").startswith("aws:kms")
-                for r in rules
-            )
+            defaults = [r.get("ApplyServerSideEncryptionByDefault", {}) for r in rules]
+            kms = [d for d in defaults if d.get("SSEAlgorithm", "").startswith("aws:kms")]
+            encrypted = bool(kms)
+            kms_key_id = kms[0].get("KMSMasterKeyID") if kms else None
         except ClientError as error:
             if error_code(error) != "ServerSideEncryptionConfigurationNotFoundError":
                 raise
-            encrypted = False
+            encrypted, kms_key_id = False, None
         versioned = s3.get_bucket_versioning(Bucket=name).get("Status") == "Enabled"
         try:
             block = s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"]
@@ -309,13 +359,21 @@ class CatalogPublisher:
         keys = set()
         for key in sorted({catalog.s3_key(p) for p in catalog.products}):
             try:
-                s3.head_object(Bucket=name, Key=key)
-                keys.add(key)
+                head = s3.head_object(Bucket=name, Key=key)
             except ClientError as error:
                 if error_code(error) not in _NOT_FOUND:
                     raise
+                continue
+            # An object encrypted under another key than the catalog's (kms_key_id changed) is uploaded again.
+            if not catalog.kms_key_id or same_kms_key(head.get("SSEKMSKeyId"), catalog.kms_key_id):
+                keys.add(key)
         return BucketState(
-            exists=True, encrypted=encrypted, versioned=versioned, public_access_blocked=blocked, keys=frozenset(keys)
+            exists=True,
+            encrypted=encrypted,
+            kms_key_id=kms_key_id,
+            versioned=versioned,
+            public_access_blocked=blocked,
+            keys=frozenset(keys),
         )
 
     def _read_portfolio(self, catalog: Catalog) -> PortfolioState | None:
@@ -396,7 +454,7 @@ class CatalogPublisher:
 
     def _read_shares(self, portfolio_id: str) -> tuple[dict, dict]:
         accounts, nodes = {}, {}
-        for share_type in ("ACCOUNT", "ORGANIZATION", "ORGANIZATIONAL_UNIT"):
+        for share_type in ("ACCOUNT", "ORGANIZATION", "ORGANIZATIONAL_UNIT", "ORGANIZATION_MEMBER_ACCOUNT"):
             # botocore has no paginator for DescribePortfolioShares: follow its PageToken.
             kwargs = {"PortfolioId": portfolio_id, "Type": share_type}
             while True:
@@ -506,7 +564,7 @@ class CatalogPublisher:
             ProviderName=action.provider,
             Description=action.description,
             Tags=_tag_list(action.tags),
-            IdempotencyToken=str(uuid.uuid4()),
+            IdempotencyToken=idempotency_token("portfolio", action.name, action.provider),
         )["PortfolioDetail"]
         result.portfolio_id = detail["Id"]
         return {"id": detail["Id"]}
@@ -537,7 +595,7 @@ class CatalogPublisher:
             ProductType="CLOUD_FORMATION_TEMPLATE",
             Tags=_tag_list(action.tags),
             ProvisioningArtifactParameters=self._artifact_parameters(action),
-            IdempotencyToken=str(uuid.uuid4()),
+            IdempotencyToken=idempotency_token("product", action.product, action.version, action.sha256),
             **{k: v for k, v in action.fields.items() if v},
         )
         product_id = response["ProductViewDetail"]["ProductViewSummary"]["ProductId"]
@@ -560,33 +618,41 @@ class CatalogPublisher:
         detail = self.sc.create_provisioning_artifact(
             ProductId=result.product_ids[action.product],
             Parameters=self._artifact_parameters(action),
-            IdempotencyToken=str(uuid.uuid4()),
+            IdempotencyToken=idempotency_token(
+                "version", result.product_ids[action.product], action.version, action.sha256
+            ),
         )["ProvisioningArtifactDetail"]
         result.version_ids[action.product] = detail["Id"]
         return {"version_id": detail["Id"]}
 
-    def _set_active(self, action: ActivateVersion | DeactivateVersion, result: ExecutionResult) -> None:
+    @_apply.register
+    def _activate_version(self, action: ActivateVersion, result: ExecutionResult) -> None:
         self.sc.update_provisioning_artifact(
             ProductId=result.product_ids[action.product],
             ProvisioningArtifactId=action.version_id,
-            Active=isinstance(action, ActivateVersion),
+            Active=True,
+            Guidance="DEFAULT",
         )
 
-    _apply.register(ActivateVersion, _set_active)
-    _apply.register(DeactivateVersion, _set_active)
+    @_apply.register
+    def _deactivate_version(self, action: DeactivateVersion, result: ExecutionResult) -> None:
+        self.sc.update_provisioning_artifact(
+            ProductId=result.product_ids[action.product], ProvisioningArtifactId=action.version_id, Active=False
+        )
 
     @_apply.register
-    def _delete_version(self, action: DeleteVersion, result: ExecutionResult) -> dict | None:
-        try:
-            self.sc.delete_provisioning_artifact(
-                ProductId=result.product_ids[action.product], ProvisioningArtifactId=action.version_id
-            )
-        except ClientError as error:
-            # A provisioned product we could not see (another account's) still uses it: keep it.
-            if error_code(error) != "ResourceInUseException":
-                raise
-            return {"skipped": "in use by a provisioned product"}
-        return None
+    def _rename_version(self, action: RenameVersion, result: ExecutionResult) -> None:
+        self.sc.update_provisioning_artifact(
+            ProductId=result.product_ids[action.product], ProvisioningArtifactId=action.version_id, Name=action.new_name
+        )
+
+    @_apply.register
+    def _delete_version(self, action: DeleteVersion, result: ExecutionResult) -> None:
+        # Planned only when no provisioned product of any account that can launch it uses it
+        # (LiveState.in_use_complete): AWS documents no in-use refusal to rely on.
+        self.sc.delete_provisioning_artifact(
+            ProductId=result.product_ids[action.product], ProvisioningArtifactId=action.version_id
+        )
 
     @_apply.register
     def _associate_product(self, action: AssociateProduct, result: ExecutionResult) -> None:
@@ -596,13 +662,16 @@ class CatalogPublisher:
 
     @_apply.register
     def _create_launch_constraint(self, action: CreateLaunchConstraint, result: ExecutionResult) -> dict:
+        parameters = json.dumps(action.parameters, sort_keys=True)
         detail = self.sc.create_constraint(
             PortfolioId=result.portfolio_id,
             ProductId=result.product_ids[action.product],
             Type="LAUNCH",
-            Parameters=json.dumps(action.parameters, sort_keys=True),
+            Parameters=parameters,
             Description="Launch role: users need no rights on the product's resources",
-            IdempotencyToken=str(uuid.uuid4()),
+            IdempotencyToken=idempotency_token(
+                "launch", result.portfolio_id or "", result.product_ids[action.product], parameters
+            ),
         )["ConstraintDetail"]
         return {"constraint_id": detail["ConstraintId"]}
 
@@ -633,11 +702,64 @@ class CatalogPublisher:
     @_apply.register
     def _enable_organizations_access(self, action: EnableOrganizationsAccess, result: ExecutionResult) -> None:
         self.sc.enable_aws_organizations_access()
+        self.wait_for_organizations_access()
+
+    def _poll(self, read: Callable[[], str], pending: set[str], what: str) -> str:
+        """Read ``read()`` with capped exponential backoff until it leaves ``pending``; the last value."""
+        delay, waited = 1.0, 0.0
+        while True:
+            value = read()
+            if value not in pending:
+                return value
+            if waited >= self.wait_seconds:
+                raise ClientError(
+                    {"Error": {"Code": "Timeout", "Message": f"{what} still {value} after {waited:.0f}s"}}, what
+                )
+            self.sleep(delay)
+            waited += delay
+            delay = min(delay * 2, 30.0)
+
+    def wait_for_organizations_access(self) -> str:
+        """GetAWSOrganizationsAccessStatus until it is no longer UNDER_CHANGE."""
+        return self._poll(
+            lambda: self.sc.get_aws_organizations_access_status().get("AccessStatus", ""),
+            {"UNDER_CHANGE"},
+            "GetAWSOrganizationsAccessStatus",
+        )
+
+    def _wait_for_share(self, token: str | None) -> dict:
+        """An organization share is asynchronous: read DescribePortfolioShareStatus until it ends.
+
+        ShareStatus ends COMPLETED, COMPLETED_WITH_ERRORS or ERROR; "The portfolio share cannot be
+        updated if the CreatePortfolioShare operation is IN_PROGRESS". Anything but COMPLETED fails.
+        """
+        if not token:
+            return {}
+        last: dict = {}
+
+        def read() -> str:
+            last.update(self.sc.describe_portfolio_share_status(PortfolioShareToken=token))
+            return last.get("Status", "")
+
+        status = self._poll(read, {"NOT_STARTED", "IN_PROGRESS"}, "DescribePortfolioShareStatus")
+        if status != "COMPLETED":
+            details = last.get("ShareDetails") or {}
+            errors = "; ".join(
+                f"{e.get('Code', '?')}: {e.get('Message', '')} (accounts {', '.join(e.get('Accounts', []))})"
+                for e in details.get("ShareErrors", [])
+            )
+            raise ClientError(
+                {"Error": {"Code": f"Share{status.title().replace('_', '')}", "Message": errors or status}},
+                "DescribePortfolioShareStatus",
+            )
+        return {"share_token": token, "share_status": status}
 
     @staticmethod
     def _share_target(share: ShareTarget) -> dict:
         if share.kind == ShareKind.ACCOUNT:
             return {"AccountId": share.value}
+        if share.kind == ShareKind.ORGANIZATION_MEMBER_ACCOUNT:
+            return {"OrganizationNode": {"Type": "ACCOUNT", "Value": share.value}}
         return {"OrganizationNode": {"Type": share.kind.value, "Value": share.value}}
 
     def _share_request(self, action: CreateShare | UpdateShare, result: ExecutionResult) -> dict:
@@ -651,15 +773,17 @@ class CatalogPublisher:
     @_apply.register
     def _create_share(self, action: CreateShare, result: ExecutionResult) -> dict:
         response = self.sc.create_portfolio_share(**self._share_request(action, result))
-        return {"share_token": response["PortfolioShareToken"]} if response.get("PortfolioShareToken") else {}
+        return self._wait_for_share(response.get("PortfolioShareToken"))
 
     @_apply.register
-    def _update_share(self, action: UpdateShare, result: ExecutionResult) -> None:
-        self.sc.update_portfolio_share(**self._share_request(action, result))
+    def _update_share(self, action: UpdateShare, result: ExecutionResult) -> dict:
+        response = self.sc.update_portfolio_share(**self._share_request(action, result))
+        return self._wait_for_share(response.get("PortfolioShareToken"))
 
     @_apply.register
-    def _delete_share(self, action: DeleteShare, result: ExecutionResult) -> None:
-        self.sc.delete_portfolio_share(PortfolioId=result.portfolio_id, **self._share_target(action.share))
+    def _delete_share(self, action: DeleteShare, result: ExecutionResult) -> dict:
+        response = self.sc.delete_portfolio_share(PortfolioId=result.portfolio_id, **self._share_target(action.share))
+        return self._wait_for_share(response.get("PortfolioShareToken"))
 
     def _recipient_client(self, partition: str, account: str, role: str):
         """Service Catalog in share recipient ``account``, as its role ``role`` (one session per account)."""
@@ -691,5 +815,14 @@ class CatalogPublisher:
     def _associate_recipient_principal(self, action: AssociateRecipientPrincipal, result: ExecutionResult) -> None:
         recipient = self._recipient_client(action.partition, action.account, action.role)
         recipient.associate_principal_with_portfolio(
+            PortfolioId=result.portfolio_id, PrincipalARN=action.arn, PrincipalType=action.type
+        )
+
+    @_apply.register
+    def _disassociate_recipient_principal(
+        self, action: DisassociateRecipientPrincipal, result: ExecutionResult
+    ) -> None:
+        recipient = self._recipient_client(action.partition, action.account, action.role)
+        recipient.disassociate_principal_from_portfolio(
             PortfolioId=result.portfolio_id, PrincipalARN=action.arn, PrincipalType=action.type
         )

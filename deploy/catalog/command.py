@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
@@ -29,6 +30,7 @@ from deploy.catalog.plan import (
     UpdateLaunchConstraint,
     UpdateShare,
     UploadTemplate,
+    iam_requirements,
     plan_publish,
     summarize,
 )
@@ -47,6 +49,7 @@ _SYMBOLS = {
     "deactivate": "-",
     "delete": "-",
     "disassociate": "-",
+    "rename": "~",
 }
 
 
@@ -176,6 +179,9 @@ def run_publish(args) -> int:
         identity = publisher.identity()
         catalog = publisher.resolve_targets(catalog)
         state = publisher.read_state(catalog, identity)
+        # Launch roles and IAM principals must exist before the constraint / association is made:
+        # checked here, and plan_publish refuses (exit 2) before any write when one is missing.
+        state = replace(state, iam_existing=publisher.existing_iam(iam_requirements(catalog, identity)))
     except EndpointConnectionError as error:
         raise RolloutError(
             f"cannot reach AWS at {error.kwargs.get('endpoint_url')}: is the local AWS up (python -m deploy local up)?"

@@ -51,6 +51,9 @@ _REGION = r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$"
 _BUCKET = r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 _TAG_KEY = r"^(?!aws:)[\w .:/=+@-]{1,128}$"
 _VERSION_LABEL = r"^[A-Za-z0-9][A-Za-z0-9._]{0,39}$"
+# AssociatePrincipalWithPortfolio: "You can associate a maximum of 10 Principals with a
+# portfolio using PrincipalType as IAM_PATTERN."
+MAX_ROLE_PATTERNS = 10
 SHORT_HASH_RE = re.compile(rf"(?:^|[-_.+])([0-9a-f]{{{SHORT_HASH_LENGTH}}})$")
 
 
@@ -205,6 +208,16 @@ SCHEMA: dict = {
                         "ou:/workloads/staging",
                     ),
                 },
+                "member_accounts": {
+                    "type": "array",
+                    "uniqueItems": True,
+                    "items": _pattern(
+                        refs.ACCOUNT_REF_PATTERN,
+                        "an account of the caller's Organization: a 12-digit id (quoted in YAML) or account:NAME",
+                    ),
+                    "description": "accounts of the Organization shared as organization nodes: imported "
+                    "automatically, principals shared with share_principals, no acceptance role needed",
+                },
                 "organization": {"type": "boolean", "description": "share with the whole organization"},
                 "share_principals": {"type": "boolean"},
                 "share_tag_options": {"type": "boolean"},
@@ -331,6 +344,7 @@ class ProductSpec:
 class Shares:
     accounts: tuple[str, ...] = ()
     organizational_units: tuple[str, ...] = ()
+    member_accounts: tuple[str, ...] = ()  # accounts of the Organization, shared as organization nodes
     organization: bool = False
     share_principals: bool = False
     share_tag_options: bool = False
@@ -338,7 +352,7 @@ class Shares:
 
     @property
     def needs_organizations(self) -> bool:
-        return bool(self.organizational_units) or self.organization
+        return bool(self.organizational_units) or self.organization or bool(self.member_accounts)
 
 
 @dataclass(frozen=True)
@@ -504,6 +518,15 @@ def parse_catalog(document: Any, source: str, root: Path) -> Catalog:
             )
         seen_principals.add((kind, value))
         principals.append(PrincipalSpec(PrincipalKind(kind), value))
+        patterns = sum(1 for p in principals if p.kind == PrincipalKind.ROLE_PATTERN)
+        if kind == PrincipalKind.ROLE_PATTERN and patterns > MAX_ROLE_PATTERNS:
+            raise InputError(
+                f"more than {MAX_ROLE_PATTERNS} role_pattern principals: Service Catalog associates at most "
+                f"{MAX_ROLE_PATTERNS} IAM_PATTERN principals with a portfolio; merge patterns or use 'role'/'arn'",
+                source=source,
+                where="principals",
+                key=f"principals[{index}].role_pattern",
+            )
     shares_doc = document.get("shares", {})
     notes: list[str] = []
     shares = Shares(
@@ -518,6 +541,7 @@ def parse_catalog(document: Any, source: str, root: Path) -> Catalog:
             "ou:",
             notes,
         ),
+        member_accounts=tuple(shares_doc.get("member_accounts", [])),
         organization=shares_doc.get("organization", False),
         share_principals=shares_doc.get("share_principals", False),
         share_tag_options=shares_doc.get("share_tag_options", False),

@@ -12,6 +12,7 @@ unit-testable without any client.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
@@ -44,6 +45,7 @@ class Identity:
 class BucketState:
     exists: bool = False
     encrypted: bool = False  # SSE-KMS by default
+    kms_key_id: str | None = None  # the default encryption's key (None: the aws/s3 key)
     versioned: bool = False
     public_access_blocked: bool = False
     keys: frozenset = frozenset()  # the content-addressed keys the catalog needs that exist
@@ -87,6 +89,10 @@ class ShareKind(StrEnum):
     ACCOUNT = "ACCOUNT"
     ORGANIZATION = "ORGANIZATION"
     ORGANIZATIONAL_UNIT = "ORGANIZATIONAL_UNIT"
+    # An account of the caller's Organization shared as an organization node (OrganizationNode
+    # type ACCOUNT; DescribePortfolioShares lists it as ORGANIZATION_MEMBER_ACCOUNT): imported
+    # automatically, principals shared like an OU share, no acceptance role needed.
+    ORGANIZATION_MEMBER_ACCOUNT = "ORGANIZATION_MEMBER_ACCOUNT"
 
 
 @dataclass(frozen=True)
@@ -119,7 +125,13 @@ class LiveState:
     organization_id: str | None = None
     organizations_access: str | None = None  # ENABLED / DISABLED / None (not read)
     in_use: frozenset = frozenset()  # provisioning artifact ids used by provisioned products
+    # Whether ``in_use`` covers every account that can launch from the portfolio: the publishing
+    # account and each account share read through accept_role. Organization shares (OUs, the
+    # organization, member accounts) cannot be scanned from here, so versions are then never deleted.
+    in_use_complete: bool = True
     recipient_principals: dict = field(default_factory=dict)  # account -> {(arn, type)} on the imported portfolio
+    # The ARNs among iam_requirements() that exist in the publishing account (None: not checked).
+    iam_existing: frozenset[str] | None = None
 
 
 # --- the plan ---------------------------------------------------------------------------
@@ -139,6 +151,7 @@ class Op(StrEnum):
     UPDATE_PRODUCT = "update_product"
     CREATE_VERSION = "create_version"
     ACTIVATE_VERSION = "activate_version"
+    RENAME_VERSION = "rename_version"
     DEACTIVATE_VERSION = "deactivate_version"
     DELETE_VERSION = "delete_version"
     ASSOCIATE_PRODUCT = "associate_product"
@@ -154,6 +167,7 @@ class Op(StrEnum):
     DELETE_SHARE = "delete_share"
     ACCEPT_SHARE = "accept_share"
     ASSOCIATE_RECIPIENT_PRINCIPAL = "associate_recipient_principal"
+    DISASSOCIATE_RECIPIENT_PRINCIPAL = "disassociate_recipient_principal"
 
 
 # A field with this metadata is the executor's alone: not listed in ``params`` / ``to_dict()``.
@@ -324,7 +338,17 @@ class _VersionAction(_ProductAction):
 
 @dataclass(frozen=True)
 class ActivateVersion(_VersionAction):
+    """Active again, with guidance DEFAULT (a version deprecated out of band is current again)."""
+
     op = Op.ACTIVATE_VERSION
+
+
+@dataclass(frozen=True)
+class RenameVersion(_VersionAction):
+    """The current version's name follows the catalog's ``version_label`` (same content, new label)."""
+
+    op = Op.RENAME_VERSION
+    new_name: str
 
 
 @dataclass(frozen=True)
@@ -478,14 +502,11 @@ class AcceptShare(Action):
 
 
 @dataclass(frozen=True)
-class AssociateRecipientPrincipal(Action):
-    """Associate a principal with the imported portfolio, in the recipient account."""
-
-    op = Op.ASSOCIATE_RECIPIENT_PRINCIPAL
+class _RecipientPrincipalAction(Action):
     account: str
     role: str
     arn: str
-    type: PrincipalType
+    type: str  # a PrincipalType, or what Service Catalog reports for one read live
     partition: str = field(metadata=_INTERNAL)
 
     @property
@@ -493,8 +514,30 @@ class AssociateRecipientPrincipal(Action):
         return f"{self.arn} in {self.account}"
 
 
+@dataclass(frozen=True)
+class AssociateRecipientPrincipal(_RecipientPrincipalAction):
+    """Associate a principal with the imported portfolio, in the recipient account."""
+
+    op = Op.ASSOCIATE_RECIPIENT_PRINCIPAL
+
+
+@dataclass(frozen=True)
+class DisassociateRecipientPrincipal(_RecipientPrincipalAction):
+    """Remove a principal the catalog no longer lists from the imported portfolio, in the recipient account."""
+
+    op = Op.DISASSOCIATE_RECIPIENT_PRINCIPAL
+
+
 def check_against_identity(catalog: Catalog, identity: Identity) -> None:
     """Input checks that need the caller's account: never share a portfolio with its own account."""
+    if identity.account in catalog.shares.member_accounts:
+        index = catalog.shares.member_accounts.index(identity.account)
+        raise InputError(
+            f"{identity.account} is the publishing account itself; a portfolio cannot be shared with its own account",
+            source=catalog.source,
+            where="shares",
+            key=f"shares.member_accounts[{index}]",
+        )
     if identity.account in catalog.shares.accounts:
         index = catalog.shares.accounts.index(identity.account)
         raise InputError(
@@ -503,6 +546,69 @@ def check_against_identity(catalog: Catalog, identity: Identity) -> None:
             where="shares",
             key=f"shares.accounts[{index}]",
         )
+
+
+@dataclass(frozen=True)
+class IamRequirement:
+    """An IAM role, user or group of the publishing account that publishing needs to exist."""
+
+    arn: str
+    where: str
+    key: str
+    why: str
+
+
+def iam_requirements(catalog: Catalog, identity: Identity) -> list[IamRequirement]:
+    """What must exist in the publishing account before the first write.
+
+    Launch constraints (CreateConstraint, LAUNCH): "The given role name must exist in the
+    account used to create the launch constraint and the account of the user who launches a
+    product with this launch constraint." IAM principals (AssociatePrincipalWithPortfolio):
+    "the PrincipalARN must already exist in the recipient account before it can be associated."
+    Principals and roles of other accounts are checked there, not here.
+    """
+    out: list[IamRequirement] = []
+    seen: set[str] = set()
+    for product in catalog.products:
+        role = product.launch_role
+        if role is None:
+            continue
+        arn = role.arn or f"arn:{identity.partition}:iam::{identity.account}:role/{role.name}"
+        if arn.split(":")[4] == identity.account and arn not in seen:
+            seen.add(arn)
+            out.append(IamRequirement(arn, f"product '{product.name}'", "launch_role", "launch constraint role"))
+    for index, principal in enumerate(catalog.principals):
+        if principal.kind == PrincipalKind.ROLE_PATTERN:
+            continue  # "You can associate multiple IAM_PATTERNs even if the account has no principal with that name."
+        arn, _ = principal.resolve(identity.partition, identity.account)
+        if arn.split(":")[4] == identity.account and arn not in seen:
+            seen.add(arn)
+            out.append(IamRequirement(arn, "principals", f"principals[{index}].{principal.kind}", "IAM principal"))
+    return out
+
+
+def check_iam_requirements(catalog: Catalog, identity: Identity, existing: frozenset[str]) -> None:
+    """InputError (exit 2, before any write) naming every required role or principal that does not exist."""
+    missing = [r for r in iam_requirements(catalog, identity) if r.arn not in existing]
+    if not missing:
+        return
+    listed = "; ".join(f"{r.why} {r.arn} ({r.where}, {r.key})" for r in missing)
+    raise InputError(
+        f"{len(missing)} IAM role(s) or principal(s) do not exist in the publishing account {identity.account}: "
+        f"{listed}. Create them first (the launch role: deploy templates/servicecatalog-launch-role.yaml to this "
+        "account, see examples/manifest.yaml), or change the catalog",
+        source=catalog.source,
+        where=missing[0].where,
+        key=missing[0].key,
+    )
+
+
+def idempotency_token(*parts: str) -> str:
+    """A Service Catalog IdempotencyToken derived from what is created: a retried request
+    (after a timeout, or when SearchProductsAsAdmin does not list the product yet) sends the
+    same token and gets the same resource back instead of a duplicate."""
+    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+    return f"sm-{digest[:60]}"  # pattern [a-zA-Z0-9][a-zA-Z0-9_-]*, at most 128
 
 
 def default_bucket_name(identity: Identity) -> str:
@@ -516,11 +622,14 @@ def retain_versions(
 
     The current version (``current_id``; None when it is about to be created) counts first,
     then the others newest first: the first ``keep_active`` stay active, versions past
-    ``keep`` are deleted unless a provisioned product uses them.
+    ``keep`` are deleted unless a provisioned product uses them. Versions created after the
+    current one hold content the catalog rolled back from: they are deactivated wherever
+    they rank, so the current version is the newest one users can launch.
     """
     artifacts = list(artifacts)
     others = sorted((a for a in artifacts if a.id != current_id), key=lambda a: (a.created, a.id), reverse=True)
     current: list[ArtifactState | None] = [None] if current_id is None else [a for a in artifacts if a.id == current_id]
+    newest_allowed = (current[0].created, current[0].id) if current and current[0] is not None else None
     ranked = current + others
     deactivate: list[ArtifactState] = []
     delete: list[ArtifactState] = []
@@ -528,11 +637,12 @@ def retain_versions(
     for position, artifact in enumerate(ranked):
         if artifact is None:
             continue
+        superseded = newest_allowed is not None and (artifact.created, artifact.id) > newest_allowed
         if policy.keep is not None and position >= policy.keep:
             (kept_in_use if artifact.id in in_use else delete).append(artifact)
             if artifact.id in in_use and artifact.active:
                 deactivate.append(artifact)
-        elif position >= policy.keep_active and artifact.active:
+        elif (position >= policy.keep_active or superseded) and artifact.active:
             deactivate.append(artifact)
     return deactivate, delete, kept_in_use
 
@@ -545,13 +655,25 @@ def _tag_changes(
     return add, remove
 
 
+def same_kms_key(live: str | None, wanted: str | None) -> bool:
+    """Whether the bucket's default key is the catalog's (None, "aws/s3" and "alias/aws/s3": the AWS managed key).
+
+    A key named by alias and read back as an ARN compares by its last part only when both are ids.
+    """
+    managed = {None, "", "aws/s3", "alias/aws/s3"}
+    if live in managed or wanted in managed:
+        return live in managed and wanted in managed
+    assert live is not None and wanted is not None
+    return live == wanted or live.rsplit("/", 1)[-1] == wanted.rsplit("/", 1)[-1]
+
+
 def _plan_bucket(catalog: Catalog, state: LiveState) -> list[Action]:
     bucket, name = state.bucket, state.bucket_name
     actions: list[Action] = []
     if not bucket.exists:
         actions.append(CreateBucket(name))
     missing = {
-        Hardening.ENCRYPTION: not bucket.encrypted,
+        Hardening.ENCRYPTION: not bucket.encrypted or not same_kms_key(bucket.kms_key_id, catalog.kms_key_id),
         Hardening.VERSIONING: not bucket.versioned,
         Hardening.PUBLIC_ACCESS_BLOCK: not bucket.public_access_blocked,
     }
@@ -655,13 +777,38 @@ def _plan_product(
         if matching:
             current = matching[0]
             current_id = current.id
-            if not current.active:
+            # Guidance DEPRECATED: "Users ... cannot launch new provisioned products using a
+            # deprecated version" (set out of band, say): the current content is launchable again.
+            if not current.active or current.guidance != "DEFAULT":
                 now.append(ActivateVersion(product=product.name, version_id=current.id, version=current.name))
+            if current.name != product.version_name:
+                now.append(
+                    RenameVersion(
+                        product=product.name,
+                        version_id=current.id,
+                        version=current.name,
+                        new_name=product.version_name,
+                    )
+                )
         else:
             now.append(CreateVersion(**_version_source(catalog, product, state.bucket_name)))
     deactivate, delete, kept = retain_versions(artifacts, current_id, product.versions, state.in_use)
     later += [DeactivateVersion(product=product.name, version_id=a.id, version=a.name) for a in deactivate]
-    later += [DeleteVersion(product=product.name, version_id=a.id, version=a.name) for a in delete]
+    if state.in_use_complete:
+        later += [DeleteVersion(product=product.name, version_id=a.id, version=a.name) for a in delete]
+    else:
+        # AWS documents no refusal to delete a version a provisioned product uses, and the
+        # accounts of organization shares cannot be scanned from here: delete nothing.
+        later += [DeactivateVersion(product=product.name, version_id=a.id, version=a.name) for a in delete if a.active]
+        for artifact in delete:
+            notes.append(
+                {
+                    "product": product.name,
+                    "version": artifact.name,
+                    "note": "older than 'keep' but not deleted: the portfolio is shared with accounts whose "
+                    "provisioned products cannot be read (organization shares)",
+                }
+            )
     for artifact in kept:
         notes.append(
             {
@@ -672,13 +819,16 @@ def _plan_product(
         )
     if live is None or not live.in_portfolio:
         now.append(AssociateProduct(product=product.name, portfolio=catalog.portfolio_name))
+    existing = [c for c in state.constraints if c.type == "LAUNCH" and live is not None and c.product_id == live.id]
     if product.launch_role:
         wanted = product.launch_role.parameters()
-        existing = [c for c in state.constraints if c.type == "LAUNCH" and live is not None and c.product_id == live.id]
         if not existing:
             now.append(CreateLaunchConstraint(product=product.name, parameters=wanted))
         elif existing[0].parameters != wanted:
             now.append(UpdateLaunchConstraint(product=product.name, constraint_id=existing[0].id, parameters=wanted))
+    else:
+        # launch_role removed from the catalog: the product launches with the user's own rights again.
+        now += [DeleteConstraint(product=product.name, constraint_type=c.type, constraint_id=c.id) for c in existing]
     return now, later, notes
 
 
@@ -700,6 +850,7 @@ def _desired_principals(catalog: Catalog, identity: Identity) -> set[tuple[str, 
 def _desired_nodes(catalog: Catalog, state: LiveState) -> set[ShareTarget]:
     """The organization nodes (OUs, the organization) the catalog shares with."""
     nodes = {ShareTarget(ShareKind.ORGANIZATIONAL_UNIT, ou) for ou in catalog.shares.organizational_units}
+    nodes |= {ShareTarget(ShareKind.ORGANIZATION_MEMBER_ACCOUNT, a) for a in catalog.shares.member_accounts}
     if catalog.shares.organization:
         nodes.add(ShareTarget(ShareKind.ORGANIZATION, state.organization_id or "<organization id>"))
     return nodes
@@ -728,9 +879,16 @@ def _plan_access(catalog: Catalog, state: LiveState, identity: Identity) -> list
         if live is None or not live.accepted:
             actions.append(AcceptShare(account=account, role=shares.accept_role, partition=identity.partition))
         have = state.recipient_principals.get(account, frozenset())
-        for arn, kind in sorted(recipient_principals(catalog, identity, account) - have):
+        desired = recipient_principals(catalog, identity, account)
+        for arn, kind in sorted(desired - have):
             actions.append(
                 AssociateRecipientPrincipal(
+                    account=account, role=shares.accept_role, arn=arn, type=kind, partition=identity.partition
+                )
+            )
+        for arn, kind in sorted(set(have) - desired):
+            actions.append(
+                DisassociateRecipientPrincipal(
                     account=account, role=shares.accept_role, arn=arn, type=kind, partition=identity.partition
                 )
             )
@@ -782,6 +940,8 @@ class Plan:
 def plan_publish(catalog: Catalog, state: LiveState, identity: Identity) -> Plan:
     """Actions turning ``state`` into ``catalog``, in execution order; empty when nothing changed."""
     check_against_identity(catalog, identity)
+    if state.iam_existing is not None:
+        check_iam_requirements(catalog, identity, state.iam_existing)
     actions = _plan_bucket(catalog, state) + _plan_portfolio(catalog, state)
     housekeeping: list[Action] = []
     notes: list[dict] = []

@@ -30,10 +30,13 @@ describes (shapes as in botocore's service model):
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import string
+import urllib.parse
 from dataclasses import dataclass, field
 
+import yaml
 from moto.core.exceptions import JsonRESTError
 from moto.core.responses import ActionResult, EmptyResult
 from moto.core.utils import utcnow
@@ -70,6 +73,28 @@ class DuplicateResourceException(JsonRESTError):
 
     def __init__(self, message: str):
         super().__init__("DuplicateResourceException", message)
+
+
+class LimitExceededException(JsonRESTError):
+    code = 400
+
+    def __init__(self, message: str):
+        super().__init__("LimitExceededException", message)
+
+
+class OperationNotSupportedException(JsonRESTError):
+    code = 400
+
+    def __init__(self, message: str):
+        super().__init__("OperationNotSupportedException", message)
+
+
+# Run-time options (POST /_local/control/servicecatalog?share_polls=N): an organization share
+# reads IN_PROGRESS for N DescribePortfolioShareStatus calls before COMPLETED (default 0: at
+# once); fail_share_accounts (comma-separated) end a share COMPLETED_WITH_ERRORS for them.
+OPTIONS: dict = {"share_polls": 0, "fail_share_accounts": ""}
+_INVALID_TEMPLATE = "Invalid templateBody. Please make sure that your template is valid"
+_MAX_PATTERNS = 10
 
 
 def _not_found(message: str):
@@ -151,6 +176,74 @@ class _State:
     accepted: dict = field(default_factory=dict)  # portfolio id -> (owner account, share type), in the recipient
     organizations_access: str = "DISABLED"
     provisioned: dict = field(default_factory=dict)  # provisioned product id -> detail
+    share_tokens: dict = field(default_factory=dict)  # PortfolioShareToken -> _ShareProgress
+
+
+@dataclass
+class _ShareProgress:
+    """An organization share's asynchronous progress (CreatePortfolioShare returns a token)."""
+
+    portfolio_id: str
+    node: tuple
+    reads_left: int
+    accounts: list
+
+
+def _organization(account_id: str):
+    """(organizations backend, org) of the Organization whose management account is ``account_id``."""
+    from moto.organizations.models import organizations_backends
+
+    for account, _partition, backend in organizations_backends.iter_backends():
+        if backend.org is not None and backend.org.master_account_id == account_id and account == account_id:
+            return backend, backend.org
+    return None, None
+
+
+def _node_accounts(self, node: tuple) -> list[str]:
+    """The member accounts an organization node covers; ResourceNotFound for a node not in the caller's org."""
+    backend, org = _organization(self.account_id)
+    if org is None:
+        # CreatePortfolioShare: "Shares to an organization node can only be created by the management
+        # account of an organization or by a delegated administrator." (delegated admins: not emulated)
+        raise OperationNotSupportedException(
+            "Shares to an organization node can only be created by the management account of an organization."
+        )
+    kind, value = node
+    members = [a.id for a in backend.accounts if a.id != org.master_account_id]
+    if kind == "ORGANIZATION":
+        if value != org.id:
+            raise _not_found(f"Organization {value} not found.")
+        return members
+    if kind == "ACCOUNT":
+        if value not in members:
+            raise _not_found(f"Account {value} is not a member account of organization {org.id}.")
+        return [value]
+    ous = {ou.id: ou for ou in backend.ou}
+    if value not in ous:
+        raise _not_found(f"Organizational unit {value} not found.")
+    under, frontier = {value}, [value]
+    while frontier:
+        parent = frontier.pop()
+        for ou in backend.ou:
+            if ou.parent_id == parent and ou.id not in under:
+                under.add(ou.id)
+                frontier.append(ou.id)
+    return [a.id for a in backend.accounts if a.parent_id in under and a.id != org.master_account_id]
+
+
+def _start_share(self, portfolio_id: str, node: tuple) -> str:
+    token = f"share-{_new_id('tok')[4:]}"
+    _state(self).share_tokens[token] = _ShareProgress(
+        portfolio_id, node, int(OPTIONS["share_polls"]), _node_accounts(self, node)
+    )
+    return token
+
+
+def _share_in_progress(self, portfolio_id: str, node: tuple) -> bool:
+    return any(
+        p.portfolio_id == portfolio_id and p.node == node and p.reads_left > 0
+        for p in _state(self).share_tokens.values()
+    )
 
 
 def _state(backend) -> _State:
@@ -188,14 +281,63 @@ def _artifact(self, product_id: str, artifact_id: str | None = None, name: str |
     raise _not_found(f"Provisioning artifact {artifact_id or name} not found for product {product_id}.")
 
 
+def _template_from_url(url: str, region: str) -> bytes | None:
+    """The object a LoadTemplateFromURL names in the local S3 (path or virtual-host style), or None."""
+    from moto.s3.models import s3_backends
+
+    parsed = urllib.parse.urlparse(url)
+    host, path = parsed.hostname or "", urllib.parse.unquote(parsed.path.lstrip("/"))
+    match = re.match(r"^(.+)\.s3[.-]", host)
+    bucket, _, key = (f"{match.group(1)}/{path}" if match else path).partition("/")
+    for _account, _partition, backend in s3_backends.iter_backends():
+        found = backend.buckets.get(bucket)
+        if found is not None:
+            obj = found.keys.get(key)
+            return obj.value if obj is not None else None
+    return None
+
+
+def _validate_template(parameters: dict, region: str) -> None:
+    """ProvisioningArtifactProperties.DisableTemplateValidation: "If set to true, Service Catalog
+    stops validating the specified provisioning artifact even if it is invalid." So by default the
+    template is fetched and validated; an unreachable URL and an invalid body get the same answer."""
+    if parameters.get("DisableTemplateValidation") or parameters.get("Type", "CLOUD_FORMATION_TEMPLATE") != (
+        "CLOUD_FORMATION_TEMPLATE"
+    ):
+        return
+    url = (parameters.get("Info") or {}).get("LoadTemplateFromURL")
+    if not url:
+        return
+    body = _template_from_url(url, region)
+    try:
+        document = yaml.load(body, Loader=_CfnLoader) if body is not None else None
+    except yaml.YAMLError:
+        document = None
+    if not isinstance(document, dict) or not isinstance(document.get("Resources"), dict) or not document["Resources"]:
+        raise _invalid(_INVALID_TEMPLATE)
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short-form tags (!Ref, !Sub ...) read as plain values."""
+
+
+_CfnLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
 def _add_artifact(self, product_id: str, parameters: dict) -> _Artifact:
     parameters = parameters or {}
     info = parameters.get("Info") or {}
-    if not any(key in info for key in ("LoadTemplateFromURL", "ImportFromPhysicalId")):
-        raise _invalid("Info must contain LoadTemplateFromURL or ImportFromPhysicalId.")
+    # Info: "Specify the template source with one of the following options, but not both."
+    if len({"LoadTemplateFromURL", "ImportFromPhysicalId"} & set(info)) != 1:
+        raise _invalid("Info must contain exactly one of LoadTemplateFromURL or ImportFromPhysicalId.")
     artifact_type = parameters.get("Type", "CLOUD_FORMATION_TEMPLATE")
     if artifact_type not in _ARTIFACT_TYPES:
         raise _invalid(f"Type {artifact_type} is not valid.")
+    # ProvisioningArtifactProperties.Name: "The name of the provisioning artifact (for example,
+    # v1 v2beta). No spaces are allowed."
+    if " " in (parameters.get("Name") or ""):
+        raise _invalid(f"Provisioning artifact name {parameters.get('Name')!r}: no spaces are allowed.")
+    _validate_template(parameters, self.region_name)
     artifact = _Artifact(
         _new_id("pa"),
         parameters.get("Name") or "",
@@ -334,8 +476,8 @@ def update_provisioning_artifact(self, product_id, artifact_id, name, descriptio
 def delete_provisioning_artifact(self, product_id, artifact_id):
     artifacts = _state(self).artifacts.get(product_id, [])
     artifact = _artifact(self, product_id, artifact_id)
-    if any(p["ProvisioningArtifactId"] == artifact_id for p in _all_provisioned(self)):
-        raise ResourceInUseException(f"Provisioning artifact {artifact_id} is used by a provisioned product.")
+    # No refusal of a version a provisioned product uses: AWS documents none ("You cannot delete
+    # the last provisioning artifact for a product" is the documented one).
     if len(artifacts) == 1:
         raise _invalid("A product must have at least one provisioning artifact; the last one cannot be deleted.")
     artifacts.remove(artifact)
@@ -363,11 +505,44 @@ def create_constraint(self, portfolio_id, product_id, parameters, constraint_typ
             raise DuplicateResourceException(
                 f"Product {product_id} already has a LAUNCH constraint in portfolio {portfolio_id}."
             )
+        _check_launch_role(self, values)
     constraint = _Constraint(
         _new_id("cons"), constraint_type, portfolio_id, product_id, parameters, description or "", self.account_id
     )
     state.constraints[constraint.id] = constraint
     return constraint
+
+
+def _iam_entity_exists(arn: str) -> bool:
+    """Whether a role, user or group ARN names an existing IAM entity of its account (path-aware)."""
+    from moto.iam.models import iam_backends
+
+    match = re.fullmatch(r"arn:(aws[a-z-]*):iam::(\d{12}):(role|user|group)/(.+)", arn or "")
+    if not match:
+        return False
+    partition, account, kind, path_name = match.groups()
+    if account not in iam_backends or partition not in iam_backends[account]:
+        return False
+    backend = iam_backends[account][partition]
+    entities = {"role": backend.roles.values(), "user": backend.users.values(), "group": backend.groups.values()}
+    return any(getattr(e, "arn", None) == arn for e in entities[kind])
+
+
+def _check_launch_role(self, values: dict) -> None:
+    """CreateConstraint (LAUNCH): "The given role name must exist in the account used to create the
+    launch constraint and the account of the user who launches a product with this launch constraint."
+    """
+    if values.get("LocalRoleName"):
+        from moto.iam.models import iam_backends
+
+        backend = iam_backends[self.account_id][models.get_partition(self.region_name)]
+        if not any(r.name == values["LocalRoleName"] for r in backend.roles.values()):
+            raise _invalid(
+                f"Invalid input parameter(s): role {values['LocalRoleName']} does not exist in account "
+                f"{self.account_id}."
+            )
+    elif not _iam_entity_exists(values.get("RoleArn", "")):
+        raise _invalid(f"Invalid input parameter(s): role {values.get('RoleArn')} does not exist.")
 
 
 def _constraint(self, constraint_id) -> _Constraint:
@@ -388,6 +563,8 @@ def update_constraint(self, constraint_id, description, parameters):
             not isinstance(values, dict) or len({"RoleArn", "LocalRoleName"} & set(values)) != 1
         ):
             raise _invalid("A LAUNCH constraint takes exactly one of RoleArn or LocalRoleName.")
+        if constraint.type == "LAUNCH":
+            _check_launch_role(self, values)
         constraint.parameters = parameters
     if description is not None:
         constraint.description = description
@@ -418,9 +595,23 @@ def associate_principal_with_portfolio(self, portfolio_id, arn, principal_type):
     _own_or_imported(self, portfolio_id)
     if principal_type not in ("IAM", "IAM_PATTERN"):
         raise _invalid(f"PrincipalType {principal_type} is not valid.")
-    if principal_type == "IAM_PATTERN" and arn.split(":")[4:5] != [""]:
-        raise _invalid("An IAM_PATTERN principal ARN has no account id (arn:<partition>:iam:::role/<pattern>).")
     principals = _state(self).principals.setdefault(portfolio_id, [])
+    if principal_type == "IAM_PATTERN":
+        # "The "?" and "*" characters are allowed only after the resource-type in the resource-id segment."
+        if not re.fullmatch(r"arn:aws[a-z-]*:iam:::(user|group|role)/[\w+=,.@*?/-]+", arn):
+            raise _invalid(
+                "Invalid input parameter(s): an IAM_PATTERN is arn:partition:iam:::resource-type/resource-id "
+                "with resource-type user, group or role."
+            )
+        # "You can associate a maximum of 10 Principals with a portfolio using PrincipalType as IAM_PATTERN."
+        if (arn, principal_type) not in principals and sum(1 for p in principals if p[1] == "IAM_PATTERN") >= (
+            _MAX_PATTERNS
+        ):
+            raise LimitExceededException(f"A portfolio takes at most {_MAX_PATTERNS} principals of type IAM_PATTERN.")
+    elif not _iam_entity_exists(arn):
+        # "With this configuration, the PrincipalARN must already exist in the recipient account
+        # before it can be associated."
+        raise _invalid(f"Invalid input parameter(s): principal {arn} does not exist.")
     if (arn, principal_type) not in principals:
         principals.append((arn, principal_type))
 
@@ -470,10 +661,11 @@ def create_portfolio_share(
     node = (organization_node.get("Type"), organization_node.get("Value"))
     if node[0] not in ("ORGANIZATION", "ORGANIZATIONAL_UNIT", "ACCOUNT") or not node[1]:
         raise _invalid("OrganizationNode needs a Type (ORGANIZATION, ORGANIZATIONAL_UNIT, ACCOUNT) and a Value.")
+    token = _start_share(self, portfolio_id, node)  # refuses a node not in the caller's Organization
     flags = _flags(share_tag_options, share_principals)
     flags["Accepted"] = True  # organization shares are imported automatically
     state.node_shares.setdefault(portfolio_id, {}).setdefault(node, flags)
-    return f"share-{_new_id('token')}"
+    return token
 
 
 def update_portfolio_share(self, portfolio_id, account_id, organization_node, share_tag_options, share_principals):
@@ -488,11 +680,16 @@ def update_portfolio_share(self, portfolio_id, account_id, organization_node, sh
         raise _not_found("No such portfolio share.")
     if account_id and share_principals:
         raise _invalid(_SHARE_PRINCIPALS_ORGANIZATION_ONLY)
+    node_key = None if account_id else ((organization_node or {}).get("Type"), (organization_node or {}).get("Value"))
+    # UpdatePortfolioShare: "The portfolio share cannot be updated if the CreatePortfolioShare
+    # operation is IN_PROGRESS, as the share is not available to recipient entities."
+    if node_key and _share_in_progress(self, portfolio_id, node_key):
+        raise InvalidStateException(f"The portfolio share of {portfolio_id} with {node_key[1]} is IN_PROGRESS.")
     if share_tag_options is not None:
         flags["ShareTagOptions"] = bool(share_tag_options)
     if share_principals is not None:
         flags["SharePrincipals"] = bool(share_principals)
-    return None if account_id else f"share-{_new_id('token')}"
+    return None if account_id else _start_share(self, portfolio_id, node_key)
 
 
 def delete_portfolio_share(self, accept_language, portfolio_id, account_id, organization_node):
@@ -510,7 +707,7 @@ def delete_portfolio_share(self, accept_language, portfolio_id, account_id, orga
     node = ((organization_node or {}).get("Type"), (organization_node or {}).get("Value"))
     if state.node_shares.get(portfolio_id, {}).pop(node, None) is None:
         raise _not_found(f"Portfolio {portfolio_id} is not shared with {node[1]}.")
-    return f"share-{_new_id('token')}"
+    return _start_share(self, portfolio_id, node)
 
 
 def describe_portfolio_shares(self, portfolio_id, type, page_token=None, page_size=None):
@@ -916,7 +1113,8 @@ def r_update_portfolio_share(self):
         params.get("ShareTagOptions"),
         params.get("SharePrincipals"),
     )
-    return ActionResult({"PortfolioShareToken": token, "Status": "COMPLETED"} if token else {"Status": "COMPLETED"})
+    # The share's outcome is read with DescribePortfolioShareStatus (asynchronous, as on AWS).
+    return ActionResult({"PortfolioShareToken": token} if token else {"Status": "COMPLETED"})
 
 
 def r_accept_portfolio_share(self):
@@ -931,9 +1129,49 @@ def r_list_accepted_portfolio_shares(self):
     return _page_result(params, "PortfolioDetails", [p.to_dict() for p in portfolios])
 
 
+def _management_only(backend) -> None:
+    # EnableAWSOrganizationsAccess: "This API can only be called by the management account in the
+    # organization. ... Note that a delegated administrator is not authorized to invoke" it.
+    if _organization(backend.account_id)[1] is None:
+        raise OperationNotSupportedException("Only the management account of an organization can call this API.")
+
+
 def r_enable_aws_organizations_access(self):
+    _management_only(_backend(self))
     _state(_backend(self)).organizations_access = "ENABLED"
     return EmptyResult()
+
+
+def r_describe_portfolio_share_status(self):
+    """DescribePortfolioShareStatus: IN_PROGRESS for ``share_polls`` reads, then COMPLETED (or
+    COMPLETED_WITH_ERRORS naming the accounts of ``fail_share_accounts``)."""
+    params = _params(self)
+    backend = _backend(self)
+    _management_only(backend)
+    progress = _state(backend).share_tokens.get(params.get("PortfolioShareToken"))
+    if progress is None:
+        raise _not_found(f"Portfolio share token {params.get('PortfolioShareToken')} not found.")
+    failing = [a for a in progress.accounts if a in str(OPTIONS["fail_share_accounts"]).split(",")]
+    if progress.reads_left > 0:
+        progress.reads_left -= 1
+        status, details = "IN_PROGRESS", {}
+    else:
+        status = "COMPLETED_WITH_ERRORS" if failing else "COMPLETED"
+        details = {
+            "SuccessfulShares": [a for a in progress.accounts if a not in failing],
+            "ShareErrors": [{"Accounts": failing, "Message": "The share could not be completed.", "Error": "Error"}]
+            if failing
+            else [],
+        }
+    return ActionResult(
+        {
+            "PortfolioShareToken": params["PortfolioShareToken"],
+            "PortfolioId": progress.portfolio_id,
+            "OrganizationNodeValue": progress.node[1],
+            "Status": status,
+            "ShareDetails": details,
+        }
+    )
 
 
 def r_disable_aws_organizations_access(self):
@@ -999,8 +1237,23 @@ _BACKEND_METHODS = {
 }
 
 
+def configure(values: dict) -> dict:
+    """Set OPTIONS from a control request (share_polls=N, fail_share_accounts=a,b); return them."""
+    if "share_polls" in values:
+        polls = int(values["share_polls"])
+        if polls < 0:
+            raise ValueError("share_polls must be 0 or more")
+        OPTIONS["share_polls"] = polls
+    if "fail_share_accounts" in values:
+        OPTIONS["fail_share_accounts"] = str(values["fail_share_accounts"])
+    return dict(OPTIONS)
+
+
 def apply() -> None:
     """Add the methods above to moto's Service Catalog backend and response classes (idempotent)."""
+    from localaws.patches import CONTROLS
+
+    CONTROLS["servicecatalog"] = configure
     for name, function in _BACKEND_METHODS.items():
         setattr(models.ServiceCatalogBackend, name, function)
     for name, function in list(globals().items()):
