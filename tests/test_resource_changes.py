@@ -148,16 +148,11 @@ def test_json_and_line_shapes():
 
 # --------------------------------------------------------------------------- in the plan
 
-BUCKET_TEMPLATE = """\
-Parameters:
-  EnvName: {Type: String}
-  Suffix: {Type: String, Default: a}
-Resources:
-  Data:
-    Type: AWS::S3::Bucket
-    Properties:
-      BucketName: !Sub '${EnvName}-data-${Suffix}-${AWS::AccountId}'
-"""
+BUCKET_TEMPLATE = (
+    "Parameters: {EnvName: {Type: String}, Suffix: {Type: String, Default: a}}\n"
+    "Resources:\n"
+    "  Data: {Type: 'AWS::S3::Bucket', Properties: {BucketName: !Sub '${EnvName}-data-${Suffix}-${AWS::AccountId}'}}\n"
+)
 
 
 def test_the_plan_shows_resource_changes_and_asks_before_data_loss(local_aws, workdir, capsys):

@@ -43,6 +43,20 @@ def fresh_redactor():
     REDACTOR.clear()
 
 
+def secret_item(workdir, name: str, accounts: list[str], parameters: dict, **extra) -> dict:
+    """A self-managed stack set of the secret-taking template (written into ``workdir``)."""
+    (workdir / "templates" / "secret.yaml").write_text(TEMPLATE)
+    return {
+        "name": name,
+        "template": "templates/secret.yaml",
+        "permission_model": "self_managed",
+        "targets": {"accounts": accounts},
+        "regions": ["us-east-1"],
+        "parameters": {"EnvName": name, **parameters},
+        **extra,
+    }
+
+
 def canary(label: str) -> str:
     return f"canary-{label}-{uuid.uuid4().hex[:12]}"
 
@@ -53,18 +67,15 @@ def test_no_command_prints_a_secret(local_aws, workdir, capsys, monkeypatch, cal
     from_env, from_ssm, in_override, in_override_2 = canary("env"), canary("ssm"), canary("ovr"), canary("ovr2")
     monkeypatch.setenv("SM_CANARY_SECRET", from_env)
     local_aws.client("ssm").put_parameter(Name=f"/{name}/token", Value=from_ssm, Type="SecureString")
-    (workdir / "templates" / "secret.yaml").write_text(TEMPLATE)
 
     def manifest(override_value: str) -> str:
-        item = {
-            "name": name,
-            "template": "templates/secret.yaml",
-            "permission_model": "self_managed",
-            "targets": {"accounts": [dev, stg]},
-            "regions": ["us-east-1"],
-            "parameters": {"EnvName": name, "Secret": {"env": "SM_CANARY_SECRET"}, "Token": {"ssm": f"/{name}/token"}},
-            "overrides": [{"accounts": [stg], "parameters": {"Secret": override_value}}],
-        }
+        item = secret_item(
+            workdir,
+            name,
+            [dev, stg],
+            {"Secret": {"env": "SM_CANARY_SECRET"}, "Token": {"ssm": f"/{name}/token"}},
+            overrides=[{"accounts": [stg], "parameters": {"Secret": override_value}}],
+        )
         return write_manifest(workdir, [item])
 
     outputs = []
@@ -95,15 +106,12 @@ def test_a_secret_never_reaches_tags_or_descriptions(local_aws, workdir, capsys,
     name = unique("tagged")
     secret = canary("tag")
     monkeypatch.setenv("SM_CANARY_SECRET", secret)
-    (workdir / "templates" / "secret.yaml").write_text(TEMPLATE)
-    item = {
-        "name": name,
-        "template": "templates/secret.yaml",
-        "permission_model": "self_managed",
-        "targets": {"accounts": [local_aws.account_id("ml-development")]},
-        "regions": ["us-east-1"],
-        "parameters": {"EnvName": name, "Secret": {"env": "SM_CANARY_SECRET"}, "Token": {"env": "SM_CANARY_SECRET"}},
-    }
+    item = secret_item(
+        workdir,
+        name,
+        [local_aws.account_id("ml-development")],
+        {"Secret": {"env": "SM_CANARY_SECRET"}, "Token": {"env": "SM_CANARY_SECRET"}},
+    )
     code, _, err = run(["apply", "--manifest", write_manifest(workdir, [item])], capsys)
     assert code == 0, err
     described = local_aws.client("cloudformation").describe_stack_set(StackSetName=name)["StackSet"]
@@ -121,15 +129,9 @@ def test_a_secret_never_reaches_tags_or_descriptions(local_aws, workdir, capsys,
 )
 def test_a_missing_source_is_an_input_error_before_any_write(local_aws, workdir, capsys, calls, value, words):
     name = unique("missing")
-    (workdir / "templates" / "secret.yaml").write_text(TEMPLATE)
-    item = {
-        "name": name,
-        "template": "templates/secret.yaml",
-        "permission_model": "self_managed",
-        "targets": {"accounts": [local_aws.account_id("ml-development")]},
-        "regions": ["us-east-1"],
-        "parameters": {"EnvName": name, "Secret": "long-enough-secret", "Token": value},
-    }
+    item = secret_item(
+        workdir, name, [local_aws.account_id("ml-development")], {"Secret": "long-enough-secret", "Token": value}
+    )
     for argv in (["plan"], ["apply", "--yes"]):
         code, doc, err = run([*argv, "--json", "--manifest", write_manifest(workdir, [item])], capsys)
         assert code == 2 and doc["error"] == "invalid_input", err
@@ -141,16 +143,13 @@ def test_a_looked_up_value_is_checked_like_a_written_one_without_showing_it(
     local_aws, workdir, capsys, monkeypatch, calls
 ):
     monkeypatch.setenv("SM_SHORT", "short")
-    (workdir / "templates" / "secret.yaml").write_text(TEMPLATE)
     name = unique("short")
-    item = {
-        "name": name,
-        "template": "templates/secret.yaml",
-        "permission_model": "self_managed",
-        "targets": {"accounts": [local_aws.account_id("ml-development")]},
-        "regions": ["us-east-1"],
-        "parameters": {"EnvName": name, "Secret": "long-enough-secret", "Token": {"env": "SM_SHORT"}},
-    }
+    item = secret_item(
+        workdir,
+        name,
+        [local_aws.account_id("ml-development")],
+        {"Secret": "long-enough-secret", "Token": {"env": "SM_SHORT"}},
+    )
     code, _, err = run(["plan", "--manifest", write_manifest(workdir, [item])], capsys)
     assert code == 2 and "MinLength" in err and "short" not in err.replace("shorter", "")
     assert calls.writes == 0

@@ -27,13 +27,12 @@ from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError, 
 from deploy.common.buckets import NOT_FOUND_CODES, BucketHardening, Hardening, ensure_bucket
 from deploy.common.clients import Clients
 from deploy.common.errors import InputError, RolloutError, error_code
+from deploy.common.ownership import OWNER_TAG_KEY, OWNER_TAG_VALUE
 from deploy.common.refs import OrganizationsResolver, UnresolvedReference, is_ou_path
 from deploy.common.values import ValueResolver
 from deploy.stacksets.manifest import AccountFilter, CallAs, Manifest, PermissionModel, StackSetSpec
 from deploy.stacksets.plan import (
     CONFIG_TAG,
-    OWNER_TAG_KEY,
-    OWNER_TAG_VALUE,
     LastOperation,
     LiveInstance,
     LiveStackSet,
