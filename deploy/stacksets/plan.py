@@ -356,9 +356,7 @@ def overrides_digest(overrides: Overrides | None) -> str:
     return _sha(list(overrides or ()))[:8]
 
 
-def operation_id(
-    spec_fingerprint: str, index: int, total: int, step: Step, base: str, may_override: bool | str
-) -> str:
+def operation_id(spec_fingerprint: str, index: int, total: int, step: Step, base: str, may_override: bool | str) -> str:
     """Deterministic client token of a step: same plan from the same live state, same id.
 
     ``may_override``: False (sets no overrides), True (may set or keep some), or the
@@ -1201,8 +1199,9 @@ def plan_destroy(spec: StackSetSpec, live: LiveStackSet, manifest_id: str | None
         return plan
     foreign = _foreign_manifest(spec, live, manifest_id)
     if foreign:
-        plan.action, plan.blocked_reason = PlanAction.BLOCKED, foreign.replace(
-            "re-run with --adopt to move it to this manifest", "destroy it with that manifest"
+        plan.action, plan.blocked_reason = (
+            PlanAction.BLOCKED,
+            foreign.replace("re-run with --adopt to move it to this manifest", "destroy it with that manifest"),
         )
         return plan
     moved = dict(live.moved_accounts)
