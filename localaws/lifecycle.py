@@ -28,7 +28,7 @@ from localaws import DEFAULT_REGION, DUMMY_CREDENTIALS, SERVER_MODULE, STATE_DIR
 from localaws.server import HEALTH_PATH
 
 PID_FILE, READY_FILE, LOG_FILE, STATE_FILE = "server.pid", "server.json", "server.log", "state.json"
-_PROJECT_ROOT = Path(__file__).resolve().parents[2]
+_PROJECT_ROOT = Path(__file__).resolve().parents[1]  # the project (localaws/ is top-level since the move)
 
 
 class LocalAWSError(DeployError):
