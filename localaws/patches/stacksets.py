@@ -78,7 +78,7 @@ class OperationInProgress(CloudFormationError):
 # (API reference, ListStackSetOperations: "This API provides eventually consistent reads
 # meaning it may take some time but will eventually return the most up-to-date data.");
 # DescribeStackSetOperation is never lagged ("This API provides strongly consistent reads").
-# ``drift_fail_accounts=A,B``: drift detection fails on those accounts' instances.
+# ``drift_fail_accounts=A,B``: drift detection fails on those accounts' instances (``none``: no account).
 SETTINGS: dict[str, Any] = {"operation_polls": 0, "list_lag": 0, "drift_fail_accounts": ""}
 
 
@@ -92,7 +92,8 @@ def configure(values: dict[str, str]) -> dict:
                 raise ValueError(f"{key} must be >= 0")
             SETTINGS[key] = count
     if "drift_fail_accounts" in values:
-        accounts = [a for a in values["drift_fail_accounts"].split(",") if a]
+        # "none" clears the list (the control endpoint drops empty query values).
+        accounts = [a for a in values["drift_fail_accounts"].split(",") if a and a != "none"]
         if any(not (a.isdigit() and len(a) == 12) for a in accounts):
             raise ValueError("drift_fail_accounts takes 12-digit account ids, comma-separated")
         SETTINGS["drift_fail_accounts"] = ",".join(accounts)
@@ -604,6 +605,10 @@ def create_stack_instances(self, params: dict, stack_set, fingerprint: str) -> A
     for ou_id in (params.get("DeploymentTargets") or {}).get("OrganizationalUnitIds") or []:
         if stack_set.permission_model == "SERVICE_MANAGED" and ou_id not in stack_set.target_ous:
             stack_set.target_ous.append(ou_id)
+    # The stack set's regions are those it was deployed to, even through an OU with no account
+    # yet: auto-deployment uses them for an account that joins later.
+    known = stack_set.__dict__.setdefault("target_regions", [])
+    known.extend(region for region in regions if region not in known)
     _record(stack_set, operation_id, "CREATE", results, params, fingerprint)
     return ActionResult({"OperationId": operation_id})
 
@@ -1182,7 +1187,8 @@ def _last_drift_check(self):
 
 
 def _regions(self) -> list[str]:
-    return sorted({instance.region_name for instance in self.instances.stack_instances})
+    deployed = {instance.region_name for instance in self.instances.stack_instances}
+    return sorted(deployed | set(self.__dict__.get("target_regions") or []))
 
 
 def apply() -> None:
