@@ -28,6 +28,7 @@ import boto3
 
 from deploy.common.config import load_yaml_file
 from deploy.common.errors import DeployError, InputError
+from deploy.common.refs import OrganizationsResolver
 from deploy.common.values import Lookup, ValueResolver, parse_value
 from localaws import DUMMY_CREDENTIALS, lifecycle
 
@@ -141,15 +142,17 @@ def invoke_parameters(manifest_path: str, values: ValueResolver) -> dict:
                     where=stack_set.get("name"),
                     key=missing[0],
                 )
-            external_id = parse_value(parameters["ExternalId"])
+            external_id, consumer = (parse_value(parameters[key]) for key in ("ExternalId", "ConsumerAccountId"))
             if isinstance(external_id, Lookup):
                 external_id = values.resolve(external_id).value
+            if isinstance(consumer, Lookup):
+                consumer = values.resolve(consumer).value
             role = f"{parameters.get('EnvName', 'mlops')}-{parameters.get('EnvType', 'prod')}-endpoint-invoke"
             return {
                 "external_id": values.resolve(external_id).value
                 if isinstance(external_id, Lookup)
                 else str(external_id),
-                "consumer": str(parameters["ConsumerAccountId"]),
+                "consumer": str(consumer),
                 "role_name": role,
             }
     raise InputError(
@@ -199,7 +202,9 @@ def _queue_canned_answer(state: dict, account_id: str) -> None:
 def demo_invoke(state: dict, manifest_path: str) -> None:
     """The consumer account invokes the endpoint through the endpoint-invoke role, as a user would."""
     management = boto3.session.Session(region_name=state["region"])
-    target = invoke_parameters(manifest_path, ValueResolver(lambda service: management.client(service)))
+    organizations = OrganizationsResolver(management.client("organizations"))
+    values = ValueResolver(lambda service: management.client(service), organizations=organizations)
+    target = invoke_parameters(manifest_path, values)
     account_id, endpoint = find_invoke_target(state, target["role_name"])
     _queue_canned_answer(state, account_id)
     consumer = _member_session(state, target["consumer"]).get_credentials()

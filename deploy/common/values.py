@@ -13,6 +13,7 @@ administrator account and region and cached for the run:
 |  | active accounts under the OUs named (nested OUs in, the management account out) | |
 | ``{output: {stack_set: S, key: K, account: REF, region: R}}`` | that output of that stack set's | no |
 |  | instance; without ``account``/``region``, every instance's, comma-separated, stable order | |
+| ``{join: [TEXT or LOOKUP, ...]}`` | the parts joined, e.g. ``[mlops-dev-models-, {account: dev}]`` | if a part is |
 
 References (``account:name``, ``ou:/path``, ids) follow :mod:`deploy.common.refs`. An output
 of a stack set that is not deployed yet raises :class:`NotYetKnown`: the plan shows the value
@@ -55,6 +56,7 @@ class LookupKind(str, Enum):
     ACCOUNT = "account"
     ACCOUNTS = "accounts"
     OUTPUT = "output"
+    JOIN = "join"
 
 
 _NAME = {"type": "string", "minLength": 1, "maxLength": 2048}
@@ -100,14 +102,19 @@ KINDS[LookupKind.OUTPUT] = {
 }
 
 
-def lookup_schema() -> dict:
-    """The JSON Schema of a lookup: one of the kinds, exactly one key."""
+def lookup_schema(join: bool = True) -> dict:
+    """The JSON Schema of a lookup: one of the kinds, exactly one key. ``{join: [...]}`` joins
+    text and (non-join) lookups into one value, e.g. a bucket name from an account id."""
+    kinds = {kind.value: schema for kind, schema in KINDS.items()}
+    if join:
+        part = {"anyOf": [{"type": ["string", "number"]}, lookup_schema(join=False)]}
+        kinds[LookupKind.JOIN.value] = {"type": "array", "minItems": 1, "items": part}
     return {
         "type": "object",
         "minProperties": 1,
         "maxProperties": 1,
         "additionalProperties": False,
-        "properties": {kind.value: schema for kind, schema in KINDS.items()},
+        "properties": kinds,
         "description": f"a lookup: a mapping with exactly one of {', '.join(k.value for k in LookupKind)}",
     }
 
@@ -121,7 +128,15 @@ class Lookup:
 
     def describe(self) -> str:
         """How the lookup was written, for messages (never its value)."""
-        argument = dict(self.argument) if isinstance(self.argument, tuple) else self.argument
+        if self.kind is LookupKind.JOIN:
+            return (
+                "{join: ["
+                + ", ".join(p.describe() if isinstance(p, Lookup) else json.dumps(p) for p in self.argument)
+                + "]}"
+            )
+        argument = self.argument
+        if isinstance(argument, tuple):
+            argument = dict(argument) if all(isinstance(i, tuple) for i in argument) else list(argument)
         return f"{{{self.kind.value}: {json.dumps(argument, sort_keys=True)}}}"
 
 
@@ -129,6 +144,11 @@ def parse_value(raw: Any) -> str | Lookup:
     """A schema-valid manifest value as text or as a :class:`Lookup`."""
     if isinstance(raw, Mapping):
         ((kind, argument),) = raw.items()
+        if LookupKind(kind) is LookupKind.JOIN:
+            return Lookup(
+                LookupKind.JOIN,
+                tuple(parse_value(part) if isinstance(part, Mapping) else str(part) for part in argument),
+            )
         if isinstance(argument, Mapping):
             argument = tuple(sorted(argument.items()))
         elif isinstance(argument, list):
@@ -188,6 +208,7 @@ class ValueResolver:
             LookupKind.ACCOUNT: self._account,
             LookupKind.ACCOUNTS: self._accounts,
             LookupKind.OUTPUT: self._output,
+            LookupKind.JOIN: self._join,
         }
 
     def resolve(self, lookup: Lookup) -> Resolved:
@@ -232,6 +253,10 @@ class ValueResolver:
             raise LookupFailed(f"secret {secret_id} has no key {key!r} (its keys: {keys})")
         value = document[key]
         return Resolved(value if isinstance(value, str) else json.dumps(value), secret=True)
+
+    def _join(self, parts: tuple) -> Resolved:
+        resolved = [self.resolve(part) if isinstance(part, Lookup) else Resolved(part, False) for part in parts]
+        return Resolved("".join(r.value for r in resolved), secret=any(r.secret for r in resolved))
 
     def _org(self) -> Organizations:
         if self._organizations is None:

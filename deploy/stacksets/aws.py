@@ -31,6 +31,7 @@ from deploy.common.ownership import OWNER_TAG_KEY, OWNER_TAG_VALUE
 from deploy.common.refs import OrganizationsResolver, UnresolvedReference, is_ou_path
 from deploy.common.values import ValueResolver
 from deploy.stacksets.manifest import AccountFilter, CallAs, Manifest, PermissionModel, StackSetSpec
+from deploy.stacksets.outputs import StackSetOutputs
 from deploy.stacksets.plan import (
     CONFIG_TAG,
     MANIFEST_TAG,
@@ -137,7 +138,13 @@ class StackSets:
         self.stop = stop or threading.Event()
         self.resolver = OrganizationsResolver(self.org)
         # Lookups ({ssm: ...}, {secretsmanager: ...}) read in the administrator account and region.
-        self.values = ValueResolver(lambda service: self.clients.client(service, self.region))
+        call_as = {spec.name: spec.call_as.value for spec in manifest.stack_sets}
+        outputs = StackSetOutputs(
+            clients, self.region, manifest.output_reader_role, call_as=lambda name: call_as.get(name, "SELF")
+        )
+        self.values = ValueResolver(
+            lambda service: self.clients.client(service, self.region), organizations=self.resolver, outputs=outputs
+        )
         self._lock = threading.Lock()
         self._account_id: str | None = None
         self._checked: dict[str, str | None] = {}

@@ -41,7 +41,7 @@ from deploy.common.config import (
 from deploy.common.errors import InputError
 from deploy.common.ownership import TOOL_TAG_PREFIX
 from deploy.common.refs import ACCOUNT_ID_RE, ACCOUNT_NAME_RE, OU_ID_RE, OU_PATH_RE, ROOT_ID_RE
-from deploy.common.values import Lookup, lookup_schema, parse_value
+from deploy.common.values import Lookup, LookupKind, lookup_schema, parse_value
 
 STACK_SET_NAME_RE = r"^[a-zA-Z][-a-zA-Z0-9]{0,127}$"
 MANIFEST_ID_RE = r"^[a-zA-Z0-9][-a-zA-Z0-9_.]{0,127}$"
@@ -99,6 +99,7 @@ class AccountFilter(str, Enum):
 
 
 ParameterValue = str | Lookup  # a lookup until resolved at plan time (deploy.stacksets.lookups)
+KNOWN_AFTER_APPLY = "(known after apply)"
 
 
 def resolved_values(pairs: Iterable[tuple[str, ParameterValue]]) -> dict[str, str]:
@@ -188,6 +189,9 @@ class StackSetSpec:
     capabilities: tuple[str, ...]
     # Parameters whose value came from a secret source: NoEcho everywhere, like the template's.
     secret_parameters: frozenset[str] = frozenset()
+    # Parameters whose lookup reads a stack set not deployed yet: KNOWN_AFTER_APPLY until apply
+    # has deployed it and resolves them again (deploy.stacksets.lookups).
+    deferred_parameters: frozenset[str] = frozenset()
 
     def masked_parameters(self) -> frozenset[str]:
         """Parameters never shown: the template's NoEcho ones and those from secret sources."""
@@ -252,6 +256,7 @@ class Manifest:
     template_bucket: str | None
     stack_sets: tuple[StackSetSpec, ...]
     id: str = ""  # which manifest owns the stack sets (the ``id`` key, or the file's stem)
+    output_reader_role: str = "OrganizationAccountAccessRole"  # assumed in member accounts for {output} lookups
     references: tuple[tuple[str, str, str], ...] = field(
         default=()
     )  # (stack set, key, ou:/... or account:...) to resolve
@@ -294,6 +299,7 @@ SCHEMA: dict[str, Any] = {
         "admin_region": {"type": "string"},
         "admin_account_id": {"type": "string"},
         "template_bucket": {"type": "string", "pattern": r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"},
+        "output_reader_role": {"type": "string", "pattern": r"^[\w+=,.@-]{1,64}$", "description": "an IAM role name"},
         "stack_sets": {
             "type": "array",
             "minItems": 1,
@@ -509,9 +515,11 @@ def _build(data: dict, path: Path, regions: frozenset[str]) -> Manifest:
         specs.append(spec)
         ou_refs.extend((name, key, ref) for key, ref in refs)
 
+    specs = _with_lookup_dependencies(specs, source)
     _check_dependencies(specs, source)
     return Manifest(
         id=str(data.get("id") or path.stem),
+        output_reader_role=data.get("output_reader_role", "OrganizationAccountAccessRole"),
         path=source,
         admin_region=admin_region,
         admin_account_id=admin_account,
@@ -519,6 +527,34 @@ def _build(data: dict, path: Path, regions: frozenset[str]) -> Manifest:
         stack_sets=tuple(specs),
         references=tuple(ou_refs),
     )
+
+
+def output_producers(spec: StackSetSpec) -> set[str]:
+    """Stack sets whose outputs ``spec``'s lookups read (``{output: {stack_set: ...}}``, also in joins)."""
+    found: set[str] = set()
+    pending = [lookup for _, _, lookup in spec.lookups()]
+    while pending:
+        lookup = pending.pop()
+        if lookup.kind is LookupKind.OUTPUT:
+            found.add(str(dict(lookup.argument)["stack_set"]))
+        elif lookup.kind is LookupKind.JOIN:
+            pending.extend(part for part in lookup.argument if isinstance(part, Lookup))
+    return found
+
+
+def _with_lookup_dependencies(specs: list[StackSetSpec], source: str) -> list[StackSetSpec]:
+    """A stack set that reads another one's outputs depends on it, as if ``depends_on`` said so."""
+    names = {spec.name for spec in specs}
+    out = []
+    for spec in specs:
+        producers = output_producers(spec)
+        if spec.name in producers:
+            raise InputError(
+                "a stack set cannot look up its own outputs", source, f"stack set '{spec.name}'", "parameters"
+            )
+        extra = sorted((producers & names) - set(spec.depends_on))
+        out.append(replace(spec, depends_on=(*spec.depends_on, *extra)) if extra else spec)
+    return out
 
 
 def _unknown_region(region: str, regions: frozenset[str]) -> str:

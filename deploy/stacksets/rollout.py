@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from deploy.common.errors import InputError, RolloutError
 from deploy.stacksets.aws import InstanceFailure, StackSets, StaleRequest
-from deploy.stacksets.lookups import resolve_lookups
+from deploy.stacksets.lookups import resolve_lookups, resolve_spec
 from deploy.stacksets.manifest import AccountFilter, Manifest, StackSetSpec, dependency_graph, dependency_order
 from deploy.stacksets.plan import (
     LiveStackSet,
@@ -200,6 +200,7 @@ class Rollout:
         self.adapter = adapter
         self.reporter = reporter
         self.adopt = adopt
+        self._unresolved: dict[str, StackSetSpec] = {}  # specs before lookups, for values known after apply
         self.iam_retry_delays = IAM_RETRY_DELAYS if iam_retry_delays is None else iam_retry_delays
 
     # ------------------------------------------------------------------ planning
@@ -213,8 +214,25 @@ class Rollout:
     def specs(self) -> list[StackSetSpec]:
         self.adapter.caller_account()  # missing or wrong credentials: exit 2 before anything else
         specs = resolve(self.adapter.manifest, self.adapter.resolve_references())
+        self._unresolved = {spec.name: spec for spec in specs}
         resolved = resolve_lookups(specs, self.adapter.values, self.adapter.manifest.path)
         return [self.adapter.prepare(spec) for spec in resolved]
+
+    def _resolve_deferred(self, item: Planned) -> Planned:
+        """A stack set planned with values known only after apply: now that what it depends on
+        is deployed, resolve them, read it again and plan it anew."""
+        unresolved = self._unresolved.get(item.spec.name)
+        if unresolved is None:
+            raise RolloutError(f"{item.spec.name}: values known only after apply, and no manifest entry to resolve")
+        spec = self.adapter.prepare(
+            resolve_spec(unresolved, self.adapter.values, self.adapter.manifest.path, final=True)
+        )
+        self.reporter.line(
+            f"{spec.name}: values known after apply resolved ({', '.join(sorted(item.spec.deferred_parameters))})"
+        )
+        live = self.adapter.read(spec, full=True, on_wait=self._on_wait)
+        plan = plan_stack_set(spec, live, item.account_parents, adopt=self.adopt, manifest_id=self.manifest_id)
+        return replace(item, spec=spec, live=live, plan=plan)
 
     def _on_wait(self, name: str, operation_id: str) -> None:
         self.reporter.line(f"{name}: waiting for operation {operation_id} already in progress")
@@ -358,6 +376,8 @@ class Rollout:
         return {name: outcomes[name] for name in order}
 
     def _run_one(self, item: Planned, destroy: bool) -> Outcome:
+        if item.spec.deferred_parameters and not destroy:
+            item = self._resolve_deferred(item)
         spec, plan = item.spec, item.plan
         outcome = Outcome(spec.name, OutcomeResult.SUCCEEDED)
         iam_retries = 0
@@ -392,7 +412,7 @@ class Rollout:
                     outcome.message = f"{step.kind.value} {result.operation_id} ended {result.status}"
                     return outcome
                 self.reporter.advance(spec.name, step.instance_count or 1)
-                self.reporter.step(spec.name, f"{step.kind} done in {time.monotonic() - started:.0f}s")
+                self.reporter.step(spec.name, f"{step.kind.value} done in {time.monotonic() - started:.0f}s")
             if destroy:
                 outcome.result = OutcomeResult.DELETED
                 return outcome
