@@ -110,7 +110,7 @@ def _report(args, rollout: Rollout, command: str, outcomes, planned) -> int:
 
 def cmd_destroy(args) -> int:
     rollout, _ = _context(args)
-    planned = rollout.plan_destroy(rollout.specs())
+    planned = rollout.plan_destroy(rollout.specs(values=False))
     rollout.show(planned)
     runnable = {name: p for name, p in planned.items() if p.plan.action is not PlanAction.BLOCKED}
     if any(p.plan.steps for p in runnable.values()):

@@ -211,11 +211,13 @@ class Rollout:
         manifest = getattr(self.adapter, "manifest", None)
         return manifest.id if manifest is not None else None
 
-    def specs(self) -> list[StackSetSpec]:
+    def specs(self, values: bool = True) -> list[StackSetSpec]:
+        """The manifest's specs with references resolved and (``values``) lookups too: ``destroy``
+        needs no parameter value, so a producer already gone never blocks removing a consumer."""
         self.adapter.caller_account()  # missing or wrong credentials: exit 2 before anything else
         specs = resolve(self.adapter.manifest, self.adapter.resolve_references())
         self._unresolved = {spec.name: spec for spec in specs}
-        resolved = resolve_lookups(specs, self.adapter.values, self.adapter.manifest.path)
+        resolved = resolve_lookups(specs, self.adapter.values, self.adapter.manifest.path) if values else specs
         return [self.adapter.prepare(spec) for spec in resolved]
 
     def _resolve_deferred(self, item: Planned) -> Planned:
