@@ -15,6 +15,7 @@ step's status.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -22,9 +23,11 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
+import yaml
 
 from deploy.common.config import load_yaml_file
 from deploy.common.errors import DeployError, InputError
@@ -99,6 +102,30 @@ def _accounts(state: dict) -> list[tuple[str, str, str]]:
     return [(management["name"], management["id"], "root")] + [
         (name, a["id"], a["ou"] or "root") for name, a in state["accounts"].items()
     ]
+
+
+# The change the demo plans (never applies): a larger instance type for the endpoints, which
+# CloudFormation can only make by replacing the endpoint configuration in every instance.
+CHANGED_STACK_SET, CHANGED_PARAMETERS = "ml-model-deploy", {"InstanceType": "ml.m5.xlarge"}
+
+
+@contextlib.contextmanager
+def changed_manifest(manifest_path: str, stack_set: str, parameters: dict) -> Iterator[str]:
+    """A copy of the manifest (beside it, so template paths still resolve) with ``parameters``
+    set on ``stack_set``; removed afterwards."""
+    source = Path(manifest_path)
+    document = load_yaml_file(source, "manifest")
+    document["id"] = document.get("id") or source.stem  # the same owner as the original
+    for item in document.get("stack_sets") or []:
+        if item.get("name") == stack_set:
+            item["parameters"] = {**(item.get("parameters") or {}), **parameters}
+    handle, name = tempfile.mkstemp(prefix=".demo-change-", suffix=".yaml", dir=source.parent)
+    os.close(handle)
+    try:
+        Path(name).write_text(yaml.safe_dump(document, sort_keys=False))
+        yield name
+    finally:
+        Path(name).unlink(missing_ok=True)
 
 
 def _manifest_values(manifest_path: str) -> list[tuple[str, dict, object]]:
@@ -370,6 +397,7 @@ def run_demo(manifest: str, catalog: str | None, org: str, state_dir: str) -> in
         "plan",
         "apply",
         "status",
+        "plan a change: what it does inside the stacks",
         "cross-account invoke",
         "local AWS down",
     ]
@@ -401,6 +429,12 @@ def run_demo(manifest: str, catalog: str | None, org: str, state_dir: str) -> in
             _run("apply", ["apply", "--manifest", manifest, "--yes"])
             _step(next(number), total, "status")
             _run("status", ["status", "--manifest", manifest])
+            _step(next(number), total, "plan a change: what it does inside the stacks")
+            with changed_manifest(manifest, CHANGED_STACK_SET, CHANGED_PARAMETERS) as changed:
+                _say(
+                    f"(a copy of the manifest where {CHANGED_STACK_SET} sets {CHANGED_PARAMETERS}; nothing is applied)"
+                )
+                _run("plan", ["plan", "--manifest", changed])
             _step(next(number), total, "cross-account invoke")
             demo_invoke(state, manifest)
             summary = collect_summary(state)

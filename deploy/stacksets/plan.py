@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable
@@ -678,6 +679,21 @@ def plan_stack_set(
     return plan
 
 
+def _template_defaults(body: str | None) -> dict[str, str]:
+    """Each parameter's default in a template's text (``{}`` when there is none or it does not parse)."""
+    try:
+        template = parse_yaml(body or "")
+    except yaml.YAMLError:
+        return {}
+    parameters = template.get("Parameters") if isinstance(template, dict) else None
+    defaults = {}
+    for name, spec in (parameters or {}).items():
+        if isinstance(spec, dict) and "Default" in spec:
+            default = spec["Default"]
+            defaults[name] = ",".join(map(str, default)) if isinstance(default, list) else str(default)
+    return defaults
+
+
 def _resource_changes(
     spec: StackSetSpec, live: LiveStackSet, desired: dict[str, str], live_params: dict[str, str]
 ) -> list[ResourceChange]:
@@ -707,11 +723,15 @@ def _diff_stack_set(spec: StackSetSpec, live: LiveStackSet, plan: StackSetPlan) 
         )
 
     desired = spec.effective_parameters()
-    live_params = dict(live.parameters)
+    # What the stacks see now: values the stack set was given, else its live template's defaults.
+    live_params = {**_template_defaults(live.template_body), **dict(live.parameters)}
     no_echo = {n for n, p in spec.template.parameters.items() if p.no_echo}
+    given = dict(live.parameters)
     for name in sorted(set(desired) | set(live_params)):
         new = desired.get(name)
         old = live_params.get(name)
+        if name not in given and name in spec.overridden_keys():
+            old = None  # overridden per instance: the stack set itself must now be given the key
         if (
             old is None
             and name in spec.template.parameters
@@ -1338,6 +1358,11 @@ def _masked_step(step: Step, masked: frozenset[str]) -> dict:
     return data
 
 
+def shown(value: Any) -> str:
+    """A value as the plan prints it: JSON for data, ``(not set)`` for nothing; never a Python repr."""
+    return "(not set)" if value is None else json.dumps(value, sort_keys=True, default=str)
+
+
 def describe(plan: StackSetPlan, spec: StackSetSpec | None = None) -> list[str]:
     """Human-readable lines of a plan (NoEcho values masked)."""
     masked = plan.masked | (spec.masked_parameters() if spec else frozenset())
@@ -1348,10 +1373,10 @@ def describe(plan: StackSetPlan, spec: StackSetSpec | None = None) -> list[str]:
     if plan.blocked_reason:
         lines.append(f"  BLOCKED: {plan.blocked_reason}")
     for change in plan.property_changes:
-        lines.append(f"  ~ {change.key}: {change.old!r} -> {change.new!r}")
+        lines.append(f"  ~ {change.key}: {shown(change.old)} -> {shown(change.new)}")
     for change in plan.parameter_changes:
         old, new = mask(change.key, change.old, masked), mask(change.key, change.new, masked)
-        lines.append(f"  ~ parameter {change.key}: {old!r} -> {new!r}")
+        lines.append(f"  ~ parameter {change.key}: {shown(old)} -> {shown(new)}")
     if plan.resource_changes:
         lines.append(f"  ~ resources: {len(plan.resource_changes)} change(s) in every instance's stack")
         lines.extend(f"      {change.describe(plan.instance_count)}" for change in plan.resource_changes)
