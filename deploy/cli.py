@@ -13,10 +13,16 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import json
+import os
 import sys
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from deploy.catalog import command as publish_command
+from deploy.common.awssetup import explain
+from deploy.common.clients import configure_sessions
 from deploy.common.errors import DeployError, InputError
 from deploy.common.redact import redacted_output
 from deploy.flows import cli as flows_cli
@@ -42,12 +48,41 @@ def _register_local(subparsers, load: bool) -> None:
     module.register(subparsers)
 
 
+def _prog() -> str:
+    """How the user called us: ``sm-deploy`` (the console script) or ``python -m deploy``."""
+    name = os.path.basename(sys.argv[0] or "")
+    return name if name and not name.startswith(("__main__", "-")) and not name.endswith(".py") else "python -m deploy"
+
+
+def version() -> str:
+    try:
+        return importlib.metadata.version("sagemaker-stackset-deploy")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _add_aws_options(parser: argparse.ArgumentParser) -> None:
+    """``--profile`` and ``--region`` on a command that talks to AWS (kept when it has its own)."""
+    for flag, text in (
+        ("--profile", "AWS profile to use (default: the usual chain: AWS_PROFILE, environment, role)"),
+        ("--region", "AWS region (default: the manifest's or catalog's, else AWS_REGION); a conflict is an error"),
+    ):
+        try:
+            parser.add_argument(flag, help=text)
+        except argparse.ArgumentError:
+            pass  # the command defines it itself (invoke --region: the endpoint's region)
+
+
 def build_parser(with_local: bool = False) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m deploy", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog=_prog(), description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _register_local(subparsers, load=with_local)
     for module in COMMAND_MODULES:
         module.register(subparsers)
+    for name, command in subparsers.choices.items():
+        if name != LOCAL_COMMAND:
+            _add_aws_options(command)
     return parser
 
 
@@ -70,10 +105,16 @@ def _main(argv: list[str]) -> int:
     except DeployError as error:
         return _report(error, as_json="--json" in argv)
     args = parser.parse_args(argv)
+    configure_sessions(getattr(args, "profile", None), getattr(args, "region", None))
     try:
         return args.handler(args)
     except DeployError as error:
         return _report(error, as_json=getattr(args, "json", False))
+    except (BotoCoreError, ClientError) as error:
+        explained = explain(error)
+        if explained is None:
+            raise
+        return _report(explained, as_json=getattr(args, "json", False))
     except KeyboardInterrupt:
         print("interrupted: re-run the same command to pick up where it stopped", file=sys.stderr)
         return 130

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from urllib.parse import quote, urlparse
 
 import boto3
-from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError, PartialCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from deploy.catalog.model import Catalog
 from deploy.catalog.plan import (
@@ -70,6 +70,7 @@ from deploy.catalog.plan import (
     idempotency_token,
     same_kms_key,
 )
+from deploy.common.awssetup import explain
 from deploy.common.buckets import BucketHardening, Hardening, create_bucket
 from deploy.common.clients import Clients
 from deploy.common.errors import InputError, RolloutError, error_code
@@ -143,15 +144,9 @@ class CatalogPublisher:
     def identity(self) -> Identity:
         """The caller's account and partition (credentials problems are input errors: exit 2)."""
         try:
-            caller = self._client("sts").get_caller_identity()
-        except (NoCredentialsError, PartialCredentialsError) as error:
-            raise InputError(
-                f"no usable AWS credentials ({error}); configure a profile or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"
-            ) from None
-        except NoRegionError:
-            raise InputError("no AWS region: set 'region' in the catalog, or AWS_REGION") from None
-        except ClientError as error:
-            raise InputError(f"the AWS credentials were refused: {error}") from None
+            caller = self.clients.client("sts", self.region).get_caller_identity()
+        except (BotoCoreError, ClientError) as error:  # the first call: set-up problems show here
+            raise explain(error) or InputError(f"the AWS credentials were refused: {error}") from None
         return Identity(account=caller["Account"], partition=caller["Arn"].split(":")[1], region=self.region)
 
     def resolve_targets(self, catalog: Catalog) -> Catalog:

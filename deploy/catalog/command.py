@@ -13,8 +13,7 @@ import json
 import sys
 from dataclasses import replace
 
-import boto3
-from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from deploy.catalog.aws import CatalogPublisher, ExecutionResult, PublishFailed
 from deploy.catalog.model import Catalog, load_catalog
@@ -34,8 +33,9 @@ from deploy.catalog.plan import (
     plan_publish,
     summarize,
 )
-from deploy.common.clients import CallCounter, Clients
-from deploy.common.errors import EXIT_FAILED, EXIT_OK, RolloutError
+from deploy.common.awssetup import explain
+from deploy.common.clients import CallCounter, Clients, chosen_region, new_session
+from deploy.common.errors import EXIT_FAILED, EXIT_OK, InputError, RolloutError
 
 _SYMBOLS = {
     "create": "+",
@@ -172,8 +172,13 @@ def run_publish(args) -> int:
     for note in catalog.deprecations:
         print(f"note: {note}", file=sys.stderr)
     counter = CallCounter()
-    session = boto3.session.Session(region_name=catalog.region) if catalog.region else None
-    clients = Clients(session=session, counter=counter)
+    if catalog.region and chosen_region() and chosen_region() != catalog.region:
+        raise InputError(
+            f"--region {chosen_region()} conflicts with the catalog's region {catalog.region}",
+            source=catalog.source,
+            key="region",
+        )
+    clients = Clients(session=new_session(catalog.region), counter=counter)
     try:
         publisher = CatalogPublisher(clients, catalog.region)
         identity = publisher.identity()
@@ -182,12 +187,8 @@ def run_publish(args) -> int:
         # Launch roles and IAM principals must exist before the constraint / association is made:
         # checked here, and plan_publish refuses (exit 2) before any write when one is missing.
         state = replace(state, iam_existing=publisher.existing_iam(iam_requirements(catalog, identity)))
-    except EndpointConnectionError as error:
-        raise RolloutError(
-            f"cannot reach AWS at {error.kwargs.get('endpoint_url')}: is the local AWS up (python -m deploy local up)?"
-        ) from None
     except (ClientError, BotoCoreError) as error:
-        raise RolloutError(f"reading the current state failed: {error}") from None
+        raise explain(error) or RolloutError(f"reading the current state failed: {error}") from None
     plan = plan_publish(catalog, state, identity)  # InputError (self-share): exit 2, no write yet
     _print_plan(catalog, identity, state, plan, args.dry_run)
     if args.dry_run or not plan.actions:

@@ -20,6 +20,41 @@ RETRY_CONFIG = Config(
     connect_timeout=10,
     read_timeout=60,
 )
+# The first call of a command (STS: who am I?) fails fast when AWS cannot be reached at all (a stale
+# AWS_ENDPOINT_URL, no network): a short connect timeout and one retry, so the user hears why
+# within seconds instead of after ten backed-off attempts.
+PROBE_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 2},
+    user_agent_extra="sagemaker-stackset-deploy/0.1",
+    connect_timeout=3,
+    read_timeout=10,
+)
+
+# ``--profile`` and ``--region`` of the command line: every session made by ``new_session``.
+_SESSION_DEFAULTS: dict[str, str] = {}
+
+
+def configure_sessions(profile: str | None = None, region: str | None = None) -> None:
+    """Make ``--profile``/``--region`` the defaults of every session (the AWS CLI's precedence:
+    an explicit profile wins over credentials in the environment)."""
+    _SESSION_DEFAULTS.clear()
+    if profile:
+        _SESSION_DEFAULTS["profile"] = profile
+    if region:
+        _SESSION_DEFAULTS["region"] = region
+
+
+def chosen_region() -> str | None:
+    """The ``--region`` of the command line, if one was given."""
+    return _SESSION_DEFAULTS.get("region")
+
+
+def new_session(region: str | None = None) -> boto3.session.Session:
+    """A boto3 session with the command line's profile, in ``region`` (else ``--region``, else the chain's)."""
+    return boto3.session.Session(
+        profile_name=_SESSION_DEFAULTS.get("profile"), region_name=region or _SESSION_DEFAULTS.get("region")
+    )
+
 
 # Operation-name prefixes that only read. Everything else counts as a write.
 _READ_PREFIXES = (
@@ -79,7 +114,7 @@ class Clients:
         counter: CallCounter | None = None,
         config: Config = RETRY_CONFIG,
     ):
-        self.session = session or boto3.session.Session()
+        self.session = session or new_session()
         self.counter = counter
         self.config = config
         self._clients: dict[tuple[str, str | None], object] = {}
@@ -89,7 +124,9 @@ class Clients:
         key = (service, region)
         with self._lock:
             if key not in self._clients:
-                client = self.session.client(service, region_name=region, config=self.config)
+                # STS answers "who am I?", every command's first call: it fails fast (PROBE_CONFIG).
+                config = self.config.merge(PROBE_CONFIG) if service == "sts" else self.config
+                client = self.session.client(service, region_name=region, config=config)
                 if self.counter is not None:
                     client.meta.events.register("before-call.*.*", self.counter)
                 self._clients[key] = client

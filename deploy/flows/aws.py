@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import boto3
 from botocore.exceptions import ClientError, NoCredentialsError
 
-from deploy.common.clients import Clients
+from deploy.common.clients import Clients, new_session
 from deploy.common.errors import InputError, RolloutError, error_code, error_message
 from deploy.flows.policies import (
     ShareChange,
@@ -37,7 +37,7 @@ _SERVING = {"InService", "Updating", "SystemUpdating", "RollingBack", "UpdateRol
 
 def session(region: str | None) -> boto3.session.Session:
     """A session in ``region``, or in the configured region when None."""
-    return boto3.session.Session(region_name=region) if region else boto3.session.Session()
+    return new_session(region)
 
 
 def scrub(text: str, secret: str | None) -> str:

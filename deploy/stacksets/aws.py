@@ -22,8 +22,9 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
-from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError, PartialCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError
 
+from deploy.common.awssetup import explain
 from deploy.common.buckets import NOT_FOUND_CODES, BucketHardening, Hardening, ensure_bucket
 from deploy.common.clients import Clients
 from deploy.common.errors import InputError, RolloutError, error_code
@@ -167,13 +168,10 @@ class StackSets:
         if self._account_id is None:
             try:
                 identity = self.clients.client("sts", self.region).get_caller_identity()
-            except (NoCredentialsError, PartialCredentialsError, NoRegionError) as error:
-                raise InputError(
-                    f"no usable AWS credentials ({error}); configure a profile or the AWS_* variables",
-                    self.manifest.path,
+            except (BotoCoreError, ClientError) as error:  # the first call: set-up problems show here
+                raise explain(error) or InputError(
+                    f"the AWS credentials were refused: {error}", self.manifest.path
                 ) from None
-            except ClientError as error:
-                raise InputError(f"the AWS credentials were refused: {error}", self.manifest.path) from None
             self._account_id = identity["Account"]
         expected = self.manifest.admin_account_id
         if expected and self._account_id != expected:

@@ -12,8 +12,8 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 
-from deploy.common.clients import Clients
-from deploy.common.errors import EXIT_FAILED, EXIT_OK, RolloutError
+from deploy.common.clients import Clients, chosen_region
+from deploy.common.errors import EXIT_FAILED, EXIT_OK, InputError, RolloutError
 from deploy.common.redact import REDACTOR
 from deploy.stacksets.aws import StackSets
 from deploy.stacksets.manifest import StackSetSpec, load_manifest
@@ -28,6 +28,13 @@ def make_clients() -> Clients:
 
 def _context(args) -> tuple[Rollout, StackSets]:
     manifest = load_manifest(args.manifest)
+    if chosen_region() and chosen_region() != manifest.admin_region:
+        raise InputError(
+            f"--region {chosen_region()} conflicts with the manifest's admin_region {manifest.admin_region}",
+            manifest.path,
+            None,
+            "admin_region",
+        )
     for spec in manifest.stack_sets:
         for value in spec.masked_values():
             REDACTOR.add(value)
