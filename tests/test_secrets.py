@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import pytest
 
+from deploy.cli import main
 from deploy.common.clients import CallCounter, Clients
 from deploy.common.redact import REDACTOR
 from deploy.stacksets import commands
@@ -81,14 +82,16 @@ def test_no_command_prints_a_secret(local_aws, workdir, capsys, monkeypatch, cal
     outputs = []
     path = manifest(in_override)
     for argv in (["plan", "--json"], ["plan"], ["apply", "--json"], ["status", "--json"], ["status"], ["drift"]):
-        code, _, err = run([*argv, "--manifest", path], capsys)
-        outputs.append(err)
-        assert code == 0, err
+        code = main([*argv, "--manifest", path])
+        captured = capsys.readouterr()
+        outputs += [captured.out, captured.err]  # stdout (the plan, JSON) and stderr alike
+        assert code == 0, captured.err
     path = manifest(in_override_2)  # an override change of a NoEcho value: shown as changed, never printed
     for argv in (["plan", "--json"], ["plan"], ["apply"]):
-        code, doc, err = run([*argv, "--manifest", path], capsys)
-        outputs += [err, json.dumps(doc) if doc else ""]
-        assert code == 0, err
+        code = main([*argv, "--manifest", path])
+        captured = capsys.readouterr()
+        outputs += [captured.out, captured.err]
+        assert code == 0, captured.err
     captured_json = []
     for argv in (["plan", "--json"], ["destroy", "--yes", "--json"]):
         code, doc, err = run([*argv, "--manifest", path], capsys)

@@ -2,13 +2,15 @@
 
 ``python -m deploy <command> --manifest FILE [--json] [--yes] [--adopt]``. Exit status:
 0 success, 1 a rollout or check failed, 2 invalid input (nothing was changed). With
-``--json`` one document goes to stdout; human output goes to stderr.
+``--json`` one document goes to stdout; otherwise ``plan`` writes the human plan to stdout.
+Progress and logs always go to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections import Counter
 from collections.abc import Iterator
 
@@ -55,12 +57,18 @@ def _plan_documents(planned) -> list[dict]:
 def cmd_plan(args) -> int:
     rollout, _ = _context(args)
     planned = rollout.plan(rollout.specs(), wait=False)
-    rollout.show(planned)
+    # The plan is this command's output: on stdout (`plan > plan.txt`), unless --json takes stdout.
+    out = None if args.json else sys.stdout
+    rollout.show(planned, out)
     stuck = blocked(planned)
     changes = sum(1 for p in planned.values() if p.plan.steps)
-    rollout.reporter.line(
+    summary = (
         f"plan: {changes} stack set(s) to change, {len(planned) - changes - len(stuck)} unchanged, {len(stuck)} blocked"
     )
+    if out is None:
+        rollout.reporter.line(summary)
+    else:
+        print(summary, file=out)
     _emit(
         args,
         {"command": "plan", "stack_sets": _plan_documents(planned), "exit_code": EXIT_FAILED if stuck else EXIT_OK},

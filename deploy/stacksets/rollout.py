@@ -10,6 +10,7 @@ built from the returned data by ``deploy.stacksets.commands``.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -87,12 +88,24 @@ class Outcome:
         }
 
 
-class Reporter:
-    """Progress and messages on stderr: a live rich display on a terminal, plain lines otherwise."""
+# Seconds between the "still running" lines without a terminal (0: none).
+HEARTBEAT_ENV = "SM_DEPLOY_PROGRESS_SECONDS"
 
-    def __init__(self, console: Console | None = None, quiet: bool = False):
+
+class Reporter:
+    """Progress and messages on stderr: a live rich display on a terminal, plain lines otherwise.
+
+    Without a terminal (CI logs), every operation prints a line when it starts and ends, and
+    each stack set still running prints one at least every ``heartbeat`` seconds (instances
+    done out of total, time elapsed), so a log never stays silent through a 20-minute rollout.
+    """
+
+    def __init__(self, console: Console | None = None, quiet: bool = False, heartbeat: float | None = None):
         self.console = console or Console(stderr=True)
         self.quiet = quiet
+        self.heartbeat = heartbeat if heartbeat is not None else float(os.environ.get(HEARTBEAT_ENV, "30"))
+        self._started: dict[str, float] = {}
+        self._stopped = threading.Event()
         self.progress = Progress(
             TextColumn("{task.fields[name]}", justify="left"),
             BarColumn(),
@@ -107,10 +120,29 @@ class Reporter:
 
     def __enter__(self):
         self.progress.start()
+        self._stopped.clear()
+        if self.progress.disable and not self.quiet and self.heartbeat > 0:
+            threading.Thread(target=self._beat, name="progress-heartbeat", daemon=True).start()
         return self
 
     def __exit__(self, *exc):
+        self._stopped.set()
         self.progress.stop()
+
+    def _beat(self) -> None:
+        while not self._stopped.wait(self.heartbeat):
+            with self._lock:
+                running = {name: task for name, task in self._tasks.items() if name in self._started}
+            tasks = {task.id: task for task in self.progress.tasks}
+            for name, task_id in sorted(running.items()):
+                task = tasks.get(task_id)
+                if task is None or task.finished:
+                    continue
+                elapsed = time.monotonic() - self._started[name]
+                self.line(
+                    f"{name}: still running: {task.description}; {task.completed:.0f}/{task.total:.0f} "
+                    f"instance(s) done, {elapsed:.0f}s elapsed"
+                )
 
     def line(self, text: str, style: str | None = None) -> None:
         if not self.quiet:
@@ -119,6 +151,7 @@ class Reporter:
     def start(self, name: str, total: int) -> None:
         with self._lock:
             self._tasks[name] = self.progress.add_task("queued", name=name, total=max(total, 1))
+            self._started[name] = time.monotonic()
 
     def step(self, name: str, text: str) -> None:
         with self._lock:
@@ -145,6 +178,7 @@ class Reporter:
     def finish(self, name: str, text: str) -> None:
         with self._lock:
             task = self._tasks.get(name)
+            self._started.pop(name, None)
         if task is not None:
             total = self.progress.tasks[[t.id for t in self.progress.tasks].index(task)].total
             self.progress.update(task, completed=total, description=text)
@@ -269,10 +303,14 @@ class Rollout:
             results = list(pool.map(one, specs))
         return {p.spec.name: p for p in results}
 
-    def show(self, planned: dict[str, Planned]) -> None:
+    def show(self, planned: dict[str, Planned], out=None) -> None:
+        """The human plan: on ``out`` (stdout for ``plan``), else among the progress lines on stderr."""
         for item in planned.values():
             for line in describe(item.plan, item.spec):
-                self.reporter.line(line)
+                if out is None:
+                    self.reporter.line(line)
+                else:
+                    print(line, file=out)
 
     # ------------------------------------------------------------------ confirmation
 
