@@ -312,7 +312,11 @@ def collect_summary(state: dict) -> list[dict]:
     cfn = management.client("cloudformation", endpoint_url=endpoint_url)
     instances: dict[str, set[str]] = {}
     for summary in cfn.list_stack_sets(Status="ACTIVE")["Summaries"]:
-        for page in cfn.get_paginator("list_stack_instances").paginate(StackSetName=summary["StackSetName"]):
+        try:
+            pages = list(cfn.get_paginator("list_stack_instances").paginate(StackSetName=summary["StackSetName"]))
+        except cfn.exceptions.StackSetNotFoundException:
+            continue  # deleted since it was listed
+        for page in pages:
             for instance in page["Summaries"]:
                 instances.setdefault(instance["Account"], set()).add(
                     f"{summary['StackSetName']} ({instance['Region']}, {instance['Status']})"
@@ -399,6 +403,7 @@ def run_demo(manifest: str, catalog: str | None, org: str, state_dir: str) -> in
         "status",
         "plan a change: what it does inside the stacks",
         "cross-account invoke",
+        "destroy what was deployed",
         "local AWS down",
     ]
     if not catalog:
@@ -438,6 +443,14 @@ def run_demo(manifest: str, catalog: str | None, org: str, state_dir: str) -> in
             _step(next(number), total, "cross-account invoke")
             demo_invoke(state, manifest)
             summary = collect_summary(state)
+            _step(next(number), total, "destroy what was deployed")
+            _run("destroy", ["destroy", "--manifest", manifest, "--yes"])
+            left = sum(
+                len(account["stack_set_instances"]) + len(account["endpoints"]) for account in collect_summary(state)
+            )
+            if left:
+                raise DeployError(f"destroy left {left} stack instance(s) or endpoint(s) behind")
+            _say("every stack set and instance the demo created is gone (portfolio and buckets stay, as on AWS)")
     except DeployError as error:
         failure = error
     finally:

@@ -49,3 +49,16 @@ def test_the_human_plan_is_the_plan_commands_output_on_stdout(local_aws, workdir
     assert main(["plan", "--json", "--manifest", path]) == 0
     captured = capsys.readouterr()
     assert captured.out.lstrip().startswith("{") and f"{name}: create" in captured.err
+
+
+def test_only_dependencies_aws_releases_by_itself_are_retried_on_destroy():
+    from deploy.stacksets.aws import InstanceFailure
+    from deploy.stacksets.rollout import _released_later
+
+    vpc = InstanceFailure(
+        "111111111111", "us-east-1", "FAILED", "The vpc vpc-1 has dependencies and cannot be deleted."
+    )
+    eni = InstanceFailure("222222222222", "us-east-1", "FAILED", "DependencyViolation: eni-1 is in use")
+    denied = InstanceFailure("333333333333", "us-east-1", "FAILED", "AccessDenied: not authorized")
+    assert _released_later([vpc, eni])
+    assert not _released_later([vpc, denied]) and not _released_later([])

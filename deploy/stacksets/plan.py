@@ -1260,8 +1260,14 @@ def _foreign_manifest(spec: StackSetSpec, live: LiveStackSet, manifest_id: str |
     )
 
 
-def plan_destroy(spec: StackSetSpec, live: LiveStackSet, manifest_id: str | None = None) -> StackSetPlan:
-    """Delete every instance, then the stack set (owned stack sets only, of this manifest)."""
+def plan_destroy(
+    spec: StackSetSpec, live: LiveStackSet, manifest_id: str | None = None, retry_inoperable: bool = False
+) -> StackSetPlan:
+    """Delete every instance, then the stack set (owned stack sets only, of this manifest).
+
+    INOPERABLE instances (a delete that failed) are removed with RetainStacks, unless
+    ``retry_inoperable``: destroy retrying a delete that failed on dependencies AWS releases
+    asynchronously (network interfaces of endpoints) deletes their stacks again instead."""
     plan = StackSetPlan(name=spec.name, action=PlanAction.DELETE, fingerprint="", masked=spec.masked_parameters())
     if not live.exists:
         plan.action = PlanAction.ABSENT
@@ -1281,7 +1287,7 @@ def plan_destroy(spec: StackSetSpec, live: LiveStackSet, manifest_id: str | None
         )
         return plan
     moved = dict(live.moved_accounts)
-    broken = [i for i in live.instances or () if i.status == "INOPERABLE"]
+    broken = [] if retry_inoperable else [i for i in live.instances or () if i.status == "INOPERABLE"]
     steps: list[Step] = []
     if live.permission_model is PermissionModel.SERVICE_MANAGED:
         steps.extend(_deletions_by_account([i for i in broken if i.ou or i.account in moved], moved, True))

@@ -88,6 +88,18 @@ class Outcome:
         }
 
 
+# destroy: a stack whose deletion failed on a dependency AWS releases by itself (the network
+# interfaces of VPC endpoints, SageMaker and Lambda are released minutes after their owner is
+# deleted) is deleted again after these delays (about 8 minutes in all), then reported per account.
+DEPENDENCY_RETRY_DELAYS = (5.0, 15.0, 30.0, 60.0, 120.0, 240.0)
+_RELEASED_LATER = ("has dependencies", "dependencyviolation", "in use", "is being used", "cannot be deleted while")
+
+
+def _released_later(failures) -> bool:
+    """Whether every failure is a dependency that AWS releases on its own (worth a later retry)."""
+    return bool(failures) and all(any(m in f.reason.lower() for m in _RELEASED_LATER) for f in failures)
+
+
 # Seconds between the "still running" lines without a terminal (0: none).
 HEARTBEAT_ENV = "SM_DEPLOY_PROGRESS_SECONDS"
 
@@ -230,12 +242,15 @@ class Planned:
 class Rollout:
     """Plans and runs a manifest against the live stack sets."""
 
-    def __init__(self, adapter: StackSets, reporter: Reporter, adopt: bool = False, iam_retry_delays=None):
+    def __init__(
+        self, adapter: StackSets, reporter: Reporter, adopt: bool = False, iam_retry_delays=None, dependency_delays=None
+    ):
         self.adapter = adapter
         self.reporter = reporter
         self.adopt = adopt
         self._unresolved: dict[str, StackSetSpec] = {}  # specs before lookups, for values known after apply
         self.iam_retry_delays = IAM_RETRY_DELAYS if iam_retry_delays is None else iam_retry_delays
+        self.dependency_delays = DEPENDENCY_RETRY_DELAYS if dependency_delays is None else dependency_delays
 
     # ------------------------------------------------------------------ planning
 
@@ -422,7 +437,8 @@ class Rollout:
         outcome = Outcome(spec.name, OutcomeResult.SUCCEEDED)
         iam_retries = 0
         stale_rounds = 0
-        for _round in range(MAX_ROUNDS + len(self.iam_retry_delays)):
+        dependency_retries = 0
+        for _round in range(MAX_ROUNDS + len(self.iam_retry_delays) + len(self.dependency_delays)):
             retry = False
             for step in plan.steps:
                 started = time.monotonic()
@@ -447,15 +463,33 @@ class Rollout:
                         self.adapter.poll.sleep(delay)
                         retry = True
                         break
+                    if (
+                        destroy
+                        and _released_later(result.failures)
+                        and dependency_retries < len(self.dependency_delays)
+                    ):
+                        delay = self.dependency_delays[dependency_retries]
+                        dependency_retries += 1
+                        self.reporter.line(
+                            f"{spec.name}: {len(result.failures)} instance(s) still have dependencies AWS releases "
+                            f"on its own (network interfaces); deleting them again in {delay:.0f}s"
+                        )
+                        self.adapter.poll.sleep(delay)
+                        live = self.adapter.read(spec, full=True, on_wait=self._on_wait)
+                        plan = plan_destroy(spec, live, manifest_id=self.manifest_id, retry_inoperable=True)
+                        retry = True
+                        break
                     outcome.result = OutcomeResult.FAILED
                     outcome.failures = result.failures
                     outcome.message = f"{step.kind.value} {result.operation_id} ended {result.status}"
                     return outcome
                 self.reporter.advance(spec.name, step.instance_count or 1)
                 self.reporter.step(spec.name, f"{step.kind.value} done in {time.monotonic() - started:.0f}s")
-            if destroy:
+            if destroy and not retry:
                 outcome.result = OutcomeResult.DELETED
                 return outcome
+            if destroy:
+                continue
             if not retry and not plan.needs_followup:
                 return outcome
             # Re-read and re-plan: instances created through an OU now exist with their OU,
