@@ -12,9 +12,10 @@ help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /\1\t/' | awk -F'\t' '{printf "  %-16s %s\n", $$1, $$2}'
 
 $(STAMP): setup.cfg pyproject.toml
+	@echo "==> installing the project and its dependencies into $(VENV) (the first time takes a few minutes)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	set -o pipefail; $(PY) -m pip install --progress-bar off -e '.[dev]' | { grep --line-buffered -E '^(Collecting|Successfully installed)' || true; }
 	touch $(STAMP)
 
 venv: $(STAMP) ## Create .venv and install the package editable with its dev extra

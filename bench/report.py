@@ -207,7 +207,8 @@ def table(result: dict) -> str:
     lines += ["", "Targets:", ""]
     for target in result["targets"]:
         verdict = {True: "met", False: "MISSED", None: "not measured"}[target["met"]]
-        lines.append(f"- {verdict}: {target['target']}: {target['value']} ({target['detail']})")
+        value = "-" if target["value"] is None else target["value"]
+        lines.append(f"- {verdict}: {target['target']}: {value} ({target['detail']})")
     return "\n".join(lines)
 
 

@@ -122,7 +122,7 @@ def check_endpoint(sagemaker, endpoint: str, account: str, region: str) -> str |
 def _missing_endpoint(endpoint: str, account: str, region: str) -> RolloutError:
     return RolloutError(
         f"endpoint {endpoint} does not exist in account {account}, region {region}: check --endpoint and --region "
-        "(`python -m deploy status` lists what is deployed)"
+        "(the ml-model-deploy stack set's EndpointName output, or `aws sagemaker list-endpoints` there, names it)"
     )
 
 
