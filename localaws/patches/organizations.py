@@ -35,3 +35,16 @@ def apply() -> None:
     models.FakeAccount.describe = _describe
     if STACKSETS_PRINCIPAL not in models.FakeDelegatedAdministrator.SUPPORTED_SERVICES:
         models.FakeDelegatedAdministrator.SUPPORTED_SERVICES.append(STACKSETS_PRINCIPAL)
+
+
+def accounts_under(org, ou_id: str) -> list[str]:
+    """Ids of the active accounts in ``ou_id`` (a root or an OU) and every OU below it, in the
+    Organizations backend ``org``: how StackSets and Service Catalog resolve an OU target."""
+    ou_ids, frontier = {ou_id}, [ou_id]
+    while frontier:
+        parent = frontier.pop()
+        for ou in org.ou:
+            if ou.parent_id == parent and ou.id not in ou_ids:
+                ou_ids.add(ou.id)
+                frontier.append(ou.id)
+    return [account.id for account in org.accounts if account.parent_id in ou_ids and account.status == "ACTIVE"]

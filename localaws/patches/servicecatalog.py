@@ -42,6 +42,8 @@ from moto.core.responses import ActionResult, EmptyResult
 from moto.core.utils import utcnow
 from moto.servicecatalog import models, responses
 
+from localaws.patches.organizations import accounts_under
+
 _ALPHABET = string.ascii_lowercase + string.digits
 _ARTIFACT_TYPES = {
     "CLOUD_FORMATION_TEMPLATE",
@@ -221,14 +223,7 @@ def _node_accounts(self, node: tuple) -> list[str]:
     ous = {ou.id: ou for ou in backend.ou}
     if value not in ous:
         raise _not_found(f"Organizational unit {value} not found.")
-    under, frontier = {value}, [value]
-    while frontier:
-        parent = frontier.pop()
-        for ou in backend.ou:
-            if ou.parent_id == parent and ou.id not in under:
-                under.add(ou.id)
-                frontier.append(ou.id)
-    return [a.id for a in backend.accounts if a.parent_id in under and a.id != org.master_account_id]
+    return [a for a in accounts_under(backend, value) if a != org.master_account_id]
 
 
 def _start_share(self, portfolio_id: str, node: tuple) -> str:

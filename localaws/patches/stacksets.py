@@ -53,6 +53,8 @@ from moto.moto_api._internal import mock_random
 from moto.organizations.models import organizations_backends
 from moto.utilities.utils import get_partition
 
+from localaws.patches.organizations import accounts_under
+
 STACKSETS_PRINCIPAL = "member.org.stacksets.cloudformation.amazonaws.com"
 MAX_PAGE = 100  # ListStackInstances / ListStackSetOperationResults: AWS's largest page
 
@@ -262,18 +264,6 @@ def _effective_parameters(stack_set, overrides: list[dict[str, Any]]) -> dict[st
 # ---------------------------------------------------------------- targets
 
 
-def _accounts_under(org, ou_id: str) -> list[str]:
-    """Ids of the active accounts in ``ou_id`` (a root or an OU) and every OU below it."""
-    ou_ids, frontier = {ou_id}, [ou_id]
-    while frontier:
-        parent = frontier.pop()
-        for ou in org.ou:
-            if ou.parent_id == parent and ou.id not in ou_ids:
-                ou_ids.add(ou.id)
-                frontier.append(ou.id)
-    return [account.id for account in org.accounts if account.parent_id in ou_ids and account.status == "ACTIVE"]
-
-
 def _resolve_targets(stack_set, accounts: list[str], targets: dict | None, action: str) -> list[tuple[str, str | None]]:
     """(account, targeted OU) pairs of a request, per the API's DeploymentTargets rules."""
     targets = targets or {}
@@ -306,7 +296,7 @@ def _resolve_targets(stack_set, accounts: list[str], targets: dict | None, actio
     management = org.org.master_account_id if org.org else None
     pairs: dict[str, str | None] = {}
     for ou_id in ou_ids:
-        for account in _accounts_under(org, ou_id):
+        for account in accounts_under(org, ou_id):
             if filter_type == "INTERSECTION" and account not in listed:
                 continue
             if filter_type == "DIFFERENCE" and account in listed:
@@ -1000,7 +990,7 @@ def auto_deploy(org, account_id: str) -> None:
                 or not auto.get("Enabled")
             ):
                 continue
-            covering = next((ou for ou in stack_set.target_ous if account_id in _accounts_under(org, ou)), None)
+            covering = next((ou for ou in stack_set.target_ous if account_id in accounts_under(org, ou)), None)
             current = [i for i in stack_set.instances.stack_instances if i.account_id == account_id]
             operation_id = str(mock_random.uuid4())
             if covering and not current and stack_set.regions:
