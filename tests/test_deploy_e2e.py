@@ -434,18 +434,11 @@ def test_accounts_by_name_resolve_through_organizations(local_aws, workdir, coun
     assert code == 2 and "account:nobody" in err and f"stack set '{name}'" in err and counter.writes == 0
 
 
-RETAINED_TEMPLATE = textwrap.dedent(
-    """\
-    Parameters:
-      BucketName: {Type: String}
-    Resources:
-      Data:
-        Type: AWS::S3::Bucket
-        DeletionPolicy: Retain
-        UpdateReplacePolicy: Retain
-        Properties:
-          BucketName: !Ref BucketName
-    """
+RETAINED_TEMPLATE = (
+    "Parameters: {BucketName: {Type: String}}\n"
+    "Resources:\n"
+    "  Data: {Type: 'AWS::S3::Bucket', DeletionPolicy: Retain, UpdateReplacePolicy: Retain,"
+    " Properties: {BucketName: !Ref BucketName}}\n"
 )
 
 
