@@ -39,6 +39,7 @@ from awacs.aws import (
     Deny,
     Statement,
     StringEquals,
+    StringEqualsIfExists,
     StringNotEquals,
 )
 from troposphere import Sub, encode_to_dict
@@ -273,6 +274,9 @@ def _awacs_action(action: str) -> Action:
 
 
 _OPERATORS = {"StringEquals": StringEquals, "ArnLike": ArnLike}
+# Actions IAM cannot scope to a resource still act only on this account's resources where
+# the request names one (aws:ResourceAccount is absent for some creates: IfExists).
+_THIS_ACCOUNT = Condition(StringEqualsIfExists({"aws:ResourceAccount": Sub("${AWS::AccountId}")}))
 
 
 def _sub(pattern):
@@ -297,6 +301,7 @@ def allowed_rights(actions: Iterable[str], names: Names) -> list[Statement]:
                 Effect="Allow",
                 Action=[_awacs_action(a) for a in sorted(read_wildcards)],
                 Resource=["*"],
+                Condition=_THIS_ACCOUNT,
             )
         )
     counters: dict[str, int] = defaultdict(int)
@@ -322,6 +327,8 @@ def allowed_rights(actions: Iterable[str], names: Names) -> list[Statement]:
             Action=[_awacs_action(a) for a in group],
             Resource=[_sub(r) for r in resources],
         )
+        if not tests and resources == ("*",):
+            statement.Condition = _THIS_ACCOUNT
         if tests:
             statement.Condition = Condition(
                 [
