@@ -219,7 +219,8 @@ def _account_wide(service: str, pattern: str) -> str:
     account (and the service) is the scope; it also keeps the policies within IAM's limits.
     """
     own = f"arn:${{AWS::Partition}}:{service}:*:${{AWS::AccountId}}:"
-    return own + "*" if pattern.startswith(own) else pattern
+    # S3 ARNs with a region (access points, jobs) stay as IAM writes them: IAM refuses s3:*:<account>:*.
+    return own + "*" if pattern.startswith(own) and service != "s3" else pattern
 
 
 def action_resource_types(action: str) -> tuple[str, ...] | None:
