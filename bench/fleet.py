@@ -162,7 +162,8 @@ def write_workspace(
             "parameters": {OVERRIDE_PARAMETER: "v1"},
             "overrides": {},
         }
-    manifest = {"admin_region": regions[0], "stack_sets": items}
+    # Both files describe the same stack sets: one manifest id owns them (issue 15).
+    manifest = {"id": prefix, "admin_region": regions[0], "stack_sets": items}
     manifest_path = directory / "manifest.yaml"
     manifest_path.write_text(yaml.safe_dump(manifest, sort_keys=False))
 

@@ -339,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
 
     log, pages = CallLog(), PageModel()
     build_app = local_server.build_app
-    local_server.build_app = lambda: counting_app(build_app(), log, pages)
+    local_server.build_app = lambda nonce=None: counting_app(build_app(nonce), log, pages)
     local_server.serve("127.0.0.1", args.port, args.ready_file, args.watch_pid)
     return 0
 

@@ -15,6 +15,7 @@ step's status.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import secrets
@@ -22,12 +23,15 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
+import yaml
 
 from deploy.common.config import load_yaml_file
 from deploy.common.errors import DeployError, InputError
+from deploy.common.refs import OrganizationsResolver
 from deploy.common.values import Lookup, ValueResolver, parse_value
 from localaws import DUMMY_CREDENTIALS, lifecycle
 
@@ -100,6 +104,30 @@ def _accounts(state: dict) -> list[tuple[str, str, str]]:
     ]
 
 
+# The change the demo plans (never applies): a larger instance type for the endpoints, which
+# CloudFormation can only make by replacing the endpoint configuration in every instance.
+CHANGED_STACK_SET, CHANGED_PARAMETERS = "ml-model-deploy", {"InstanceType": "ml.m5.xlarge"}
+
+
+@contextlib.contextmanager
+def changed_manifest(manifest_path: str, stack_set: str, parameters: dict) -> Iterator[str]:
+    """A copy of the manifest (beside it, so template paths still resolve) with ``parameters``
+    set on ``stack_set``; removed afterwards."""
+    source = Path(manifest_path)
+    document = load_yaml_file(source, "manifest")
+    document["id"] = document.get("id") or source.stem  # the same owner as the original
+    for item in document.get("stack_sets") or []:
+        if item.get("name") == stack_set:
+            item["parameters"] = {**(item.get("parameters") or {}), **parameters}
+    handle, name = tempfile.mkstemp(prefix=".demo-change-", suffix=".yaml", dir=source.parent)
+    os.close(handle)
+    try:
+        Path(name).write_text(yaml.safe_dump(document, sort_keys=False))
+        yield name
+    finally:
+        Path(name).unlink(missing_ok=True)
+
+
 def _manifest_values(manifest_path: str) -> list[tuple[str, dict, object]]:
     """(stack set name, its item, value) for every parameter and override value of the manifest."""
     manifest = load_yaml_file(manifest_path, "manifest") or {}
@@ -141,15 +169,17 @@ def invoke_parameters(manifest_path: str, values: ValueResolver) -> dict:
                     where=stack_set.get("name"),
                     key=missing[0],
                 )
-            external_id = parse_value(parameters["ExternalId"])
+            external_id, consumer = (parse_value(parameters[key]) for key in ("ExternalId", "ConsumerAccountId"))
             if isinstance(external_id, Lookup):
                 external_id = values.resolve(external_id).value
+            if isinstance(consumer, Lookup):
+                consumer = values.resolve(consumer).value
             role = f"{parameters.get('EnvName', 'mlops')}-{parameters.get('EnvType', 'prod')}-endpoint-invoke"
             return {
                 "external_id": values.resolve(external_id).value
                 if isinstance(external_id, Lookup)
                 else str(external_id),
-                "consumer": str(parameters["ConsumerAccountId"]),
+                "consumer": str(consumer),
                 "role_name": role,
             }
     raise InputError(
@@ -199,7 +229,9 @@ def _queue_canned_answer(state: dict, account_id: str) -> None:
 def demo_invoke(state: dict, manifest_path: str) -> None:
     """The consumer account invokes the endpoint through the endpoint-invoke role, as a user would."""
     management = boto3.session.Session(region_name=state["region"])
-    target = invoke_parameters(manifest_path, ValueResolver(lambda service: management.client(service)))
+    organizations = OrganizationsResolver(management.client("organizations"))
+    values = ValueResolver(lambda service: management.client(service), organizations=organizations)
+    target = invoke_parameters(manifest_path, values)
     account_id, endpoint = find_invoke_target(state, target["role_name"])
     _queue_canned_answer(state, account_id)
     consumer = _member_session(state, target["consumer"]).get_credentials()
@@ -365,6 +397,7 @@ def run_demo(manifest: str, catalog: str | None, org: str, state_dir: str) -> in
         "plan",
         "apply",
         "status",
+        "plan a change: what it does inside the stacks",
         "cross-account invoke",
         "local AWS down",
     ]
@@ -396,6 +429,12 @@ def run_demo(manifest: str, catalog: str | None, org: str, state_dir: str) -> in
             _run("apply", ["apply", "--manifest", manifest, "--yes"])
             _step(next(number), total, "status")
             _run("status", ["status", "--manifest", manifest])
+            _step(next(number), total, "plan a change: what it does inside the stacks")
+            with changed_manifest(manifest, CHANGED_STACK_SET, CHANGED_PARAMETERS) as changed:
+                _say(
+                    f"(a copy of the manifest where {CHANGED_STACK_SET} sets {CHANGED_PARAMETERS}; nothing is applied)"
+                )
+                _run("plan", ["plan", "--manifest", changed])
             _step(next(number), total, "cross-account invoke")
             demo_invoke(state, manifest)
             summary = collect_summary(state)

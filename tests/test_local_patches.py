@@ -54,7 +54,8 @@ def _service_managed(cfn, name, prefix, **extra):
         StackSetName=name,
         TemplateBody=_template(),
         PermissionModel="SERVICE_MANAGED",
-        Parameters=_params(Prefix=prefix, Env="base"),
+        # Colour is overridden per instance: AWS overrides only parameters the stack set has.
+        Parameters=_params(Prefix=prefix, Env="base", Colour="blue"),
         **extra,
     )
 
@@ -136,11 +137,13 @@ def test_update_stack_set_updates_the_resources_of_existing_instances(local_aws,
     accounts = local_aws.accounts_in("production")
     assert len(accounts) == 2
     op = cfn.update_stack_set(
-        StackSetName=name, TemplateBody=_template("v2"), Parameters=_params(Prefix=prefix, Env="prod")
+        StackSetName=name, TemplateBody=_template("v2"), Parameters=_params(Prefix=prefix, Env="prod", Colour="blue")
     )["OperationId"]
     assert _operation(cfn, name, op)["Status"] == "SUCCEEDED"
     assert [_ssm_value(local_aws, account, prefix) for account in accounts] == ["prod-red-v2", "prod-red-v2"]
-    assert cfn.describe_stack_set(StackSetName=name)["StackSet"]["Parameters"] == _params(Prefix=prefix, Env="prod")
+    assert cfn.describe_stack_set(StackSetName=name)["StackSet"]["Parameters"] == _params(
+        Prefix=prefix, Env="prod", Colour="blue"
+    )
 
     # an update aimed at one account: that one is updated, the others are OUTDATED
     op = cfn.update_stack_set(
@@ -150,6 +153,7 @@ def test_update_stack_set_updates_the_resources_of_existing_instances(local_aws,
         Parameters=[
             {"ParameterKey": "Prefix", "UsePreviousValue": True},
             {"ParameterKey": "Env", "UsePreviousValue": True},
+            {"ParameterKey": "Colour", "UsePreviousValue": True},
         ],
         DeploymentTargets={
             "OrganizationalUnitIds": [production],
@@ -375,7 +379,7 @@ def test_operations_can_run_for_a_while_and_then_block_others(local_aws, cfn):
     _service_managed(cfn, name, prefix)
     _service_managed(cfn, managed, prefix + "m", ManagedExecution={"Active": True})
     targets = {"DeploymentTargets": {"OrganizationalUnitIds": [local_aws.ou_id("staging")]}, "Regions": ["us-east-1"]}
-    assert local_aws.control("stacksets", operation_polls=2) == {"operation_polls": 2}
+    assert local_aws.control("stacksets", operation_polls=2)["operation_polls"] == 2
     try:
         op = cfn.create_stack_instances(StackSetName=name, **targets)["OperationId"]
         assert cfn.list_stack_set_operations(StackSetName=name)["Summaries"][0]["Status"] == "RUNNING"
@@ -463,7 +467,7 @@ def test_auto_deployment_follows_accounts_between_ous(local_aws, cfn):
         assert cfn.list_stack_instances(StackSetName=kept, StackInstanceAccount=newcomer)["Summaries"] == []
         assert _ssm_value(local_aws, newcomer, prefix + "k") == "base-blue"  # RetainStacksOnAccountRemoval
         actions = [op["Action"] for op in cfn.list_stack_set_operations(StackSetName=name)["Summaries"]]
-        assert actions == ["CREATE", "CREATE", "DELETE"]
+        assert actions == ["DELETE", "CREATE", "CREATE"]  # newest first, as AWS lists them
     finally:
         local_aws.reset()  # the shared Organization goes back to the seeded one
 
@@ -688,4 +692,4 @@ def test_control_endpoint_rejects_unknown_patches_and_bad_values(local_aws):
     with pytest.raises(urllib.error.HTTPError) as caught:
         local_aws.control("stacksets", operation_polls=-1)
     assert caught.value.code == 400
-    assert local_aws.control("stacksets") == {"operation_polls": 0}
+    assert local_aws.control("stacksets")["operation_polls"] == 0

@@ -372,7 +372,9 @@ def test_destroy_plan_groups_and_respects_ownership():
     assert plan_destroy(s, LiveStackSet(name="s", exists=False)).action == "absent"
 
 
-@pytest.mark.parametrize("status", ["OUTDATED", "INOPERABLE"])
+# INOPERABLE instances are not re-run but removed with RetainStacks (issue 15):
+# see tests/test_stacksets_issue15.py::test_inoperable_instances_are_removed_with_retain_stacks.
+@pytest.mark.parametrize("status", ["OUTDATED"])
 def test_not_current_instances_are_rerun(status):
     s = spec(accounts=(A,), regions=("us-east-1",))
     plan = plan_stack_set(s, live_of(s, [inst(A, "us-east-1", status=status)]))

@@ -99,3 +99,91 @@ def test_access_denied_says_what_to_allow():
 
     with pytest.raises(LookupFailed, match="access denied reading SSM parameter /p \\(AccessDeniedException\\)"):
         ValueResolver(lambda s: Denied()).resolve(Lookup(LookupKind.SSM, "/p"))
+
+
+class FakeOrganization:
+    """The Organization seen by the lookups: names, OU tree, management account."""
+
+    def __init__(self):
+        self.names = {"ml-dev": ["111111111111"], "ml-stg": ["222222222222"], "twin": ["333333333333", "444444444444"]}
+        self.tree = {
+            "r-root": {"111111111111", "999999999999", "ou-ab12-prod0000"},
+            "ou-ab12-prod0000": {"555555555555"},
+        }
+
+    def account_id(self, ref):
+        from deploy.common.refs import UnresolvedReference
+
+        ids = self.names.get(ref.removeprefix("account:"), [])
+        if len(ids) != 1:
+            raise UnresolvedReference(ref, "no active account of that name" if not ids else "names two accounts")
+        return ids[0]
+
+    def ou_id(self, path):
+        from deploy.common.refs import UnresolvedReference
+
+        if path == "ou:/prod":
+            return "ou-ab12-prod0000"
+        if path == "ou:/":
+            return "r-root"
+        raise UnresolvedReference(path, "no OU named there")
+
+    def accounts_under(self, parent):
+        found = set()
+        for child in self.tree.get(parent, ()):
+            found |= self.accounts_under(child) if child.startswith("ou-") else {child}
+        return frozenset(found)
+
+    def management_account(self):
+        return "999999999999"
+
+    def active_accounts(self):
+        return frozenset(i for ids in self.names.values() for i in ids) | {"555555555555", "999999999999"}
+
+
+def test_account_lookups_resolve_names_ids_and_ous_without_the_management_account():
+    resolver = ValueResolver(lambda s: None, organizations=FakeOrganization())
+    assert resolver.resolve(parse_value({"account": "ml-dev"})).value == "111111111111"
+    assert resolver.resolve(parse_value({"account": "account:ml-stg"})).value == "222222222222"
+    assert resolver.resolve(parse_value({"account": "555555555555"})).secret is False
+    accounts = resolver.resolve(parse_value({"accounts": ["ou:/", "account:ml-stg"]})).value
+    assert accounts == "111111111111,222222222222,555555555555"  # sorted, management account left out
+    assert resolver.resolve(parse_value({"accounts": ["ou-ab12-prod0000"]})).value == "555555555555"
+    for value, words in (
+        ({"account": "nobody"}, "no active account of that name"),
+        ({"account": "twin"}, "names two accounts"),
+        ({"account": "123456789012"}, "no active account 123456789012"),
+        ({"accounts": ["ou:/nowhere"]}, "no OU named there"),
+    ):
+        with pytest.raises(LookupFailed, match=words):
+            resolver.resolve(parse_value(value))
+
+
+def test_output_lookups_pass_through_the_reader_and_join_values():
+    from deploy.common.values import NotYetKnown
+
+    seen = []
+
+    def outputs(stack_set, key, account, region):
+        seen.append((stack_set, key, account, region))
+        if stack_set == "later":
+            raise NotYetKnown("stack set later does not exist yet")
+        return ["vpce-1", "vpce-2"]
+
+    resolver = ValueResolver(lambda s: None, organizations=FakeOrganization(), outputs=outputs)
+    lookup = parse_value({"output": {"stack_set": "net", "key": "S3EndpointId", "account": "ml-stg"}})
+    assert resolver.resolve(lookup).value == "vpce-1,vpce-2"
+    assert seen == [("net", "S3EndpointId", "222222222222", None)]
+    with pytest.raises(NotYetKnown):
+        resolver.resolve(parse_value({"output": {"stack_set": "later", "key": "K"}}))
+
+
+def test_the_schema_knows_the_account_and_output_kinds():
+    validator = Draft202012Validator(lookup_schema())
+    assert validator.is_valid({"account": "ml-development"})
+    assert validator.is_valid({"accounts": ["ou:/staging", "account:ml-dev", "123456789012", "ou-ab12-cd34ef56"]})
+    assert validator.is_valid({"output": {"stack_set": "ml-target-network", "key": "S3EndpointId"}})
+    assert not validator.is_valid({"accounts": []})
+    assert not validator.is_valid({"accounts": ["staging"]})
+    assert not validator.is_valid({"output": {"stack_set": "x"}})
+    assert not validator.is_valid({"output": {"stack_set": "x", "key": "k", "acount": "a"}})

@@ -151,6 +151,17 @@ class OrganizationsResolver:
                 resolved[ref] = self.account_id(ref)
         return resolved
 
+    def active_accounts(self) -> frozenset[str]:
+        """Ids of every active account of the Organization."""
+        return frozenset(i for ids in self.accounts_by_name().values() for i in ids)
+
+    def management_account(self) -> str | None:
+        """The management account's id (read once)."""
+        if not hasattr(self, "_management"):
+            organization = self.org.describe_organization()["Organization"]  # type: ignore[attr-defined]
+            self._management: str | None = organization.get("MasterAccountId")
+        return self._management
+
     def accounts_under(self, parent: str) -> frozenset[str]:
         """Active accounts under an OU or root, nested OUs included (cached)."""
         with self._lock:

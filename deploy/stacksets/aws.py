@@ -31,18 +31,27 @@ from deploy.common.ownership import OWNER_TAG_KEY, OWNER_TAG_VALUE
 from deploy.common.refs import OrganizationsResolver, UnresolvedReference, is_ou_path
 from deploy.common.values import ValueResolver
 from deploy.stacksets.manifest import AccountFilter, CallAs, Manifest, PermissionModel, StackSetSpec
+from deploy.stacksets.outputs import StackSetOutputs
 from deploy.stacksets.plan import (
     CONFIG_TAG,
+    MANIFEST_TAG,
     LastOperation,
     LiveInstance,
     LiveStackSet,
     Step,
     StepKind,
+    auto_deployment_dependencies,
     config_hash,
+    desired_overrides,
+    expand_child_ou_overrides,
     fingerprint,
+    known_overrides_digest,
     last_apply_matches,
+    membership_matters,
     override_scope,
+    overrides_digest,
     overrides_known_empty,
+    target_problems,
 )
 
 INLINE_TEMPLATE_LIMIT = 51_200
@@ -58,6 +67,17 @@ IAM_PROPAGATION_RE = re.compile(
 
 # CloudFormation reads templates with its own credentials: SSE-S3, not a KMS key it may not use.
 _TEMPLATE_BUCKET_HARDENING = (Hardening.PUBLIC_ACCESS_BLOCK, Hardening.ENCRYPTION, Hardening.VERSIONING)
+
+
+# DescribeStackSetOperation right after the write that started the operation: AWS documents it
+# as strongly consistent, yet the Terraform provider treats OperationNotFoundException there as
+# "not visible yet" and keeps polling; so do we, a bounded number of times.
+OPERATION_NOT_FOUND_POLLS = 5
+
+
+class StaleRequest(RolloutError):
+    """StaleRequestException: "Another operation has been performed on this StackSet since the
+    specified operation was performed." The plan is out of date: read again and re-plan."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +138,13 @@ class StackSets:
         self.stop = stop or threading.Event()
         self.resolver = OrganizationsResolver(self.org)
         # Lookups ({ssm: ...}, {secretsmanager: ...}) read in the administrator account and region.
-        self.values = ValueResolver(lambda service: self.clients.client(service, self.region))
+        call_as = {spec.name: spec.call_as.value for spec in manifest.stack_sets}
+        outputs = StackSetOutputs(
+            clients, self.region, manifest.output_reader_role, call_as=lambda name: call_as.get(name, "SELF")
+        )
+        self.values = ValueResolver(
+            lambda service: self.clients.client(service, self.region), organizations=self.resolver, outputs=outputs
+        )
         self._lock = threading.Lock()
         self._account_id: str | None = None
         self._checked: dict[str, str | None] = {}
@@ -180,6 +206,50 @@ class StackSets:
                 f"cannot resolve {kind}'{ref}' through Organizations: {error}", self.manifest.path, *self._location(ref)
             ) from None
 
+    def prepare(self, spec: StackSetSpec) -> StackSetSpec:
+        """Checks and expansions that need Organizations, before planning (service-managed only).
+
+        The management account among the targets is an InputError; an override naming an OU
+        below a target OU becomes an account-level rule over that OU's current accounts, and
+        one naming an OU outside every target is an InputError.
+        """
+        if not spec.service_managed:
+            return spec
+        where = f"stack set '{spec.name}'"
+        for key, problem in target_problems(spec, self._management_account() if spec.accounts else None):
+            raise InputError(problem, self.manifest.path, where, key)
+        children = sorted(
+            {ou for rule in spec.overrides for ou in rule.organizational_units} - set(spec.organizational_units)
+        )
+        if not children:
+            return spec
+        for ou in children:
+            if not self._below_targets(ou, set(spec.organizational_units)):
+                raise InputError(
+                    f"override OU {ou} is neither a target OU nor below one: it would match no instance",
+                    self.manifest.path,
+                    where,
+                    "overrides",
+                )
+        return expand_child_ou_overrides(spec, {ou: self.resolver.accounts_under(ou) for ou in children})
+
+    def _below_targets(self, ou: str, targets: set[str]) -> bool:
+        """Whether ``ou`` lies under one of ``targets`` (ListParents up to the root)."""
+        current = ou
+        for _ in range(6):  # Organizations nests OUs at most five levels below the root
+            try:
+                parents = self.org.list_parents(ChildId=current)["Parents"]
+            except ClientError:
+                return False
+            if not parents:
+                return False
+            current = parents[0]["Id"]
+            if current in targets:
+                return True
+            if parents[0].get("Type") == "ROOT":
+                return False
+        return False
+
     def account_parents(self, accounts) -> dict[str, str]:
         """Direct parent OU (or root) of each account: one ListParents call each."""
         parents = {}
@@ -240,13 +310,17 @@ class StackSets:
         """
         described = self.describe(spec.name, spec.call_as)
         if described is None:
-            return LiveStackSet(name=spec.name, exists=False)
+            # Membership is part of the fingerprint when it matters: read it for a new stack set
+            # too, so the ids of this first apply already record it.
+            members = self.ou_members(spec) if membership_matters(spec) else None
+            return LiveStackSet(name=spec.name, exists=False, ou_accounts=members)
         ops = self.operations(spec.name, spec.call_as)
         running = tuple(o["OperationId"] for o in ops if o.get("Status") in RUNNING_STATUSES)
         if running and wait and self.wait_for_running(spec.name, spec.call_as, ops, on_wait):
             ops = self.operations(spec.name, spec.call_as)
             running = ()
         last = _latest(ops)
+        others = tuple(_operation(o) for o in ops if o.get("OperationId") != "order-unknown")
         tags = tuple(sorted((t["Key"], t["Value"]) for t in described.get("Tags", [])))
         auto = described.get("AutoDeployment")
         live = LiveStackSet(
@@ -270,23 +344,41 @@ class StackSets:
             else None,
             last_operation=last,
             running_operations=running,
+            operations=others,
+            depends_on=tuple(_stack_set_name(arn) for arn in auto["DependsOn"])
+            if auto and "DependsOn" in auto
+            else (() if auto else None),
         )
+        # Fast path: with auto-deployment on and no filter, AWS records every membership change
+        # as an operation; otherwise the targets' accounts (pages of ListAccountsForParent)
+        # enter the fingerprint, so an account joining or leaving is seen without listing instances.
+        members = self.ou_members(spec) if membership_matters(spec) else None
         unchanged = (
             not full
             and not running
             and live.owned
             and dict(tags).get(CONFIG_TAG) == config_hash(spec)
-            and last_apply_matches(last, fingerprint(spec))
+            and dict(tags).get(MANIFEST_TAG) == self.manifest.id
+            and last_apply_matches(last, fingerprint(spec, members), others)
         )
         if unchanged:
-            return live
+            return replace(live, ou_accounts=members)
         instances = self.list_instances(spec.name, spec.call_as)
-        members = None
+        moved: dict[str, str] = {}
         if live.permission_model is PermissionModel.SERVICE_MANAGED:
             instances = self._attribute_ous(spec, live, instances)
-            members = self.ou_members(spec)
+            if members is None:
+                members = self.ou_members(spec)
+            moved = self._moved_accounts(instances)
         instances = self._read_overrides(spec, instances)
-        return replace(live, instances=tuple(instances), ou_accounts=members)
+        return replace(
+            live, instances=tuple(instances), ou_accounts=members, moved_accounts=tuple(sorted(moved.items()))
+        )
+
+    def _moved_accounts(self, instances: list[LiveInstance]) -> dict[str, str]:
+        """Current parent of each account no longer under the OU its instance was deployed through."""
+        stray = sorted({i.account for i in instances if i.ou and i.account not in self.resolver.accounts_under(i.ou)})
+        return self.account_parents(stray)
 
     def ou_members(self, spec: StackSetSpec) -> tuple[tuple[str, tuple[str, ...]], ...]:
         """Accounts of each target OU, child OUs included, the management account excluded
@@ -344,7 +436,21 @@ class StackSets:
 
     def _read_overrides(self, spec: StackSetSpec, instances: list[LiveInstance]) -> list[LiveInstance]:
         """Read ParameterOverrides of the instances whose overrides may matter (one call each)."""
-        needed = [i for i in instances if override_scope(spec, i) or not overrides_known_empty(i)]
+        known: dict[tuple[str, str], LiveInstance] = {}
+        needed = []
+        for inst in instances:
+            digest = known_overrides_digest(inst)
+            if digest is not None:
+                # Our last operation on it set exactly the overrides of that digest: when they are
+                # the desired ones, they are known without a DescribeStackInstance.
+                wanted = desired_overrides(spec, inst.account, inst.region, inst.ou)
+                if overrides_digest(wanted, spec) == digest:
+                    known[(inst.account, inst.region)] = replace(inst, overrides=wanted)
+                    continue
+                needed.append(inst)
+            elif override_scope(spec, inst) or not overrides_known_empty(inst):
+                needed.append(inst)
+        instances = [known.get((i.account, i.region), i) for i in instances]
         if not needed:
             return instances
 
@@ -487,6 +593,7 @@ class StackSets:
         tags = dict(spec.tags)
         tags[OWNER_TAG_KEY] = OWNER_TAG_VALUE
         tags[CONFIG_TAG] = config_hash(spec)
+        tags[MANIFEST_TAG] = self.manifest.id
         return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
 
     def _preferences(self, spec: StackSetSpec, regions) -> dict:
@@ -511,7 +618,8 @@ class StackSets:
         args = {
             "StackSetName": spec.name,
             "Description": spec.description,
-            "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(spec.parameter_dict.items())],
+            # Every overridden key too: AWS overrides only "parameter values that are specified in the StackSet".
+            "Parameters": [{"ParameterKey": k, "ParameterValue": v} for k, v in spec.stack_set_parameters()],
             "Capabilities": list(spec.capabilities),
             "Tags": self._tags(spec),
             "PermissionModel": spec.permission_model.value,
@@ -520,16 +628,28 @@ class StackSets:
             **self.template_source(spec),
         }
         if spec.service_managed:
-            args["AutoDeployment"] = {
-                "Enabled": spec.auto_deployment,
-                "RetainStacksOnAccountRemoval": spec.retain_stacks_on_account_removal,
-            }
+            # API reference, AutoDeployment.RetainStacksOnAccountRemoval: "Specify only if Enabled is
+            # set to True." (the Terraform provider was refused otherwise, issue #19015).
+            auto: dict = {"Enabled": spec.auto_deployment}
+            if spec.auto_deployment:
+                auto["RetainStacksOnAccountRemoval"] = spec.retain_stacks_on_account_removal
+                dependencies = auto_deployment_dependencies(spec)
+                if dependencies:
+                    auto["DependsOn"] = [self.stack_set_arn(name, spec) for name in dependencies]
+            args["AutoDeployment"] = auto
         else:
             if spec.administration_role_arn:
                 args["AdministrationRoleARN"] = spec.administration_role_arn
             if spec.execution_role_name:
                 args["ExecutionRoleName"] = spec.execution_role_name
         return args
+
+    def stack_set_arn(self, name: str, spec: StackSetSpec) -> str:
+        """The ARN of stack set ``name`` (a dependency: created before ``spec`` by the rollout order)."""
+        described = self.describe(name, spec.call_as)
+        if described is None or not described.get("StackSetARN"):
+            raise RolloutError(f"{spec.name}: depends_on stack set '{name}' does not exist (yet)")
+        return described["StackSetARN"]
 
     def execute(self, spec: StackSetSpec, step: Step, on_wait=None) -> OperationOutcome:
         """Run one step and wait for its operation; OperationInProgress waits for the other operation first."""
@@ -581,7 +701,7 @@ class StackSets:
                 ]
                 call = lambda: self.cfn.update_stack_instances(**args)  # noqa: E731
             elif step.kind is StepKind.DELETE_INSTANCES:
-                args["RetainStacks"] = spec.retain_stacks
+                args["RetainStacks"] = spec.retain_stacks if step.retain_stacks is None else step.retain_stacks
                 call = lambda: self.cfn.delete_stack_instances(**args)  # noqa: E731
             else:
                 raise ValueError(step.kind.value)
@@ -601,6 +721,10 @@ class StackSets:
                 code = error_code(error)
                 if code == "OperationIdAlreadyExistsException" and own_id:
                     return {"OperationId": own_id}  # our own request went through before: wait for it, never redo it
+                if code == "StaleRequestException":
+                    raise StaleRequest(
+                        f"{spec.name}: another operation changed the stack set since this step was planned ({error})"
+                    ) from None
                 if code != "OperationInProgressException":
                     raise RolloutError(f"{spec.name}: {error}") from None
                 ops = self.operations(spec.name, spec.call_as)
@@ -617,10 +741,23 @@ class StackSets:
         """Poll DescribeStackSetOperation until the operation ends (backoff with jitter, bounded)."""
         started = self.poll.clock()
         delays = self.poll.delays()
+        not_found = 0
         while True:
-            op = self.cfn.describe_stack_set_operation(
-                StackSetName=name, OperationId=operation_id, CallAs=call_as.value
-            )["StackSetOperation"]
+            try:
+                op = self.cfn.describe_stack_set_operation(
+                    StackSetName=name, OperationId=operation_id, CallAs=call_as.value
+                )["StackSetOperation"]
+            except ClientError as error:
+                if error_code(error) != "OperationNotFoundException":
+                    raise RolloutError(f"{name}: cannot follow operation {operation_id}: {error}") from None
+                not_found += 1
+                if not_found > OPERATION_NOT_FOUND_POLLS:
+                    raise RolloutError(
+                        f"{name}: operation {operation_id} is still not visible after {not_found} reads "
+                        "(OperationNotFoundException); re-run to pick it up"
+                    ) from None
+                self._sleep(next(delays))
+                continue
             if op.get("Status") in FINAL_STATUSES:
                 return op
             if self.poll.clock() - started > self.poll.timeout:
@@ -716,16 +853,26 @@ class StackSets:
         return op, drifted
 
 
+def _stack_set_name(arn: str) -> str:
+    """``arn:...:stackset/NAME:UUID`` -> NAME."""
+    return arn.split(":stackset/", 1)[-1].split(":", 1)[0]
+
+
+def _operation(summary: dict) -> LastOperation:
+    return LastOperation(
+        operation_id=summary["OperationId"],
+        status=summary.get("Status", ""),
+        action=summary.get("Action"),
+        failed_count=(summary.get("StatusDetails") or {}).get("FailedStackInstancesCount"),
+        created=summary.get("CreationTimestamp"),
+        ended=summary.get("EndTimestamp"),
+    )
+
+
 def _latest(operations: list[dict]) -> LastOperation | None:
     if not operations:
         return None
     latest = max(
         reversed(operations), key=lambda o: o["CreationTimestamp"]
     )  # on a tie the last listed wins: the order marker, when present
-    failed = (latest.get("StatusDetails") or {}).get("FailedStackInstancesCount")
-    return LastOperation(
-        operation_id=latest["OperationId"],
-        status=latest.get("Status", ""),
-        action=latest.get("Action"),
-        failed_count=failed,
-    )
+    return _operation(latest)

@@ -110,7 +110,7 @@ def _report(args, rollout: Rollout, command: str, outcomes, planned) -> int:
 
 def cmd_destroy(args) -> int:
     rollout, _ = _context(args)
-    planned = rollout.plan_destroy(rollout.specs())
+    planned = rollout.plan_destroy(rollout.specs(values=False))
     rollout.show(planned)
     runnable = {name: p for name, p in planned.items() if p.plan.action is not PlanAction.BLOCKED}
     if any(p.plan.steps for p in runnable.values()):
@@ -132,22 +132,43 @@ def _deployed(rollout: Rollout, adapter: StackSets, documents: list[dict]) -> It
 
 
 def cmd_status(args) -> int:
-    rollout, adapter = _context(args)
+    """Desired against live: missing and extra instances, overrides that differ, stack-set
+    changes and instances not CURRENT; exit 1 when anything differs."""
+    rollout, _ = _context(args)
+    planned = rollout.plan(rollout.specs(), full=True, wait=False)
     documents: list[dict] = []
     bad = False
-    for spec in _deployed(rollout, adapter, documents):
-        instances = adapter.list_instances(spec.name, spec.call_as)
+    for item in planned.values():
+        spec, live, plan = item.spec, item.live, item.plan
+        if not live.exists:
+            documents.append({"name": spec.name, "exists": False})
+            rollout.reporter.line(f"{spec.name}: not deployed")
+            bad = True
+            continue
+        instances = live.instances or ()
         by_status = Counter(i.status for i in instances)
         by_detail = Counter(i.detailed_status or "-" for i in instances)
         problems = [i for i in instances if i.status != "CURRENT"]
-        bad = bad or bool(problems)
+        differences = {
+            "missing": plan.add,
+            "extra": plan.remove,
+            "overrides": plan.override_changes,
+            "stack_set": [f"{c.key}: {c.old!r} -> {c.new!r}" for c in plan.property_changes]
+            + [f"parameter {c.key}" for c in plan.parameter_changes]
+            + (["template"] if plan.template_diff else []),
+        }
+        differs = any(differences.values()) or plan.action is PlanAction.BLOCKED
+        bad = bad or bool(problems) or differs
         documents.append(
             {
                 "name": spec.name,
                 "exists": True,
+                "in_sync": not differs and not problems,
                 "instances": len(instances),
                 "by_status": dict(by_status),
                 "by_detailed_status": dict(by_detail),
+                "differences": differences,
+                "blocked_reason": plan.blocked_reason,
                 "not_current": [
                     {
                         "account": i.account,
@@ -165,6 +186,11 @@ def cmd_status(args) -> int:
         rollout.reporter.line(
             f"{spec.name}: {len(instances)} instance(s): {summary}" + (f" [{detail}]" if instances else "")
         )
+        for label, items in differences.items():
+            for entry in items[:50]:
+                rollout.reporter.line(f"  differs ({label}): {entry}", style="yellow")
+        if plan.blocked_reason:
+            rollout.reporter.line(f"  BLOCKED: {plan.blocked_reason}", style="yellow")
         for inst in problems:
             rollout.reporter.line(
                 (
@@ -173,10 +199,15 @@ def cmd_status(args) -> int:
                 ).rstrip(),
                 style="yellow",
             )
-    bad = bad or any(not document["exists"] for document in documents)
     code = EXIT_FAILED if bad else EXIT_OK
     _emit(args, {"command": "status", "stack_sets": documents, "exit_code": code})
     return code
+
+
+# DriftDetectionStatus (API reference, StackSetDriftDetectionDetails): FAILED "exceeded the
+# specified failure tolerance", PARTIAL_SUCCESS "completed without exceeding the failure
+# tolerance" (some instances were not checked): neither proves the stack set is in sync.
+_INCOMPLETE_DETECTION = {"FAILED", "PARTIAL_SUCCESS", "STOPPED", "IN_PROGRESS"}
 
 
 def cmd_drift(args) -> int:
@@ -187,7 +218,8 @@ def cmd_drift(args) -> int:
         rollout.reporter.line(f"{spec.name}: detecting drift")
         op, drifted = adapter.detect_drift(spec)
         details = op.get("StackSetDriftDetectionDetails") or {}
-        drifted_any = drifted_any or bool(drifted) or details.get("DriftStatus") == "DRIFTED"
+        incomplete = op.get("Status") != "SUCCEEDED" or details.get("DriftDetectionStatus") in _INCOMPLETE_DETECTION
+        drifted_any = drifted_any or bool(drifted) or details.get("DriftStatus") == "DRIFTED" or incomplete
         documents.append(
             {
                 "name": spec.name,
@@ -195,12 +227,21 @@ def cmd_drift(args) -> int:
                 "operation": op.get("OperationId"),
                 "status": op.get("Status"),
                 "drift_status": details.get("DriftStatus"),
+                "detection_status": details.get("DriftDetectionStatus"),
+                "failed_instances": details.get("FailedStackInstancesCount"),
                 "drifted_instances": drifted,
             }
         )
         rollout.reporter.line(
             f"{spec.name}: {details.get('DriftStatus', op.get('Status'))}, {len(drifted)} drifted instance(s)"
         )
+        if incomplete:
+            rollout.reporter.line(
+                f"  drift detection {op.get('OperationId')} ended {op.get('Status')} / "
+                f"{details.get('DriftDetectionStatus')}: {details.get('FailedStackInstancesCount', '?')} instance(s) "
+                "not checked, so the stack set is not known to be in sync",
+                style="yellow",
+            )
         for inst in drifted:
             rollout.reporter.line(f"  {inst['account']}/{inst['region']}", style="yellow")
             for res in inst["resources"]:
@@ -232,7 +273,12 @@ def register(subparsers) -> None:
             "create/update stack sets and their instances; remove untargeted instances",
             [common, confirm],
         ),
-        ("status", cmd_status, "instances per stack set by status and detailed status", [common]),
+        (
+            "status",
+            cmd_status,
+            "desired against live per stack set (missing, extra, overrides, not CURRENT); exit 1 when any differs",
+            [common],
+        ),
         ("drift", cmd_drift, "run drift detection and report drifted instances and resources", [common]),
         ("destroy", cmd_destroy, "delete the manifest's stack sets that this tool created", [common, confirm]),
     ]

@@ -14,18 +14,26 @@ from dataclasses import replace
 
 from deploy.common.errors import InputError
 from deploy.common.redact import REDACTOR
-from deploy.common.values import Lookup, LookupFailed, ValueResolver
-from deploy.stacksets.manifest import ParameterValue, StackSetSpec, check_value
+from deploy.common.values import Lookup, LookupFailed, NotYetKnown, ValueResolver
+from deploy.stacksets.manifest import KNOWN_AFTER_APPLY, ParameterValue, StackSetSpec, check_value
 
 
-def resolve_lookups(specs: list[StackSetSpec], resolver: ValueResolver, source: str) -> list[StackSetSpec]:
-    """``specs`` with every lookup replaced by its value (specs without lookups unchanged)."""
-    return [_resolve_spec(spec, resolver, source) if spec.lookups() else spec for spec in specs]
+def resolve_lookups(
+    specs: list[StackSetSpec], resolver: ValueResolver, source: str, final: bool = False
+) -> list[StackSetSpec]:
+    """``specs`` with every lookup replaced by its value (specs without lookups unchanged).
+
+    An ``{output}`` of a stack set not deployed yet becomes KNOWN_AFTER_APPLY (the parameter is
+    listed in ``deferred_parameters``) unless ``final``: then it is an input error.
+    """
+    return [resolve_spec(spec, resolver, source, final) if spec.lookups() else spec for spec in specs]
 
 
-def _resolve_spec(spec: StackSetSpec, resolver: ValueResolver, source: str) -> StackSetSpec:
+def resolve_spec(spec: StackSetSpec, resolver: ValueResolver, source: str, final: bool = False) -> StackSetSpec:
+    """One spec's lookups resolved (see :func:`resolve_lookups`)."""
     where = f"stack set '{spec.name}'"
     secret: set[str] = set()
+    deferred: set[str] = set()
 
     def values(pairs, prefix: str) -> tuple[tuple[str, ParameterValue], ...]:
         out: list[tuple[str, ParameterValue]] = []
@@ -34,6 +42,12 @@ def _resolve_spec(spec: StackSetSpec, resolver: ValueResolver, source: str) -> S
                 key = f"{prefix}.{name}"
                 try:
                     resolved = resolver.resolve(value)
+                except NotYetKnown as error:
+                    if final:
+                        raise InputError(f"{value.describe()}: {error}", source, where, key) from None
+                    deferred.add(name)
+                    out.append((name, KNOWN_AFTER_APPLY))
+                    continue
                 except LookupFailed as error:
                     raise InputError(f"{value.describe()}: {error}", source, where, key) from None
                 if resolved.secret:
@@ -54,4 +68,5 @@ def _resolve_spec(spec: StackSetSpec, resolver: ValueResolver, source: str) -> S
         parameters=parameters,
         overrides=overrides,
         secret_parameters=spec.secret_parameters | frozenset(secret),
+        deferred_parameters=frozenset(deferred),
     )

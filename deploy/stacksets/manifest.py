@@ -41,9 +41,12 @@ from deploy.common.config import (
 from deploy.common.errors import InputError
 from deploy.common.ownership import TOOL_TAG_PREFIX
 from deploy.common.refs import ACCOUNT_ID_RE, ACCOUNT_NAME_RE, OU_ID_RE, OU_PATH_RE, ROOT_ID_RE
-from deploy.common.values import Lookup, lookup_schema, parse_value
+from deploy.common.values import Lookup, LookupKind, lookup_schema, parse_value
 
 STACK_SET_NAME_RE = r"^[a-zA-Z][-a-zA-Z0-9]{0,127}$"
+MANIFEST_ID_RE = r"^[a-zA-Z0-9][-a-zA-Z0-9_.]{0,127}$"
+# AWS DevOps blog on StackSet dependencies: "Define up to 10 dependencies per StackSet".
+MAX_AUTO_DEPLOYMENT_DEPENDENCIES = 10
 IAM_ROLE_ARN_RE = r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$"
 
 # Resource types whose named variants need CAPABILITY_NAMED_IAM (name property per type).
@@ -96,6 +99,7 @@ class AccountFilter(str, Enum):
 
 
 ParameterValue = str | Lookup  # a lookup until resolved at plan time (deploy.stacksets.lookups)
+KNOWN_AFTER_APPLY = "(known after apply)"
 
 
 def resolved_values(pairs: Iterable[tuple[str, ParameterValue]]) -> dict[str, str]:
@@ -185,6 +189,9 @@ class StackSetSpec:
     capabilities: tuple[str, ...]
     # Parameters whose value came from a secret source: NoEcho everywhere, like the template's.
     secret_parameters: frozenset[str] = frozenset()
+    # Parameters whose lookup reads a stack set not deployed yet: KNOWN_AFTER_APPLY until apply
+    # has deployed it and resolves them again (deploy.stacksets.lookups).
+    deferred_parameters: frozenset[str] = frozenset()
 
     def masked_parameters(self) -> frozenset[str]:
         """Parameters never shown: the template's NoEcho ones and those from secret sources."""
@@ -220,6 +227,24 @@ class StackSetSpec:
         values.update(self.parameter_dict)
         return values
 
+    def overridden_keys(self) -> frozenset[str]:
+        """Every parameter some override rule sets."""
+        return frozenset(key for rule in self.overrides for key, _ in rule.parameters)
+
+    def stack_set_parameters(self) -> tuple[tuple[str, str], ...]:
+        """The stack set's ``Parameters``: the given values, plus every overridden key with its default.
+
+        "You can only override the parameter values that are specified in the StackSet"
+        (API reference, UpdateStackInstances.ParameterOverrides): a key only overridden per
+        instance must also be a parameter of the stack set itself.
+        """
+        values = self.parameter_dict
+        effective = self.effective_parameters()
+        for key in self.overridden_keys():
+            if key not in values and key in effective:
+                values[key] = effective[key]
+        return tuple(sorted(values.items()))
+
 
 @dataclass(frozen=True)
 class Manifest:
@@ -230,6 +255,8 @@ class Manifest:
     admin_account_id: str | None
     template_bucket: str | None
     stack_sets: tuple[StackSetSpec, ...]
+    id: str = ""  # which manifest owns the stack sets (the ``id`` key, or the file's stem)
+    output_reader_role: str = "OrganizationAccountAccessRole"  # assumed in member accounts for {output} lookups
     references: tuple[tuple[str, str, str], ...] = field(
         default=()
     )  # (stack set, key, ou:/... or account:...) to resolve
@@ -268,9 +295,11 @@ SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
     "required": ["admin_region", "stack_sets"],
     "properties": {
+        "id": {"type": "string", "pattern": MANIFEST_ID_RE},
         "admin_region": {"type": "string"},
         "admin_account_id": {"type": "string"},
         "template_bucket": {"type": "string", "pattern": r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"},
+        "output_reader_role": {"type": "string", "pattern": r"^[\w+=,.@-]{1,64}$", "description": "an IAM role name"},
         "stack_sets": {
             "type": "array",
             "minItems": 1,
@@ -486,8 +515,11 @@ def _build(data: dict, path: Path, regions: frozenset[str]) -> Manifest:
         specs.append(spec)
         ou_refs.extend((name, key, ref) for key, ref in refs)
 
+    specs = _with_lookup_dependencies(specs, source)
     _check_dependencies(specs, source)
     return Manifest(
+        id=str(data.get("id") or path.stem),
+        output_reader_role=data.get("output_reader_role", "OrganizationAccountAccessRole"),
         path=source,
         admin_region=admin_region,
         admin_account_id=admin_account,
@@ -495,6 +527,34 @@ def _build(data: dict, path: Path, regions: frozenset[str]) -> Manifest:
         stack_sets=tuple(specs),
         references=tuple(ou_refs),
     )
+
+
+def output_producers(spec: StackSetSpec) -> set[str]:
+    """Stack sets whose outputs ``spec``'s lookups read (``{output: {stack_set: ...}}``, also in joins)."""
+    found: set[str] = set()
+    pending = [lookup for _, _, lookup in spec.lookups()]
+    while pending:
+        lookup = pending.pop()
+        if lookup.kind is LookupKind.OUTPUT:
+            found.add(str(dict(lookup.argument)["stack_set"]))
+        elif lookup.kind is LookupKind.JOIN:
+            pending.extend(part for part in lookup.argument if isinstance(part, Lookup))
+    return found
+
+
+def _with_lookup_dependencies(specs: list[StackSetSpec], source: str) -> list[StackSetSpec]:
+    """A stack set that reads another one's outputs depends on it, as if ``depends_on`` said so."""
+    names = {spec.name for spec in specs}
+    out = []
+    for spec in specs:
+        producers = output_producers(spec)
+        if spec.name in producers:
+            raise InputError(
+                "a stack set cannot look up its own outputs", source, f"stack set '{spec.name}'", "parameters"
+            )
+        extra = sorted((producers & names) - set(spec.depends_on))
+        out.append(replace(spec, depends_on=(*spec.depends_on, *extra)) if extra else spec)
+    return out
 
 
 def _unknown_region(region: str, regions: frozenset[str]) -> str:
@@ -654,6 +714,18 @@ def _build_stack_set(
                 where,
                 "targets.accounts",
             )
+        if account_filter is not AccountFilter.NONE and item.get("auto_deployment"):
+            # User Guide, stacksets-orgs-manage-auto-deployment: "Automatic deployments do not
+            # consider account level targeting filters. If you target specific accounts and enable
+            # automatic deployments, your StackSet will continue to deploy to any newly added
+            # accounts within the deployed organization."
+            raise InputError(
+                f"auto_deployment ignores account filters: AWS would deploy to every account that joins "
+                f"the OUs, whatever account_filter {account_filter.value.lower()} says; set auto_deployment: false",
+                source,
+                where,
+                "auto_deployment",
+            )
     else:
         if ous:
             raise InputError(
@@ -669,6 +741,15 @@ def _build_stack_set(
         for key in ("auto_deployment", "retain_stacks_on_account_removal"):
             if item.get(key):
                 raise InputError(f"{key} applies to service_managed stack sets only", source, where, key)
+        if item.get("call_as") == "delegated_admin":
+            # API reference, CreateStackSet.CallAs: "Valid only if the permissions model is SERVICE_MANAGED."
+            raise InputError(
+                "call_as delegated_admin applies to service_managed stack sets only "
+                "(a delegated administrator cannot run self_managed stack sets)",
+                source,
+                where,
+                "call_as",
+            )
     if service_managed:
         for key in ("administration_role_arn", "execution_role_name"):
             if key in item:
@@ -749,14 +830,31 @@ def _build_stack_set(
         if tag.startswith(TOOL_TAG_PREFIX) or tag.lower().startswith("aws:"):
             raise InputError(f"tag '{tag}' is reserved", source, where, f"tags.{tag}")
 
+    # Without account filters auto-deployment is on by default; with them it cannot be (see above).
+    auto_deployment = bool(item.get("auto_deployment", service_managed and account_filter is AccountFilter.NONE))
+    if item.get("retain_stacks_on_account_removal") is not None and service_managed and not auto_deployment:
+        # API reference, AutoDeployment.RetainStacksOnAccountRemoval: "Specify only if Enabled is set to True."
+        raise InputError(
+            "retain_stacks_on_account_removal applies only with auto_deployment: true",
+            source,
+            where,
+            "retain_stacks_on_account_removal",
+        )
     depends_on = tuple(item.get("depends_on") or [])
+    if auto_deployment and len(depends_on) > MAX_AUTO_DEPLOYMENT_DEPENDENCIES:
+        raise InputError(
+            f"auto-deployment takes at most {MAX_AUTO_DEPLOYMENT_DEPENDENCIES} dependencies (AutoDeployment.DependsOn)",
+            source,
+            where,
+            "depends_on",
+        )
     spec = StackSetSpec(
         name=name,
         template=template,
         description=item.get("description", f"{name} (managed by sagemaker-stackset-deploy)"),
         permission_model=permission_model,
         call_as=CallAs(item.get("call_as", "self").upper()),
-        auto_deployment=bool(item.get("auto_deployment", service_managed)),
+        auto_deployment=auto_deployment,
         retain_stacks_on_account_removal=bool(item.get("retain_stacks_on_account_removal", False)),
         retain_stacks=bool(item.get("retain_stacks", False)),
         administration_role_arn=item.get("administration_role_arn"),

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import json
 import re
 from collections import defaultdict
 from collections.abc import Iterable
@@ -32,16 +33,32 @@ import yaml
 
 from deploy.common.config import parse_yaml
 from deploy.common.ownership import OWNER_TAG_KEY, OWNER_TAG_VALUE, TOOL_TAG_PREFIX
-from deploy.stacksets.manifest import AccountFilter, PermissionModel, StackSetSpec, canonical_json, resolved_values
+from deploy.stacksets.manifest import (
+    AccountFilter,
+    Override,
+    PermissionModel,
+    StackSetSpec,
+    canonical_json,
+    resolved_values,
+)
 from deploy.stacksets.resource_changes import ResourceChange, resource_changes
 
 CONFIG_TAG = f"{TOOL_TAG_PREFIX}config-sha256"
-TOOL_TAGS = (OWNER_TAG_KEY, CONFIG_TAG)
+# Which manifest owns the stack set (its ``id`` key, or the file's stem): a second manifest
+# reusing a name is refused without --adopt instead of removing the first one's instances.
+MANIFEST_TAG = f"{TOOL_TAG_PREFIX}manifest"
+TOOL_TAGS = (OWNER_TAG_KEY, CONFIG_TAG, MANIFEST_TAG)
 OPERATION_PREFIX = "ssd"
 MAX_OUS_PER_CALL = 50
 NO_ECHO_MASK = "****"
 
-_OPERATION_ID_RE = re.compile(rf"^{OPERATION_PREFIX}-([0-9a-f]{{20}})-(\d+)o(\d+)-([on])[0-9a-f]{{16}}$")
+# The flag after the step numbers says what the operation did to the overrides of the
+# instances it touched: ``n`` set none, ``o`` may have set some (or kept them), ``s`` set
+# exactly the overrides whose digest follows (8 hex digits).
+_OPERATION_ID_RE = re.compile(
+    rf"^{OPERATION_PREFIX}-([0-9a-f]{{20}})-(\d+)o(\d+)-(?:([on])|s([0-9a-f]{{8}}))[0-9a-f]{{16}}$"
+)
+RUNNING_STATUSES = frozenset({"RUNNING", "QUEUED", "STOPPING"})
 
 Overrides = tuple[tuple[str, str], ...]
 
@@ -70,6 +87,8 @@ class LastOperation:
     status: str
     action: str | None = None
     failed_count: int | None = None
+    created: Any = None  # CreationTimestamp
+    ended: Any = None  # EndTimestamp (None while running or queued)
 
 
 @dataclass(frozen=True)
@@ -94,6 +113,12 @@ class LiveStackSet:
     ou_accounts: tuple[tuple[str, tuple[str, ...]], ...] | None = (
         None  # target OU -> its accounts (recursive), when read
     )
+    # The other operations listed with ``last_operation`` (to prove nothing ran since it).
+    operations: tuple[LastOperation, ...] = ()
+    # Names of the stack sets AutoDeployment.DependsOn lists (None: not reported).
+    depends_on: tuple[str, ...] | None = None
+    # Current parent (OU or root) of accounts whose instance's recorded OU no longer holds them.
+    moved_accounts: tuple[tuple[str, str], ...] = ()
 
     @property
     def tag_dict(self) -> dict[str, str]:
@@ -102,6 +127,10 @@ class LiveStackSet:
     @property
     def owned(self) -> bool:
         return self.tag_dict.get(OWNER_TAG_KEY) == OWNER_TAG_VALUE
+
+    @property
+    def manifest_id(self) -> str | None:
+        return self.tag_dict.get(MANIFEST_TAG)
 
 
 # --------------------------------------------------------------------------- plan data
@@ -149,6 +178,7 @@ class Step:
     regions: tuple[str, ...] = ()
     overrides: Overrides | None = None  # None: leave ParameterOverrides out
     instance_count: int = 0  # instances this step touches, as far as known (progress)
+    retain_stacks: bool | None = None  # DELETE_INSTANCES: None keeps the manifest's retain_stacks
     operation_id: str = ""
 
     @property
@@ -279,41 +309,100 @@ def _hashable_overrides(spec: StackSetSpec) -> list[dict]:
 
 def config_hash(spec: StackSetSpec) -> str:
     """Hash of everything UpdateStackSet sets (stored in a tag; NoEcho values sealed by a slow KDF)."""
-    return _sha(
-        {
-            "template": _normalised_template(spec.template.body),
-            "parameters": _hashable_parameters(spec),
-            "description": spec.description,
-            "capabilities": sorted(spec.capabilities),
-            "auto_deployment": [spec.auto_deployment, spec.retain_stacks_on_account_removal]
-            if spec.service_managed
-            else None,
-            "administration_role_arn": spec.administration_role_arn,
-            "execution_role_name": spec.execution_role_name,
-            "tags": dict(spec.tags),
-        }
-    )
+    config = {
+        "template": _normalised_template(spec.template.body),
+        "parameters": _hashable_parameters(spec),
+        "description": spec.description,
+        "capabilities": sorted(spec.capabilities),
+        "auto_deployment": [spec.auto_deployment, spec.retain_stacks_on_account_removal]
+        if spec.service_managed
+        else None,
+        "administration_role_arn": spec.administration_role_arn,
+        "execution_role_name": spec.execution_role_name,
+        "tags": dict(spec.tags),
+    }
+    # Added keys enter only when used, so the hash of every other stack set stays what it was.
+    if auto_deployment_dependencies(spec):
+        config["auto_deployment_depends_on"] = sorted(spec.depends_on)
+    if set(dict(spec.stack_set_parameters())) != set(dict(spec.parameters)):
+        config["stack_set_parameters"] = sorted(dict(spec.stack_set_parameters()))
+    return _sha(config)
 
 
-def fingerprint(spec: StackSetSpec) -> str:
-    """Hash of the whole desired state of a stack set: configuration, targets, regions, overrides."""
-    return _sha(
-        {
-            "config": config_hash(spec),
-            "permission_model": spec.permission_model,
-            "organizational_units": sorted(spec.organizational_units),
-            "accounts": sorted(spec.accounts),
-            "account_filter": spec.account_filter,
-            "regions": sorted(spec.regions),
-            "overrides": _hashable_overrides(spec),
-        }
-    )
+def auto_deployment_dependencies(spec: StackSetSpec) -> tuple[str, ...]:
+    """The stack sets ``AutoDeployment.DependsOn`` names: ``depends_on`` of an auto-deployed stack set.
+
+    API reference, AutoDeployment.DependsOn: "When auto-deployment is triggered, operations will
+    be sequenced to ensure all dependencies complete successfully before this StackSet's
+    operation begins." Without it an account joining an OU can get model-deploy before its network.
+    """
+    return tuple(sorted(spec.depends_on)) if spec.service_managed and spec.auto_deployment else ()
 
 
-def operation_id(spec_fingerprint: str, index: int, total: int, step: Step, base: str, may_override: bool) -> str:
-    """Deterministic client token of a step: same plan from the same live state, same id."""
+def membership_matters(spec: StackSetSpec) -> bool:
+    """Whether OU membership changes can leave the stack set behind without any operation.
+
+    With auto-deployment on and no account filter, AWS itself follows accounts into and out
+    of the target OUs (each move is an operation, which the fast path sees). With it off, or
+    with account filters (which auto-deployment ignores, so they force it off), an account
+    that joins a target OU creates no operation: membership must be read.
+    """
+    return spec.service_managed and (not spec.auto_deployment or spec.account_filter is not AccountFilter.NONE)
+
+
+def targeted_accounts(spec: StackSetSpec, ou_accounts: Iterable[tuple[str, Iterable[str]]]) -> frozenset[str]:
+    """The accounts the targets resolve to, given each target OU's current accounts (service-managed)."""
+    members: set[str] = set()
+    for ou, accounts in ou_accounts:
+        if ou in spec.organizational_units:
+            members.update(accounts)
+    chosen = set(spec.accounts)
+    if spec.account_filter is AccountFilter.INTERSECTION:
+        return frozenset(members & chosen)
+    if spec.account_filter is AccountFilter.DIFFERENCE:
+        return frozenset(members - chosen)
+    if spec.account_filter is AccountFilter.UNION:
+        return frozenset(members | chosen)
+    return frozenset(members)
+
+
+def fingerprint(spec: StackSetSpec, ou_accounts: Iterable[tuple[str, Iterable[str]]] | None = None) -> str:
+    """Hash of the whole desired state of a stack set: configuration, targets, regions, overrides.
+
+    When membership matters (``membership_matters``) the accounts the targets resolve to are
+    part of it: an account joining a target OU then changes the fingerprint, which the fast
+    path compares with the one recorded in the last operation's id.
+    """
+    state: dict[str, Any] = {
+        "config": config_hash(spec),
+        "permission_model": spec.permission_model,
+        "organizational_units": sorted(spec.organizational_units),
+        "accounts": sorted(spec.accounts),
+        "account_filter": spec.account_filter,
+        "regions": sorted(spec.regions),
+        "overrides": _hashable_overrides(spec),
+    }
+    if ou_accounts is not None and membership_matters(spec):
+        state["members"] = sorted(targeted_accounts(spec, ou_accounts))
+    return _sha(state)
+
+
+def overrides_digest(overrides: Overrides | None, spec: StackSetSpec) -> str:
+    """8 hex digits naming a set of override values (recorded in operation ids, which anyone who
+    can list operations reads: NoEcho and secret values enter sealed, as in the fingerprint)."""
+    masked = spec.masked_parameters()
+    return _sha([[k, _sealed(spec.name, k, str(v)) if k in masked else v] for k, v in overrides or ()])[:8]
+
+
+def operation_id(spec_fingerprint: str, index: int, total: int, step: Step, base: str, may_override: bool | str) -> str:
+    """Deterministic client token of a step: same plan from the same live state, same id.
+
+    ``may_override``: False (sets no overrides), True (may set or keep some), or the
+    ``overrides_digest`` of the exact overrides set on every instance the step touches.
+    """
     digest = _sha({"base": base, "step": step.content(), "index": index, "total": total, "fp": spec_fingerprint})
-    return f"{OPERATION_PREFIX}-{spec_fingerprint[:20]}-{index}o{total}-{'o' if may_override else 'n'}{digest[:16]}"
+    flag = f"s{may_override}" if isinstance(may_override, str) else ("o" if may_override else "n")
+    return f"{OPERATION_PREFIX}-{spec_fingerprint[:20]}-{index}o{total}-{flag}{digest[:16]}"
 
 
 def parse_operation_id(value: str | None) -> tuple[str, int, int, bool] | None:
@@ -321,19 +410,46 @@ def parse_operation_id(value: str | None) -> tuple[str, int, int, bool] | None:
     match = _OPERATION_ID_RE.match(value or "")
     if not match:
         return None
-    return match.group(1), int(match.group(2)), int(match.group(3)), match.group(4) == "o"
+    return match.group(1), int(match.group(2)), int(match.group(3)), match.group(4) != "n"
 
 
-def last_apply_matches(last: LastOperation | None, spec_fingerprint: str) -> bool:
+def known_overrides_digest(instance: LiveInstance) -> str | None:
+    """The digest of the overrides our last operation on ``instance`` set, when it set them explicitly."""
+    match = _OPERATION_ID_RE.match(instance.last_operation_id or "")
+    return match.group(5) if match else None
+
+
+def quiet_since(last: LastOperation, operations: Iterable[LastOperation]) -> bool:
+    """Whether no other operation was running, queued, or ended after ``last`` started.
+
+    With ManagedExecution, non-conflicting operations run concurrently: an operation created
+    just before ours can still be changing instances after ours ended, so "ours is the
+    newest by creation time" alone does not prove nothing ran since.
+    """
+    for other in operations:
+        if other.operation_id == last.operation_id:
+            continue
+        if other.status in RUNNING_STATUSES or other.ended is None:
+            return False
+        if last.created is not None and other.ended > last.created:
+            return False
+    return True
+
+
+def last_apply_matches(
+    last: LastOperation | None, spec_fingerprint: str, operations: Iterable[LastOperation] = ()
+) -> bool:
     """Whether the stack set's latest operation is the successful last step of an apply of this exact state.
 
     Anything else (someone else's operation, a failure, a stop, instance failures within
-    the tolerance, a different desired state) means live state must be read in full.
+    the tolerance, a different desired state, another operation overlapping ours) means
+    live state must be read in full.
     """
     if last is None or last.status != "SUCCEEDED" or (last.failed_count or 0) > 0:
         return False
     parsed = parse_operation_id(last.operation_id)
-    return parsed is not None and parsed[0] == spec_fingerprint[:20] and parsed[1] == parsed[2]
+    matches = parsed is not None and parsed[0] == spec_fingerprint[:20] and parsed[1] == parsed[2]
+    return matches and quiet_since(last, operations)
 
 
 def overrides_known_empty(instance: LiveInstance) -> bool:
@@ -374,11 +490,54 @@ def override_scope(spec: StackSetSpec, instance: LiveInstance) -> bool:
     return False
 
 
-def _instance_desired(spec: StackSetSpec, inst: LiveInstance) -> bool:
+def expand_child_ou_overrides(spec: StackSetSpec, child_accounts: dict[str, frozenset[str]]) -> StackSetSpec:
+    """Overrides naming an OU below a target OU, turned into account-level rules.
+
+    Instances are recorded under the target OU they were deployed through, so a rule naming
+    a child OU would never match one; its accounts (read now) say where it applies. A part
+    whose OU holds no account is dropped (an empty account list would mean every target).
+    """
+    rules: list[Override] = []
+    for rule in spec.overrides:
+        children = [ou for ou in rule.organizational_units if ou not in spec.organizational_units]
+        if not children:
+            rules.append(rule)
+            continue
+        kept = tuple(ou for ou in rule.organizational_units if ou in spec.organizational_units)
+        if kept:
+            rules.append(replace(rule, organizational_units=kept))
+        accounts: set[str] = set().union(*(child_accounts.get(ou, frozenset()) for ou in children))
+        if rule.accounts:
+            accounts &= set(rule.accounts)
+        if accounts:
+            rules.append(replace(rule, organizational_units=(), accounts=tuple(sorted(accounts))))
+    return replace(spec, overrides=tuple(rules))
+
+
+def target_problems(spec: StackSetSpec, management_account: str | None) -> list[tuple[str, str]]:
+    """(key, problem) of targets AWS would silently ignore (service-managed)."""
+    problems = []
+    if spec.service_managed and management_account and management_account in spec.accounts:
+        # API reference, DeploymentTargets: "CloudFormation doesn't deploy stack instances to the
+        # organization management account, even if the organization management account is in
+        # your organization or in an OU in your organization."
+        problems.append(
+            (
+                "targets.accounts",
+                f"{management_account} is the Organization's management account: service-managed stack sets "
+                "never deploy there (use a self_managed stack set for it)",
+            )
+        )
+    return problems
+
+
+def _instance_desired(spec: StackSetSpec, inst: LiveInstance, targeted: frozenset[str] | None = None) -> bool:
     if inst.region not in spec.regions:
         return False
     if not spec.service_managed:
         return inst.account in spec.accounts
+    if targeted is not None:  # membership read: the accounts the targets resolve to now
+        return inst.account in targeted
     accounts = set(spec.accounts)
     if inst.ou is None or inst.ou in spec.organizational_units:
         # An instance we cannot attribute to an OU is kept: never delete what we cannot place.
@@ -435,9 +594,11 @@ def plan_stack_set(
     live: LiveStackSet,
     account_parents: dict[str, str] | None = None,
     adopt: bool = False,
+    manifest_id: str | None = None,
 ) -> StackSetPlan:
-    """Plan one stack set. ``account_parents`` maps union accounts to their parent OU."""
-    fp = fingerprint(spec)
+    """Plan one stack set. ``account_parents`` maps union accounts to their parent OU;
+    ``manifest_id`` (when given) is the manifest that must own the stack set."""
+    fp = fingerprint(spec, live.ou_accounts)
     plan = StackSetPlan(name=spec.name, action=PlanAction.NO_CHANGE, fingerprint=fp, masked=spec.masked_parameters())
     for running in live.running_operations:
         plan.notes.append(f"operation {running} is still running: apply waits for it, and this plan may change")
@@ -457,6 +618,10 @@ def plan_stack_set(
             f"stack set '{spec.name}' exists but lacks the ownership tag {OWNER_TAG_KEY}={OWNER_TAG_VALUE}: "
             "it was not created by this tool; re-run with --adopt to take it over (after reviewing this plan)"
         )
+    foreign = _foreign_manifest(spec, live, manifest_id) if live.exists and live.owned else None
+    if foreign and not adopt:
+        plan.action = PlanAction.BLOCKED
+        plan.blocked_reason = foreign
     if live.exists and live.permission_model and live.permission_model != spec.permission_model:
         plan.action = PlanAction.BLOCKED
         plan.blocked_reason = (
@@ -486,6 +651,12 @@ def plan_stack_set(
             if not any(s.kind is StepKind.UPDATE_STACK_SET for s in steps):
                 plan.property_changes.append(Change(f"tags.{OWNER_TAG_KEY}", None, OWNER_TAG_VALUE))
                 steps.append(Step(kind=StepKind.UPDATE_STACK_SET, instance_count=len(live_instances)))
+        elif manifest_id is not None and live.manifest_id != manifest_id and (adopt or live.manifest_id is None):
+            if live.manifest_id is not None:
+                plan.notes.append(f"adopting from manifest '{live.manifest_id}'")
+            if not any(s.kind is StepKind.UPDATE_STACK_SET for s in steps):
+                steps.append(Step(kind=StepKind.UPDATE_STACK_SET, instance_count=len(live_instances)))
+            plan.property_changes.append(Change(f"tags.{MANIFEST_TAG}", live.manifest_id, manifest_id))
 
     if live.instances is not None or not live.exists:
         if spec.service_managed:
@@ -506,6 +677,21 @@ def plan_stack_set(
     if plan.action is PlanAction.BLOCKED:
         plan.steps = []
     return plan
+
+
+def _template_defaults(body: str | None) -> dict[str, str]:
+    """Each parameter's default in a template's text (``{}`` when there is none or it does not parse)."""
+    try:
+        template = parse_yaml(body or "")
+    except yaml.YAMLError:
+        return {}
+    parameters = template.get("Parameters") if isinstance(template, dict) else None
+    defaults = {}
+    for name, spec in (parameters or {}).items():
+        if isinstance(spec, dict) and "Default" in spec:
+            default = spec["Default"]
+            defaults[name] = ",".join(map(str, default)) if isinstance(default, list) else str(default)
+    return defaults
 
 
 def _resource_changes(
@@ -537,13 +723,22 @@ def _diff_stack_set(spec: StackSetSpec, live: LiveStackSet, plan: StackSetPlan) 
         )
 
     desired = spec.effective_parameters()
-    live_params = dict(live.parameters)
+    # What the stacks see now: values the stack set was given, else its live template's defaults.
+    live_params = {**_template_defaults(live.template_body), **dict(live.parameters)}
     no_echo = {n for n, p in spec.template.parameters.items() if p.no_echo}
+    given = dict(live.parameters)
     for name in sorted(set(desired) | set(live_params)):
         new = desired.get(name)
         old = live_params.get(name)
-        if old is None and name in spec.template.parameters and spec.template.parameters[name].default == new:
-            continue  # a default the stack set never received explicitly: not a change
+        if name not in given and name in spec.overridden_keys():
+            old = None  # overridden per instance: the stack set itself must now be given the key
+        if (
+            old is None
+            and name in spec.template.parameters
+            and spec.template.parameters[name].default == new
+            and name not in spec.overridden_keys()
+        ):
+            continue  # a default the stack set never received explicitly (and nobody overrides): not a change
         if name in no_echo or old == NO_ECHO_MASK:
             continue  # compared through the configuration hash below
         if old != new:
@@ -561,8 +756,12 @@ def _diff_stack_set(spec: StackSetSpec, live: LiveStackSet, plan: StackSetPlan) 
     prop("capabilities", sorted(live.capabilities), sorted(spec.capabilities))
     if spec.service_managed and live.auto_deployment is not None:
         prop(
-            "auto_deployment", list(live.auto_deployment), [spec.auto_deployment, spec.retain_stacks_on_account_removal]
+            "auto_deployment",
+            list(live.auto_deployment),
+            [spec.auto_deployment, spec.retain_stacks_on_account_removal and spec.auto_deployment],
         )
+    if spec.service_managed and live.depends_on is not None:
+        prop("auto_deployment.depends_on", sorted(live.depends_on), list(auto_deployment_dependencies(spec)))
     if not spec.service_managed:
         if spec.administration_role_arn:
             prop("administration_role_arn", live.administration_role_arn, spec.administration_role_arn)
@@ -611,10 +810,37 @@ def _needs_update(inst: LiveInstance, wanted: Overrides, plan: StackSetPlan) -> 
     return False
 
 
+def _inoperable(instances: Iterable[LiveInstance], plan: StackSetPlan) -> list[LiveInstance]:
+    """INOPERABLE instances, noted: an update cannot repair them.
+
+    API reference, StackInstance.Status INOPERABLE: "Stacks in this state are excluded from
+    further UpdateStackSet operations. You might need to perform a DeleteStackInstances
+    operation, with RetainStacks set to true, to delete the stack instance, and then delete
+    the stack manually."
+    """
+    found = [i for i in instances if i.status == "INOPERABLE"]
+    for inst in found:
+        plan.remove.append(_label(inst) + " (INOPERABLE: removed with RetainStacks; delete its stack by hand)")
+    if found:
+        plan.notes.append(
+            f"{len(found)} INOPERABLE instance(s) are removed with RetainStacks=true: their stacks stay in the "
+            "accounts; delete those stacks by hand, then re-run apply to deploy them again"
+        )
+    return found
+
+
 def _plan_self_managed(spec: StackSetSpec, instances: tuple[LiveInstance, ...], plan: StackSetPlan) -> list[Step]:
-    live = {(i.account, i.region): i for i in instances}
+    broken = _inoperable(instances, plan)
+    broken_keys = {(i.account, i.region) for i in broken}
+    live = {(i.account, i.region): i for i in instances if (i.account, i.region) not in broken_keys}
     desired = {(a, r) for a in spec.accounts for r in spec.regions}
     steps: list[Step] = []
+
+    retained: dict[tuple[Any, str], set[str]] = defaultdict(set)
+    for inst in broken:
+        retained[(None, inst.account)].add(inst.region)
+    for (regions, _), accounts in sorted(_group_by_regions(retained).items()):
+        steps.append(replace(_accounts_step(StepKind.DELETE_INSTANCES, accounts, regions), retain_stacks=True))
 
     removals: dict[tuple[Any, str], set[str]] = defaultdict(set)
     for (account, region), inst in sorted(live.items()):
@@ -633,6 +859,8 @@ def _plan_self_managed(spec: StackSetSpec, instances: tuple[LiveInstance, ...], 
     creates: dict[tuple[Any, str], set[str]] = defaultdict(set)
     updates: dict[tuple[Any, str], set[str]] = defaultdict(set)
     for account, region in sorted(desired):
+        if (account, region) in broken_keys:
+            continue  # its retained stack would collide with a new one: re-created on a later run
         wanted = desired_overrides(spec, account, region, None)
         existing = live.get((account, region))
         if existing is None:
@@ -662,6 +890,37 @@ def _plan_self_managed(spec: StackSetSpec, instances: tuple[LiveInstance, ...], 
     return steps
 
 
+def _deletions_by_account(
+    instances: Iterable[LiveInstance], moved: dict[str, str], retain_stacks: bool | None = None
+) -> list[Step]:
+    """DeleteStackInstances for single accounts of service-managed instances, through their OU.
+
+    AWS resolves OU targets to the OU's current accounts (User Guide, stackinstances-delete:
+    "Delete stacks from all accounts in the specified OUs"): an account that left the OU its
+    instance was deployed through is reached only through the OU (or root) it is in now.
+    """
+    units: dict[tuple[Any, str], set[str]] = defaultdict(set)
+    parent: dict[str, str] = {}
+    for inst in instances:
+        units[(None, inst.account)].add(inst.region)
+        where = moved.get(inst.account) or inst.ou
+        if where:
+            parent[inst.account] = where
+    steps = []
+    for (regions, _), accounts in sorted(_group_by_regions(units).items()):
+        ous = sorted({parent[a] for a in accounts if a in parent})
+        for chunk in _chunks(ous, MAX_OUS_PER_CALL):
+            step = _accounts_step(
+                kind=StepKind.DELETE_INSTANCES,
+                organizational_units=chunk,
+                accounts=[a for a in accounts if parent.get(a) in chunk],
+                account_filter=AccountFilter.INTERSECTION,
+                regions=regions,
+            )
+            steps.append(replace(step, retain_stacks=retain_stacks))
+    return steps
+
+
 def _plan_service_managed(
     spec: StackSetSpec,
     live: LiveStackSet,
@@ -670,27 +929,30 @@ def _plan_service_managed(
     plan: StackSetPlan,
 ) -> list[Step]:
     steps: list[Step] = []
-    target_ous = set(spec.organizational_units)
+    moved = dict(live.moved_accounts)
+    targeted = targeted_accounts(spec, live.ou_accounts) if live.ou_accounts is not None else None
+    members = {ou: set(accounts) for ou, accounts in live.ou_accounts or ()}
+    broken = _inoperable(instances, plan)
+    steps.extend(_deletions_by_account(broken, moved, retain_stacks=True))
+    broken_keys = {(i.account, i.region) for i in broken}
+    instances = tuple(i for i in instances if (i.account, i.region) not in broken_keys)
     by_ou_region: dict[tuple[str | None, str], list[LiveInstance]] = defaultdict(list)
     for inst in instances:
         by_ou_region[(inst.ou, inst.region)].append(inst)
 
-    # Removals: whole (OU, region) pairs when nothing of them stays, else account by account.
+    # Removals: whole (OU, region) pairs when nothing of them stays, else account by account
+    # (accounts that left their instance's OU always so: the OU no longer reaches them).
     ou_wide: dict[tuple[Any, str], set[str]] = defaultdict(set)
-    per_account: dict[tuple[Any, str], set[str]] = defaultdict(set)
-    account_ous: dict[str, str] = {}
+    singles: list[LiveInstance] = []
     for (ou, region), group in sorted(by_ou_region.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
-        unwanted = [i for i in group if not _instance_desired(spec, i)]
+        unwanted = [i for i in group if not _instance_desired(spec, i, targeted)]
         if not unwanted:
             continue
         plan.remove.extend(_label(i) for i in unwanted)
-        if len(unwanted) == len(group) and ou is not None:
+        if len(unwanted) == len(group) and ou is not None and not any(i.account in moved for i in group):
             ou_wide[(None, ou)].add(region)
         else:
-            for inst in unwanted:
-                per_account[(None, inst.account)].add(region)
-                if inst.ou:
-                    account_ous[inst.account] = inst.ou
+            singles.extend(unwanted)
     for (regions, _), ous in sorted(_group_by_regions(ou_wide).items()):
         count = sum(len(by_ou_region[(ou, r)]) for ou in ous for r in regions)
         for chunk in _chunks(sorted(ous), MAX_OUS_PER_CALL):
@@ -703,17 +965,7 @@ def _plan_service_managed(
                     instance_count=count,
                 )
             )
-    for (regions, _), accounts in sorted(_group_by_regions(per_account).items()):
-        ous = sorted({account_ous[a] for a in accounts if a in account_ous})
-        steps.append(
-            _accounts_step(
-                kind=StepKind.DELETE_INSTANCES,
-                organizational_units=tuple(ous),
-                accounts=accounts,
-                account_filter=AccountFilter.INTERSECTION,
-                regions=regions,
-            )
-        )
+    steps.extend(_deletions_by_account(singles, moved))
 
     if live.ou_accounts is not None:
         steps.extend(_additions_by_membership(spec, dict(live.ou_accounts), instances, account_parents, plan))
@@ -723,7 +975,7 @@ def _plan_service_managed(
     # Override changes and re-runs of existing instances.
     updates: dict[tuple[Any, str], set[str]] = defaultdict(set)
     for inst in instances:
-        if not _instance_desired(spec, inst):
+        if not _instance_desired(spec, inst, targeted):
             continue
         wanted = desired_overrides(spec, inst.account, inst.region, inst.ou)
         if _needs_update(inst, wanted, plan):
@@ -731,12 +983,28 @@ def _plan_service_managed(
     regrouped: dict[tuple[tuple[str, ...], Overrides], dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for (regions, (wanted, ou)), accounts in _group_by_regions(updates).items():
         regrouped[(regions, wanted)][ou or ""].update(accounts)
+    filter_accounts, ou_filter = _create_filter(spec)
+
+    def whole_ou(ou: str, accounts: set[str], regions: tuple[str, ...]) -> bool:
+        """An update through the whole OU (with the stack set's own filter) reaches exactly ``accounts``."""
+        if not ou or ou not in spec.organizational_units:
+            return False
+        for region in regions:
+            present = {i.account for i in by_ou_region[(ou, region)]}
+            if not present <= accounts:
+                return False
+            if ou in members:  # every account the OU (filtered) reaches now must have an instance there
+                reached = {a for a in members[ou] if targeted is None or a in targeted}
+                if spec.account_filter is AccountFilter.INTERSECTION:
+                    reached &= set(spec.accounts)
+                elif spec.account_filter is AccountFilter.DIFFERENCE:
+                    reached -= set(spec.accounts)
+                if not reached <= present:
+                    return False
+        return True
+
     for (regions, wanted), per_ou in sorted(regrouped.items()):
-        whole = [
-            ou
-            for ou, accounts in per_ou.items()
-            if ou and all({i.account for i in by_ou_region[(ou, r)]} <= accounts for r in regions)
-        ]
+        whole = [ou for ou, accounts in per_ou.items() if whole_ou(ou, accounts, regions)]
         partial = {ou: accounts for ou, accounts in per_ou.items() if ou not in whole}
         for chunk in _chunks(sorted(whole), MAX_OUS_PER_CALL):
             count = sum(len(by_ou_region[(ou, r)]) for ou in chunk for r in regions)
@@ -744,7 +1012,10 @@ def _plan_service_managed(
                 Step(
                     kind=StepKind.UPDATE_INSTANCES,
                     organizational_units=chunk,
-                    account_filter=AccountFilter.NONE,
+                    # The stack set's own filter: NONE would also name the accounts a
+                    # DIFFERENCE excludes (or an INTERSECTION leaves out).
+                    accounts=filter_accounts,
+                    account_filter=ou_filter,
                     regions=regions,
                     overrides=wanted,
                     instance_count=count,
@@ -752,7 +1023,7 @@ def _plan_service_managed(
             )
         if partial:
             accounts = sorted(set().union(*partial.values()))
-            ous = sorted(ou for ou in partial if ou) or sorted(target_ous)
+            ous = sorted(ou for ou in partial if ou) or sorted(spec.organizational_units)
             steps.append(
                 _accounts_step(
                     kind=StepKind.UPDATE_INSTANCES,
@@ -963,10 +1234,15 @@ def _assign_operation_ids(
     for step in steps:
         if step.is_operation:
             index += 1
+            may_override: bool | str
             if step.kind is StepKind.UPDATE_STACK_SET:
                 may_override = has_overrides  # the instances keep whatever overrides they had
+            elif step.kind is StepKind.UPDATE_INSTANCES or (step.kind is StepKind.CREATE_INSTANCES and step.overrides):
+                # These set exactly ``step.overrides`` on every instance they touch: the id says which,
+                # so the next read need not describe those instances to know their overrides.
+                may_override = overrides_digest(step.overrides, spec)
             else:
-                may_override = bool(step.overrides) or (step.kind is StepKind.DELETE_INSTANCES and has_overrides)
+                may_override = step.kind is StepKind.DELETE_INSTANCES and has_overrides
             step = replace(step, operation_id=operation_id(fp, index, total, step, base, may_override))
         else:
             step = replace(step, operation_id=f"{OPERATION_PREFIX}-{fp[:20]}-{step.kind.value.replace('_', '-')}")
@@ -974,8 +1250,18 @@ def _assign_operation_ids(
     return out
 
 
-def plan_destroy(spec: StackSetSpec, live: LiveStackSet) -> StackSetPlan:
-    """Delete every instance, then the stack set (owned stack sets only)."""
+def _foreign_manifest(spec: StackSetSpec, live: LiveStackSet, manifest_id: str | None) -> str | None:
+    """Why ``live`` belongs to another manifest (None when it does not)."""
+    if manifest_id is None or live.manifest_id in (None, manifest_id):
+        return None
+    return (
+        f"stack set '{spec.name}' belongs to manifest '{live.manifest_id}' (tag {MANIFEST_TAG}), "
+        f"not to this one ('{manifest_id}'): rename it here, or re-run with --adopt to move it to this manifest"
+    )
+
+
+def plan_destroy(spec: StackSetSpec, live: LiveStackSet, manifest_id: str | None = None) -> StackSetPlan:
+    """Delete every instance, then the stack set (owned stack sets only, of this manifest)."""
     plan = StackSetPlan(name=spec.name, action=PlanAction.DELETE, fingerprint="", masked=spec.masked_parameters())
     if not live.exists:
         plan.action = PlanAction.ABSENT
@@ -987,8 +1273,32 @@ def plan_destroy(spec: StackSetSpec, live: LiveStackSet) -> StackSetPlan:
             "this tool did not create it and will not delete it"
         )
         return plan
-    instances = live.instances or ()
+    foreign = _foreign_manifest(spec, live, manifest_id)
+    if foreign:
+        plan.action, plan.blocked_reason = (
+            PlanAction.BLOCKED,
+            foreign.replace("re-run with --adopt to move it to this manifest", "destroy it with that manifest"),
+        )
+        return plan
+    moved = dict(live.moved_accounts)
+    broken = [i for i in live.instances or () if i.status == "INOPERABLE"]
     steps: list[Step] = []
+    if live.permission_model is PermissionModel.SERVICE_MANAGED:
+        steps.extend(_deletions_by_account([i for i in broken if i.ou or i.account in moved], moved, True))
+        steps.extend(
+            _deletions_by_account([i for i in live.instances or () if i.account in moved and i not in broken], moved)
+        )
+    else:
+        for inst in broken:
+            steps.append(
+                replace(_accounts_step(StepKind.DELETE_INSTANCES, [inst.account], (inst.region,)), retain_stacks=True)
+            )
+    for inst in broken:
+        plan.remove.append(_label(inst) + " (INOPERABLE: RetainStacks; delete its stack by hand)")
+    instances = [i for i in live.instances or () if i not in broken and i.account not in moved]
+    if live.permission_model is not PermissionModel.SERVICE_MANAGED:
+        instances = [i for i in live.instances or () if i not in broken]
+    plan.remove.extend(_label(i) for i in live.instances or () if i.account in moved and i not in broken)
     units: dict[tuple[Any, str], set[str]] = defaultdict(set)
     unplaced: dict[tuple[Any, str], set[str]] = defaultdict(set)
     for inst in instances:
@@ -1048,6 +1358,11 @@ def _masked_step(step: Step, masked: frozenset[str]) -> dict:
     return data
 
 
+def shown(value: Any) -> str:
+    """A value as the plan prints it: JSON for data, ``(not set)`` for nothing; never a Python repr."""
+    return "(not set)" if value is None else json.dumps(value, sort_keys=True, default=str)
+
+
 def describe(plan: StackSetPlan, spec: StackSetSpec | None = None) -> list[str]:
     """Human-readable lines of a plan (NoEcho values masked)."""
     masked = plan.masked | (spec.masked_parameters() if spec else frozenset())
@@ -1058,10 +1373,10 @@ def describe(plan: StackSetPlan, spec: StackSetSpec | None = None) -> list[str]:
     if plan.blocked_reason:
         lines.append(f"  BLOCKED: {plan.blocked_reason}")
     for change in plan.property_changes:
-        lines.append(f"  ~ {change.key}: {change.old!r} -> {change.new!r}")
+        lines.append(f"  ~ {change.key}: {shown(change.old)} -> {shown(change.new)}")
     for change in plan.parameter_changes:
         old, new = mask(change.key, change.old, masked), mask(change.key, change.new, masked)
-        lines.append(f"  ~ parameter {change.key}: {old!r} -> {new!r}")
+        lines.append(f"  ~ parameter {change.key}: {shown(old)} -> {shown(new)}")
     if plan.resource_changes:
         lines.append(f"  ~ resources: {len(plan.resource_changes)} change(s) in every instance's stack")
         lines.extend(f"      {change.describe(plan.instance_count)}" for change in plan.resource_changes)

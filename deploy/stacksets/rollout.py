@@ -22,8 +22,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from deploy.common.errors import InputError, RolloutError
-from deploy.stacksets.aws import InstanceFailure, StackSets
-from deploy.stacksets.lookups import resolve_lookups
+from deploy.stacksets.aws import InstanceFailure, StackSets, StaleRequest
+from deploy.stacksets.lookups import resolve_lookups, resolve_spec
 from deploy.stacksets.manifest import AccountFilter, Manifest, StackSetSpec, dependency_graph, dependency_order
 from deploy.stacksets.plan import (
     LiveStackSet,
@@ -200,14 +200,41 @@ class Rollout:
         self.adapter = adapter
         self.reporter = reporter
         self.adopt = adopt
+        self._unresolved: dict[str, StackSetSpec] = {}  # specs before lookups, for values known after apply
         self.iam_retry_delays = IAM_RETRY_DELAYS if iam_retry_delays is None else iam_retry_delays
 
     # ------------------------------------------------------------------ planning
 
-    def specs(self) -> list[StackSetSpec]:
+    @property
+    def manifest_id(self) -> str | None:
+        """The id of the manifest that owns the stack sets (None: ownership per manifest not checked)."""
+        manifest = getattr(self.adapter, "manifest", None)
+        return manifest.id if manifest is not None else None
+
+    def specs(self, values: bool = True) -> list[StackSetSpec]:
+        """The manifest's specs with references resolved and (``values``) lookups too: ``destroy``
+        needs no parameter value, so a producer already gone never blocks removing a consumer."""
         self.adapter.caller_account()  # missing or wrong credentials: exit 2 before anything else
         specs = resolve(self.adapter.manifest, self.adapter.resolve_references())
-        return resolve_lookups(specs, self.adapter.values, self.adapter.manifest.path)
+        self._unresolved = {spec.name: spec for spec in specs}
+        resolved = resolve_lookups(specs, self.adapter.values, self.adapter.manifest.path) if values else specs
+        return [self.adapter.prepare(spec) for spec in resolved]
+
+    def _resolve_deferred(self, item: Planned) -> Planned:
+        """A stack set planned with values known only after apply: now that what it depends on
+        is deployed, resolve them, read it again and plan it anew."""
+        unresolved = self._unresolved.get(item.spec.name)
+        if unresolved is None:
+            raise RolloutError(f"{item.spec.name}: values known only after apply, and no manifest entry to resolve")
+        spec = self.adapter.prepare(
+            resolve_spec(unresolved, self.adapter.values, self.adapter.manifest.path, final=True)
+        )
+        self.reporter.line(
+            f"{spec.name}: values known after apply resolved ({', '.join(sorted(item.spec.deferred_parameters))})"
+        )
+        live = self.adapter.read(spec, full=True, on_wait=self._on_wait)
+        plan = plan_stack_set(spec, live, item.account_parents, adopt=self.adopt, manifest_id=self.manifest_id)
+        return replace(item, spec=spec, live=live, plan=plan)
 
     def _on_wait(self, name: str, operation_id: str) -> None:
         self.reporter.line(f"{name}: waiting for operation {operation_id} already in progress")
@@ -218,9 +245,16 @@ class Rollout:
         def one(spec: StackSetSpec) -> Planned:
             live = self.adapter.read(spec, full=full, on_wait=self._on_wait, wait=wait)
             parents = {}
-            if spec.service_managed and spec.account_filter is AccountFilter.UNION and live.instances is not None:
+            # UNION accounts outside the OUs are created through their parent OU: needed for a new
+            # stack set as much as for one whose instances were read.
+            if (
+                spec.service_managed
+                and spec.account_filter is AccountFilter.UNION
+                and (live.instances is not None or not live.exists)
+            ):
                 parents = self.adapter.account_parents(spec.accounts)
-            return Planned(spec, live, plan_stack_set(spec, live, parents, adopt=self.adopt), parents)
+            plan = plan_stack_set(spec, live, parents, adopt=self.adopt, manifest_id=self.manifest_id)
+            return Planned(spec, live, plan, parents)
 
         with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_STACK_SETS, len(specs) or 1)) as pool:
             results = list(pool.map(one, specs))
@@ -229,7 +263,7 @@ class Rollout:
     def plan_destroy(self, specs: list[StackSetSpec]) -> dict[str, Planned]:
         def one(spec: StackSetSpec) -> Planned:
             live = self.adapter.read(spec, full=True, on_wait=self._on_wait)
-            return Planned(spec, live, plan_destroy(spec, live))
+            return Planned(spec, live, plan_destroy(spec, live, manifest_id=self.manifest_id))
 
         with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_STACK_SETS, len(specs) or 1)) as pool:
             results = list(pool.map(one, specs))
@@ -344,15 +378,26 @@ class Rollout:
         return {name: outcomes[name] for name in order}
 
     def _run_one(self, item: Planned, destroy: bool) -> Outcome:
+        if item.spec.deferred_parameters and not destroy:
+            item = self._resolve_deferred(item)
         spec, plan = item.spec, item.plan
         outcome = Outcome(spec.name, OutcomeResult.SUCCEEDED)
         iam_retries = 0
+        stale_rounds = 0
         for _round in range(MAX_ROUNDS + len(self.iam_retry_delays)):
             retry = False
             for step in plan.steps:
                 started = time.monotonic()
                 self.reporter.operation(spec.name, step.kind, step.operation_id)
-                result = self.adapter.execute(spec, step, on_wait=self._on_wait)
+                try:
+                    result = self.adapter.execute(spec, step, on_wait=self._on_wait)
+                except StaleRequest as error:
+                    if destroy or stale_rounds >= MAX_ROUNDS:
+                        raise
+                    stale_rounds += 1
+                    self.reporter.line(f"{error}: reading it again and re-planning")
+                    retry = True
+                    break
                 outcome.operations.append(result.operation_id)
                 if not result.ok:
                     if result.iam_propagation_only and iam_retries < len(self.iam_retry_delays):
@@ -369,7 +414,7 @@ class Rollout:
                     outcome.message = f"{step.kind.value} {result.operation_id} ended {result.status}"
                     return outcome
                 self.reporter.advance(spec.name, step.instance_count or 1)
-                self.reporter.step(spec.name, f"{step.kind} done in {time.monotonic() - started:.0f}s")
+                self.reporter.step(spec.name, f"{step.kind.value} done in {time.monotonic() - started:.0f}s")
             if destroy:
                 outcome.result = OutcomeResult.DELETED
                 return outcome
@@ -378,7 +423,7 @@ class Rollout:
             # Re-read and re-plan: instances created through an OU now exist with their OU,
             # and failed instances are no longer CURRENT. Removals are never follow-ups.
             live = self.adapter.read(spec, full=True, on_wait=self._on_wait)
-            plan = plan_stack_set(spec, live, item.account_parents, adopt=True)
+            plan = plan_stack_set(spec, live, item.account_parents, adopt=True, manifest_id=self.manifest_id)
             plan.steps = [s for s in plan.steps if s.kind is not StepKind.DELETE_INSTANCES]
             if not plan.steps:
                 return outcome

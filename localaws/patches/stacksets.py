@@ -25,7 +25,16 @@ Measured gaps closed here (each shaped after the botocore service model):
   instances, one moved out loses them (stacks kept per RetainStacksOnAccountRemoval);
 - opt-in (``configure``): operations stay RUNNING for a number of polls, and a second
   operation on the stack set meanwhile fails with OperationInProgressException unless
-  ManagedExecution is active (then it is accepted, as AWS queues it).
+  ManagedExecution is active (then it is QUEUED and starts when the one before it ends);
+  ListStackSetOperations omits a new operation for ``list_lag`` reads (eventual consistency);
+  drift detection fails for the accounts in ``drift_fail_accounts``.
+
+Refused or failed as AWS refuses or fails them (issue 15; each rule names its source below):
+override keys the stack set has no parameter for, RetainStacksOnAccountRemoval without
+auto-deployment, OUs and accounts without AccountFilterType on create (UNION otherwise),
+CallAs=DELEGATED_ADMIN from an account that is not a registered delegated administrator,
+IAM resources without the capability (the instance fails). Drift detection compares the
+instances' SSM parameters with their stack's values (DRIFTED / MODIFIED / DELETED).
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import yaml
 from moto.cloudformation import models, responses
 from moto.cloudformation.exceptions import CloudFormationError, StackInstanceNotFound, ValidationError
 from moto.core.responses import ActionResult, EmptyResult
@@ -64,17 +74,126 @@ class OperationInProgress(CloudFormationError):
 # Opt-in, through POST /_local/control/stacksets?operation_polls=N: every new operation stays
 # RUNNING for N DescribeStackSetOperation calls, so callers' polling and serialisation can
 # be rehearsed. Default 0: operations end at once, as moto's do.
-SETTINGS = {"operation_polls": 0}
+# ``list_lag=N``: ListStackSetOperations leaves a new operation out of its next N answers
+# (API reference, ListStackSetOperations: "This API provides eventually consistent reads
+# meaning it may take some time but will eventually return the most up-to-date data.");
+# DescribeStackSetOperation is never lagged ("This API provides strongly consistent reads").
+# ``drift_fail_accounts=A,B``: drift detection fails on those accounts' instances (``none``: no account).
+SETTINGS: dict[str, Any] = {"operation_polls": 0, "list_lag": 0, "drift_fail_accounts": ""}
 
 
 def configure(values: dict[str, str]) -> dict:
-    """Control endpoint of this patch: set ``operation_polls`` (a count >= 0); answer the settings."""
-    if "operation_polls" in values:
-        polls = int(values["operation_polls"])
-        if polls < 0:
-            raise ValueError("operation_polls must be >= 0")
-        SETTINGS["operation_polls"] = polls
+    """Control endpoint of this patch: ``operation_polls``, ``list_lag`` (counts >= 0) and
+    ``drift_fail_accounts`` (comma-separated ids); answer the settings."""
+    for key in ("operation_polls", "list_lag"):
+        if key in values:
+            count = int(values[key])
+            if count < 0:
+                raise ValueError(f"{key} must be >= 0")
+            SETTINGS[key] = count
+    if "drift_fail_accounts" in values:
+        # "none" clears the list (the control endpoint drops empty query values).
+        accounts = [a for a in values["drift_fail_accounts"].split(",") if a and a != "none"]
+        if any(not (a.isdigit() and len(a) == 12) for a in accounts):
+            raise ValueError("drift_fail_accounts takes 12-digit account ids, comma-separated")
+        SETTINGS["drift_fail_accounts"] = ",".join(accounts)
     return dict(SETTINGS)
+
+
+class StackSetValidation(ValidationError):
+    """CreateStackSet/UpdateStackSet and the instance calls model few errors: AWS answers
+    everything else as ValidationError (HTTP 400)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message=message)
+
+
+def _check_auto_deployment(params: dict, permission_model: str | None) -> None:
+    auto = params.get("AutoDeployment")
+    if auto is None:
+        return
+    # API reference, AutoDeployment.RetainStacksOnAccountRemoval: "Specify only if Enabled is set
+    # to True." The Terraform provider was refused for sending it with Enabled false
+    # (hashicorp/terraform-provider-aws#19015); the message is ours (AWS's text is not public).
+    if "RetainStacksOnAccountRemoval" in auto and str(auto.get("Enabled")).lower() != "true":
+        raise StackSetValidation("RetainStacksOnAccountRemoval can only be specified when AutoDeployment is enabled")
+    # CreateStackSet.AutoDeployment: "(Not used with self-managed permissions.)"; stricter: refused.
+    if permission_model == "SELF_MANAGED":
+        raise StackSetValidation("AutoDeployment is not supported for SELF_MANAGED stack sets")
+    depends_on = list(auto.get("DependsOn") or [])
+    # AWS DevOps blog on StackSet dependencies: "Define up to 10 dependencies per StackSet".
+    if len(depends_on) > 10:
+        raise StackSetValidation("AutoDeployment.DependsOn takes at most 10 stack sets")
+
+
+def _check_overrides(stack_set, params: dict) -> None:
+    """API reference, UpdateStackInstances.ParameterOverrides: "You can only override the parameter
+    values that are specified in the StackSet." (cdklabs/cdk-stacksets#115: stack-set-level
+    Parameters had to be added). The message is ours: AWS's exact text is undocumented."""
+    known = set(stack_set.parameters or {})
+    unknown = sorted(
+        item["ParameterKey"] for item in params.get("ParameterOverrides") or [] if item["ParameterKey"] not in known
+    )
+    if unknown:
+        raise StackSetValidation(
+            f"Parameters: [{', '.join(unknown)}] are not specified in the StackSet {stack_set.name}; "
+            "only parameter values specified in the StackSet can be overridden"
+        )
+
+
+_IAM_NAME_PROPERTIES = {
+    "AWS::IAM::Role": "RoleName",
+    "AWS::IAM::User": "UserName",
+    "AWS::IAM::Group": "GroupName",
+    "AWS::IAM::ManagedPolicy": "ManagedPolicyName",
+    "AWS::IAM::InstanceProfile": "InstanceProfileName",
+}
+
+
+def _template_dict(template: str) -> dict:
+    try:
+        return json.loads(template)
+    except ValueError:
+        pass
+    from moto.cloudformation.utils import yaml_tag_constructor
+
+    yaml.add_multi_constructor("", yaml_tag_constructor)
+    try:
+        body = yaml.load(template, Loader=yaml.Loader)
+    except yaml.YAMLError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _required_capability(template: str) -> str | None:
+    """CAPABILITY_NAMED_IAM / CAPABILITY_IAM the template needs (None: neither)."""
+    needed = None
+    for resource in (_template_dict(template).get("Resources") or {}).values():
+        resource = resource if isinstance(resource, dict) else {}
+        rtype = str(resource.get("Type", ""))
+        if _IAM_NAME_PROPERTIES.get(rtype, "-") in (resource.get("Properties") or {}):
+            return "CAPABILITY_NAMED_IAM"
+        if rtype.startswith("AWS::IAM::"):
+            needed = "CAPABILITY_IAM"
+    return needed
+
+
+def _check_capabilities(stack_set) -> None:
+    """Instances of a stack set lacking a capability fail (rain#455: CreateStackSet succeeds,
+    the instances' operation fails with "Requires capabilities : [CAPABILITY_NAMED_IAM]").
+    CreateStackSet.Capabilities: "If you have IAM resources with custom names, you must specify
+    CAPABILITY_NAMED_IAM." CAPABILITY_NAMED_IAM also covers unnamed IAM resources."""
+    needed = _required_capability(stack_set.template or "")
+    given = set(getattr(stack_set, "capabilities", None) or [])
+    if needed and needed not in given and "CAPABILITY_NAMED_IAM" not in given:
+        raise InsufficientCapabilities(needed)
+
+
+class InsufficientCapabilities(CloudFormationError):
+    code = "InsufficientCapabilitiesException"
+
+    def __init__(self, capability: str):
+        super().__init__(f"Requires capabilities : [{capability}]")
 
 
 class OrganizationsAccessRequired(ValidationError):
@@ -172,7 +291,15 @@ def _resolve_targets(stack_set, accounts: list[str], targets: dict | None, actio
         )
     if not ou_ids:
         raise ValidationError(message="OrganizationalUnitIds are required")
-    filter_type = targets.get("AccountFilterType") or "NONE"
+    # API reference, DeploymentTargets: "When performing create operations, if you specify both
+    # OrganizationalUnitIds and Accounts, you must also specify the AccountFilterType property."
+    # and UNION "is the default value if AccountFilterType is not provided." (message as reported
+    # in aws-cloudformation-resource-providers-cloudformation#100).
+    if not targets.get("AccountFilterType") and targets.get("Accounts") and action == "CREATE":
+        raise ValidationError(
+            message="AccountFilterType should be specified when both OrganizationalUnitIds and Accounts are provided"
+        )
+    filter_type = targets.get("AccountFilterType") or ("UNION" if targets.get("Accounts") else "NONE")
     if filter_type == "UNION" and action == "CREATE":
         raise ValidationError(message="AccountFilterType UNION is not supported for CreateStackInstances")
     org = _org_backend(stack_set)
@@ -232,11 +359,23 @@ def _record(
         "StatusReason": f"{failed} of {len(results)} stack instances failed" if failed else None,
         "Instances": [{result["Account"]: result["Region"]} for result in results],
         "Results": results,
+        # StackSetOperationSummary.StatusDetails (ListStackSetOperations) as in botocore's model:
+        # "FailedStackInstancesCount: The number of stack instances for which the StackSet operation failed."
+        "StatusDetails": {"FailedStackInstancesCount": failed},
+        "ListLag": SETTINGS["list_lag"],
         **extra,
     }
     if SETTINGS["operation_polls"]:
+        # ManagedExecution.Active: "If there are already running or queued operations,
+        # CloudFormation queues all incoming operations even if they are non-conflicting."
+        busy = any(other.get("Status") in ("RUNNING", "QUEUED") for other in stack_set.operations)
         operation.update(
-            {"FinalStatus": status, "Status": "RUNNING", "EndTimestamp": None, "PollsLeft": SETTINGS["operation_polls"]}
+            {
+                "FinalStatus": status,
+                "Status": "QUEUED" if busy else "RUNNING",
+                "EndTimestamp": None,
+                "PollsLeft": SETTINGS["operation_polls"],
+            }
         )
     stack_set.operations.append(operation)
     stack_set.requests[operation_id] = fingerprint
@@ -247,15 +386,28 @@ def _guard(stack_set) -> None:
     """AWS runs one operation per stack set at a time; ManagedExecution queues the others."""
     if _managed_execution(stack_set).get("Active"):
         return
-    if any(operation.get("Status") == "RUNNING" for operation in stack_set.operations):
+    if any(operation.get("Status") in ("RUNNING", "QUEUED") for operation in stack_set.operations):
         raise OperationInProgress(stack_set.name)
 
 
-def _advance(operation: dict) -> None:
+def _advance(operation: dict, stack_set=None) -> None:
+    """One DescribeStackSetOperation poll: a RUNNING operation comes closer to its end; a QUEUED
+    one starts once nothing before it runs ("CloudFormation starts queued operations in request
+    order", ManagedExecution.Active)."""
+    if operation.get("Status") == "QUEUED" and stack_set is not None:
+        before = stack_set.operations[: stack_set.operations.index(operation)]
+        if not any(other.get("Status") in ("RUNNING", "QUEUED") for other in before):
+            operation["Status"] = "RUNNING"
+        return
     if operation.get("Status") == "RUNNING":
         operation["PollsLeft"] -= 1
         if operation["PollsLeft"] <= 0:
             operation["Status"], operation["EndTimestamp"] = operation["FinalStatus"], utcnow()
+            if stack_set is not None:  # the next queued operation starts
+                for other in stack_set.operations:
+                    if other.get("Status") == "QUEUED":
+                        other["Status"] = "RUNNING"
+                        break
 
 
 def _fingerprint(action: str, params: dict) -> str:
@@ -302,6 +454,7 @@ def _create_stack(stack_set, account: str, region: str, parameters: dict):
     """The instance's stack, created in its account as AWS does: named StackSet-<name>-<uuid>,
     visible there (DescribeStacks), its exports usable by the account's other stacks.
     A stack whose resources fail is left ROLLBACK_COMPLETE and the error re-raised."""
+    _check_capabilities(stack_set)
     backend = models.cloudformation_backends[account][region]
     name = f"StackSet-{stack_set.name}-{mock_random.uuid4()}"
     try:
@@ -321,6 +474,7 @@ def _delete_stack(instance) -> None:
 
 def _update_stack(stack_set, instance) -> None:
     parameters = _effective_parameters(stack_set, instance.overrides)
+    _check_capabilities(stack_set)
     if instance.stack is None:  # never created: try again, as AWS retries a FAILED instance
         instance.stack = _create_stack(stack_set, instance.account_id, instance.region_name, parameters)
     else:
@@ -334,7 +488,8 @@ def _apply_to_instances(instances, change) -> list[dict]:
         try:
             change(instance)
         except Exception as error:  # any resource error fails the instance, as in AWS
-            instance.status, instance.detailed_status, instance.status_reason = "OUTDATED", "FAILED", _reason(error)
+            status = "INOPERABLE" if instance.status == "INOPERABLE" else "OUTDATED"
+            instance.status, instance.detailed_status, instance.status_reason = status, "FAILED", _reason(error)
             results.append(
                 _result(
                     (instance.account_id, instance.region_name, instance.organizational_unit_id),
@@ -397,8 +552,9 @@ def _operation(action: str) -> Callable[[Callable[..., ActionResult]], Callable[
 
 
 def create_stack_set(self) -> ActionResult:
-    result = _original["create_stack_set"](self)
     params = _params(self)
+    _check_auto_deployment(params, params.get("PermissionModel") or "SELF_MANAGED")
+    result = _original["create_stack_set"](self)
     stack_set = self.cloudformation_backend.describe_stack_set(params["StackSetName"])
     _stack_set_defaults(stack_set)
     if params.get("ManagedExecution") is not None:
@@ -432,6 +588,7 @@ def _create_instance(
 def create_stack_instances(self, params: dict, stack_set, fingerprint: str) -> ActionResult:
     if stack_set.permission_model == "SERVICE_MANAGED" and not _organizations_access(self.current_account, self.region):
         raise OrganizationsAccessRequired()
+    _check_overrides(stack_set, params)
     regions = list(params.get("Regions") or [])
     targets = _resolve_targets(stack_set, params.get("Accounts") or [], params.get("DeploymentTargets"), "CREATE")
     overrides = _overrides(params.get("ParameterOverrides"))
@@ -448,6 +605,10 @@ def create_stack_instances(self, params: dict, stack_set, fingerprint: str) -> A
     for ou_id in (params.get("DeploymentTargets") or {}).get("OrganizationalUnitIds") or []:
         if stack_set.permission_model == "SERVICE_MANAGED" and ou_id not in stack_set.target_ous:
             stack_set.target_ous.append(ou_id)
+    # The stack set's regions are those it was deployed to, even through an OU with no account
+    # yet: auto-deployment uses them for an account that joins later.
+    known = stack_set.__dict__.setdefault("target_regions", [])
+    known.extend(region for region in regions if region not in known)
     _record(stack_set, operation_id, "CREATE", results, params, fingerprint)
     return ActionResult({"OperationId": operation_id})
 
@@ -469,6 +630,7 @@ def _select_instances(stack_set, params: dict, action: str):
 
 @_operation("UPDATE")
 def update_stack_instances(self, params: dict, stack_set, fingerprint: str) -> ActionResult:
+    _check_overrides(stack_set, params)
     selected = _select_instances(stack_set, params, "UPDATE")
     requested = {
         (a, r)
@@ -481,6 +643,8 @@ def update_stack_instances(self, params: dict, stack_set, fingerprint: str) -> A
     overrides_given = "ParameterOverrides" in params
 
     def change(instance):
+        if instance.status == "INOPERABLE":  # undocumented; stricter: an update cannot repair it
+            raise ValidationError(message="The stack instance is INOPERABLE: delete it with RetainStacks")
         if overrides_given:  # keys left out revert to the stack set's value; UsePreviousValue keeps the override
             previous = {item["ParameterKey"]: item for item in instance.overrides}
             new = []
@@ -501,6 +665,7 @@ def update_stack_instances(self, params: dict, stack_set, fingerprint: str) -> A
 
 @_operation("UPDATE")
 def update_stack_set(self, params: dict, stack_set, fingerprint: str) -> ActionResult:
+    _check_auto_deployment(params, stack_set.permission_model)
     backend = self.cloudformation_backend
     template = params.get("TemplateBody")
     if params.get("TemplateURL"):
@@ -538,6 +703,8 @@ def update_stack_set(self, params: dict, stack_set, fingerprint: str) -> ActionR
     if params.get("AutoDeployment") is not None:
         stack_set.auto_deployment = params["AutoDeployment"]
     instances = stack_set.instances.stack_instances if targeted is None else targeted
+    # StackInstance.Status INOPERABLE: "Stacks in this state are excluded from further UpdateStackSet operations."
+    instances = [i for i in instances if getattr(i, "status", "CURRENT") != "INOPERABLE"]
     if changes_stacks and targeted is not None:  # AWS: all instances OUTDATED, then the targeted ones updated
         for instance in stack_set.instances.stack_instances:
             _instance_defaults(instance)
@@ -570,7 +737,9 @@ def delete_stack_instances(self, params: dict, stack_set, fingerprint: str) -> A
             if not params["RetainStacks"]:
                 _delete_stack(instance)
         except Exception as error:  # a resource error fails the instance, not the call
-            instance.detailed_status, instance.status_reason = "FAILED", _reason(error)
+            # StackInstance.Status INOPERABLE: "A DeleteStackInstances operation has failed and
+            # left the stack in an unstable state."
+            instance.status, instance.detailed_status, instance.status_reason = "INOPERABLE", "FAILED", _reason(error)
             results.append(_result(key, "FAILED", instance.status_reason))
             continue
         stack_set.instances.stack_instances.remove(instance)
@@ -586,7 +755,7 @@ def delete_stack_instances(self, params: dict, stack_set, fingerprint: str) -> A
 def describe_stack_set_operation(self) -> ActionResult:
     stack_set = self.cloudformation_backend.describe_stack_set(self._get_param("StackSetName"))
     operation = stack_set.get_operation(self._get_param("OperationId"))
-    _advance(operation)
+    _advance(operation, stack_set)
     return ActionResult({"StackSetOperation": responses.StackSetOperationDTO(operation, stack_set)})
 
 
@@ -597,6 +766,19 @@ def delete_stack_set(self) -> ActionResult:
         if name in (stack_set.name, stack_set.id) and stack_set.status == "ACTIVE":
             _guard(stack_set)
     return _original["delete_stack_set"](self)
+
+
+def list_stack_set_operations(self) -> ActionResult:
+    """Newest first, as AWS lists them; operations younger than ``list_lag`` reads left out."""
+    params = _params(self)
+    stack_set = self.cloudformation_backend.describe_stack_set(params["StackSetName"])
+    visible = []
+    for operation in stack_set.operations:
+        if operation.get("ListLag", 0) > 0:
+            operation["ListLag"] -= 1
+            continue
+        visible.append(operation)
+    return ActionResult(_page(list(reversed(visible)), params))
 
 
 def describe_stack_set(self) -> ActionResult:
@@ -660,42 +842,106 @@ def list_stack_set_operation_results(self) -> ActionResult:
     return ActionResult(_page(results, params))
 
 
+def _resource_drifts(instance) -> list[dict]:
+    """Drift of the resources of an instance's stack (SSM parameters: the only type compared).
+
+    A parameter whose value differs from the stack's is MODIFIED, one that is gone DELETED,
+    as DetectStackDrift reports them (StackResourceDriftStatus).
+    """
+    from moto.ssm.models import ssm_backends
+
+    stack = instance.stack
+    ssm = ssm_backends[instance.account_id][instance.region_name]
+    drifts = []
+    for logical_id in stack.resource_map:
+        rtype = stack.resource_map._resource_json_map.get(logical_id, {}).get("Type")
+        resource = stack.resource_map[logical_id]
+        if rtype != "AWS::SSM::Parameter" or resource is None:
+            continue
+        current = ssm.get_parameter(resource.name)
+        drift = {
+            "StackId": stack.stack_id,
+            "LogicalResourceId": logical_id,
+            "PhysicalResourceId": resource.name,
+            "ResourceType": rtype,
+            "Timestamp": utcnow(),
+        }
+        if current is None:
+            drifts.append({**drift, "StackResourceDriftStatus": "DELETED"})
+        elif current.value != resource.value:
+            difference = {
+                "PropertyPath": "/Value",
+                "ExpectedValue": resource.value,
+                "ActualValue": current.value,
+                "DifferenceType": "NOT_EQUAL",
+            }
+            drifts.append({**drift, "StackResourceDriftStatus": "MODIFIED", "PropertyDifferences": [difference]})
+    return drifts
+
+
 @_operation("DETECT_DRIFT")
 def detect_stack_set_drift(self, params: dict, stack_set, fingerprint: str) -> ActionResult:
+    """Drift per instance from its stack's resources; the accounts of ``drift_fail_accounts``
+    (opt-in) and instances without a stack fail detection. DriftDetectionStatus per
+    StackSetDriftDetectionDetails: COMPLETED, PARTIAL_SUCCESS ("completed without exceeding the
+    failure tolerance"), FAILED ("exceeded the specified failure tolerance")."""
     now = utcnow()
-    results, failed = [], 0
+    results, failed, drifted = [], 0, 0
+    failing = set(filter(None, SETTINGS["drift_fail_accounts"].split(",")))
+    operation_id = _operation_id(params)
     for instance in stack_set.instances.stack_instances:
         _instance_defaults(instance)
         key = (instance.account_id, instance.region_name, instance.organizational_unit_id)
-        if instance.stack is None:  # no stack to check
+        if instance.stack is None or instance.account_id in failing:
             instance.drift_status, failed = "UNKNOWN", failed + 1
-            results.append(_result(key, "FAILED", "The stack instance has no stack"))
-        else:
-            instance.drift_status = "IN_SYNC"
-            results.append(_result(key))
+            reason = "The stack instance has no stack" if instance.stack is None else "Drift detection failed"
+            results.append(_result(key, "FAILED", reason))
+            continue
+        instance.resource_drifts = _resource_drifts(instance)
+        instance.drift_operation_id = operation_id
+        instance.drift_status = "DRIFTED" if instance.resource_drifts else "IN_SYNC"
+        drifted += bool(instance.resource_drifts)
         instance.last_drift_check_timestamp = now
+        results.append(_result(key))
     total = len(stack_set.instances.stack_instances)
+    tolerance = _tolerance(params.get("OperationPreferences"), total)
+    detection = "COMPLETED" if not failed else ("FAILED" if failed > tolerance else "PARTIAL_SUCCESS")
     details = {
-        "DriftStatus": "IN_SYNC",
-        "DriftDetectionStatus": "COMPLETED" if not failed else ("FAILED" if failed == total else "PARTIAL_SUCCESS"),
+        "DriftStatus": "DRIFTED" if drifted else ("IN_SYNC" if not failed else "NOT_CHECKED"),
+        "DriftDetectionStatus": detection,
         "LastDriftCheckTimestamp": now,
         "TotalStackInstancesCount": total,
-        "DriftedStackInstancesCount": 0,
-        "InSyncStackInstancesCount": total - failed,
+        "DriftedStackInstancesCount": drifted,
+        "InSyncStackInstancesCount": total - failed - drifted,
         "InProgressStackInstancesCount": 0,
         "FailedStackInstancesCount": failed,
     }
     stack_set.stack_set_drift_detection_details = details
     operation_id = _record(
         stack_set,
-        params.get("OperationId"),
+        operation_id,
         "DETECT_DRIFT",
         results,
-        {**params, "OperationPreferences": {"FailureToleranceCount": total}},
+        params,
         fingerprint,
         StackSetDriftDetectionDetails=details,
     )
     return ActionResult({"OperationId": operation_id})
+
+
+def list_stack_instance_resource_drifts(self) -> ActionResult:
+    params = _params(self)
+    stack_set = self.cloudformation_backend.describe_stack_set(params["StackSetName"])
+    instance = stack_set.instances.get_instance(params["StackInstanceAccount"], params["StackInstanceRegion"])
+    if instance is None:
+        raise StackInstanceNotFound()
+    drifts = list(getattr(instance, "resource_drifts", []))
+    if getattr(instance, "drift_operation_id", None) != params.get("OperationId"):
+        drifts = []
+    wanted = params.get("StackInstanceResourceDriftStatuses")
+    if wanted:
+        drifts = [d for d in drifts if d["StackResourceDriftStatus"] in wanted]
+    return ActionResult(_page(drifts, params))
 
 
 def activate_organizations_access(self) -> ActionResult:
@@ -745,7 +991,7 @@ def auto_deploy(org, account_id: str) -> None:
         return
     backends = models.cloudformation_backends[org.org.master_account_id]
     for backend in list(dict.values(backends)):
-        for stack_set in list(backend.stacksets.values()):
+        for stack_set in _dependency_order(list(backend.stacksets.values())):
             _stack_set_defaults(stack_set)
             auto = stack_set.auto_deployment or {}
             if (
@@ -774,10 +1020,17 @@ def auto_deploy(org, account_id: str) -> None:
                 results = []
                 for instance in current:
                     _instance_defaults(instance)
-                    if not auto.get("RetainStacksOnAccountRemoval"):
-                        _delete_stack(instance)
+                    key = (account_id, instance.region_name, instance.organizational_unit_id)
+                    try:
+                        if not auto.get("RetainStacksOnAccountRemoval"):
+                            _delete_stack(instance)
+                    except Exception as error:  # noqa: BLE001 - fails the auto-deployment operation, never MoveAccount
+                        instance.status, instance.detailed_status = "INOPERABLE", "FAILED"
+                        instance.status_reason, instance.last_operation_id = _reason(error), operation_id
+                        results.append(_result(key, "FAILED", instance.status_reason))
+                        continue
                     stack_set.instances.stack_instances.remove(instance)
-                    results.append(_result((account_id, instance.region_name, instance.organizational_unit_id)))
+                    results.append(_result(key))
                 _record(
                     stack_set,
                     operation_id,
@@ -786,6 +1039,26 @@ def auto_deploy(org, account_id: str) -> None:
                     {"RetainStacks": bool(auto.get("RetainStacksOnAccountRemoval"))},
                     _fingerprint("AUTO_DELETE", {"account": account_id, "id": operation_id}),
                 )
+
+
+def _dependency_order(stack_sets: list) -> list:
+    """Stack sets with each after those its AutoDeployment.DependsOn names (API reference:
+    "operations will be sequenced to ensure all dependencies complete successfully before this
+    StackSet's operation begins")."""
+    by_arn = {stack_set.arn: stack_set for stack_set in stack_sets}
+    ordered: list = []
+
+    def visit(stack_set, path: tuple = ()) -> None:
+        if stack_set in ordered or stack_set in path:
+            return
+        for arn in (getattr(stack_set, "auto_deployment", None) or {}).get("DependsOn") or []:
+            if arn in by_arn:
+                visit(by_arn[arn], (*path, stack_set))
+        ordered.append(stack_set)
+
+    for stack_set in stack_sets:
+        visit(stack_set)
+    return ordered
 
 
 def _move_account(self, **kwargs) -> None:
@@ -807,6 +1080,7 @@ class _OperationDTO(responses.StackSetOperationDTO):
         self.deployment_targets = operation.get("DeploymentTargets")
         self.stack_set_drift_detection_details = operation.get("StackSetDriftDetectionDetails")
         self.status_reason = operation.get("StatusReason")
+        self.status_details = operation.get("StatusDetails")
 
 
 # ---------------------------------------------------------------- wiring
@@ -823,13 +1097,77 @@ _HANDLERS = {
     "describe_stack_set_operation": describe_stack_set_operation,
     "delete_stack_set": delete_stack_set,
     "list_stack_instances": list_stack_instances,
+    "list_stack_set_operations": list_stack_set_operations,
     "list_stack_set_operation_results": list_stack_set_operation_results,
     "detect_stack_set_drift": detect_stack_set_drift,
+    "list_stack_instance_resource_drifts": list_stack_instance_resource_drifts,
     "activate_organizations_access": activate_organizations_access,
     "deactivate_organizations_access": deactivate_organizations_access,
     "describe_organizations_access": describe_organizations_access,
     "list_stack_set_auto_deployment_targets": list_stack_set_auto_deployment_targets,
 }
+
+
+# Every StackSets action that takes CallAs (botocore's model), checked before it runs.
+_CALL_AS_ACTIONS = (
+    "create_stack_set",
+    "update_stack_set",
+    "delete_stack_set",
+    "describe_stack_set",
+    "list_stack_sets",
+    "create_stack_instances",
+    "update_stack_instances",
+    "delete_stack_instances",
+    "describe_stack_instance",
+    "list_stack_instances",
+    "describe_stack_set_operation",
+    "list_stack_set_operations",
+    "list_stack_set_operation_results",
+    "stop_stack_set_operation",
+    "detect_stack_set_drift",
+    "list_stack_set_auto_deployment_targets",
+    "list_stack_instance_resource_drifts",
+)
+
+
+class NotDelegatedAdministrator(ValidationError):
+    def __init__(self) -> None:
+        super().__init__(message="Account used is not a delegated administrator")
+
+
+def _check_call_as(response) -> None:
+    """CallAs=DELEGATED_ADMIN only from a registered delegated administrator, and only for
+    SERVICE_MANAGED stack sets.
+
+    API reference, CreateStackSet.CallAs: "Your Amazon Web Services account must be registered as a
+    delegated admin in the management account." and "Valid only if the permissions model is
+    SERVICE_MANAGED." The management account itself is refused with "Account used is not a
+    delegated administrator" (cdklabs/cdk-stacksets#265).
+    """
+    if response._get_param("CallAs") != "DELEGATED_ADMIN":
+        return
+    if response._get_param("PermissionModel") == "SELF_MANAGED" or (
+        response._get_param("Action") == "CreateStackSet" and not response._get_param("PermissionModel")
+    ):
+        raise ValidationError(message="CallAs DELEGATED_ADMIN is valid only for SERVICE_MANAGED stack sets")
+    partition = get_partition(response.region)
+    for backends in organizations_backends.values():
+        backend = backends[partition]
+        if backend.org is None or backend.account_id != backend.org.master_account_id:
+            continue
+        for admin in backend.admins:
+            if admin.account.id == response.current_account and STACKSETS_PRINCIPAL in admin.services:
+                return
+    raise NotDelegatedAdministrator()
+
+
+def _with_call_as_check(handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    @functools.wraps(handler)
+    def run(self):
+        _check_call_as(self)
+        return handler(self)
+
+    return run
 
 
 def _managed_execution(self) -> dict[str, Any]:
@@ -849,7 +1187,8 @@ def _last_drift_check(self):
 
 
 def _regions(self) -> list[str]:
-    return sorted({instance.region_name for instance in self.instances.stack_instances})
+    deployed = {instance.region_name for instance in self.instances.stack_instances}
+    return sorted(deployed | set(self.__dict__.get("target_regions") or []))
 
 
 def apply() -> None:
@@ -862,6 +1201,10 @@ def apply() -> None:
     for name, handler in _HANDLERS.items():
         _original[name] = getattr(responses.CloudFormationResponse, name, None)
         setattr(responses.CloudFormationResponse, name, handler)
+    for name in _CALL_AS_ACTIONS:
+        current = getattr(responses.CloudFormationResponse, name, None)
+        if current is not None:
+            setattr(responses.CloudFormationResponse, name, _with_call_as_check(current))
     models.StackSet.managed_execution = property(_managed_execution)
     models.StackSet.organizational_unit_ids = property(_organizational_unit_ids)
     models.StackSet.regions = property(_regions)

@@ -1,0 +1,180 @@
+"""The local AWS refuses or fails what AWS refuses or fails (issue 15), asserted directly with
+boto3, independent of the deployer. Each test names the rule's source (see the patch comments)."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.conftest import MARKER_TEMPLATE
+
+NAMED_ROLE = """\
+Resources:
+  Role:
+    Type: AWS::IAM::Role
+    Properties:
+      RoleName: !Sub 'fidelity-${AWS::Region}-%s'
+      AssumeRolePolicyDocument:
+        Version: '2012-10-17'
+        Statement: [{Effect: Allow, Principal: {Service: ec2.amazonaws.com}, Action: 'sts:AssumeRole'}]
+"""
+
+
+def _name() -> str:
+    return f"fid-{uuid.uuid4().hex[:8]}"
+
+
+def _create(cfn, name: str, **extra) -> None:
+    cfn.create_stack_set(
+        StackSetName=name,
+        TemplateBody=extra.pop("TemplateBody", MARKER_TEMPLATE),
+        PermissionModel="SERVICE_MANAGED",
+        AutoDeployment=extra.pop("AutoDeployment", {"Enabled": True, "RetainStacksOnAccountRemoval": False}),
+        Parameters=extra.pop("Parameters", [{"ParameterKey": "EnvName", "ParameterValue": name}]),
+        **extra,
+    )
+
+
+def _deploy(cfn, name: str, ou: str) -> str:
+    targets = {"OrganizationalUnitIds": [ou]}
+    return cfn.create_stack_instances(StackSetName=name, DeploymentTargets=targets, Regions=["us-east-1"])[
+        "OperationId"
+    ]
+
+
+def _code(caught) -> str:
+    return caught.value.response["Error"]["Code"]
+
+
+@pytest.fixture
+def cfn(local_aws):
+    return local_aws.client("cloudformation")
+
+
+def test_override_of_a_parameter_the_stack_set_lacks_is_refused(local_aws, cfn):
+    """API reference, UpdateStackInstances.ParameterOverrides: only parameters specified in the StackSet."""
+    name = _name()
+    _create(cfn, name)
+    with pytest.raises(ClientError) as caught:
+        cfn.create_stack_instances(
+            StackSetName=name,
+            DeploymentTargets={"OrganizationalUnitIds": [local_aws.ou_id("staging")]},
+            Regions=["us-east-1"],
+            ParameterOverrides=[{"ParameterKey": "Size", "ParameterValue": "large"}],
+        )
+    assert _code(caught) == "ValidationError" and "Size" in str(caught.value)
+
+
+def test_retain_stacks_on_account_removal_without_auto_deployment_is_refused(cfn):
+    """API reference, AutoDeployment.RetainStacksOnAccountRemoval: "Specify only if Enabled is set to True." """
+    with pytest.raises(ClientError) as caught:
+        _create(cfn, _name(), AutoDeployment={"Enabled": False, "RetainStacksOnAccountRemoval": False})
+    assert _code(caught) == "ValidationError"
+    _create(cfn, _name(), AutoDeployment={"Enabled": False})  # alone it is accepted
+
+
+def test_named_iam_without_the_capability_fails_the_instances(local_aws, cfn):
+    """rain#455: CreateStackSet succeeds, the instances fail "Requires capabilities : [CAPABILITY_NAMED_IAM]"."""
+    name = _name()
+    _create(cfn, name, TemplateBody=NAMED_ROLE % name, Parameters=[])
+    op = cfn.create_stack_instances(
+        StackSetName=name,
+        DeploymentTargets={"OrganizationalUnitIds": [local_aws.ou_id("staging")]},
+        Regions=["us-east-1"],
+    )["OperationId"]
+    assert (
+        cfn.describe_stack_set_operation(StackSetName=name, OperationId=op)["StackSetOperation"]["Status"] == "FAILED"
+    )
+    results = cfn.list_stack_set_operation_results(StackSetName=name, OperationId=op)["Summaries"]
+    assert {r["StatusReason"] for r in results} == {"Requires capabilities : [CAPABILITY_NAMED_IAM]"}
+
+
+def test_delegated_admin_call_as_is_refused_from_the_management_account_and_for_self_managed(cfn):
+    """API reference, CreateStackSet.CallAs (registered delegated admin; SERVICE_MANAGED only);
+    cdk-stacksets#265 for the message."""
+    with pytest.raises(ClientError) as caught:
+        _create(cfn, _name(), CallAs="DELEGATED_ADMIN")
+    assert "Account used is not a delegated administrator" in str(caught.value)
+    with pytest.raises(ClientError) as caught:
+        cfn.create_stack_set(
+            StackSetName=_name(), TemplateBody=MARKER_TEMPLATE, PermissionModel="SELF_MANAGED", CallAs="DELEGATED_ADMIN"
+        )
+    assert _code(caught) == "ValidationError"
+
+
+def test_accounts_with_ous_need_an_account_filter_on_create(local_aws, cfn):
+    """API reference, DeploymentTargets: AccountFilterType required on create with both; UNION is the default."""
+    name = _name()
+    _create(cfn, name)
+    targets = {"OrganizationalUnitIds": [local_aws.ou_id("staging")], "Accounts": [local_aws.account_id("ml-staging")]}
+    with pytest.raises(ClientError) as caught:
+        cfn.create_stack_instances(StackSetName=name, DeploymentTargets=targets, Regions=["us-east-1"])
+    assert "AccountFilterType should be specified" in str(caught.value)
+
+
+def test_operations_list_eventually_and_queue_under_managed_execution(local_aws, cfn):
+    """ListStackSetOperations is eventually consistent, DescribeStackSetOperation strongly; QUEUED
+    under ManagedExecution (ManagedExecution.Active)."""
+    name = _name()
+    _create(cfn, name, ManagedExecution={"Active": True})
+    targets = {"DeploymentTargets": {"OrganizationalUnitIds": [local_aws.ou_id("staging")]}, "Regions": ["us-east-1"]}
+    local_aws.control("stacksets", list_lag=1, operation_polls=2)
+    try:
+        first = cfn.create_stack_instances(StackSetName=name, **targets)["OperationId"]
+        second = cfn.update_stack_instances(StackSetName=name, **targets)["OperationId"]
+        listed = [o["OperationId"] for o in cfn.list_stack_set_operations(StackSetName=name)["Summaries"]]
+        assert first not in listed and second not in listed  # not visible yet
+        describe = cfn.describe_stack_set_operation
+        assert describe(StackSetName=name, OperationId=second)["StackSetOperation"]["Status"] == "QUEUED"
+        assert describe(StackSetName=name, OperationId=first)["StackSetOperation"]["Status"] == "RUNNING"
+        listed = [o["OperationId"] for o in cfn.list_stack_set_operations(StackSetName=name)["Summaries"]]
+        assert listed == [second, first]
+    finally:
+        local_aws.control("stacksets", list_lag=0, operation_polls=0)
+
+
+def test_list_operations_reports_failed_instance_counts(local_aws, cfn):
+    """botocore StackSetOperationSummary.StatusDetails.FailedStackInstancesCount."""
+    name = _name()
+    _create(cfn, name, TemplateBody=NAMED_ROLE % name, Parameters=[])
+    cfn.create_stack_instances(
+        StackSetName=name,
+        DeploymentTargets={"OrganizationalUnitIds": [local_aws.ou_id("staging")]},
+        Regions=["us-east-1"],
+    )
+    (summary,) = cfn.list_stack_set_operations(StackSetName=name)["Summaries"]
+    assert summary["StatusDetails"]["FailedStackInstancesCount"] == 1
+
+
+def test_drift_reports_changed_resources_and_failed_detections(local_aws, cfn):
+    """StackSetDriftDetectionDetails: DRIFTED / PARTIAL_SUCCESS / FAILED, not always IN_SYNC."""
+    name = _name()
+    staging = local_aws.account_id("ml-staging")
+    _create(cfn, name)
+    cfn.create_stack_instances(
+        StackSetName=name,
+        DeploymentTargets={"OrganizationalUnitIds": [local_aws.ou_id("staging")]},
+        Regions=["us-east-1"],
+    )
+    local_aws.client("ssm", staging).put_parameter(
+        Name=f"/{name}/marker-us-east-1-small", Value="x", Type="String", Overwrite=True
+    )
+    op = cfn.detect_stack_set_drift(StackSetName=name)["OperationId"]
+    details = cfn.describe_stack_set_operation(StackSetName=name, OperationId=op)["StackSetOperation"]
+    assert details["StackSetDriftDetectionDetails"]["DriftStatus"] == "DRIFTED"
+    local_aws.control("stacksets", drift_fail_accounts=staging)
+    try:
+        op = cfn.detect_stack_set_drift(StackSetName=name)["OperationId"]
+    finally:
+        local_aws.control("stacksets", drift_fail_accounts="none")
+    operation = cfn.describe_stack_set_operation(StackSetName=name, OperationId=op)["StackSetOperation"]
+    assert operation["Status"] == "FAILED"
+    assert operation["StackSetDriftDetectionDetails"]["DriftDetectionStatus"] == "FAILED"
+
+
+def test_organizations_accounts_carry_state_not_the_retired_status(local_aws):
+    """botocore Account.Status: "will be retired on September 9, 2026" — use State."""
+    accounts = local_aws.client("organizations").list_accounts()["Accounts"]
+    assert accounts and all("Status" not in a and a["State"] == "ACTIVE" for a in accounts)
