@@ -580,6 +580,7 @@ def build_target_account_roles_template() -> Template:
         boundary="${EnvName}-permissions-boundary",
         protected_roles=("${EnvName}-model-deployment",),
         pass_roles=(GetAtt(execution_role, "Arn"),),
+        pass_to="sagemaker.amazonaws.com",
     )
     policies = _add_deploying_role(
         template,

@@ -136,6 +136,7 @@ class Names:
     boundary: str
     protected_roles: tuple[str, ...]
     pass_roles: tuple = ()  # when given: the only roles iam:PassRole reaches (ARNs or Fn::Sub texts)
+    pass_to: str | None = None  # when given: the only service those roles are passed to (iam:PassedToService)
 
     def iam(self, kind: str, name: str) -> str:
         return f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:{kind}/{name}"
@@ -241,6 +242,10 @@ def action_resources(action: str, names: Names) -> list[str]:
     kinds = action_resource_types(action)
     if kinds is None:
         return ["*"]
+    if service == "s3" and {"bucket", "object"} & set(kinds):
+        # The templates create buckets and objects only: an action that also reaches access
+        # points, access grants or Storage Lens groups (s3:TagResource) gets none of those.
+        kinds = tuple(k for k in kinds if k in ("bucket", "object"))
     patterns: list[str] = []
     for kind in kinds:
         if service == "iam" and kind in ("role", "policy", "group"):
@@ -262,6 +267,8 @@ def _condition(action: str, names: Names) -> tuple:
         tests.append(("StringEquals", "iam:PermissionsBoundary", names.boundary_arn()))
     if action in ATTACH_ACTIONS:
         tests.append(("ArnLike", "iam:PolicyARN", tuple(names.product("policy"))))
+    if action == "iam:PassRole" and names.pass_to:
+        tests.append(("StringEquals", "iam:PassedToService", names.pass_to))
     return tuple(tests)
 
 
@@ -281,7 +288,8 @@ _THIS_ACCOUNT = Condition(StringEqualsIfExists({"aws:ResourceAccount": Sub("${AW
 
 
 def _sub(pattern):
-    return Sub(pattern) if isinstance(pattern, str) and pattern != "*" else pattern
+    # Fn::Sub only for texts with a substitution: a service principal or "*" stays a plain string.
+    return Sub(pattern) if isinstance(pattern, str) and "${" in pattern else pattern
 
 
 def allowed_rights(actions: Iterable[str], names: Names) -> list[Statement]:

@@ -104,6 +104,8 @@ def test_every_handler_permission_is_allowed(kind):
         # The templates' models run in the VPC: the preventive denies see these keys.
         "sagemaker:VpcSubnets": "subnet-1",
         "sagemaker:VpcSecurityGroupIds": "sg-1",
+        # The only role the templates pass goes to SageMaker (AWS::SageMaker::Model, ::Domain, ...).
+        "iam:PassedToService": "sagemaker.amazonaws.com",
     }
     forbidden = {"iam:DeleteRolePermissionsBoundary", "iam:DeleteUserPermissionsBoundary"}
     missing = sorted(
