@@ -82,7 +82,9 @@ def test_execution_role_trusts_only_the_administration_role_and_is_primary_regio
 
 def test_stack_set_roles_may_not_create_sagemaker_compute_outside_a_vpc():
     for template, logical_id in ((EXECUTION, "StackSetExecutionRole"), (TARGET, "ModelDeploymentRole")):
-        denies = [s for s in _rights(template, logical_id) if s["Effect"] == "Deny" and "Null" in s.get("Condition", {})]
+        denies = [
+            s for s in _rights(template, logical_id) if s["Effect"] == "Deny" and "Null" in s.get("Condition", {})
+        ]
         keys = {k for s in denies for k, v in s["Condition"]["Null"].items() if v == "true"}
         assert keys == {"sagemaker:VpcSubnets", "sagemaker:VpcSecurityGroupIds"}
         assert all("sagemaker:CreateModel" in s["Action"] for s in denies)
