@@ -8,15 +8,10 @@ each multi-region-deployable template gates its roles on ``PrimaryRegion``.
 from __future__ import annotations
 
 from awacs import (
-    application_autoscaling,
     cloudformation,
     cloudwatch,
-    codebuild,
-    codepipeline,
     ec2,
     ecr,
-    events,
-    iam,
     kms,
     logs,
     s3,
@@ -28,6 +23,7 @@ from awacs.aws import Condition, ForAnyValueStringEquals, StringEquals, StringLi
 from troposphere import Equals, Export, GetAtt, If, Not, Output, Parameter, Ref, Sub, Template
 from troposphere.iam import Group, ManagedPolicy, Policy, Role
 
+from generator import deploy_rights
 from generator.identity import VPC_ACTIONS
 from generator.parameters import (
     Environment,
@@ -39,285 +35,10 @@ from generator.parameters import (
     iam_role_arn,
     partition_arn,
 )
-from generator.policies import allow, cross_account_trust, deny_without_vpc, document, service_trust
+from generator.policies import allow, cross_account_trust, deny_without_vpc, document, service_trust, when
 
 DEFAULT_ADMINISTRATION_ROLE = "AWSCloudFormationStackSetAdministrationRole"
 DEFAULT_EXECUTION_ROLE = "AWSCloudFormationStackSetExecutionRole"
-
-# What the StackSet execution role may do, per service: exactly the actions CloudFormation
-# needs to create, update and delete the resource types of the product's templates, on
-# this account's resources. A new resource type in a template means a line here.
-_EXECUTION_SERVICES = {
-    "ec2": (
-        ec2,
-        (
-            "CreateVpc",
-            "DeleteVpc",
-            "ModifyVpcAttribute",
-            "DescribeVpcAttribute",
-            "CreateSubnet",
-            "DeleteSubnet",
-            "ModifySubnetAttribute",
-            "CreateRouteTable",
-            "DeleteRouteTable",
-            "CreateRoute",
-            "DeleteRoute",
-            "ReplaceRoute",
-            "AssociateRouteTable",
-            "DisassociateRouteTable",
-            "CreateInternetGateway",
-            "DeleteInternetGateway",
-            "AttachInternetGateway",
-            "DetachInternetGateway",
-            "CreateNatGateway",
-            "DeleteNatGateway",
-            "AllocateAddress",
-            "ReleaseAddress",
-            "CreateSecurityGroup",
-            "DeleteSecurityGroup",
-            "AuthorizeSecurityGroupIngress",
-            "AuthorizeSecurityGroupEgress",
-            "RevokeSecurityGroupIngress",
-            "RevokeSecurityGroupEgress",
-            "CreateVpcEndpoint",
-            "ModifyVpcEndpoint",
-            "DeleteVpcEndpoints",
-            "CreateFlowLogs",
-            "DeleteFlowLogs",
-            "CreateTags",
-            "DeleteTags",
-        ),
-    ),
-    "s3": (
-        s3,
-        (
-            "CreateBucket",
-            "DeleteBucket",
-            "PutBucketPolicy",
-            "GetBucketPolicy",
-            "DeleteBucketPolicy",
-            "PutEncryptionConfiguration",
-            "GetEncryptionConfiguration",
-            "PutBucketVersioning",
-            "GetBucketVersioning",
-            "PutBucketPublicAccessBlock",
-            "GetBucketPublicAccessBlock",
-            "PutBucketLogging",
-            "GetBucketLogging",
-            "PutBucketOwnershipControls",
-            "GetBucketOwnershipControls",
-            "PutLifecycleConfiguration",
-            "GetLifecycleConfiguration",
-            "PutBucketTagging",
-            "GetBucketTagging",
-            "GetBucketLocation",
-        ),
-    ),
-    "kms": (
-        kms,
-        (
-            "CreateAlias",
-            "DeleteAlias",
-            "UpdateAlias",
-            "DescribeKey",
-            "GetKeyPolicy",
-            "PutKeyPolicy",
-            "GetKeyRotationStatus",
-            "EnableKeyRotation",
-            "ScheduleKeyDeletion",
-            "CreateGrant",
-            "UpdateKeyDescription",
-            "TagResource",
-            "UntagResource",
-            "ListResourceTags",
-        ),
-    ),
-    "sagemaker": (
-        sagemaker,
-        (
-            "CreateDomain",
-            "DescribeDomain",
-            "UpdateDomain",
-            "DeleteDomain",
-            "CreateUserProfile",
-            "DescribeUserProfile",
-            "UpdateUserProfile",
-            "DeleteUserProfile",
-            "CreateModelPackageGroup",
-            "DescribeModelPackageGroup",
-            "DeleteModelPackageGroup",
-            "PutModelPackageGroupPolicy",
-            "GetModelPackageGroupPolicy",
-            "DeleteModelPackageGroupPolicy",
-            "CreateModel",
-            "DescribeModel",
-            "DeleteModel",
-            "CreateEndpointConfig",
-            "DescribeEndpointConfig",
-            "DeleteEndpointConfig",
-            "CreateEndpoint",
-            "DescribeEndpoint",
-            "UpdateEndpoint",
-            "DeleteEndpoint",
-            "AddTags",
-            "DeleteTags",
-            "ListTags",
-        ),
-    ),
-    "ssm": (
-        ssm,
-        (
-            "PutParameter",
-            "DeleteParameter",
-            "GetParameter",
-            "GetParameters",
-            "AddTagsToResource",
-            "RemoveTagsFromResource",
-            "ListTagsForResource",
-        ),
-    ),
-    "logs": (
-        logs,
-        (
-            "CreateLogGroup",
-            "DeleteLogGroup",
-            "PutRetentionPolicy",
-            "DeleteRetentionPolicy",
-            "AssociateKmsKey",
-            "DisassociateKmsKey",
-            "TagResource",
-            "UntagResource",
-            "ListTagsForResource",
-        ),
-    ),
-    "cloudwatch": (
-        cloudwatch,
-        ("PutMetricAlarm", "DeleteAlarms", "DescribeAlarms", "TagResource", "UntagResource", "ListTagsForResource"),
-    ),
-    "application-autoscaling": (
-        application_autoscaling,
-        (
-            "RegisterScalableTarget",
-            "DeregisterScalableTarget",
-            "PutScalingPolicy",
-            "DeleteScalingPolicy",
-            "TagResource",
-            "UntagResource",
-            "ListTagsForResource",
-        ),
-    ),
-    "ecr": (
-        ecr,
-        (
-            "CreateRepository",
-            "DeleteRepository",
-            "DescribeRepositories",
-            "SetRepositoryPolicy",
-            "DeleteRepositoryPolicy",
-            "GetRepositoryPolicy",
-            "PutLifecyclePolicy",
-            "PutImageScanningConfiguration",
-            "PutImageTagMutability",
-            "TagResource",
-            "UntagResource",
-            "ListTagsForResource",
-        ),
-    ),
-    "events": (
-        events,
-        (
-            "PutRule",
-            "DeleteRule",
-            "DescribeRule",
-            "PutTargets",
-            "RemoveTargets",
-            "ListTargetsByRule",
-            "TagResource",
-            "UntagResource",
-            "ListTagsForResource",
-        ),
-    ),
-    "codepipeline": (
-        codepipeline,
-        (
-            "CreatePipeline",
-            "DeletePipeline",
-            "GetPipeline",
-            "GetPipelineState",
-            "UpdatePipeline",
-            "TagResource",
-            "UntagResource",
-            "ListTagsForResource",
-        ),
-    ),
-    "codebuild": (codebuild, ("CreateProject", "DeleteProject", "UpdateProject", "BatchGetProjects")),
-    "cloudformation": (cloudformation, ("DescribeStacks", "ListStackResources", "GetTemplate")),
-}
-# Actions AWS grants only on "*" (no resource-level permissions): reads, and key creation.
-_EXECUTION_UNSCOPED = (
-    *(
-        getattr(ec2, name)
-        for name in (
-            "DescribeVpcs",
-            "DescribeSubnets",
-            "DescribeRouteTables",
-            "DescribeSecurityGroups",
-            "DescribeVpcEndpoints",
-            "DescribeNatGateways",
-            "DescribeInternetGateways",
-            "DescribeAddresses",
-            "DescribeFlowLogs",
-            "DescribeAvailabilityZones",
-            "DescribeAccountAttributes",
-            "DescribeTags",
-            "DescribePrefixLists",
-            "DescribeVpcEndpointServices",
-            "DescribeNetworkInterfaces",
-            "DescribeSecurityGroupRules",
-        )
-    ),
-    kms.CreateKey,
-    kms.ListAliases,
-    kms.ListKeys,
-    ssm.DescribeParameters,
-    logs.DescribeLogGroups,
-    application_autoscaling.DescribeScalableTargets,
-    application_autoscaling.DescribeScalingPolicies,
-    sagemaker.ListDomains,
-    sagemaker.ListUserProfiles,
-    sagemaker.ListModelPackageGroups,
-    sagemaker.ListEndpoints,
-)
-_EXECUTION_IAM_ACTIONS = (
-    "CreateRole",
-    "DeleteRole",
-    "GetRole",
-    "UpdateRole",
-    "UpdateAssumeRolePolicy",
-    "TagRole",
-    "UntagRole",
-    "PutRolePolicy",
-    "GetRolePolicy",
-    "DeleteRolePolicy",
-    "ListRolePolicies",
-    "AttachRolePolicy",
-    "DetachRolePolicy",
-    "ListAttachedRolePolicies",
-    "CreatePolicy",
-    "DeletePolicy",
-    "GetPolicy",
-    "GetPolicyVersion",
-    "CreatePolicyVersion",
-    "DeletePolicyVersion",
-    "ListPolicyVersions",
-    "CreateGroup",
-    "DeleteGroup",
-    "GetGroup",
-    "AttachGroupPolicy",
-    "DetachGroupPolicy",
-    "ListAttachedGroupPolicies",
-    "CreateServiceLinkedRole",
-)
 
 
 def _actions(module, names):
@@ -440,37 +161,10 @@ def _add_pass_role_prefix(template: Template) -> Parameter:
 
 
 def _provisioning_statements(stack_pattern: str) -> list:
-    """What a role that creates the product's stacks may do: exactly the actions of the
-    resource types in the templates, on this account's resources; stacks matching
-    ``stack_pattern``; PassRole only to the roles those stacks create."""
-    statements = [
-        allow(f"Manage{key.title().replace('-', '')}", _actions(module, names), [_account_resources(key)])
-        for key, (module, names) in _EXECUTION_SERVICES.items()
-    ]
-    statements.append(allow("ReadAndCreateKeysWithoutResourceScope", _EXECUTION_UNSCOPED, ["*"]))
-    # Roles the stacks create are named by CloudFormation (after their stack) or by the
-    # product (<EnvName>-...): only those may be passed to services.
-    statements.append(
-        allow(
-            "PassProductRoles",
-            [iam.PassRole],
-            [
-                partition_arn("iam", f"role/{stack_pattern}", region="", account="${AWS::AccountId}"),
-                partition_arn("iam", "role/${PassRoleNamePrefix}*", region="", account="${AWS::AccountId}"),
-            ],
-        )
-    )
-    statements.append(
-        allow(
-            "ManageAccountIamRolesAndPolicies",
-            _actions(iam, _EXECUTION_IAM_ACTIONS),
-            [
-                partition_arn("iam", f"{kind}/*", region="", account="${AWS::AccountId}")
-                for kind in ("role", "policy", "group")
-            ],
-        )
-    )
-    statements.append(
+    """What a role that creates the product's stacks needs besides its generated rights:
+    the stacks matching ``stack_pattern`` (nested or called by name), and the preventive
+    denies on SageMaker compute outside a VPC."""
+    return [
         allow(
             "ManageProductStacks",
             [
@@ -478,20 +172,20 @@ def _provisioning_statements(stack_pattern: str) -> list:
                 cloudformation.UpdateStack,
                 cloudformation.DeleteStack,
                 cloudformation.DescribeStackEvents,
+                cloudformation.DescribeStacks,
             ],
             [partition_arn("cloudformation", f"stack/{stack_pattern}", region="*")],
-        )
-    )
-    return statements + deny_without_vpc(VPC_ACTIONS)
+        ),
+        *deny_without_vpc(VPC_ACTIONS),
+    ]
 
 
-_BUCKET_POLICY_SKIP = (
-    "RESOURCE_POLICY_PRIVILEGE_ESCALATION",
-    (
-        "Creates the product's buckets and their deny-only (TLS, VPC "
-        "endpoint) bucket policies; holds no object permissions by design"
-    ),
-)
+def _add_deploying_role(
+    template: Template, title: str, role_kind: str, names: deploy_rights.Names, statements: list, condition: str
+) -> list:
+    """The role's managed policies: its rights generated from the registry schemas, then ``statements``."""
+    generated = deploy_rights.deploying_rights(role_kind, names)
+    return deploy_rights.add_rights_policies(template, f"{title}Rights", generated + statements, condition)
 
 
 def build_stackset_execution_role_template() -> Template:
@@ -533,12 +227,35 @@ def build_stackset_execution_role_template() -> Template:
     template.add_condition("HasPipelineAdministrator", Not(Equals(Ref(second_admin), "")))
     _add_pass_role_prefix(template)
     primary = add_primary_region(template)
+    names = deploy_rights.Names(
+        prefixes=("${PassRoleNamePrefix}", "StackSet-"),
+        boundary="${PassRoleNamePrefix}permissions-boundary",
+        protected_roles=("${ExecutionRoleName}",),
+    )
+    # The project pipeline's model-deploy stack set builds a model from the development
+    # account's registry: CreateModel checks the caller's rights on that model package.
+    statements = _provisioning_statements("StackSet-*") + [
+        when(
+            "HasPipelineAdministrator",
+            allow(
+                "CreateModelFromDevelopmentPackages",
+                [sagemaker.CreateModel, sagemaker.DescribeModelPackage],
+                [
+                    partition_arn(
+                        "sagemaker", "model-package/*", region="*", account="${PipelineAdministratorAccountId}"
+                    )
+                ],
+            ),
+        )
+    ]
+    policies = _add_deploying_role(
+        template, "StackSetExecutionRole", "stackset-execution-role", names, statements, primary.condition
+    )
     role = template.add_resource(
         Role(
             "StackSetExecutionRole",
             Condition=primary.condition,
             RoleName=Ref(execution_name),
-            Metadata=_parliament_skip(*_BUCKET_POLICY_SKIP),
             Description="Assumed by the StackSet administration role to create the product's stacks in this account",
             AssumeRolePolicyDocument=cross_account_trust(
                 [
@@ -552,12 +269,7 @@ def build_stackset_execution_role_template() -> Template:
                 org_id=Ref(org_id),
                 sid="TrustStackSetAdministrationRole",
             ),
-            Policies=[
-                Policy(
-                    PolicyName="ProvisionProductStacks",
-                    PolicyDocument=document(*_provisioning_statements("StackSet-*")),
-                )
-            ],
+            ManagedPolicyArns=[Ref(p) for p in policies],
         )
     )
     template.add_output(Output("ExecutionRoleArn", Condition=primary.condition, Value=GetAtt(role, "Arn")))
@@ -575,34 +287,44 @@ def build_servicecatalog_launch_role_template() -> Template:
     env = add_environment(template)
     _add_pass_role_prefix(template)
     primary = add_primary_region(template)
-    statements = _provisioning_statements("SC-*")
-    statements.append(
+    names = deploy_rights.Names(
+        prefixes=("${EnvName}-", "SC-"),
+        boundary="${EnvName}-permissions-boundary",
+        protected_roles=("${EnvName}-servicecatalog-launch",),
+        pass_roles=tuple(
+            f"arn:${{AWS::Partition}}:iam::${{AWS::AccountId}}:role/{prefix}*"
+            for prefix in ("${PassRoleNamePrefix}", "SC-")
+        ),
+    )
+    statements = _provisioning_statements("SC-*") + [
         allow(
             "ValidateProductTemplates",
             [cloudformation.ValidateTemplate, cloudformation.GetTemplateSummary],
             ["*"],
-        )
-    )
-    # Service Catalog tags the template objects it copies for provisioning.
-    statements.append(
+        ),
+        # Service Catalog tags the template objects it copies for provisioning.
         allow(
             "ReadProvisioningArtifacts",
             [s3.GetObject],
             [partition_arn("s3", "*/*", region="", account="")],
             Condition(StringEquals({"s3:ExistingObjectTag/servicecatalog:provisioning": "true"})),
-        )
+        ),
+    ]
+    policies = _add_deploying_role(
+        template, "ServiceCatalogLaunchRole", "servicecatalog-launch-role", names, statements, primary.condition
     )
-    role = _add_primary_role(
-        template,
-        primary,
-        env,
-        "ServiceCatalogLaunchRole",
-        "${EnvName}-servicecatalog-launch",
-        "Launch role of the product portfolio: Service Catalog provisions products with it",
-        service_trust("servicecatalog.amazonaws.com", source_account=Ref("AWS::AccountId")),
-        "ProvisionProducts",
-        statements,
-        Metadata=_parliament_skip(*_BUCKET_POLICY_SKIP),
+    role = template.add_resource(
+        Role(
+            "ServiceCatalogLaunchRole",
+            Condition=primary.condition,
+            RoleName=Sub("${EnvName}-servicecatalog-launch"),
+            Description="Launch role of the product portfolio: Service Catalog provisions products with it",
+            AssumeRolePolicyDocument=service_trust(
+                "servicecatalog.amazonaws.com", source_account=Ref("AWS::AccountId")
+            ),
+            ManagedPolicyArns=[Ref(p) for p in policies],
+            Tags=env.tags(),
+        )
     )
     template.add_output(Output("LaunchRoleArn", Condition=primary.condition, Value=GetAtt(role, "Arn")))
     template.add_output(Output("LaunchRoleName", Condition=primary.condition, Value=Ref(role)))
@@ -788,121 +510,33 @@ def _model_execution_statements(sources: dict):
     ]
 
 
-def _model_deployment_statements(execution_role: Role):
-    """What the deployment role needs to create model-deploy stacks, PassRole for exactly one role."""
-    sagemaker_resources = [
-        partition_arn("sagemaker", f"{kind}/*", region="*") for kind in ("model", "endpoint-config", "endpoint")
-    ]
+def _model_deployment_statements(sources: dict) -> list:
+    """What the deployment role needs besides the rights generated for model-deploy's resource types."""
+    group = dict(Name=sources["Group"])
     return [
+        # CreateModel from a model package of the development account's registry: SageMaker
+        # checks the caller's identity-side rights on that package (the group policy there
+        # is only the other half).
         allow(
-            "ManageModelEndpoints",
-            [
-                sagemaker.CreateModel,
-                sagemaker.DeleteModel,
-                sagemaker.DescribeModel,
-                sagemaker.CreateEndpointConfig,
-                sagemaker.DeleteEndpointConfig,
-                sagemaker.DescribeEndpointConfig,
-                sagemaker.CreateEndpoint,
-                sagemaker.UpdateEndpoint,
-                sagemaker.DeleteEndpoint,
-                sagemaker.DescribeEndpoint,
-                sagemaker.AddTags,
-                sagemaker.DeleteTags,
-                sagemaker.ListTags,
-            ],
-            sagemaker_resources,
-        ),
-        allow(
-            "PassModelExecutionRoleOnly",
-            [iam.PassRole],
-            [GetAtt(execution_role, "Arn")],
-            Condition(StringEquals({"iam:PassedToService": "sagemaker.amazonaws.com"})),
-        ),
-        allow(
-            "ManageEndpointScaling",
-            [
-                application_autoscaling.RegisterScalableTarget,
-                application_autoscaling.DeregisterScalableTarget,
-                application_autoscaling.PutScalingPolicy,
-                application_autoscaling.DeleteScalingPolicy,
-            ],
-            [partition_arn("application-autoscaling", "scalable-target/*", region="*")],
-        ),
-        # Application Auto Scaling's Describe* actions have no resource-level permissions.
-        allow(
-            "DescribeEndpointScaling",
-            [application_autoscaling.DescribeScalableTargets, application_autoscaling.DescribeScalingPolicies],
-            ["*"],
-        ),
-        allow(
-            "CreateScalingServiceLinkedRole",
-            [iam.CreateServiceLinkedRole],
+            "CreateModelFromDevelopmentPackages",
+            [sagemaker.CreateModel, sagemaker.DescribeModelPackage],
             [
                 partition_arn(
-                    "iam",
-                    "role/aws-service-role/sagemaker.application-autoscaling.amazonaws.com/*",
-                    region="",
-                    account="${AWS::AccountId}",
+                    "sagemaker", "model-package/${Name}/*", region="*", account="${DevelopmentAccountId}", **group
                 )
             ],
-            Condition(StringEquals({"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"})),
         ),
+        # Application Auto Scaling checks the caller's rights on the scalable target's endpoint.
         allow(
-            "ManageEndpointAlarms",
-            [cloudwatch.PutMetricAlarm, cloudwatch.DeleteAlarms, cloudwatch.DescribeAlarms],
-            [partition_arn("cloudwatch", "alarm:${EnvName}-*", region="*")],
-        ),
-        # model-deploy may create its own endpoint key and a data-capture bucket pair.
-        # CreateKey has no resource-level permissions; the key's other actions do.
-        allow("CreateEndpointKey", [kms.CreateKey], ["*"]),
-        allow(
-            "ManageEndpointKeys",
+            "RegisterEndpointScalableTargets",
             [
-                kms.PutKeyPolicy,
-                kms.EnableKeyRotation,
-                kms.ScheduleKeyDeletion,
-                kms.DescribeKey,
-                kms.GetKeyPolicy,
-                kms.GetKeyRotationStatus,
-                kms.TagResource,
-                kms.UntagResource,
-                kms.ListResourceTags,
+                sagemaker.UpdateEndpointWeightsAndCapacities,
+                sagemaker.DescribeEndpoint,
+                sagemaker.DescribeEndpointConfig,
             ],
-            [partition_arn("kms", "key/*", region="*")],
+            [partition_arn("sagemaker", f"{kind}/*", region="*") for kind in ("endpoint", "endpoint-config")],
         ),
-        allow(
-            "ManageDataCaptureBuckets",
-            [
-                s3.CreateBucket,
-                s3.DeleteBucket,
-                s3.PutBucketPolicy,
-                s3.DeleteBucketPolicy,
-                s3.GetBucketPolicy,
-                s3.PutEncryptionConfiguration,
-                s3.PutBucketVersioning,
-                s3.PutBucketPublicAccessBlock,
-                s3.PutBucketLogging,
-                s3.PutBucketTagging,
-                s3.PutLifecycleConfiguration,
-                s3.PutBucketOwnershipControls,
-                s3.GetBucketLocation,
-            ],
-            # Unnamed buckets take their stack's name: model-deploy stacks that use this role
-            # are named <EnvName>-... (the README says so), StackSet instances StackSet-...
-            [
-                partition_arn("s3", "${EnvName}-*", region="", account=""),
-                partition_arn("s3", "stackset-*", region="", account=""),
-            ],
-        ),
-        allow(
-            "TagAlarmsAndScaling",
-            [cloudwatch.TagResource, application_autoscaling.TagResource],
-            [
-                partition_arn("cloudwatch", "alarm:${EnvName}-*", region="*"),
-                partition_arn("application-autoscaling", "scalable-target/*", region="*"),
-            ],
-        ),
+        # SSM-typed parameters are resolved with the caller's rights.
         allow(
             "ReadNetworkParameters",
             [ssm.GetParameters, ssm.GetParameter],
@@ -914,6 +548,7 @@ def _model_deployment_statements(execution_role: Role):
             [partition_arn("kms", "key/*", region="*")],
             Condition(StringLike({"kms:ViaService": "sagemaker.*.amazonaws.com"})),
         ),
+        *deny_without_vpc([sagemaker.CreateModel]),
     ]
 
 
@@ -940,21 +575,33 @@ def build_target_account_roles_template() -> Template:
         "ReadDevelopmentAccountModels",
         _model_execution_statements(sources),
     )
-    deployment_role = _add_primary_role(
+    names = deploy_rights.Names(
+        prefixes=("${EnvName}-", "StackSet-"),
+        boundary="${EnvName}-permissions-boundary",
+        protected_roles=("${EnvName}-model-deployment",),
+        pass_roles=(GetAtt(execution_role, "Arn"),),
+        pass_to="sagemaker.amazonaws.com",
+    )
+    policies = _add_deploying_role(
         template,
-        primary,
-        env,
         "ModelDeploymentRole",
-        "${EnvName}-model-deployment",
-        "CloudFormation service role for model-deploy stacks; may pass only the ModelExecutionRole",
-        service_trust("cloudformation.amazonaws.com", source_account=Ref("AWS::AccountId")),
-        "DeployModelEndpoints",
-        [*_model_deployment_statements(execution_role), *deny_without_vpc([sagemaker.CreateModel])],
-        Metadata=_parliament_skip(
-            "RESOURCE_POLICY_PRIVILEGE_ESCALATION",
-            "Creates model-deploy's data-capture and access-log buckets (named <EnvName>-... or stackset-...) "
-            "with their deny-only (TLS, VPC endpoint) bucket policies; holds no object permissions",
-        ),
+        "model-deployment-role",
+        names,
+        _model_deployment_statements(sources),
+        primary.condition,
+    )
+    deployment_role = template.add_resource(
+        Role(
+            "ModelDeploymentRole",
+            Condition=primary.condition,
+            RoleName=Sub("${EnvName}-model-deployment"),
+            Description="CloudFormation service role for model-deploy stacks; may pass only the ModelExecutionRole",
+            AssumeRolePolicyDocument=service_trust(
+                "cloudformation.amazonaws.com", source_account=Ref("AWS::AccountId")
+            ),
+            ManagedPolicyArns=[Ref(p) for p in policies],
+            Tags=env.tags(),
+        )
     )
     for role, suffix in ((execution_role, "ModelExecutionRoleArn"), (deployment_role, "ModelDeploymentRoleArn")):
         template.add_output(

@@ -303,7 +303,7 @@ def add_artifact_storage(template: Template, p, log_group_arn: Sub):
     logs_may_encrypt = Statement(
         Sid="CloudWatchLogsEncryptsBuildLogs",
         Effect=Allow,
-        Principal=Principal("Service", [Sub("logs.${AWS::Region}.amazonaws.com")]),
+        Principal=Principal("Service", [Sub("logs.${AWS::Region}.${AWS::URLSuffix}")]),  # amazonaws.com.cn in China
         # No DescribeKey: it carries no encryption context, so this condition could never match it.
         Action=[kms.Encrypt, kms.Decrypt, kms.ReEncryptFrom, kms.ReEncryptTo, kms.GenerateDataKey],
         Resource=["*"],

@@ -280,7 +280,20 @@ def policy_documents(template: dict) -> Iterator[PolicyDocument]:
                     except ValueError:
                         continue
                 if document is not None and document is not NO_VALUE:
-                    yield PolicyDocument(str(name), str(rtype), kind, path, document)
+                    yield PolicyDocument(str(name), str(rtype), _kind(kind, properties), path, document)
+
+
+BOUNDARY_NAME_SUFFIX = "permissions-boundary"
+
+
+def _kind(kind: str, properties: dict) -> str:
+    """``boundary`` for the product's permissions boundary (``<prefix>permissions-boundary``):
+    a ceiling that grants nothing by itself, so the grant rules do not apply to it."""
+    name = properties.get("ManagedPolicyName")
+    text = name.get("Fn::Sub") if isinstance(name, dict) else name
+    if kind == "identity" and isinstance(text, str) and text.endswith(BOUNDARY_NAME_SUFFIX):
+        return "boundary"
+    return kind
 
 
 @dataclass(frozen=True)

@@ -468,7 +468,12 @@ def _logs_encryption_context_arn(policy: ExtractedPolicy, detail: Any) -> bool:
 
 
 # ARN-typed condition keys that AWS's documentation compares with String operators.
-_ARN_KEYS_DOCUMENTED_WITH_STRING_OPERATORS = {"s3:x-amz-server-side-encryption-aws-kms-key-id"}
+# IAM's user guide ("Permissions boundaries for IAM entities") tests iam:PermissionsBoundary with
+# StringEquals in its examples of delegating role creation under a boundary.
+_ARN_KEYS_DOCUMENTED_WITH_STRING_OPERATORS = {
+    "s3:x-amz-server-side-encryption-aws-kms-key-id",
+    "iam:permissionsboundary",
+}
 
 
 def _arn_typed_keys() -> dict[str, str]:
@@ -503,8 +508,9 @@ KNOWN_LINTER_GAPS = (
     LinterGap(
         "MISMATCHED_TYPE_BUT_USABLE",
         _documented_string_arn_test,
-        "S3 documents StringEquals/StringNotEquals(IfExists) on s3:x-amz-server-side-encryption-aws-kms-key-id, "
-        "an ARN-typed key (parliament itself rates the finding 'but usable')",
+        "S3 documents StringEquals/StringNotEquals(IfExists) on s3:x-amz-server-side-encryption-aws-kms-key-id "
+        "and IAM StringEquals on iam:PermissionsBoundary, ARN-typed keys (parliament itself rates the finding "
+        "'but usable')",
     ),
     LinterGap(
         "MISMATCHED_TYPE",

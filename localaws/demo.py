@@ -284,7 +284,7 @@ def demo_invoke(state: dict, manifest_path: str) -> None:
 
 
 def deploy_launch_role(state: dict) -> None:
-    """The catalog's launch role in the publishing (management) account, before ``publish``.
+    """The boundary and the catalog's launch role in the publishing (management) account, before ``publish``.
 
     A launch constraint's role "must exist in the account used to create the launch constraint"
     and stack sets never deploy to the management account (service-managed), so the publisher
@@ -293,16 +293,17 @@ def deploy_launch_role(state: dict) -> None:
     cfn = _member_session(state, state["management_account"]["id"]).client(
         "cloudformation", endpoint_url=state["endpoint_url"]
     )
-    _say(
-        "deploying templates/servicecatalog-launch-role.yaml to the publishing account "
-        "(stack servicecatalog-launch-role)"
-    )
-    cfn.create_stack(
-        StackName="servicecatalog-launch-role",
-        TemplateBody=Path("templates/servicecatalog-launch-role.yaml").read_text(),
-        Parameters=[{"ParameterKey": "EnvName", "ParameterValue": "mlops"}],
-        Capabilities=["CAPABILITY_NAMED_IAM"],
-    )
+    # The launch role carries the product's permissions boundary, which must exist first (IAM
+    # refuses CreateRole with a boundary policy that does not exist): the boundary stack first.
+    for stack_name in ("permissions-boundary", "servicecatalog-launch-role"):
+        _say(f"deploying templates/{stack_name}.yaml to the publishing account (stack {stack_name})")
+        cfn.create_stack(
+            StackName=stack_name,
+            TemplateBody=Path(f"templates/{stack_name}.yaml").read_text(),
+            Parameters=[{"ParameterKey": "EnvName", "ParameterValue": "mlops"}],
+            Capabilities=["CAPABILITY_NAMED_IAM"],
+        )
+        cfn.get_waiter("stack_create_complete").wait(StackName=stack_name, WaiterConfig={"Delay": 1})
 
 
 def collect_summary(state: dict) -> list[dict]:

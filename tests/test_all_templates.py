@@ -41,14 +41,33 @@ def _is_own_account_root(principal) -> bool:
     return ":iam::${AWS::AccountId}:root" in text and text.count("arn:") == 1
 
 
+# The product's permissions boundary is a ceiling, not a grant: a role's effective rights are
+# the intersection of its own (scoped) policies and the boundary, so the boundary names whole
+# services and grants nothing by itself. It is exempt only while nothing attaches it as a policy.
+BOUNDARY = ("permissions-boundary", "PermissionsBoundary")
+
+
+def _is_unattached_boundary(name: str, logical_id: str, template: dict) -> bool:
+    if (name, logical_id) != BOUNDARY:
+        return False
+    policy = template["Resources"][logical_id]
+    assert policy["Type"] == "AWS::IAM::ManagedPolicy"
+    assert not {"Roles", "Groups", "Users"} & set(policy["Properties"]), "the boundary is attached as a grant"
+    return True
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_no_allow_of_wildcard_actions(name, rendered):
-    """No Allow of ``*`` or ``service:*``; the one exception is a key policy's statement that
-    gives the key to the account itself (root), which IAM policies then delegate."""
-    for logical_id, path, statement in statements(rendered[name].to_dict()):
+    """No Allow of ``*`` or ``service:*``; the exceptions are a key policy's statement that
+    gives the key to the account itself (root), which IAM policies then delegate, and the
+    permissions boundary (a ceiling that grants nothing)."""
+    template = rendered[name].to_dict()
+    for logical_id, path, statement in statements(template):
         if statement.get("Effect") != "Allow":
             continue
         if path == "KeyPolicy" and _is_own_account_root(statement.get("Principal", {}).get("AWS")):
+            continue
+        if _is_unattached_boundary(name, logical_id, template):
             continue
         for action in as_list(statement.get("Action", [])):
             assert action != "*" and not str(action).endswith(":*"), f"{logical_id} {path}: Allow {action}"

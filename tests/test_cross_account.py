@@ -25,6 +25,20 @@ def _statements(role_props):
     return [s for p in role_props.get("Policies", []) for s in p["PolicyDocument"]["Statement"]]
 
 
+def _rights(template, logical_id):
+    """Every statement of a role: its inline policies and the managed policies of the template it attaches."""
+    role = _role(template, logical_id)
+    attached = [ref["Ref"] for ref in role.get("ManagedPolicyArns", []) if isinstance(ref, dict) and "Ref" in ref]
+    managed = [s for ref in attached for s in _role(template, ref)["PolicyDocument"]["Statement"]]
+    # a statement under Fn::If counts with each branch that is one (AWS::NoValue is none)
+    return [
+        branch
+        for s in _statements(role) + managed
+        for branch in (s["Fn::If"][1:] if "Fn::If" in s else [s])
+        if "Effect" in branch
+    ]
+
+
 def _actions(statements):
     return {a for s in statements for a in as_list(s["Action"])}
 
@@ -48,12 +62,18 @@ def test_execution_role_trusts_only_the_administration_role_and_is_primary_regio
     assert pipeline_admin["Fn::If"][0] == "HasPipelineAdministrator"
     assert pipeline_admin["Fn::If"][2] == {"Ref": "AWS::NoValue"}
     assert trust["Condition"]["StringEquals"]["aws:PrincipalOrgID"] == {"Ref": "OrganizationId"}
-    for statement in _statements(resource["Properties"]):
-        if any(a.startswith("iam:") for a in statement["Action"]):
+    rights = _rights(EXECUTION, "StackSetExecutionRole")
+    assert resource["Properties"]["ManagedPolicyArns"], "the generated rights are attached managed policies"
+    for statement in rights:
+        if statement["Effect"] == "Allow" and any(a.startswith("iam:") for a in statement["Action"]):
             for arn in statement["Resource"]:
-                assert "${AWS::AccountId}" in arn["Fn::Sub"], "IAM rights limited to this account"
-    (pass_role,) = [s for s in _statements(resource["Properties"]) if "iam:PassRole" in s["Action"]]
-    assert pass_role["Action"] == ["iam:PassRole"]
+                # the only unscoped IAM rights are the List calls IAM cannot scope, kept to this account
+                if arn == "*":
+                    assert all(a.startswith("iam:List") for a in statement["Action"]), statement
+                    assert statement["Condition"]["StringEqualsIfExists"]["aws:ResourceAccount"]
+                else:
+                    assert "${AWS::AccountId}" in arn["Fn::Sub"], "IAM rights limited to this account"
+    (pass_role,) = [s for s in rights if s["Effect"] == "Allow" and "iam:PassRole" in s["Action"]]
     assert {r["Fn::Sub"].rsplit(":", 1)[1] for r in pass_role["Resource"]} == {
         "role/StackSet-*",
         "role/${PassRoleNamePrefix}*",
@@ -62,7 +82,9 @@ def test_execution_role_trusts_only_the_administration_role_and_is_primary_regio
 
 def test_stack_set_roles_may_not_create_sagemaker_compute_outside_a_vpc():
     for template, logical_id in ((EXECUTION, "StackSetExecutionRole"), (TARGET, "ModelDeploymentRole")):
-        denies = [s for s in _statements(_role(template, logical_id)) if s["Effect"] == "Deny"]
+        denies = [
+            s for s in _rights(template, logical_id) if s["Effect"] == "Deny" and "Null" in s.get("Condition", {})
+        ]
         keys = {k for s in denies for k, v in s["Condition"]["Null"].items() if v == "true"}
         assert keys == {"sagemaker:VpcSubnets", "sagemaker:VpcSecurityGroupIds"}
         assert all("sagemaker:CreateModel" in s["Action"] for s in denies)
@@ -103,8 +125,7 @@ def test_model_execution_role_reads_only_the_development_accounts_model_sources(
 
 
 def test_deployment_role_may_pass_exactly_the_model_execution_role_to_sagemaker():
-    role = _role(TARGET, "ModelDeploymentRole")
-    passes = [s for s in _statements(role) if "iam:PassRole" in s["Action"]]
+    passes = [s for s in _rights(TARGET, "ModelDeploymentRole") if "iam:PassRole" in s["Action"]]
     assert len(passes) == 1
     (statement,) = passes
     assert statement["Action"] == ["iam:PassRole"]
@@ -166,9 +187,14 @@ def test_target_roles_deploy_in_two_regions_of_one_account_without_name_collisio
         assert cfn.describe_stacks(StackName="target-roles")["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
     names = [r["RoleName"] for r in boto3.client("iam").list_roles()["Roles"]]
     assert names.count("mlops-model-execution") == 1 and names.count("mlops-model-deployment") == 1
-    policy = boto3.client("iam").get_role_policy(RoleName="mlops-model-deployment", PolicyName="DeployModelEndpoints")
-    # moto returns the document as text; the resolved PassRole resource must name the one role
-    document = str(policy["PolicyDocument"])
+    iam = boto3.client("iam")
+    # The deployment role's rights are the stacks' managed policies (moto does not attach a
+    # role's ManagedPolicyArns, so they are read from the account: one set, primary region only).
+    local = iam.list_policies(Scope="Local")["Policies"]
+    assert len(local) == 2, [p["PolicyName"] for p in local]
+    documents = [iam.get_policy_version(PolicyArn=p["Arn"], VersionId=p["DefaultVersionId"]) for p in local]
+    # moto returns the documents as text; the resolved PassRole resource must name the one role
+    document = str([d["PolicyVersion"]["Document"] for d in documents])
     assert "iam:PassRole" in document and document.count("role/mlops-model-execution") == 1
     reads = str(
         boto3.client("iam").get_role_policy(

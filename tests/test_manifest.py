@@ -270,6 +270,7 @@ def test_the_worked_example_validates():
     manifest = load_manifest(root / "examples" / "manifest.yaml")
     names = [spec.name for spec in manifest.stack_sets]
     assert names == [
+        "ml-permissions-boundary",
         "ml-environment",
         "ml-target-account-roles",
         "ml-servicecatalog-launch-role",
@@ -284,6 +285,12 @@ def test_the_worked_example_validates():
     assert "CAPABILITY_NAMED_IAM" in by_name["ml-target-account-roles"].capabilities
     assert by_name["ml-endpoint-invoke-role"].template.parameters["ExternalId"].no_echo
     assert manifest.ou_paths() == {"ou:/development", "ou:/staging", "ou:/production"}
+    # The boundary exists first wherever a role is created: every other stack set depends on
+    # it, and it reaches every OU the others target (the development account is in ou:/development).
+    boundary = by_name["ml-permissions-boundary"]
+    assert Path(boundary.template.path).name == "permissions-boundary.yaml"
+    assert set(boundary.organizational_units) == manifest.ou_paths()
+    assert all("ml-permissions-boundary" in spec.depends_on for spec in manifest.stack_sets if spec is not boundary)
 
 
 @pytest.mark.parametrize(

@@ -445,3 +445,12 @@ def test_model_build_lint_clean_through_the_generator_command(tmp_path):
     from generator.__main__ import main
 
     assert main(["--out", str(tmp_path), "--jobs", "1", "--region", "us-east-1", "mlops-model-build-project"]) == 0
+
+
+def test_artifacts_key_names_the_logs_principal_of_the_partition(rendered):
+    """The build logs' service principal follows the partition's domain (amazonaws.com.cn in China)."""
+    policy = rendered["Resources"]["ArtifactsKey"]["Properties"]["KeyPolicy"]
+    (logs,) = [s for s in policy["Statement"] if s.get("Sid") == "CloudWatchLogsEncryptsBuildLogs"]
+    assert logs["Principal"]["Service"] == [{"Fn::Sub": "logs.${AWS::Region}.${AWS::URLSuffix}"}]
+    services = json.dumps([s.get("Principal") for s in policy["Statement"]])
+    assert "amazonaws.com" not in services
