@@ -504,6 +504,17 @@ def _documented_string_arn_test(policy: ExtractedPolicy, detail: Any) -> bool:
     return "but given Arn" in str(detail) and bool(keys) and keys <= _ARN_KEYS_DOCUMENTED_WITH_STRING_OPERATORS
 
 
+# The deploying roles' rights (``<Role>Rights<N>``) and the permissions boundary are generated
+# from AWS's own machine-readable data (generator/deploy_rights.py): the handler permissions of
+# the CloudFormation registry schemas and the IAM reference cfn-lint ships (Policies.json),
+# both newer than parliament 1.6.4's action table.
+_GENERATED_RIGHTS = re.compile(r"^[A-Za-z0-9]+Rights\d+$|^PermissionsBoundary$")
+
+
+def _generated_rights(policy: ExtractedPolicy, detail: Any) -> bool:
+    return policy.resource_type == "AWS::IAM::ManagedPolicy" and bool(_GENERATED_RIGHTS.match(policy.resource))
+
+
 KNOWN_LINTER_GAPS = (
     LinterGap(
         "MISMATCHED_TYPE_BUT_USABLE",
@@ -526,6 +537,27 @@ KNOWN_LINTER_GAPS = (
         ),
         "SageMaker documents sagemaker:CreateModel in a model package group's resource policy (another account "
         "creating a model from a package of the group); parliament expects a model/* resource there",
+    ),
+    LinterGap(
+        "UNKNOWN_ACTION",
+        _generated_rights,
+        "Generated rights list the actions the CloudFormation registry schemas' handlers call (s3:PutBucketAbac, "
+        "s3tables:PutTableEncryption, logs:PutLogGroupDeletionProtection...), newer than parliament's action table; "
+        "deploy_rights keeps only actions AWS's IAM reference (cfn-lint's Policies.json) knows",
+    ),
+    LinterGap(
+        "RESOURCE_MISMATCH",
+        _generated_rights,
+        "Generated rights scope each action to the resource types AWS's current IAM reference gives it "
+        "(cloudwatch:GetMetricData on datasets, vpce:AllowMultiRegion on endpoints) or to the account-wide "
+        "arn:...:<service>:*:<account>:* that IAM matches against every resource type; parliament's older table "
+        "and matcher expect other formats",
+    ),
+    LinterGap(
+        "RESOURCE_STAR",
+        _generated_rights,
+        "Generated rights put on * only what IAM cannot scope (List*/Describe* reads, application-autoscaling, "
+        "actions without resource types); the boundary is a ceiling that grants nothing by itself",
     ),
     LinterGap(
         "UNKNOWN_CONDITION_FOR_ACTION",
