@@ -384,7 +384,7 @@ _SUMMARY_FIELDS = (
 
 
 def format_summary(rows: list[dict]) -> str:
-    lines = ["What now exists, by account (local AWS, before it stopped):"]
+    lines = ["What existed after apply, by account (local AWS, before the destroy step):"]
     for row in rows:
         lines.append(f"  {row['account']} {row['id']} (OU {row['ou']})")
         for label, key in _SUMMARY_FIELDS:

@@ -123,4 +123,4 @@ def test_the_demo_of_the_readme_succeeds(tmp_path, capsys, monkeypatch):
     code = demo.main(["--state-dir", str(tmp_path / "state")])
     out, err = capsys.readouterr()
     assert code == 0, out[-3000:] + err[-3000:]
-    assert "What now exists, by account" in out and "invoked " in err
+    assert "What existed after apply, by account" in out and "invoked " in err
