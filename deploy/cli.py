@@ -18,6 +18,7 @@ import json
 import os
 import sys
 
+import argcomplete
 from botocore.exceptions import BotoCoreError, ClientError
 
 from deploy.catalog import command as publish_command
@@ -104,6 +105,8 @@ def _main(argv: list[str]) -> int:
         parser = build_parser(with_local=argv[:1] == [LOCAL_COMMAND])
     except DeployError as error:
         return _report(error, as_json="--json" in argv)
+    # Shell completion: `eval "$(register-python-argcomplete sm-deploy)"` (a no-op otherwise).
+    argcomplete.autocomplete(parser)
     args = parser.parse_args(argv)
     configure_sessions(getattr(args, "profile", None), getattr(args, "region", None))
     try:

@@ -104,3 +104,14 @@ def test_every_aws_command_takes_profile_and_region():
             continue
         flags = {flag for action in command._actions for flag in action.option_strings}
         assert {"--profile", "--region"} <= flags, name
+
+
+def test_shell_completion_offers_the_commands(tmp_path):
+    """argcomplete's protocol: completions on fd 8, its debug stream on fd 9 (as the shell hook sets them)."""
+    import os
+    import shlex
+
+    environment = {**os.environ, "_ARGCOMPLETE": "1", "COMP_LINE": "sm-deploy pl", "COMP_POINT": "12"}
+    command = f"{shlex.quote(sys.executable)} -m deploy 8>&1 9>/dev/null"
+    result = subprocess.run(["bash", "-c", command], env=environment, cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.split() == ["plan"], result.stderr
