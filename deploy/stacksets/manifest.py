@@ -164,6 +164,21 @@ class Override:
 
 
 @dataclass(frozen=True)
+class TargetEntry:
+    """One entry of a ``targets`` list: its own targets and regions.
+
+    ``exclude_accounts`` is already applied: for a service-managed entry it became
+    ``accounts`` with ``AccountFilter.DIFFERENCE``; for a self-managed one it was removed
+    from ``accounts``.
+    """
+
+    organizational_units: tuple[str, ...]
+    accounts: tuple[str, ...]
+    account_filter: AccountFilter
+    regions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class StackSetSpec:
     """One stack set as the manifest wants it (API spellings for enumerations)."""
 
@@ -192,6 +207,16 @@ class StackSetSpec:
     # Parameters whose lookup reads a stack set not deployed yet: KNOWN_AFTER_APPLY until apply
     # has deployed it and resolves them again (deploy.stacksets.lookups).
     deferred_parameters: frozenset[str] = frozenset()
+    # ``targets`` written as a list: each entry with its own regions and exclusions. Empty for the
+    # single mapping, whose targets are the fields above; with entries, those fields hold their union
+    # (``account_filter`` NONE, ``regions`` every region used).
+    target_entries: tuple[TargetEntry, ...] = ()
+
+    def entries(self) -> tuple[TargetEntry, ...]:
+        """The target entries: those of a ``targets`` list, or the single mapping as one entry."""
+        if self.target_entries:
+            return self.target_entries
+        return (TargetEntry(self.organizational_units, self.accounts, self.account_filter, self.regions),)
 
     def masked_parameters(self) -> frozenset[str]:
         """Parameters never shown: the template's NoEcho ones and those from secret sources."""
@@ -289,6 +314,21 @@ _PARAMETER_VALUES = {
     "additionalProperties": {"anyOf": [_SCALAR, {"type": "array", "items": _SCALAR}, lookup_schema()]},
 }
 
+_TARGET_KEYS: dict[str, Any] = {
+    "organizational_units": _STRING_LIST,
+    "accounts": _STRING_LIST,
+    "account_filter": {"enum": _manifest_spellings(AccountFilter)},
+}
+_TARGETS = {"type": "object", "additionalProperties": False, "properties": _TARGET_KEYS}
+_TARGET_ENTRY = {
+    **_TARGETS,
+    "properties": {
+        **_TARGET_KEYS,
+        "regions": {**_STRING_LIST, "minItems": 1},
+        "exclude_accounts": {**_STRING_LIST, "minItems": 1},
+    },
+}
+
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",
@@ -318,14 +358,12 @@ SCHEMA: dict[str, Any] = {
                     "retain_stacks": {"type": "boolean"},
                     "administration_role_arn": {"type": "string", "pattern": IAM_ROLE_ARN_RE},
                     "execution_role_name": {"type": "string", "pattern": r"^[\w+=,.@-]{1,64}$"},
+                    # One mapping, or a list of entries each with its own regions and exclusions.
                     "targets": {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "properties": {
-                            "organizational_units": _STRING_LIST,
-                            "accounts": _STRING_LIST,
-                            "account_filter": {"enum": _manifest_spellings(AccountFilter)},
-                        },
+                        "type": ["object", "array"],
+                        "if": {"type": "object"},
+                        "then": _TARGETS,
+                        "else": {"minItems": 1, "items": _TARGET_ENTRY},
                     },
                     "regions": {"type": "array", "items": {"type": "string"}, "minItems": 1},
                     "parameters": _PARAMETER_VALUES,
@@ -670,6 +708,116 @@ def _check_among(
         raise InputError(message.format(", ".join(stray)), source, where, key)
 
 
+def _parse_targets(
+    raw: dict, key: str, item: dict, service_managed: bool, source: str, where: str, refs: list[tuple[str, str]]
+) -> tuple[tuple[str, ...], tuple[str, ...], AccountFilter]:
+    """(OUs, accounts, filter) of one targets mapping (``key``: ``targets`` or ``targets[i]``), checked."""
+    ous = list(raw.get("organizational_units") or [])
+    accounts = _check_accounts(list(raw.get("accounts") or []), source, where, f"{key}.accounts", refs)
+    account_filter = AccountFilter((raw.get("account_filter") or "none").upper())
+    for ou in ous:
+        _check_ou(ou, source, where, f"{key}.organizational_units")
+        refs.append((f"{key}.organizational_units", ou))
+    if len(set(ous)) != len(ous):
+        raise InputError("an OU is listed twice", source, where, f"{key}.organizational_units")
+
+    if service_managed:
+        if not ous:
+            raise InputError(
+                "a service_managed stack set targets organizational_units "
+                "(accounts only narrow or widen them with account_filter)",
+                source,
+                where,
+                f"{key}.organizational_units",
+            )
+        if accounts and account_filter is AccountFilter.NONE:
+            raise InputError(
+                "accounts given with OUs need account_filter intersection, difference or union",
+                source,
+                where,
+                f"{key}.account_filter",
+            )
+        if account_filter is not AccountFilter.NONE and not accounts:
+            raise InputError(
+                f"account_filter {account_filter.value.lower()} needs {key}.accounts",
+                source,
+                where,
+                f"{key}.accounts",
+            )
+        _check_filter_auto_deployment(account_filter, item, source, where)
+    else:
+        if ous:
+            raise InputError(
+                "a self_managed stack set targets accounts only; use permission_model service_managed for OUs",
+                source,
+                where,
+                f"{key}.organizational_units",
+            )
+        if "account_filter" in raw and account_filter is not AccountFilter.NONE:
+            raise InputError(
+                "account_filter applies to service_managed stack sets only", source, where, f"{key}.account_filter"
+            )
+    return tuple(ous), accounts, account_filter
+
+
+def _check_filter_auto_deployment(account_filter: AccountFilter, item: dict, source: str, where: str) -> None:
+    if account_filter is not AccountFilter.NONE and item.get("auto_deployment"):
+        # User Guide, stacksets-orgs-manage-auto-deployment: "Automatic deployments do not
+        # consider account level targeting filters. If you target specific accounts and enable
+        # automatic deployments, your StackSet will continue to deploy to any newly added
+        # accounts within the deployed organization."
+        raise InputError(
+            f"auto_deployment ignores account filters: AWS would deploy to every account that joins "
+            f"the OUs, whatever account_filter {account_filter.value.lower()} says; set auto_deployment: false",
+            source,
+            where,
+            "auto_deployment",
+        )
+
+
+def _target_entry(
+    raw: dict,
+    index: int,
+    item: dict,
+    service_managed: bool,
+    region_list: list[str],
+    source: str,
+    where: str,
+    refs: list[tuple[str, str]],
+) -> TargetEntry:
+    """One entry of a ``targets`` list: its targets, ``exclude_accounts`` applied, and its regions."""
+    key = f"targets[{index}]"
+    if "exclude_accounts" in raw and ("account_filter" in raw or (service_managed and raw.get("accounts"))):
+        raise InputError(
+            "exclude_accounts is the entry's account filter (difference): give either exclude_accounts "
+            "or accounts with account_filter, not both",
+            source,
+            where,
+            f"{key}.exclude_accounts",
+        )
+    ous, accounts, account_filter = _parse_targets(raw, key, item, service_managed, source, where, refs)
+    excluded = _check_accounts(list(raw.get("exclude_accounts") or []), source, where, f"{key}.exclude_accounts", refs)
+    if excluded and service_managed:
+        accounts, account_filter = tuple(sorted(excluded)), AccountFilter.DIFFERENCE
+        _check_filter_auto_deployment(account_filter, item, source, where)
+    elif excluded:
+        message = "account(s) {} to exclude are not among this entry's accounts"
+        _check_among(excluded, accounts, message, source, where, f"{key}.exclude_accounts")
+        accounts = tuple(a for a in accounts if a not in excluded)
+    if not ous and not accounts:
+        raise InputError("this entry targets no account", source, where, f"{key}.accounts")
+    entry_regions = list(raw.get("regions") or region_list)
+    _check_among(entry_regions, region_list, _STRAY_REGIONS, source, where, f"{key}.regions")
+    if len(set(entry_regions)) != len(entry_regions):
+        raise InputError("a region is listed twice", source, where, f"{key}.regions")
+    return TargetEntry(
+        organizational_units=tuple(sorted(ous)),
+        accounts=tuple(sorted(accounts)),
+        account_filter=account_filter,
+        regions=tuple(r for r in region_list if r in entry_regions),
+    )
+
+
 def _build_stack_set(
     item: dict, manifest_path: Path, regions: frozenset[str]
 ) -> tuple[StackSetSpec, list[tuple[str, str]]]:
@@ -681,63 +829,13 @@ def _build_stack_set(
     permission_model = PermissionModel(item.get("permission_model", "service_managed").upper())
     service_managed = permission_model is PermissionModel.SERVICE_MANAGED
     targets = item["targets"]
-    ous = list(targets.get("organizational_units") or [])
     refs: list[tuple[str, str]] = []
-    accounts = _check_accounts(list(targets.get("accounts") or []), source, where, "targets.accounts", refs)
-    account_filter = AccountFilter((targets.get("account_filter") or "none").upper())
-    for ou in ous:
-        _check_ou(ou, source, where, "targets.organizational_units")
-        refs.append(("targets.organizational_units", ou))
-    if len(set(ous)) != len(ous):
-        raise InputError("an OU is listed twice", source, where, "targets.organizational_units")
-
-    if service_managed:
-        if not ous:
-            raise InputError(
-                "a service_managed stack set targets organizational_units "
-                "(accounts only narrow or widen them with account_filter)",
-                source,
-                where,
-                "targets.organizational_units",
-            )
-        if accounts and account_filter is AccountFilter.NONE:
-            raise InputError(
-                "accounts given with OUs need account_filter intersection, difference or union",
-                source,
-                where,
-                "targets.account_filter",
-            )
-        if account_filter is not AccountFilter.NONE and not accounts:
-            raise InputError(
-                f"account_filter {account_filter.value.lower()} needs targets.accounts",
-                source,
-                where,
-                "targets.accounts",
-            )
-        if account_filter is not AccountFilter.NONE and item.get("auto_deployment"):
-            # User Guide, stacksets-orgs-manage-auto-deployment: "Automatic deployments do not
-            # consider account level targeting filters. If you target specific accounts and enable
-            # automatic deployments, your StackSet will continue to deploy to any newly added
-            # accounts within the deployed organization."
-            raise InputError(
-                f"auto_deployment ignores account filters: AWS would deploy to every account that joins "
-                f"the OUs, whatever account_filter {account_filter.value.lower()} says; set auto_deployment: false",
-                source,
-                where,
-                "auto_deployment",
-            )
-    else:
-        if ous:
-            raise InputError(
-                "a self_managed stack set targets accounts only; use permission_model service_managed for OUs",
-                source,
-                where,
-                "targets.organizational_units",
-            )
-        if "account_filter" in targets and account_filter is not AccountFilter.NONE:
-            raise InputError(
-                "account_filter applies to service_managed stack sets only", source, where, "targets.account_filter"
-            )
+    ous: tuple[str, ...] = ()
+    accounts: tuple[str, ...] = ()
+    account_filter = AccountFilter.NONE
+    if isinstance(targets, dict):
+        ous, accounts, account_filter = _parse_targets(targets, "targets", item, service_managed, source, where, refs)
+    if not service_managed:
         for key in ("auto_deployment", "retain_stacks_on_account_removal"):
             if item.get(key):
                 raise InputError(f"{key} applies to service_managed stack sets only", source, where, key)
@@ -761,6 +859,14 @@ def _build_stack_set(
             raise InputError(_unknown_region(region, regions), source, where, "regions")
     if len(set(region_list)) != len(region_list):
         raise InputError("a region is listed twice", source, where, "regions")
+    entries: tuple[TargetEntry, ...] = ()
+    if isinstance(targets, list):
+        entries = tuple(
+            _target_entry(raw, index, item, service_managed, region_list, source, where, refs)
+            for index, raw in enumerate(targets)
+        )
+        ous = tuple(sorted({ou for entry in entries for ou in entry.organizational_units}))
+        accounts = tuple(sorted({a for entry in entries for a in entry.accounts}))
 
     parameters = _check_parameters(item.get("parameters") or {}, template, source, where, "parameters")
     given = dict(parameters)
@@ -831,7 +937,10 @@ def _build_stack_set(
             raise InputError(f"tag '{tag}' is reserved", source, where, f"tags.{tag}")
 
     # Without account filters auto-deployment is on by default; with them it cannot be (see above).
-    auto_deployment = bool(item.get("auto_deployment", service_managed and account_filter is AccountFilter.NONE))
+    unfiltered = all(entry.account_filter is AccountFilter.NONE for entry in entries) and (
+        account_filter is AccountFilter.NONE
+    )
+    auto_deployment = bool(item.get("auto_deployment", service_managed and unfiltered))
     if item.get("retain_stacks_on_account_removal") is not None and service_managed and not auto_deployment:
         # API reference, AutoDeployment.RetainStacksOnAccountRemoval: "Specify only if Enabled is set to True."
         raise InputError(
@@ -869,6 +978,7 @@ def _build_stack_set(
         depends_on=depends_on,
         tags=tuple(sorted((k, str(v)) for k, v in tags.items())),
         capabilities=template.capabilities,
+        target_entries=entries,
     )
     return spec, refs
 

@@ -38,6 +38,7 @@ from deploy.stacksets.manifest import (
     Override,
     PermissionModel,
     StackSetSpec,
+    TargetEntry,
     canonical_json,
     resolved_values,
 )
@@ -346,24 +347,48 @@ def membership_matters(spec: StackSetSpec) -> bool:
     of the target OUs (each move is an operation, which the fast path sees). With it off, or
     with account filters (which auto-deployment ignores, so they force it off), an account
     that joins a target OU creates no operation: membership must be read.
+    A ``targets`` list always reads it: its entries' regions and exclusions are only exact
+    against the accounts the OUs hold now.
     """
-    return spec.service_managed and (not spec.auto_deployment or spec.account_filter is not AccountFilter.NONE)
+    return spec.service_managed and (
+        not spec.auto_deployment or spec.account_filter is not AccountFilter.NONE or bool(spec.target_entries)
+    )
 
 
-def targeted_accounts(spec: StackSetSpec, ou_accounts: Iterable[tuple[str, Iterable[str]]]) -> frozenset[str]:
-    """The accounts the targets resolve to, given each target OU's current accounts (service-managed)."""
+def targeted_accounts(
+    targets: StackSetSpec | TargetEntry, ou_accounts: Iterable[tuple[str, Iterable[str]]]
+) -> frozenset[str]:
+    """The accounts the targets (a stack set's or one entry's) resolve to, given each target OU's
+    current accounts (service-managed)."""
     members: set[str] = set()
     for ou, accounts in ou_accounts:
-        if ou in spec.organizational_units:
+        if ou in targets.organizational_units:
             members.update(accounts)
-    chosen = set(spec.accounts)
-    if spec.account_filter is AccountFilter.INTERSECTION:
+    chosen = set(targets.accounts)
+    if targets.account_filter is AccountFilter.INTERSECTION:
         return frozenset(members & chosen)
-    if spec.account_filter is AccountFilter.DIFFERENCE:
+    if targets.account_filter is AccountFilter.DIFFERENCE:
         return frozenset(members - chosen)
-    if spec.account_filter is AccountFilter.UNION:
+    if targets.account_filter is AccountFilter.UNION:
         return frozenset(members | chosen)
     return frozenset(members)
+
+
+def desired_pairs(
+    spec: StackSetSpec, ou_accounts: Iterable[tuple[str, Iterable[str]]] | None = None
+) -> frozenset[tuple[str, str]]:
+    """The (account, region) instances the targets ask for: the union over the entries.
+
+    Service-managed targets need ``ou_accounts`` (each target OU's current accounts).
+    """
+    if spec.service_managed and ou_accounts is None:
+        raise ValueError(f"{spec.name}: the accounts of the target OUs must be read to expand a targets list")
+    members = tuple(ou_accounts or ())
+    pairs: set[tuple[str, str]] = set()
+    for entry in spec.entries():
+        accounts = targeted_accounts(entry, members) if spec.service_managed else frozenset(entry.accounts)
+        pairs.update((account, region) for account in accounts for region in entry.regions)
+    return frozenset(pairs)
 
 
 def fingerprint(spec: StackSetSpec, ou_accounts: Iterable[tuple[str, Iterable[str]]] | None = None) -> str:
@@ -382,8 +407,13 @@ def fingerprint(spec: StackSetSpec, ou_accounts: Iterable[tuple[str, Iterable[st
         "regions": sorted(spec.regions),
         "overrides": _hashable_overrides(spec),
     }
+    if spec.target_entries:  # a targets list: its entries enter only then, so other fingerprints stay
+        state["targets"] = [asdict(entry) for entry in spec.target_entries]
     if ou_accounts is not None and membership_matters(spec):
-        state["members"] = sorted(targeted_accounts(spec, ou_accounts))
+        if spec.target_entries:
+            state["members"] = sorted(map(list, desired_pairs(spec, ou_accounts)))
+        else:
+            state["members"] = sorted(targeted_accounts(spec, ou_accounts))
     return _sha(state)
 
 
@@ -833,7 +863,7 @@ def _plan_self_managed(spec: StackSetSpec, instances: tuple[LiveInstance, ...], 
     broken = _inoperable(instances, plan)
     broken_keys = {(i.account, i.region) for i in broken}
     live = {(i.account, i.region): i for i in instances if (i.account, i.region) not in broken_keys}
-    desired = {(a, r) for a in spec.accounts for r in spec.regions}
+    desired = desired_pairs(spec)
     steps: list[Step] = []
 
     retained: dict[tuple[Any, str], set[str]] = defaultdict(set)
@@ -932,6 +962,17 @@ def _plan_service_managed(
     moved = dict(live.moved_accounts)
     targeted = targeted_accounts(spec, live.ou_accounts) if live.ou_accounts is not None else None
     members = {ou: set(accounts) for ou, accounts in live.ou_accounts or ()}
+    if spec.target_entries:  # a targets list: exactly the union of its entries' instances
+        wanted_pairs = desired_pairs(spec, live.ou_accounts)
+
+        def is_desired(inst: LiveInstance) -> bool:
+            return (inst.account, inst.region) in wanted_pairs
+
+    else:
+
+        def is_desired(inst: LiveInstance) -> bool:
+            return _instance_desired(spec, inst, targeted)
+
     broken = _inoperable(instances, plan)
     steps.extend(_deletions_by_account(broken, moved, retain_stacks=True))
     broken_keys = {(i.account, i.region) for i in broken}
@@ -945,7 +986,7 @@ def _plan_service_managed(
     ou_wide: dict[tuple[Any, str], set[str]] = defaultdict(set)
     singles: list[LiveInstance] = []
     for (ou, region), group in sorted(by_ou_region.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
-        unwanted = [i for i in group if not _instance_desired(spec, i, targeted)]
+        unwanted = [i for i in group if not is_desired(i)]
         if not unwanted:
             continue
         plan.remove.extend(_label(i) for i in unwanted)
@@ -967,7 +1008,21 @@ def _plan_service_managed(
             )
     steps.extend(_deletions_by_account(singles, moved))
 
-    if live.ou_accounts is not None:
+    if spec.target_entries:
+        # Entry by entry, each with its own OUs, filter and regions; an instance an earlier entry
+        # already adds is not added again (duplicates across entries are their union).
+        seen: set[tuple[str, str]] = set()
+        for entry in spec.target_entries:
+            view = replace(
+                spec,
+                organizational_units=entry.organizational_units,
+                accounts=entry.accounts,
+                account_filter=entry.account_filter,
+                regions=entry.regions,
+            )
+            members_now = dict(live.ou_accounts or ())
+            steps.extend(_additions_by_membership(view, members_now, instances, account_parents, plan, seen))
+    elif live.ou_accounts is not None:
         steps.extend(_additions_by_membership(spec, dict(live.ou_accounts), instances, account_parents, plan))
     else:
         steps.extend(_additions_by_ou(spec, live, instances, by_ou_region, account_parents, plan))
@@ -975,7 +1030,7 @@ def _plan_service_managed(
     # Override changes and re-runs of existing instances.
     updates: dict[tuple[Any, str], set[str]] = defaultdict(set)
     for inst in instances:
-        if not _instance_desired(spec, inst, targeted):
+        if not is_desired(inst):
             continue
         wanted = desired_overrides(spec, inst.account, inst.region, inst.ou)
         if _needs_update(inst, wanted, plan):
@@ -987,7 +1042,7 @@ def _plan_service_managed(
 
     def whole_ou(ou: str, accounts: set[str], regions: tuple[str, ...]) -> bool:
         """An update through the whole OU (with the stack set's own filter) reaches exactly ``accounts``."""
-        if not ou or ou not in spec.organizational_units:
+        if not ou or ou not in spec.organizational_units or spec.target_entries:
             return False
         for region in regions:
             present = {i.account for i in by_ou_region[(ou, region)]}
@@ -1112,9 +1167,10 @@ def _union_additions(
     account_parents: dict[str, str],
     plan: StackSetPlan,
     covered: set[str],
+    seen: set[tuple[str, str]] | None = None,
 ) -> list[Step]:
     """UNION accounts outside the OUs: CreateStackInstances takes no UNION, so through their parent OU."""
-    live_pairs = {(i.account, i.region) for i in instances}
+    live_pairs = {(i.account, i.region) for i in instances} | (seen or set())
     creates: dict[tuple[Any, str], set[str]] = defaultdict(set)
     for account in spec.accounts:
         parent = account_parents.get(account)
@@ -1128,6 +1184,8 @@ def _union_additions(
                 continue
             creates[(desired_overrides(spec, account, region, parent), account)].add(region)
             plan.add.append(f"{account}/{region}")
+            if seen is not None:
+                seen.add((account, region))
     steps = []
     for (regions, wanted), accounts in sorted(_group_by_regions(creates).items()):
         parents = tuple(sorted({account_parents[a] for a in accounts}))
@@ -1150,6 +1208,7 @@ def _additions_by_membership(
     instances: tuple[LiveInstance, ...],
     account_parents: dict[str, str],
     plan: StackSetPlan,
+    seen: set[tuple[str, str]] | None = None,
 ) -> list[Step]:
     """Additions when the accounts of every target OU are known: exactly the missing instances.
 
@@ -1167,7 +1226,7 @@ def _additions_by_membership(
             return account not in chosen
         return True
 
-    seen: set[tuple[str, str]] = set()
+    seen = set() if seen is None else seen
     ou_wide: dict[tuple[Any, str], set[str]] = defaultdict(set)
     per_account: dict[tuple[Any, tuple[str, str]], set[str]] = defaultdict(set)
     covered: set[str] = set()
@@ -1218,7 +1277,7 @@ def _additions_by_membership(
                 )
             )
     if spec.account_filter is AccountFilter.UNION:
-        steps.extend(_union_additions(spec, instances, account_parents, plan, covered))
+        steps.extend(_union_additions(spec, instances, account_parents, plan, covered, seen))
     return steps
 
 

@@ -209,12 +209,17 @@ def resolve(manifest: Manifest, ids_by_ref: dict[str, str]) -> list[StackSetSpec
             replace(o, organizational_units=ids(o.organizational_units), accounts=ids(o.accounts))
             for o in spec.overrides
         )
+        entries = tuple(
+            replace(e, organizational_units=ids(e.organizational_units), accounts=ids(e.accounts))
+            for e in spec.target_entries
+        )
         out.append(
             replace(
                 spec,
                 organizational_units=ids(spec.organizational_units),
                 accounts=ids(spec.accounts),
                 overrides=overrides,
+                target_entries=entries,
             )
         )
     return out
@@ -296,12 +301,9 @@ class Rollout:
             parents = {}
             # UNION accounts outside the OUs are created through their parent OU: needed for a new
             # stack set as much as for one whose instances were read.
-            if (
-                spec.service_managed
-                and spec.account_filter is AccountFilter.UNION
-                and (live.instances is not None or not live.exists)
-            ):
-                parents = self.adapter.account_parents(spec.accounts)
+            union = [a for e in spec.entries() if e.account_filter is AccountFilter.UNION for a in e.accounts]
+            if spec.service_managed and union and (live.instances is not None or not live.exists):
+                parents = self.adapter.account_parents(tuple(sorted(set(union))))
             plan = plan_stack_set(spec, live, parents, adopt=self.adopt, manifest_id=self.manifest_id)
             return Planned(spec, live, plan, parents)
 
