@@ -128,10 +128,8 @@ class BucketPolicyResource(CloudFormationModel):
         return original_resource
 
     @classmethod
-    def delete_from_cloudformation_json(  # type: ignore[misc]
-        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
-    ) -> None:
-        _remove_policy(resource_name, account_id, region_name)
+    def delete_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name):  # type: ignore[misc]
+        _remove_policy(resource_name, account_id, region_name)  # the physical id is the bucket name
 
     def delete(self, account_id: str, region_name: str) -> None:
         _remove_policy(self.bucket, account_id, region_name)
