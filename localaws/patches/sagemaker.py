@@ -13,6 +13,12 @@ Endpoint honour their ModelName / EndpointConfigName / EndpointName properties (
 AWS::SageMaker::ModelPackageGroup creates a real group with its ModelPackageGroupPolicy
 (moto has no CloudFormation support for it), so the registry the environment template
 creates is there for ``share-model-group``.
+
+A model package group policy, through the API or CloudFormation, must be at most 20,480
+characters and an IAM resource policy (``_policy_documents.py``): ValidationException
+"Invalid policy provided: <reason>" otherwise. What SageMaker refuses beyond the size is
+not documented: the grammar checked is IAM's, stricter than AWS may be (Version required,
+resources named); principals are checked in form only, not that the accounts exist.
 """
 
 from __future__ import annotations
@@ -27,6 +33,12 @@ from moto.sagemaker import responses as sagemaker_responses
 from moto.sagemaker.exceptions import ValidationError
 from moto.sagemaker.models import sagemaker_backends
 from moto.sagemakerruntime import responses as runtime_responses
+
+from localaws.patches._policy_documents import policy_problem, without_no_value
+from localaws.patches.cloudformation_placeholders import check_required, resource_failed
+
+# PutModelPackageGroupPolicyInput.ResourcePolicy (PolicyString): "min": 1, "max": 20480.
+_MAX_POLICY_CHARACTERS = 20480
 
 
 class EndpointValidationError(ServiceException):
@@ -48,15 +60,30 @@ def _policies(backend) -> dict[str, str]:
     return backend.__dict__.setdefault("model_package_group_policies", {})
 
 
+def policy_refusal(policy: str) -> str | None:
+    """SageMaker's ValidationException message for a ResourcePolicy it refuses, or None."""
+    # The API's constraint on ResourcePolicy (PolicyString, max 20480), in the message AWS's
+    # request validation gives a too-long member.
+    if not policy or len(policy) > _MAX_POLICY_CHARACTERS:
+        return (
+            f"1 validation error detected: Value at 'resourcePolicy' failed to satisfy constraint: "
+            f"Member must have length {'less than or equal to 20480' if policy else 'greater than or equal to 1'}"
+        )
+    # SageMaker answers "Invalid policy provided: <reason>" (e.g. "Duplicate principal") for
+    # a document it refuses; the reasons are IAM's grammar (_policy_documents.py).
+    try:
+        document = json.loads(policy)
+    except ValueError:
+        return "Invalid policy provided: The policy is not valid JSON"
+    problem = policy_problem(document, resource_policy=True)
+    return None if problem is None else f"Invalid policy provided: {problem}"
+
+
 def put_model_package_group_policy(self) -> ActionResult:
     name, policy = self._get_param("ModelPackageGroupName"), self._get_param("ResourcePolicy")
     group = _group(self.sagemaker_backend, name)
-    try:
-        document = json.loads(policy)
-    except (TypeError, ValueError):
-        raise ValidationError(message="Invalid resource policy: not a JSON document") from None
-    if not isinstance(document, dict) or not document.get("Statement"):
-        raise ValidationError(message="Invalid resource policy: a policy needs at least one Statement")
+    if refusal := policy_refusal(policy):
+        raise ValidationError(message=refusal)
     _policies(self.sagemaker_backend)[name] = policy
     return ActionResult({"ModelPackageGroupArn": group.arn})
 
@@ -142,12 +169,23 @@ class ModelPackageGroupResource(CloudFormationModel):
         }[attribute_name]
 
     @staticmethod
-    def _apply_properties(backend, name: str, properties: dict) -> None:
+    def _check_properties(logical_id: str, region_name: str, properties: dict) -> str | None:
+        """The group's policy as stored, after the checks PutModelPackageGroupPolicy makes."""
+        check_required(region_name, ModelPackageGroupResource.cloudformation_type(), logical_id, properties)
+        policy = properties.get("ModelPackageGroupPolicy")
+        if policy is None:
+            return None
+        policy = policy if isinstance(policy, str) else json.dumps(without_no_value(policy))
+        if refusal := policy_refusal(policy):
+            resource_failed(logical_id, "SageMaker", refusal, code="InvalidRequest")
+        return policy
+
+    @staticmethod
+    def _apply_properties(backend, name: str, properties: dict, policy: str | None) -> None:
         group = backend.model_package_groups[name]
         group.model_package_group_description = properties.get("ModelPackageGroupDescription")
-        policy = properties.get("ModelPackageGroupPolicy")
         if policy:
-            _policies(backend)[name] = policy if isinstance(policy, str) else json.dumps(policy)
+            _policies(backend)[name] = policy
         else:
             _policies(backend).pop(name, None)
 
@@ -155,6 +193,7 @@ class ModelPackageGroupResource(CloudFormationModel):
     def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):  # type: ignore[misc]
         backend = sagemaker_backends[account_id][region_name]
         properties = cloudformation_json.get("Properties", {})
+        policy = cls._check_properties(kwargs.get("LogicalId", resource_name), region_name, properties)
         if resource_name in backend.model_package_groups:
             raise ValidationError(
                 message=f"Model Package Group already exists: {backend.model_package_groups[resource_name].arn}"
@@ -162,16 +201,17 @@ class ModelPackageGroupResource(CloudFormationModel):
         backend.create_model_package_group(
             resource_name, properties.get("ModelPackageGroupDescription"), properties.get("Tags")
         )
-        cls._apply_properties(backend, resource_name, properties)
+        cls._apply_properties(backend, resource_name, properties, policy)
         return cls(backend, resource_name)
 
     @classmethod
     def update_from_cloudformation_json(
         cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name
     ):  # type: ignore[misc]
-        cls._apply_properties(
-            original_resource.backend, original_resource.name, cloudformation_json.get("Properties", {})
-        )
+        properties = cloudformation_json.get("Properties", {})
+        logical_id = getattr(original_resource, "logical_resource_id", original_resource.name)
+        policy = cls._check_properties(logical_id, region_name, properties)
+        cls._apply_properties(original_resource.backend, original_resource.name, properties, policy)
         return original_resource
 
     @classmethod
