@@ -8,6 +8,7 @@ import boto3
 from moto import mock_aws
 
 from tests.moto_stack import REGION, create_stack
+from tests.test_local_fidelity_cfn import DOMAIN_PROPERTIES
 
 
 def _body(resources: dict, outputs: dict | None = None, parameters: dict | None = None) -> str:
@@ -17,7 +18,8 @@ def _body(resources: dict, outputs: dict | None = None, parameters: dict | None 
 def test_unimplemented_types_resolve_as_placeholders():
     body = _body(
         {
-            "Domain": {"Type": "AWS::SageMaker::Domain", "Properties": {"DomainName": "d"}},
+            # The properties the registry schema requires (the local AWS refuses a domain without them, as AWS does).
+            "Domain": {"Type": "AWS::SageMaker::Domain", "Properties": DOMAIN_PROPERTIES},
             "Topic": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": {"Fn::GetAtt": ["Domain", "DomainId"]}}},
         },
         {
