@@ -26,6 +26,7 @@ def test_unimplemented_types_resolve_as_placeholders():
             "DomainId": {"Value": {"Fn::GetAtt": ["Domain", "DomainId"]}},
             "DomainArn": {"Value": {"Fn::GetAtt": ["Domain", "DomainArn"]}},
             "DomainRef": {"Value": {"Ref": "Domain"}},
+            "Url": {"Value": {"Fn::Sub": "${Domain.Url}"}},  # a declared attribute, through Sub
         },
     )
     with mock_aws():

@@ -106,21 +106,6 @@ def test_placeholder_without_a_required_property_fails():
     )
 
 
-def test_valid_placeholder_resolves_its_declared_attributes():
-    body = _body(
-        {"Domain": {"Type": "AWS::SageMaker::Domain", "Properties": DOMAIN_PROPERTIES}},
-        {
-            "DomainId": {"Value": {"Fn::GetAtt": ["Domain", "DomainId"]}},
-            "DomainArn": {"Value": {"Fn::GetAtt": ["Domain", "DomainArn"]}},
-            "Url": {"Value": {"Fn::Sub": "${Domain.Url}"}},
-        },
-    )
-    with mock_aws():
-        stack = create_stack(body)
-    assert stack["StackStatus"] == "CREATE_COMPLETE"
-    assert stack["OutputValues"]["DomainArn"].startswith(f"arn:aws:sagemaker:{REGION}:")
-
-
 def test_update_to_an_unrecognised_type_is_refused_and_leaves_the_stack():
     with mock_aws():
         create_stack(_body({"Topic": {"Type": "AWS::SNS::Topic"}}))
