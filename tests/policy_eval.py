@@ -23,8 +23,9 @@ NO_VALUE = object()
 class Resolver:
     """Resolve intrinsic functions of ``template`` (a ``to_dict()``) for ``parameters``."""
 
-    def __init__(self, template: dict, parameters: dict | None = None):
+    def __init__(self, template: dict, parameters: dict | None = None, *, partition: str = PARTITION):
         self.template = template
+        self.partition = partition
         self.parameters = {}
         for name, slot in template.get("Parameters", {}).items():
             value = (parameters or {}).get(name, slot.get("Default"))
@@ -40,7 +41,7 @@ class Resolver:
         pseudo = {
             "AWS::AccountId": ACCOUNT,
             "AWS::Region": REGION,
-            "AWS::Partition": PARTITION,
+            "AWS::Partition": self.partition,
             "AWS::URLSuffix": "amazonaws.com",
             "AWS::StackName": "stack",
             "AWS::NoValue": NO_VALUE,
@@ -60,11 +61,11 @@ class Resolver:
     def get_att(self, name: str, attribute: str):
         kind = self.template["Resources"][name]["Type"]
         if attribute == "Arn" and kind == "AWS::IAM::Role":
-            return f"arn:{PARTITION}:iam::{ACCOUNT}:role/{name}"
+            return f"arn:{self.partition}:iam::{ACCOUNT}:role/{name}"
         if attribute == "Arn" and kind == "AWS::KMS::Key":
-            return f"arn:{PARTITION}:kms:{REGION}:{ACCOUNT}:key/{name}"
+            return f"arn:{self.partition}:kms:{REGION}:{ACCOUNT}:key/{name}"
         if attribute == "Arn" and kind == "AWS::S3::Bucket":
-            return f"arn:{PARTITION}:s3:::{self.ref(name)}"
+            return f"arn:{self.partition}:s3:::{self.ref(name)}"
         if attribute == "GroupId":
             return f"sg-{name.lower()}"
         return f"{name}.{attribute}"
