@@ -24,7 +24,7 @@ from troposphere import Equals, Export, GetAtt, If, Not, Output, Parameter, Ref,
 from troposphere.iam import Group, ManagedPolicy, Policy, Role
 
 from generator import deploy_rights
-from generator.identity import VPC_ACTIONS
+from generator.identity import VPC_ACTIONS, pull_aws_owned_images
 from generator.parameters import (
     Environment,
     PrimaryRegion,
@@ -465,6 +465,8 @@ def _model_execution_statements(sources: dict):
             [ecr.BatchGetImage, ecr.GetDownloadUrlForLayer, ecr.BatchCheckLayerAvailability],
             [partition_arn("ecr", "repository/${Name}", region="*", account="${DevelopmentAccountId}", **repository)],
         ),
+        # Endpoints serving an AWS Deep Learning Container or a built-in algorithm's image.
+        pull_aws_owned_images(),
         # GetAuthorizationToken has no resource-level permissions: AWS requires "*".
         allow("GetRegistryToken", [ecr.GetAuthorizationToken], ["*"]),
         allow(
