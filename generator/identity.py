@@ -401,23 +401,9 @@ def add_role_policies(template: Template, env: Environment, roles: Roles, storag
             *_bucket_statements("ModelsBucket", [storage.models], write=True),
             *projects,
         ],
-        # Studio apps run as this role (not as the persona that opened Studio): what the seed
-        # flows do from a notebook (create a project, run its pipeline, register and approve
-        # models) is allowed here, on this environment's domain, group and account.
         roles.execution: [
             allow("RunJobs", JOB_ACTIONS, _sagemaker_arns(*JOB_KINDS)),
             _pass_role("PassItselfToSageMaker", [roles.execution]),
-            _pass_role("PassPipelineRoleToSageMaker", [roles.pipeline]),
-            allow("DescribeOwnUserProfiles", [sagemaker.DescribeUserProfile], [profiles]),
-            describe_domain,
-            manage_pipelines,
-            *projects,
-            allow(
-                "RegisterModels",
-                [sagemaker.CreateModelPackage, sagemaker.AddTags],
-                [group_arn, packages],
-            ),
-            approve_packages,
             allow(
                 "StudioApps",
                 [
@@ -471,3 +457,23 @@ def add_role_policies(template: Template, env: Environment, roles: Roles, storag
                 Roles=[Ref(role)],
             )
         )
+    # Studio apps run as the execution role (not as the persona that opened Studio): what the
+    # seed flows do from a notebook (create a project, run its pipeline, register and approve
+    # models) on this environment's domain, group and account. A policy of its own: one
+    # managed policy holds 6,144 characters.
+    template.add_resource(
+        ManagedPolicy(
+            "SageMakerExecutionStudioPolicy",
+            Description=Sub("${EnvName}-${EnvType}: what Studio apps do as SageMakerExecutionRole"),
+            PolicyDocument=document(
+                _pass_role("PassPipelineRoleToSageMaker", [roles.pipeline]),
+                allow("DescribeOwnUserProfiles", [sagemaker.DescribeUserProfile], [profiles]),
+                describe_domain,
+                manage_pipelines,
+                *projects,
+                allow("RegisterModels", [sagemaker.CreateModelPackage, sagemaker.AddTags], [group_arn, packages]),
+                approve_packages,
+            ),
+            Roles=[Ref(roles.execution)],
+        )
+    )
