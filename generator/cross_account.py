@@ -24,7 +24,7 @@ from troposphere import Equals, Export, GetAtt, If, Not, Output, Parameter, Ref,
 from troposphere.iam import Group, ManagedPolicy, Policy, Role
 
 from generator import deploy_rights
-from generator.identity import VPC_ACTIONS
+from generator.identity import VPC_ACTIONS, pull_aws_owned_images
 from generator.parameters import (
     Environment,
     PrimaryRegion,
@@ -388,10 +388,16 @@ def _add_model_sources(template: Template) -> dict:
     template.add_parameter(
         Parameter(
             "S3VpcEndpointId",
-            Type="AWS::SSM::Parameter::Value<String>",
+            # A String, resolved by a dynamic reference inside the primary-region role: an
+            # SSM-typed parameter is resolved in every region of the stack set, also where
+            # no target network publishes it. A gateway endpoint reaches only buckets of its
+            # own region, so only the primary region's endpoint matters.
+            Type="String",
             Default="/mlops/staging/network/s3-endpoint-id",
-            Description="SSM name of this account's S3 gateway endpoint id (published by the target-network stack): "
-            "model artifacts are read only through it",
+            AllowedPattern=r"^/[\w./-]+$",
+            ConstraintDescription="an SSM parameter name starting with /",
+            Description="SSM name of this account's S3 gateway endpoint id in PrimaryRegion (published by the "
+            "target-network stack): model artifacts are read only through it",
         )
     )
     return {
@@ -440,7 +446,7 @@ def _model_execution_statements(sources: dict):
             "ReadModelArtifactsThroughVpcEndpoint",
             [s3.GetObject, s3.GetObjectVersion],
             [partition_arn("s3", "${Name}/${ModelPrefix}*", region="", account="", **bucket)],
-            Condition(StringEquals({"aws:SourceVpce": Ref("S3VpcEndpointId")})),
+            Condition(StringEquals({"aws:SourceVpce": Sub("{{resolve:ssm:${S3VpcEndpointId}}}")})),
         ),
         allow(
             "ListModelPrefix",
@@ -459,6 +465,8 @@ def _model_execution_statements(sources: dict):
             [ecr.BatchGetImage, ecr.GetDownloadUrlForLayer, ecr.BatchCheckLayerAvailability],
             [partition_arn("ecr", "repository/${Name}", region="*", account="${DevelopmentAccountId}", **repository)],
         ),
+        # Endpoints serving an AWS Deep Learning Container or a built-in algorithm's image.
+        pull_aws_owned_images(),
         # GetAuthorizationToken has no resource-level permissions: AWS requires "*".
         allow("GetRegistryToken", [ecr.GetAuthorizationToken], ["*"]),
         allow(

@@ -261,6 +261,51 @@ def _workload_statements(repository) -> list[Statement]:
             [ecr.BatchGetImage, ecr.GetDownloadUrlForLayer, ecr.BatchCheckLayerAvailability],
             [GetAtt(repository, "Arn"), partition_arn("ecr", "repository/*")],
         ),
+        pull_aws_owned_images(),
+    ]
+
+
+def pull_aws_owned_images(sid: str = "PullAwsOwnedImages") -> Statement:
+    """Pull SageMaker's own images: built-in algorithms and Deep Learning Containers.
+
+    SageMaker checks ``ecr:BatchGetImage`` on the execution role also for these. They live
+    in AWS-owned accounts that differ by region and framework (the SageMaker SDK's
+    ``image_uris`` tables), so the account cannot be named; the region is the workload's own
+    (SageMaker pulls from its region), the actions are pull-only, and a repository of another
+    account still has to admit this one in its own policy, as AWS's image repositories do.
+    """
+    return allow(
+        sid, [ecr.BatchGetImage, ecr.GetDownloadUrlForLayer], [partition_arn("ecr", "repository/*", account="*")]
+    )
+
+
+def _project_statements() -> list[Statement]:
+    """Create SageMaker projects: SageMaker launches the project's Service Catalog product as the caller."""
+    return [
+        allow(
+            "LaunchProjectProducts",
+            [
+                servicecatalog.DescribeProduct,
+                servicecatalog.DescribeProvisioningParameters,
+                servicecatalog.ListLaunchPaths,
+                servicecatalog.ProvisionProduct,
+            ],
+            # Products may be shared from a hub account's portfolio.
+            [partition_arn("catalog", "product/*", account="*")],
+        ),
+        allow(
+            "TrackProvisionedProducts",
+            [
+                servicecatalog.SearchProducts,
+                servicecatalog.DescribeRecord,
+                servicecatalog.DescribeProvisionedProduct,
+                servicecatalog.UpdateProvisionedProduct,
+                servicecatalog.TerminateProvisionedProduct,
+            ],
+            # No resource-level permissions: access follows the portfolio and the product's owner.
+            ["*"],
+        ),
+        allow("ManageProjects", [sagemaker.CreateProject, sagemaker.DescribeProject], _sagemaker_arns("project")),
     ]
 
 
@@ -273,29 +318,43 @@ def add_role_policies(template: Template, env: Environment, roles: Roles, storag
         Group=group_name(),
     )
     domain_id = GetAtt(domain, "DomainId")
+    profiles = Sub(
+        "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:user-profile/${DomainId}/*",
+        DomainId=domain_id,
+    )
+    describe_domain = allow(
+        "DescribeStudioDomain",
+        [sagemaker.DescribeDomain],
+        [
+            Sub(
+                "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:domain/${DomainId}",
+                DomainId=domain_id,
+            )
+        ],
+    )
     studio = [
-        allow(
-            "OpenStudio",
-            [sagemaker.CreatePresignedDomainUrl, sagemaker.DescribeUserProfile],
-            [
-                Sub(
-                    "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:user-profile/${DomainId}/*",
-                    DomainId=domain_id,
-                )
-            ],
-        ),
-        allow(
-            "DescribeStudioDomain",
-            [sagemaker.DescribeDomain],
-            [
-                Sub(
-                    "arn:${AWS::Partition}:sagemaker:${AWS::Region}:${AWS::AccountId}:domain/${DomainId}",
-                    DomainId=domain_id,
-                )
-            ],
-        ),
+        allow("OpenStudio", [sagemaker.CreatePresignedDomainUrl, sagemaker.DescribeUserProfile], [profiles]),
+        describe_domain,
         allow("ListSageMakerResources", LIST_SAGEMAKER, ["*"]),
     ]
+    projects = _project_statements()
+    manage_pipelines = allow(
+        "ManagePipelines",
+        [
+            sagemaker.CreatePipeline,
+            sagemaker.UpdatePipeline,
+            sagemaker.DescribePipeline,
+            sagemaker.StartPipelineExecution,
+            sagemaker.StopPipelineExecution,
+            sagemaker.DescribePipelineExecution,
+            sagemaker.ListPipelineExecutions,
+            sagemaker.ListPipelineExecutionSteps,
+            sagemaker.DescribePipelineDefinitionForExecution,
+            sagemaker.AddTags,
+        ],
+        _sagemaker_arns("pipeline", "pipeline-execution"),
+    )
+    approve_packages = allow("ApproveModelPackages", [sagemaker.UpdateModelPackage], [packages])
     read_registry = allow(
         "ReadModelRegistry",
         [
@@ -318,25 +377,10 @@ def add_role_policies(template: Template, env: Environment, roles: Roles, storag
         ],
         roles.mlops_engineer: [
             *studio,
-            allow(
-                "ManagePipelines",
-                [
-                    sagemaker.CreatePipeline,
-                    sagemaker.UpdatePipeline,
-                    sagemaker.DescribePipeline,
-                    sagemaker.StartPipelineExecution,
-                    sagemaker.StopPipelineExecution,
-                    sagemaker.DescribePipelineExecution,
-                    sagemaker.ListPipelineExecutions,
-                    sagemaker.ListPipelineExecutionSteps,
-                    sagemaker.DescribePipelineDefinitionForExecution,
-                    sagemaker.AddTags,
-                ],
-                _sagemaker_arns("pipeline", "pipeline-execution"),
-            ),
+            manage_pipelines,
             _pass_role("PassPipelineRolesToSageMaker", [roles.pipeline, roles.execution]),
             read_registry,
-            allow("ApproveModelPackages", [sagemaker.UpdateModelPackage], [packages]),
+            approve_packages,
             allow(
                 "PushModelImages",
                 [
@@ -355,34 +399,7 @@ def add_role_policies(template: Template, env: Environment, roles: Roles, storag
             allow("GetRegistryToken", [ecr.GetAuthorizationToken], ["*"]),
             *_bucket_statements("DataBucket", [storage.data], write=False),
             *_bucket_statements("ModelsBucket", [storage.models], write=True),
-            allow(
-                "LaunchProjectProducts",
-                [
-                    servicecatalog.DescribeProduct,
-                    servicecatalog.DescribeProvisioningParameters,
-                    servicecatalog.ListLaunchPaths,
-                    servicecatalog.ProvisionProduct,
-                ],
-                # Products may be shared from a hub account's portfolio.
-                [partition_arn("catalog", "product/*", account="*")],
-            ),
-            allow(
-                "TrackProvisionedProducts",
-                [
-                    servicecatalog.SearchProducts,
-                    servicecatalog.DescribeRecord,
-                    servicecatalog.DescribeProvisionedProduct,
-                    servicecatalog.UpdateProvisionedProduct,
-                    servicecatalog.TerminateProvisionedProduct,
-                ],
-                # No resource-level permissions: access follows the portfolio and the product's owner.
-                ["*"],
-            ),
-            allow(
-                "ManageProjects",
-                [sagemaker.CreateProject, sagemaker.DescribeProject],
-                _sagemaker_arns("project"),
-            ),
+            *projects,
         ],
         roles.execution: [
             allow("RunJobs", JOB_ACTIONS, _sagemaker_arns(*JOB_KINDS)),
@@ -440,3 +457,23 @@ def add_role_policies(template: Template, env: Environment, roles: Roles, storag
                 Roles=[Ref(role)],
             )
         )
+    # Studio apps run as the execution role (not as the persona that opened Studio): what the
+    # seed flows do from a notebook (create a project, run its pipeline, register and approve
+    # models) on this environment's domain, group and account. A policy of its own: one
+    # managed policy holds 6,144 characters.
+    template.add_resource(
+        ManagedPolicy(
+            "SageMakerExecutionStudioPolicy",
+            Description=Sub("${EnvName}-${EnvType}: what Studio apps do as SageMakerExecutionRole"),
+            PolicyDocument=document(
+                _pass_role("PassPipelineRoleToSageMaker", [roles.pipeline]),
+                allow("DescribeOwnUserProfiles", [sagemaker.DescribeUserProfile], [profiles]),
+                describe_domain,
+                manage_pipelines,
+                *projects,
+                allow("RegisterModels", [sagemaker.CreateModelPackage, sagemaker.AddTags], [group_arn, packages]),
+                approve_packages,
+            ),
+            Roles=[Ref(roles.execution)],
+        )
+    )

@@ -857,6 +857,24 @@ def add_approval_trigger(template: Template, p: ProjectParameters, names: Names,
     )
 
 
+def add_not_in_china_rule(template: Template) -> None:
+    """Refuse the China partition before any resource is made: its CodePipeline has no StackSet actions."""
+    template.add_rule(
+        "StackSetActionsExistInThisPartition",
+        {
+            "Assertions": [
+                {
+                    "Assert": Not(Equals(Ref("AWS::Partition"), "aws-cn")),
+                    "AssertDescription": (
+                        "CodePipeline's CloudFormationStackSet and CloudFormationStackInstances actions do not "
+                        "exist in the China regions: this project's pipeline cannot deploy there"
+                    ),
+                }
+            ]
+        },
+    )
+
+
 def build_mlops_multi_account_project_template() -> Template:
     """SageMaker project: an approved model package deploys to staging, then (approved) to production."""
     template = Template(
@@ -865,6 +883,7 @@ def build_mlops_multi_account_project_template() -> Template:
     )
     p = add_project_parameters(template)
     add_conditions(template, p)
+    add_not_in_china_rule(template)
     names = derive_names(p)
     key, bucket = add_artifact_storage(template, p, build_log_group_arn(BUILD_PROJECT_NAME))
     build = add_build(template, p, names, bucket, key)

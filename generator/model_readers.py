@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from awacs import aws as awacs_aws
 from awacs.aws import Condition, Principal, Statement
-from troposphere import And, Equals, Join, Not, Or, Parameter, Ref, Sub, Template
+from troposphere import And, Equals, If, Join, Not, Or, Parameter, Ref, Split, Sub, Template
 from troposphere import Condition as TemplateCondition
 
 from generator.policies import when
@@ -29,6 +29,33 @@ SHARE_MODELS = "ShareModels"
 HAS_TARGET_S3_ENDPOINTS = "HasTargetS3EndpointIds"
 HAS_TARGET_KMS_ENDPOINTS = "HasTargetKmsEndpointIds"
 SCOPES = (SHARE_WITH_ORGANIZATION, SHARE_WITH_TARGET_ACCOUNTS)
+# Fn::Join takes no function as its delimiter, so the partition that turns account ids into
+# root ARNs is chosen by one condition per partition; ``aws`` last, as the fallback.
+PARTITIONS = ("aws-cn", "aws-us-gov", "aws-iso", "aws-iso-b", "aws-iso-e", "aws-iso-f", "aws-eusc", "aws")
+_SLOT = "|"  # where ``arn:<partition>`` goes; not a character of an account id or an ARN
+
+
+def _partition_condition(partition: str) -> str:
+    return "PartitionIs" + "".join(part.capitalize() for part in partition.split("-"))
+
+
+def account_root_arns(accounts: Parameter) -> Split:
+    """``arn:<partition>:iam::<id>:root`` of each id of the CommaDelimitedList ``accounts``.
+
+    The ARNs are written with a slot for ``arn:<partition>``, cut at the slots and joined
+    again with it (a literal delimiter chosen by a condition on ``AWS::Partition``). Needs
+    the ``PartitionIs*`` conditions of :func:`add_partition_conditions`.
+    """
+    pieces = Split(_SLOT, Sub(f"{_SLOT}:iam::${{Ids}}:root", Ids=Join(f":root,{_SLOT}:iam::", Ref(accounts))))
+    joined = Join(f"arn:{PARTITIONS[-1]}", pieces)
+    for partition in reversed(PARTITIONS[:-1]):
+        joined = If(_partition_condition(partition), Join(f"arn:{partition}", pieces), joined)
+    return Split(",", joined)
+
+
+def add_partition_conditions(template: Template) -> None:
+    for partition in PARTITIONS[:-1]:
+        template.add_condition(_partition_condition(partition), Equals(Ref("AWS::Partition"), partition))
 
 
 @dataclass(frozen=True)
@@ -62,7 +89,7 @@ class ModelReaders:
                 principal = Principal("*")
                 operators.setdefault("StringEquals", {})["aws:PrincipalOrgID"] = Ref(self.organization_id)
             else:
-                principal = Principal("AWS", Ref(self.target_accounts))
+                principal = Principal("AWS", account_root_arns(self.target_accounts))
             if roles_only:
                 operators.setdefault("ArnLike", {})["aws:PrincipalArn"] = self.role_arn_pattern()
             for operator, values in (condition or {}).items():
@@ -72,8 +99,11 @@ class ModelReaders:
                 Effect="Allow",
                 Principal=principal,
                 Action=list(actions),
-                Condition=Condition([getattr(awacs_aws, op)(values) for op, values in sorted(operators.items())]),
             )
+            if operators:  # an empty Condition block renders as ``Condition: {}``
+                statement.Condition = Condition(
+                    [getattr(awacs_aws, op)(values) for op, values in sorted(operators.items())]
+                )
             if resources is not None:  # None: a repository policy, which names no resource
                 statement.Resource = list(resources)
             result.append(when(f"{scope}And{requires}" if requires else scope, statement))
@@ -137,6 +167,7 @@ def add_model_readers(template: Template) -> ModelReaders:
     template.add_condition(
         SHARE_MODELS, Or(TemplateCondition(SHARE_WITH_ORGANIZATION), TemplateCondition(SHARE_WITH_TARGET_ACCOUNTS))
     )
+    add_partition_conditions(template)
     template.add_condition(HAS_TARGET_S3_ENDPOINTS, Not(Equals(Join("", Ref(s3_endpoints)), "")))
     template.add_condition(HAS_TARGET_KMS_ENDPOINTS, Not(Equals(Join("", Ref(kms_endpoints)), "")))
     for scope in SCOPES:

@@ -473,8 +473,11 @@ def _add_security_groups(template: Template, env: Environment, vpc_id) -> tuple[
             VpcId=vpc_id,
             SecurityGroupEgress=[
                 {
+                    # Not the VPC CIDR and the S3 prefix list: CloudFormation cannot look up the
+                    # region's S3 prefix list id. Without NAT no route leads elsewhere; with NAT,
+                    # HTTPS out is what EnableNatGateway is for (README, Security, Controls).
                     "Description": (
-                        "HTTPS to the VPC endpoints and the S3 gateway (internet only through the optional NAT)"
+                        "HTTPS to the VPC endpoints and the S3 gateway; to the internet only with EnableNatGateway"
                     ),
                     "IpProtocol": "tcp",
                     "FromPort": 443,

@@ -23,8 +23,19 @@ NO_VALUE = object()
 class Resolver:
     """Resolve intrinsic functions of ``template`` (a ``to_dict()``) for ``parameters``."""
 
-    def __init__(self, template: dict, parameters: dict | None = None):
+    def __init__(
+        self,
+        template: dict,
+        parameters: dict | None = None,
+        *,
+        partition: str = PARTITION,
+        account: str = ACCOUNT,
+        ssm: dict | None = None,
+    ):
         self.template = template
+        self.partition = partition
+        self.account = account
+        self.ssm = ssm or {}  # values of {{resolve:ssm:NAME}} dynamic references
         self.parameters = {}
         for name, slot in template.get("Parameters", {}).items():
             value = (parameters or {}).get(name, slot.get("Default"))
@@ -38,9 +49,9 @@ class Resolver:
     # --- references -----------------------------------------------------------------
     def ref(self, name: str):
         pseudo = {
-            "AWS::AccountId": ACCOUNT,
+            "AWS::AccountId": self.account,
             "AWS::Region": REGION,
-            "AWS::Partition": PARTITION,
+            "AWS::Partition": self.partition,
             "AWS::URLSuffix": "amazonaws.com",
             "AWS::StackName": "stack",
             "AWS::NoValue": NO_VALUE,
@@ -60,11 +71,14 @@ class Resolver:
     def get_att(self, name: str, attribute: str):
         kind = self.template["Resources"][name]["Type"]
         if attribute == "Arn" and kind == "AWS::IAM::Role":
-            return f"arn:{PARTITION}:iam::{ACCOUNT}:role/{name}"
+            return f"arn:{self.partition}:iam::{self.account}:role/{name}"
         if attribute == "Arn" and kind == "AWS::KMS::Key":
-            return f"arn:{PARTITION}:kms:{REGION}:{ACCOUNT}:key/{name}"
+            return f"arn:{self.partition}:kms:{REGION}:{self.account}:key/{name}"
         if attribute == "Arn" and kind == "AWS::S3::Bucket":
-            return f"arn:{PARTITION}:s3:::{self.ref(name)}"
+            return f"arn:{self.partition}:s3:::{self.ref(name)}"
+        if attribute == "ModelPackageGroupArn":
+            group = self.resolve(self.template["Resources"][name]["Properties"]["ModelPackageGroupName"])
+            return f"arn:{self.partition}:sagemaker:{REGION}:{self.account}:model-package-group/{group}"
         if attribute == "GroupId":
             return f"sg-{name.lower()}"
         return f"{name}.{attribute}"
@@ -118,7 +132,8 @@ class Resolver:
                     value = self.ref(name)
                     return ",".join(value) if isinstance(value, list) else str(value)
 
-                return re.sub(r"\$\{([^}!]+)\}", substitute, text)
+                text = re.sub(r"\$\{([^}!]+)\}", substitute, text)
+                return re.sub(r"\{\{resolve:ssm:([^}]+)\}\}", lambda m: self.ssm.get(m.group(1), m.group(0)), text)
             if key == "Fn::Join":
                 delimiter, items = args
                 return delimiter.join(str(i) for i in self.resolve(items))
@@ -262,3 +277,57 @@ def evaluate(document: dict, request: Request) -> str:
 def deciding_statements(document: dict, request: Request) -> list[str]:
     """Sids of the statements that apply to ``request`` (for assertion messages)."""
     return [s.get("Sid", "?") for s in _as_list(document["Statement"]) if statement_applies(s, request)]
+
+
+# --- one request through every policy that decides it (SCP-free) -------------------------
+
+
+@dataclass
+class Walk:
+    """The policies AWS consults for one request, each already resolved.
+
+    ``identity``: the caller's identity policies; ``boundary``: its permissions boundary;
+    ``resource``: the resource's policy (bucket, key, repository, group) of account
+    ``resource_account``; ``endpoint``: the VPC endpoint policy the request passes through;
+    ``key``: set when ``resource`` is a KMS key policy (a key policy is always required).
+    """
+
+    identity: list[dict]
+    boundary: dict | None = None
+    resource: dict | None = None
+    resource_account: str | None = None
+    endpoint: dict | None = None
+    key: bool = False
+
+
+def decide(walk: Walk, request: Request) -> tuple[bool, str]:
+    """(allowed, why) for ``request`` under ``walk``, the way IAM combines the policy types.
+
+    An explicit Deny anywhere wins; an endpoint policy and a boundary must each allow; across
+    accounts both the identity and the resource policy must allow; in one account either
+    does, except for KMS, whose key policy must allow (and, through the account root, IAM too).
+    """
+    documents = [("identity", d) for d in walk.identity]
+    documents += [
+        (kind, d)
+        for kind, d in (("boundary", walk.boundary), ("resource", walk.resource), ("endpoint", walk.endpoint))
+        if d
+    ]
+    for kind, document in documents:
+        if evaluate(document, request) == "Deny":
+            return False, f"explicit deny in the {kind} policy: {deciding_statements(document, request)}"
+    for kind, document in (("endpoint", walk.endpoint), ("boundary", walk.boundary)):
+        if document and evaluate(document, request) != "Allow":
+            return False, f"the {kind} policy does not allow it"
+    identity = any(evaluate(d, request) == "Allow" for d in walk.identity)
+    resource = walk.resource is not None and evaluate(walk.resource, request) == "Allow"
+    cross_account = walk.resource_account is not None and walk.resource_account != request.principal_account
+    if walk.key or cross_account:
+        if not resource:
+            return False, "the resource policy does not allow it"
+        if not identity:
+            return False, "no identity policy allows it"
+        return True, "identity and resource policies allow it"
+    if identity or resource:
+        return True, "allowed in one account"
+    return False, "nothing allows it"

@@ -101,7 +101,8 @@ def test_model_execution_role_reads_only_the_development_accounts_model_sources(
     bucket = arn["Fn::Sub"][1]["Name"]["Fn::If"]
     assert bucket[0] == "HasModelBucketName" and bucket[1] == {"Ref": "ModelBucketName"}
     assert bucket[2] == {"Fn::Sub": "${EnvName}-${DevelopmentEnvType}-models-${DevelopmentAccountId}"}
-    assert read["Condition"]["StringEquals"]["aws:SourceVpce"] == {"Ref": "S3VpcEndpointId"}
+    # resolved in the role (primary region only), not as an SSM-typed parameter in every region
+    assert read["Condition"]["StringEquals"]["aws:SourceVpce"] == {"Fn::Sub": "{{resolve:ssm:${S3VpcEndpointId}}}"}
     decrypt = statements["DecryptModelArtifacts"]
     assert decrypt["Resource"] == [{"Fn::Sub": "arn:${AWS::Partition}:kms:*:${DevelopmentAccountId}:key/*"}]
     alias = decrypt["Condition"]["ForAnyValue:StringEquals"]["kms:ResourceAliases"]
@@ -176,10 +177,12 @@ def test_target_roles_deploy_in_two_regions_of_one_account_without_name_collisio
     cloudformation_outputs.apply()  # the local server applies it too (localaws/patches)
     body = render_yaml(cross_account.build_target_account_roles_template())
     params = [{"ParameterKey": k, "ParameterValue": v} for k, v in TARGET_PARAMETERS.items()]
+    # The target network publishes its endpoint only in the primary region: the secondary
+    # region's stack must not need it.
+    boto3.client("ssm", region_name="us-east-1").put_parameter(
+        Name="/mlops/staging/network/s3-endpoint-id", Type="String", Value="vpce-0123456789abcdef0"
+    )
     for region in ("us-east-1", "eu-west-1"):
-        boto3.client("ssm", region_name=region).put_parameter(
-            Name="/mlops/staging/network/s3-endpoint-id", Type="String", Value="vpce-0123456789abcdef0"
-        )
         cfn = boto3.client("cloudformation", region_name=region)
         cfn.create_stack(
             StackName="target-roles", TemplateBody=body, Parameters=params, Capabilities=["CAPABILITY_NAMED_IAM"]
@@ -201,9 +204,11 @@ def test_target_roles_deploy_in_two_regions_of_one_account_without_name_collisio
             RoleName="mlops-model-execution", PolicyName="ReadDevelopmentAccountModels"
         )["PolicyDocument"]
     )
-    # defaults follow the environment template's names; the SSM name resolved to the endpoint id
+    # defaults follow the environment template's names; CloudFormation resolves the dynamic
+    # reference to the endpoint id (the local AWS leaves it as written)
     assert "mlops-dev-models-111111111111/models/*" in reads and "alias/mlops-dev-models" in reads
-    assert "model-package-group/churn" in reads and "vpce-0123456789abcdef0" in reads
+    assert "model-package-group/churn" in reads
+    assert "{{resolve:ssm:/mlops/staging/network/s3-endpoint-id}}" in reads
 
 
 @mock_aws
