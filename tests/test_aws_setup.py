@@ -115,3 +115,32 @@ def test_shell_completion_offers_the_commands(tmp_path):
     command = f"{shlex.quote(sys.executable)} -m deploy 8>&1 9>/dev/null"
     result = subprocess.run(["bash", "-c", command], env=environment, cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.split() == ["plan"], result.stderr
+
+
+@pytest.mark.parametrize(
+    "error, words",
+    [
+        ("ExpiredToken", "the AWS session has expired (ExpiredToken)"),
+        ("InvalidClientTokenId", "the AWS credentials were refused (InvalidClientTokenId)"),
+    ],
+)
+def test_expired_and_refused_credentials_are_explained(error, words):
+    from botocore.exceptions import ClientError
+
+    from deploy.common.awssetup import explain
+
+    explained = explain(ClientError({"Error": {"Code": error, "Message": "m"}}, "GetCallerIdentity"))
+    assert explained is not None and words in str(explained) and explained.exit_code == 2
+    assert explain(ClientError({"Error": {"Code": "Throttling", "Message": "m"}}, "X")) is None  # a real failure
+
+
+def test_a_wrong_region_is_one_line_naming_region(tmp_path):
+    code, out, err, seconds = deploy(
+        ["publish", "--catalog", CATALOG, "--region", "us-east-9"],
+        tmp_path,
+        AWS_ACCESS_KEY_ID="x",
+        AWS_SECRET_ACCESS_KEY="y",
+    )
+    line = one_line(err)
+    assert code == 2 and ("us-east-9" in line or "--region" in line), err
+    assert seconds < 30
