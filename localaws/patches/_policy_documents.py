@@ -16,6 +16,7 @@ keys are refused, and a statement must name its resources.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 VERSIONS = ("2012-10-17", "2008-10-17")
 _POLICY_KEYS = {"Version", "Id", "Statement"}
@@ -35,7 +36,7 @@ def _strings(value) -> list[str] | None:
     return values
 
 
-def _principal_problem(principal) -> str | None:
+def _principal_problem(principal, principal_exists: Callable[[str], bool] | None) -> str | None:
     if principal == "*":
         return None
     if not isinstance(principal, dict) or not principal or set(principal) - _PRINCIPAL_KEYS:
@@ -48,10 +49,12 @@ def _principal_problem(principal) -> str | None:
             return "Duplicate principal"
         if kind == "AWS" and not all(v == "*" or _ACCOUNT.match(v) or _AWS_PRINCIPAL_ARN.match(v) for v in values):
             return "Invalid principal in policy"
+        if kind == "AWS" and principal_exists and not all(v == "*" or principal_exists(v) for v in values):
+            return "Invalid principal in policy"
     return None
 
 
-def _statement_problem(statement, resource_policy: bool) -> str | None:
+def _statement_problem(statement, resource_policy: bool, principal_exists=None) -> str | None:
     if not isinstance(statement, dict):
         return "Statement must be an object"
     if set(statement) - _STATEMENT_KEYS:
@@ -76,7 +79,7 @@ def _statement_problem(statement, resource_policy: bool) -> str | None:
     if _strings(statement.get("Resource", statement.get("NotResource"))) is None:
         return "Invalid resource"
     principal = statement.get("Principal", statement.get("NotPrincipal"))
-    if resource_policy and (problem := _principal_problem(principal)):
+    if resource_policy and (problem := _principal_problem(principal, principal_exists)):
         return problem
     condition = statement.get("Condition", {})
     if not isinstance(condition, dict) or not all(isinstance(test, dict) for test in condition.values()):
@@ -90,8 +93,14 @@ def statements(document: dict) -> list:
     return value if isinstance(value, list) else [value]
 
 
-def policy_problem(document, resource_policy: bool = True) -> str | None:
-    """What makes ``document`` (parsed JSON) not a valid IAM policy; None when it is one."""
+def policy_problem(
+    document, resource_policy: bool = True, principal_exists: Callable[[str], bool] | None = None
+) -> str | None:
+    """What makes ``document`` (parsed JSON) not a valid IAM policy; None when it is one.
+
+    ``principal_exists``, when given, is asked about every ``AWS`` principal but ``"*"`` (an
+    account id or an IAM/STS ARN): a principal it denies is "Invalid principal in policy".
+    """
     if not isinstance(document, dict):
         return "The policy must be a JSON object"
     if set(document) - _POLICY_KEYS:
@@ -101,7 +110,7 @@ def policy_problem(document, resource_policy: bool = True) -> str | None:
     if not isinstance(document.get("Statement"), (list, dict)) or not statements(document):
         return "Missing required field Statement"
     for statement in statements(document):
-        if problem := _statement_problem(statement, resource_policy):
+        if problem := _statement_problem(statement, resource_policy, principal_exists):
             return problem
     return None
 

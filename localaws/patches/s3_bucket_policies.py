@@ -1,4 +1,4 @@
-"""S3: AWS::S3::BucketPolicy applied to the local S3, failing as AWS fails it.
+"""S3: PutBucketPolicy and AWS::S3::BucketPolicy, failing as AWS fails them.
 
 moto 5.2.5 has no CloudFormation support for AWS::S3::BucketPolicy: it became a
 placeholder (``cloudformation_placeholders.py``) that "succeeded" with any document on any
@@ -12,19 +12,31 @@ identifier). It fails, with S3's error in CloudFormation's status reason, when:
   the bucket: MalformedPolicy, with S3's messages "Policies must be valid JSON and the
   first byte must be '{'", "Policy has invalid resource", "Missing required field ...";
 - it is larger than 20 KB without whitespace (S3 User Guide: "Bucket policies are limited
-  to 20 KB in size."; the error text for that case is ours).
+  to 20 KB in size."; the error text for that case is ours);
+- opt-in (``POST /_local/control/s3_bucket_policies?check_principals=true``; off by default,
+  see below), an ``AWS`` principal does not exist: MalformedPolicy "Invalid principal in policy" (S3
+  reports a principal it cannot resolve so; an account is known when it is moto's default
+  account, the bucket's, or an account of the local Organization; a role or user when it is
+  in that account's IAM). ``"*"``, service principals and canonical users are accepted.
 
-Principals are checked in form only (not that the accounts or roles exist), and the policy
-is stored, not enforced (README, local AWS table).
+PutBucketPolicy called directly (moto stored any bytes) runs the same checks and answers
+the same errors. Principal existence is off by default only because existing tests name
+principals that do not exist (tests/test_flows.py: account 111111111111; test_environment.py:
+222222222222 in moto without an Organization; test_model_deploy.py: the model execution role
+of a stack it does not deploy); off, principals are checked in form only (more lenient than
+AWS). The policy is stored, not enforced beyond moto's own (README, local AWS table).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from moto.core.common_models import CloudFormationModel
-from moto.s3.models import s3_backends
+from moto.core.models import DEFAULT_ACCOUNT_ID
+from moto.s3.exceptions import S3ClientError
+from moto.s3.models import S3Backend, s3_backends
 from moto.utilities.utils import get_partition
 
 from localaws.patches._policy_documents import policy_problem, statements, without_no_value
@@ -32,6 +44,11 @@ from localaws.patches.cloudformation_placeholders import check_required, resourc
 
 _TYPE = "AWS::S3::BucketPolicy"
 _MAX_BYTES = 20 * 1024  # "Bucket policies are limited to 20 KB in size."
+_NOT_JSON = "Policies must be valid JSON and the first byte must be '{'"
+_TOO_LARGE = "Policies cannot exceed 20 KB in size, excluding whitespace"
+_PRINCIPAL_ARN = re.compile(r"^arn:(aws[a-z-]*):(iam|sts)::(\d{12}):(.+)$")
+_original_put_bucket_policy = S3Backend.put_bucket_policy
+OPTIONS: dict = {"check_principals": False}  # whether AWS principals must exist (see above)
 
 
 def _backend(account_id: str, region_name: str):
@@ -45,7 +62,7 @@ def _document(logical_id: str, value: Any) -> dict:
         except ValueError:
             value = None
         if not isinstance(value, dict):
-            resource_failed(logical_id, "S3", "Policies must be valid JSON and the first byte must be '{'")
+            resource_failed(logical_id, "S3", _NOT_JSON)
     return without_no_value(value)
 
 
@@ -63,6 +80,80 @@ def _invalid_resources(bucket: str, document: dict) -> bool:
     return False
 
 
+def _known_accounts(account_id: str) -> set[str]:
+    """Accounts that exist on the local AWS: moto's default, the caller's, the local Organization's."""
+    from moto.organizations.models import organizations_backends
+
+    accounts = {DEFAULT_ACCOUNT_ID, account_id}
+    for _account, _partition, backend in organizations_backends.iter_backends():
+        if backend.org is not None:
+            accounts.add(backend.org.master_account_id)
+            accounts.update(a.id for a in backend.accounts)
+    return accounts
+
+
+def _principal_exists(account_id: str):
+    """A check of ``AWS`` principals against the local AWS, for a policy put in ``account_id``.
+
+    S3 answers MalformedPolicy "Invalid principal in policy" for a principal it cannot resolve
+    (an account that does not exist, a role or user that does not exist).
+    """
+    accounts = _known_accounts(account_id)
+
+    def exists(principal: str) -> bool:
+        if re.fullmatch(r"\d{12}", principal):  # an account id: its root
+            return principal in accounts
+        match = _PRINCIPAL_ARN.match(principal)
+        if not match or match.group(3) not in accounts:
+            return False
+        partition, service, account, resource = match.groups()
+        if resource == "root" and service == "iam":
+            return True
+        from moto.iam.models import iam_backends
+
+        if account not in iam_backends or partition not in iam_backends[account]:
+            return False
+        iam = iam_backends[account][partition]
+        kind, _, rest = resource.partition("/")
+        if service == "sts":  # arn:aws:sts::<account>:assumed-role/<role>/<session>
+            return kind == "assumed-role" and any(r.name == rest.split("/")[0] for r in iam.roles.values())
+        if kind == "role":
+            return any(r.arn == principal for r in iam.roles.values())
+        if kind == "user":
+            return any(u.arn == principal for u in iam.users.values())
+        # IAM User Guide, "AWS JSON policy elements: Principal": "You cannot identify a user group
+        # as a principal in a policy"; other IAM resource types: stricter: undocumented.
+        return False
+
+    return exists
+
+
+def bucket_policy_problem(bucket: str, document: Any, account_id: str) -> str | None:
+    """What S3 refuses in ``document`` (parsed JSON) as the policy of ``bucket``; None when it accepts it."""
+    exists = _principal_exists(account_id) if OPTIONS["check_principals"] else None
+    problem = policy_problem(document, resource_policy=True, principal_exists=exists)
+    if problem is None and _invalid_resources(bucket, document):
+        problem = "Policy has invalid resource"
+    if problem is None and len(json.dumps(document, separators=(",", ":"))) > _MAX_BYTES:
+        problem = _TOO_LARGE
+    return problem
+
+
+def put_bucket_policy(self, bucket_name: str, policy: bytes) -> None:
+    """PutBucketPolicy: NoSuchBucket first, then MalformedPolicy for what S3 refuses (as above)."""
+    self.get_bucket(bucket_name)  # NoSuchBucket
+    text = policy.decode() if isinstance(policy, bytes) else str(policy)
+    try:
+        document = json.loads(text) if text.lstrip().startswith("{") else None
+    except ValueError:
+        document = None
+    if not isinstance(document, dict):
+        raise S3ClientError("MalformedPolicy", _NOT_JSON)
+    if problem := bucket_policy_problem(bucket_name, document, self.account_id):
+        raise S3ClientError("MalformedPolicy", problem)
+    _original_put_bucket_policy(self, bucket_name, policy)
+
+
 def apply_policy(logical_id: str, properties: dict, account_id: str, region_name: str) -> str:
     """Validate the resource's properties and put the policy on its bucket; the bucket name."""
     check_required(region_name, _TYPE, logical_id, properties)
@@ -72,15 +163,9 @@ def apply_policy(logical_id: str, properties: dict, account_id: str, region_name
     if bucket not in backend.buckets:
         resource_failed(logical_id, "S3", "The specified bucket does not exist", 404, "NotFound")
     document = _document(logical_id, properties["PolicyDocument"])
-    problem = policy_problem(document, resource_policy=True)
-    if problem is None and _invalid_resources(bucket, document):
-        problem = "Policy has invalid resource"
-    if problem is not None:
+    if problem := bucket_policy_problem(bucket, document, account_id):
         resource_failed(logical_id, "S3", problem)
-    text = json.dumps(document)
-    if len(json.dumps(document, separators=(",", ":"))) > _MAX_BYTES:
-        resource_failed(logical_id, "S3", "Policies cannot exceed 20 KB in size, excluding whitespace")
-    backend.put_bucket_policy(bucket, text.encode())
+    _original_put_bucket_policy(backend, bucket, json.dumps(document).encode())
     return bucket
 
 
@@ -135,10 +220,23 @@ class BucketPolicyResource(CloudFormationModel):
         _remove_policy(self.bucket, account_id, region_name)
 
 
+def configure(values: dict) -> dict:
+    """Set OPTIONS from a control request (check_principals=true|false); return them."""
+    if "check_principals" in values:
+        OPTIONS["check_principals"] = str(values["check_principals"]).lower() in ("1", "true", "yes")
+    return dict(OPTIONS)
+
+
 def apply() -> None:
-    """Make CloudFormation create bucket policies through :class:`BucketPolicyResource` (idempotent)."""
+    """Check PutBucketPolicy, and make CloudFormation create bucket policies through
+    :class:`BucketPolicyResource` (idempotent)."""
     from moto.cloudformation import parsing
 
+    from localaws.patches import CONTROLS
+
+    CONTROLS["s3_bucket_policies"] = configure
+
+    S3Backend.put_bucket_policy = put_bucket_policy
     # moto caches its CloudFormation type maps; make them see the class above.
     parsing.get_model_map.cache_clear()
     parsing.get_name_type_map.cache_clear()

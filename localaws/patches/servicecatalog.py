@@ -93,8 +93,13 @@ class OperationNotSupportedException(JsonRESTError):
 
 # Run-time options (POST /_local/control/servicecatalog?share_polls=N): an organization share
 # reads IN_PROGRESS for N DescribePortfolioShareStatus calls before COMPLETED (default 0: at
-# once); fail_share_accounts (comma-separated) end a share COMPLETED_WITH_ERRORS for them.
-OPTIONS: dict = {"share_polls": 0, "fail_share_accounts": ""}
+# once); fail_share_accounts (comma-separated) end a share COMPLETED_WITH_ERRORS for them;
+# search_lag=N: SearchProductsAsAdmin does not list a product created less than N searches
+# ago (eventual consistency; default 0: at once); access_polls=N: after
+# EnableAWSOrganizationsAccess, GetAWSOrganizationsAccessStatus reads UNDER_CHANGE N times,
+# then ENABLED (default 0: at once).
+OPTIONS: dict = {"share_polls": 0, "fail_share_accounts": "", "search_lag": 0, "access_polls": 0}
+_COUNTS = ("share_polls", "search_lag", "access_polls")
 _INVALID_TEMPLATE = "Invalid templateBody. Please make sure that your template is valid"
 _MAX_PATTERNS = 10
 
@@ -177,6 +182,9 @@ class _State:
     node_shares: dict = field(default_factory=dict)  # portfolio id -> {(type, value): flags}
     accepted: dict = field(default_factory=dict)  # portfolio id -> (owner account, share type), in the recipient
     organizations_access: str = "DISABLED"
+    access_reads_left: int = 0  # GetAWSOrganizationsAccessStatus reads still UNDER_CHANGE
+    searches: int = 0  # SearchProductsAsAdmin calls so far
+    created_at_search: dict = field(default_factory=dict)  # product id -> searches when it was created
     provisioned: dict = field(default_factory=dict)  # provisioned product id -> detail
     share_tokens: dict = field(default_factory=dict)  # PortfolioShareToken -> _ShareProgress
 
@@ -356,8 +364,10 @@ def create_product(self, *args, **kwargs):
         raise _invalid("ProvisioningArtifactParameters are required.")
     known = set(self.products)
     product = _original_create_product(self, *args, **kwargs)
-    if product.id not in known and parameters:  # not an idempotent replay
-        product.initial_artifact = _add_artifact(self, product.id, parameters)
+    if product.id not in known:  # not an idempotent replay
+        _state(self).created_at_search[product.id] = _state(self).searches
+        if parameters:
+            product.initial_artifact = _add_artifact(self, product.id, parameters)
     return product
 
 
@@ -441,6 +451,14 @@ def search_products_as_admin(self, portfolio_id=None, filters=None):
             products = [p for p in products if (p.owner or "").lower() in wanted]
         elif key == "ProductType":
             products = [p for p in products if p.product_type.lower() in wanted]
+    # SearchProductsAsAdmin is eventually consistent (undocumented: the operation's page says only
+    # "Gets information about the products for the specified portfolio or all products."; tools
+    # such as Terraform wait after CreateProduct). Opt-in (search_lag=N), so stricter: undocumented
+    # in how long: a product created less than N searches ago is not listed yet.
+    state = _state(self)
+    lag = int(OPTIONS["search_lag"])
+    products = [p for p in products if state.searches - state.created_at_search.get(p.id, -lag) >= lag]
+    state.searches += 1
     return sorted(products, key=lambda p: p.created_time)
 
 
@@ -1133,7 +1151,13 @@ def _management_only(backend) -> None:
 
 def r_enable_aws_organizations_access(self):
     _management_only(_backend(self))
-    _state(_backend(self)).organizations_access = "ENABLED"
+    state = _state(_backend(self))
+    # GetAWSOrganizationsAccessStatus: AccessStatus is ENABLED, UNDER_CHANGE or DISABLED; opt-in
+    # (access_polls=N) the change takes N reads (stricter: undocumented how long).
+    if state.organizations_access != "ENABLED" and int(OPTIONS["access_polls"]) > 0:
+        state.organizations_access, state.access_reads_left = "UNDER_CHANGE", int(OPTIONS["access_polls"])
+    else:
+        state.organizations_access = "ENABLED"
     return EmptyResult()
 
 
@@ -1175,7 +1199,13 @@ def r_disable_aws_organizations_access(self):
 
 
 def r_get_aws_organizations_access_status(self):
-    return ActionResult({"AccessStatus": _state(_backend(self)).organizations_access})
+    state = _state(_backend(self))
+    status = state.organizations_access
+    if status == "UNDER_CHANGE":
+        state.access_reads_left -= 1
+        if state.access_reads_left <= 0:
+            state.organizations_access = "ENABLED"
+    return ActionResult({"AccessStatus": status})
 
 
 def r_provision_product(self):
@@ -1233,12 +1263,14 @@ _BACKEND_METHODS = {
 
 
 def configure(values: dict) -> dict:
-    """Set OPTIONS from a control request (share_polls=N, fail_share_accounts=a,b); return them."""
-    if "share_polls" in values:
-        polls = int(values["share_polls"])
-        if polls < 0:
-            raise ValueError("share_polls must be 0 or more")
-        OPTIONS["share_polls"] = polls
+    """Set OPTIONS from a control request (share_polls=N, search_lag=N, access_polls=N,
+    fail_share_accounts=a,b); return them."""
+    for key in _COUNTS:
+        if key in values:
+            count = int(values[key])
+            if count < 0:
+                raise ValueError(f"{key} must be 0 or more")
+            OPTIONS[key] = count
     if "fail_share_accounts" in values:
         OPTIONS["fail_share_accounts"] = str(values["fail_share_accounts"])
     return dict(OPTIONS)

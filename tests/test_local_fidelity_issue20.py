@@ -1,0 +1,247 @@
+"""Issue 20, the last leniencies of the local AWS: opt-in eventual consistency of
+SearchProductsAsAdmin (``search_lag``), Organizations access UNDER_CHANGE (``access_polls``)
+and bucket policies whose principals must exist. Each calls the local AWS directly, and the
+publisher is shown to cope with the opt-in realism."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.test_publish_e2e import _portfolio_id, _products, publish, workspace  # noqa: F401 (fixture)
+
+TEMPLATE = "AWSTemplateFormatVersion: '2010-09-09'\nResources:\n  Topic:\n    Type: AWS::SNS::Topic\n"
+
+
+@pytest.fixture
+def options(local_aws):
+    """Set Service Catalog options for the test; back to the defaults after it."""
+    yield lambda **values: local_aws.control("servicecatalog", **values)
+    local_aws.control("servicecatalog", search_lag=0, access_polls=0)
+
+
+def _search(sc, name: str) -> list[str]:
+    views = sc.search_products_as_admin(Filters={"FullTextSearch": [name]})["ProductViewDetails"]
+    return [v["ProductViewSummary"]["ProductId"] for v in views if v["ProductViewSummary"]["Name"] == name]
+
+
+def test_search_lag_hides_a_new_product_for_n_searches(local_aws, options):
+    s3 = local_aws.client("s3")
+    bucket = f"lag-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="t.yaml", Body=TEMPLATE.encode())
+    sc = local_aws.client("servicecatalog")
+    assert options(search_lag=2)["search_lag"] == 2
+    name = f"lagging-{uuid.uuid4().hex[:8]}"
+    product_id = sc.create_product(
+        Name=name,
+        Owner="Platform team",
+        ProductType="CLOUD_FORMATION_TEMPLATE",
+        ProvisioningArtifactParameters={
+            "Name": "v1",
+            "Type": "CLOUD_FORMATION_TEMPLATE",
+            "Info": {"LoadTemplateFromURL": f"{local_aws.endpoint_url}/{bucket}/t.yaml"},
+        },
+        IdempotencyToken=uuid.uuid4().hex,
+    )["ProductViewDetail"]["ProductViewSummary"]["ProductId"]
+    assert [_search(sc, name) for _ in range(3)] == [[], [], [product_id]]
+    assert sc.describe_product_as_admin(Id=product_id)["ProductViewDetail"]["ProductViewSummary"]["Name"] == name
+
+
+def _publish_under_search_lag(local_aws, workspace, options) -> tuple:  # noqa: F811
+    path, _doc, _names = workspace
+    options(search_lag=5)
+    status, first, stderr = publish(path, root=path.parent)
+    assert status == 0, stderr
+    second = publish(path, root=path.parent)  # the products are not found by search yet: created again
+    options(search_lag=0)
+    return first, second
+
+
+def test_publishing_twice_with_search_lag_creates_no_duplicate_product(local_aws, workspace, options):  # noqa: F811
+    path, doc, names = workspace
+    first, _second = _publish_under_search_lag(local_aws, workspace, options)
+    sc = local_aws.client("servicecatalog")
+    products = _products(sc, _portfolio_id(sc, doc["portfolio"]["name"]))
+    assert products == {p["name"]: p["id"] for p in first["products"]}
+    for name in names.values():  # the retried CreateProduct returned the same product (IdempotencyToken)
+        assert len(_search(sc, name)) == 1
+    status, third, stderr = publish(path, root=path.parent)  # once search has caught up, a re-run finishes
+    assert status == 0, stderr
+    assert {p["name"]: p["id"] for p in third["products"]} == products
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="publisher (deploy/catalog): a product hidden by search is created again (same product, "
+    "IdempotencyToken) but its LAUNCH constraint is created again too: DuplicateResourceException",
+)
+def test_a_second_publish_under_search_lag_succeeds(local_aws, workspace, options):  # noqa: F811
+    _first, (status, _second, stderr) = _publish_under_search_lag(local_aws, workspace, options)
+    assert status == 0, stderr
+
+
+def test_organizations_access_is_under_change_for_n_reads(local_aws, options):
+    sc = local_aws.client("servicecatalog")
+    sc.disable_aws_organizations_access()
+    options(access_polls=2)
+    sc.enable_aws_organizations_access()
+    reads = [sc.get_aws_organizations_access_status()["AccessStatus"] for _ in range(3)]
+    assert reads == ["UNDER_CHANGE", "UNDER_CHANGE", "ENABLED"]
+
+
+def test_publish_waits_for_organizations_access_under_change(local_aws, workspace, options):  # noqa: F811
+    path, doc, names = workspace
+    sc = local_aws.client("servicecatalog")
+    sc.disable_aws_organizations_access()
+    options(access_polls=2)
+    status, result, stderr = publish(path, root=path.parent)
+    assert status == 0, stderr
+    assert sc.get_aws_organizations_access_status()["AccessStatus"] == "ENABLED"
+    assert set(_products(sc, _portfolio_id(sc, doc["portfolio"]["name"]))) == set(names.values())
+
+
+def _policy(bucket: str, principal) -> str:
+    statement = {
+        "Effect": "Allow",
+        "Principal": principal,
+        "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{bucket}/*",
+    }
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
+@pytest.fixture
+def bucket(local_aws):
+    name = f"principals-{uuid.uuid4().hex[:8]}"
+    local_aws.client("s3").create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def check_principals(local_aws):
+    """Principals must exist (opt-in: some existing tests name principals that do not)."""
+    assert local_aws.control("s3_bucket_policies", check_principals="true") == {"check_principals": True}
+    yield
+    local_aws.control("s3_bucket_policies", check_principals="false")
+
+
+def _stack_policy(local_aws, bucket: str, principal) -> str | None:
+    """Create a stack whose only resource is a policy of ``bucket`` naming ``principal``: the refusal, or None."""
+    statement = json.loads(_policy(bucket, principal))["Statement"][0]
+    resource = {"Bucket": bucket, "PolicyDocument": {"Version": "2012-10-17", "Statement": [statement]}}
+    template = {"Resources": {"Policy": {"Type": "AWS::S3::BucketPolicy", "Properties": resource}}}
+    try:
+        local_aws.client("cloudformation").create_stack(
+            StackName=f"principal-{uuid.uuid4().hex[:8]}", TemplateBody=json.dumps(template)
+        )
+    except ClientError as error:
+        return error.response["Error"]["Message"]
+    return None
+
+
+def test_bucket_policies_refuse_principals_that_do_not_exist(local_aws, bucket, check_principals):
+    iam = local_aws.client("iam")
+    management = local_aws.management_account_id
+    role = f"reader-{uuid.uuid4().hex[:8]}"
+    role_arn = iam.create_role(RoleName=role, Path="/team/", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    missing = [
+        {"AWS": "arn:aws:iam::999999999999:root"},  # not an account of the local AWS
+        {"AWS": "999999999999"},
+        {"AWS": f"arn:aws:iam::{management}:role/no-such-role"},
+        {"AWS": f"arn:aws:iam::{management}:role/{role}"},  # the role has a path: not this ARN
+        {"AWS": f"arn:aws:iam::{management}:user/no-such-user"},
+        {"AWS": [f"arn:aws:iam::{management}:root", "arn:aws:iam::999999999999:root"]},
+    ]
+    for principal in missing:
+        refusal = _stack_policy(local_aws, bucket, principal)
+        assert refusal and '"Invalid principal in policy (Service: S3, Status Code: 400)"' in refusal, principal
+    with pytest.raises(ClientError) as caught:
+        local_aws.client("s3").get_bucket_policy(Bucket=bucket)
+    assert caught.value.response["Error"]["Code"] == "NoSuchBucketPolicy"
+    accepted = [
+        "*",
+        {"AWS": "*"},
+        {"AWS": f"arn:aws:iam::{local_aws.account_id('ml-staging')}:root"},
+        {"AWS": local_aws.account_id("ml-development")},
+        {"AWS": "arn:aws:iam::123456789012:root"},  # moto's default account
+        {"AWS": role_arn},
+        {"Service": "cloudformation.amazonaws.com"},
+        {"CanonicalUser": "79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be"},
+    ]
+    for principal in accepted:
+        assert _stack_policy(local_aws, bucket, principal) is None, principal
+        policy = json.loads(local_aws.client("s3").get_bucket_policy(Bucket=bucket)["Policy"])
+        assert policy["Statement"][0]["Principal"] == principal
+
+
+def test_put_bucket_policy_refuses_principals_that_do_not_exist(local_aws, bucket, check_principals):
+    s3 = local_aws.client("s3")
+    management = local_aws.management_account_id
+    for principal in ({"AWS": "arn:aws:iam::999999999999:root"}, {"AWS": f"arn:aws:iam::{management}:role/absent"}):
+        with pytest.raises(ClientError) as caught:
+            s3.put_bucket_policy(Bucket=bucket, Policy=_policy(bucket, principal))
+        error = caught.value.response["Error"]
+        assert (error["Code"], error["Message"]) == ("MalformedPolicy", "Invalid principal in policy"), principal
+    s3.put_bucket_policy(Bucket=bucket, Policy=_policy(bucket, {"AWS": f"arn:aws:iam::{management}:root"}))
+
+
+def test_put_bucket_policy_refuses_a_malformed_principal(local_aws, bucket):
+    s3 = local_aws.client("s3")
+    with pytest.raises(ClientError) as caught:
+        s3.put_bucket_policy(Bucket=bucket, Policy=_policy(bucket, {"AWS": "not-an-account"}))
+    error = caught.value.response["Error"]
+    assert (error["Code"], error["Message"]) == ("MalformedPolicy", "Invalid principal in policy")
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    for principal in ("*", {"AWS": f"arn:aws:iam::{local_aws.account_id('ml-staging')}:root"}):
+        s3.put_bucket_policy(Bucket=bucket, Policy=_policy(bucket, principal))
+        assert json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"][0]["Principal"] == principal
+
+
+def test_put_bucket_policy_keeps_the_other_s3_errors(local_aws, bucket):
+    s3 = local_aws.client("s3")
+    cases = {
+        "not json": "Policies must be valid JSON and the first byte must be '{'",
+        _policy("some-other-bucket", "*"): "Policy has invalid resource",
+    }
+    for policy, message in cases.items():
+        with pytest.raises(ClientError) as caught:
+            s3.put_bucket_policy(Bucket=bucket, Policy=policy)
+        assert caught.value.response["Error"]["Code"] == "MalformedPolicy"
+        assert caught.value.response["Error"]["Message"] == message
+    with pytest.raises(ClientError) as caught:
+        s3.put_bucket_policy(Bucket=f"missing-{uuid.uuid4().hex[:8]}", Policy=_policy(bucket, "*"))
+    assert caught.value.response["Error"]["Code"] == "NoSuchBucket"
+
+
+def test_a_stack_bucket_policy_naming_a_missing_role_fails(local_aws, check_principals):
+    cfn = local_aws.client("cloudformation")
+    name = f"bad-principal-{uuid.uuid4().hex[:8]}"
+    template = {
+        "Resources": {
+            "Bucket": {"Type": "AWS::S3::Bucket"},
+            "Policy": {
+                "Type": "AWS::S3::BucketPolicy",
+                "Properties": {
+                    "Bucket": {"Ref": "Bucket"},
+                    "PolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"AWS": {"Fn::Sub": "arn:aws:iam::${AWS::AccountId}:role/absent"}},
+                                "Action": "s3:GetObject",
+                                "Resource": {"Fn::Sub": "${Bucket.Arn}/*"},
+                            }
+                        ],
+                    },
+                },
+            },
+        }
+    }
+    with pytest.raises(ClientError) as caught:  # the local CloudFormation fails the create at once
+        cfn.create_stack(StackName=name, TemplateBody=json.dumps(template))
+    assert '"Invalid principal in policy (Service: S3, Status Code: 400)"' in caught.value.response["Error"]["Message"]
