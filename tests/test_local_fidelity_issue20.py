@@ -74,11 +74,6 @@ def test_publishing_twice_with_search_lag_creates_no_duplicate_product(local_aws
     assert {p["name"]: p["id"] for p in third["products"]} == products
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="publisher (deploy/catalog): a product hidden by search is created again (same product, "
-    "IdempotencyToken) but its LAUNCH constraint is created again too: DuplicateResourceException",
-)
 def test_a_second_publish_under_search_lag_succeeds(local_aws, workspace, options):  # noqa: F811
     _first, (status, _second, stderr) = _publish_under_search_lag(local_aws, workspace, options)
     assert status == 0, stderr

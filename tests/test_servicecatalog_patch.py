@@ -223,6 +223,9 @@ def test_launch_constraints_follow_the_api_rules(sc, portfolio, local_aws):
         == "InvalidParametersException"
     )
     constraint = create({"LocalRoleName": "R"}, "c")["ConstraintDetail"]
+    # The same request with the same IdempotencyToken: the same answer, nothing created twice.
+    assert create({"LocalRoleName": "R"}, "c")["ConstraintDetail"]["ConstraintId"] == constraint["ConstraintId"]
+    assert _error(lambda: create({"LocalRoleName": "L"}, "c")) == "InvalidParametersException"  # token reused
     assert _error(lambda: create({"LocalRoleName": "Other"}, "d")) == "DuplicateResourceException"
     listed = sc.list_constraints_for_portfolio(PortfolioId=portfolio, ProductId=product_id)["ConstraintDetails"]
     assert [(c["ConstraintId"], c["Type"], c["ProductId"]) for c in listed] == [

@@ -177,6 +177,7 @@ class _State:
     artifacts: dict = field(default_factory=dict)  # product id -> [_Artifact]
     associations: dict = field(default_factory=dict)  # portfolio id -> [product id]
     constraints: dict = field(default_factory=dict)  # constraint id -> _Constraint
+    constraint_tokens: dict = field(default_factory=dict)  # IdempotencyToken -> (request, constraint id)
     principals: dict = field(default_factory=dict)  # portfolio id -> [(arn, type)]
     account_shares: dict = field(default_factory=dict)  # portfolio id -> {account: flags}
     node_shares: dict = field(default_factory=dict)  # portfolio id -> {(type, value): flags}
@@ -1058,13 +1059,22 @@ def r_delete_provisioning_artifact(self):
 
 def r_create_constraint(self):
     params = _params(self)
-    constraint = _backend(self).create_constraint(
-        params["PortfolioId"],
-        params["ProductId"],
-        params.get("Parameters"),
-        params.get("Type"),
-        params.get("Description"),
-    )
+    backend = _backend(self)
+    request = tuple(params.get(k) for k in ("PortfolioId", "ProductId", "Parameters", "Type", "Description"))
+    # CreateConstraint.IdempotencyToken: "A unique identifier that you provide to ensure idempotency. If
+    # multiple requests differ only by the idempotency token, the same response is returned for each
+    # repeated request." The same token with another request: stricter (undocumented): refused.
+    token = params.get("IdempotencyToken")
+    state = _state(backend)
+    if token in state.constraint_tokens:
+        previous, constraint_id = state.constraint_tokens[token]
+        if previous != request:
+            raise _invalid("The IdempotencyToken was already used for a different request.")
+        if constraint_id in state.constraints:
+            return _constraint_result(state.constraints[constraint_id])
+    constraint = backend.create_constraint(*request)
+    if token:
+        state.constraint_tokens[token] = (request, constraint.id)
     return _constraint_result(constraint)
 
 
