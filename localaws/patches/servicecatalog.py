@@ -42,6 +42,7 @@ from moto.core.responses import ActionResult, EmptyResult
 from moto.core.utils import utcnow
 from moto.servicecatalog import models, responses
 
+from localaws.patches._controls import set_counts
 from localaws.patches.organizations import accounts_under
 
 _ALPHABET = string.ascii_lowercase + string.digits
@@ -1275,12 +1276,7 @@ _BACKEND_METHODS = {
 def configure(values: dict) -> dict:
     """Set OPTIONS from a control request (share_polls=N, search_lag=N, access_polls=N,
     fail_share_accounts=a,b); return them."""
-    for key in _COUNTS:
-        if key in values:
-            count = int(values[key])
-            if count < 0:
-                raise ValueError(f"{key} must be 0 or more")
-            OPTIONS[key] = count
+    set_counts(values, _COUNTS, OPTIONS)
     if "fail_share_accounts" in values:
         OPTIONS["fail_share_accounts"] = str(values["fail_share_accounts"])
     return dict(OPTIONS)

@@ -53,6 +53,7 @@ from moto.moto_api._internal import mock_random
 from moto.organizations.models import organizations_backends
 from moto.utilities.utils import get_partition
 
+from localaws.patches._controls import set_counts
 from localaws.patches.organizations import accounts_under
 
 STACKSETS_PRINCIPAL = "member.org.stacksets.cloudformation.amazonaws.com"
@@ -87,12 +88,7 @@ SETTINGS: dict[str, Any] = {"operation_polls": 0, "list_lag": 0, "drift_fail_acc
 def configure(values: dict[str, str]) -> dict:
     """Control endpoint of this patch: ``operation_polls``, ``list_lag`` (counts >= 0) and
     ``drift_fail_accounts`` (comma-separated ids); answer the settings."""
-    for key in ("operation_polls", "list_lag"):
-        if key in values:
-            count = int(values[key])
-            if count < 0:
-                raise ValueError(f"{key} must be >= 0")
-            SETTINGS[key] = count
+    set_counts(values, ("operation_polls", "list_lag"), SETTINGS)
     if "drift_fail_accounts" in values:
         # "none" clears the list (the control endpoint drops empty query values).
         accounts = [a for a in values["drift_fail_accounts"].split(",") if a and a != "none"]
