@@ -20,11 +20,11 @@ _SUB_VARIABLE = re.compile(r"\$\{([^}!][^}]*)\}")
 _KINDS = ("Ref", "GetAtt", "Sub", "DependsOn")
 
 
-def _references(node: Any) -> Iterator[tuple[str, str]]:
+def references(node: Any) -> Iterator[tuple[str, str]]:
     """(kind, logical id or parameter name) for every reference inside ``node``."""
     if isinstance(node, list):
         for item in node:
-            yield from _references(item)
+            yield from references(item)
     elif isinstance(node, Mapping):
         for key, value in node.items():
             if key == "Ref" and isinstance(value, str):
@@ -40,9 +40,9 @@ def _references(node: Any) -> Iterator[tuple[str, str]]:
                     if name not in local:
                         yield "Sub", name
                 if isinstance(value, list) and len(value) > 1:
-                    yield from _references(value[1])
+                    yield from references(value[1])
             else:
-                yield from _references(value)
+                yield from references(value)
 
 
 def _escape(text: str) -> str:
@@ -81,7 +81,7 @@ def edges(template: Mapping) -> list[tuple[str, str, str]]:
     resources = template.get("Resources") or {}
     found: dict[tuple[str, str], set[str]] = {}
     for logical_id, resource in resources.items():
-        refs = list(_references(resource.get("Properties") or {}))
+        refs = list(references(resource.get("Properties") or {}))
         depends = resource.get("DependsOn") or []
         refs += [("DependsOn", target) for target in ([depends] if isinstance(depends, str) else depends)]
         for kind, target in refs:

@@ -25,6 +25,8 @@ from enum import Enum
 from functools import cache
 from typing import Any
 
+from generator.diagrams import references
+
 CONDITIONAL = "conditional"
 # Types whose deletion deletes data. Keys: their material goes (and with it all it encrypted).
 STATEFUL_TYPES = frozenset(
@@ -258,25 +260,9 @@ def _under(path: tuple, create_only: Iterable[tuple[str, ...]]) -> bool:
 
 
 def _references(node: Any) -> set[str]:
-    """Logical ids that ``node`` refers to through ``Ref``, ``Fn::GetAtt`` or ``Fn::Sub``."""
-    found: set[str] = set()
-    if isinstance(node, list):
-        for item in node:
-            found |= _references(item)
-    elif isinstance(node, Mapping):
-        for key, value in node.items():
-            if key == "Ref" and isinstance(value, str):
-                found.add(value)
-            elif key == "Fn::GetAtt":
-                target = value[0] if isinstance(value, list) else str(value).split(".", 1)[0]
-                found.add(str(target))
-            elif key == "Fn::Sub":
-                text = value if isinstance(value, str) else (value[0] if value else "")
-                found |= {m.group(1).split(".", 1)[0] for m in _SUB_VARIABLE.finditer(str(text))}
-                found |= _references(value[1:] if isinstance(value, list) else [])
-            else:
-                found |= _references(value)
-    return found
+    """Logical ids that ``node`` refers to through ``Ref``, ``Fn::GetAtt`` or ``Fn::Sub``
+    (the walk the diagrams draw their edges with)."""
+    return {target for _, target in references(node)}
 
 
 def _paths_referring(node: Any, targets: set[str], prefix: tuple = ()) -> list[tuple]:
