@@ -433,8 +433,12 @@ def test_the_key_statement_lets_a_target_decrypt_the_prefix_only_through_s3(buck
     assert statement[0]["Action"] == ["kms:Decrypt"] and "kms:CreateGrant" not in json.dumps(statement)
 
 
+def _aws_s3_key_arn(local_aws, account: str) -> str:
+    return local_aws.client("kms", account=account).describe_key(KeyId="alias/aws/s3")["KeyMetadata"]["Arn"]
+
+
 def _dev_resources(local_aws, name, *, encryption: str = "kms", bucket_key: bool = True):
-    """A group, a repository and a bucket (``encryption``: kms with a customer key, s3, aws-managed) in
+    """A group, a repository and a bucket (``encryption``: kms with a customer key, s3, aws-managed[-arn|-default]) in
     ml-development; other statements name principals that exist (the management account)."""
     dev = "ml-development"
     existing = f"arn:aws:iam::{local_aws.management_account_id}:root"
@@ -470,8 +474,9 @@ def _dev_resources(local_aws, name, *, encryption: str = "kms", bucket_key: bool
     default = {
         "kms": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key},
         "aws-managed": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": "alias/aws/s3"},
+        "aws-managed-default": {"SSEAlgorithm": "aws:kms"},  # no key named: S3 uses aws/s3
         "s3": {"SSEAlgorithm": "AES256"},
-    }[encryption]
+    }.get(encryption) or {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": _aws_s3_key_arn(local_aws, dev)}
     s3.put_bucket_encryption(
         Bucket=name,
         ServerSideEncryptionConfiguration={
@@ -643,6 +648,8 @@ def test_an_sse_s3_bucket_needs_no_key_change(local_aws, monkeypatch, capsys, ch
     "case, expected",
     [
         ("aws-managed", "AWS managed key aws/s3"),
+        ("aws-managed-arn", "AWS managed key aws/s3"),
+        ("aws-managed-default", "AWS managed key aws/s3"),
         ("not-the-bucket-key", "is not the key of bucket"),
     ],
 )
@@ -650,7 +657,7 @@ def test_share_model_group_refuses_keys_it_cannot_share_before_any_write(
     local_aws, monkeypatch, capsys, case, expected
 ):
     name = f"churn-{uuid.uuid4().hex[:8]}"
-    key = _dev_resources(local_aws, name, encryption="aws-managed" if case == "aws-managed" else "kms")
+    key = _dev_resources(local_aws, name, encryption="kms" if case == "not-the-bucket-key" else case)
     other = local_aws.client("kms", account="ml-development").create_key()["KeyMetadata"]["KeyId"]
     _act_as(monkeypatch, local_aws, "ml-development")
     before = _policies(local_aws, name, key)
@@ -658,6 +665,19 @@ def test_share_model_group_refuses_keys_it_cannot_share_before_any_write(
     assert main(_share_argv(name, local_aws.account_id("ml-staging"), extra=[*extra, "--yes"])) == 2
     assert expected in capsys.readouterr().err
     assert _policies(local_aws, name, key) == before
+
+
+def test_the_local_aws_keeps_aws_managed_keys_as_aws_does(local_aws):
+    """KMS Developer Guide: "you can only change the key policy for a customer managed key"."""
+    kms = local_aws.client("kms", account="ml-development")
+    metadata = kms.describe_key(KeyId="alias/aws/s3")["KeyMetadata"]
+    assert metadata["KeyManager"] == "AWS"
+    policy = json.dumps({"Version": "2012-10-17", "Statement": []})
+    with pytest.raises(botocore.exceptions.ClientError, match="AccessDeniedException.*AWS managed key"):
+        kms.put_key_policy(KeyId=metadata["Arn"], PolicyName="default", Policy=policy)
+    with pytest.raises(botocore.exceptions.ClientError, match="AccessDeniedException.*AWS managed key"):
+        kms.create_grant(KeyId="alias/aws/s3", GranteePrincipal=STAGING_ROOT, Operations=["Decrypt"])
+    assert kms.describe_key(KeyId=kms.create_key()["KeyMetadata"]["KeyId"])["KeyMetadata"]["KeyManager"] == "CUSTOMER"
 
 
 def test_grants_of_earlier_versions_are_reported_and_revoked_when_asked(local_aws, monkeypatch, capsys):

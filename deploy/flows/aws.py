@@ -338,12 +338,7 @@ def _bucket_key(clients: Clients, region: str, bucket: str, encryption: BucketEn
                 f"the key of bucket '{bucket}' ({key_id}) is not found in region {region}", key="--bucket"
             ) from None
         raise
-    aliases = [
-        alias["AliasName"]
-        for page in kms.get_paginator("list_aliases").paginate(KeyId=metadata["KeyId"])
-        for alias in page["Aliases"]
-    ]
-    if metadata.get("KeyManager") == "AWS" or any(alias.startswith("alias/aws/") for alias in aliases):
+    if metadata.get("KeyManager") == "AWS":
         raise InputError(f"bucket '{bucket}' cannot be shared: {_AWS_MANAGED}", key="--bucket")
     if given:
         try:
