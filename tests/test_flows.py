@@ -751,6 +751,40 @@ def test_share_model_group_refuses_what_a_stack_created(local_aws, monkeypatch, 
         s3.get_bucket_policy(Bucket=name)
 
 
+def test_a_bucket_named_like_a_stack_created_repository_is_not_taken_for_it(local_aws, monkeypatch, capsys):
+    name = f"churn-{uuid.uuid4().hex[:8]}"
+    _dev_resources(local_aws, name, encryption="s3")
+    local_aws.client("ecr", account="ml-development").delete_repository(repositoryName=name)
+    template = {"Resources": {"Repo": {"Type": "AWS::ECR::Repository", "Properties": {"RepositoryName": name}}}}
+    local_aws.client("cloudformation", account="ml-development").create_stack(
+        StackName=f"images-{name}", TemplateBody=json.dumps(template)
+    )
+    _act_as(monkeypatch, local_aws, "ml-development")
+    argv = ["share-model-group", "--model-package-group", name, "--target-account", local_aws.account_id("ml-staging")]
+    argv += ["--bucket", name, "--prefix", "models/churn"]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert "dry run" in capsys.readouterr().out
+
+
+def test_the_ownership_check_needs_describe_stack_resources():
+    cloudformation, stub = _stubbed("cloudformation")
+    stub.add_client_error(
+        "describe_stack_resources",
+        service_error_code="AccessDenied",
+        http_status_code=403,
+        expected_params={"PhysicalResourceId": "repo"},
+    )
+
+    class _Clients:
+        def client(self, service, region=None):
+            return cloudformation
+
+    with stub, pytest.raises(RolloutError, match="cloudformation:DescribeStackResources is denied"):
+        aws.refuse_stack_owned(
+            _Clients(), "us-east-1", "repo", "AWS::ECR::Repository", "ECR repository repo policy", "--ecr-repository"
+        )
+
+
 def test_the_local_aws_finds_the_stack_of_a_physical_resource_id_as_aws_does(local_aws):
     cloudformation = local_aws.client("cloudformation", account="ml-development")
     name = f"owned-{uuid.uuid4().hex[:8]}"

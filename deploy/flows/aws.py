@@ -11,7 +11,7 @@ carries the call that writes it. Argument parsing and printing live in :mod:`dep
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import boto3
@@ -223,7 +223,9 @@ def dns_suffix(partition: str) -> str:
 _TEMPLATE_SHARING = "TargetAccountIds or OrganizationId"
 
 
-def refuse_stack_owned(clients: Clients, region: str, physical_id: str, label: str, option: str) -> None:
+def refuse_stack_owned(
+    clients: Clients, region: str, physical_id: str, resource_type: str, label: str, option: str
+) -> None:
     """Refuse (exit 2) to write the policy of a resource that a CloudFormation stack created.
 
     The stack's template owns that policy: a stack update would put back the template's and
@@ -242,9 +244,11 @@ def refuse_stack_owned(clients: Clients, region: str, physical_id: str, label: s
                 "is denied): allow it to the caller; nothing was written"
             ) from None
         raise
-    if not resources:
+    # A name is a physical id of several types (a bucket and a repository may share one): only ours counts.
+    owners = [resource for resource in resources if resource.get("ResourceType") == resource_type]
+    if not owners:
         return
-    owner = resources[0]
+    owner = owners[0]
     raise InputError(
         f"the {label} belongs to CloudFormation stack {owner['StackName']} (resource {owner['LogicalResourceId']}): "
         "its template owns that policy, and a stack update would drop what this command adds. Share it through "
@@ -362,7 +366,7 @@ def plan_share(
     partition: str,
     request: ShareRequest,
     accounts: list[str],
-    remove_accounts: list[str] = (),
+    remove_accounts: Sequence[str] = (),
 ) -> SharePlan:
     """Read the current policies and compute the changes (reads only; every refusal comes before any write)."""
     principals = account_principals(partition, accounts)
@@ -382,7 +386,7 @@ def plan_share(
             ) from None
         raise
     label = f"model package group {group} policy"
-    refuse_stack_owned(clients, region, group_arn, label, "--model-package-group")
+    refuse_stack_owned(clients, region, group_arn, "AWS::SageMaker::ModelPackageGroup", label, "--model-package-group")
     current = _read_policy(
         lambda: sagemaker.get_model_package_group_policy(ModelPackageGroupName=group)["ResourcePolicy"],
         no_policy=lambda error: (
@@ -412,7 +416,7 @@ def plan_share(
                 )
             },
         )
-        refuse_stack_owned(clients, region, repository, label, "--ecr-repository")
+        refuse_stack_owned(clients, region, repository, "AWS::ECR::Repository", label, "--ecr-repository")
         changes.append(
             _policy_change(
                 label,
@@ -446,7 +450,7 @@ def _bucket_changes(
         no_policy=lambda error: error_code(error) == "NoSuchBucketPolicy",
         not_found={"NoSuchBucket": InputError(f"bucket '{bucket}' not found", key="--bucket")},
     )
-    refuse_stack_owned(clients, region, bucket, label, "--bucket")
+    refuse_stack_owned(clients, region, bucket, "AWS::S3::Bucket", label, "--bucket")
     encryption = bucket_encryption(s3, bucket)
     changes = [
         _policy_change(
@@ -471,7 +475,7 @@ def _bucket_changes(
     metadata = _bucket_key(clients, region, bucket, encryption, request.kms_key)
     kms, key_arn = clients.client("kms", region), metadata["Arn"]
     key_label = f"KMS key {key_arn} policy"
-    refuse_stack_owned(clients, region, metadata["KeyId"], key_label, "--bucket")
+    refuse_stack_owned(clients, region, metadata["KeyId"], "AWS::KMS::Key", key_label, "--bucket")
     current = json.loads(kms.get_key_policy(KeyId=key_arn, PolicyName="default")["Policy"])
     statements = key_statements(
         partition,
