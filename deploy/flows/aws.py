@@ -245,7 +245,12 @@ def refuse_stack_owned(
             ) from None
         raise
     # A name is a physical id of several types (a bucket and a repository may share one): only ours counts.
-    owners = [resource for resource in resources if resource.get("ResourceType") == resource_type]
+    # Resources of deleted stacks stay listed for 90 days (a retained one then has no owner).
+    owners = [
+        resource
+        for resource in resources
+        if resource.get("ResourceType") == resource_type and resource.get("ResourceStatus") != "DELETE_COMPLETE"
+    ]
     if not owners:
         return
     owner = owners[0]

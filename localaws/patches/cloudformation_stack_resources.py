@@ -11,8 +11,9 @@ The answer holds the resources whose physical id is the one asked (with LogicalR
 only that one): AWS answers so in practice (cloudformation-coverage-roadmap issue 998 shows
 `describe-stack-resources --physical-resource-id` returning the matching resource, not the
 whole stack). A physical id no stack holds is refused with ValidationError
-"Stack for <id> does not exist"; stacks in DELETE_COMPLETE are not searched (AWS keeps them
-90 days, but they no longer own anything; stricter: a deleted stack cannot shield a resource).
+"Stack for <id> does not exist". Stacks in DELETE_COMPLETE are not searched: AWS lists
+their resources for 90 days, as DELETE_COMPLETE, which ``share-model-group`` ignores anyway
+(a difference that changes nothing the product reads).
 """
 
 from __future__ import annotations
