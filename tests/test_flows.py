@@ -14,9 +14,11 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 from deploy.cli import main
+from deploy.common.clients import CallCounter, Clients
 from deploy.common.errors import RolloutError
 from deploy.flows import aws, policies
 from deploy.flows import cli as flows_cli
+from tests.policy_eval import Request, evaluate
 
 SECRET = "s3cr3t-external-id-for-tests"
 
@@ -94,8 +96,76 @@ def test_invoke_assumes_the_role_and_calls_the_endpoint(local_aws, monkeypatch, 
     out, err = capsysbinary.readouterr()
     assert code == 0, err
     assert out.strip() == b"body"  # moto's canned answer: there is no model behind the endpoint
-    assert f"invoked {endpoint} in account {account}".encode() in err and b"InService" in err
+    assert f"invoked {endpoint} in account {account}".encode() in err and b"InService" not in err
     assert SECRET.encode() not in out + err
+
+
+@pytest.fixture
+def assumed_calls(monkeypatch):
+    """The API calls invoke makes with the assumed role's credentials."""
+    counter = CallCounter()
+    original = aws.assumed_clients
+
+    def counted(credentials, region):
+        clients = original(credentials, region)
+        clients.counter = counter
+        return clients
+
+    monkeypatch.setattr(aws, "assumed_clients", counted)
+    return counter
+
+
+@pytest.mark.parametrize("check", [False, True])
+def test_invoke_describes_the_endpoint_only_when_asked(local_aws, monkeypatch, tmp_path, capsys, assumed_calls, check):
+    """The endpoint-invoke role may only invoke: an unasked DescribeEndpoint is an AccessDenied in CloudTrail."""
+    endpoint = _endpoint(local_aws, "ml-production-1")
+    _invoke_role(local_aws, "ml-production-1", "mlops-prod-endpoint-invoke")
+    body = tmp_path / "request.json"
+    body.write_text("{}")
+    role_arn = f"arn:aws:iam::{local_aws.account_id('ml-production-1')}:role/mlops-prod-endpoint-invoke"
+    argv = ["invoke", "--endpoint", endpoint, "--role-arn", role_arn, "--external-id", SECRET, "--body", str(body)]
+    assert main(argv + (["--check-endpoint"] if check else [])) == 0
+    err = capsys.readouterr().err
+    expected = {"sagemaker-runtime.InvokeEndpoint": 1} | ({"sagemaker.DescribeEndpoint": 1} if check else {})
+    assert dict(assumed_calls.calls) == expected
+    assert ("endpoint InService" in err) is check
+
+
+def test_invoke_uses_the_profile_given(local_aws, monkeypatch, tmp_path, capsys):
+    """--profile wins over the credentials in the environment (the management account's here)."""
+    endpoint = _endpoint(local_aws, "ml-production-2")
+    account = local_aws.account_id("ml-production-2")
+    consumer = local_aws.account_id("ml-development")
+    iam = local_aws.client("iam", "ml-production-2")
+    name = f"invoke-from-dev-{uuid.uuid4().hex[:6]}"
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{consumer}:root"},
+                "Action": "sts:AssumeRole",
+                "Condition": {"StringEquals": {"sts:ExternalId": SECRET}},
+            }
+        ],
+    }
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
+    credentials = local_aws.session("ml-development").get_credentials()
+    config = tmp_path / "credentials"
+    config.write_text(
+        "[consumer]\n"
+        f"aws_access_key_id = {credentials.access_key}\n"
+        f"aws_secret_access_key = {credentials.secret_key}\n"
+        f"aws_session_token = {credentials.token}\n"
+    )
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(config))
+    body = tmp_path / "request.json"
+    body.write_text("{}")
+    argv = ["invoke", "--endpoint", endpoint, "--account", account, "--role-name", name, "--external-id", SECRET]
+    assert main([*argv, "--body", str(body)]) == 1  # the environment's (management) credentials: not trusted
+    assert "access denied assuming" in capsys.readouterr().err
+    assert main([*argv, "--body", str(body), "--profile", "consumer"]) == 0
+    assert f"invoked {endpoint} in account {account}" in capsys.readouterr().err
 
 
 def test_invoke_reads_the_body_from_stdin_and_writes_output(local_aws, monkeypatch, tmp_path, capsys):
@@ -272,6 +342,7 @@ def test_check_endpoint_tolerates_a_role_that_may_only_invoke_and_rejects_a_fail
 
 # ------------------------------------------------------------------ share-model-group
 
+STAGING_ROOT, PROD_ROOT = "arn:aws:iam::222222222222:root", "arn:aws:iam::333333333333:root"
 OTHER = {
     "Sid": "KeepMe",
     "Effect": "Allow",
@@ -281,23 +352,96 @@ OTHER = {
 }
 
 
-def test_merge_policy_keeps_other_statements_and_unions_principals():
+def test_merge_policy_keeps_other_statements_and_unions_principals_sorted():
     first = policies.merge_policy(
-        {"Version": "2012-10-17", "Statement": OTHER},
-        policies.ecr_statements(["arn:aws:iam::222222222222:root"], "churn"),
+        {"Version": "2012-10-17", "Statement": OTHER}, policies.ecr_statements([PROD_ROOT, STAGING_ROOT], "churn")
     )
     assert first["Statement"][0] == OTHER and len(first["Statement"]) == 2
-    second = policies.merge_policy(first, policies.ecr_statements(["arn:aws:iam::333333333333:root"], "churn"))
-    assert second["Statement"][0] == OTHER and len(second["Statement"]) == 2
-    assert second["Statement"][1]["Principal"] == {
-        "AWS": ["arn:aws:iam::222222222222:root", "arn:aws:iam::333333333333:root"]
+    assert first["Statement"][1]["Principal"] == {"AWS": [STAGING_ROOT, PROD_ROOT]}  # sorted on the first write
+    second = policies.merge_policy(first, policies.ecr_statements([PROD_ROOT, STAGING_ROOT, PROD_ROOT], "churn"))
+    assert second == first and policies.policy_diff("x", first, second) == ""
+
+
+def test_a_policy_given_back_in_another_spelling_is_no_change():
+    ours = policies.merge_policy(None, policies.ecr_statements([STAGING_ROOT], "churn"))
+    # S3 and others give back a one-item list as a string, and lists in their own order.
+    spelled = json.loads(json.dumps(ours))
+    statement = spelled["Statement"][0]
+    statement["Principal"] = {"AWS": STAGING_ROOT}
+    statement["Action"] = list(reversed(statement["Action"]))
+    assert policies.same_policy(ours, spelled)
+    assert (
+        policies.policy_diff(
+            "x", spelled, policies.merge_policy(spelled, policies.ecr_statements([STAGING_ROOT], "churn"))
+        )
+        == ""
+    )
+
+
+def test_removing_accounts_takes_their_principals_out_and_drops_emptied_statements():
+    shared = policies.merge_policy(
+        {"Version": "2012-10-17", "Statement": [OTHER]},
+        policies.bucket_statements("aws", "b", "models/churn", [STAGING_ROOT, PROD_ROOT], "churn"),
+    )
+    role = "arn:aws:iam::333333333333:role/mlops-model-execution"
+    shared["Statement"][1]["Principal"]["AWS"].append(role)  # a role of the account, added by hand
+    no_prod = policies.merge_policy(
+        shared, policies.bucket_statements("aws", "b", "models/churn", [], "churn"), ["333333333333"]
+    )
+    assert [s["Principal"]["AWS"] for s in no_prod["Statement"][1:]] == [[STAGING_ROOT], [STAGING_ROOT]]
+    nobody = policies.merge_policy(
+        no_prod, policies.bucket_statements("aws", "b", "models/churn", [], "churn"), ["222222222222"]
+    )
+    assert nobody["Statement"] == [OTHER]
+    assert policies.merge_policy(None, policies.ecr_statements([], "churn"), ["222222222222"]) == {
+        "Version": "2012-10-17",
+        "Statement": [],
     }
-    assert policies.merge_policy(second, policies.ecr_statements(["arn:aws:iam::333333333333:root"], "churn")) == second
-    assert policies.policy_diff("x", second, second) == ""
 
 
-def _dev_resources(local_aws, name):
+def test_the_s3_service_name_of_kms_via_service_follows_the_partition():
+    assert policies.s3_via_service("us-east-1", aws.dns_suffix("aws")) == "s3.us-east-1.amazonaws.com"
+    assert policies.s3_via_service("cn-north-1", aws.dns_suffix("aws-cn")) == "s3.cn-north-1.amazonaws.com.cn"
+    assert aws.dns_suffix("aws-us-gov") == "amazonaws.com"
+
+
+@pytest.mark.parametrize("bucket_key", [False, True])
+def test_the_key_statement_lets_a_target_decrypt_the_prefix_only_through_s3(bucket_key):
+    statement = policies.key_statements(
+        "aws", "s3.us-east-1.amazonaws.com", "models-b", "models/churn/", [STAGING_ROOT], "churn", bucket_key
+    )
+    document = {"Version": "2012-10-17", "Statement": statement}
+    role = "arn:aws:iam::222222222222:role/mlops-model-execution"
+
+    def decrypt(context: dict, principal_account: str = "222222222222") -> str:
+        return evaluate(
+            document,
+            Request("kms:Decrypt", principal_arn=role, principal_account=principal_account, context=context),
+        )
+
+    via_s3 = {"kms:ViaService": "s3.us-east-1.amazonaws.com"}
+    model = {"kms:EncryptionContext:aws:s3:arn": "arn:aws:s3:::models-b/models/churn/v1/model.tar.gz"}
+    bucket = {"kms:EncryptionContext:aws:s3:arn": "arn:aws:s3:::models-b"}
+    other = {"kms:EncryptionContext:aws:s3:arn": "arn:aws:s3:::models-b/data/raw.csv"}
+    assert decrypt(via_s3 | model) == "Allow"
+    assert decrypt(model) == "ImplicitDeny"  # called directly, not through S3
+    assert decrypt({"kms:ViaService": "sagemaker.us-east-1.amazonaws.com"} | model) == "ImplicitDeny"
+    assert decrypt(via_s3 | other) == "ImplicitDeny"
+    assert decrypt(via_s3 | model, principal_account="444444444444") == "ImplicitDeny"
+    # With an S3 Bucket Key S3 asks with the bucket ARN as context: admitted only then.
+    assert decrypt(via_s3 | bucket) == ("Allow" if bucket_key else "ImplicitDeny")
+    assert statement[0]["Action"] == ["kms:Decrypt"] and "kms:CreateGrant" not in json.dumps(statement)
+
+
+def _aws_s3_key_arn(local_aws, account: str) -> str:
+    return local_aws.client("kms", account=account).describe_key(KeyId="alias/aws/s3")["KeyMetadata"]["Arn"]
+
+
+def _dev_resources(local_aws, name, *, encryption: str = "kms", bucket_key: bool = True):
+    """A group, a repository and a bucket (``encryption``: kms with a customer key, s3, aws-managed[-arn|-default]) in
+    ml-development; other statements name principals that exist (the management account)."""
     dev = "ml-development"
+    existing = f"arn:aws:iam::{local_aws.management_account_id}:root"
     sagemaker = local_aws.client("sagemaker", account=dev)
     sagemaker.create_model_package_group(ModelPackageGroupName=name)
     group_policy = {
@@ -306,7 +450,7 @@ def _dev_resources(local_aws, name):
             {
                 "Sid": "ExistingReader",
                 "Effect": "Allow",
-                "Principal": {"AWS": "arn:aws:iam::111111111111:root"},
+                "Principal": {"AWS": existing},
                 "Action": "sagemaker:DescribeModelPackageGroup",
                 "Resource": f"arn:aws:sagemaker:us-east-1:{local_aws.account_id(dev)}:model-package-group/{name}",
             }
@@ -320,87 +464,338 @@ def _dev_resources(local_aws, name):
     s3.put_bucket_policy(
         Bucket=name,
         Policy=json.dumps(
-            {"Version": "2012-10-17", "Statement": [OTHER | {"Resource": f"arn:aws:s3:::{name}/other/*"}]}
+            {
+                "Version": "2012-10-17",
+                "Statement": [OTHER | {"Principal": {"AWS": existing}, "Resource": f"arn:aws:s3:::{name}/other/*"}],
+            }
         ),
     )
     key = local_aws.client("kms", account=dev).create_key()["KeyMetadata"]["KeyId"]
+    default = {
+        "kms": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key},
+        "aws-managed": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": "alias/aws/s3"},
+        "aws-managed-default": {"SSEAlgorithm": "aws:kms"},  # no key named: S3 uses aws/s3
+        "s3": {"SSEAlgorithm": "AES256"},
+    }.get(encryption) or {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": _aws_s3_key_arn(local_aws, dev)}
+    s3.put_bucket_encryption(
+        Bucket=name,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": default, "BucketKeyEnabled": bucket_key}]
+        },
+    )
     return key
 
 
-def test_share_model_group_shows_the_diff_then_applies_merging(local_aws, monkeypatch, capsys):
-    name = f"churn-{uuid.uuid4().hex[:8]}"
-    key = _dev_resources(local_aws, name)
-    staging, prod = local_aws.account_id("ml-staging"), local_aws.account_id("ml-production-1")
-    _act_as(monkeypatch, local_aws, "ml-development")
-    argv = [
+@pytest.fixture
+def check_principals(local_aws):
+    """S3 refuses bucket policies naming principals that do not exist (as AWS does), for this test."""
+    local_aws.control("s3_bucket_policies", check_principals="true")
+    yield
+    local_aws.control("s3_bucket_policies", check_principals="false")
+
+
+@pytest.fixture
+def counted(monkeypatch):
+    """The API calls share-model-group makes (its clients, counted)."""
+    counter = CallCounter()
+    monkeypatch.setattr(flows_cli, "Clients", lambda session: Clients(session, counter=counter))
+    return counter
+
+
+def _share_argv(name: str, *accounts: str, extra=()) -> list[str]:
+    return [
         "share-model-group",
         "--model-package-group",
         name,
         "--target-account",
-        staging,
+        ",".join(accounts),
         "--ecr-repository",
         name,
         "--bucket",
         name,
         "--prefix",
         "models/churn",
-        "--kms-key",
-        key,
+        *extra,
     ]
+
+
+def _policies(local_aws, name: str, key: str) -> dict:
+    dev = "ml-development"
+    sagemaker, ecr, s3, kms = (local_aws.client(s, account=dev) for s in ("sagemaker", "ecr", "s3", "kms"))
+    try:
+        repository = json.loads(ecr.get_repository_policy(repositoryName=name)["policyText"])
+    except ecr.exceptions.RepositoryPolicyNotFoundException:
+        repository = None
+    return {
+        "group": json.loads(sagemaker.get_model_package_group_policy(ModelPackageGroupName=name)["ResourcePolicy"]),
+        "repository": repository,
+        "bucket": json.loads(s3.get_bucket_policy(Bucket=name)["Policy"]),
+        "key": json.loads(kms.get_key_policy(KeyId=key, PolicyName="default")["Policy"]),
+    }
+
+
+def _principals_of(policy: dict | None, suffix: str) -> list[str]:
+    statements = [s for s in (policy or {"Statement": []})["Statement"] if s.get("Sid", "").endswith(suffix)]
+    return statements[0]["Principal"]["AWS"] if statements else []
+
+
+def test_share_model_group_shows_the_diff_then_applies_and_a_second_run_writes_nothing(
+    local_aws, monkeypatch, capsys, check_principals, counted
+):
+    name = f"churn-{uuid.uuid4().hex[:8]}"
+    key = _dev_resources(local_aws, name)
+    staging, prod = local_aws.account_id("ml-staging"), local_aws.account_id("ml-production-1")
+    staging_root, prod_root = f"arn:aws:iam::{staging}:root", f"arn:aws:iam::{prod}:root"
+    _act_as(monkeypatch, local_aws, "ml-development")
+    before = _policies(local_aws, name, key)
+    argv = _share_argv(name, prod, staging)  # given unsorted
 
     assert main(argv) == 0  # dry run
     out = capsys.readouterr().out
-    assert (
-        "dry run" in out
-        and f"+++ model package group {name} policy (after)" in out
-        and f"arn:aws:iam::{staging}:root" in out
-    )
-    assert f"grant Decrypt, DescribeKey to arn:aws:iam::{staging}:root" in out
-    dev = "ml-development"
-    sagemaker, ecr, s3, kms = (local_aws.client(s, account=dev) for s in ("sagemaker", "ecr", "s3", "kms"))
-    assert (
-        len(
-            json.loads(sagemaker.get_model_package_group_policy(ModelPackageGroupName=name)["ResourcePolicy"])[
-                "Statement"
-            ]
-        )
-        == 1
-    )
-    with pytest.raises(ecr.exceptions.RepositoryPolicyNotFoundException):
-        ecr.get_repository_policy(repositoryName=name)
-    assert kms.list_grants(KeyId=key)["Grants"] == []
+    assert "dry run: 4 change(s)" in out and f"+++ model package group {name} policy (after)" in out
+    assert "kms:EncryptionContext:aws:s3:arn" in out and "S3 Bucket Key" in out
+    assert _policies(local_aws, name, key) == before and counted.writes == 0
 
     assert main(argv + ["--yes"]) == 0
-    group_policy = json.loads(sagemaker.get_model_package_group_policy(ModelPackageGroupName=name)["ResourcePolicy"])
-    assert [s["Sid"] for s in group_policy["Statement"]][0] == "ExistingReader" and len(group_policy["Statement"]) == 3
-    versions = next(s for s in group_policy["Statement"] if s["Sid"].endswith("Versions"))
-    assert (
-        versions["Resource"].endswith(f":model-package/{name}/*")
-        and "sagemaker:UpdateModelPackage" not in versions["Action"]
-    )
-    bucket_policy = json.loads(s3.get_bucket_policy(Bucket=name)["Policy"])
-    assert bucket_policy["Statement"][0]["Sid"] == "KeepMe"
-    read = next(s for s in bucket_policy["Statement"] if s["Sid"].endswith("ArtifactsRead"))
+    assert "applied: KMS key" in capsys.readouterr().out
+    after = _policies(local_aws, name, key)
+    assert after["group"]["Statement"][0]["Sid"] == "ExistingReader" and len(after["group"]["Statement"]) == 3
+    versions = next(s for s in after["group"]["Statement"] if s["Sid"].endswith("Versions"))
+    assert versions["Resource"].endswith(f":model-package/{name}/*")
+    assert "sagemaker:UpdateModelPackage" not in versions["Action"]
+    assert after["bucket"]["Statement"][0]["Sid"] == "KeepMe"
+    read = next(s for s in after["bucket"]["Statement"] if s["Sid"].endswith("ArtifactsRead"))
     assert read["Resource"] == f"arn:aws:s3:::{name}/models/churn/*"
-    assert json.loads(ecr.get_repository_policy(repositoryName=name)["policyText"])["Statement"][0]["Principal"] == {
-        "AWS": [f"arn:aws:iam::{staging}:root"]
+    for policy, suffix in [
+        (after["group"], "Describe"),
+        (after["repository"], "ImagePull"),
+        (after["bucket"], "ArtifactsRead"),
+        (after["key"], "ArtifactsDecrypt"),
+    ]:
+        assert _principals_of(policy, suffix) == sorted([staging_root, prod_root]), suffix
+    decrypt = next(s for s in after["key"]["Statement"] if s.get("Sid", "").endswith("ArtifactsDecrypt"))
+    assert decrypt["Condition"] == {
+        "StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"},
+        "StringLike": {
+            "kms:EncryptionContext:aws:s3:arn": [f"arn:aws:s3:::{name}", f"arn:aws:s3:::{name}/models/churn/*"]
+        },
     }
-    assert [(g["GranteePrincipal"], sorted(g["Operations"])) for g in kms.list_grants(KeyId=key)["Grants"]] == [
-        (f"arn:aws:iam::{staging}:root", ["Decrypt", "DescribeKey"])
-    ]
+    assert after["key"]["Statement"][0] == before["key"]["Statement"][0]  # the key's own statements kept
+    assert local_aws.client("kms", account="ml-development").list_grants(KeyId=key)["Grants"] == []
+
+    writes = counted.writes
+    assert main(argv + ["--yes"]) == 0  # the same request again
+    out = capsys.readouterr().out
+    assert "nothing to change" in out and "applied" not in out
+    assert counted.writes == writes  # no Put* call at all
+    assert main(_share_argv(name, staging, prod) + ["--yes"]) == 0  # another order: the same
+    assert "nothing to change" in capsys.readouterr().out and counted.writes == writes
+
+
+def test_remove_account_takes_the_account_out_of_every_statement(local_aws, monkeypatch, capsys, check_principals):
+    name = f"churn-{uuid.uuid4().hex[:8]}"
+    key = _dev_resources(local_aws, name, bucket_key=False)
+    staging, prod = local_aws.account_id("ml-staging"), local_aws.account_id("ml-production-1")
+    _act_as(monkeypatch, local_aws, "ml-development")
+    before = _policies(local_aws, name, key)
+    assert main(_share_argv(name, staging, prod) + ["--yes"]) == 0
+    decrypt = next(
+        s for s in _policies(local_aws, name, key)["key"]["Statement"] if s.get("Sid", "").endswith("Decrypt")
+    )
+    assert decrypt["Condition"]["StringLike"] == {
+        "kms:EncryptionContext:aws:s3:arn": [f"arn:aws:s3:::{name}/models/churn/*"]
+    }
     capsys.readouterr()
 
-    assert main(argv + ["--yes"]) == 0  # idempotent
-    assert "nothing to change" in capsys.readouterr().out
+    remove = [a if a != "--target-account" else "--remove-account" for a in _share_argv(name, prod)]
+    assert main(remove) == 0 and "dry run" in capsys.readouterr().out
+    assert main(remove + ["--yes"]) == 0
+    after = _policies(local_aws, name, key)
+    for policy, suffix in [
+        (after["group"], "Versions"),
+        (after["repository"], "ImagePull"),
+        (after["bucket"], "ArtifactsList"),
+        (after["key"], "ArtifactsDecrypt"),
+    ]:
+        assert _principals_of(policy, suffix) == [f"arn:aws:iam::{staging}:root"], suffix
+    capsys.readouterr()
+    assert main(remove + ["--yes"]) == 0 and "nothing to change" in capsys.readouterr().out
 
+    unshare = [a if a != "--target-account" else "--unshare" for a in _share_argv(name, staging)]
+    assert main(unshare + ["--yes"]) == 0
+    gone = _policies(local_aws, name, key)
+    assert gone["group"] == before["group"] and gone["bucket"]["Statement"] == before["bucket"]["Statement"]
+    assert gone["key"] == before["key"] and gone["repository"] is None  # its policy deleted: no statement left
+
+
+def test_an_sse_s3_bucket_needs_no_key_change(local_aws, monkeypatch, capsys, check_principals):
+    name = f"churn-{uuid.uuid4().hex[:8]}"
+    key = _dev_resources(local_aws, name, encryption="s3")
+    _act_as(monkeypatch, local_aws, "ml-development")
+    staging = local_aws.account_id("ml-staging")
+    assert main(_share_argv(name, staging, extra=["--kms-key", key, "--yes"])) == 2
     assert (
-        main(argv[:4] + [f"{staging},{prod}"] + argv[5:] + ["--yes"]) == 0
-    )  # a second account joins the same statements
-    principals = json.loads(ecr.get_repository_policy(repositoryName=name)["policyText"])["Statement"][0]["Principal"][
-        "AWS"
-    ]
-    assert principals == sorted([f"arn:aws:iam::{staging}:root", f"arn:aws:iam::{prod}:root"])
-    assert len(kms.list_grants(KeyId=key)["Grants"]) == 2
+        "SSE-S3" in capsys.readouterr().err
+        and _principals_of(_policies(local_aws, name, key)["group"], "Describe") == []
+    )
+    assert main(_share_argv(name, staging, extra=["--yes"])) == 0
+    out = capsys.readouterr().out
+    assert "readers need no KMS permission" in out and "KMS key" not in out.replace("no KMS permission", "")
+    assert "ArtifactsDecrypt" not in json.dumps(_policies(local_aws, name, key)["key"])
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("aws-managed", "AWS managed key aws/s3"),
+        ("aws-managed-arn", "AWS managed key aws/s3"),
+        ("aws-managed-default", "AWS managed key aws/s3"),
+        ("not-the-bucket-key", "is not the key of bucket"),
+    ],
+)
+def test_share_model_group_refuses_keys_it_cannot_share_before_any_write(
+    local_aws, monkeypatch, capsys, case, expected
+):
+    name = f"churn-{uuid.uuid4().hex[:8]}"
+    key = _dev_resources(local_aws, name, encryption="kms" if case == "not-the-bucket-key" else case)
+    other = local_aws.client("kms", account="ml-development").create_key()["KeyMetadata"]["KeyId"]
+    _act_as(monkeypatch, local_aws, "ml-development")
+    before = _policies(local_aws, name, key)
+    extra = ["--kms-key", other] if case == "not-the-bucket-key" else []
+    assert main(_share_argv(name, local_aws.account_id("ml-staging"), extra=[*extra, "--yes"])) == 2
+    assert expected in capsys.readouterr().err
+    assert _policies(local_aws, name, key) == before
+
+
+def test_the_local_aws_keeps_aws_managed_keys_as_aws_does(local_aws):
+    """KMS Developer Guide: "you can only change the key policy for a customer managed key"."""
+    kms = local_aws.client("kms", account="ml-development")
+    metadata = kms.describe_key(KeyId="alias/aws/s3")["KeyMetadata"]
+    assert metadata["KeyManager"] == "AWS"
+    policy = json.dumps({"Version": "2012-10-17", "Statement": []})
+    with pytest.raises(botocore.exceptions.ClientError, match="AccessDeniedException.*AWS managed key"):
+        kms.put_key_policy(KeyId=metadata["Arn"], PolicyName="default", Policy=policy)
+    with pytest.raises(botocore.exceptions.ClientError, match="AccessDeniedException.*AWS managed key"):
+        kms.create_grant(KeyId="alias/aws/s3", GranteePrincipal=STAGING_ROOT, Operations=["Decrypt"])
+    assert kms.describe_key(KeyId=kms.create_key()["KeyMetadata"]["KeyId"])["KeyMetadata"]["KeyManager"] == "CUSTOMER"
+
+
+def test_grants_of_earlier_versions_are_reported_and_revoked_when_asked(local_aws, monkeypatch, capsys):
+    name = f"churn-{uuid.uuid4().hex[:8]}"
+    key = _dev_resources(local_aws, name)
+    staging = local_aws.account_id("ml-staging")
+    kms = local_aws.client("kms", account="ml-development")
+    kms.create_grant(
+        KeyId=key,
+        GranteePrincipal=f"arn:aws:iam::{staging}:root",
+        Operations=["Decrypt", "DescribeKey"],
+        Name=policies.legacy_grant_name(name),
+    )
+    _act_as(monkeypatch, local_aws, "ml-development")
+    assert main(_share_argv(name, staging, extra=["--yes"])) == 0
+    out = capsys.readouterr().out
+    assert f"grant(s) named share-model-group-{name}" in out and "--revoke-old-grants" in out
+    assert len(kms.list_grants(KeyId=key)["Grants"]) == 1  # reported, not touched
+
+    assert main(_share_argv(name, staging, extra=["--revoke-old-grants"])) == 0
+    assert f"revoke grant share-model-group-{name}" in capsys.readouterr().out
+    assert main(_share_argv(name, staging, extra=["--revoke-old-grants", "--yes"])) == 0
+    assert kms.list_grants(KeyId=key)["Grants"] == []
+
+
+STACK_TEMPLATE = {
+    "Resources": {
+        "ModelPackageGroup": {
+            "Type": "AWS::SageMaker::ModelPackageGroup",
+            "Properties": {"ModelPackageGroupName": "X"},
+        },
+        "ModelImageRepository": {"Type": "AWS::ECR::Repository", "Properties": {"RepositoryName": "X"}},
+        "ModelsBucket": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": "X"}},
+    }
+}
+
+
+@pytest.mark.parametrize("owned", ["ModelPackageGroup", "ModelImageRepository", "ModelsBucket"])
+def test_share_model_group_refuses_what_a_stack_created(local_aws, monkeypatch, capsys, owned):
+    """The template owns those policies (ModelPackageGroupPolicy, RepositoryPolicyText, BucketPolicy)."""
+    name = f"churn-{uuid.uuid4().hex[:8]}"
+    dev = "ml-development"
+    key = local_aws.client("kms", account=dev).create_key()["KeyMetadata"]["KeyId"]
+    stack = f"env-{name}"
+    resources = {
+        "Resources": {owned: json.loads(json.dumps(STACK_TEMPLATE["Resources"][owned]).replace('"X"', f'"{name}"'))}
+    }
+    local_aws.client("cloudformation", account=dev).create_stack(StackName=stack, TemplateBody=json.dumps(resources))
+    sagemaker, ecr, s3 = (local_aws.client(s, account=dev) for s in ("sagemaker", "ecr", "s3"))
+    if owned != "ModelPackageGroup":
+        sagemaker.create_model_package_group(ModelPackageGroupName=name)
+    if owned != "ModelImageRepository":
+        ecr.create_repository(repositoryName=name)
+    if owned != "ModelsBucket":
+        s3.create_bucket(Bucket=name)
+    s3.put_bucket_encryption(
+        Bucket=name,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": key}}]
+        },
+    )
+    _act_as(monkeypatch, local_aws, dev)
+    assert main(_share_argv(name, local_aws.account_id("ml-staging"), extra=["--yes"])) == 2
+    err = capsys.readouterr().err
+    assert f"belongs to CloudFormation stack {stack} (resource {owned})" in err and "TargetAccountIds" in err
+    with pytest.raises(botocore.exceptions.ClientError):
+        sagemaker.get_model_package_group_policy(ModelPackageGroupName=name)
+    with pytest.raises(ecr.exceptions.RepositoryPolicyNotFoundException):
+        ecr.get_repository_policy(repositoryName=name)
+    with pytest.raises(botocore.exceptions.ClientError):
+        s3.get_bucket_policy(Bucket=name)
+
+
+def test_a_bucket_named_like_a_stack_created_repository_is_not_taken_for_it(local_aws, monkeypatch, capsys):
+    name = f"churn-{uuid.uuid4().hex[:8]}"
+    _dev_resources(local_aws, name, encryption="s3")
+    local_aws.client("ecr", account="ml-development").delete_repository(repositoryName=name)
+    template = {"Resources": {"Repo": {"Type": "AWS::ECR::Repository", "Properties": {"RepositoryName": name}}}}
+    local_aws.client("cloudformation", account="ml-development").create_stack(
+        StackName=f"images-{name}", TemplateBody=json.dumps(template)
+    )
+    _act_as(monkeypatch, local_aws, "ml-development")
+    argv = ["share-model-group", "--model-package-group", name, "--target-account", local_aws.account_id("ml-staging")]
+    argv += ["--bucket", name, "--prefix", "models/churn"]
+    assert main(argv) == 0, capsys.readouterr().err
+    assert "dry run" in capsys.readouterr().out
+
+
+def test_the_ownership_check_needs_describe_stack_resources():
+    cloudformation, stub = _stubbed("cloudformation")
+    stub.add_client_error(
+        "describe_stack_resources",
+        service_error_code="AccessDenied",
+        http_status_code=403,
+        expected_params={"PhysicalResourceId": "repo"},
+    )
+
+    class _Clients:
+        def client(self, service, region=None):
+            return cloudformation
+
+    with stub, pytest.raises(RolloutError, match="cloudformation:DescribeStackResources is denied"):
+        aws.refuse_stack_owned(
+            _Clients(), "us-east-1", "repo", "AWS::ECR::Repository", "ECR repository repo policy", "--ecr-repository"
+        )
+
+
+def test_the_local_aws_finds_the_stack_of_a_physical_resource_id_as_aws_does(local_aws):
+    cloudformation = local_aws.client("cloudformation", account="ml-development")
+    name = f"owned-{uuid.uuid4().hex[:8]}"
+    template = {"Resources": {"Repo": {"Type": "AWS::ECR::Repository", "Properties": {"RepositoryName": name}}}}
+    cloudformation.create_stack(StackName=name, TemplateBody=json.dumps(template))
+    found = cloudformation.describe_stack_resources(PhysicalResourceId=name)["StackResources"]
+    assert [(r["StackName"], r["LogicalResourceId"]) for r in found] == [(name, "Repo")]
+    with pytest.raises(botocore.exceptions.ClientError, match="Stack for nobody-owns-this does not exist"):
+        cloudformation.describe_stack_resources(PhysicalResourceId="nobody-owns-this")
+    with pytest.raises(botocore.exceptions.ClientError, match="not both"):
+        cloudformation.describe_stack_resources(StackName=name, PhysicalResourceId=name)
 
 
 @pytest.mark.parametrize(
@@ -409,6 +804,7 @@ def test_share_model_group_shows_the_diff_then_applies_merging(local_aws, monkey
         (["--ecr-repository", "absent-repo"], "--ecr-repository"),
         (["--bucket", "absent-bucket-xyz", "--prefix", "p"], "--bucket"),
         (["--bucket", "b"], "--prefix"),
+        (["--kms-key", "k"], "--kms-key"),
     ],
 )
 def test_share_model_group_bad_input_exits_2_with_no_write(local_aws, monkeypatch, capsys, extra, key):
@@ -440,8 +836,16 @@ def test_share_model_group_bad_input_exits_2_with_no_write(local_aws, monkeypatc
 
 def test_share_model_group_rejects_bad_accounts_and_missing_groups(local_aws, monkeypatch, capsys):
     _act_as(monkeypatch, local_aws, "ml-development")
+    staging = local_aws.account_id("ml-staging")
+    assert main(["share-model-group", "--model-package-group", "absent"]) == 2
+    assert "--remove-account" in capsys.readouterr().err
     assert main(["share-model-group", "--model-package-group", "absent", "--target-account", "123"]) == 2
     assert "--target-account" in capsys.readouterr().err
+    assert main(["share-model-group", "--model-package-group", "absent", "--remove-account", "123"]) == 2
+    assert "--remove-account" in capsys.readouterr().err
+    argv = ["share-model-group", "--model-package-group", "absent", "--target-account", staging]
+    assert main([*argv, "--remove-account", staging]) == 2
+    assert "named both" in capsys.readouterr().err
     assert (
         main(
             [
@@ -455,16 +859,5 @@ def test_share_model_group_rejects_bad_accounts_and_missing_groups(local_aws, mo
         == 2
     )
     assert "owns the model" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "share-model-group",
-                "--model-package-group",
-                "absent-group",
-                "--target-account",
-                local_aws.account_id("ml-staging"),
-            ]
-        )
-        == 2
-    )
+    assert main(["share-model-group", "--model-package-group", "absent-group", "--target-account", staging]) == 2
     assert "absent-group" in capsys.readouterr().err

@@ -1,31 +1,37 @@
 """The AWS calls of the seed flows, with errors a user can act on.
 
 ``invoke``: assume the endpoint-invoke role with its ExternalId (never shown in an
-error), check the endpoint and call InvokeEndpoint. ``share-model-group``: read the
-current model package group, ECR repository and bucket policies and the KMS grants, and
-compute the changes with :mod:`deploy.flows.policies`; each change carries the call that
-writes it. Argument parsing and printing live in :mod:`deploy.flows.cli`.
+error), optionally check the endpoint, and call InvokeEndpoint. ``share-model-group``:
+refuse resources a CloudFormation stack owns and buckets under an AWS managed key, read
+the current model package group, ECR repository, bucket and key policies (and grants of
+earlier versions), and compute the changes with :mod:`deploy.flows.policies`; each change
+carries the call that writes it. Argument parsing and printing live in :mod:`deploy.flows.cli`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import boto3
+import botocore.loaders
 from botocore.exceptions import ClientError, NoCredentialsError
 
 from deploy.common.clients import Clients, new_session
 from deploy.common.errors import InputError, RolloutError, error_code, error_message
 from deploy.flows.policies import (
+    LEGACY_GRANT_PREFIX,
     ShareChange,
+    SharePlan,
     account_principals,
     bucket_statements,
     ecr_statements,
+    key_statements,
+    legacy_grant_name,
     merge_policy,
-    missing_grants,
     model_group_statements,
+    s3_via_service,
 )
 
 _EXPIRED = {"ExpiredToken", "ExpiredTokenException", "RequestExpired", "TokenRefreshRequired"}
@@ -170,9 +176,10 @@ def invoke_endpoint(
 
 @dataclass
 class ShareRequest:
-    """What to share: the group, and optionally its image, one artifacts prefix and its key.
+    """What to share: the group, and optionally its image and one artifacts prefix.
 
-    Checked when built: a bucket comes with a non-empty prefix, never alone.
+    Checked when built: a bucket comes with a non-empty prefix, never alone; ``kms_key``
+    (optional) must be the bucket's own key, so it needs the bucket.
     """
 
     group: str
@@ -180,7 +187,8 @@ class ShareRequest:
     bucket: str | None = None
     prefix: str | None = None
     kms_key: str | None = None
-    grantee_role_name: str | None = None  # the KMS grantee in each account (default: the account root)
+    key_user_role_name: str | None = None  # the principal of the key statement in each account (default: root)
+    revoke_old_grants: bool = False
 
     def __post_init__(self) -> None:
         if bool(self.bucket) != bool(self.prefix):
@@ -190,6 +198,12 @@ class ShareRequest:
             )
         if self.prefix is not None and not self.prefix.strip("/"):
             raise InputError("--prefix must not be empty: sharing the whole bucket is not supported", key="--prefix")
+        if self.kms_key and not self.bucket:
+            raise InputError(
+                "--kms-key needs --bucket and --prefix: the key is shared only for reading that prefix through S3 "
+                "(the key is read from the bucket's default encryption; --kms-key only checks it)",
+                key="--kms-key",
+            )
 
 
 def own_account(clients: Clients, region: str) -> str:
@@ -197,35 +211,174 @@ def own_account(clients: Clients, region: str) -> str:
     return clients.client("sts", region).get_caller_identity()["Account"]
 
 
-def _policy_change(
-    label: str,
+def dns_suffix(partition: str) -> str:
+    """The DNS suffix of ``partition`` (amazonaws.com, amazonaws.com.cn, ...) from botocore's endpoint data."""
+    for entry in botocore.loaders.create_loader().load_data("endpoints")["partitions"]:
+        if entry["partition"] == partition:
+            return entry["dnsSuffix"]
+    raise InputError(f"unknown AWS partition '{partition}'", key="--region")
+
+
+# The environment template's parameters that share what it creates (generator/model_readers.py).
+_TEMPLATE_SHARING = "TargetAccountIds or OrganizationId"
+
+
+def refuse_stack_owned(
+    clients: Clients, region: str, physical_id: str, resource_type: str, label: str, option: str
+) -> None:
+    """Refuse (exit 2) to write the policy of a resource that a CloudFormation stack created.
+
+    The stack's template owns that policy: a stack update would put back the template's and
+    drop what this command added. DescribeStackResources with PhysicalResourceId names the
+    stack a resource belongs to (a stack set instance is a stack of this account too).
+    """
+    cloudformation = clients.client("cloudformation", region)
+    try:
+        resources = cloudformation.describe_stack_resources(PhysicalResourceId=physical_id)["StackResources"]
+    except ClientError as error:
+        if error_code(error) == "ValidationError" and "does not exist" in error_message(error):
+            return
+        if error_code(error) in _DENIED:
+            raise RolloutError(
+                f"cannot tell whether a CloudFormation stack owns the {label} (cloudformation:DescribeStackResources "
+                "is denied): allow it to the caller; nothing was written"
+            ) from None
+        raise
+    # A name is a physical id of several types (a bucket and a repository may share one): only ours counts.
+    # Resources of deleted stacks stay listed for 90 days (a retained one then has no owner).
+    owners = [
+        resource
+        for resource in resources
+        if resource.get("ResourceType") == resource_type and resource.get("ResourceStatus") != "DELETE_COMPLETE"
+    ]
+    if not owners:
+        return
+    owner = owners[0]
+    raise InputError(
+        f"the {label} belongs to CloudFormation stack {owner['StackName']} (resource {owner['LogicalResourceId']}): "
+        "its template owns that policy, and a stack update would drop what this command adds. Share it through "
+        f"the template instead (the environment template's parameters {_TEMPLATE_SHARING}), then update the "
+        "stack or its stack set; nothing was written",
+        key=option,
+    )
+
+
+def _read_policy(
     read: Callable[[], str],
-    statements: list[dict],
-    write: Callable[[str], object],
     no_policy: Callable[[ClientError], bool],
     not_found: dict[str, InputError] | None = None,
-) -> ShareChange:
-    """The change merging ``statements`` into the policy ``read`` returns (None when ``no_policy``)."""
+) -> dict | None:
     try:
-        current = json.loads(read())
+        return json.loads(read())
     except ClientError as error:
         missing = (not_found or {}).get(error_code(error))
         if missing is not None:
             raise missing from None
         if not no_policy(error):
             raise
-        current = None
-    after = merge_policy(current, statements)
+        return None
+
+
+def _policy_change(
+    label: str,
+    current: dict | None,
+    statements: list[dict],
+    write: Callable[[str], object],
+    remove: list[str],
+    delete: Callable[[], object],
+) -> ShareChange:
+    """The change merging ``statements`` (and removing ``remove``'s principals) into ``current``.
+
+    A policy left with no statement is deleted: the services refuse an empty one.
+    """
+    after = merge_policy(current, statements, remove)
+    if not after["Statement"]:
+        return ShareChange(label, delete, before=current, after=None)
     return ShareChange(label, lambda: write(json.dumps(after)), before=current, after=after)
 
 
+@dataclass
+class BucketEncryption:
+    """A bucket's default encryption: ``AES256`` (SSE-S3), ``aws:kms`` or ``aws:kms:dsse``."""
+
+    algorithm: str
+    key_id: str | None = None
+    bucket_key: bool = False
+
+
+def bucket_encryption(s3, bucket: str) -> BucketEncryption:
+    """The default encryption of ``bucket``. A bucket without a configuration uses SSE-S3: every
+    bucket has SSE-S3 by default since January 2023 (S3 User Guide, "Setting default server-side
+    encryption behavior for Amazon S3 buckets")."""
+    try:
+        rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
+    except ClientError as error:
+        if error_code(error) == "ServerSideEncryptionConfigurationNotFoundError":
+            return BucketEncryption("AES256")
+        raise
+    rule = rules[0] if rules else {}
+    default = rule.get("ApplyServerSideEncryptionByDefault", {})
+    return BucketEncryption(
+        default.get("SSEAlgorithm", "AES256"), default.get("KMSMasterKeyID"), bool(rule.get("BucketKeyEnabled"))
+    )
+
+
+_AWS_MANAGED = (
+    "it is encrypted with the AWS managed key aws/s3, whose key policy cannot be changed: no other account can "
+    "decrypt its objects, so the target accounts would fail at download. Re-encrypt the artifacts with a customer "
+    "managed key (set it as the bucket's default encryption and copy the objects), then share again"
+)
+
+
+def _bucket_key(clients: Clients, region: str, bucket: str, encryption: BucketEncryption, given: str | None) -> dict:
+    """The customer managed key of the bucket's default encryption (its DescribeKey metadata).
+
+    Refuses (exit 2) an AWS managed key, and a ``--kms-key`` that is not the bucket's key.
+    """
+    key_id = encryption.key_id
+    if not key_id or key_id.endswith("alias/aws/s3"):
+        raise InputError(f"bucket '{bucket}' cannot be shared: {_AWS_MANAGED}", key="--bucket")
+    kms = clients.client("kms", region)
+    try:
+        metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    except ClientError as error:
+        if error_code(error) in ("NotFoundException", "InvalidArnException"):
+            raise InputError(
+                f"the key of bucket '{bucket}' ({key_id}) is not found in region {region}", key="--bucket"
+            ) from None
+        raise
+    if metadata.get("KeyManager") == "AWS":
+        raise InputError(f"bucket '{bucket}' cannot be shared: {_AWS_MANAGED}", key="--bucket")
+    if given:
+        try:
+            given_arn = kms.describe_key(KeyId=given)["KeyMetadata"]["Arn"]
+        except ClientError as error:
+            if error_code(error) in ("NotFoundException", "InvalidArnException"):
+                raise InputError(f"KMS key '{given}' not found in region {region}", key="--kms-key") from None
+            raise
+        if given_arn != metadata["Arn"]:
+            raise InputError(
+                f"--kms-key {given} is not the key of bucket '{bucket}' ({metadata['Arn']}): its artifacts are "
+                "encrypted with the bucket's key; leave --kms-key out (the bucket's key is used)",
+                key="--kms-key",
+            )
+    return metadata
+
+
 def plan_share(
-    clients: Clients, region: str, partition: str, request: ShareRequest, accounts: list[str]
-) -> list[ShareChange]:
-    """Read the current policies and grants and compute the changes (reads only)."""
+    clients: Clients,
+    region: str,
+    partition: str,
+    request: ShareRequest,
+    accounts: list[str],
+    remove_accounts: Sequence[str] = (),
+) -> SharePlan:
+    """Read the current policies and compute the changes (reads only; every refusal comes before any write)."""
     principals = account_principals(partition, accounts)
+    remove = list(remove_accounts)
     group = request.group
     changes: list[ShareChange] = []
+    notes: list[str] = []
 
     sagemaker = clients.client("sagemaker", region)
     try:
@@ -237,70 +390,165 @@ def plan_share(
                 key="--model-package-group",
             ) from None
         raise
+    label = f"model package group {group} policy"
+    refuse_stack_owned(clients, region, group_arn, "AWS::SageMaker::ModelPackageGroup", label, "--model-package-group")
+    current = _read_policy(
+        lambda: sagemaker.get_model_package_group_policy(ModelPackageGroupName=group)["ResourcePolicy"],
+        no_policy=lambda error: (
+            error_code(error) == "ValidationException" and "resource policy" in error_message(error).lower()
+        ),
+    )
     changes.append(
         _policy_change(
-            f"model package group {group} policy",
-            lambda: sagemaker.get_model_package_group_policy(ModelPackageGroupName=group)["ResourcePolicy"],
+            label,
+            current,
             model_group_statements(group_arn, principals, group),
             lambda text: sagemaker.put_model_package_group_policy(ModelPackageGroupName=group, ResourcePolicy=text),
-            no_policy=lambda error: (
-                error_code(error) == "ValidationException" and "resource policy" in error_message(error).lower()
-            ),
+            remove,
+            lambda: sagemaker.delete_model_package_group_policy(ModelPackageGroupName=group),
         )
     )
 
     if request.ecr_repository:
         ecr, repository = clients.client("ecr", region), request.ecr_repository
+        label = f"ECR repository {repository} policy"
+        current = _read_policy(
+            lambda: ecr.get_repository_policy(repositoryName=repository)["policyText"],
+            no_policy=lambda error: error_code(error) == "RepositoryPolicyNotFoundException",
+            not_found={
+                "RepositoryNotFoundException": InputError(
+                    f"ECR repository '{repository}' not found in region {region}", key="--ecr-repository"
+                )
+            },
+        )
+        refuse_stack_owned(clients, region, repository, "AWS::ECR::Repository", label, "--ecr-repository")
         changes.append(
             _policy_change(
-                f"ECR repository {repository} policy",
-                lambda: ecr.get_repository_policy(repositoryName=repository)["policyText"],
+                label,
+                current,
                 ecr_statements(principals, group),
                 lambda text: ecr.set_repository_policy(repositoryName=repository, policyText=text),
-                no_policy=lambda error: error_code(error) == "RepositoryPolicyNotFoundException",
-                not_found={
-                    "RepositoryNotFoundException": InputError(
-                        f"ECR repository '{repository}' not found in region {region}", key="--ecr-repository"
-                    )
-                },
+                remove,
+                lambda: ecr.delete_repository_policy(repositoryName=repository),
             )
         )
 
     if request.bucket and request.prefix:  # one without the other is refused when the request is built
-        s3, bucket = clients.client("s3", region), request.bucket
-        changes.append(
-            _policy_change(
-                f"bucket {bucket} policy",
-                lambda: s3.get_bucket_policy(Bucket=bucket)["Policy"],
-                bucket_statements(partition, bucket, request.prefix, principals, group),
-                lambda text: s3.put_bucket_policy(Bucket=bucket, Policy=text),
-                no_policy=lambda error: error_code(error) == "NoSuchBucketPolicy",
-                not_found={"NoSuchBucket": InputError(f"bucket '{bucket}' not found", key="--bucket")},
-            )
-        )
+        changes += _bucket_changes(clients, region, partition, request, accounts, remove, notes)
+    return SharePlan(changes, notes)
 
-    if request.kms_key:
-        changes.append(_grant_change(clients, region, partition, request, accounts))
+
+def _bucket_changes(
+    clients: Clients,
+    region: str,
+    partition: str,
+    request: ShareRequest,
+    accounts: list[str],
+    remove: list[str],
+    notes: list[str],
+) -> list[ShareChange]:
+    """The bucket policy change and, for SSE-KMS, the key policy change (and the old grants)."""
+    s3, bucket, group = clients.client("s3", region), request.bucket, request.group
+    label = f"bucket {bucket} policy"
+    current = _read_policy(
+        lambda: s3.get_bucket_policy(Bucket=bucket)["Policy"],
+        no_policy=lambda error: error_code(error) == "NoSuchBucketPolicy",
+        not_found={"NoSuchBucket": InputError(f"bucket '{bucket}' not found", key="--bucket")},
+    )
+    refuse_stack_owned(clients, region, bucket, "AWS::S3::Bucket", label, "--bucket")
+    encryption = bucket_encryption(s3, bucket)
+    changes = [
+        _policy_change(
+            label,
+            current,
+            bucket_statements(partition, bucket, request.prefix, account_principals(partition, accounts), group),
+            lambda text: s3.put_bucket_policy(Bucket=bucket, Policy=text),
+            remove,
+            lambda: s3.delete_bucket_policy(Bucket=bucket),
+        )
+    ]
+    if encryption.algorithm == "AES256":
+        if request.kms_key:
+            raise InputError(
+                f"bucket '{bucket}' is encrypted with S3 managed keys (SSE-S3), not KMS: there is no key to share; "
+                "leave --kms-key out",
+                key="--kms-key",
+            )
+        notes.append(f"bucket {bucket} uses SSE-S3 (S3 managed keys): readers need no KMS permission")
+        return changes
+
+    metadata = _bucket_key(clients, region, bucket, encryption, request.kms_key)
+    kms, key_arn = clients.client("kms", region), metadata["Arn"]
+    key_label = f"KMS key {key_arn} policy"
+    refuse_stack_owned(clients, region, metadata["KeyId"], "AWS::KMS::Key", key_label, "--bucket")
+    current = json.loads(kms.get_key_policy(KeyId=key_arn, PolicyName="default")["Policy"])
+    statements = key_statements(
+        partition,
+        s3_via_service(region, dns_suffix(partition)),
+        bucket,
+        request.prefix,
+        account_principals(partition, accounts, request.key_user_role_name),
+        group,
+        encryption.bucket_key,
+    )
+    # Never BypassPolicyLockoutSafetyCheck: KMS then refuses a policy that would lock the caller out.
+    changes.append(
+        _policy_change(
+            key_label,
+            current,
+            statements,
+            lambda text: kms.put_key_policy(KeyId=key_arn, PolicyName="default", Policy=text),
+            remove,
+            _refuse_empty_key_policy(key_arn),
+        )
+    )
+    if encryption.bucket_key:
+        notes.append(
+            f"bucket {bucket} uses an S3 Bucket Key: S3 then asks KMS with the bucket ARN as encryption context, "
+            "so the key statement admits every object of the bucket under this key (through S3 only); "
+            "the bucket policy still lets the target accounts read only the prefix"
+        )
+    changes += _old_grants(kms, key_arn, group, request.revoke_old_grants, notes)
     return changes
 
 
-def _grant_change(
-    clients: Clients, region: str, partition: str, request: ShareRequest, accounts: list[str]
-) -> ShareChange:
-    kms = clients.client("kms", region)
-    try:
-        key_arn = kms.describe_key(KeyId=request.kms_key)["KeyMetadata"]["Arn"]
-    except ClientError as error:
-        if error_code(error) in ("NotFoundException", "InvalidArnException"):
-            raise InputError(f"KMS key '{request.kms_key}' not found in region {region}", key="--kms-key") from None
-        raise
-    existing = (
-        (grant.get("Name"), grant.get("GranteePrincipal"))
+def _refuse_empty_key_policy(key_arn: str) -> Callable[[], object]:
+    def refuse() -> None:  # a key always has a policy: never write one that would lock everybody out
+        raise RolloutError(f"the policy of KMS key {key_arn} would be left with no statement: nothing written")
+
+    return refuse
+
+
+def _old_grants(kms, key_arn: str, group: str, revoke: bool, notes: list[str]) -> list[ShareChange]:
+    """Grants earlier versions created (any ciphertext of the key, no retiring principal): reported, or revoked."""
+    grants = [
+        grant
         for page in kms.get_paginator("list_grants").paginate(KeyId=key_arn)
         for grant in page["Grants"]
-    )
-    grantees = account_principals(partition, accounts, request.grantee_role_name)
-    grants = missing_grants(key_arn, grantees, request.group, existing)
-    return ShareChange(
-        f"KMS key {key_arn}", grants=grants, write=lambda: [kms.create_grant(**grant) for grant in grants]
-    )
+        if (grant.get("Name") or "").startswith(LEGACY_GRANT_PREFIX)
+    ]
+    ours = [grant for grant in grants if grant.get("Name") == legacy_grant_name(group)]
+    others = sorted({grant["Name"] for grant in grants} - {legacy_grant_name(group)})
+    if others:
+        notes.append(
+            f"KMS key {key_arn} still has grants of earlier versions for other groups ({', '.join(others)}): "
+            "run this command for those groups with --revoke-old-grants"
+        )
+    if not ours:
+        return []
+    if not revoke:
+        grantees = ", ".join(sorted({grant["GranteePrincipal"] for grant in ours}))
+        notes.append(
+            f"KMS key {key_arn} has {len(ours)} grant(s) named {legacy_grant_name(group)} from an earlier version: "
+            f"they let {grantees} decrypt ANY ciphertext of the key, by any route; re-run with --revoke-old-grants "
+            "to revoke them (the key policy statement replaces them)"
+        )
+        return []
+    old = [{"GrantId": g["GrantId"], "Name": g["Name"], "GranteePrincipal": g["GranteePrincipal"]} for g in ours]
+    return [
+        ShareChange(
+            f"KMS key {key_arn} grants",
+            revoke=old,
+            write=lambda: [kms.revoke_grant(KeyId=key_arn, GrantId=grant["GrantId"]) for grant in old],
+        )
+    ]

@@ -6,9 +6,12 @@ InvokeEndpoint with a body from a file or stdin.
 
 ``share-model-group`` runs in the development account that owns the model: it merges the
 cross-account statements of the SageMaker guide into the model package group policy, the
-ECR repository policy and the model bucket policy (one prefix), and grants the KMS key,
-for the given target accounts. Other statements are never dropped; the diff is shown
-first and nothing is written without ``--yes``.
+ECR repository policy, the model bucket policy (one prefix) and, for an SSE-KMS bucket, the
+policy of the bucket's key (decrypt through S3 only), for the given target accounts; or
+takes accounts out again (``--remove-account``). Other statements are never dropped; the
+diff is shown first, nothing is written without ``--yes``, and a repeated run writes
+nothing. Resources a CloudFormation stack created, and buckets under the AWS managed key
+aws/s3, are refused before any write.
 
 This module parses the arguments and prints; the AWS calls are in
 :mod:`deploy.flows.aws`, the policy merging in :mod:`deploy.flows.policies`.
@@ -66,6 +69,12 @@ def register(subparsers) -> None:
     invoke.add_argument(
         "--session-name", default="sm-deploy-invoke", help="role session name, seen in the target account's CloudTrail"
     )
+    invoke.add_argument(
+        "--check-endpoint",
+        action="store_true",
+        help="describe the endpoint first and refuse one that is not in service (the role must allow "
+        "sagemaker:DescribeEndpoint; the endpoint-invoke role of the templates does not)",
+    )
     invoke.set_defaults(handler=run_invoke)
 
     share = subparsers.add_parser(
@@ -79,20 +88,38 @@ def register(subparsers) -> None:
         "--target-accounts",
         dest="target_accounts",
         action="append",
-        required=True,
+        default=[],
         metavar="ID[,ID...]",
         help="account id(s) to share with (repeat or comma separate)",
+    )
+    share.add_argument(
+        "--remove-account",
+        "--unshare",
+        dest="remove_accounts",
+        action="append",
+        default=[],
+        metavar="ID[,ID...]",
+        help="account id(s) to stop sharing with: their principals leave every statement this command writes",
     )
     share.add_argument("--ecr-repository", help="ECR repository of the inference image")
     share.add_argument("--bucket", help="model artifacts bucket")
     share.add_argument("--prefix", help="key prefix of the artifacts in --bucket (only this prefix is shared)")
     share.add_argument(
         "--kms-key",
-        help="KMS key (id, ARN or alias) encrypting the artifacts/image: the target accounts get a Decrypt grant",
+        help="KMS key (id, ARN or alias) expected to encrypt --bucket: checked against the bucket's default "
+        "encryption, whose key gets the statement anyway",
     )
     share.add_argument(
+        "--key-user-role-name",
         "--grantee-role-name",
-        help="role name in each target account that gets the KMS grant (default: the account root)",
+        dest="key_user_role_name",
+        help="role name in each target account named in the key policy statement (default: the account root)",
+    )
+    share.add_argument(
+        "--revoke-old-grants",
+        action="store_true",
+        help="revoke the KMS grants earlier versions of this command created for the group (they cover every "
+        "ciphertext of the key)",
     )
     share.add_argument("--region", help="region of the resources (default: the configured region)")
     share.add_argument(
@@ -110,8 +137,9 @@ def _invoke_doc() -> str:
 
 def _share_doc() -> str:
     return (
-        "Share a model package group with target accounts: merge resource policies "
-        "(model package group, ECR, bucket prefix) and grant the KMS key."
+        "Share a model package group with target accounts, or stop sharing it: merge resource policies "
+        "(model package group, ECR, bucket prefix, the bucket's KMS key through S3). Resources a "
+        "CloudFormation stack created are refused (their template owns the policy)."
     )
 
 
@@ -179,7 +207,13 @@ def run_invoke(args) -> int:
             Clients(session).client("sts", region), role_arn, external_id, args.session_name
         )
         assumed = aws.assumed_clients(credentials, region)
-        status = aws.check_endpoint(assumed.client("sagemaker", region), args.endpoint, account, region)
+        # DescribeEndpoint only when asked: the endpoint-invoke role may only invoke, and each denied
+        # call would be an AccessDenied in the target account's CloudTrail.
+        status = (
+            aws.check_endpoint(assumed.client("sagemaker", region), args.endpoint, account, region)
+            if args.check_endpoint
+            else None
+        )
         result = aws.invoke_endpoint(
             assumed.client("sagemaker-runtime", region),
             args.endpoint,
@@ -210,23 +244,27 @@ def run_invoke(args) -> int:
 # ------------------------------------------------------------------ share-model-group
 
 
-def _target_accounts(values: list[str], own_account: str | None) -> list[str]:
+def _target_accounts(values: list[str], own_account: str | None, option: str = "--target-account") -> list[str]:
     accounts: list[str] = []
     for value in values:
         for account in filter(None, (part.strip() for part in value.split(","))):
             if not _ACCOUNT.match(account):
-                raise InputError(f"'{account}' is not a 12-digit account id", key="--target-account")
+                raise InputError(f"'{account}' is not a 12-digit account id", key=option)
             if account == own_account:
                 raise InputError(
-                    f"{account} is the account that owns the model: name the accounts to share with",
-                    key="--target-account",
+                    f"{account} is the account that owns the model: name the accounts to share with", key=option
                 )
             if account not in accounts:
                 accounts.append(account)
-    return accounts
+    return sorted(accounts)
 
 
 def run_share_model_group(args) -> int:
+    if not args.target_accounts and not args.remove_accounts:
+        raise InputError(
+            "name accounts to share with (--target-account) or to stop sharing with (--remove-account)",
+            key="--target-account",
+        )
     session, region = _session_and_region(args)
     request = aws.ShareRequest(
         group=args.model_package_group,
@@ -234,21 +272,28 @@ def run_share_model_group(args) -> int:
         bucket=args.bucket,
         prefix=args.prefix,
         kms_key=args.kms_key,
-        grantee_role_name=args.grantee_role_name,
+        key_user_role_name=args.key_user_role_name,
+        revoke_old_grants=args.revoke_old_grants,
     )
     clients = Clients(session)
     try:
-        accounts = _target_accounts(args.target_accounts, aws.own_account(clients, region))
-        changes = aws.plan_share(clients, region, session.get_partition_for_region(region), request, accounts)
+        own = aws.own_account(clients, region)
+        accounts = _target_accounts(args.target_accounts, own)
+        removed = _target_accounts(args.remove_accounts, own, "--remove-account")
+        if both := sorted(set(accounts) & set(removed)):
+            raise InputError(f"{', '.join(both)} named both to share with and to remove", key="--remove-account")
+        plan = aws.plan_share(clients, region, session.get_partition_for_region(region), request, accounts, removed)
     except ClientError as error:
         raise RolloutError(
             f"reading the current policies failed ({error_code(error)}): {error_message(error)}"
         ) from None
     except BotoCoreError as error:
         raise RolloutError(f"reading the current policies failed: {error}") from None
-    pending = [change for change in changes if change.diff]
-    for change in changes:
-        print(change.diff or f"= {change.label}: already shared with {', '.join(accounts)}")
+    for note in plan.notes:
+        print(f"note: {note}")
+    pending = [change for change in plan.changes if change.diff]
+    for change in plan.changes:
+        print(change.diff or f"= {change.label}: no change")
     if not pending:
         print("nothing to change")
         return 0
