@@ -1,6 +1,8 @@
 """Issue 20, the last leniencies of the local AWS: opt-in eventual consistency of
-SearchProductsAsAdmin (``search_lag``), Organizations access UNDER_CHANGE (``access_polls``)
-and bucket policies whose principals must exist. Each calls the local AWS directly, and the
+SearchProductsAsAdmin (``search_lag``), Organizations access UNDER_CHANGE (``access_polls``),
+bucket policies whose principals must exist (by default), a launch constraint's LocalRoleName
+checked in the launching account at ProvisionProduct, and template objects encrypted under a
+KMS key the caller cannot use. Each calls the local AWS directly, and the
 publisher is shown to cope with the opt-in realism."""
 
 from __future__ import annotations
@@ -118,10 +120,8 @@ def bucket(local_aws):
 
 @pytest.fixture
 def check_principals(local_aws):
-    """Principals must exist (opt-in: some existing tests name principals that do not)."""
-    assert local_aws.control("s3_bucket_policies", check_principals="true") == {"check_principals": True}
-    yield
-    local_aws.control("s3_bucket_policies", check_principals="false")
+    """Principals must exist: the default (issue 20), asserted rather than set."""
+    assert local_aws.control("s3_bucket_policies") == {"check_principals": True}
 
 
 def _stack_policy(local_aws, bucket: str, principal) -> str | None:
@@ -150,6 +150,9 @@ def test_bucket_policies_refuse_principals_that_do_not_exist(local_aws, bucket, 
         {"AWS": f"arn:aws:iam::{management}:role/{role}"},  # the role has a path: not this ARN
         {"AWS": f"arn:aws:iam::{management}:user/no-such-user"},
         {"AWS": [f"arn:aws:iam::{management}:root", "arn:aws:iam::999999999999:root"]},
+        {"AWS": f"arn:aws:sts::{management}:assumed-role/no-such-role/a-session"},
+        {"AWS": "arn:aws:sts::999999999999:federated-user/alice"},
+        {"AWS": f"arn:aws:iam::{management}:group/admins"},
     ]
     for principal in missing:
         refusal = _stack_policy(local_aws, bucket, principal)
@@ -164,6 +167,8 @@ def test_bucket_policies_refuse_principals_that_do_not_exist(local_aws, bucket, 
         {"AWS": local_aws.account_id("ml-development")},
         {"AWS": "arn:aws:iam::123456789012:root"},  # moto's default account
         {"AWS": role_arn},
+        {"AWS": f"arn:aws:sts::{management}:assumed-role/{role}/a-session"},  # the session ARN has no path
+        {"AWS": f"arn:aws:sts::{management}:federated-user/alice"},
         {"Service": "cloudformation.amazonaws.com"},
         {"CanonicalUser": "79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be"},
     ]
@@ -240,3 +245,98 @@ def test_a_stack_bucket_policy_naming_a_missing_role_fails(local_aws, check_prin
     with pytest.raises(ClientError) as caught:  # the local CloudFormation fails the create at once
         cfn.create_stack(StackName=name, TemplateBody=json.dumps(template))
     assert '"Invalid principal in policy (Service: S3, Status Code: 400)"' in caught.value.response["Error"]["Message"]
+
+
+def _launchable_product(local_aws, sc) -> tuple[str, str, str]:
+    """A product with one version in a new portfolio: (portfolio id, product id, version id)."""
+    s3 = local_aws.client("s3")
+    bucket = f"launch-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="t.yaml", Body=TEMPLATE.encode())
+    portfolio = sc.create_portfolio(
+        DisplayName=f"launch-{uuid.uuid4().hex[:8]}", ProviderName="Platform team", IdempotencyToken=uuid.uuid4().hex
+    )["PortfolioDetail"]["Id"]
+    created = sc.create_product(
+        Name=f"launched-{uuid.uuid4().hex[:8]}",
+        Owner="Platform team",
+        ProductType="CLOUD_FORMATION_TEMPLATE",
+        ProvisioningArtifactParameters={
+            "Name": "v1",
+            "Type": "CLOUD_FORMATION_TEMPLATE",
+            "Info": {"LoadTemplateFromURL": f"{local_aws.endpoint_url}/{bucket}/t.yaml"},
+        },
+        IdempotencyToken=uuid.uuid4().hex,
+    )
+    product = created["ProductViewDetail"]["ProductViewSummary"]["ProductId"]
+    sc.associate_product_with_portfolio(ProductId=product, PortfolioId=portfolio)
+    return portfolio, product, created["ProvisioningArtifactDetail"]["Id"]
+
+
+def test_provisioning_needs_the_local_launch_role_in_the_launching_account(local_aws):
+    sc, iam = local_aws.client("servicecatalog"), local_aws.client("iam")
+    portfolio, product, version = _launchable_product(local_aws, sc)
+    role = f"launch-{uuid.uuid4().hex[:8]}"
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "servicecatalog.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }  # noqa: E501
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))
+    sc.create_constraint(
+        PortfolioId=portfolio,
+        ProductId=product,
+        Type="LAUNCH",
+        Parameters=json.dumps({"LocalRoleName": role}),
+        IdempotencyToken=uuid.uuid4().hex,
+    )
+    iam.delete_role(RoleName=role)  # the launching account (here the same) no longer has the role
+
+    def provision():
+        return sc.provision_product(
+            ProductId=product,
+            ProvisioningArtifactId=version,
+            ProvisionedProductName=f"pp-{uuid.uuid4().hex[:6]}",
+            ProvisionToken=uuid.uuid4().hex,
+        )
+
+    with pytest.raises(ClientError) as caught:
+        provision()
+    error = caught.value.response["Error"]
+    assert error["Code"] == "InvalidParametersException"
+    assert role in error["Message"] and local_aws.management_account_id in error["Message"]
+    scanned = sc.scan_provisioned_products(AccessLevelFilter={"Key": "Account", "Value": "self"})
+    assert product not in {p["ProductId"] for p in scanned["ProvisionedProducts"]}  # nothing recorded
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))
+    assert provision()["RecordDetail"]["Status"] == "SUCCEEDED"
+
+
+def test_provisioning_a_product_of_two_portfolios_needs_a_path(local_aws):
+    sc = local_aws.client("servicecatalog")
+    portfolio, product, version = _launchable_product(local_aws, sc)
+    other = sc.create_portfolio(
+        DisplayName=f"second-{uuid.uuid4().hex[:8]}", ProviderName="Platform team", IdempotencyToken=uuid.uuid4().hex
+    )["PortfolioDetail"]["Id"]
+    sc.associate_product_with_portfolio(ProductId=product, PortfolioId=other)
+    request = {"ProductId": product, "ProvisioningArtifactId": version, "ProvisionToken": "t"}
+    with pytest.raises(ClientError) as caught:
+        sc.provision_product(ProvisionedProductName=f"pp-{uuid.uuid4().hex[:6]}", **request)
+    assert caught.value.response["Error"]["Code"] == "InvalidParametersException"
+    record = sc.provision_product(ProvisionedProductName=f"pp-{uuid.uuid4().hex[:6]}", PathId=other, **request)
+    assert record["RecordDetail"]["Status"] == "SUCCEEDED"
+
+
+def test_principal_existence_is_checked_by_default_and_can_be_turned_off(local_aws, bucket):
+    s3 = local_aws.client("s3")
+    missing = _policy(bucket, {"AWS": "arn:aws:iam::999999999999:root"})
+    with pytest.raises(ClientError) as caught:
+        s3.put_bucket_policy(Bucket=bucket, Policy=missing)
+    assert caught.value.response["Error"]["Message"] == "Invalid principal in policy"
+    # The documented escape hatch, for a test that must name a principal the local AWS lacks.
+    try:
+        assert local_aws.control("s3_bucket_policies", check_principals="false") == {"check_principals": False}
+        s3.put_bucket_policy(Bucket=bucket, Policy=missing)
+    finally:
+        assert local_aws.control("s3_bucket_policies", check_principals="true") == {"check_principals": True}
+    with pytest.raises(ClientError):
+        s3.put_bucket_policy(Bucket=bucket, Policy=missing)
