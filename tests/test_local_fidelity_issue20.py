@@ -340,3 +340,128 @@ def test_principal_existence_is_checked_by_default_and_can_be_turned_off(local_a
         assert local_aws.control("s3_bucket_policies", check_principals="true") == {"check_principals": True}
     with pytest.raises(ClientError):
         s3.put_bucket_policy(Bucket=bucket, Policy=missing)
+
+
+def _key_policy(account: str, *statements: dict) -> str:
+    admin = {
+        "Sid": "KeyAdministration",
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{account}:role/key-admins"},
+        "Action": ["kms:Describe*", "kms:Put*", "kms:Get*"],
+        "Resource": "*",
+    }
+    return json.dumps({"Version": "2012-10-17", "Statement": [admin, *statements]})
+
+
+def _encrypted_template(local_aws, key_id: str | None) -> str:
+    s3 = local_aws.client("s3")
+    bucket = f"kms-template-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(
+        Bucket=bucket,
+        Key="t.yaml",
+        Body=TEMPLATE.encode(),
+        ServerSideEncryption="aws:kms",
+        **({"SSEKMSKeyId": key_id} if key_id else {}),
+    )
+    return f"{local_aws.endpoint_url}/{bucket}/t.yaml"
+
+
+def _create_product(sc, url: str) -> str | None:
+    """CreateProduct from ``url``: the refusal's (code, message), or None when it succeeds."""
+    try:
+        sc.create_product(
+            Name=f"kms-{uuid.uuid4().hex[:8]}",
+            Owner="Platform team",
+            ProductType="CLOUD_FORMATION_TEMPLATE",
+            ProvisioningArtifactParameters={"Name": "v1", "Info": {"LoadTemplateFromURL": url}},
+            IdempotencyToken=uuid.uuid4().hex,
+        )
+    except ClientError as error:
+        return error.response["Error"]["Code"], error.response["Error"]["Message"]
+    return None
+
+
+def test_a_template_under_a_kms_key_the_caller_cannot_use_is_refused(local_aws):
+    kms, sc = local_aws.client("kms"), local_aws.client("servicecatalog")
+    account = local_aws.management_account_id
+    key = kms.create_key(Policy=_key_policy(account))["KeyMetadata"]["Arn"]  # no statement lets the caller decrypt
+    url = _encrypted_template(local_aws, key)
+    code, message = _create_product(sc, url)
+    assert code == "InvalidParametersException"
+    assert key in message and "kms:Decrypt" in message
+    product = sc.create_product(  # the same with a readable template works: only the key was refused
+        Name=f"kms-{uuid.uuid4().hex[:8]}",
+        Owner="Platform team",
+        ProductType="CLOUD_FORMATION_TEMPLATE",
+        ProvisioningArtifactParameters={
+            "Name": "v1",
+            "Info": {"LoadTemplateFromURL": _encrypted_template(local_aws, None)},
+        },
+        IdempotencyToken=uuid.uuid4().hex,
+    )["ProductViewDetail"]["ProductViewSummary"]["ProductId"]
+    code, _ = _error_of(
+        lambda: sc.create_provisioning_artifact(
+            ProductId=product,
+            Parameters={"Name": "v2", "Info": {"LoadTemplateFromURL": url}, "DisableTemplateValidation": True},
+            IdempotencyToken=uuid.uuid4().hex,
+        )
+    )
+    assert code == "InvalidParametersException"  # Service Catalog must read the template even unvalidated
+    assert [a["Name"] for a in sc.list_provisioning_artifacts(ProductId=product)["ProvisioningArtifactDetails"]] == [
+        "v1"
+    ]
+    root = {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"}, "Action": "kms:*", "Resource": "*"}
+    kms.put_key_policy(KeyId=key, PolicyName="default", Policy=_key_policy(account, root))
+    assert _create_product(sc, url) is None
+
+
+def _error_of(call) -> tuple[str, str] | None:
+    try:
+        call()
+    except ClientError as error:
+        return error.response["Error"]["Code"], error.response["Error"]["Message"]
+    return None
+
+
+def test_key_policy_forms_for_template_objects(local_aws):
+    kms, sc = local_aws.client("kms"), local_aws.client("servicecatalog")
+    account = local_aws.management_account_id
+    via_s3 = {
+        "Effect": "Allow",
+        "Principal": {"AWS": "*"},
+        "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+        "Resource": "*",
+        "Condition": {
+            "StringEquals": {"kms:CallerAccount": account, "kms:ViaService": f"s3.{local_aws.region}.amazonaws.com"}
+        },
+    }
+    other_account = dict(via_s3, Condition={"StringEquals": {"kms:CallerAccount": "999999999999"}})
+    not_understood = dict(via_s3, Condition={"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}})
+    root = {"Effect": "Allow", "Principal": {"AWS": account}, "Action": "kms:*", "Resource": "*"}
+    deny_unclear = {
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "kms:Decrypt",
+        "Resource": "*",
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+    cases = {
+        "the caller's account through S3": ([via_s3], True),
+        "another account through S3": ([other_account], False),
+        "a condition the emulator does not evaluate": ([not_understood], False),
+        "the account root": ([root], True),
+        "a Deny it cannot evaluate, beside an Allow": ([root, deny_unclear], False),
+    }
+    for case, (statements, allowed) in cases.items():
+        key = kms.create_key(Policy=_key_policy(account, *statements))["KeyMetadata"]["KeyId"]
+        refusal = _create_product(sc, _encrypted_template(local_aws, key))
+        assert (refusal is None) == allowed, (case, refusal)
+
+
+def test_a_member_account_cannot_read_a_template_under_another_accounts_aws_s3_key(local_aws):
+    url = _encrypted_template(local_aws, None)  # the management account's aws/s3 key
+    assert _create_product(local_aws.client("servicecatalog"), url) is None
+    member = local_aws.accounts_in("development")[0]
+    code, message = _create_product(local_aws.client("servicecatalog", member), url)
+    assert code == "InvalidParametersException" and "aws/s3" in message
