@@ -11,6 +11,7 @@ import json
 import uuid
 
 import pytest
+import yaml
 from botocore.exceptions import ClientError
 
 from tests.test_publish_e2e import _portfolio_id, _products, publish, workspace  # noqa: F401 (fixture)
@@ -465,3 +466,29 @@ def test_a_member_account_cannot_read_a_template_under_another_accounts_aws_s3_k
     member = local_aws.accounts_in("development")[0]
     code, message = _create_product(local_aws.client("servicecatalog", member), url)
     assert code == "InvalidParametersException" and "aws/s3" in message
+
+
+def test_publish_checks_the_catalog_kms_key_before_any_write(local_aws, workspace):  # noqa: F811
+    path, doc, names = workspace
+    kms, s3 = local_aws.client("kms"), local_aws.client("s3")
+    account = local_aws.management_account_id
+    key = kms.create_key(Policy=_key_policy(account))["KeyMetadata"]["Arn"]  # lets nobody use the key
+    doc["bucket"]["kms_key_id"] = key
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    status, _result, stderr = publish(path, root=path.parent)
+    assert status == 2, stderr
+    assert key in stderr and "kms:GenerateDataKey, kms:Decrypt" in stderr and "bucket.kms_key_id" in stderr
+    with pytest.raises(ClientError):  # nothing was written: not even the bucket
+        s3.head_bucket(Bucket=doc["bucket"]["name"])
+    root = {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"}, "Action": "kms:*", "Resource": "*"}
+    kms.put_key_policy(KeyId=key, PolicyName="default", Policy=_key_policy(account, root))
+    status, result, stderr = publish(path, root=path.parent)
+    assert status == 0, stderr
+    sc = local_aws.client("servicecatalog")
+    assert set(_products(sc, _portfolio_id(sc, doc["portfolio"]["name"]))) == set(names.values())
+    assert len(result["products"]) == 3  # Service Catalog read the templates encrypted under the catalog's key
+    objects = s3.list_objects_v2(Bucket=doc["bucket"]["name"])["Contents"]
+    assert len(objects) == 3
+    for listed in objects:
+        head = s3.head_object(Bucket=doc["bucket"]["name"], Key=listed["Key"])
+        assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"] == key
