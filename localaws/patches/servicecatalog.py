@@ -24,7 +24,11 @@ describes (shapes as in botocore's service model):
   UpdatePortfolioShare, Enable/Disable/GetAWSOrganizationsAccess(Status);
 - provisioned products, as records only: ProvisionProduct stores a provisioned product
   (status AVAILABLE) *without launching a stack*, so that "a version in use" can be
-  tested; ScanProvisionedProducts and SearchProvisionedProducts list them.
+  tested; ScanProvisionedProducts and SearchProvisionedProducts list them. It refuses a
+  launch constraint whose LocalRoleName does not exist in the launching account, and a
+  product of several portfolios without PathId;
+- templates: fetched from the local S3 and validated (unless DisableTemplateValidation); an
+  object encrypted under a KMS key the caller may not decrypt with is refused in any case.
 """
 
 from __future__ import annotations
@@ -337,6 +341,8 @@ def _template_key_problem(obj, bucket_account: str, region: str, caller: tuple[s
     key = _kms_key(obj.kms_key_id, bucket_account, region)
     if key is None:
         return f"the KMS key {obj.kms_key_id or 'aws/s3'} of the template object does not exist"
+    if key.key_state != "Enabled":  # S3 cannot decrypt under a disabled key or one pending deletion
+        return f"the KMS key {key.arn} of the template object is {key.key_state}"
     if "alias/aws/s3" in getattr(key, "aliases", ()) or key.key_manager == "AWS":
         if caller_account != key.account_id:
             return f"{caller_arn} cannot use the AWS managed key aws/s3 of account {key.account_id}"
