@@ -552,10 +552,24 @@ def test_deploys_on_the_local_emulator_with_sharing_and_nat():
     from generator.render import render_yaml
     from tests.moto_stack import create_stack
 
+    def target_accounts(session) -> dict:
+        # S3 refuses a bucket policy naming an account that does not exist ("Invalid principal in
+        # policy"): the targets are member accounts of an Organization, created here.
+        organizations = session.client("organizations")
+        organizations.create_organization(FeatureSet="ALL")
+        ids = [
+            organizations.create_account(AccountName=name, Email=f"{name}@example.com")["CreateAccountStatus"][
+                "AccountId"
+            ]
+            for name in ("staging", "production")
+        ]
+        return {"TargetAccountIds": ",".join(ids)}
+
     with mock_aws():
         stack = create_stack(
             render_yaml(build_environment_template()),
-            {"TargetAccountIds": TARGETS, "EnableNatGateway": "true", "StudioUserProfileName": "alice"},
+            {"EnableNatGateway": "true", "StudioUserProfileName": "alice"},
+            before=target_accounts,
         )
         assert stack["StackStatus"] == "CREATE_COMPLETE", stack.get("StackStatusReason")
         assert {r["ResourceStatus"] for r in stack["Resources"]} == {"CREATE_COMPLETE"}

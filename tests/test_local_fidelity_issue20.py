@@ -1,6 +1,8 @@
 """Issue 20, the last leniencies of the local AWS: opt-in eventual consistency of
-SearchProductsAsAdmin (``search_lag``), Organizations access UNDER_CHANGE (``access_polls``)
-and bucket policies whose principals must exist. Each calls the local AWS directly, and the
+SearchProductsAsAdmin (``search_lag``), Organizations access UNDER_CHANGE (``access_polls``),
+bucket policies whose principals must exist (by default), a launch constraint's LocalRoleName
+checked in the launching account at ProvisionProduct, and template objects encrypted under a
+KMS key the caller cannot use. Each calls the local AWS directly, and the
 publisher is shown to cope with the opt-in realism."""
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ import json
 import uuid
 
 import pytest
+import yaml
 from botocore.exceptions import ClientError
 
 from tests.test_publish_e2e import _portfolio_id, _products, publish, workspace  # noqa: F401 (fixture)
@@ -118,10 +121,8 @@ def bucket(local_aws):
 
 @pytest.fixture
 def check_principals(local_aws):
-    """Principals must exist (opt-in: some existing tests name principals that do not)."""
-    assert local_aws.control("s3_bucket_policies", check_principals="true") == {"check_principals": True}
-    yield
-    local_aws.control("s3_bucket_policies", check_principals="false")
+    """Principals must exist: the default (issue 20), asserted rather than set."""
+    assert local_aws.control("s3_bucket_policies") == {"check_principals": True}
 
 
 def _stack_policy(local_aws, bucket: str, principal) -> str | None:
@@ -150,6 +151,9 @@ def test_bucket_policies_refuse_principals_that_do_not_exist(local_aws, bucket, 
         {"AWS": f"arn:aws:iam::{management}:role/{role}"},  # the role has a path: not this ARN
         {"AWS": f"arn:aws:iam::{management}:user/no-such-user"},
         {"AWS": [f"arn:aws:iam::{management}:root", "arn:aws:iam::999999999999:root"]},
+        {"AWS": f"arn:aws:sts::{management}:assumed-role/no-such-role/a-session"},
+        {"AWS": "arn:aws:sts::999999999999:federated-user/alice"},
+        {"AWS": f"arn:aws:iam::{management}:group/admins"},
     ]
     for principal in missing:
         refusal = _stack_policy(local_aws, bucket, principal)
@@ -164,6 +168,8 @@ def test_bucket_policies_refuse_principals_that_do_not_exist(local_aws, bucket, 
         {"AWS": local_aws.account_id("ml-development")},
         {"AWS": "arn:aws:iam::123456789012:root"},  # moto's default account
         {"AWS": role_arn},
+        {"AWS": f"arn:aws:sts::{management}:assumed-role/{role}/a-session"},  # the session ARN has no path
+        {"AWS": f"arn:aws:sts::{management}:federated-user/alice"},
         {"Service": "cloudformation.amazonaws.com"},
         {"CanonicalUser": "79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be"},
     ]
@@ -240,3 +246,253 @@ def test_a_stack_bucket_policy_naming_a_missing_role_fails(local_aws, check_prin
     with pytest.raises(ClientError) as caught:  # the local CloudFormation fails the create at once
         cfn.create_stack(StackName=name, TemplateBody=json.dumps(template))
     assert '"Invalid principal in policy (Service: S3, Status Code: 400)"' in caught.value.response["Error"]["Message"]
+
+
+def _launchable_product(local_aws, sc) -> tuple[str, str, str]:
+    """A product with one version in a new portfolio: (portfolio id, product id, version id)."""
+    s3 = local_aws.client("s3")
+    bucket = f"launch-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="t.yaml", Body=TEMPLATE.encode())
+    portfolio = sc.create_portfolio(
+        DisplayName=f"launch-{uuid.uuid4().hex[:8]}", ProviderName="Platform team", IdempotencyToken=uuid.uuid4().hex
+    )["PortfolioDetail"]["Id"]
+    created = sc.create_product(
+        Name=f"launched-{uuid.uuid4().hex[:8]}",
+        Owner="Platform team",
+        ProductType="CLOUD_FORMATION_TEMPLATE",
+        ProvisioningArtifactParameters={
+            "Name": "v1",
+            "Type": "CLOUD_FORMATION_TEMPLATE",
+            "Info": {"LoadTemplateFromURL": f"{local_aws.endpoint_url}/{bucket}/t.yaml"},
+        },
+        IdempotencyToken=uuid.uuid4().hex,
+    )
+    product = created["ProductViewDetail"]["ProductViewSummary"]["ProductId"]
+    sc.associate_product_with_portfolio(ProductId=product, PortfolioId=portfolio)
+    return portfolio, product, created["ProvisioningArtifactDetail"]["Id"]
+
+
+def test_provisioning_needs_the_local_launch_role_in_the_launching_account(local_aws):
+    sc, iam = local_aws.client("servicecatalog"), local_aws.client("iam")
+    portfolio, product, version = _launchable_product(local_aws, sc)
+    role = f"launch-{uuid.uuid4().hex[:8]}"
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "servicecatalog.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }  # noqa: E501
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))
+    sc.create_constraint(
+        PortfolioId=portfolio,
+        ProductId=product,
+        Type="LAUNCH",
+        Parameters=json.dumps({"LocalRoleName": role}),
+        IdempotencyToken=uuid.uuid4().hex,
+    )
+    iam.delete_role(RoleName=role)  # the launching account (here the same) no longer has the role
+
+    def provision():
+        return sc.provision_product(
+            ProductId=product,
+            ProvisioningArtifactId=version,
+            ProvisionedProductName=f"pp-{uuid.uuid4().hex[:6]}",
+            ProvisionToken=uuid.uuid4().hex,
+        )
+
+    with pytest.raises(ClientError) as caught:
+        provision()
+    error = caught.value.response["Error"]
+    assert error["Code"] == "InvalidParametersException"
+    assert role in error["Message"] and local_aws.management_account_id in error["Message"]
+    scanned = sc.scan_provisioned_products(AccessLevelFilter={"Key": "Account", "Value": "self"})
+    assert product not in {p["ProductId"] for p in scanned["ProvisionedProducts"]}  # nothing recorded
+    iam.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(trust))
+    assert provision()["RecordDetail"]["Status"] == "SUCCEEDED"
+
+
+def test_provisioning_a_product_of_two_portfolios_needs_a_path(local_aws):
+    sc = local_aws.client("servicecatalog")
+    portfolio, product, version = _launchable_product(local_aws, sc)
+    other = sc.create_portfolio(
+        DisplayName=f"second-{uuid.uuid4().hex[:8]}", ProviderName="Platform team", IdempotencyToken=uuid.uuid4().hex
+    )["PortfolioDetail"]["Id"]
+    sc.associate_product_with_portfolio(ProductId=product, PortfolioId=other)
+    request = {"ProductId": product, "ProvisioningArtifactId": version, "ProvisionToken": "t"}
+    with pytest.raises(ClientError) as caught:
+        sc.provision_product(ProvisionedProductName=f"pp-{uuid.uuid4().hex[:6]}", **request)
+    assert caught.value.response["Error"]["Code"] == "InvalidParametersException"
+    record = sc.provision_product(ProvisionedProductName=f"pp-{uuid.uuid4().hex[:6]}", PathId=other, **request)
+    assert record["RecordDetail"]["Status"] == "SUCCEEDED"
+
+
+def test_principal_existence_is_checked_by_default_and_can_be_turned_off(local_aws, bucket):
+    s3 = local_aws.client("s3")
+    missing = _policy(bucket, {"AWS": "arn:aws:iam::999999999999:root"})
+    with pytest.raises(ClientError) as caught:
+        s3.put_bucket_policy(Bucket=bucket, Policy=missing)
+    assert caught.value.response["Error"]["Message"] == "Invalid principal in policy"
+    # The documented escape hatch, for a test that must name a principal the local AWS lacks.
+    try:
+        assert local_aws.control("s3_bucket_policies", check_principals="false") == {"check_principals": False}
+        s3.put_bucket_policy(Bucket=bucket, Policy=missing)
+    finally:
+        assert local_aws.control("s3_bucket_policies", check_principals="true") == {"check_principals": True}
+    with pytest.raises(ClientError):
+        s3.put_bucket_policy(Bucket=bucket, Policy=missing)
+
+
+def _key_policy(account: str, *statements: dict) -> str:
+    admin = {
+        "Sid": "KeyAdministration",
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{account}:role/key-admins"},
+        "Action": ["kms:Describe*", "kms:Put*", "kms:Get*"],
+        "Resource": "*",
+    }
+    return json.dumps({"Version": "2012-10-17", "Statement": [admin, *statements]})
+
+
+def _encrypted_template(local_aws, key_id: str | None) -> str:
+    s3 = local_aws.client("s3")
+    bucket = f"kms-template-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(
+        Bucket=bucket,
+        Key="t.yaml",
+        Body=TEMPLATE.encode(),
+        ServerSideEncryption="aws:kms",
+        **({"SSEKMSKeyId": key_id} if key_id else {}),
+    )
+    return f"{local_aws.endpoint_url}/{bucket}/t.yaml"
+
+
+def _create_product(sc, url: str) -> str | None:
+    """CreateProduct from ``url``: the refusal's (code, message), or None when it succeeds."""
+    try:
+        sc.create_product(
+            Name=f"kms-{uuid.uuid4().hex[:8]}",
+            Owner="Platform team",
+            ProductType="CLOUD_FORMATION_TEMPLATE",
+            ProvisioningArtifactParameters={"Name": "v1", "Info": {"LoadTemplateFromURL": url}},
+            IdempotencyToken=uuid.uuid4().hex,
+        )
+    except ClientError as error:
+        return error.response["Error"]["Code"], error.response["Error"]["Message"]
+    return None
+
+
+def test_a_template_under_a_kms_key_the_caller_cannot_use_is_refused(local_aws):
+    kms, sc = local_aws.client("kms"), local_aws.client("servicecatalog")
+    account = local_aws.management_account_id
+    key = kms.create_key(Policy=_key_policy(account))["KeyMetadata"]["Arn"]  # no statement lets the caller decrypt
+    url = _encrypted_template(local_aws, key)
+    code, message = _create_product(sc, url)
+    assert code == "InvalidParametersException"
+    assert key in message and "kms:Decrypt" in message
+    product = sc.create_product(  # the same with a readable template works: only the key was refused
+        Name=f"kms-{uuid.uuid4().hex[:8]}",
+        Owner="Platform team",
+        ProductType="CLOUD_FORMATION_TEMPLATE",
+        ProvisioningArtifactParameters={
+            "Name": "v1",
+            "Info": {"LoadTemplateFromURL": _encrypted_template(local_aws, None)},
+        },
+        IdempotencyToken=uuid.uuid4().hex,
+    )["ProductViewDetail"]["ProductViewSummary"]["ProductId"]
+    code, _ = _error_of(
+        lambda: sc.create_provisioning_artifact(
+            ProductId=product,
+            Parameters={"Name": "v2", "Info": {"LoadTemplateFromURL": url}, "DisableTemplateValidation": True},
+            IdempotencyToken=uuid.uuid4().hex,
+        )
+    )
+    assert code == "InvalidParametersException"  # Service Catalog must read the template even unvalidated
+    assert [a["Name"] for a in sc.list_provisioning_artifacts(ProductId=product)["ProvisioningArtifactDetails"]] == [
+        "v1"
+    ]
+    root = {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"}, "Action": "kms:*", "Resource": "*"}
+    kms.put_key_policy(KeyId=key, PolicyName="default", Policy=_key_policy(account, root))
+    kms.disable_key(KeyId=key.split("/")[-1])  # moto 5.2.5 answers 500 to a key ARN here
+    code, message = _create_product(sc, url)
+    assert code == "InvalidParametersException" and "Disabled" in message
+    kms.enable_key(KeyId=key.split("/")[-1])
+    assert _create_product(sc, url) is None
+
+
+def _error_of(call) -> tuple[str, str] | None:
+    try:
+        call()
+    except ClientError as error:
+        return error.response["Error"]["Code"], error.response["Error"]["Message"]
+    return None
+
+
+def test_key_policy_forms_for_template_objects(local_aws):
+    kms, sc = local_aws.client("kms"), local_aws.client("servicecatalog")
+    account = local_aws.management_account_id
+    via_s3 = {
+        "Effect": "Allow",
+        "Principal": {"AWS": "*"},
+        "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+        "Resource": "*",
+        "Condition": {
+            "StringEquals": {"kms:CallerAccount": account, "kms:ViaService": f"s3.{local_aws.region}.amazonaws.com"}
+        },
+    }
+    other_account = dict(via_s3, Condition={"StringEquals": {"kms:CallerAccount": "999999999999"}})
+    not_understood = dict(via_s3, Condition={"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}})
+    root = {"Effect": "Allow", "Principal": {"AWS": account}, "Action": "kms:*", "Resource": "*"}
+    deny_unclear = {
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "kms:Decrypt",
+        "Resource": "*",
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+    }
+    cases = {
+        "the caller's account through S3": ([via_s3], True),
+        "another account through S3": ([other_account], False),
+        "a condition the emulator does not evaluate": ([not_understood], False),
+        "the account root": ([root], True),
+        "a Deny it cannot evaluate, beside an Allow": ([root, deny_unclear], False),
+    }
+    for case, (statements, allowed) in cases.items():
+        key = kms.create_key(Policy=_key_policy(account, *statements))["KeyMetadata"]["KeyId"]
+        refusal = _create_product(sc, _encrypted_template(local_aws, key))
+        assert (refusal is None) == allowed, (case, refusal)
+
+
+def test_a_member_account_cannot_read_a_template_under_another_accounts_aws_s3_key(local_aws):
+    url = _encrypted_template(local_aws, None)  # the management account's aws/s3 key
+    assert _create_product(local_aws.client("servicecatalog"), url) is None
+    member = local_aws.accounts_in("development")[0]
+    code, message = _create_product(local_aws.client("servicecatalog", member), url)
+    assert code == "InvalidParametersException" and "aws/s3" in message
+
+
+def test_publish_checks_the_catalog_kms_key_before_any_write(local_aws, workspace):  # noqa: F811
+    path, doc, names = workspace
+    kms, s3 = local_aws.client("kms"), local_aws.client("s3")
+    account = local_aws.management_account_id
+    key = kms.create_key(Policy=_key_policy(account))["KeyMetadata"]["Arn"]  # lets nobody use the key
+    doc["bucket"]["kms_key_id"] = key
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    status, _result, stderr = publish(path, root=path.parent)
+    assert status == 2, stderr
+    assert key in stderr and "kms:GenerateDataKey, kms:Decrypt" in stderr and "bucket.kms_key_id" in stderr
+    with pytest.raises(ClientError):  # nothing was written: not even the bucket
+        s3.head_bucket(Bucket=doc["bucket"]["name"])
+    root = {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{account}:root"}, "Action": "kms:*", "Resource": "*"}
+    kms.put_key_policy(KeyId=key, PolicyName="default", Policy=_key_policy(account, root))
+    status, result, stderr = publish(path, root=path.parent)
+    assert status == 0, stderr
+    sc = local_aws.client("servicecatalog")
+    assert set(_products(sc, _portfolio_id(sc, doc["portfolio"]["name"]))) == set(names.values())
+    assert len(result["products"]) == 3  # Service Catalog read the templates encrypted under the catalog's key
+    objects = s3.list_objects_v2(Bucket=doc["bucket"]["name"])["Contents"]
+    assert len(objects) == 3
+    for listed in objects:
+        head = s3.head_object(Bucket=doc["bucket"]["name"], Key=listed["Key"])
+        assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"] == key

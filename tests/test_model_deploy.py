@@ -435,7 +435,25 @@ def _network(env_name: str, env_type: str) -> tuple[list[str], str]:
     return subnets, sg
 
 
+def _execution_role(iam, env_name: str) -> str:
+    """The ModelExecutionRole the target-account-roles stack creates (``<EnvName>-model-execution``),
+    which the template names when ModelExecutionRoleArn is empty: S3 refuses a bucket policy naming
+    a role that does not exist ("Invalid principal in policy")."""
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ],
+    }
+    name = f"{env_name}-model-execution"
+    try:
+        return iam.get_role(RoleName=name)["Role"]["Arn"]
+    except iam.exceptions.NoSuchEntityException:
+        return iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+
+
 def _create(stack_name: str, template, **parameters) -> dict:
+    _execution_role(boto3.client("iam", region_name=REGION), parameters.get("EnvName", "mlops"))
     cfn = boto3.client("cloudformation", region_name=REGION)
     cfn.create_stack(
         StackName=stack_name,
@@ -571,6 +589,7 @@ def test_deploys_in_a_staging_account_of_the_local_aws_server(local_aws):
     ssm.put_parameter(
         Name="/mlops/staging/" + model_deploy.SECURITY_GROUP_SSM_SUFFIX, Type="String", Value=sg, Overwrite=True
     )
+    _execution_role(local_aws.client("iam", account), env_name)
     stack_name = "model-deploy-local-test"
     parameters = {
         "EnvName": env_name,

@@ -61,6 +61,7 @@ from deploy.catalog.plan import (
     ShareKind,
     ShareState,
     ShareTarget,
+    TemplateKeyState,
     UpdateLaunchConstraint,
     UpdatePortfolio,
     UpdateProduct,
@@ -147,7 +148,9 @@ class CatalogPublisher:
             caller = self.clients.client("sts", self.region).get_caller_identity()
         except (BotoCoreError, ClientError) as error:  # the first call: set-up problems show here
             raise explain(error) or InputError(f"the AWS credentials were refused: {error}") from None
-        return Identity(account=caller["Account"], partition=caller["Arn"].split(":")[1], region=self.region)
+        return Identity(
+            account=caller["Account"], partition=caller["Arn"].split(":")[1], region=self.region, arn=caller["Arn"]
+        )
 
     def resolve_targets(self, catalog: Catalog) -> Catalog:
         """The catalog with share targets as ids: ``account:NAME`` and ``ou:/PATH`` looked up in
@@ -315,6 +318,47 @@ class CatalogPublisher:
                 continue
             found.add(requirement.arn)
         return frozenset(found)
+
+    def read_template_key(self, catalog: Catalog, identity: Identity) -> TemplateKeyState | None:
+        """The catalog's ``bucket.kms_key_id`` and its key policy (None when the catalog sets no key).
+
+        What cannot be read is recorded (``unreadable``), and plan_publish refuses it (exit 2): the
+        publisher then cannot check that the key lets it upload and Service Catalog read the templates.
+        """
+        if not catalog.kms_key_id:
+            return None
+        kms = self._client("kms")
+        try:
+            meta = kms.describe_key(KeyId=catalog.kms_key_id)["KeyMetadata"]
+        except ClientError as error:
+            if error_code(error) == "NotFoundException":
+                return TemplateKeyState(catalog.kms_key_id, unreadable="it does not exist in this account and region")
+            if error_code(error) == "AccessDeniedException":
+                return TemplateKeyState(
+                    catalog.kms_key_id, unreadable="the publisher may not describe it (kms:DescribeKey)"
+                )
+            raise
+        key = TemplateKeyState(catalog.kms_key_id, meta["Arn"], meta.get("KeyManager"), meta.get("KeyState"))
+        if key.manager == "AWS":
+            return key
+        if meta["Arn"].split(":")[4] != identity.account:
+            # KMS API reference, GetKeyPolicy: "Cross-account use: No. You cannot perform this
+            # operation on a KMS key in a different AWS account."
+            return replace(
+                key,
+                unreadable=f"it belongs to account {meta['Arn'].split(':')[4]}, whose key policy cannot be read "
+                "from here (GetKeyPolicy does not work across accounts); use a key of the publishing account",
+            )
+        try:
+            text = kms.get_key_policy(KeyId=meta["Arn"], PolicyName="default")["Policy"]
+        except ClientError as error:
+            if error_code(error) != "AccessDeniedException":
+                raise
+            return replace(key, unreadable="the publisher may not read its key policy (kms:GetKeyPolicy)")
+        try:
+            return replace(key, policy=json.loads(text))
+        except ValueError:
+            return replace(key, unreadable="its key policy is not JSON")
 
     def _paginate(self, operation: str, key: str, **kwargs) -> list:
         return list(self.sc.get_paginator(operation).paginate(**kwargs).search(f"{key}[]"))

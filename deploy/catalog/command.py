@@ -186,7 +186,13 @@ def run_publish(args) -> int:
         state = publisher.read_state(catalog, identity)
         # Launch roles and IAM principals must exist before the constraint / association is made:
         # checked here, and plan_publish refuses (exit 2) before any write when one is missing.
-        state = replace(state, iam_existing=publisher.existing_iam(iam_requirements(catalog, identity)))
+        state = replace(
+            state,
+            iam_existing=publisher.existing_iam(iam_requirements(catalog, identity)),
+            # bucket.kms_key_id must let the publisher upload and Service Catalog read the templates:
+            # plan_publish checks its key policy, and refuses (exit 2) before any write.
+            template_key=publisher.read_template_key(catalog, identity),
+        )
     except (ClientError, BotoCoreError) as error:
         raise explain(error) or RolloutError(f"reading the current state failed: {error}") from None
     plan = plan_publish(catalog, state, identity)  # InputError (self-share): exit 2, no write yet

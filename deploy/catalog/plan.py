@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
+from deploy.catalog.key_access import Caller, key_policy_problem
 from deploy.catalog.model import (
     SHORT_HASH_RE,
     STUDIO_VISIBILITY_TAG,
@@ -39,6 +40,19 @@ class Identity:
     account: str
     partition: str
     region: str
+    arn: str = ""  # the caller (GetCallerIdentity), whose requests S3 checks against the catalog's KMS key
+
+
+@dataclass(frozen=True)
+class TemplateKeyState:
+    """The catalog's ``bucket.kms_key_id`` as KMS describes it (read only when it is set)."""
+
+    key_id: str  # as written in the catalog
+    arn: str | None = None
+    manager: str | None = None  # CUSTOMER, or AWS for an AWS managed key
+    state: str | None = None  # KeyState: Enabled, Disabled, PendingDeletion...
+    policy: dict | None = None  # the "default" key policy, parsed
+    unreadable: str | None = None  # why the key or its policy could not be read
 
 
 @dataclass(frozen=True)
@@ -132,6 +146,7 @@ class LiveState:
     recipient_principals: dict = field(default_factory=dict)  # account -> {(arn, type)} on the imported portfolio
     # The ARNs among iam_requirements() that exist in the publishing account (None: not checked).
     iam_existing: frozenset[str] | None = None
+    template_key: TemplateKeyState | None = None  # read when the catalog sets bucket.kms_key_id
 
 
 # --- the plan ---------------------------------------------------------------------------
@@ -953,7 +968,43 @@ def plan_publish(catalog: Catalog, state: LiveState, identity: Identity) -> Plan
     actions += _plan_access(catalog, state, identity)
     actions += housekeeping
     actions += _plan_removals(catalog, state, identity)
+    check_template_key(catalog, identity, state, actions)
     return Plan(actions=actions, notes=notes)
+
+
+def check_template_key(catalog: Catalog, identity: Identity, state: LiveState, actions: list[Action]) -> None:
+    """InputError (exit 2, before any write) when the catalog's KMS key would refuse what the plan needs:
+    kms:GenerateDataKey to upload a template, kms:Decrypt for Service Catalog to read one (see
+    :mod:`deploy.catalog.key_access`). Without ``bucket.kms_key_id`` the aws/s3 key serves any
+    principal of the account through S3."""
+    needed = []
+    if any(isinstance(a, UploadTemplate) for a in actions):
+        needed.append("kms:GenerateDataKey")
+    if any(isinstance(a, (CreateProduct, CreateVersion)) for a in actions):
+        needed.append("kms:Decrypt")
+    key = state.template_key
+    if not catalog.kms_key_id or not needed or key is None:
+        return
+    what = f"the templates' KMS key {key.arn or key.key_id}"
+    if key.unreadable:
+        problems = [key.unreadable]
+    elif key.state != "Enabled":
+        problems = [f"it is {key.state}, so S3 cannot use it"]
+    elif key.manager == "AWS":
+        owner = (key.arn or "").split(":")[4:5]
+        problems = [] if owner == [identity.account] else ["an AWS managed key serves only its own account"]
+    else:
+        caller = Caller(identity.arn, identity.account, identity.region, state.organization_id)
+        problems = [p for action in needed if (p := key_policy_problem(key.policy, action, caller))]
+    if problems:
+        raise InputError(
+            f"{what} does not allow what publishing needs ({', '.join(needed)}: S3 uploads the templates "
+            "and Service Catalog reads them with the publisher's credentials): "
+            f"{'; '.join(problems)}. Grant {', '.join(needed)} to {identity.arn or identity.account} "
+            "in the key policy, or leave bucket.kms_key_id out (the aws/s3 key)",
+            source=catalog.source,
+            key="bucket.kms_key_id",
+        )
 
 
 def summarize(plan: Plan) -> dict[str, int]:

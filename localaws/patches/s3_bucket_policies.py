@@ -13,18 +13,23 @@ identifier). It fails, with S3's error in CloudFormation's status reason, when:
   first byte must be '{'", "Policy has invalid resource", "Missing required field ...";
 - it is larger than 20 KB without whitespace (S3 User Guide: "Bucket policies are limited
   to 20 KB in size."; the error text for that case is ours);
-- opt-in (``POST /_local/control/s3_bucket_policies?check_principals=true``; off by default,
-  see below), an ``AWS`` principal does not exist: MalformedPolicy "Invalid principal in policy" (S3
-  reports a principal it cannot resolve so; an account is known when it is moto's default
-  account, the bucket's, or an account of the local Organization; a role or user when it is
-  in that account's IAM). ``"*"``, service principals and canonical users are accepted.
+- an ``AWS`` principal does not exist: MalformedPolicy "Invalid principal in policy" (S3
+  reports a principal it cannot resolve so). An account (``<id>`` or
+  ``arn:<partition>:iam::<id>:root``) is known when it is moto's default account, the bucket's,
+  or an account of the local Organization; ``role/...`` and ``user/...`` ARNs must equal the ARN
+  of a role or user in that account's IAM, path included (a role created with a path is not
+  ``role/<name>``); ``sts::<id>:assumed-role/<role>/<session>`` needs the role (by name: the
+  session ARN carries no path); ``sts::<id>:federated-user/<name>`` needs only its account (a
+  federated user is no stored entity to look up). ``"*"``, service principals and canonical users
+  are accepted. A group or any other IAM resource is refused (IAM User Guide: "You cannot identify
+  a user group as a principal in a policy").
 
 PutBucketPolicy called directly (moto stored any bytes) runs the same checks and answers
-the same errors. Principal existence is off by default only because existing tests name
-principals that do not exist (tests/test_flows.py: account 111111111111; test_environment.py:
-222222222222 in moto without an Organization; test_model_deploy.py: the model execution role
-of a stack it does not deploy); off, principals are checked in form only (more lenient than
-AWS). The policy is stored, not enforced beyond moto's own (README, local AWS table).
+the same errors. Principal existence is checked by default; ``POST
+/_local/control/s3_bucket_policies?check_principals=false`` turns it off (principals are then
+checked in form only, more lenient than AWS): only for a test that must name a principal the
+local AWS cannot have, and such a test turns it back on. The policy is stored, not enforced
+beyond moto's own (README, local AWS table).
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ _NOT_JSON = "Policies must be valid JSON and the first byte must be '{'"
 _TOO_LARGE = "Policies cannot exceed 20 KB in size, excluding whitespace"
 _PRINCIPAL_ARN = re.compile(r"^arn:(aws[a-z-]*):(iam|sts)::(\d{12}):(.+)$")
 _original_put_bucket_policy = S3Backend.put_bucket_policy
-OPTIONS: dict = {"check_principals": False}  # whether AWS principals must exist (see above)
+OPTIONS: dict = {"check_principals": True}  # whether AWS principals must exist (default; see above)
 
 
 def _backend(account_id: str, region_name: str):
@@ -115,7 +120,9 @@ def _principal_exists(account_id: str):
             return False
         iam = iam_backends[account][partition]
         kind, _, rest = resource.partition("/")
-        if service == "sts":  # arn:aws:sts::<account>:assumed-role/<role>/<session>
+        if service == "sts":  # arn:aws:sts::<account>:assumed-role/<role>/<session>, federated-user/<name>
+            if kind == "federated-user":
+                return bool(rest)
             return kind == "assumed-role" and any(r.name == rest.split("/")[0] for r in iam.roles.values())
         if kind == "role":
             return any(r.arn == principal for r in iam.roles.values())

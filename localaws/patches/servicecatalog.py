@@ -24,7 +24,11 @@ describes (shapes as in botocore's service model):
   UpdatePortfolioShare, Enable/Disable/GetAWSOrganizationsAccess(Status);
 - provisioned products, as records only: ProvisionProduct stores a provisioned product
   (status AVAILABLE) *without launching a stack*, so that "a version in use" can be
-  tested; ScanProvisionedProducts and SearchProvisionedProducts list them.
+  tested; ScanProvisionedProducts and SearchProvisionedProducts list them. It refuses a
+  launch constraint whose LocalRoleName does not exist in the launching account, and a
+  product of several portfolios without PathId;
+- templates: fetched from the local S3 and validated (unless DisableTemplateValidation); an
+  object encrypted under a KMS key the caller may not decrypt with is refused in any case.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from moto.servicecatalog import models, responses
 
 from localaws.patches._controls import set_counts
 from localaws.patches.organizations import accounts_under
+from localaws.patches.sts import caller_of
 
 _ALPHABET = string.ascii_lowercase + string.digits
 _ARTIFACT_TYPES = {
@@ -286,34 +291,91 @@ def _artifact(self, product_id: str, artifact_id: str | None = None, name: str |
     raise _not_found(f"Provisioning artifact {artifact_id or name} not found for product {product_id}.")
 
 
-def _template_from_url(url: str, region: str) -> bytes | None:
-    """The object a LoadTemplateFromURL names in the local S3 (path or virtual-host style), or None."""
+def _template_object(url: str):
+    """(object, its bucket's account) of the object a LoadTemplateFromURL names in the local S3
+    (path or virtual-host style), or (None, None)."""
     from moto.s3.models import s3_backends
 
     parsed = urllib.parse.urlparse(url)
     host, path = parsed.hostname or "", urllib.parse.unquote(parsed.path.lstrip("/"))
     match = re.match(r"^(.+)\.s3[.-]", host)
     bucket, _, key = (f"{match.group(1)}/{path}" if match else path).partition("/")
-    for _account, _partition, backend in s3_backends.iter_backends():
+    for account, _partition, backend in s3_backends.iter_backends():
         found = backend.buckets.get(bucket)
         if found is not None:
-            obj = found.keys.get(key)
-            return obj.value if obj is not None else None
+            return found.keys.get(key), account
+    return None, None
+
+
+def _kms_key(key_id: str | None, account: str, region: str):
+    """The local KMS key an object names (id, ARN, alias or alias ARN; None: the aws/s3 key), or None."""
+    from moto.kms.models import kms_backends
+
+    key_id = key_id or "alias/aws/s3"
+    match = re.fullmatch(r"arn:aws[a-z-]*:kms:([a-z0-9-]+):(\d{12}):.+", key_id)
+    if match:
+        region, account = match.groups()
+    try:
+        return kms_backends[account][region].describe_key(key_id)
+    except (KeyError, TypeError, AttributeError):
+        return None
+
+
+def _template_key_problem(obj, bucket_account: str, region: str, caller: tuple[str, str] | None) -> str | None:
+    """Why the caller cannot read a template object encrypted under a KMS key; None when it can.
+
+    Whose credentials Service Catalog fetches the template with is undocumented; stricter: the
+    caller's, as S3 checks any requester (AWS Knowledge Center, "decrypt-kms-encrypted-objects-s3":
+    "Amazon S3 checks if the AWS Identity and Access Management (IAM) user or role that sent the
+    request is authorized to decrypt the object's key. If the IAM user or role and key belong to the
+    same AWS account, then decrypt permissions must be granted on the key policy."). The key policy
+    is read with the STS patch's evaluator (``sts.resource_policy_allows``: what it does not
+    understand refuses); the caller's identity policies are not evaluated. The aws/s3 AWS managed key
+    serves only principals of its own account (its policy: kms:CallerAccount and kms:ViaService S3).
+    """
+    if caller is None or obj is None or getattr(obj, "encryption", None) != "aws:kms":
+        return None
+    from localaws.patches.sts import _organization_id, resource_policy_allows
+
+    caller_arn, caller_account = caller
+    key = _kms_key(obj.kms_key_id, bucket_account, region)
+    if key is None:
+        return f"the KMS key {obj.kms_key_id or 'aws/s3'} of the template object does not exist"
+    if key.key_state != "Enabled":  # S3 cannot decrypt under a disabled key or one pending deletion
+        return f"the KMS key {key.arn} of the template object is {key.key_state}"
+    if "alias/aws/s3" in getattr(key, "aliases", ()) or key.key_manager == "AWS":
+        if caller_account != key.account_id:
+            return f"{caller_arn} cannot use the AWS managed key aws/s3 of account {key.account_id}"
+        return None
+    context = {
+        "aws:principalorgid": _organization_id(caller_account),
+        "aws:principalaccount": caller_account,
+        "aws:sourceaccount": None,
+        "kms:calleraccount": caller_account,
+        "kms:viaservice": f"s3.{region}.amazonaws.com",
+    }
+    if not resource_policy_allows(key.policy, "kms:Decrypt", caller_arn, caller_account, context):
+        return f"the key policy of {key.arn} does not allow {caller_arn} kms:Decrypt"
     return None
 
 
-def _validate_template(parameters: dict, region: str) -> None:
+def _validate_template(parameters: dict, region: str, caller: tuple[str, str] | None = None) -> None:
     """ProvisioningArtifactProperties.DisableTemplateValidation: "If set to true, Service Catalog
     stops validating the specified provisioning artifact even if it is invalid." So by default the
-    template is fetched and validated; an unreachable URL and an invalid body get the same answer."""
-    if parameters.get("DisableTemplateValidation") or parameters.get("Type", "CLOUD_FORMATION_TEMPLATE") != (
-        "CLOUD_FORMATION_TEMPLATE"
-    ):
-        return
+    template is fetched and validated; an unreachable URL and an invalid body get the same answer.
+
+    A template object encrypted under a KMS key the caller cannot use is refused even with
+    validation disabled (stricter: Service Catalog must read the template to keep it; the message
+    after the documented prefix is ours)."""
     url = (parameters.get("Info") or {}).get("LoadTemplateFromURL")
-    if not url:
+    if not url or parameters.get("Type", "CLOUD_FORMATION_TEMPLATE") != "CLOUD_FORMATION_TEMPLATE":
         return
-    body = _template_from_url(url, region)
+    obj, bucket_account = _template_object(url)
+    if problem := _template_key_problem(obj, bucket_account, region, caller):
+        raise _invalid(f"{_INVALID_TEMPLATE}: the template {url} cannot be read: {problem}.")
+    if parameters.get("DisableTemplateValidation"):
+        return
+    body = obj.value if obj is not None else None
     try:
         document = yaml.load(body, Loader=_CfnLoader) if body is not None else None
     except yaml.YAMLError:
@@ -329,7 +391,7 @@ class _CfnLoader(yaml.SafeLoader):
 _CfnLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
 
 
-def _add_artifact(self, product_id: str, parameters: dict) -> _Artifact:
+def _add_artifact(self, product_id: str, parameters: dict, caller: tuple[str, str] | None = None) -> _Artifact:
     parameters = parameters or {}
     info = parameters.get("Info") or {}
     # Info: "Specify the template source with one of the following options, but not both."
@@ -342,7 +404,7 @@ def _add_artifact(self, product_id: str, parameters: dict) -> _Artifact:
     # v1 v2beta). No spaces are allowed."
     if " " in (parameters.get("Name") or ""):
         raise _invalid(f"Provisioning artifact name {parameters.get('Name')!r}: no spaces are allowed.")
-    _validate_template(parameters, self.region_name)
+    _validate_template(parameters, self.region_name, caller)
     artifact = _Artifact(
         _new_id("pa"),
         parameters.get("Name") or "",
@@ -360,7 +422,7 @@ _original_delete_product = models.ServiceCatalogBackend.delete_product
 _original_delete_portfolio = models.ServiceCatalogBackend.delete_portfolio
 
 
-def create_product(self, *args, **kwargs):
+def create_product(self, *args, caller: tuple[str, str] | None = None, **kwargs):
     parameters = kwargs.get("provisioning_artifact_parameters")
     if not parameters and not kwargs.get("source_connection"):
         raise _invalid("ProvisioningArtifactParameters are required.")
@@ -369,7 +431,7 @@ def create_product(self, *args, **kwargs):
     if product.id not in known:  # not an idempotent replay
         _state(self).created_at_search[product.id] = _state(self).searches
         if parameters:
-            product.initial_artifact = _add_artifact(self, product.id, parameters)
+            product.initial_artifact = _add_artifact(self, product.id, parameters, caller)
     return product
 
 
@@ -473,9 +535,9 @@ def list_portfolios_for_product(self, product_id):
     ]
 
 
-def create_provisioning_artifact(self, product_id, parameters):
+def create_provisioning_artifact(self, product_id, parameters, caller: tuple[str, str] | None = None):
     _product(self, product_id)
-    return _add_artifact(self, product_id, parameters)
+    return _add_artifact(self, product_id, parameters, caller)
 
 
 def update_provisioning_artifact(self, product_id, artifact_id, name, description, active, guidance):
@@ -796,13 +858,55 @@ def _all_provisioned(self) -> list[dict]:
     return list(_state(self).provisioned.values())
 
 
-def provision_product(self, product_id, product_name, artifact_id, artifact_name, name, tags):
+def _launch_path(self, product_id: str, path_id: str | None) -> str:
+    """The portfolio through which ``product_id`` is launched (ProvisionProduct's PathId)."""
+    portfolios = [pid for pid, products in _state(self).associations.items() if product_id in products]
+    if not portfolios:
+        raise _invalid(f"Product {product_id} is in no portfolio: there is no launch path.")
+    if path_id:
+        if path_id not in portfolios:
+            raise _not_found(f"Launch path {path_id} not found for product {product_id}.")
+        return path_id
+    # ProvisionProduct.PathId: "This value is optional if the product has a default path, and
+    # required if the product has more than one path."
+    if len(portfolios) > 1:
+        raise _invalid(f"Product {product_id} has more than one launch path: give PathId.")
+    return portfolios[0]
+
+
+def _check_local_launch_role(self, portfolio_id: str, product_id: str) -> None:
+    """A LAUNCH constraint with LocalRoleName needs that role in the account that launches.
+
+    LaunchRoleConstraint.LocalRoleName: "If you specify the LocalRoleName property, when an account
+    uses the launch constraint, the IAM role with that name in the account will be used. ... The
+    given role name must exist in the account used to create the launch constraint and the account
+    of the user who launches a product with this launch constraint." What AWS answers when it does
+    not is undocumented: stricter, ProvisionProduct itself is refused (InvalidParametersException,
+    message ours) rather than a FAILED record later.
+    """
+    from moto.iam.models import iam_backends
+
+    for constraint in _state(self).constraints.values():
+        if (constraint.type, constraint.portfolio_id, constraint.product_id) != ("LAUNCH", portfolio_id, product_id):
+            continue
+        role_name = json.loads(constraint.parameters).get("LocalRoleName")
+        if not role_name:
+            continue
+        partition = models.get_partition(self.region_name)
+        roles = iam_backends[self.account_id][partition].roles.values() if self.account_id in iam_backends else []
+        if not any(r.name == role_name for r in roles):
+            raise _invalid(
+                f"Invalid input parameter(s): the launch constraint {constraint.id} names LocalRoleName "
+                f"{role_name}, which does not exist in the launching account {self.account_id}."
+            )
+
+
+def provision_product(self, product_id, product_name, artifact_id, artifact_name, name, tags, path_id=None):
     product = _product(self, product_id, product_name)
     artifact = _artifact(self, product.id, artifact_id, artifact_name)
     if not artifact.active:
         raise _invalid(f"Provisioning artifact {artifact.id} is not active.")
-    if not any(product.id in products for products in _state(self).associations.values()):
-        raise _invalid(f"Product {product.id} is in no portfolio: there is no launch path.")
+    _check_local_launch_role(self, _launch_path(self, product.id, path_id), product.id)
     pp_id = _new_id("pp")
     now = utcnow()
     detail = {
@@ -885,6 +989,7 @@ def r_create_product(self):
         idempotency_token=params.get("IdempotencyToken"),
         source_connection=params.get("SourceConnection"),
         accept_language=params.get("AcceptLanguage"),
+        caller=caller_of(self),
     )
     artifact = getattr(product, "initial_artifact", None)
     return ActionResult(
@@ -1016,7 +1121,9 @@ def r_list_portfolios_for_product(self):
 
 def r_create_provisioning_artifact(self):
     params = _params(self)
-    artifact = _backend(self).create_provisioning_artifact(params["ProductId"], params.get("Parameters"))
+    artifact = _backend(self).create_provisioning_artifact(
+        params["ProductId"], params.get("Parameters"), caller_of(self)
+    )
     return _artifact_result(artifact)
 
 
@@ -1228,6 +1335,7 @@ def r_provision_product(self):
         params.get("ProvisioningArtifactName"),
         params["ProvisionedProductName"],
         params.get("Tags"),
+        params.get("PathId"),
     )
     return ActionResult({"RecordDetail": record})
 

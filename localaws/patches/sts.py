@@ -13,11 +13,14 @@ and seeding use, and refuses (never allows) what it does not understand.
 - Principal ``{"AWS": ...}``: ``*``, an account id, ``arn:<p>:iam::<account>:root`` (any
   principal of that account), a role ARN (a session of that role), a user ARN. Service and
   federated principals never match an IAM caller.
-- Action ``sts:AssumeRole`` (or ``sts:*``, ``*``); statements with ``NotPrincipal`` or
-  ``NotAction`` are not understood.
+- Action ``sts:AssumeRole`` (or a wildcard that covers it: ``sts:*``, ``*``); statements with
+  ``NotPrincipal`` or ``NotAction`` are not understood.
 - Conditions: ``StringEquals`` / ``StringEqualsIfExists`` (and ``StringLike`` without
   wildcards) on ``sts:ExternalId``, ``aws:PrincipalOrgID``, ``aws:PrincipalAccount`` and
   ``aws:SourceAccount``. Any other operator or key: the statement does not match.
+
+The same evaluator (``resource_policy_allows``) reads KMS key policies for another action and
+its own context keys (``servicecatalog.py``: a template object encrypted under a KMS key).
 - A matching ``Deny`` wins; a ``Deny`` that is not understood also refuses.
 
 Not evaluated: the caller's own identity policies (AWS also needs them to allow
@@ -27,6 +30,7 @@ role's MaxSessionDuration, role chaining limits.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 import urllib.parse
@@ -44,7 +48,6 @@ _SESSION_NAME = re.compile(r"[\w+=,.@-]{2,64}")
 _EXTERNAL_ID = re.compile(r"[\w+=,.@:/-]{2,1224}")
 _ROLE_ARN = re.compile(r"arn:(aws[a-z-]*):iam::(\d{12}):role/(?:[\w+=,.@-]+/)*([\w+=,.@-]{1,64})")
 _ALLOWED_OPERATORS = {"StringEquals", "StringEqualsIfExists", "StringLike"}
-_ALLOWED_KEYS = {"sts:externalid", "aws:principalorgid", "aws:sourceaccount", "aws:principalaccount"}
 
 
 class AccessDenied(ServiceException):
@@ -70,6 +73,16 @@ def _validation(value: str, member: str, pattern: str) -> STSValidationError:
 def _caller(response) -> tuple[str, str]:
     """(caller ARN, caller account) of the request, as GetCallerIdentity would answer."""
     _, arn, account = response.backend.get_caller_identity(response.get_access_key(), response.region)
+    return arn, account
+
+
+def caller_of(response) -> tuple[str, str]:
+    """(caller ARN, caller account) of a request to any service, as GetCallerIdentity would answer."""
+    from moto.sts.models import sts_backends
+    from moto.utilities.utils import get_partition
+
+    backend = sts_backends[response.current_account][get_partition(response.region)]
+    _, arn, account = backend.get_caller_identity(response.get_access_key(), response.region)
     return arn, account
 
 
@@ -105,12 +118,16 @@ def _principal_matches(values, caller_arn: str, caller_account: str) -> bool:
 
 
 def _condition_holds(condition: dict, context: dict) -> bool | None:
-    """True / False, or None when the condition uses a form this evaluator does not understand."""
+    """True / False, or None when the condition uses a form this evaluator does not understand.
+
+    ``context`` holds the keys (lower case) the request defines, a value or None when the request
+    lacks it; a key not in ``context`` is not understood.
+    """
     for operator, pairs in condition.items():
         if operator not in _ALLOWED_OPERATORS or not isinstance(pairs, dict):
             return None
         for key, wanted in pairs.items():
-            if key.lower() not in _ALLOWED_KEYS:
+            if key.lower() not in context:
                 return None
             wanted = [wanted] if isinstance(wanted, str) else wanted
             if operator == "StringLike" and any("*" in w or "?" in w for w in wanted):
@@ -128,13 +145,17 @@ def _condition_holds(condition: dict, context: dict) -> bool | None:
     return True
 
 
-def _statement(statement: dict, caller_arn: str, caller_account: str, context: dict) -> bool | None:
-    """Whether a statement applies to this request (None: not understood)."""
+def _statement(statement: dict, action: str, caller_arn: str, caller_account: str, context: dict) -> bool | None:
+    """Whether a statement applies to this request for ``action`` (None: not understood)."""
     if "NotPrincipal" in statement or "NotAction" in statement:
         return None
     actions = statement.get("Action", [])
     actions = [actions] if isinstance(actions, str) else actions
-    if not any(a.lower() in ("sts:assumerole", "sts:*", "*") for a in actions):
+    if not isinstance(actions, list) or not all(isinstance(a, str) for a in actions):
+        return None
+    # IAM UG, "IAM JSON policy elements: Action": "You can use wildcards (* or ?) in the action
+    # name"; action names are case-insensitive.
+    if not any(fnmatch.fnmatchcase(action.lower(), a.lower()) for a in actions):
         return False
     principal = statement.get("Principal")
     if principal == "*":
@@ -150,6 +171,14 @@ def _statement(statement: dict, caller_arn: str, caller_account: str, context: d
 
 def trust_allows(policy: dict | str, caller_arn: str, caller_account: str, context: dict) -> bool:
     """The explicit evaluation of a role's trust policy for an AssumeRole request."""
+    return resource_policy_allows(policy, "sts:AssumeRole", caller_arn, caller_account, context)
+
+
+def resource_policy_allows(
+    policy: dict | str, action: str, caller_arn: str, caller_account: str, context: dict
+) -> bool:
+    """Whether a resource policy (a trust policy, a KMS key policy) lets the caller do ``action``:
+    an Allow that applies and no Deny that applies or is not understood (see the module's notes)."""
     if isinstance(policy, str):
         try:
             policy = json.loads(urllib.parse.unquote(policy))
@@ -159,7 +188,9 @@ def trust_allows(policy: dict | str, caller_arn: str, caller_account: str, conte
     statements = [statements] if isinstance(statements, dict) else statements
     allowed = False
     for statement in statements:
-        verdict = _statement(statement, caller_arn, caller_account, context)
+        if not isinstance(statement, dict):
+            return False
+        verdict = _statement(statement, action, caller_arn, caller_account, context)
         if statement.get("Effect") == "Deny" and verdict is not False:
             return False  # a matching Deny, or one not understood: refuse
         if statement.get("Effect") == "Allow" and verdict is True:
