@@ -488,10 +488,9 @@ def _dev_resources(local_aws, name, *, encryption: str = "kms", bucket_key: bool
 
 @pytest.fixture
 def check_principals(local_aws):
-    """S3 refuses bucket policies naming principals that do not exist (as AWS does), for this test."""
-    local_aws.control("s3_bucket_policies", check_principals="true")
-    yield
-    local_aws.control("s3_bucket_policies", check_principals="false")
+    """S3 refuses bucket policies naming principals that do not exist (as AWS does): the local AWS's
+    default, asserted here so these tests never run with the check off."""
+    assert local_aws.control("s3_bucket_policies") == {"check_principals": True}
 
 
 @pytest.fixture
