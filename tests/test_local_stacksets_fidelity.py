@@ -178,3 +178,61 @@ def test_organizations_accounts_carry_state_not_the_retired_status(local_aws):
     """botocore Account.Status: "will be retired on September 9, 2026" — use State."""
     accounts = local_aws.client("organizations").list_accounts()["Accounts"]
     assert accounts and all("Status" not in a and a["State"] == "ACTIVE" for a in accounts)
+
+
+def _arn(cfn, name: str) -> str:
+    return cfn.describe_stack_set(StackSetName=name)["StackSet"]["StackSetARN"]
+
+
+def test_auto_deployment_depends_on_takes_existing_service_managed_stack_set_arns_without_cycles(local_aws, cfn):
+    """API reference, AutoDeployment.DependsOn: "A list of StackSet ARNs that this StackSet depends on
+    for auto-deployment operations" (existing, this account and Region, service-managed, no cycle:
+    stricter where AWS documents nothing); the DevOps blog: up to 10 per StackSet."""
+    base, other = _name(), _name()
+    _create(cfn, base)
+    base_arn = _arn(cfn, base)
+    self_managed = _name()
+    cfn.create_stack_set(
+        StackSetName=self_managed,
+        TemplateBody=MARKER_TEMPLATE,
+        PermissionModel="SELF_MANAGED",
+        Parameters=[{"ParameterKey": "EnvName", "ParameterValue": "x"}],
+    )
+    missing = base_arn.replace(f"stackset/{base}:", "stackset/nosuchset:")
+    foreign_account = base_arn.replace(f":{local_aws.management_account_id}:", ":999999999999:")
+    other_region = base_arn.replace(":us-east-1:", ":eu-west-1:")
+    refusals = {
+        "not an ARN": [base],
+        "missing": [missing],
+        "other account": [foreign_account],
+        "other region": [other_region],
+        "self-managed": [_arn(cfn, self_managed)],
+        "twice": [base_arn, base_arn],
+    }
+    for label, depends_on in refusals.items():
+        with pytest.raises(ClientError) as caught:
+            _create(
+                cfn,
+                other,
+                AutoDeployment={"Enabled": True, "RetainStacksOnAccountRemoval": False, "DependsOn": depends_on},
+            )
+        assert _code(caught) == "ValidationError", label
+        assert "DependsOn" in str(caught.value), label
+    with pytest.raises(ClientError):
+        cfn.describe_stack_set(StackSetName=other)  # nothing was created
+    _create(
+        cfn, other, AutoDeployment={"Enabled": True, "RetainStacksOnAccountRemoval": False, "DependsOn": [base_arn]}
+    )
+    auto = cfn.describe_stack_set(StackSetName=other)["StackSet"]["AutoDeployment"]
+    assert auto["DependsOn"] == [base_arn]
+    # base -> other -> base would be a cycle; base -> base depends on itself.
+    for depends_on in ([_arn(cfn, other)], [base_arn]):
+        with pytest.raises(ClientError) as caught:
+            cfn.update_stack_set(
+                StackSetName=base,
+                UsePreviousTemplate=True,
+                Parameters=[{"ParameterKey": "EnvName", "UsePreviousValue": True}],
+                AutoDeployment={"Enabled": True, "RetainStacksOnAccountRemoval": False, "DependsOn": depends_on},
+            )
+        assert _code(caught) == "ValidationError"
+    assert "DependsOn" not in cfn.describe_stack_set(StackSetName=base)["StackSet"]["AutoDeployment"]

@@ -14,6 +14,7 @@ from deploy.stacksets.manifest import AccountFilter, Override, load_manifest
 from deploy.stacksets.plan import (
     MANIFEST_TAG,
     LastOperation,
+    auto_deployment_dependencies,
     expand_child_ou_overrides,
     fingerprint,
     last_apply_matches,
@@ -69,6 +70,22 @@ def test_retain_on_removal_without_auto_deployment_and_delegated_admin_self_mana
     with pytest.raises(InputError) as caught:
         load_manifest(_manifest(workdir, self_item))
     assert caught.value.key == "call_as"
+
+
+def test_auto_deployment_depends_on_names_only_service_managed_stack_sets(workdir):
+    """AutoDeployment.DependsOn takes service-managed StackSets only (the local AWS refuses a
+    self-managed one): a self-managed dependency is ordered by the rollout, left out of DependsOn."""
+    import yaml
+
+    path = workdir / "m.yaml"
+    items = [
+        _item(name="net"),
+        {**_item(name="roles"), "permission_model": "self_managed", "targets": {"accounts": [A]}},
+        _item(name="app", depends_on=["net", "roles"]),
+    ]
+    path.write_text(yaml.safe_dump({"admin_region": "us-east-1", "stack_sets": items}))
+    app = {s.name: s for s in load_manifest(path).stack_sets}["app"]
+    assert app.depends_on == ("net", "roles") and auto_deployment_dependencies(app) == ("net",)
 
 
 def test_manifest_id_is_declared_or_the_file_stem(workdir):

@@ -337,7 +337,10 @@ def auto_deployment_dependencies(spec: StackSetSpec) -> tuple[str, ...]:
     be sequenced to ensure all dependencies complete successfully before this StackSet's
     operation begins." Without it an account joining an OU can get model-deploy before its network.
     """
-    return tuple(sorted(spec.depends_on)) if spec.service_managed and spec.auto_deployment else ()
+    if not (spec.service_managed and spec.auto_deployment):
+        return ()
+    # Self-managed dependencies never auto-deploy: the rollout orders them, DependsOn cannot name them.
+    return tuple(sorted(d for d in spec.depends_on if d not in spec.unsequenced_dependencies))
 
 
 def membership_matters(spec: StackSetSpec) -> bool:
