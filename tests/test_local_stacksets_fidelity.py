@@ -236,3 +236,36 @@ def test_auto_deployment_depends_on_takes_existing_service_managed_stack_set_arn
             )
         assert _code(caught) == "ValidationError"
     assert "DependsOn" not in cfn.describe_stack_set(StackSetName=base)["StackSet"]["AutoDeployment"]
+
+
+def test_stale_requests_retried_after_a_later_operation_and_on_demand(local_aws, cfn):
+    """botocore StaleRequestException: "Another operation has been performed on this StackSet since
+    the specified operation was performed." A retried OperationId after a later operation is stale;
+    ``stale_requests=N`` makes the next N requests meet someone else's operation."""
+    name = _name()
+    _create(cfn, name)
+    targets = {"DeploymentTargets": {"OrganizationalUnitIds": [local_aws.ou_id("staging")]}, "Regions": ["us-east-1"]}
+    cfn.create_stack_instances(StackSetName=name, OperationId="first", **targets)
+    assert cfn.create_stack_instances(StackSetName=name, OperationId="first", **targets)["OperationId"] == "first"
+    cfn.update_stack_instances(StackSetName=name, OperationId="second", **targets)
+    with pytest.raises(ClientError) as caught:
+        cfn.create_stack_instances(StackSetName=name, OperationId="first", **targets)
+    assert _code(caught) == "StaleRequestException"
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
+
+    assert local_aws.control("stacksets", stale_requests=1)["stale_requests"] == 1
+    try:
+        override = [{"ParameterKey": "EnvName", "ParameterValue": "changed"}]
+        with pytest.raises(ClientError) as caught:
+            cfn.update_stack_instances(StackSetName=name, OperationId="third", ParameterOverrides=override, **targets)
+        assert _code(caught) == "StaleRequestException"
+        listed = cfn.list_stack_set_operations(StackSetName=name)["Summaries"]
+        assert len(listed) == 3 and listed[0]["OperationId"] not in ("first", "second", "third")
+        account = local_aws.account_id("ml-staging")
+        instance = cfn.describe_stack_instance(
+            StackSetName=name, StackInstanceAccount=account, StackInstanceRegion="us-east-1"
+        )["StackInstance"]
+        assert not instance.get("ParameterOverrides")  # the refused request changed nothing
+        cfn.update_stack_instances(StackSetName=name, OperationId="third", ParameterOverrides=override, **targets)
+    finally:
+        local_aws.control("stacksets", stale_requests=0)

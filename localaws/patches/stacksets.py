@@ -68,6 +68,24 @@ class OperationIdAlreadyExists(CloudFormationError):
         super().__init__(f"The operation ID {operation_id} already exists for a different request.")
 
 
+class StaleRequest(CloudFormationError):
+    code = "StaleRequestException"
+
+    def __init__(self, name: str, operation_id: str):
+        # botocore, StaleRequestException: "Another operation has been performed on this StackSet
+        # since the specified operation was performed." (the text after the colon is ours)
+        super().__init__(
+            "Another operation has been performed on this StackSet since the specified operation was performed: "
+            f"{name}, {operation_id}"
+        )
+
+
+# The calls whose botocore model lists StaleRequestException (ImportStacksToStackSet aside: not emulated).
+_STALE_HANDLERS = frozenset(
+    {"create_stack_instances", "update_stack_instances", "delete_stack_instances", "update_stack_set"}
+)
+
+
 class OperationInProgress(CloudFormationError):
     code = "OperationInProgressException"
 
@@ -83,13 +101,18 @@ class OperationInProgress(CloudFormationError):
 # meaning it may take some time but will eventually return the most up-to-date data.");
 # DescribeStackSetOperation is never lagged ("This API provides strongly consistent reads").
 # ``drift_fail_accounts=A,B``: drift detection fails on those accounts' instances (``none``: no account).
-SETTINGS: dict[str, Any] = {"operation_polls": 0, "list_lag": 0, "drift_fail_accounts": ""}
+# ``stale_requests=N``: the next N requests of the calls that model StaleRequestException find that
+# someone else ran an operation on the stack set just before them (one is recorded, changing no
+# instance) and are refused with StaleRequestException, changing nothing else; a caller must read
+# the stack set again and re-plan. Without it the exception comes only from its natural cause
+# (a retried OperationId after a later operation, see ``_known_request``).
+SETTINGS: dict[str, Any] = {"operation_polls": 0, "list_lag": 0, "drift_fail_accounts": "", "stale_requests": 0}
 
 
 def configure(values: dict[str, str]) -> dict:
-    """Control endpoint of this patch: ``operation_polls``, ``list_lag`` (counts >= 0) and
+    """Control endpoint of this patch: ``operation_polls``, ``list_lag``, ``stale_requests`` (counts >= 0) and
     ``drift_fail_accounts`` (comma-separated ids); answer the settings."""
-    set_counts(values, ("operation_polls", "list_lag"), SETTINGS)
+    set_counts(values, ("operation_polls", "list_lag", "stale_requests"), SETTINGS)
     if "drift_fail_accounts" in values:
         # "none" clears the list (the control endpoint drops empty query values).
         accounts = [a for a in values["drift_fail_accounts"].split(",") if a and a != "none"]
@@ -391,7 +414,22 @@ def _known_request(stack_set, operation_id: str | None, fingerprint: str) -> boo
         return False
     if stack_set.requests[operation_id] != fingerprint:
         raise OperationIdAlreadyExists(operation_id)
+    # botocore, StaleRequestException: "Another operation has been performed on this StackSet since
+    # the specified operation was performed." A retry is idempotent only while its operation is the
+    # stack set's latest; after any later one it is stale (stricter where AWS says no more).
+    ids = [operation["OperationId"] for operation in stack_set.operations]
+    if operation_id in ids and ids[-1] != operation_id:
+        raise StaleRequest(stack_set.name, operation_id)
     return True
+
+
+def _injected_stale_request(stack_set, params: dict, action: str) -> None:
+    """``stale_requests``: someone else's operation lands just before this request, which is refused."""
+    if not SETTINGS["stale_requests"]:
+        return
+    SETTINGS["stale_requests"] -= 1
+    _record(stack_set, None, "UPDATE", [], {}, _fingerprint("OUT_OF_BAND", {"n": len(stack_set.operations)}))
+    raise StaleRequest(stack_set.name, params.get("OperationId") or "(no OperationId)")
 
 
 def _record(
@@ -597,6 +635,8 @@ def _operation(action: str) -> Callable[[Callable[..., ActionResult]], Callable[
             fingerprint = _fingerprint(action, params)
             if _known_request(stack_set, params.get("OperationId"), fingerprint):
                 return ActionResult({"OperationId": params["OperationId"]})
+            if handler.__name__ in _STALE_HANDLERS:
+                _injected_stale_request(stack_set, params, action)
             _guard(stack_set)
             return handler(self, params, stack_set, fingerprint)
 
