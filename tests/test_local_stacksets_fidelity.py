@@ -269,3 +269,28 @@ def test_stale_requests_retried_after_a_later_operation_and_on_demand(local_aws,
         cfn.update_stack_instances(StackSetName=name, OperationId="third", ParameterOverrides=override, **targets)
     finally:
         local_aws.control("stacksets", stale_requests=0)
+
+
+def test_a_stack_deleted_out_of_band_stays_current_until_drift_detection_finds_it(local_aws, cfn):
+    """StackInstance.Status speaks of the last operation ("CURRENT: The stack is currently up to
+    date with the StackSet"): a stack deleted in its account changes no instance status. Drift
+    detection finds it: the instance DRIFTED, its resources DELETED (AWS documents nothing for
+    this case; stricter than IN_SYNC)."""
+    name = _name()
+    staging = local_aws.account_id("ml-staging")
+    _create(cfn, name)
+    _deploy(cfn, name, local_aws.ou_id("staging"))
+    (summary,) = cfn.list_stack_instances(StackSetName=name)["Summaries"]
+    member = local_aws.client("cloudformation", staging)
+    member.delete_stack(StackName=summary["StackId"])
+    (summary,) = cfn.list_stack_instances(StackSetName=name)["Summaries"]
+    assert summary["Status"] == "CURRENT"
+    op = cfn.detect_stack_set_drift(StackSetName=name)["OperationId"]
+    details = cfn.describe_stack_set_operation(StackSetName=name, OperationId=op)["StackSetOperation"]
+    assert details["StackSetDriftDetectionDetails"]["DriftStatus"] == "DRIFTED"
+    (summary,) = cfn.list_stack_instances(StackSetName=name)["Summaries"]
+    assert summary["DriftStatus"] == "DRIFTED"
+    drifts = cfn.list_stack_instance_resource_drifts(
+        StackSetName=name, StackInstanceAccount=staging, StackInstanceRegion="us-east-1", OperationId=op
+    )["Summaries"]
+    assert drifts and {d["StackResourceDriftStatus"] for d in drifts} == {"DELETED"}

@@ -467,3 +467,22 @@ def test_an_override_change_at_scale_reads_no_instance_list_nor_ou_members(local
     assert calls.get("organizations.ListAccountsForParent", 0) > 0, calls
     assert overrides_of(local_aws, name, staging, "us-east-1") == {"Size": "large"}
     assert run(["destroy", "--manifest", write_manifest(workdir, [item]), "--yes"], capsys)[0] == 0
+
+
+def test_a_stack_deleted_out_of_band_is_found_by_drift_then_flagged_by_status(local_aws, workdir, capsys):
+    """Issue 15, defect 8: AWS keeps such an instance CURRENT, so neither the fast path nor a full
+    read sees it; drift detection does (exit 1), and status flags it from then on (exit 1)."""
+    name = unique("oob")
+    staging = local_aws.account_id("ml-staging")
+    manifest = write_manifest(workdir, [service_managed(name, ["ou:/staging"], ["us-east-1"])])
+    assert run(["apply", "--manifest", manifest], capsys)[0] == 0
+    cfn = local_aws.client("cloudformation")
+    (summary,) = cfn.list_stack_instances(StackSetName=name)["Summaries"]
+    local_aws.client("cloudformation", staging).delete_stack(StackName=summary["StackId"])
+    assert run(["status", "--manifest", manifest], capsys)[0] == 0  # nothing AWS reports shows it yet
+    assert run(["drift", "--manifest", manifest], capsys)[0] == 1
+    code, doc, _ = run(["status", "--manifest", manifest, "--json"], capsys)
+    (entry,) = doc["stack_sets"]
+    assert code == 1 and not entry["in_sync"]
+    assert entry["drifted"] == [{"account": staging, "region": "us-east-1"}]
+    assert run(["destroy", "--manifest", manifest, "--yes"], capsys)[0] == 0

@@ -948,6 +948,23 @@ def _resource_drifts(instance) -> list[dict]:
 
     stack = instance.stack
     ssm = ssm_backends[instance.account_id][instance.region_name]
+    if stack.status == "DELETE_COMPLETE":
+        # The stack was deleted in its account, out of band: every resource of it is gone.
+        # StackResourceDriftStatus "DELETED: The resource differs from its expected configuration
+        # in that it has been deleted." AWS documents nothing for a whole stack deleted under a
+        # stack set; reporting its resources DELETED (the instance DRIFTED) is the stricter choice.
+        resources = (getattr(stack, "template_dict", None) or {}).get("Resources") or {}
+        return [
+            {
+                "StackId": stack.stack_id,
+                "LogicalResourceId": logical_id,
+                "PhysicalResourceId": logical_id,
+                "ResourceType": (body or {}).get("Type", "AWS::CloudFormation::WaitConditionHandle"),
+                "Timestamp": utcnow(),
+                "StackResourceDriftStatus": "DELETED",
+            }
+            for logical_id, body in sorted(resources.items())
+        ]
     drifts = []
     for logical_id in stack.resource_map:
         rtype = stack.resource_map._resource_json_map.get(logical_id, {}).get("Type")
