@@ -236,6 +236,11 @@ def test_auto_deployment_depends_on_takes_existing_service_managed_stack_set_arn
             )
         assert _code(caught) == "ValidationError"
     assert "DependsOn" not in cfn.describe_stack_set(StackSetName=base)["StackSet"]["AutoDeployment"]
+    with pytest.raises(ClientError) as caught:  # still named by other's DependsOn (stricter: undocumented)
+        cfn.delete_stack_set(StackSetName=base)
+    assert _code(caught) == "ValidationError" and other in str(caught.value)
+    cfn.delete_stack_set(StackSetName=other)
+    cfn.delete_stack_set(StackSetName=base)
 
 
 def test_stale_requests_retried_after_a_later_operation_and_on_demand(local_aws, cfn):

@@ -861,6 +861,20 @@ def delete_stack_set(self) -> ActionResult:
     for stack_set in list(stack_sets.values()):
         if name in (stack_set.name, stack_set.id) and stack_set.status == "ACTIVE":
             _guard(stack_set)
+            # AWS documents nothing about deleting a stack set another one's AutoDeployment.DependsOn
+            # names; the dependent's auto-deployments could then never be "sequenced to ensure all
+            # dependencies complete successfully": refused (stricter), the message ours.
+            dependents = sorted(
+                other.name
+                for other in stack_sets.values()
+                if other.status != "DELETED"
+                and stack_set.arn in ((getattr(other, "auto_deployment", None) or {}).get("DependsOn") or [])
+            )
+            if dependents:
+                raise StackSetValidation(
+                    f"StackSet {stack_set.name} is named in AutoDeployment.DependsOn of {', '.join(dependents)}: "
+                    "update or delete those first"
+                )
     return _original["delete_stack_set"](self)
 
 
