@@ -748,7 +748,9 @@ def plan_stack_set(
         steps = head + deletes + middle + others
 
     # With a follow-up round pending, no step of this round may claim to be the last one.
-    plan.steps = _assign_operation_ids(spec, live, steps, fp, pending=1 if plan.needs_followup else 0)
+    plan.steps = _assign_operation_ids(
+        spec, live, steps, fp, pending=1 if plan.needs_followup else 0, shape=shape_fingerprint(spec, live.ou_accounts)
+    )
     if plan.action is not PlanAction.BLOCKED and plan.action is not PlanAction.CREATE and plan.steps:
         plan.action = PlanAction.UPDATE
     if plan.action is PlanAction.BLOCKED:
@@ -1414,12 +1416,11 @@ def _additions_by_membership(
 
 
 def _assign_operation_ids(
-    spec: StackSetSpec, live: LiveStackSet, steps: list[Step], fp: str, pending: int = 0
+    spec: StackSetSpec, live: LiveStackSet, steps: list[Step], fp: str, pending: int = 0, shape: str = ""
 ) -> list[Step]:
     base = live.last_operation.operation_id if live.last_operation else ""
     operations = [s for s in steps if s.is_operation]
     total = len(operations) + pending
-    shape = shape_fingerprint(spec, live.ou_accounts)
     has_overrides = bool(spec.overrides) or any(i.overrides for i in (live.instances or ()) if i.overrides is not None)
     out = []
     index = 0
