@@ -72,6 +72,10 @@ IAM_PROPAGATION_RE = re.compile(
 _TEMPLATE_BUCKET_HARDENING = (Hardening.PUBLIC_ACCESS_BLOCK, Hardening.ENCRYPTION, Hardening.VERSIONING)
 
 
+# An override delta read describes the instances the override rules name one by one (and checks
+# their accounts' parents): past this many, listing every instance (100 a page) is cheaper.
+OVERRIDE_DELTA_MAX_INSTANCES = 200
+
 # DescribeStackSetOperation right after the write that started the operation: AWS documents it
 # as strongly consistent, yet the Terraform provider treats OperationNotFoundException there as
 # "not visible yet" and keeps polling; so do we, a bounded number of times.
@@ -409,6 +413,8 @@ class StackSets:
             }
             - set(found)
         )
+        if len(found) + len(named) > OVERRIDE_DELTA_MAX_INSTANCES:
+            return None  # one call or more per instance: past this many, the full read costs less
         for account, region in named:
             inst = self.describe_instance(spec, account, region)
             if inst is None:

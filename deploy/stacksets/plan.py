@@ -812,7 +812,7 @@ def _plan_override_delta(spec: StackSetSpec, instances: tuple[LiveInstance, ...]
     Account by account (service-managed: through their OU with INTERSECTION), never through a
     whole OU: the other instances of the OU were not read.
     """
-    plan.instances_read = False
+    # instances_read stays True: these instances were read (the JSON says how many in the note).
     plan.notes.append(
         f"only overrides changed since the last apply: {len(instances)} instance(s) read, not the whole stack set"
     )
