@@ -27,14 +27,19 @@ Measured gaps closed here (each shaped after the botocore service model):
   operation on the stack set meanwhile fails with OperationInProgressException unless
   ManagedExecution is active (then it is QUEUED and starts when the one before it ends);
   ListStackSetOperations omits a new operation for ``list_lag`` reads (eventual consistency);
-  drift detection fails for the accounts in ``drift_fail_accounts``.
+  drift detection fails for the accounts in ``drift_fail_accounts``; the next ``stale_requests``
+  operation requests meet someone else's operation and get StaleRequestException.
 
 Refused or failed as AWS refuses or fails them (issue 15; each rule names its source below):
 override keys the stack set has no parameter for, RetainStacksOnAccountRemoval without
 auto-deployment, OUs and accounts without AccountFilterType on create (UNION otherwise),
 CallAs=DELEGATED_ADMIN from an account that is not a registered delegated administrator,
-IAM resources without the capability (the instance fails). Drift detection compares the
-instances' SSM parameters with their stack's values (DRIFTED / MODIFIED / DELETED).
+IAM resources without the capability (the instance fails), AutoDeployment.DependsOn entries that
+are not existing service-managed StackSet ARNs of this account and Region (or repeat, cycle, or
+exceed the limits), DeleteStackSet of a stack set another one depends on, a retried OperationId
+after a later operation (StaleRequestException). Drift detection compares the instances' SSM
+parameters with their stack's values (DRIFTED / MODIFIED / DELETED; a stack deleted in its
+account: all its resources DELETED, the instance still CURRENT).
 """
 
 from __future__ import annotations
