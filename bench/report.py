@@ -16,6 +16,8 @@ NOOP_READS_PER_STACK_SET_MAX = 5
 BASELINE_RATIO_MIN = 20
 BASELINE_RATIO_SIZE = 100
 GENERATION_RATIO_MAX = 1.3
+# Issue 15's: one override change for one account, at the largest fleet against the smallest.
+OVERRIDE_GROWTH_MAX = 1.2
 
 PHASE_LABELS = {
     "first_apply": "(a) first apply",
@@ -77,6 +79,18 @@ def evaluate(rows: list[dict], generation: dict | None, validation: dict | None 
                 "value": growth,
                 "detail": f"{a and a['aws_equivalent_calls']} -> {b and b['aws_equivalent_calls']} calls (AWS pages)",
                 "met": None if growth is None else growth <= FIRST_APPLY_GROWTH_MAX,
+            }
+        )
+        a, b = _row(rows, "ours", small, "override_apply"), _row(rows, "ours", large, "override_apply")
+        growth = round(b["aws_equivalent_calls"] / a["aws_equivalent_calls"], 3) if a and b and small != large else None
+        targets.append(
+            {
+                "target": f"one override: calls grow <= {OVERRIDE_GROWTH_MAX}x from {small} to {large} accounts"
+                if small != large
+                else f"one override: calls grow <= {OVERRIDE_GROWTH_MAX}x with the fleet (needs two sizes)",
+                "value": growth,
+                "detail": f"{a and a['aws_equivalent_calls']} -> {b and b['aws_equivalent_calls']} calls (AWS pages)",
+                "met": None if growth is None else growth <= OVERRIDE_GROWTH_MAX,
             }
         )
         noops = [r for r in rows if r["tool"] == "ours" and r["phase"] == "noop_apply"]

@@ -70,6 +70,11 @@ def test_harness_at_three_accounts(tmp_path):
 
     names = {target["target"] for target in result["targets"]}
     assert any(name.startswith("no-op re-apply") for name in names)
+    assert any(name.startswith("one override") for name in names)  # issue 15's target
+    # One override for one account: one write, and no instance list (nothing else changed).
+    override = by[("ours", "override_apply")]["by_operation"]
+    assert override.get("cloudformation.UpdateStackInstances") == 1
+    assert "cloudformation.ListStackInstances" not in override
     assert all(target["met"] in (True, False, None) for target in result["targets"])
 
     written = json.loads(next(tmp_path.glob("*-N3.json")).read_text())

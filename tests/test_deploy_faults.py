@@ -7,6 +7,7 @@ use botocore's Stubber on the real API shapes; the rest runs the real CLI on the
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import os
 import signal
@@ -548,3 +549,58 @@ def test_drift_reports_drifted_instances_and_their_resources():
     assert instance["resources"][0]["differences"] == [
         {"path": "/Value", "expected": "small", "actual": "changed", "type": "NOT_EQUAL"}
     ]
+
+
+def test_an_override_delta_read_needs_the_whole_operation_history():
+    """Issue 15: with only our own operations listed, an override change reads just the instances
+    the rules name; when ListStackSetOperations has more pages (older operations unseen), every
+    instance is listed instead."""
+    from deploy.common.ownership import OWNER_TAG_KEY, OWNER_TAG_VALUE
+    from deploy.stacksets.manifest import Override
+    from deploy.stacksets.plan import CONFIG_TAG, MANIFEST_TAG, config_hash
+
+    before = spec(accounts=(A,), regions=("us-east-1",))
+    after = spec(
+        accounts=(A,), regions=("us-east-1",), overrides=(Override((A,), (), ("us-east-1",), (("Size", "large"),)),)
+    )
+    ours = plan_stack_set(before, live_of(before, [])).steps[-1].operation_id
+    tags = [
+        {"Key": OWNER_TAG_KEY, "Value": OWNER_TAG_VALUE},
+        {"Key": CONFIG_TAG, "Value": config_hash(after)},
+        {"Key": MANIFEST_TAG, "Value": "m"},
+    ]
+    described = {"StackSet": {"StackSetName": "s", "Status": "ACTIVE", "PermissionModel": "SELF_MANAGED", "Tags": tags}}
+    summary = {
+        "OperationId": ours,
+        "Status": "SUCCEEDED",
+        "Action": "CREATE",
+        "CreationTimestamp": NOW,
+        "EndTimestamp": NOW,
+    }
+    summary["StatusDetails"] = {"FailedStackInstancesCount": 0}
+    listed = {"StackSetName": "s", "CallAs": "SELF", "MaxResults": 100}
+    instance = {"Account": A, "Region": "us-east-1", "Status": "CURRENT", "LastOperationId": ours}
+
+    for more_pages in (False, True):
+        clients = StubbedClients()
+        adapter = adapter_for(after, clients, [])
+        adapter.manifest = dataclasses.replace(adapter.manifest, id="m")
+        stub = clients.stubber
+        stub.add_response("describe_stack_set", described, {"StackSetName": "s", "CallAs": "SELF"})
+        stub.add_response(
+            "list_stack_set_operations", {"Summaries": [summary], **({"NextToken": "n"} if more_pages else {})}, listed
+        )
+        if more_pages:
+            stub.add_response(
+                "list_stack_instances", {"Summaries": [instance]}, {"StackSetName": "s", "CallAs": "SELF"}
+            )
+        stub.add_response(
+            "describe_stack_instance",
+            {"StackInstance": instance},
+            {"StackSetName": "s", "StackInstanceAccount": A, "StackInstanceRegion": "us-east-1", "CallAs": "SELF"},
+        )
+        with stub:
+            live = adapter.read(after)
+            stub.assert_no_pending_responses()
+        assert live.instances_partial is not more_pages
+        assert [(i.account, i.region) for i in live.instances] == [(A, "us-east-1")]

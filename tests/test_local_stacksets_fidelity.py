@@ -178,3 +178,124 @@ def test_organizations_accounts_carry_state_not_the_retired_status(local_aws):
     """botocore Account.Status: "will be retired on September 9, 2026" — use State."""
     accounts = local_aws.client("organizations").list_accounts()["Accounts"]
     assert accounts and all("Status" not in a and a["State"] == "ACTIVE" for a in accounts)
+
+
+def _arn(cfn, name: str) -> str:
+    return cfn.describe_stack_set(StackSetName=name)["StackSet"]["StackSetARN"]
+
+
+def test_auto_deployment_depends_on_takes_existing_service_managed_stack_set_arns_without_cycles(local_aws, cfn):
+    """API reference, AutoDeployment.DependsOn: "A list of StackSet ARNs that this StackSet depends on
+    for auto-deployment operations" (existing, this account and Region, service-managed, no cycle:
+    stricter where AWS documents nothing); the DevOps blog: up to 10 per StackSet."""
+    base, other = _name(), _name()
+    _create(cfn, base)
+    base_arn = _arn(cfn, base)
+    self_managed = _name()
+    cfn.create_stack_set(
+        StackSetName=self_managed,
+        TemplateBody=MARKER_TEMPLATE,
+        PermissionModel="SELF_MANAGED",
+        Parameters=[{"ParameterKey": "EnvName", "ParameterValue": "x"}],
+    )
+    missing = base_arn.replace(f"stackset/{base}:", "stackset/nosuchset:")
+    foreign_account = base_arn.replace(f":{local_aws.management_account_id}:", ":999999999999:")
+    other_region = base_arn.replace(":us-east-1:", ":eu-west-1:")
+    refusals = {
+        "not an ARN": [base],
+        "missing": [missing],
+        "other account": [foreign_account],
+        "other region": [other_region],
+        "self-managed": [_arn(cfn, self_managed)],
+        "twice": [base_arn, base_arn],
+    }
+    for label, depends_on in refusals.items():
+        with pytest.raises(ClientError) as caught:
+            _create(
+                cfn,
+                other,
+                AutoDeployment={"Enabled": True, "RetainStacksOnAccountRemoval": False, "DependsOn": depends_on},
+            )
+        assert _code(caught) == "ValidationError", label
+        assert "DependsOn" in str(caught.value), label
+    with pytest.raises(ClientError):
+        cfn.describe_stack_set(StackSetName=other)  # nothing was created
+    _create(
+        cfn, other, AutoDeployment={"Enabled": True, "RetainStacksOnAccountRemoval": False, "DependsOn": [base_arn]}
+    )
+    auto = cfn.describe_stack_set(StackSetName=other)["StackSet"]["AutoDeployment"]
+    assert auto["DependsOn"] == [base_arn]
+    # base -> other -> base would be a cycle; base -> base depends on itself.
+    for depends_on in ([_arn(cfn, other)], [base_arn]):
+        with pytest.raises(ClientError) as caught:
+            cfn.update_stack_set(
+                StackSetName=base,
+                UsePreviousTemplate=True,
+                Parameters=[{"ParameterKey": "EnvName", "UsePreviousValue": True}],
+                AutoDeployment={"Enabled": True, "RetainStacksOnAccountRemoval": False, "DependsOn": depends_on},
+            )
+        assert _code(caught) == "ValidationError"
+    assert "DependsOn" not in cfn.describe_stack_set(StackSetName=base)["StackSet"]["AutoDeployment"]
+    with pytest.raises(ClientError) as caught:  # still named by other's DependsOn (stricter: undocumented)
+        cfn.delete_stack_set(StackSetName=base)
+    assert _code(caught) == "ValidationError" and other in str(caught.value)
+    cfn.delete_stack_set(StackSetName=other)
+    cfn.delete_stack_set(StackSetName=base)
+
+
+def test_stale_requests_retried_after_a_later_operation_and_on_demand(local_aws, cfn):
+    """botocore StaleRequestException: "Another operation has been performed on this StackSet since
+    the specified operation was performed." A retried OperationId after a later operation is stale;
+    ``stale_requests=N`` makes the next N requests meet someone else's operation."""
+    name = _name()
+    _create(cfn, name)
+    targets = {"DeploymentTargets": {"OrganizationalUnitIds": [local_aws.ou_id("staging")]}, "Regions": ["us-east-1"]}
+    cfn.create_stack_instances(StackSetName=name, OperationId="first", **targets)
+    assert cfn.create_stack_instances(StackSetName=name, OperationId="first", **targets)["OperationId"] == "first"
+    cfn.update_stack_instances(StackSetName=name, OperationId="second", **targets)
+    with pytest.raises(ClientError) as caught:
+        cfn.create_stack_instances(StackSetName=name, OperationId="first", **targets)
+    assert _code(caught) == "StaleRequestException"
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 409
+
+    assert local_aws.control("stacksets", stale_requests=1)["stale_requests"] == 1
+    try:
+        override = [{"ParameterKey": "EnvName", "ParameterValue": "changed"}]
+        with pytest.raises(ClientError) as caught:
+            cfn.update_stack_instances(StackSetName=name, OperationId="third", ParameterOverrides=override, **targets)
+        assert _code(caught) == "StaleRequestException"
+        listed = cfn.list_stack_set_operations(StackSetName=name)["Summaries"]
+        assert len(listed) == 3 and listed[0]["OperationId"] not in ("first", "second", "third")
+        account = local_aws.account_id("ml-staging")
+        instance = cfn.describe_stack_instance(
+            StackSetName=name, StackInstanceAccount=account, StackInstanceRegion="us-east-1"
+        )["StackInstance"]
+        assert not instance.get("ParameterOverrides")  # the refused request changed nothing
+        cfn.update_stack_instances(StackSetName=name, OperationId="third", ParameterOverrides=override, **targets)
+    finally:
+        local_aws.control("stacksets", stale_requests=0)
+
+
+def test_a_stack_deleted_out_of_band_stays_current_until_drift_detection_finds_it(local_aws, cfn):
+    """StackInstance.Status speaks of the last operation ("CURRENT: The stack is currently up to
+    date with the StackSet"): a stack deleted in its account changes no instance status. Drift
+    detection finds it: the instance DRIFTED, its resources DELETED (AWS documents nothing for
+    this case; stricter than IN_SYNC)."""
+    name = _name()
+    staging = local_aws.account_id("ml-staging")
+    _create(cfn, name)
+    _deploy(cfn, name, local_aws.ou_id("staging"))
+    (summary,) = cfn.list_stack_instances(StackSetName=name)["Summaries"]
+    member = local_aws.client("cloudformation", staging)
+    member.delete_stack(StackName=summary["StackId"])
+    (summary,) = cfn.list_stack_instances(StackSetName=name)["Summaries"]
+    assert summary["Status"] == "CURRENT"
+    op = cfn.detect_stack_set_drift(StackSetName=name)["OperationId"]
+    details = cfn.describe_stack_set_operation(StackSetName=name, OperationId=op)["StackSetOperation"]
+    assert details["StackSetDriftDetectionDetails"]["DriftStatus"] == "DRIFTED"
+    (summary,) = cfn.list_stack_instances(StackSetName=name)["Summaries"]
+    assert summary["DriftStatus"] == "DRIFTED"
+    drifts = cfn.list_stack_instance_resource_drifts(
+        StackSetName=name, StackInstanceAccount=staging, StackInstanceRegion="us-east-1", OperationId=op
+    )["Summaries"]
+    assert drifts and {d["StackResourceDriftStatus"] for d in drifts} == {"DELETED"}

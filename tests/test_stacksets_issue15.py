@@ -4,6 +4,7 @@ checks with botocore's Stubber, and the real CLI against the (now as strict) loc
 from __future__ import annotations
 
 import datetime
+from dataclasses import replace
 
 import pytest
 from botocore.exceptions import ClientError
@@ -14,9 +15,13 @@ from deploy.stacksets.manifest import AccountFilter, Override, load_manifest
 from deploy.stacksets.plan import (
     MANIFEST_TAG,
     LastOperation,
+    StepKind,
+    auto_deployment_dependencies,
     expand_child_ou_overrides,
     fingerprint,
     last_apply_matches,
+    override_carriers,
+    override_delta_possible,
     plan_destroy,
     plan_stack_set,
     target_problems,
@@ -69,6 +74,22 @@ def test_retain_on_removal_without_auto_deployment_and_delegated_admin_self_mana
     with pytest.raises(InputError) as caught:
         load_manifest(_manifest(workdir, self_item))
     assert caught.value.key == "call_as"
+
+
+def test_auto_deployment_depends_on_names_only_service_managed_stack_sets(workdir):
+    """AutoDeployment.DependsOn takes service-managed StackSets only (the local AWS refuses a
+    self-managed one): a self-managed dependency is ordered by the rollout, left out of DependsOn."""
+    import yaml
+
+    path = workdir / "m.yaml"
+    items = [
+        _item(name="net"),
+        {**_item(name="roles"), "permission_model": "self_managed", "targets": {"accounts": [A]}},
+        _item(name="app", depends_on=["net", "roles"]),
+    ]
+    path.write_text(yaml.safe_dump({"admin_region": "us-east-1", "stack_sets": items}))
+    app = {s.name: s for s in load_manifest(path).stack_sets}["app"]
+    assert app.depends_on == ("net", "roles") and auto_deployment_dependencies(app) == ("net",)
 
 
 def test_manifest_id_is_declared_or_the_file_stem(workdir):
@@ -340,4 +361,128 @@ def test_eventually_consistent_operation_lists_and_queued_operations_still_conve
     finally:
         local_aws.control("stacksets", list_lag=0, operation_polls=0)
     assert run(["status", "--manifest", manifest], capsys)[0] == 0
+    assert run(["destroy", "--manifest", manifest, "--yes"], capsys)[0] == 0
+
+
+def test_a_stale_request_from_the_local_aws_is_re_planned_end_to_end(local_aws, workdir, capsys):
+    """StaleRequestException (someone else's operation landed just before ours, opt-in
+    ``stale_requests``): apply reads the stack set again, re-plans and converges."""
+    name = unique("stale")
+    staging = local_aws.account_id("ml-staging")
+    item = service_managed(name, ["ou:/staging"], ["us-east-1"])
+    manifest = write_manifest(workdir, [item])
+    assert run(["apply", "--manifest", manifest], capsys)[0] == 0
+    item["overrides"] = [{"accounts": [staging], "parameters": {"Size": "large"}}]
+    manifest = write_manifest(workdir, [item])
+    local_aws.control("stacksets", stale_requests=1)
+    try:
+        code, _, err = run(["apply", "--manifest", manifest], capsys)
+    finally:
+        settings = local_aws.control("stacksets", stale_requests=0)
+    assert code == 0, err
+    assert "another operation changed the stack set" in err and "re-planning" in err
+    assert settings["stale_requests"] == 0  # the one stale answer was used
+    assert overrides_of(local_aws, name, staging, "us-east-1") == {"Size": "large"}
+    assert run(["status", "--manifest", manifest], capsys)[0] == 0
+    assert run(["destroy", "--manifest", manifest, "--yes"], capsys)[0] == 0
+
+
+# --------------------------------------------------------------------------- override delta (cost)
+
+
+def _applied(s, instances=()):
+    """The last operation of an apply of ``s`` onto a new stack set, as ListStackSetOperations lists it."""
+    plan = plan_stack_set(s, live_of(s, list(instances)) if instances else live_of(s, []))
+    return LastOperation(
+        plan.steps[-1].operation_id, "SUCCEEDED", action="CREATE", failed_count=0, created=T0, ended=T0
+    )
+
+
+def test_an_override_only_change_is_planned_from_the_operations_not_a_full_read():
+    before = sm(auto_deployment=True)
+    after = sm(auto_deployment=True, overrides=(Override((A,), (), ("us-east-1",), (("Size", "large"),)),))
+    last = _applied(before)
+    assert override_delta_possible(after, last, [last], None)
+    assert override_carriers([last]) == []  # it set no overrides: no instance carries any
+    # Anything else falls back to the full read: another desired shape, someone else's or a
+    # failed operation, an OU-wide override rule.
+    assert not override_delta_possible(replace(after, regions=("us-east-1",)), last, [last], None)
+    foreign = LastOperation("someone", "SUCCEEDED", created=T0, ended=T0)
+    assert not override_delta_possible(after, last, [last, foreign], None)
+    failed = LastOperation(last.operation_id, "SUCCEEDED", failed_count=1, created=T0, ended=T0)
+    assert not override_delta_possible(after, failed, [failed], None)
+    ou_wide = sm(overrides=(Override((), (OU1,), ("us-east-1",), (("Size", "large"),)),))
+    assert not override_delta_possible(ou_wide, last, [last], None)
+
+    partial = live_of(after, [inst(A, "us-east-1", OU1)], instances_partial=True)
+    plan = plan_stack_set(after, partial)
+    (step,) = plan.steps
+    assert step.kind is StepKind.UPDATE_INSTANCES and step.accounts == (A,)
+    assert step.organizational_units == (OU1,) and step.account_filter is AccountFilter.INTERSECTION
+    assert step.overrides == (("Size", "large"),) and not plan.remove and not plan.add
+    # The update that set them is a carrier for the next change.
+    assert override_carriers([LastOperation(step.operation_id, "SUCCEEDED", action="UPDATE")]) == [step.operation_id]
+
+
+def test_an_override_change_at_scale_reads_no_instance_list_nor_ou_members(local_aws, workdir, counter, capsys):
+    """Issue 15 cost: one override change for one account reads the instances the rules name and
+    those our override-setting operations last touched, not every instance and OU member; a
+    foreign operation sends it back to the full read."""
+    name = unique("delta")
+    staging = local_aws.account_id("ml-staging")
+    # Size is a stack set parameter from the start: overriding it changes no stack set setting.
+    item = service_managed(name, ["ou:/staging", "ou:/production"], ["us-east-1"], parameters={"Size": "small"})
+    assert run(["apply", "--manifest", write_manifest(workdir, [item])], capsys)[0] == 0
+
+    def apply_with(size):
+        if size is None:
+            item.pop("overrides", None)
+        else:
+            item["overrides"] = [{"accounts": [staging], "parameters": {"Size": size}}]
+        counter.calls.clear()
+        code, _, err = run(["apply", "--manifest", write_manifest(workdir, [item])], capsys)
+        assert code == 0, err
+        return dict(counter.calls)
+
+    calls = apply_with("large")
+    assert calls.get("cloudformation.ListStackInstances", 0) == 0, calls
+    assert calls.get("organizations.ListAccountsForParent", 0) == 0, calls
+    assert calls["cloudformation.UpdateStackInstances"] == 1
+    assert overrides_of(local_aws, name, staging, "us-east-1") == {"Size": "large"}
+    calls = apply_with("small")  # the instance carries our earlier override: found by its LastOperationId
+    assert calls.get("cloudformation.ListStackInstances", 0) == 1, calls
+    assert calls.get("organizations.ListAccountsForParent", 0) == 0, calls
+    assert overrides_of(local_aws, name, staging, "us-east-1") == {"Size": "small"}
+    calls = apply_with(None)  # removed from the manifest: found the same way, reverted
+    assert overrides_of(local_aws, name, staging, "us-east-1") == {}
+    assert run(["status", "--manifest", write_manifest(workdir, [item])], capsys)[0] == 0
+
+    cfn = local_aws.client("cloudformation")
+    cfn.update_stack_instances(  # someone else's operation: nothing can be assumed any more
+        StackSetName=name,
+        DeploymentTargets={"OrganizationalUnitIds": [local_aws.ou_id("staging")]},
+        Regions=["us-east-1"],
+    )
+    calls = apply_with("large")
+    assert calls.get("organizations.ListAccountsForParent", 0) > 0, calls
+    assert overrides_of(local_aws, name, staging, "us-east-1") == {"Size": "large"}
+    assert run(["destroy", "--manifest", write_manifest(workdir, [item]), "--yes"], capsys)[0] == 0
+
+
+def test_a_stack_deleted_out_of_band_is_found_by_drift_then_flagged_by_status(local_aws, workdir, capsys):
+    """Issue 15, defect 8: AWS keeps such an instance CURRENT, so neither the fast path nor a full
+    read sees it; drift detection does (exit 1), and status flags it from then on (exit 1)."""
+    name = unique("oob")
+    staging = local_aws.account_id("ml-staging")
+    manifest = write_manifest(workdir, [service_managed(name, ["ou:/staging"], ["us-east-1"])])
+    assert run(["apply", "--manifest", manifest], capsys)[0] == 0
+    cfn = local_aws.client("cloudformation")
+    (summary,) = cfn.list_stack_instances(StackSetName=name)["Summaries"]
+    local_aws.client("cloudformation", staging).delete_stack(StackName=summary["StackId"])
+    assert run(["status", "--manifest", manifest], capsys)[0] == 0  # nothing AWS reports shows it yet
+    assert run(["drift", "--manifest", manifest], capsys)[0] == 1
+    code, doc, _ = run(["status", "--manifest", manifest, "--json"], capsys)
+    (entry,) = doc["stack_sets"]
+    assert code == 1 and not entry["in_sync"]
+    assert entry["drifted"] == [{"account": staging, "region": "us-east-1"}]
     assert run(["destroy", "--manifest", manifest, "--yes"], capsys)[0] == 0

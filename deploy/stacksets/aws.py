@@ -49,6 +49,8 @@ from deploy.stacksets.plan import (
     known_overrides_digest,
     last_apply_matches,
     membership_matters,
+    override_carriers,
+    override_delta_possible,
     override_scope,
     overrides_digest,
     overrides_known_empty,
@@ -69,6 +71,10 @@ IAM_PROPAGATION_RE = re.compile(
 # CloudFormation reads templates with its own credentials: SSE-S3, not a KMS key it may not use.
 _TEMPLATE_BUCKET_HARDENING = (Hardening.PUBLIC_ACCESS_BLOCK, Hardening.ENCRYPTION, Hardening.VERSIONING)
 
+
+# An override delta read describes the instances the override rules name one by one (and checks
+# their accounts' parents): past this many, listing every instance (100 a page) is cheaper.
+OVERRIDE_DELTA_MAX_INSTANCES = 200
 
 # DescribeStackSetOperation right after the write that started the operation: AWS documents it
 # as strongly consistent, yet the Terraform provider treats OperationNotFoundException there as
@@ -150,6 +156,8 @@ class StackSets:
         self._account_id: str | None = None
         self._checked: dict[str, str | None] = {}
         self._template_urls: dict[str, str] = {}
+        # Stack sets whose last ListStackSetOperations answer had more pages (the history is incomplete).
+        self._more_operations: set[str] = set()
 
     # ------------------------------------------------------------------ clients
 
@@ -278,6 +286,8 @@ class StackSets:
         """
         page = self.cfn.list_stack_set_operations(StackSetName=name, CallAs=call_as.value, MaxResults=100)
         summaries = page.get("Summaries", [])
+        with self._lock:
+            (self._more_operations.add if page.get("NextToken") else self._more_operations.discard)(name)
         latest = _latest(summaries)
         if page.get("NextToken") and latest is not None and latest.operation_id != summaries[0]["OperationId"]:
             summaries = summaries + [
@@ -351,16 +361,19 @@ class StackSets:
         # as an operation; otherwise the targets' accounts (pages of ListAccountsForParent)
         # enter the fingerprint, so an account joining or leaving is seen without listing instances.
         members = self.ou_members(spec) if membership_matters(spec) else None
-        unchanged = (
+        settled = (
             not full
             and not running
             and live.owned
             and dict(tags).get(CONFIG_TAG) == config_hash(spec)
             and dict(tags).get(MANIFEST_TAG) == self.manifest.id
-            and last_apply_matches(last, fingerprint(spec, members), others)
         )
-        if unchanged:
+        if settled and last_apply_matches(last, fingerprint(spec, members), others):
             return replace(live, ou_accounts=members)
+        if settled and spec.name not in self._more_operations and override_delta_possible(spec, last, others, members):
+            delta = self._override_delta(spec, others, members)
+            if delta is not None:
+                return replace(live, instances=tuple(delta), instances_partial=True, ou_accounts=members)
         instances = self.list_instances(spec.name, spec.call_as)
         moved: dict[str, str] = {}
         if live.permission_model is PermissionModel.SERVICE_MANAGED:
@@ -371,6 +384,77 @@ class StackSets:
         instances = self._read_overrides(spec, instances)
         return replace(
             live, instances=tuple(instances), ou_accounts=members, moved_accounts=tuple(sorted(moved.items()))
+        )
+
+    def _override_delta(self, spec: StackSetSpec, operations, members) -> list[LiveInstance] | None:
+        """The instances whose overrides may differ from the manifest, when only overrides changed
+        since our last apply (``override_delta_possible``); None when they cannot be told apart
+        cheaply (then the caller reads everything).
+
+        They are the instances an override rule names (DescribeStackInstance, one call each: the
+        rules name accounts, so their number follows the manifest, not the fleet) and those whose
+        LastOperationId is one of our operations that set or kept overrides (ListStackInstances
+        filtered on LAST_OPERATION_ID). Every other instance was last touched by an operation of
+        ours that set none, so it has none, and none is wanted for it.
+        """
+        found: dict[tuple[str, str], LiveInstance] = {}
+        for operation_id in override_carriers(operations):
+            for inst in self.list_instances(spec.name, spec.call_as, last_operation_id=operation_id):
+                found[(inst.account, inst.region)] = inst
+        found_list = self._read_overrides(spec, list(found.values()))
+        found = {(i.account, i.region): i for i in found_list}
+        named = sorted(
+            {
+                (account, region)
+                for rule in spec.overrides
+                for account in rule.accounts
+                for region in rule.regions
+                if region in spec.regions
+            }
+            - set(found)
+        )
+        if len(found) + len(named) > OVERRIDE_DELTA_MAX_INSTANCES:
+            return None  # one call or more per instance: past this many, the full read costs less
+        for account, region in named:
+            inst = self.describe_instance(spec, account, region)
+            if inst is None:
+                return None  # not an instance: the full read says why (a missing one, a target change)
+            found[(account, region)] = inst
+        if spec.service_managed:
+            if any(i.ou is None for i in found.values()):
+                return None
+            # An update through an OU reaches the accounts in it now: each account must still be
+            # under the OU its instance records (auto-deployment off: a move is no operation).
+            parents = self.account_parents(sorted({i.account for i in found.values()}))
+            for inst in found.values():
+                parent = parents.get(inst.account)
+                if parent is None or (parent != inst.ou and not self._below_targets(parent, {inst.ou})):
+                    return None
+        return sorted(found.values(), key=lambda i: (i.account, i.region))
+
+    def describe_instance(self, spec: StackSetSpec, account: str, region: str) -> LiveInstance | None:
+        """One instance with its overrides (DescribeStackInstance), or None when there is none."""
+        try:
+            data = self.cfn.describe_stack_instance(
+                StackSetName=spec.name,
+                StackInstanceAccount=account,
+                StackInstanceRegion=region,
+                CallAs=spec.call_as.value,
+            )["StackInstance"]
+        except ClientError as error:
+            if error_code(error) == "StackInstanceNotFoundException":
+                return None
+            raise
+        return LiveInstance(
+            account=data["Account"],
+            region=data["Region"],
+            ou=data.get("OrganizationalUnitId"),
+            status=data.get("Status", "CURRENT"),
+            detailed_status=(data.get("StackInstanceStatus") or {}).get("DetailedStatus"),
+            status_reason=data.get("StatusReason"),
+            overrides=_overrides_of(data),
+            last_operation_id=data.get("LastOperationId"),
+            drift_status=data.get("DriftStatus"),
         )
 
     def _moved_accounts(self, instances: list[LiveInstance]) -> dict[str, str]:
@@ -399,9 +483,12 @@ class StackSets:
             self._checked["management"] = management
         return management
 
-    def list_instances(self, name: str, call_as: CallAs) -> list[LiveInstance]:
+    def list_instances(self, name: str, call_as: CallAs, last_operation_id: str | None = None) -> list[LiveInstance]:
+        """Every instance, or those whose LastOperationId is ``last_operation_id``."""
         out = []
-        for page in self.cfn.get_paginator("list_stack_instances").paginate(StackSetName=name, CallAs=call_as.value):
+        filters = {"Filters": [{"Name": "LAST_OPERATION_ID", "Values": last_operation_id}]} if last_operation_id else {}
+        paginator = self.cfn.get_paginator("list_stack_instances")
+        for page in paginator.paginate(StackSetName=name, CallAs=call_as.value, **filters):
             for s in page.get("Summaries", []):
                 out.append(
                     LiveInstance(
@@ -459,15 +546,7 @@ class StackSets:
                 StackInstanceRegion=inst.region,
                 CallAs=spec.call_as.value,
             )["StackInstance"]
-            raw = data.get("ParameterOverrides") or []
-            overrides = tuple(
-                sorted(
-                    (p["ParameterKey"], p.get("ParameterValue", ""))
-                    for p in raw
-                    if isinstance(p, dict) and "ParameterKey" in p
-                )
-            )
-            return replace(inst, overrides=overrides, ou=inst.ou or data.get("OrganizationalUnitId"))
+            return replace(inst, overrides=_overrides_of(data), ou=inst.ou or data.get("OrganizationalUnitId"))
 
         with ThreadPoolExecutor(max_workers=8) as pool:
             read = {(i.account, i.region): i for i in pool.map(describe, needed)}
@@ -849,6 +928,16 @@ class StackSets:
                         break
                 drifted.append({"account": inst.account, "region": inst.region, "resources": resources})
         return op, drifted
+
+
+def _overrides_of(instance: dict) -> tuple[tuple[str, str], ...]:
+    """A DescribeStackInstance answer's ParameterOverrides as sorted (key, value) pairs."""
+    raw = instance.get("ParameterOverrides") or []
+    return tuple(
+        sorted(
+            (p["ParameterKey"], p.get("ParameterValue", "")) for p in raw if isinstance(p, dict) and "ParameterKey" in p
+        )
+    )
 
 
 def _stack_set_name(arn: str) -> str:

@@ -148,7 +148,13 @@ def _deployed(rollout: Rollout, adapter: StackSets, documents: list[dict]) -> It
 
 def cmd_status(args) -> int:
     """Desired against live: missing and extra instances, overrides that differ, stack-set
-    changes and instances not CURRENT; exit 1 when anything differs."""
+    changes, instances not CURRENT and instances the last drift detection found DRIFTED; exit 1
+    when anything differs.
+
+    A stack deleted out of band in its account leaves its instance CURRENT (StackInstance.Status
+    speaks of the last operation only): only a drift detection (``drift``) finds it, after which
+    its DriftStatus DRIFTED shows here too.
+    """
     rollout, _ = _context(args)
     planned = rollout.plan(rollout.specs(), full=True, wait=False)
     documents: list[dict] = []
@@ -164,6 +170,7 @@ def cmd_status(args) -> int:
         by_status = Counter(i.status for i in instances)
         by_detail = Counter(i.detailed_status or "-" for i in instances)
         problems = [i for i in instances if i.status != "CURRENT"]
+        drifted = [i for i in instances if i.drift_status == "DRIFTED"]
         differences = {
             "missing": plan.add,
             "extra": plan.remove,
@@ -173,12 +180,12 @@ def cmd_status(args) -> int:
             + (["template"] if plan.template_diff else []),
         }
         differs = any(differences.values()) or plan.action is PlanAction.BLOCKED
-        bad = bad or bool(problems) or differs
+        bad = bad or bool(problems) or bool(drifted) or differs
         documents.append(
             {
                 "name": spec.name,
                 "exists": True,
-                "in_sync": not differs and not problems,
+                "in_sync": not differs and not problems and not drifted,
                 "instances": len(instances),
                 "by_status": dict(by_status),
                 "by_detailed_status": dict(by_detail),
@@ -194,6 +201,8 @@ def cmd_status(args) -> int:
                     }
                     for i in problems
                 ],
+                # As found by the last drift detection (``drift``): changed or deleted out of band.
+                "drifted": [{"account": i.account, "region": i.region} for i in drifted],
             }
         )
         summary = ", ".join(f"{k} {v}" for k, v in sorted(by_status.items())) or "no instances"
@@ -206,6 +215,12 @@ def cmd_status(args) -> int:
                 rollout.reporter.line(f"  differs ({label}): {entry}", style="yellow")
         if plan.blocked_reason:
             rollout.reporter.line(f"  BLOCKED: {plan.blocked_reason}", style="yellow")
+        for inst in drifted:
+            rollout.reporter.line(
+                f"  {inst.account}/{inst.region}: DRIFTED at the last drift detection (changed or deleted out of band; "
+                "`drift` shows what)",
+                style="yellow",
+            )
         for inst in problems:
             rollout.reporter.line(
                 (

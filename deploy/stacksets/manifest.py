@@ -211,6 +211,9 @@ class StackSetSpec:
     # single mapping, whose targets are the fields above; with entries, those fields hold their union
     # (``account_filter`` NONE, ``regions`` every region used).
     target_entries: tuple[TargetEntry, ...] = ()
+    # ``depends_on`` entries that are self-managed stack sets: the rollout orders them, but
+    # AutoDeployment.DependsOn takes only service-managed stack sets (no auto-deployment to wait for).
+    unsequenced_dependencies: frozenset[str] = frozenset()
 
     def entries(self) -> tuple[TargetEntry, ...]:
         """The target entries: those of a ``targets`` list, or the single mapping as one entry."""
@@ -555,6 +558,13 @@ def _build(data: dict, path: Path, regions: frozenset[str]) -> Manifest:
 
     specs = _with_lookup_dependencies(specs, source)
     _check_dependencies(specs, source)
+    self_managed = {spec.name for spec in specs if not spec.service_managed}
+    specs = [
+        replace(spec, unsequenced_dependencies=frozenset(set(spec.depends_on) & self_managed))
+        if set(spec.depends_on) & self_managed
+        else spec
+        for spec in specs
+    ]
     return Manifest(
         id=str(data.get("id") or path.stem),
         output_reader_role=data.get("output_reader_role", "OrganizationAccountAccessRole"),

@@ -56,9 +56,12 @@ NO_ECHO_MASK = "****"
 # The flag after the step numbers says what the operation did to the overrides of the
 # instances it touched: ``n`` set none, ``o`` may have set some (or kept them), ``s`` set
 # exactly the overrides whose digest follows (8 hex digits).
+# Ids since 2026-11-27 carry, after the fingerprint, the ``shape_fingerprint`` (12 hex digits).
 _OPERATION_ID_RE = re.compile(
-    rf"^{OPERATION_PREFIX}-([0-9a-f]{{20}})-(\d+)o(\d+)-(?:([on])|s([0-9a-f]{{8}}))[0-9a-f]{{16}}$"
+    rf"^{OPERATION_PREFIX}-([0-9a-f]{{20}})(?:-([0-9a-f]{{12}}))?-(\d+)o(\d+)-(?:([on])|s([0-9a-f]{{8}}))[0-9a-f]{{16}}$"
 )
+# The ids of our drift detections (``StackSets.detect_drift``).
+DRIFT_OPERATION_PREFIX = f"{OPERATION_PREFIX}-drift-"
 RUNNING_STATUSES = frozenset({"RUNNING", "QUEUED", "STOPPING"})
 
 Overrides = tuple[tuple[str, str], ...]
@@ -120,6 +123,10 @@ class LiveStackSet:
     depends_on: tuple[str, ...] | None = None
     # Current parent (OU or root) of accounts whose instance's recorded OU no longer holds them.
     moved_accounts: tuple[tuple[str, str], ...] = ()
+    # ``instances`` holds only the instances whose overrides may differ: since our last apply only
+    # overrides changed in the manifest and only our own operations ran (``override_delta_possible``),
+    # so the other instances are as that apply left them. Only override updates are planned.
+    instances_partial: bool = False
 
     @property
     def tag_dict(self) -> dict[str, str]:
@@ -337,7 +344,10 @@ def auto_deployment_dependencies(spec: StackSetSpec) -> tuple[str, ...]:
     be sequenced to ensure all dependencies complete successfully before this StackSet's
     operation begins." Without it an account joining an OU can get model-deploy before its network.
     """
-    return tuple(sorted(spec.depends_on)) if spec.service_managed and spec.auto_deployment else ()
+    if not (spec.service_managed and spec.auto_deployment):
+        return ()
+    # Self-managed dependencies never auto-deploy: the rollout orders them, DependsOn cannot name them.
+    return tuple(sorted(d for d in spec.depends_on if d not in spec.unsequenced_dependencies))
 
 
 def membership_matters(spec: StackSetSpec) -> bool:
@@ -398,6 +408,19 @@ def fingerprint(spec: StackSetSpec, ou_accounts: Iterable[tuple[str, Iterable[st
     part of it: an account joining a target OU then changes the fingerprint, which the fast
     path compares with the one recorded in the last operation's id.
     """
+    return _sha(_desired_state(spec, ou_accounts))
+
+
+def shape_fingerprint(spec: StackSetSpec, ou_accounts: Iterable[tuple[str, Iterable[str]]] | None = None) -> str:
+    """12 hex digits of the desired state without the overrides: which instances exist, with
+    which configuration. Recorded in operation ids: when the last apply's shape is this one,
+    only overrides can differ (see ``override_delta_possible``)."""
+    state = _desired_state(spec, ou_accounts)
+    state.pop("overrides")
+    return _sha(state)[:12]
+
+
+def _desired_state(spec: StackSetSpec, ou_accounts: Iterable[tuple[str, Iterable[str]]] | None) -> dict[str, Any]:
     state: dict[str, Any] = {
         "config": config_hash(spec),
         "permission_model": spec.permission_model,
@@ -414,7 +437,7 @@ def fingerprint(spec: StackSetSpec, ou_accounts: Iterable[tuple[str, Iterable[st
             state["members"] = sorted(map(list, desired_pairs(spec, ou_accounts)))
         else:
             state["members"] = sorted(targeted_accounts(spec, ou_accounts))
-    return _sha(state)
+    return state
 
 
 def overrides_digest(overrides: Overrides | None, spec: StackSetSpec) -> str:
@@ -424,15 +447,19 @@ def overrides_digest(overrides: Overrides | None, spec: StackSetSpec) -> str:
     return _sha([[k, _sealed(spec.name, k, str(v)) if k in masked else v] for k, v in overrides or ()])[:8]
 
 
-def operation_id(spec_fingerprint: str, index: int, total: int, step: Step, base: str, may_override: bool | str) -> str:
+def operation_id(
+    spec_fingerprint: str, index: int, total: int, step: Step, base: str, may_override: bool | str, shape: str = ""
+) -> str:
     """Deterministic client token of a step: same plan from the same live state, same id.
 
     ``may_override``: False (sets no overrides), True (may set or keep some), or the
     ``overrides_digest`` of the exact overrides set on every instance the step touches.
+    ``shape``: the ``shape_fingerprint`` of the desired state (left out when empty).
     """
     digest = _sha({"base": base, "step": step.content(), "index": index, "total": total, "fp": spec_fingerprint})
     flag = f"s{may_override}" if isinstance(may_override, str) else ("o" if may_override else "n")
-    return f"{OPERATION_PREFIX}-{spec_fingerprint[:20]}-{index}o{total}-{flag}{digest[:16]}"
+    shape_part = f"-{shape[:12]}" if shape else ""
+    return f"{OPERATION_PREFIX}-{spec_fingerprint[:20]}{shape_part}-{index}o{total}-{flag}{digest[:16]}"
 
 
 def parse_operation_id(value: str | None) -> tuple[str, int, int, bool] | None:
@@ -440,13 +467,31 @@ def parse_operation_id(value: str | None) -> tuple[str, int, int, bool] | None:
     match = _OPERATION_ID_RE.match(value or "")
     if not match:
         return None
-    return match.group(1), int(match.group(2)), int(match.group(3)), match.group(4) != "n"
+    return match.group(1), int(match.group(3)), int(match.group(4)), match.group(5) != "n"
+
+
+def operation_shape(value: str | None) -> str | None:
+    """The ``shape_fingerprint`` one of our ids records (None: not ours, or an id from before shapes)."""
+    match = _OPERATION_ID_RE.match(value or "")
+    return match.group(2) if match else None
+
+
+def operation_overrides(value: str | None) -> str | None:
+    """What one of our operations did to the overrides of the instances it touched: ``"n"`` set
+    none, ``"o"`` may have set or kept some, else the digest of exactly those set (None: not ours)."""
+    match = _OPERATION_ID_RE.match(value or "")
+    if not match:
+        return None
+    return match.group(5) or match.group(6)
 
 
 def known_overrides_digest(instance: LiveInstance) -> str | None:
     """The digest of the overrides our last operation on ``instance`` set, when it set them explicitly."""
     match = _OPERATION_ID_RE.match(instance.last_operation_id or "")
-    return match.group(5) if match else None
+    return match.group(6) if match else None
+
+
+NO_OVERRIDES_DIGEST = _sha([])[:8]  # ``overrides_digest`` of no overrides
 
 
 def quiet_since(last: LastOperation, operations: Iterable[LastOperation]) -> bool:
@@ -689,7 +734,9 @@ def plan_stack_set(
             plan.property_changes.append(Change(f"tags.{MANIFEST_TAG}", live.manifest_id, manifest_id))
 
     if live.instances is not None or not live.exists:
-        if spec.service_managed:
+        if live.instances_partial:
+            instance_steps = _plan_override_delta(spec, live_instances, plan)
+        elif spec.service_managed:
             instance_steps = _plan_service_managed(spec, live, live_instances, account_parents or {}, plan)
         else:
             instance_steps = _plan_self_managed(spec, live_instances, plan)
@@ -701,12 +748,99 @@ def plan_stack_set(
         steps = head + deletes + middle + others
 
     # With a follow-up round pending, no step of this round may claim to be the last one.
-    plan.steps = _assign_operation_ids(spec, live, steps, fp, pending=1 if plan.needs_followup else 0)
+    plan.steps = _assign_operation_ids(
+        spec, live, steps, fp, pending=1 if plan.needs_followup else 0, shape=shape_fingerprint(spec, live.ou_accounts)
+    )
     if plan.action is not PlanAction.BLOCKED and plan.action is not PlanAction.CREATE and plan.steps:
         plan.action = PlanAction.UPDATE
     if plan.action is PlanAction.BLOCKED:
         plan.steps = []
     return plan
+
+
+def override_delta_possible(
+    spec: StackSetSpec,
+    last: LastOperation | None,
+    operations: Iterable[LastOperation],
+    ou_accounts: Iterable[tuple[str, Iterable[str]]] | None,
+) -> bool:
+    """Whether only overrides can differ between ``spec`` and the stack set, judged from its operations.
+
+    Holds when the latest operation is the successful last step of our apply of a desired state
+    of the same shape (``shape_fingerprint``: the same instances, the same configuration) and
+    every operation listed is our own and succeeded: then each instance is as our operations
+    left it, and only the overrides of some instances can differ. Override rules naming OUs
+    (which reach every account there) and targets lists are left to the full read.
+    """
+    if spec.target_entries or any(rule.organizational_units for rule in spec.overrides):
+        return False
+    if last is None or last.status != "SUCCEEDED" or (last.failed_count or 0) > 0:
+        return False
+    parsed = parse_operation_id(last.operation_id)
+    if parsed is None or parsed[1] != parsed[2]:
+        return False
+    if operation_shape(last.operation_id) != shape_fingerprint(spec, ou_accounts):
+        return False
+    operations = tuple(operations)
+    for other in operations:
+        ours = parse_operation_id(other.operation_id) is not None or other.operation_id.startswith(
+            DRIFT_OPERATION_PREFIX
+        )
+        if not ours or other.status != "SUCCEEDED" or (other.failed_count or 0) > 0:
+            return False
+    return quiet_since(last, operations)
+
+
+def override_carriers(operations: Iterable[LastOperation]) -> list[str]:
+    """Our operations after which the instances they touched may carry overrides: those that set
+    some, or kept whatever there was, and drift detections (which may become an instance's
+    LastOperationId). Deletions leave no instance behind."""
+    carriers = []
+    for other in operations:
+        if other.action == "DELETE":
+            continue
+        flag = operation_overrides(other.operation_id)
+        if flag in ("n", NO_OVERRIDES_DIGEST):
+            continue
+        carriers.append(other.operation_id)
+    return carriers
+
+
+def _plan_override_delta(spec: StackSetSpec, instances: tuple[LiveInstance, ...], plan: StackSetPlan) -> list[Step]:
+    """Override updates of the instances an override delta read found (``LiveStackSet.instances_partial``).
+
+    Account by account (service-managed: through their OU with INTERSECTION), never through a
+    whole OU: the other instances of the OU were not read.
+    """
+    # instances_read stays True: these instances were read (the JSON says how many in the note).
+    plan.notes.append(
+        f"only overrides changed since the last apply: {len(instances)} instance(s) read, not the whole stack set"
+    )
+    updates: dict[tuple[Any, str], set[str]] = defaultdict(set)
+    for inst in instances:
+        if inst.region not in spec.regions:
+            continue
+        wanted = desired_overrides(spec, inst.account, inst.region, inst.ou)
+        if _needs_update(inst, wanted, plan):
+            updates[((wanted, inst.ou or ""), inst.account)].add(inst.region)
+    steps = []
+    for (regions, (wanted, ou)), accounts in sorted(_group_by_regions(updates).items()):
+        if spec.service_managed:
+            steps.append(
+                _accounts_step(
+                    kind=StepKind.UPDATE_INSTANCES,
+                    organizational_units=(ou,),
+                    accounts=accounts,
+                    account_filter=AccountFilter.INTERSECTION,
+                    regions=regions,
+                    overrides=wanted,
+                )
+            )
+        else:
+            steps.append(
+                _accounts_step(kind=StepKind.UPDATE_INSTANCES, accounts=accounts, regions=regions, overrides=wanted)
+            )
+    return steps
 
 
 def _template_defaults(body: str | None) -> dict[str, str]:
@@ -1282,7 +1416,7 @@ def _additions_by_membership(
 
 
 def _assign_operation_ids(
-    spec: StackSetSpec, live: LiveStackSet, steps: list[Step], fp: str, pending: int = 0
+    spec: StackSetSpec, live: LiveStackSet, steps: list[Step], fp: str, pending: int = 0, shape: str = ""
 ) -> list[Step]:
     base = live.last_operation.operation_id if live.last_operation else ""
     operations = [s for s in steps if s.is_operation]
@@ -1302,7 +1436,7 @@ def _assign_operation_ids(
                 may_override = overrides_digest(step.overrides, spec)
             else:
                 may_override = step.kind is StepKind.DELETE_INSTANCES and has_overrides
-            step = replace(step, operation_id=operation_id(fp, index, total, step, base, may_override))
+            step = replace(step, operation_id=operation_id(fp, index, total, step, base, may_override, shape))
         else:
             step = replace(step, operation_id=f"{OPERATION_PREFIX}-{fp[:20]}-{step.kind.value.replace('_', '-')}")
         out.append(step)

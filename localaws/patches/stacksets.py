@@ -27,20 +27,26 @@ Measured gaps closed here (each shaped after the botocore service model):
   operation on the stack set meanwhile fails with OperationInProgressException unless
   ManagedExecution is active (then it is QUEUED and starts when the one before it ends);
   ListStackSetOperations omits a new operation for ``list_lag`` reads (eventual consistency);
-  drift detection fails for the accounts in ``drift_fail_accounts``.
+  drift detection fails for the accounts in ``drift_fail_accounts``; the next ``stale_requests``
+  operation requests meet someone else's operation and get StaleRequestException.
 
 Refused or failed as AWS refuses or fails them (issue 15; each rule names its source below):
 override keys the stack set has no parameter for, RetainStacksOnAccountRemoval without
 auto-deployment, OUs and accounts without AccountFilterType on create (UNION otherwise),
 CallAs=DELEGATED_ADMIN from an account that is not a registered delegated administrator,
-IAM resources without the capability (the instance fails). Drift detection compares the
-instances' SSM parameters with their stack's values (DRIFTED / MODIFIED / DELETED).
+IAM resources without the capability (the instance fails), AutoDeployment.DependsOn entries that
+are not existing service-managed StackSet ARNs of this account and Region (or repeat, cycle, or
+exceed the limits), DeleteStackSet of a stack set another one depends on, a retried OperationId
+after a later operation (StaleRequestException). Drift detection compares the instances' SSM
+parameters with their stack's values (DRIFTED / MODIFIED / DELETED; a stack deleted in its
+account: all its resources DELETED, the instance still CURRENT).
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -67,6 +73,24 @@ class OperationIdAlreadyExists(CloudFormationError):
         super().__init__(f"The operation ID {operation_id} already exists for a different request.")
 
 
+class StaleRequest(CloudFormationError):
+    code = "StaleRequestException"
+
+    def __init__(self, name: str, operation_id: str):
+        # botocore, StaleRequestException: "Another operation has been performed on this StackSet
+        # since the specified operation was performed." (the text after the colon is ours)
+        super().__init__(
+            "Another operation has been performed on this StackSet since the specified operation was performed: "
+            f"{name}, {operation_id}"
+        )
+
+
+# The calls whose botocore model lists StaleRequestException (ImportStacksToStackSet aside: not emulated).
+_STALE_HANDLERS = frozenset(
+    {"create_stack_instances", "update_stack_instances", "delete_stack_instances", "update_stack_set"}
+)
+
+
 class OperationInProgress(CloudFormationError):
     code = "OperationInProgressException"
 
@@ -82,13 +106,18 @@ class OperationInProgress(CloudFormationError):
 # meaning it may take some time but will eventually return the most up-to-date data.");
 # DescribeStackSetOperation is never lagged ("This API provides strongly consistent reads").
 # ``drift_fail_accounts=A,B``: drift detection fails on those accounts' instances (``none``: no account).
-SETTINGS: dict[str, Any] = {"operation_polls": 0, "list_lag": 0, "drift_fail_accounts": ""}
+# ``stale_requests=N``: the next N requests of the calls that model StaleRequestException find that
+# someone else ran an operation on the stack set just before them (one is recorded, changing no
+# instance) and are refused with StaleRequestException, changing nothing else; a caller must read
+# the stack set again and re-plan. Without it the exception comes only from its natural cause
+# (a retried OperationId after a later operation, see ``_known_request``).
+SETTINGS: dict[str, Any] = {"operation_polls": 0, "list_lag": 0, "drift_fail_accounts": "", "stale_requests": 0}
 
 
 def configure(values: dict[str, str]) -> dict:
-    """Control endpoint of this patch: ``operation_polls``, ``list_lag`` (counts >= 0) and
+    """Control endpoint of this patch: ``operation_polls``, ``list_lag``, ``stale_requests`` (counts >= 0) and
     ``drift_fail_accounts`` (comma-separated ids); answer the settings."""
-    set_counts(values, ("operation_polls", "list_lag"), SETTINGS)
+    set_counts(values, ("operation_polls", "list_lag", "stale_requests"), SETTINGS)
     if "drift_fail_accounts" in values:
         # "none" clears the list (the control endpoint drops empty query values).
         accounts = [a for a in values["drift_fail_accounts"].split(",") if a and a != "none"]
@@ -106,7 +135,9 @@ class StackSetValidation(ValidationError):
         super().__init__(message=message)
 
 
-def _check_auto_deployment(params: dict, permission_model: str | None) -> None:
+def _check_auto_deployment(
+    params: dict, permission_model: str | None, backend=None, own_arn: str | None = None
+) -> None:
     auto = params.get("AutoDeployment")
     if auto is None:
         return
@@ -122,6 +153,71 @@ def _check_auto_deployment(params: dict, permission_model: str | None) -> None:
     # AWS DevOps blog on StackSet dependencies: "Define up to 10 dependencies per StackSet".
     if len(depends_on) > 10:
         raise StackSetValidation("AutoDeployment.DependsOn takes at most 10 stack sets")
+    if depends_on and backend is not None:
+        _check_depends_on(backend, depends_on, own_arn)
+
+
+_STACK_SET_ARN = re.compile(
+    r"^arn:(aws|aws-cn|aws-us-gov):cloudformation:([a-z0-9-]+):(\d{12}):stackset/([A-Za-z][A-Za-z0-9-]{0,127}):[0-9a-f-]+$"
+)
+MAX_DEPENDENCIES_PER_ACCOUNT = 100
+
+
+def _check_depends_on(backend, depends_on: list[str], own_arn: str | None) -> None:
+    """AutoDeployment.DependsOn: "A list of StackSet ARNs that this StackSet depends on for
+    auto-deployment operations" (API reference). Each entry must therefore be the ARN of a
+    StackSet: an existing one of this administrator account and Region (a stack set is regional
+    and DescribeStackSet resolves only those of the caller), service-managed (auto-deployment
+    exists only there), named once, never the stack set itself, and the dependencies must not
+    form a cycle ("operations will be sequenced to ensure all dependencies complete successfully
+    before this StackSet's operation begins" cannot hold around a cycle). AWS documents neither
+    these refusals nor their messages: stricter here, and ours. The AWS DevOps blog announcing
+    the feature: "Define up to 10 dependencies per StackSet, with up to 100 dependencies per
+    account" (the per-StackSet limit is checked above)."""
+    live = {s.arn: s for s in backend.stacksets.values() if s.status != "DELETED"}
+    if len(set(depends_on)) != len(depends_on):
+        raise StackSetValidation("AutoDeployment.DependsOn names a StackSet more than once")
+    for arn in depends_on:
+        match = _STACK_SET_ARN.match(arn or "")
+        if not match:
+            raise StackSetValidation(f"AutoDeployment.DependsOn: '{arn}' is not a StackSet ARN")
+        if match.group(2) != backend.region_name or match.group(3) != backend.account_id:
+            raise StackSetValidation(
+                f"AutoDeployment.DependsOn: '{arn}' is not a StackSet of this account and Region "
+                f"({backend.account_id}, {backend.region_name})"
+            )
+        if arn == own_arn:
+            raise StackSetValidation("AutoDeployment.DependsOn: a StackSet cannot depend on itself")
+        if arn not in live:
+            raise StackSetValidation(f"AutoDeployment.DependsOn: StackSet {arn} does not exist")
+        if (live[arn].permission_model or "SELF_MANAGED") != "SERVICE_MANAGED":
+            raise StackSetValidation(
+                f"AutoDeployment.DependsOn: StackSet {live[arn].name} is not SERVICE_MANAGED (only service-managed "
+                "StackSets auto-deploy)"
+            )
+    if own_arn is not None:  # a new stack set has no dependents yet: no cycle can pass through it
+        edges = {
+            arn: list((getattr(s, "auto_deployment", None) or {}).get("DependsOn") or []) for arn, s in live.items()
+        }
+        edges[own_arn] = list(depends_on)
+        seen: set[str] = set()
+        stack = list(depends_on)
+        while stack:
+            arn = stack.pop()
+            if arn == own_arn:
+                raise StackSetValidation("AutoDeployment.DependsOn: the dependencies would form a cycle")
+            if arn not in seen:
+                seen.add(arn)
+                stack.extend(edges.get(arn, ()))
+    others = sum(
+        len((getattr(s, "auto_deployment", None) or {}).get("DependsOn") or [])
+        for arn, s in live.items()
+        if arn != own_arn
+    )
+    if others + len(depends_on) > MAX_DEPENDENCIES_PER_ACCOUNT:
+        raise StackSetValidation(
+            f"AutoDeployment.DependsOn: at most {MAX_DEPENDENCIES_PER_ACCOUNT} dependencies per account"
+        )
 
 
 def _check_overrides(stack_set, params: dict) -> None:
@@ -323,7 +419,22 @@ def _known_request(stack_set, operation_id: str | None, fingerprint: str) -> boo
         return False
     if stack_set.requests[operation_id] != fingerprint:
         raise OperationIdAlreadyExists(operation_id)
+    # botocore, StaleRequestException: "Another operation has been performed on this StackSet since
+    # the specified operation was performed." A retry is idempotent only while its operation is the
+    # stack set's latest; after any later one it is stale (stricter where AWS says no more).
+    ids = [operation["OperationId"] for operation in stack_set.operations]
+    if operation_id in ids and ids[-1] != operation_id:
+        raise StaleRequest(stack_set.name, operation_id)
     return True
+
+
+def _injected_stale_request(stack_set, params: dict, action: str) -> None:
+    """``stale_requests``: someone else's operation lands just before this request, which is refused."""
+    if not SETTINGS["stale_requests"]:
+        return
+    SETTINGS["stale_requests"] -= 1
+    _record(stack_set, None, "UPDATE", [], {}, _fingerprint("OUT_OF_BAND", {"n": len(stack_set.operations)}))
+    raise StaleRequest(stack_set.name, params.get("OperationId") or "(no OperationId)")
 
 
 def _record(
@@ -529,6 +640,8 @@ def _operation(action: str) -> Callable[[Callable[..., ActionResult]], Callable[
             fingerprint = _fingerprint(action, params)
             if _known_request(stack_set, params.get("OperationId"), fingerprint):
                 return ActionResult({"OperationId": params["OperationId"]})
+            if handler.__name__ in _STALE_HANDLERS:
+                _injected_stale_request(stack_set, params, action)
             _guard(stack_set)
             return handler(self, params, stack_set, fingerprint)
 
@@ -539,7 +652,9 @@ def _operation(action: str) -> Callable[[Callable[..., ActionResult]], Callable[
 
 def create_stack_set(self) -> ActionResult:
     params = _params(self)
-    _check_auto_deployment(params, params.get("PermissionModel") or "SELF_MANAGED")
+    _check_auto_deployment(
+        params, params.get("PermissionModel") or "SELF_MANAGED", self.cloudformation_backend, own_arn=None
+    )
     result = _original["create_stack_set"](self)
     stack_set = self.cloudformation_backend.describe_stack_set(params["StackSetName"])
     _stack_set_defaults(stack_set)
@@ -651,7 +766,7 @@ def update_stack_instances(self, params: dict, stack_set, fingerprint: str) -> A
 
 @_operation("UPDATE")
 def update_stack_set(self, params: dict, stack_set, fingerprint: str) -> ActionResult:
-    _check_auto_deployment(params, stack_set.permission_model)
+    _check_auto_deployment(params, stack_set.permission_model, self.cloudformation_backend, own_arn=stack_set.arn)
     backend = self.cloudformation_backend
     template = params.get("TemplateBody")
     if params.get("TemplateURL"):
@@ -751,6 +866,20 @@ def delete_stack_set(self) -> ActionResult:
     for stack_set in list(stack_sets.values()):
         if name in (stack_set.name, stack_set.id) and stack_set.status == "ACTIVE":
             _guard(stack_set)
+            # AWS documents nothing about deleting a stack set another one's AutoDeployment.DependsOn
+            # names; the dependent's auto-deployments could then never be "sequenced to ensure all
+            # dependencies complete successfully": refused (stricter), the message ours.
+            dependents = sorted(
+                other.name
+                for other in stack_sets.values()
+                if other.status != "DELETED"
+                and stack_set.arn in ((getattr(other, "auto_deployment", None) or {}).get("DependsOn") or [])
+            )
+            if dependents:
+                raise StackSetValidation(
+                    f"StackSet {stack_set.name} is named in AutoDeployment.DependsOn of {', '.join(dependents)}: "
+                    "update or delete those first"
+                )
     return _original["delete_stack_set"](self)
 
 
@@ -838,6 +967,23 @@ def _resource_drifts(instance) -> list[dict]:
 
     stack = instance.stack
     ssm = ssm_backends[instance.account_id][instance.region_name]
+    if stack.status == "DELETE_COMPLETE":
+        # The stack was deleted in its account, out of band: every resource of it is gone.
+        # StackResourceDriftStatus "DELETED: The resource differs from its expected configuration
+        # in that it has been deleted." AWS documents nothing for a whole stack deleted under a
+        # stack set; reporting its resources DELETED (the instance DRIFTED) is the stricter choice.
+        resources = (getattr(stack, "template_dict", None) or {}).get("Resources") or {}
+        return [
+            {
+                "StackId": stack.stack_id,
+                "LogicalResourceId": logical_id,
+                "PhysicalResourceId": logical_id,
+                "ResourceType": (body or {}).get("Type", "AWS::CloudFormation::WaitConditionHandle"),
+                "Timestamp": utcnow(),
+                "StackResourceDriftStatus": "DELETED",
+            }
+            for logical_id, body in sorted(resources.items())
+        ]
     drifts = []
     for logical_id in stack.resource_map:
         rtype = stack.resource_map._resource_json_map.get(logical_id, {}).get("Type")
