@@ -63,36 +63,28 @@ def _row(rows: list[dict], tool: str, size: int, phase: str) -> dict | None:
     return next((r for r in rows if r["tool"] == tool and r["size"] == size and r["phase"] == phase), None)
 
 
+def _growth(rows: list[dict], phase: str, label: str, maximum: float, small: int, large: int) -> dict:
+    """The growth target of one phase: our calls at the largest fleet over those at the smallest."""
+    a, b = _row(rows, "ours", small, phase), _row(rows, "ours", large, phase)
+    growth = round(b["aws_equivalent_calls"] / a["aws_equivalent_calls"], 3) if a and b and small != large else None
+    return {
+        "target": f"{label}: calls grow <= {maximum}x from {small} to {large} accounts"
+        if small != large
+        else f"{label}: calls grow <= {maximum}x with the fleet (needs two sizes)",
+        "value": growth,
+        "detail": f"{a and a['aws_equivalent_calls']} -> {b and b['aws_equivalent_calls']} calls (AWS pages)",
+        "met": None if growth is None else growth <= maximum,
+    }
+
+
 def evaluate(rows: list[dict], generation: dict | None, validation: dict | None = None) -> list[dict]:
     """Each target of the issue, with the measured value and whether it is met (None: not measured)."""
     targets = []
     sizes = sorted({r["size"] for r in rows if r["tool"] == "ours"})
     if sizes:
         small, large = sizes[0], sizes[-1]
-        a, b = _row(rows, "ours", small, "first_apply"), _row(rows, "ours", large, "first_apply")
-        growth = round(b["aws_equivalent_calls"] / a["aws_equivalent_calls"], 3) if a and b and small != large else None
-        targets.append(
-            {
-                "target": f"first apply: calls grow <= {FIRST_APPLY_GROWTH_MAX}x from {small} to {large} accounts"
-                if small != large
-                else f"first apply: calls grow <= {FIRST_APPLY_GROWTH_MAX}x with the fleet (needs two sizes)",
-                "value": growth,
-                "detail": f"{a and a['aws_equivalent_calls']} -> {b and b['aws_equivalent_calls']} calls (AWS pages)",
-                "met": None if growth is None else growth <= FIRST_APPLY_GROWTH_MAX,
-            }
-        )
-        a, b = _row(rows, "ours", small, "override_apply"), _row(rows, "ours", large, "override_apply")
-        growth = round(b["aws_equivalent_calls"] / a["aws_equivalent_calls"], 3) if a and b and small != large else None
-        targets.append(
-            {
-                "target": f"one override: calls grow <= {OVERRIDE_GROWTH_MAX}x from {small} to {large} accounts"
-                if small != large
-                else f"one override: calls grow <= {OVERRIDE_GROWTH_MAX}x with the fleet (needs two sizes)",
-                "value": growth,
-                "detail": f"{a and a['aws_equivalent_calls']} -> {b and b['aws_equivalent_calls']} calls (AWS pages)",
-                "met": None if growth is None else growth <= OVERRIDE_GROWTH_MAX,
-            }
-        )
+        targets.append(_growth(rows, "first_apply", "first apply", FIRST_APPLY_GROWTH_MAX, small, large))
+        targets.append(_growth(rows, "override_apply", "one override", OVERRIDE_GROWTH_MAX, small, large))
         noops = [r for r in rows if r["tool"] == "ours" and r["phase"] == "noop_apply"]
         if noops:
             worst = max(noops, key=lambda r: r["aws_page_reads"])

@@ -50,16 +50,16 @@ def _endpoint(local_aws, account: str) -> str:
     return name
 
 
-def _invoke_role(local_aws, account: str, name: str) -> None:
-    """The endpoint-invoke role in ``account``, trusting the caller's (management) account with the ExternalId,
-    as templates/endpoint-invoke-role.yaml does: the local STS evaluates that trust as AWS does."""
+def _invoke_role(local_aws, account: str, name: str, trusted: str | None = None) -> None:
+    """The endpoint-invoke role in ``account``, trusting ``trusted`` (default: the caller's management account)
+    with the ExternalId, as templates/endpoint-invoke-role.yaml does: the local STS evaluates that trust as AWS does."""
     iam = local_aws.client("iam", account)
     trust = {
         "Version": "2012-10-17",
         "Statement": [
             {
                 "Effect": "Allow",
-                "Principal": {"AWS": f"arn:aws:iam::{local_aws.management_account_id}:root"},
+                "Principal": {"AWS": f"arn:aws:iam::{trusted or local_aws.management_account_id}:root"},
                 "Action": "sts:AssumeRole",
                 "Condition": {"StringEquals": {"sts:ExternalId": SECRET}},
             }
@@ -136,20 +136,8 @@ def test_invoke_uses_the_profile_given(local_aws, monkeypatch, tmp_path, capsys)
     endpoint = _endpoint(local_aws, "ml-production-2")
     account = local_aws.account_id("ml-production-2")
     consumer = local_aws.account_id("ml-development")
-    iam = local_aws.client("iam", "ml-production-2")
     name = f"invoke-from-dev-{uuid.uuid4().hex[:6]}"
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Effect": "Allow",
-                "Principal": {"AWS": f"arn:aws:iam::{consumer}:root"},
-                "Action": "sts:AssumeRole",
-                "Condition": {"StringEquals": {"sts:ExternalId": SECRET}},
-            }
-        ],
-    }
-    iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
+    _invoke_role(local_aws, "ml-production-2", name, trusted=consumer)
     credentials = local_aws.session("ml-development").get_credentials()
     config = tmp_path / "credentials"
     config.write_text(

@@ -26,6 +26,21 @@ def options(local_aws):
     local_aws.control("servicecatalog", search_lag=0, access_polls=0)
 
 
+def _product_request(name: str, url: str) -> dict:
+    """CreateProduct's arguments for one template URL (a fresh IdempotencyToken)."""
+    return {
+        "Name": name,
+        "Owner": "Platform team",
+        "ProductType": "CLOUD_FORMATION_TEMPLATE",
+        "ProvisioningArtifactParameters": {
+            "Name": "v1",
+            "Type": "CLOUD_FORMATION_TEMPLATE",
+            "Info": {"LoadTemplateFromURL": url},
+        },
+        "IdempotencyToken": uuid.uuid4().hex,
+    }
+
+
 def _search(sc, name: str) -> list[str]:
     views = sc.search_products_as_admin(Filters={"FullTextSearch": [name]})["ProductViewDetails"]
     return [v["ProductViewSummary"]["ProductId"] for v in views if v["ProductViewSummary"]["Name"] == name]
@@ -39,17 +54,9 @@ def test_search_lag_hides_a_new_product_for_n_searches(local_aws, options):
     sc = local_aws.client("servicecatalog")
     assert options(search_lag=2)["search_lag"] == 2
     name = f"lagging-{uuid.uuid4().hex[:8]}"
-    product_id = sc.create_product(
-        Name=name,
-        Owner="Platform team",
-        ProductType="CLOUD_FORMATION_TEMPLATE",
-        ProvisioningArtifactParameters={
-            "Name": "v1",
-            "Type": "CLOUD_FORMATION_TEMPLATE",
-            "Info": {"LoadTemplateFromURL": f"{local_aws.endpoint_url}/{bucket}/t.yaml"},
-        },
-        IdempotencyToken=uuid.uuid4().hex,
-    )["ProductViewDetail"]["ProductViewSummary"]["ProductId"]
+    product_id = sc.create_product(**_product_request(name, f"{local_aws.endpoint_url}/{bucket}/t.yaml"))[
+        "ProductViewDetail"
+    ]["ProductViewSummary"]["ProductId"]
     assert [_search(sc, name) for _ in range(3)] == [[], [], [product_id]]
     assert sc.describe_product_as_admin(Id=product_id)["ProductViewDetail"]["ProductViewSummary"]["Name"] == name
 
@@ -258,15 +265,7 @@ def _launchable_product(local_aws, sc) -> tuple[str, str, str]:
         DisplayName=f"launch-{uuid.uuid4().hex[:8]}", ProviderName="Platform team", IdempotencyToken=uuid.uuid4().hex
     )["PortfolioDetail"]["Id"]
     created = sc.create_product(
-        Name=f"launched-{uuid.uuid4().hex[:8]}",
-        Owner="Platform team",
-        ProductType="CLOUD_FORMATION_TEMPLATE",
-        ProvisioningArtifactParameters={
-            "Name": "v1",
-            "Type": "CLOUD_FORMATION_TEMPLATE",
-            "Info": {"LoadTemplateFromURL": f"{local_aws.endpoint_url}/{bucket}/t.yaml"},
-        },
-        IdempotencyToken=uuid.uuid4().hex,
+        **_product_request(f"launched-{uuid.uuid4().hex[:8]}", f"{local_aws.endpoint_url}/{bucket}/t.yaml")
     )
     product = created["ProductViewDetail"]["ProductViewSummary"]["ProductId"]
     sc.associate_product_with_portfolio(ProductId=product, PortfolioId=portfolio)
@@ -371,13 +370,7 @@ def _encrypted_template(local_aws, key_id: str | None) -> str:
 def _create_product(sc, url: str) -> str | None:
     """CreateProduct from ``url``: the refusal's (code, message), or None when it succeeds."""
     try:
-        sc.create_product(
-            Name=f"kms-{uuid.uuid4().hex[:8]}",
-            Owner="Platform team",
-            ProductType="CLOUD_FORMATION_TEMPLATE",
-            ProvisioningArtifactParameters={"Name": "v1", "Info": {"LoadTemplateFromURL": url}},
-            IdempotencyToken=uuid.uuid4().hex,
-        )
+        sc.create_product(**_product_request(f"kms-{uuid.uuid4().hex[:8]}", url))
     except ClientError as error:
         return error.response["Error"]["Code"], error.response["Error"]["Message"]
     return None
@@ -391,16 +384,10 @@ def test_a_template_under_a_kms_key_the_caller_cannot_use_is_refused(local_aws):
     code, message = _create_product(sc, url)
     assert code == "InvalidParametersException"
     assert key in message and "kms:Decrypt" in message
-    product = sc.create_product(  # the same with a readable template works: only the key was refused
-        Name=f"kms-{uuid.uuid4().hex[:8]}",
-        Owner="Platform team",
-        ProductType="CLOUD_FORMATION_TEMPLATE",
-        ProvisioningArtifactParameters={
-            "Name": "v1",
-            "Info": {"LoadTemplateFromURL": _encrypted_template(local_aws, None)},
-        },
-        IdempotencyToken=uuid.uuid4().hex,
-    )["ProductViewDetail"]["ProductViewSummary"]["ProductId"]
+    readable = _product_request(f"kms-{uuid.uuid4().hex[:8]}", _encrypted_template(local_aws, None))
+    product = sc.create_product(**readable)[  # the same with a readable template works: only the key was refused
+        "ProductViewDetail"
+    ]["ProductViewSummary"]["ProductId"]
     code, _ = _error_of(
         lambda: sc.create_provisioning_artifact(
             ProductId=product,

@@ -445,17 +445,7 @@ class StackSets:
             if error_code(error) == "StackInstanceNotFoundException":
                 return None
             raise
-        return LiveInstance(
-            account=data["Account"],
-            region=data["Region"],
-            ou=data.get("OrganizationalUnitId"),
-            status=data.get("Status", "CURRENT"),
-            detailed_status=(data.get("StackInstanceStatus") or {}).get("DetailedStatus"),
-            status_reason=data.get("StatusReason"),
-            overrides=_overrides_of(data),
-            last_operation_id=data.get("LastOperationId"),
-            drift_status=data.get("DriftStatus"),
-        )
+        return _live_instance(data, overrides=_overrides_of(data))
 
     def _moved_accounts(self, instances: list[LiveInstance]) -> dict[str, str]:
         """Current parent of each account no longer under the OU its instance was deployed through."""
@@ -489,19 +479,7 @@ class StackSets:
         filters = {"Filters": [{"Name": "LAST_OPERATION_ID", "Values": last_operation_id}]} if last_operation_id else {}
         paginator = self.cfn.get_paginator("list_stack_instances")
         for page in paginator.paginate(StackSetName=name, CallAs=call_as.value, **filters):
-            for s in page.get("Summaries", []):
-                out.append(
-                    LiveInstance(
-                        account=s["Account"],
-                        region=s["Region"],
-                        ou=s.get("OrganizationalUnitId"),
-                        status=s.get("Status", "CURRENT"),
-                        detailed_status=(s.get("StackInstanceStatus") or {}).get("DetailedStatus"),
-                        status_reason=s.get("StatusReason"),
-                        last_operation_id=s.get("LastOperationId"),
-                        drift_status=s.get("DriftStatus"),
-                    )
-                )
+            out.extend(_live_instance(summary) for summary in page.get("Summaries", []))
         return out
 
     def _attribute_ous(
@@ -928,6 +906,22 @@ class StackSets:
                         break
                 drifted.append({"account": inst.account, "region": inst.region, "resources": resources})
         return op, drifted
+
+
+def _live_instance(data: dict, overrides: tuple[tuple[str, str], ...] | None = None) -> LiveInstance:
+    """A stack instance as DescribeStackInstance or a ListStackInstances summary returns it
+    (summaries carry no overrides: None, not read)."""
+    return LiveInstance(
+        account=data["Account"],
+        region=data["Region"],
+        ou=data.get("OrganizationalUnitId"),
+        status=data.get("Status", "CURRENT"),
+        detailed_status=(data.get("StackInstanceStatus") or {}).get("DetailedStatus"),
+        status_reason=data.get("StatusReason"),
+        overrides=overrides,
+        last_operation_id=data.get("LastOperationId"),
+        drift_status=data.get("DriftStatus"),
+    )
 
 
 def _overrides_of(instance: dict) -> tuple[tuple[str, str], ...]:
