@@ -176,3 +176,51 @@ def test_cloudformation_role_fails_on_a_policy_that_does_not_exist_and_no_role_i
     assert error["Message"].startswith("Resource Role failed: Resource handler returned message: ")
     assert missing in error["Message"] and "does not exist or is not attachable." in error["Message"]
     assert {r["RoleName"] for r in iam.list_roles()["Roles"]} == before
+
+
+def test_delete_policy_refuses_a_policy_still_attached(iam):
+    name, arn = _name("role"), _policy(iam)
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=TRUST)
+    iam.attach_role_policy(RoleName=name, PolicyArn=arn)
+    error = _error(lambda: iam.delete_policy(PolicyArn=arn))
+    assert (error["Code"], error["Status"]) == ("DeleteConflict", 409)
+    assert iam.get_policy(PolicyArn=arn)["Policy"]["Arn"] == arn
+    iam.detach_role_policy(RoleName=name, PolicyArn=arn)
+    iam.delete_policy(PolicyArn=arn)
+
+
+def _policy_template(action: str, roles: list[str]) -> str:
+    document = {**DOCUMENT, "Statement": [{**DOCUMENT["Statement"][0], "Action": action}]}
+    return json.dumps(
+        {
+            "Resources": {
+                "Role": {"Type": "AWS::IAM::Role", "Properties": {"AssumeRolePolicyDocument": json.loads(TRUST)}},
+                "Rights": {
+                    "Type": "AWS::IAM::ManagedPolicy",
+                    "Properties": {"PolicyDocument": document, "Roles": [{"Ref": r} for r in roles]},
+                },
+            },
+            "Outputs": {"RoleName": {"Value": {"Ref": "Role"}}, "Rights": {"Value": {"Ref": "Rights"}}},
+        }
+    )
+
+
+def test_cloudformation_managed_policy_is_updated_and_deleted_with_its_stack(local_aws, account, iam):
+    cloudformation = local_aws.client("cloudformation", account)
+    stack = _name("policies")
+    cloudformation.create_stack(StackName=stack, TemplateBody=_policy_template("s3:ListAllMyBuckets", ["Role"]))
+    outputs = _outputs(cloudformation, stack)
+    role, arn = outputs["RoleName"], outputs["Rights"]
+    assert _attached(iam, role) == {arn}
+
+    cloudformation.update_stack(StackName=stack, TemplateBody=_policy_template("s3:GetObject", []))
+    policy = iam.get_policy(PolicyArn=arn)["Policy"]
+    document = iam.get_policy_version(PolicyArn=arn, VersionId=policy["DefaultVersionId"])["PolicyVersion"]["Document"]
+    document = json.loads(document) if isinstance(document, str) else document
+    assert document["Statement"][0]["Action"] == "s3:GetObject" and policy["DefaultVersionId"] == "v2"
+    assert _attached(iam, role) == set()
+
+    cloudformation.update_stack(StackName=stack, TemplateBody=_policy_template("s3:GetObject", ["Role"]))
+    cloudformation.delete_stack(StackName=stack)
+    assert _error(lambda: iam.get_policy(PolicyArn=arn))["Code"] == "NoSuchEntity"
+    assert _error(lambda: iam.get_role(RoleName=role))["Code"] == "NoSuchEntity"

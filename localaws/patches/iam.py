@@ -27,6 +27,18 @@ moto 5.2.5 is lenient where AWS is not, in ways that hide a missing deployment s
   quotas: "Managed policies attached to an IAM role: 10" by default (up to 20 on request);
   here the default, with IAM's LimitExceeded "Cannot exceed quota for PoliciesPerRole: 10".
 
+- ``DeletePolicy`` deletes a policy still attached to roles, groups or users. AWS: "Before you
+  can delete a managed policy, you must first detach the policy from all users, groups, and
+  roles that it is attached to" (DeletePolicy, API reference); here IAM's DeleteConflict (409)
+  "Cannot delete a policy attached to entities.".
+- ``AWS::IAM::ManagedPolicy`` is never updated nor deleted by moto's CloudFormation: a changed
+  document (an updated boundary) stayed the old one, a deleted stack left its policies behind,
+  and a stack whose policy names a role in ``Roles`` could not be deleted (DeleteRole's
+  DeleteConflict). Here an update makes the document a new default version (the oldest
+  non-default one deleted at IAM's five) and attaches and detaches ``Roles``, ``Groups`` and
+  ``Users`` as the template says; a delete detaches the policy from the entities its template
+  named and deletes it (failing, as DeletePolicy does, if anything else still holds it).
+
 AWS managed policies (``arn:<partition>:iam::aws:policy/...``) exist in every account; moto
 loads them only when configured to. One named in a boundary or an attachment is looked up
 in moto's copy of AWS's list and made known to the account's IAM on first use; a name not
@@ -44,8 +56,8 @@ from functools import cache
 from typing import Any
 
 from moto.iam.aws_managed_policies import aws_managed_policies_data
-from moto.iam.exceptions import LimitExceededException, NotFoundException
-from moto.iam.models import AWSManagedPolicy, IAMBackend, Role, iam_backends
+from moto.iam.exceptions import DeleteConflictException, LimitExceededException, NotFoundException
+from moto.iam.models import AWSManagedPolicy, IAMBackend, ManagedPolicy, Role, iam_backends
 from moto.iam.responses import IamResponse
 from moto.utilities.utils import get_partition
 
@@ -60,6 +72,8 @@ _original_create_role = IAMBackend.create_role
 _original_put_boundary = IAMBackend.put_role_permissions_boundary
 _original_attach_role_policy = IAMBackend.attach_role_policy
 _original_create_user_response = IamResponse.create_user
+_original_delete_policy = IAMBackend.delete_policy
+_original_policy_create = ManagedPolicy.create_from_cloudformation_json.__func__
 _original_role_create = Role.create_from_cloudformation_json.__func__
 _original_role_update = Role.update_from_cloudformation_json.__func__
 _original_role_delete = Role.delete_from_cloudformation_json.__func__
@@ -227,8 +241,81 @@ def _remember_template_arns(create):
     return wrapped
 
 
+def delete_policy(self: IAMBackend, policy_arn: str) -> None:
+    policy = self.get_policy(policy_arn)
+    if policy.attachment_count > 0:
+        raise DeleteConflictException("Cannot delete a policy attached to entities.")
+    _original_delete_policy(self, policy_arn)
+
+
+# --- AWS::IAM::ManagedPolicy ------------------------------------------------------------
+
+_ENTITIES = (  # (property, backend attach, backend detach, keyword of the entity's name)
+    ("Roles", "attach_role_policy", "detach_role_policy", "role_name"),
+    ("Groups", "attach_group_policy", "detach_group_policy", "group_name"),
+    ("Users", "attach_user_policy", "detach_user_policy", "user_name"),
+)
+_POLICY_VERSION_QUOTA = 5  # "A managed policy can have up to 5 versions"
+
+
+def _entities(properties: dict) -> dict[str, list[str]]:
+    return {kind: [name for name in properties.get(kind) or [] if name] for kind, *_ in _ENTITIES}
+
+
+def policy_create(cls, resource_name: str, cloudformation_json: dict, account_id: str, region_name: str, **kwargs):
+    policy = _original_policy_create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+    policy.template_entities = _entities(cloudformation_json.get("Properties") or {})
+    return policy
+
+
+def policy_update(cls, original_resource, new_resource_name: str, cloudformation_json: dict, account_id, region_name):
+    """A new default version for a changed document; attachments as the template now says."""
+    properties = cloudformation_json.get("Properties") or {}
+    backend = _backend(account_id, region_name)
+    policy = original_resource
+    name = properties.get("ManagedPolicyName")
+    if (name and name != policy.name) or (properties.get("Path") or "/") != policy.path:
+        # Create-only properties: AWS replaces the policy (the old one detached and deleted).
+        policy_delete(cls, policy.arn, {}, account_id, region_name)
+        return policy_create(cls, new_resource_name, cloudformation_json, account_id, region_name)
+    document = _document(properties.get("PolicyDocument"))
+    current = next(v.document for v in policy.versions if v.version_id == policy.default_version_id)
+    if json.loads(document) != json.loads(current):
+        if len(policy.versions) >= _POLICY_VERSION_QUOTA:
+            oldest = next(v for v in policy.versions if v.version_id != policy.default_version_id)
+            backend.delete_policy_version(policy.arn, oldest.version_id)
+        backend.create_policy_version(policy.arn, document, set_as_default=True)
+    wanted = _entities(properties)
+    held = getattr(policy, "template_entities", {})
+    for kind, attach, detach, keyword in _ENTITIES:
+        for entity in set(held.get(kind, [])) - set(wanted[kind]):
+            getattr(backend, detach)(policy_arn=policy.arn, **{keyword: entity})
+        for entity in wanted[kind]:
+            if entity not in held.get(kind, []):
+                getattr(backend, attach)(policy_arn=policy.arn, **{keyword: entity})
+    policy.template_entities = wanted
+    if "Description" in properties:
+        policy.description = properties["Description"]
+    return policy
+
+
+def policy_delete(cls, resource_name: str, cloudformation_json: dict, account_id: str, region_name: str) -> None:
+    """Detach the policy from the entities its template named, then delete it (the physical id is its ARN)."""
+    backend = _backend(account_id, region_name)
+    policy = backend.managed_policies.get(resource_name)
+    if policy is None:
+        return
+    for kind, _attach, detach, keyword in _ENTITIES:
+        for entity in getattr(policy, "template_entities", {}).get(kind, []):
+            try:
+                getattr(backend, detach)(policy_arn=policy.arn, **{keyword: entity})
+            except (NotFoundException, KeyError):  # the entity or the attachment is already gone
+                pass
+    backend.delete_policy(policy.arn)
+
+
 def apply() -> None:
-    """Install the checks and the CloudFormation role behaviour (idempotent)."""
+    """Install the checks and the CloudFormation role and managed policy behaviour (idempotent)."""
     IAMBackend.create_role = create_role
     IAMBackend.put_role_permissions_boundary = put_role_permissions_boundary
     IAMBackend.attach_role_policy = attach_role_policy
@@ -236,3 +323,7 @@ def apply() -> None:
     Role.create_from_cloudformation_json = classmethod(_remember_template_arns(role_create))
     Role.update_from_cloudformation_json = classmethod(role_update)
     Role.delete_from_cloudformation_json = classmethod(role_delete)
+    IAMBackend.delete_policy = delete_policy
+    ManagedPolicy.create_from_cloudformation_json = classmethod(policy_create)
+    ManagedPolicy.update_from_cloudformation_json = classmethod(policy_update)
+    ManagedPolicy.delete_from_cloudformation_json = classmethod(policy_delete)
