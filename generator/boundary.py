@@ -6,10 +6,11 @@ change it). Every role of every registered template carries it (:func:`with_boun
 by the registry, so a new template's roles get it without hand edits), and the deploying
 roles may create or change roles only with it (``generator.deploy_rights``).
 
-The boundary allows the services the product uses (computed from the templates' policies
-and the registry schemas of their resource types) and denies what would lift a role out of
-it: removing or replacing a boundary, changing the boundary policy, attaching a policy that
-is not the product's.
+The boundary allows the actions the product uses (computed from the templates' policies
+and the registry schemas of their resource types: the big services whole, the others action
+by action, IAM on the product's names) and denies what would lift a role out of it: removing
+or replacing a boundary, changing the boundary policy, attaching a policy that is not the
+product's.
 """
 
 from __future__ import annotations
@@ -32,16 +33,49 @@ DEFAULT_PREFIX = "mlops-"
 # them to: a service wildcard would include writes that lift a role out of it (IAM) or run
 # code as another role (lambda:UpdateFunctionCode).
 EXPLICIT_SERVICES = ("iam", "lambda")
+# The services allowed whole (``service:*``): the big ones, which, named action by action,
+# would take the boundary past a managed policy's 6,144 characters (about 300 actions). Every
+# other service is named action by action on "*": a wildcard there would admit the
+# permissions management the product never uses (sso:CreatePermissionSet,
+# servicecatalog:CreatePortfolioShare, sns:AddPermission, ssm:PutResourcePolicy,
+# codebuild:PutResourcePolicy, elasticfilesystem:PutFileSystemPolicy...).
+WILDCARD_SERVICES = (
+    "application-autoscaling",
+    "cloudformation",
+    "cloudwatch",
+    "codepipeline",
+    "ec2",
+    "ecr",
+    "events",
+    "kms",
+    "logs",
+    "s3",
+    "s3tables",
+    "sagemaker",
+)
 _ACTION = re.compile(r"^([a-z0-9-]+):([A-Za-z0-9*]+)$")
 
 
 # checkov reads a boundary as a grant. These checks (not the escalation one, CKV_AWS_110,
 # which passes: IAM actions are on the product's names only) do not apply to a ceiling.
-_CEILING_CHECKS = ("CKV_AWS_107", "CKV_AWS_108", "CKV_AWS_109", "CKV_AWS_111")
+_CEILING_CHECKS = ("CKV_AWS_107", "CKV_AWS_108", "CKV_AWS_111")
 _CEILING = (
     "A permissions boundary grants nothing: it caps the product's roles, whose own policies are "
     "scoped; it allows the product's services on any resource because models are read across accounts"
 )
+# CKV_AWS_109 (permissions management on "*"): what is left of it are the resource-policy
+# writes inside the WILDCARD_SERVICES (s3:PutBucketPolicy, kms:PutKeyPolicy, kms:CreateGrant,
+# ecr:SetRepositoryPolicy, ec2:CreateNetworkInterfacePermission, cloudformation:SetStackPolicy...).
+# The product needs most of them (its templates write bucket, key and repository policies); naming them on product
+# resources is not possible (bucket and key names are generated, models are read across
+# accounts), and naming those services action by action does not fit a managed policy.
+_PERMISSIONS_MANAGEMENT = (
+    "The boundary grants nothing. Permissions management left in it: the resource-policy writes of "
+    "s3, kms, ecr, ec2 and cloudformation (allowed whole: too many actions to name), which the deploying "
+    "roles need on generated names; IAM writes are named on the product's names with the boundary "
+    "condition, every other service action by action"
+)
+_SKIPS = sorted([*((check, _CEILING) for check in _CEILING_CHECKS), ("CKV_AWS_109", _PERMISSIONS_MANAGEMENT)])
 
 
 def boundary_name(prefix: str = "${EnvName}-") -> str:
@@ -117,7 +151,14 @@ def identity_actions(templates: Iterable[dict]) -> set[str]:
 def boundary_statements(actions: Iterable[str], names: deploy_rights.Names) -> list[Statement]:
     """Allow every service of ``actions`` (IAM action by action), deny what escapes the boundary."""
     actions = set(actions)
-    services = sorted({a.split(":", 1)[0] for a in actions} - set(EXPLICIT_SERVICES))
+    services = sorted({a.split(":", 1)[0] for a in actions} & set(WILDCARD_SERVICES))
+    # A schema's permission that is no IAM action (IAM never asks for it) is left out.
+    named = sorted(
+        a
+        for a in actions
+        if a.split(":", 1)[0] not in set(WILDCARD_SERVICES) | set(EXPLICIT_SERVICES)
+        and ("*" in a or deploy_rights.is_iam_action(a))
+    )
     iam_actions = sorted(
         a
         for a in actions
@@ -127,6 +168,12 @@ def boundary_statements(actions: Iterable[str], names: deploy_rights.Names) -> l
     )
     allows = [
         Statement(Sid="ProductServices", Effect="Allow", Action=[Action(s, "*") for s in services], Resource=["*"]),
+        Statement(
+            Sid="ProductActions",
+            Effect="Allow",
+            Action=[Action(*a.split(":", 1)) for a in named],
+            Resource=["*"],
+        ),
         *(
             Statement(
                 Sid=f"ProductIamActions{number}",
@@ -191,7 +238,7 @@ def build_permissions_boundary_template() -> Template:
             Condition=primary.condition,
             ManagedPolicyName=Sub(boundary_name()),
             Description="Ceiling of every role the product creates; grants nothing by itself",
-            Metadata={"checkov": {"skip": [{"id": check, "comment": _CEILING} for check in _CEILING_CHECKS]}},
+            Metadata={"checkov": {"skip": [{"id": check, "comment": comment} for check, comment in _SKIPS]}},
             PolicyDocument=document(*boundary_statements(product_actions(), names)),
         )
     )

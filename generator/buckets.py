@@ -173,16 +173,20 @@ def add_encrypted_bucket(
     extra_statements: Callable[[Bucket], Iterable[Statement]] | None = None,
     condition: str | None = None,
     access_logs: Bucket | None = None,
+    **properties,
 ) -> tuple[Bucket, BucketPolicy]:
     """An SSE-KMS (bucket key on), versioned, fully private, TLS-only, retained bucket.
 
     ``extra_statements(bucket)`` returns the bucket policy's statements beyond the TLS deny;
     ``access_logs`` receives its server access logs under ``<title>/``.
 
-    No physical name: CloudFormation generates a unique one, so one template can be
-    launched many times per account (one per project or endpoint).
+    No physical name unless ``properties`` give one (``BucketName``): CloudFormation generates
+    a unique one, so one template can be launched many times per account (one per project or
+    endpoint). A name is for a bucket other templates must know in advance.
     """
-    bucket = add_bucket(template, title, kms_encryption(key_arn), tags, access_logs=access_logs, condition=condition)
+    bucket = add_bucket(
+        template, title, kms_encryption(key_arn), tags, access_logs=access_logs, condition=condition, **properties
+    )
     extra = extra_statements(bucket) if extra_statements else ()
     return bucket, _tls_only_policy(template, bucket, condition, *extra)
 

@@ -298,8 +298,14 @@ def derive_names(p: ProjectParameters) -> Names:
 # --- Storage ---------------------------------------------------------------------------
 
 
-def add_artifact_storage(template: Template, p, log_group_arn: Sub):
-    """The artifacts key and bucket (source object and pipeline artifacts); ``p`` has env and project parameters."""
+def add_artifact_storage(
+    template: Template, p, log_group_arn: Sub, key_statements=(), bucket_statements=None, **bucket_properties
+):
+    """The artifacts key and bucket (source object and pipeline artifacts); ``p`` has env and project parameters.
+
+    ``key_statements`` join the key policy, ``bucket_statements(bucket)`` the bucket policy;
+    ``bucket_properties`` are further bucket properties (``BucketName``).
+    """
     logs_may_encrypt = Statement(
         Sid="CloudWatchLogsEncryptsBuildLogs",
         Effect=Allow,
@@ -314,10 +320,18 @@ def add_artifact_storage(template: Template, p, log_group_arn: Sub):
         "ArtifactsKey",
         "Encrypts the MLOps project's pipeline artifacts and build logs",
         project_tags(p),
-        policy=key_policy(logs_may_encrypt),
+        policy=key_policy(logs_may_encrypt, *key_statements),
     )
     logs = add_access_logs_bucket(template, "AccessLogsBucket", project_tags(p))
-    bucket, _ = add_encrypted_bucket(template, "ArtifactsBucket", GetAtt(key, "Arn"), project_tags(p), access_logs=logs)
+    bucket, _ = add_encrypted_bucket(
+        template,
+        "ArtifactsBucket",
+        GetAtt(key, "Arn"),
+        project_tags(p),
+        extra_statements=bucket_statements,
+        access_logs=logs,
+        **bucket_properties,
+    )
     add_access_logs_policy(template, logs, [bucket])
     return key, bucket
 

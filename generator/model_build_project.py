@@ -9,14 +9,23 @@ artifacts bucket; S3 tells EventBridge, which starts a pipeline:
 
 The build may manage and run SageMaker pipelines named ``sagemaker-<project id>-*`` and
 pass the environment's pipeline execution role to SageMaker, nothing else.
+
+Where the pipeline's code lives: the build runs outside the VPC (CodeBuild's own network,
+so the seed code can install its packages without opening the VPC to the internet) and the
+pipeline's steps run in it, reaching S3 only through the environment's gateway endpoint.
+``pipeline.upsert()`` uploads the step code to the artifacts bucket under
+``pipeline-code/`` (the ``PIPELINE_CODE_PREFIX`` the build is given); the bucket is named
+``sagemaker-<project id>-artifacts-<account>`` so the environment's endpoint policy can admit
+reads of that prefix in advance, and its bucket and key policies let the pipeline execution
+role, and no other role of the environment, read (decrypt) it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from awacs import iam, sagemaker
-from awacs.aws import Condition, StringEquals
+from awacs import iam, kms, sagemaker
+from awacs.aws import Allow, Condition, Principal, Statement, StringEquals, StringLike
 from troposphere import Equals, GetAtt, If, Not, Output, Parameter, Ref, Sub, Template
 from troposphere import codebuild as cb
 from troposphere.codepipeline import Pipeline, Stages
@@ -43,6 +52,7 @@ from generator.mlops_project import (
 )
 from generator.parameters import partition_arn
 from generator.policies import allow
+from generator.storage import PIPELINE_CODE_ACTIONS, PIPELINE_CODE_PREFIX, PROJECT_ARTIFACTS_BUCKET
 
 SOURCE_ARTIFACT = "SeedCode"
 # Names from the project id: ids are lower case, like the names in SageMaker pipeline ARNs
@@ -76,6 +86,46 @@ def add_parameters(template: Template) -> BuildProjectParameters:
             template,
             "Key, in the artifacts bucket, of the seed code zip (buildspec.yml at its root)",
             "model-build/seed-code.zip",
+        ),
+    )
+
+
+def pipeline_role_reads_code(p: BuildProjectParameters, bucket) -> Statement:
+    """Artifacts bucket policy: the pipeline execution role (its steps) reads the uploaded pipeline code."""
+    return Statement(
+        Sid="PipelineExecutionRoleReadsPipelineCode",
+        Effect=Allow,
+        Principal=Principal("AWS", [Ref(p.pipeline_role_arn)]),
+        Action=list(PIPELINE_CODE_ACTIONS),
+        Resource=[Sub("${BucketArn}/" + PIPELINE_CODE_PREFIX + "*", BucketArn=GetAtt(bucket, "Arn"))],
+    )
+
+
+def pipeline_role_decrypts_code(p: BuildProjectParameters) -> Statement:
+    """Artifacts key policy: the pipeline execution role decrypts, through S3, objects of the artifacts bucket.
+
+    The bucket is named by its ARN from the name pattern, not by ``GetAtt``: the bucket's
+    encryption names the key, so the key policy may not name the bucket resource (a cycle).
+    """
+    return Statement(
+        Sid="PipelineExecutionRoleDecryptsThroughS3",
+        Effect=Allow,
+        Principal=Principal("AWS", [Ref(p.pipeline_role_arn)]),
+        Action=[kms.Decrypt],
+        Resource=["*"],
+        Condition=Condition(
+            [
+                StringEquals({"kms:ViaService": Sub("s3.${AWS::Region}.${AWS::URLSuffix}")}),
+                # The bucket's ARN with its S3 bucket key, an object's ARN without it.
+                StringLike(
+                    {
+                        "kms:EncryptionContext:aws:s3:arn": [
+                            partition_arn("s3", PROJECT_ARTIFACTS_BUCKET + suffix, region="", account="")
+                            for suffix in ("", "/*")
+                        ]
+                    }
+                ),
+            ]
         ),
     )
 
@@ -131,6 +181,8 @@ def add_build(template: Template, p: BuildProjectParameters, bucket, key) -> cb.
         "MODEL_PACKAGE_GROUP_NAME": If(HAS_GROUP_NAME, Ref(p.group_name), Sub(ENVIRONMENT_GROUP_NAME)),
         "ARTIFACT_BUCKET": Ref(bucket),
         "ARTIFACT_KMS_KEY_ARN": GetAtt(key, "Arn"),
+        # The SageMaker session's default_bucket_prefix: the only prefix the pipeline's steps can read.
+        "PIPELINE_CODE_PREFIX": PIPELINE_CODE_PREFIX.rstrip("/"),
     }
     # No inline buildspec: the seed code's buildspec.yml decides how its pipeline is built.
     return add_codebuild_project(
@@ -202,7 +254,14 @@ def build_mlops_model_build_project_template() -> Template:
     )
     p = add_parameters(template)
     template.add_condition(HAS_GROUP_NAME, Not(Equals(Ref(p.group_name), "")))
-    key, bucket = add_artifact_storage(template, p, build_log_group_arn(BUILD_PROJECT_NAME))
+    key, bucket = add_artifact_storage(
+        template,
+        p,
+        build_log_group_arn(BUILD_PROJECT_NAME),
+        key_statements=[pipeline_role_decrypts_code(p)],
+        bucket_statements=lambda bucket: [pipeline_role_reads_code(p, bucket)],
+        BucketName=Sub(PROJECT_ARTIFACTS_BUCKET),
+    )
     # S3 sends its object events to EventBridge, so an upload starts the pipeline without polling.
     bucket.NotificationConfiguration = NotificationConfiguration(
         EventBridgeConfiguration=EventBridgeConfiguration(EventBridgeEnabled=True)

@@ -24,6 +24,7 @@ from awacs.aws import (
     PolicyDocument,
     Principal,
     Statement,
+    StringEquals,
     StringNotEquals,
 )
 from troposphere import Equals, GetAtt, If, Not, Parameter, Ref, Sub, Template
@@ -62,6 +63,13 @@ DATA_ACTIONS = (
     s3.RestoreObject,
 )
 READ_ACTIONS = (s3.GetObject, s3.GetObjectVersion, s3.GetObjectTagging)
+# The model-build project's artifacts bucket (generator.model_build_project): its build, outside
+# the VPC, uploads the code of the project's SageMaker pipeline (``pipeline.upsert()``) under
+# PIPELINE_CODE_PREFIX, and the pipeline's steps, in the VPC, read it through the S3 gateway
+# endpoint. Named so the endpoint policy (this template) can name it before the project exists.
+PROJECT_ARTIFACTS_BUCKET = "sagemaker-${SageMakerProjectId}-artifacts-${AWS::AccountId}"
+PIPELINE_CODE_PREFIX = "pipeline-code/"
+PIPELINE_CODE_ACTIONS = (s3.GetObject, s3.GetObjectVersion)
 LIST_ACTIONS = (s3.ListBucket, s3.GetBucketLocation)
 WRITE_ACTIONS = (
     s3.PutObject,
@@ -309,7 +317,24 @@ def environment_gateway_policy(storage: Storage) -> PolicyDocument:
                 [r for b in buckets for r in (bucket_arn(b), objects_arn(b))],
             ),
             aws_owned_buckets_statement(),
+            project_pipeline_code_statement(),
         ],
+    )
+
+
+def project_pipeline_code_statement() -> Statement:
+    """A gateway endpoint policy statement: read the pipeline code of this account's model-build projects.
+
+    Read only, only the code prefix, only buckets named like a project's artifacts bucket
+    *and* owned by this account (a bucket name is global: anyone may create one with this
+    account's id in it). The bucket policy then admits the pipeline execution role alone.
+    """
+    pattern = PROJECT_ARTIFACTS_BUCKET.replace("${SageMakerProjectId}", "*")
+    return allow_through_endpoint(
+        "ProjectPipelineCodeReadOnly",
+        PIPELINE_CODE_ACTIONS,
+        [partition_arn("s3", pattern + "/" + PIPELINE_CODE_PREFIX + "*", region="", account="")],
+        Condition(StringEquals({"aws:ResourceAccount": Ref("AWS::AccountId")})),
     )
 
 

@@ -118,6 +118,29 @@ class LocalAWS:
     def client(self, service: str, account: str | None = None, region: str | None = None):
         return self.session(account).client(service, endpoint_url=self.endpoint_url, region_name=region or self.region)
 
+    def deploy_permissions_boundary(self, account: str | None = None, env_name: str = "mlops") -> str:
+        """The product's boundary in ``account`` (default: the management account), deployed as a user
+        deploys it before any template whose roles carry it (IAM refuses a boundary that does not
+        exist); kept when it already exists. Returns its ARN."""
+        member = None if account in (None, self.management_account_id) else account  # None: the caller's own
+        arn = f"arn:aws:iam::{account or self.management_account_id}:policy/{env_name}-permissions-boundary"
+        iam = self.client("iam", member)
+        try:
+            iam.get_policy(PolicyArn=arn)
+            return arn
+        except iam.exceptions.NoSuchEntityException:
+            pass
+        cloudformation = self.client("cloudformation", member)
+        cloudformation.create_stack(
+            StackName=f"{env_name}-permissions-boundary",
+            TemplateBody=(ROOT / "templates" / "permissions-boundary.yaml").read_text(),
+            Parameters=[{"ParameterKey": "EnvName", "ParameterValue": env_name}],
+        )
+        cloudformation.get_waiter("stack_create_complete").wait(
+            StackName=f"{env_name}-permissions-boundary", WaiterConfig={"Delay": 1}
+        )
+        return arn
+
     def control(self, patch: str, **values) -> dict:
         """Set run-time options of a local patch (``control("stacksets", operation_polls=2)``); return its settings."""
         query = urllib.parse.urlencode(values)

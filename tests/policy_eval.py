@@ -184,7 +184,7 @@ def _as_list(value):
     return value if isinstance(value, list) else [value]
 
 
-def _principal_matches(principal, request: Request) -> bool:
+def _principal_matches(principal, request: Request, root_delegates: bool = True) -> bool:
     if principal is None:  # identity policy: applies to its holder
         return True
     if principal == "*":
@@ -201,7 +201,7 @@ def _principal_matches(principal, request: Request) -> bool:
                 return True
             root = re.fullmatch(r"arn:[^:]+:iam::(\d{12}):root", value)
             # A key or bucket policy naming the account root delegates to that account's IAM.
-            if root and request.principal_account == root.group(1):
+            if root and root_delegates and request.principal_account == root.group(1):
                 return True
             if value == request.principal_arn:
                 return True
@@ -249,8 +249,8 @@ def _condition_holds(operator: str, key: str, expected, request_values: dict) ->
     return not result if negated else result
 
 
-def statement_applies(statement: dict, request: Request) -> bool:
-    if not _principal_matches(statement.get("Principal"), request):
+def statement_applies(statement: dict, request: Request, root_delegates: bool = True) -> bool:
+    if not _principal_matches(statement.get("Principal"), request, root_delegates):
         return False
     if not _matches_any(statement["Action"], request.action, case_sensitive=False):
         return False
@@ -272,6 +272,14 @@ def evaluate(document: dict, request: Request) -> str:
     if any(s["Effect"] == "Allow" and statement_applies(s, request) for s in statements):
         return "Allow"
     return "ImplicitDeny"
+
+
+def _names_the_principal(document: dict, request: Request) -> bool:
+    """Whether an Allow of ``document`` applies to ``request`` without delegating to the account root."""
+    return any(
+        s["Effect"] == "Allow" and statement_applies(s, request, root_delegates=False)
+        for s in _as_list(document["Statement"])
+    )
 
 
 def deciding_statements(document: dict, request: Request) -> list[str]:
@@ -322,6 +330,9 @@ def decide(walk: Walk, request: Request) -> tuple[bool, str]:
     identity = any(evaluate(d, request) == "Allow" for d in walk.identity)
     resource = walk.resource is not None and evaluate(walk.resource, request) == "Allow"
     cross_account = walk.resource_account is not None and walk.resource_account != request.principal_account
+    if walk.key and not cross_account and resource and _names_the_principal(walk.resource, request):
+        # A key policy statement naming the principal itself (not the account root) is enough.
+        return True, "the key policy allows the principal itself"
     if walk.key or cross_account:
         if not resource:
             return False, "the resource policy does not allow it"

@@ -7,7 +7,7 @@ from moto import mock_aws
 
 from generator import cross_account
 from generator.render import render_yaml
-from localaws.patches import cloudformation_outputs
+from localaws.patches import apply_all
 from tests.template_props import as_list, resources
 
 ADMIN = cross_account.build_stackset_administration_role_template().to_dict()
@@ -174,7 +174,7 @@ TARGET_PARAMETERS = {
 
 @mock_aws
 def test_target_roles_deploy_in_two_regions_of_one_account_without_name_collision():
-    cloudformation_outputs.apply()  # the local server applies it too (localaws/patches)
+    apply_all()  # the patches the local server runs (localaws/patches)
     body = render_yaml(cross_account.build_target_account_roles_template())
     params = [{"ParameterKey": k, "ParameterValue": v} for k, v in TARGET_PARAMETERS.items()]
     # The target network publishes its endpoint only in the primary region: the secondary
@@ -191,10 +191,12 @@ def test_target_roles_deploy_in_two_regions_of_one_account_without_name_collisio
     names = [r["RoleName"] for r in boto3.client("iam").list_roles()["Roles"]]
     assert names.count("mlops-model-execution") == 1 and names.count("mlops-model-deployment") == 1
     iam = boto3.client("iam")
-    # The deployment role's rights are the stacks' managed policies (moto does not attach a
-    # role's ManagedPolicyArns, so they are read from the account: one set, primary region only).
+    # The deployment role's rights are the stacks' managed policies, attached through its
+    # ManagedPolicyArns: one set, primary region only.
     local = iam.list_policies(Scope="Local")["Policies"]
     assert len(local) == 2, [p["PolicyName"] for p in local]
+    attached = iam.list_attached_role_policies(RoleName="mlops-model-deployment")["AttachedPolicies"]
+    assert {p["PolicyArn"] for p in attached} == {p["Arn"] for p in local}
     documents = [iam.get_policy_version(PolicyArn=p["Arn"], VersionId=p["DefaultVersionId"]) for p in local]
     # moto returns the documents as text; the resolved PassRole resource must name the one role
     document = str([d["PolicyVersion"]["Document"] for d in documents])

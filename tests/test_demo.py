@@ -46,13 +46,23 @@ ENDPOINT_TEMPLATE = textwrap.dedent(
 def _small_manifest(
     tmp_path: Path, ids: dict, external_id: str = "demo-external-id-0123456789", drop: str | None = None
 ) -> Path:
-    shutil.copy(ROOT / "templates" / "endpoint-invoke-role.yaml", tmp_path / "endpoint-invoke-role.yaml")
+    for template in ("permissions-boundary.yaml", "endpoint-invoke-role.yaml"):
+        shutil.copy(ROOT / "templates" / template, tmp_path / template)
     (tmp_path / "endpoint.yaml").write_text(ENDPOINT_TEMPLATE)
     manifest = {
         "admin_region": "us-east-1",
         "stack_sets": [
+            # The role carries the product's boundary, which must exist first (as in examples/manifest.yaml).
+            {
+                "name": "demo-permissions-boundary",
+                "template": "permissions-boundary.yaml",
+                "targets": {"organizational_units": ["ou:/production"]},
+                "regions": ["us-east-1"],
+                "parameters": {"EnvName": "mlops"},
+            },
             {
                 "name": "demo-invoke-role",
+                "depends_on": ["demo-permissions-boundary"],
                 "template": "endpoint-invoke-role.yaml",
                 "targets": {"organizational_units": ["ou:/production"]},
                 "regions": ["us-east-1"],
@@ -71,7 +81,7 @@ def _small_manifest(
         ],
     }
     if drop:
-        del manifest["stack_sets"][0]["parameters"][drop]
+        del manifest["stack_sets"][1]["parameters"][drop]
     path = tmp_path / "manifest.yaml"
     path.write_text(yaml.safe_dump(manifest, sort_keys=False))
     return path

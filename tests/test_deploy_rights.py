@@ -161,3 +161,29 @@ def test_the_boundary_stops_escalation():
     assert evaluate(document, Request("iam:DeleteRolePermissionsBoundary", "*")) == "Deny"
     assert evaluate(document, Request("iam:CreateRole", f"arn:{PARTITION}:iam::{ACCOUNT}:role/mlops-x")) == "Deny"
     assert evaluate(document, Request("sagemaker:CreateModel", "*")) == "Allow"
+
+
+def test_the_boundary_admits_every_product_action_and_no_permissions_management_of_the_named_services():
+    """Services outside the boundary's few whole ones are named action by action: a role may not manage
+    Identity Center permission sets, portfolio shares or other services' resource policies, even when its
+    own policies would let it; every action a product role or handler needs is still admitted."""
+    from generator.boundary import product_actions
+    from generator.deploy_rights import is_iam_action
+
+    template = TEMPLATES["permissions-boundary"]().to_dict()
+    document = Resolver(template).resolve(template["Resources"]["PermissionsBoundary"]["Properties"]["PolicyDocument"])
+    outside = [
+        "sso:CreatePermissionSet",
+        "sso:AttachManagedPolicyToPermissionSet",
+        "servicecatalog:CreatePortfolioShare",
+        "sns:AddPermission",
+        "ssm:PutResourcePolicy",
+        "codebuild:PutResourcePolicy",
+        "elasticfilesystem:PutFileSystemPolicy",
+        "vpc-lattice:PutAuthPolicy",
+    ]
+    assert [a for a in outside if evaluate(document, Request(a, "*")) != "ImplicitDeny"] == []
+    named = [
+        a for a in product_actions() if not a.startswith(("iam:", "lambda:")) and "*" not in a and is_iam_action(a)
+    ]
+    assert [a for a in named if evaluate(document, Request(a, "*")) != "Allow"] == []

@@ -315,7 +315,8 @@ def test_s3_gateway_endpoint_admits_only_environment_and_aws_owned_buckets(templ
     allowed = {r for s in policy["Statement"] for r in s["Resource"]}
     names = {Resolver(template).ref(b) for b in ("DataBucket", "ModelsBucket")}
     expected_owned = {f"prod-{REGION}-starport-layer-bucket", f"jumpstart-cache-prod-{REGION}"}
-    assert {r.split(":::")[1].split("/")[0] for r in allowed} == names | expected_owned
+    projects = {f"sagemaker-*-artifacts-{ACCOUNT}"}  # the model-build projects' code, read only (test_seed_flows)
+    assert {r.split(":::")[1].split("/")[0] for r in allowed} == names | expected_owned | projects
     assert all(not a.endswith(":*") for s in policy["Statement"] for a in s["Action"])
     assert (
         evaluate(

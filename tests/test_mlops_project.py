@@ -441,6 +441,36 @@ def test_model_build_registers_into_the_environments_group_by_default(build_proj
     assert "BuildSpec" not in build["Properties"]["Source"], "the seed code's own buildspec runs"
 
 
+def test_model_build_pipeline_code_is_readable_by_the_pipeline_execution_role_only(build_project):
+    """Seed flow 6 (walked in tests/test_seed_flows.py): outside the build role, only the pipeline
+    execution role gets anything from the artifacts bucket and key, read/decrypt of the code only."""
+    bucket_id, bucket = kms_bucket(build_project)
+    assert bucket["Properties"]["BucketName"] == {
+        "Fn::Sub": "sagemaker-${SageMakerProjectId}-artifacts-${AWS::AccountId}"
+    }
+    policy = build_project["Resources"][f"{bucket_id}Policy"]["Properties"]["PolicyDocument"]
+    allows = [s for s in policy["Statement"] if s["Effect"] == "Allow"]
+    assert allows == [
+        {
+            "Sid": "PipelineExecutionRoleReadsPipelineCode",
+            "Effect": "Allow",
+            "Principal": {"AWS": [{"Ref": "PipelineExecutionRoleArn"}]},
+            "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+            "Resource": [
+                {"Fn::Sub": ["${BucketArn}/pipeline-code/*", {"BucketArn": {"Fn::GetAtt": [bucket_id, "Arn"]}}]}
+            ],
+        }
+    ]
+    key_policy = build_project["Resources"]["ArtifactsKey"]["Properties"]["KeyPolicy"]
+    (decrypt,) = [
+        s for s in key_policy["Statement"] if s.get("Principal") == {"AWS": [{"Ref": "PipelineExecutionRoleArn"}]}
+    ]
+    assert decrypt["Action"] == ["kms:Decrypt"]
+    assert decrypt["Condition"]["StringEquals"] == {
+        "kms:ViaService": {"Fn::Sub": "s3.${AWS::Region}.${AWS::URLSuffix}"}
+    }
+
+
 def test_model_build_lint_clean_through_the_generator_command(tmp_path):
     from generator.__main__ import main
 

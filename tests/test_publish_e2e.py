@@ -344,7 +344,8 @@ def test_the_example_catalog_publishes_against_the_seeded_organization(local_aws
     except iam.exceptions.NoSuchEntityException:
         status, _, stderr = publish(ROOT / "examples" / "catalog.yaml", "--dry-run")
         assert status == 2 and "role/mlops-servicecatalog-launch" in stderr
-        # ... so deploy it there first, as examples/manifest.yaml and the demo do.
+        # ... so deploy it there first (after the boundary it carries), as examples/manifest.yaml and the demo do.
+        local_aws.deploy_permissions_boundary()
         local_aws.client("cloudformation").create_stack(
             StackName="servicecatalog-launch-role",
             TemplateBody=(ROOT / "templates" / "servicecatalog-launch-role.yaml").read_text(),

@@ -199,3 +199,95 @@ def test_studio_execution_role_describes_its_domain_and_user_profile():
 def test_studio_execution_role_may_not_approve_packages_of_another_group():
     other = f"arn:aws:sagemaker:{REGION}:{DEV}:model-package/other-models/1"
     assert not decide(STUDIO, _studio("sagemaker:UpdateModelPackage", other))[0]
+
+
+# --- Seed flow 6: the model-build project's build uploads the pipeline code, its steps read it ---
+
+PROJECT_ID = "p-0a1b2c3d4e5f"
+BUILD, BUILD_R = _resolved(
+    "mlops-model-build-project",
+    DEV,
+    {"SageMakerProjectName": "churn", "SageMakerProjectId": PROJECT_ID},
+    ssm=None,
+)
+# The build project's PipelineExecutionRoleArn (an SSM-typed parameter) is the environment's role.
+BUILD_R.parameters["PipelineExecutionRoleArn"] = ENV_R.get_att("PipelineExecutionRole", "Arn")
+ARTIFACTS = BUILD_R.ref("ArtifactsBucket")
+DEV_S3_ENDPOINT = ENV_R.ref("S3GatewayEndpoint")
+
+
+def test_model_build_project_names_its_artifacts_bucket_the_way_the_environment_endpoint_expects():
+    name = BUILD_R.resolve(BUILD["Resources"]["ArtifactsBucket"]["Properties"].get("BucketName"))
+    assert name == f"sagemaker-{PROJECT_ID}-artifacts-{DEV}"
+
+
+def test_build_uploads_the_pipeline_code_that_the_pipeline_steps_read_through_the_s3_endpoint():
+    """Seed flow 6: CodeBuild (outside the VPC) writes the code ``pipeline.upsert()`` uploads; the
+    steps, running as the pipeline execution role in the VPC, read that same object through the
+    environment's S3 gateway endpoint and decrypt it with the artifacts key."""
+    bucket_name = f"sagemaker-{PROJECT_ID}-artifacts-{DEV}"
+    resolver = Resolver(BUILD, BUILD_R.parameters, account=DEV)
+    resolver.ref = lambda name, _ref=resolver.ref: bucket_name if name == "ArtifactsBucket" else _ref(name)
+    bucket_policy = resolver.resolve(BUILD["Resources"]["ArtifactsBucketPolicy"]["Properties"]["PolicyDocument"])
+    key_policy = resolver.resolve(BUILD["Resources"]["ArtifactsKey"]["Properties"]["KeyPolicy"])
+    variables = {
+        v["Name"]: resolver.resolve(v["Value"])
+        for v in BUILD["Resources"]["ModelBuild"]["Properties"]["Environment"]["EnvironmentVariables"]
+    }
+    assert variables["ARTIFACT_BUCKET"] == bucket_name
+    # Where the SDK puts it: <default_bucket>/<default_bucket_prefix>/<pipeline name>/code/<hash>/<file>.
+    code = f"arn:aws:s3:::{bucket_name}/pipeline-code/sagemaker-{PROJECT_ID}-training/code/a/preprocess.py"
+    key_arn = f"arn:aws:kms:{REGION}:{DEV}:key/ArtifactsKey"
+    via_s3 = {
+        "kms:ViaService": f"s3.{REGION}.amazonaws.com",
+        "kms:EncryptionContext:aws:s3:arn": f"arn:aws:s3:::{bucket_name}",
+        "aws:ViaAWSService": "true",
+    }
+
+    build_role = _role_arn(DEV, "BuildRole")
+    builder = Walk(_identity(BUILD, resolver, "BuildRole"), _boundary(DEV), bucket_policy, DEV)
+    _assert_allowed(builder, Request("s3:PutObject", code, principal_arn=build_role, principal_account=DEV))
+    builder_key = Walk(builder.identity, builder.boundary, key_policy, DEV, key=True)
+    _assert_allowed(
+        builder_key,
+        Request("kms:GenerateDataKey", key_arn, principal_arn=build_role, principal_account=DEV, context=via_s3),
+    )
+
+    pipeline_role = ENV_R.get_att("PipelineExecutionRole", "Arn")
+    endpoint_policy = ENV_R.resolve(ENV["Resources"]["S3GatewayEndpoint"]["Properties"]["PolicyDocument"])
+    step = Walk(
+        _identity(ENV, ENV_R, "PipelineExecutionRole"), _boundary(DEV), bucket_policy, DEV, endpoint=endpoint_policy
+    )
+    read = Request(
+        "s3:GetObject",
+        code,
+        principal_arn=pipeline_role,
+        principal_account=DEV,
+        context={"aws:SourceVpce": DEV_S3_ENDPOINT, "aws:ResourceAccount": DEV},
+    )
+    _assert_allowed(step, read)
+    step_key = Walk(step.identity, step.boundary, key_policy, DEV, key=True)
+    _assert_allowed(
+        step_key, Request("kms:Decrypt", key_arn, principal_arn=pipeline_role, principal_account=DEV, context=via_s3)
+    )
+    # The build is told the prefix to give the SageMaker session (default_bucket_prefix).
+    assert variables.get("PIPELINE_CODE_PREFIX") == "pipeline-code"
+
+
+def test_pipeline_steps_read_only_the_code_prefix_of_a_project_bucket_of_this_account():
+    endpoint_policy = ENV_R.resolve(ENV["Resources"]["S3GatewayEndpoint"]["Properties"]["PolicyDocument"])
+    step = Walk(_identity(ENV, ENV_R, "PipelineExecutionRole"), _boundary(DEV), endpoint=endpoint_policy)
+    pipeline_role = ENV_R.get_att("PipelineExecutionRole", "Arn")
+    bucket = f"sagemaker-{PROJECT_ID}-artifacts-{DEV}"
+    for resource, owner in (
+        (f"arn:aws:s3:::{bucket}/model-build/seed-code.zip", DEV),  # outside the code prefix
+        (f"arn:aws:s3:::{bucket}/pipeline-code/x.py", "999999999999"),  # a squatter's bucket of that name
+    ):
+        request = Request(
+            "s3:GetObject",
+            resource,
+            principal_arn=pipeline_role,
+            principal_account=DEV,
+            context={"aws:SourceVpce": DEV_S3_ENDPOINT, "aws:ResourceAccount": owner},
+        )
+        assert not decide(step, request)[0], resource
