@@ -269,3 +269,43 @@ def test_refused_bucket_policy_through_the_local_server(local_aws):
     with pytest.raises(botocore.exceptions.ClientError) as caught:
         cloudformation.create_stack(StackName=name, TemplateBody=_bucket_policy_template(bad))
     assert '"Policy has invalid resource (Service: S3, Status Code: 400)"' in caught.value.response["Error"]["Message"]
+
+
+def test_a_stack_whose_creation_fails_is_rolled_back_and_stays_describable(local_aws):
+    """AWS rolls a failed creation back: the resources created are deleted, the stack is
+    ROLLBACK_COMPLETE without outputs, and DescribeStacks of the account keeps working
+    (moto left it CREATE_IN_PROGRESS and answered HTTP 500 to every later DescribeStacks)."""
+    account = local_aws.account_id("ml-development")
+    cloudformation, ssm = local_aws.client("cloudformation", account), local_aws.client("ssm", account)
+    name, parameter = f"rollback-{uuid.uuid4().hex[:8]}", f"/rollback/{uuid.uuid4().hex[:8]}"
+    missing = f"arn:aws:iam::{account}:policy/absent-{uuid.uuid4().hex[:8]}"
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+    }
+    body = _body(
+        {
+            "Parameter": {
+                "Type": "AWS::SSM::Parameter",
+                "Properties": {"Name": parameter, "Type": "String", "Value": "x"},
+            },
+            "Role": {
+                "Type": "AWS::IAM::Role",
+                "DependsOn": "Parameter",
+                "Properties": {"AssumeRolePolicyDocument": trust, "PermissionsBoundary": missing},
+            },
+        },
+        {"RoleName": {"Value": {"Ref": "Role"}}},
+    )
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        cloudformation.create_stack(StackName=name, TemplateBody=body, Capabilities=["CAPABILITY_IAM"])
+    assert missing in caught.value.response["Error"]["Message"]
+    stacks = {s["StackName"]: s for s in cloudformation.describe_stacks()["Stacks"]}  # no HTTP 500
+    assert stacks[name]["StackStatus"] == "ROLLBACK_COMPLETE" and "Outputs" not in stacks[name]
+    with pytest.raises(botocore.exceptions.ClientError) as gone:
+        ssm.get_parameter(Name=parameter)
+    assert gone.value.response["Error"]["Code"] == "ParameterNotFound"
+    with pytest.raises(botocore.exceptions.ClientError) as again:
+        cloudformation.create_stack(StackName=name, TemplateBody=body, Capabilities=["CAPABILITY_IAM"])
+    assert again.value.response["Error"]["Code"] == "AlreadyExistsException"
+    cloudformation.delete_stack(StackName=name)

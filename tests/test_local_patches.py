@@ -182,8 +182,17 @@ def test_ou_targets_expand_recursively_filter_and_skip_the_management_account(lo
         },
         Regions=["us-east-1"],
     )
-    deployed = {s["Account"] for s in cfn.list_stack_instances(StackSetName=name)["Summaries"]}
-    members = {account["id"] for account in local_aws.state["accounts"].values()}
+    pages = cfn.get_paginator("list_stack_instances").paginate(StackSetName=name)
+    deployed = {summary["Account"] for page in pages for summary in page["Summaries"]}
+    # Every account of the Organization as it is now (other tests on this shared local AWS create and
+    # move accounts), the management account excluded.
+    organizations = local_aws.client("organizations")
+    members = {
+        account["Id"]
+        for page in organizations.get_paginator("list_accounts").paginate()
+        for account in page["Accounts"]
+        if account["Id"] != local_aws.management_account_id
+    }
     assert deployed == members - {local_aws.account_id("ml-staging")}
     assert local_aws.management_account_id not in deployed
     with pytest.raises(botocore.exceptions.ClientError) as caught:
