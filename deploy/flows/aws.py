@@ -339,23 +339,13 @@ def _bucket_key(clients: Clients, region: str, bucket: str, encryption: BucketEn
     if not key_id or key_id.endswith("alias/aws/s3"):
         raise InputError(f"bucket '{bucket}' cannot be shared: {_AWS_MANAGED}", key="--bucket")
     kms = clients.client("kms", region)
-    try:
-        metadata = kms.describe_key(KeyId=key_id)["KeyMetadata"]
-    except ClientError as error:
-        if error_code(error) in ("NotFoundException", "InvalidArnException"):
-            raise InputError(
-                f"the key of bucket '{bucket}' ({key_id}) is not found in region {region}", key="--bucket"
-            ) from None
-        raise
+    metadata = _key_metadata(
+        kms, key_id, f"the key of bucket '{bucket}' ({key_id}) is not found in region {region}", "--bucket"
+    )
     if metadata.get("KeyManager") == "AWS":
         raise InputError(f"bucket '{bucket}' cannot be shared: {_AWS_MANAGED}", key="--bucket")
     if given:
-        try:
-            given_arn = kms.describe_key(KeyId=given)["KeyMetadata"]["Arn"]
-        except ClientError as error:
-            if error_code(error) in ("NotFoundException", "InvalidArnException"):
-                raise InputError(f"KMS key '{given}' not found in region {region}", key="--kms-key") from None
-            raise
+        given_arn = _key_metadata(kms, given, f"KMS key '{given}' not found in region {region}", "--kms-key")["Arn"]
         if given_arn != metadata["Arn"]:
             raise InputError(
                 f"--kms-key {given} is not the key of bucket '{bucket}' ({metadata['Arn']}): its artifacts are "
@@ -363,6 +353,16 @@ def _bucket_key(clients: Clients, region: str, bucket: str, encryption: BucketEn
                 key="--kms-key",
             )
     return metadata
+
+
+def _key_metadata(kms, key_id: str, not_found: str, option: str) -> dict:
+    """DescribeKey's KeyMetadata; a key that does not exist is an input error on ``option``."""
+    try:
+        return kms.describe_key(KeyId=key_id)["KeyMetadata"]
+    except ClientError as error:
+        if error_code(error) in ("NotFoundException", "InvalidArnException"):
+            raise InputError(not_found, key=option) from None
+        raise
 
 
 def plan_share(
