@@ -106,6 +106,31 @@ def test_placeholder_without_a_required_property_fails():
     )
 
 
+def test_a_property_the_schema_does_not_declare_is_refused_at_any_depth():
+    """A misspelt property is refused with the registry validator's message, for placeholders and for
+    the types moto implements, nested in a closed object too; a value given by Ref is not checked."""
+    with mock_aws():
+        domain = {**DOMAIN_PROPERTIES, "DomianName": "d"}
+        message = _refusal(_body({"Domain": {"Type": "AWS::SageMaker::Domain", "Properties": domain}}))
+        assert message == (
+            "Properties validation failed for resource Domain with message: "
+            "#: extraneous key [DomianName] is not permitted"
+        )
+    with mock_aws():
+        settings = {**DOMAIN_PROPERTIES, "DefaultUserSettings": {"ExecutionRole": "arn:aws:iam::1:role/r", "Sg": ["x"]}}
+        message = _refusal(_body({"Domain": {"Type": "AWS::SageMaker::Domain", "Properties": settings}}))
+        assert "#/DefaultUserSettings: extraneous key [Sg] is not permitted" in message
+    with mock_aws():
+        bucket = {"Bucket": {"Type": "AWS::S3::Bucket", "Properties": {"BucketNmae": "b"}}}
+        assert "#: extraneous key [BucketNmae] is not permitted" in _refusal(_body(bucket))
+    with mock_aws():  # plain strings outside a string enum are refused; a Ref is resolved later, not here
+        bad = {**DOMAIN_PROPERTIES, "AuthMode": "Iam"}
+        message = _refusal(_body({"Domain": {"Type": "AWS::SageMaker::Domain", "Properties": bad}}))
+        assert "#/AuthMode: failed validation constraint for keyword [enum]" in message
+        by_ref = {**DOMAIN_PROPERTIES, "AuthMode": {"Ref": "AWS::NoValue"}, "VpcId": {"Fn::If": ["C", "a", "b"]}}
+        validate_template({"Resources": {"Domain": {"Type": "AWS::SageMaker::Domain", "Properties": by_ref}}}, REGION)
+
+
 def test_update_to_an_unrecognised_type_is_refused_and_leaves_the_stack():
     with mock_aws():
         create_stack(_body({"Topic": {"Type": "AWS::SNS::Topic"}}))

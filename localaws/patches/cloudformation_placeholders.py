@@ -16,8 +16,10 @@ Nothing is emulated behind it: the emulator's service APIs know nothing of a pla
 domain. Before anything is created, every template (CreateStack, UpdateStack,
 CreateChangeSet, stack set instances) is checked as AWS checks it: each resource type must
 exist in the region's registry, and each ``Fn::GetAtt`` (also ``${Resource.Attribute}`` in
-``Fn::Sub``) must name an attribute the type declares; a placeholder's required properties
-must be present. The registry schemas are the ones cfn-lint ships (``cfnlint.schema``).
+``Fn::Sub``) must name an attribute the type declares; every resource's properties may use
+only keys its schema declares, and plain strings within its enums (``check_properties``); a
+placeholder's required properties must be present. The registry schemas are the ones
+cfn-lint ships (``cfnlint.schema``).
 
 A resource failure (missing required property, and the failures of the typed resources of
 ``s3_bucket_policies.py`` and ``sagemaker.py``) surfaces as the CreateStack / UpdateStack
@@ -133,6 +135,78 @@ def _getatt_references(node: Any):
             yield from _getatt_references(value)
 
 
+def _intrinsic(value: dict) -> bool:
+    key = next(iter(value), "")
+    return len(value) == 1 and (key in ("Ref", "Condition") or key.startswith("Fn::"))
+
+
+def _resolve(schema: dict, root: dict) -> dict:
+    reference = schema.get("$ref")
+    while isinstance(reference, str) and reference.startswith("#/definitions/"):
+        schema = (root.get("definitions") or {}).get(reference.rsplit("/", 1)[-1]) or {}
+        reference = schema.get("$ref")
+    return schema
+
+
+def _property_violations(schema: dict, value: Any, path: str, root: dict):
+    """(path, kind, detail) for each key a closed object does not declare and each string
+    outside a string enum, walking plain values only (intrinsic functions are not resolved yet)."""
+    schema = _resolve(schema, root)
+    if isinstance(value, dict):
+        properties = schema.get("properties")
+        if not value or _intrinsic(value) or not isinstance(properties, dict):
+            return
+        if schema.get("additionalProperties") is False and not schema.get("patternProperties"):
+            for key in value:
+                if key not in properties:
+                    yield path, "extraneous", key
+        for key, item in value.items():
+            if key in properties:
+                yield from _property_violations(properties[key], item, f"{path}/{key}", root)
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for index, item in enumerate(value):
+            yield from _property_violations(schema["items"], item, f"{path}/{index}", root)
+    elif isinstance(value, str) and isinstance(schema.get("enum"), list):
+        if all(isinstance(option, str) for option in schema["enum"]) and value not in schema["enum"]:
+            yield path, "enum", value
+
+
+def check_properties(region: str, resource_type: str, logical_id: str, properties: Any) -> None:
+    """Refuse properties the type's schema does not declare and strings outside its enums.
+
+    AWS validates a resource's properties against its registry schema before the handler
+    runs ("Properties validation failed for resource <id> with message: ..."), with the JSON
+    schema validator's messages: "#: extraneous key [<key>] is not permitted" for an
+    undeclared key (every registry schema closes its objects with additionalProperties
+    false). Types without registry handlers (older, non-registry providers) answer
+    "Encountered unsupported property <key>" instead (CloudFormation troubleshooting guide).
+    The enum message is ours (AWS documents none). Only plain values are checked: a value
+    given by an intrinsic function is not resolved here (types and patterns are left to
+    cfn-lint on the rendered templates).
+    """
+    schema = resource_schema(region, resource_type)
+    if schema is None or resource_type.startswith(_FREE_FORM_TYPES) or not isinstance(properties, dict):
+        return
+    violations = list(_property_violations(schema, properties, "#", schema))
+    if not violations:
+        return
+    if "handlers" not in schema:
+        unsupported = next((key for _, kind, key in violations if kind == "extraneous"), None)
+        if unsupported is not None:
+            raise ValidationError(message=f"Encountered unsupported property {unsupported}")
+    messages = [
+        f"{path}: extraneous key [{detail}] is not permitted"
+        if kind == "extraneous"
+        else f"{path}: failed validation constraint for keyword [enum]"
+        for path, kind, detail in violations
+    ]
+    if len(messages) > 1:
+        messages.insert(0, f"#: {len(messages)} schema violations found")
+    raise ValidationError(
+        message=f"Properties validation failed for resource {logical_id} with message: {' '.join(messages)}"
+    )
+
+
 def validate_template(template: dict, region: str) -> None:
     """Refuse a template as CloudFormation does before creating anything."""
     resources = (template or {}).get("Resources") or {}
@@ -148,6 +222,9 @@ def validate_template(template: dict, region: str) -> None:
     # Fn::GetAtt, attributeName: "The name of the resource-specific attribute whose value you
     # want. See the resource's reference page for details about the attributes available for
     # that resource type." Only those (the schema's read-only properties) resolve.
+    for logical_id, resource in resources.items():
+        if isinstance(resource, dict) and "Properties" in resource:
+            check_properties(region, types[logical_id], logical_id, resource["Properties"])
     sections = [template.get("Resources"), template.get("Outputs")]
     for logical_id, attribute in _getatt_references(sections):
         resource_type = types.get(logical_id)
