@@ -189,6 +189,16 @@ def test_delete_policy_refuses_a_policy_still_attached(iam):
     iam.delete_policy(PolicyArn=arn)
 
 
+def test_delete_policy_refuses_a_policy_that_is_a_roles_permissions_boundary(iam):
+    name, arn = _name("role"), _policy(iam)
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=TRUST, PermissionsBoundary=arn)
+    error = _error(lambda: iam.delete_policy(PolicyArn=arn))
+    assert (error["Code"], error["Status"]) == ("DeleteConflict", 409)
+    iam.delete_role_permissions_boundary(RoleName=name)
+    iam.delete_policy(PolicyArn=arn)
+    assert _error(lambda: iam.get_policy(PolicyArn=arn))["Code"] == "NoSuchEntity"
+
+
 def _policy_template(action: str, roles: list[str]) -> str:
     document = {**DOCUMENT, "Statement": [{**DOCUMENT["Statement"][0], "Action": action}]}
     return json.dumps(

@@ -30,7 +30,8 @@ moto 5.2.5 is lenient where AWS is not, in ways that hide a missing deployment s
 - ``DeletePolicy`` deletes a policy still attached to roles, groups or users. AWS: "Before you
   can delete a managed policy, you must first detach the policy from all users, groups, and
   roles that it is attached to" (DeletePolicy, API reference); here IAM's DeleteConflict (409)
-  "Cannot delete a policy attached to entities.".
+  "Cannot delete a policy attached to entities.", also while a role uses it as its permissions
+  boundary (undocumented: the stricter choice).
 - ``AWS::IAM::ManagedPolicy`` is never updated nor deleted by moto's CloudFormation: a changed
   document (an updated boundary) stayed the old one, a deleted stack left its policies behind,
   and a stack whose policy names a role in ``Roles`` could not be deleted (DeleteRole's
@@ -244,6 +245,13 @@ def _remember_template_arns(create):
 def delete_policy(self: IAMBackend, policy_arn: str) -> None:
     policy = self.get_policy(policy_arn)
     if policy.attachment_count > 0:
+        raise DeleteConflictException("Cannot delete a policy attached to entities.")
+    # A policy set as a role's permissions boundary (GetPolicy's PermissionsBoundaryUsageCount)
+    # is in use too; DeletePolicy's reference names only attachments, so refusing this as well
+    # is the stricter reading of "you must first detach the policy from all users, groups, and
+    # roles" (a role first drops the boundary: DeleteRolePermissionsBoundary). Deleting it would
+    # otherwise leave those roles without their ceiling.
+    if any(role.permissions_boundary_arn == policy_arn for role in self.roles.values()):
         raise DeleteConflictException("Cannot delete a policy attached to entities.")
     _original_delete_policy(self, policy_arn)
 
