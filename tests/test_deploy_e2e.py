@@ -560,3 +560,20 @@ def test_account_filters_narrow_and_widen_ou_targets(local_aws, workdir, counter
     counter.calls.clear()
     assert run(["apply", "--manifest", manifest], capsys)[0] == 0 and counter.writes == 0
     assert run(["destroy", "--manifest", manifest, "--yes"], capsys)[0] == 0
+
+
+def test_destroy_notes_a_deleted_stack_set_that_retained_ones_depend_on(local_aws, workdir, capsys):
+    dev = local_aws.account_id("ml-development")
+    base, kept = unique("base"), unique("kept")
+    items = [
+        self_managed(base, [dev], ["us-east-1"]),
+        self_managed(kept, [dev], ["us-east-1"], retain_stacks=True, depends_on=[base]),
+    ]
+    manifest = write_manifest(workdir, items)
+    code, _, err = run(["apply", "--manifest", manifest, "--yes"], capsys)
+    assert code == 0, err
+    code, doc, err = run(["destroy", "--manifest", manifest, "--yes", "--json"], capsys)
+    assert code == 0, err
+    notes = {item["name"]: item["plan"]["notes"] for item in doc["stack_sets"]}
+    assert any(f"{kept} depend(s) on {base}" in note and "retain_stacks" in note for note in notes[base])
+    assert not any("depend(s) on" in note for note in notes[kept])

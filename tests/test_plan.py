@@ -30,6 +30,7 @@ from deploy.stacksets.plan import (
     parse_operation_id,
     plan_destroy,
     plan_stack_set,
+    retained_dependents,
 )
 
 BODY = (
@@ -454,3 +455,12 @@ def test_with_ou_membership_filters_choose_the_accounts():
     assert [(st.organizational_units, st.accounts, st.account_filter) for st in steps] == [
         ((OU2,), (C,), "INTERSECTION")
     ]
+
+
+def test_destroy_names_the_retained_stack_sets_that_depend_on_a_deleted_one():
+    boundary = spec(name="boundary")
+    network = spec(name="network", retain_stacks=True)
+    environment = spec(name="environment", retain_stacks=True, depends_on=("boundary", "network"))
+    roles = spec(name="roles", depends_on=("boundary",))  # not retained: deleted before the boundary
+    assert retained_dependents([boundary, network, environment, roles]) == {"boundary": ["environment"]}
+    assert retained_dependents([replace(boundary, retain_stacks=True), network, environment, roles]) == {}

@@ -1453,6 +1453,29 @@ def _foreign_manifest(spec: StackSetSpec, live: LiveStackSet, manifest_id: str |
     )
 
 
+def retained_dependents(specs: Iterable[StackSetSpec]) -> dict[str, list[str]]:
+    """For each stack set that ``destroy`` deletes (no ``retain_stacks``), the stack sets with
+    ``retain_stacks`` that depend on it: their stacks stay, and may still use what it created
+    (a role keeps its permissions boundary; IAM will not delete a policy in use)."""
+    specs = list(specs)
+    deleted = {spec.name for spec in specs if not spec.retain_stacks}
+    out: dict[str, list[str]] = defaultdict(list)
+    for spec in specs:
+        if spec.retain_stacks:
+            for dependency in spec.depends_on:
+                if dependency in deleted:
+                    out[dependency].append(spec.name)
+    return {name: sorted(dependents) for name, dependents in out.items()}
+
+
+def retained_dependents_note(name: str, dependents: list[str]) -> str:
+    return (
+        f"{', '.join(dependents)} depend(s) on {name} and keep their stacks (retain_stacks), but {name}'s "
+        f"stacks are deleted: if those stacks still use what {name} created, its deletion fails or leaves them "
+        f"without it; set retain_stacks on {name} too, or delete those stacks first"
+    )
+
+
 def plan_destroy(
     spec: StackSetSpec, live: LiveStackSet, manifest_id: str | None = None, retry_inoperable: bool = False
 ) -> StackSetPlan:

@@ -34,6 +34,8 @@ from deploy.stacksets.plan import (
     describe,
     plan_destroy,
     plan_stack_set,
+    retained_dependents,
+    retained_dependents_note,
 )
 
 # Waits before re-running an operation whose failures are all "role not assumable yet":
@@ -318,6 +320,10 @@ class Rollout:
 
         with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL_STACK_SETS, len(specs) or 1)) as pool:
             results = list(pool.map(one, specs))
+        for name, dependents in retained_dependents(specs).items():
+            planned = next(p for p in results if p.spec.name == name)
+            if planned.plan.action is PlanAction.DELETE:
+                planned.plan.notes.append(retained_dependents_note(name, dependents))
         return {p.spec.name: p for p in results}
 
     def show(self, planned: dict[str, Planned], out=None) -> None:
