@@ -3,6 +3,7 @@ boto3, independent of the deployer. Each test names the rule's source (see the p
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -299,3 +300,46 @@ def test_a_stack_deleted_out_of_band_stays_current_until_drift_detection_finds_i
         StackSetName=name, StackInstanceAccount=staging, StackInstanceRegion="us-east-1", OperationId=op
     )["Summaries"]
     assert drifts and {d["StackResourceDriftStatus"] for d in drifts} == {"DELETED"}
+
+
+def test_an_instance_stack_that_fails_to_create_is_deleted(local_aws, cfn):
+    """botocore, CreateStack OnFailure: when a StackSet deploys a stack instance that fails to create,
+    "the CreateStack call overrides the default setting and sets the value of OnFailure to DELETE"."""
+    name, account = _name(), local_aws.account_id("ml-staging")
+    template = {
+        "Resources": {
+            "Marker": {
+                "Type": "AWS::SSM::Parameter",
+                "Properties": {"Name": f"/{name}/marker", "Type": "String", "Value": "x"},
+            },
+            "Role": {
+                "Type": "AWS::IAM::Role",
+                "DependsOn": "Marker",
+                "Properties": {
+                    "AssumeRolePolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Principal": {"Service": "ec2.amazonaws.com"},
+                                "Action": "sts:AssumeRole",
+                            }
+                        ],
+                    },
+                    "PermissionsBoundary": f"arn:aws:iam::{account}:policy/{name}-absent",
+                },
+            },
+        }
+    }
+    _create(cfn, name, TemplateBody=json.dumps(template), Parameters=[], Capabilities=["CAPABILITY_IAM"])
+    _deploy(cfn, name, local_aws.ou_id("staging"))
+    (summary,) = cfn.list_stack_set_operations(StackSetName=name)["Summaries"]
+    assert summary["StatusDetails"]["FailedStackInstancesCount"] == 1
+    member = local_aws.client("cloudformation", account)
+    assert not [s for s in member.describe_stacks()["Stacks"] if s["StackName"].startswith(f"StackSet-{name}-")]
+    pages = member.get_paginator("list_stacks").paginate()
+    statuses = {s["StackStatus"] for page in pages for s in page["StackSummaries"] if name in s["StackName"]}
+    assert statuses == {"DELETE_COMPLETE"}
+    with pytest.raises(ClientError) as gone:
+        local_aws.client("ssm", account).get_parameter(Name=f"/{name}/marker")
+    assert _code(gone) == "ParameterNotFound"

@@ -6,16 +6,17 @@ with the resources created so far and outputs still pointing at the failed resou
 every later DescribeStacks of that account then evaluates those outputs, tries to create
 the failed resource again and answers HTTP 500.
 
-AWS (CloudFormation User Guide, "Stack failure options"): "By default, if a stack
-operation fails, CloudFormation rolls back the stack to the last known stable state" and,
-for a stack being created, "all resources that were created are deleted"; the stack is
-then left in ROLLBACK_COMPLETE ("Successful removal of one or more stacks after a failed
-stack creation"), which has no outputs and which only DeleteStack can remove. Here: the
-resources created are deleted, the stack is ROLLBACK_COMPLETE with its events and no
+AWS: CreateStack's OnFailure "Determines what action will be taken if stack creation
+fails" and its "Default: ROLLBACK"; DisableRollback: "Set to true to disable rollback of
+the stack if stack creation failed ... Default: false" (botocore's model of CreateStack).
+A rolled-back creation ends ROLLBACK_COMPLETE (a StackStatus of the model) and, as a
+rollback removes what the failed operation made, without its resources or outputs. Here:
+the resources created are deleted, the stack is ROLLBACK_COMPLETE with its events and no
 outputs, and the error is still raised (the emulator answers a failed resource on the
 CreateStack call, README). A ROLLBACK_COMPLETE stack keeps its name, so creating it again
-fails with AlreadyExistsException until it is deleted, as on AWS. ``DisableRollback`` /
-``OnFailure`` are not honoured (moto drops them): the stricter default always applies.
+fails with AlreadyExistsException until it is deleted. ``DisableRollback`` / ``OnFailure``
+are not honoured (moto drops them): the default always applies. A stack set instance's
+stack is deleted instead (OnFailure DELETE, ``stacksets.py``).
 """
 
 from __future__ import annotations

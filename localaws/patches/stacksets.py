@@ -550,16 +550,29 @@ def _failed_instance(stack_set, account: str, region: str, reason: str | None):
 def _create_stack(stack_set, account: str, region: str, parameters: dict):
     """The instance's stack, created in its account as AWS does: named StackSet-<name>-<uuid>,
     visible there (DescribeStacks), its exports usable by the account's other stacks.
-    A stack whose resources fail is left ROLLBACK_COMPLETE and the error re-raised."""
+
+    A stack whose resources fail is rolled back (``cloudformation_rollback.py``) and then
+    deleted, and the error re-raised. CreateStack's OnFailure (botocore's model): "Although
+    the default setting is ROLLBACK, there is one exception. This exception occurs when a
+    StackSet attempts to deploy a stack instance and the stack instance fails to create
+    successfully. In this case, the CreateStack call overrides the default setting and sets
+    the value of OnFailure to DELETE."
+    """
     _check_capabilities(stack_set)
     backend = models.cloudformation_backends[account][region]
     name = f"StackSet-{stack_set.name}-{mock_random.uuid4()}"
     try:
         return backend.create_stack(name=name, template=stack_set.template, parameters=parameters)
     except Exception:
-        for stack in backend.stacks.values():
+        for stack_id, stack in list(backend.stacks.items()):
             if stack.name == name:
-                stack.status = "ROLLBACK_COMPLETE"
+                del backend.stacks[stack_id]
+                exported = [key for key, export in backend.exports.items() if export.exporting_stack_id == stack_id]
+                for export_name in exported:
+                    del backend.exports[export_name]
+                stack.status = "DELETE_COMPLETE"
+                stack._add_stack_event("DELETE_COMPLETE")
+                backend.deleted_stacks[stack_id] = stack
         raise
 
 
