@@ -181,11 +181,21 @@ def _provisioning_statements(stack_pattern: str) -> list:
 
 
 def _add_deploying_role(
-    template: Template, title: str, role_kind: str, names: deploy_rights.Names, statements: list, condition: str
-) -> list:
-    """The role's managed policies: its rights generated from the registry schemas, then ``statements``."""
+    template: Template,
+    title: str,
+    role_kind: str,
+    names: deploy_rights.Names,
+    statements: list,
+    condition: str,
+    **properties,
+) -> Role:
+    """A deploying role (``properties``: its name, description, trust...) carrying its managed
+    policies: its rights generated from the registry schemas, then ``statements``."""
     generated = deploy_rights.deploying_rights(role_kind, names)
-    return deploy_rights.add_rights_policies(template, f"{title}Rights", generated + statements, condition)
+    policies = deploy_rights.add_rights_policies(template, f"{title}Rights", generated + statements, condition)
+    return template.add_resource(
+        Role(title, Condition=condition, ManagedPolicyArns=[Ref(p) for p in policies], **properties)
+    )
 
 
 def build_stackset_execution_role_template() -> Template:
@@ -248,29 +258,27 @@ def build_stackset_execution_role_template() -> Template:
             ),
         )
     ]
-    policies = _add_deploying_role(
-        template, "StackSetExecutionRole", "stackset-execution-role", names, statements, primary.condition
-    )
-    role = template.add_resource(
-        Role(
-            "StackSetExecutionRole",
-            Condition=primary.condition,
-            RoleName=Ref(execution_name),
-            Description="Assumed by the StackSet administration role to create the product's stacks in this account",
-            AssumeRolePolicyDocument=cross_account_trust(
-                [
-                    iam_role_arn("${AdministratorAccountId}", "${AdministrationRoleName}"),
-                    If(
-                        "HasPipelineAdministrator",
-                        iam_role_arn("${PipelineAdministratorAccountId}", "${AdministrationRoleName}"),
-                        Ref("AWS::NoValue"),
-                    ),
-                ],
-                org_id=Ref(org_id),
-                sid="TrustStackSetAdministrationRole",
-            ),
-            ManagedPolicyArns=[Ref(p) for p in policies],
-        )
+    role = _add_deploying_role(
+        template,
+        "StackSetExecutionRole",
+        "stackset-execution-role",
+        names,
+        statements,
+        primary.condition,
+        RoleName=Ref(execution_name),
+        Description="Assumed by the StackSet administration role to create the product's stacks in this account",
+        AssumeRolePolicyDocument=cross_account_trust(
+            [
+                iam_role_arn("${AdministratorAccountId}", "${AdministrationRoleName}"),
+                If(
+                    "HasPipelineAdministrator",
+                    iam_role_arn("${PipelineAdministratorAccountId}", "${AdministrationRoleName}"),
+                    Ref("AWS::NoValue"),
+                ),
+            ],
+            org_id=Ref(org_id),
+            sid="TrustStackSetAdministrationRole",
+        ),
     )
     template.add_output(Output("ExecutionRoleArn", Condition=primary.condition, Value=GetAtt(role, "Arn")))
     return template
@@ -310,21 +318,17 @@ def build_servicecatalog_launch_role_template() -> Template:
             Condition(StringEquals({"s3:ExistingObjectTag/servicecatalog:provisioning": "true"})),
         ),
     ]
-    policies = _add_deploying_role(
-        template, "ServiceCatalogLaunchRole", "servicecatalog-launch-role", names, statements, primary.condition
-    )
-    role = template.add_resource(
-        Role(
-            "ServiceCatalogLaunchRole",
-            Condition=primary.condition,
-            RoleName=Sub("${EnvName}-servicecatalog-launch"),
-            Description="Launch role of the product portfolio: Service Catalog provisions products with it",
-            AssumeRolePolicyDocument=service_trust(
-                "servicecatalog.amazonaws.com", source_account=Ref("AWS::AccountId")
-            ),
-            ManagedPolicyArns=[Ref(p) for p in policies],
-            Tags=env.tags(),
-        )
+    role = _add_deploying_role(
+        template,
+        "ServiceCatalogLaunchRole",
+        "servicecatalog-launch-role",
+        names,
+        statements,
+        primary.condition,
+        RoleName=Sub("${EnvName}-servicecatalog-launch"),
+        Description="Launch role of the product portfolio: Service Catalog provisions products with it",
+        AssumeRolePolicyDocument=service_trust("servicecatalog.amazonaws.com", source_account=Ref("AWS::AccountId")),
+        Tags=env.tags(),
     )
     template.add_output(Output("LaunchRoleArn", Condition=primary.condition, Value=GetAtt(role, "Arn")))
     template.add_output(Output("LaunchRoleName", Condition=primary.condition, Value=Ref(role)))
@@ -590,26 +594,17 @@ def build_target_account_roles_template() -> Template:
         pass_roles=(GetAtt(execution_role, "Arn"),),
         pass_to="sagemaker.amazonaws.com",
     )
-    policies = _add_deploying_role(
+    deployment_role = _add_deploying_role(
         template,
         "ModelDeploymentRole",
         "model-deployment-role",
         names,
         _model_deployment_statements(sources),
         primary.condition,
-    )
-    deployment_role = template.add_resource(
-        Role(
-            "ModelDeploymentRole",
-            Condition=primary.condition,
-            RoleName=Sub("${EnvName}-model-deployment"),
-            Description="CloudFormation service role for model-deploy stacks; may pass only the ModelExecutionRole",
-            AssumeRolePolicyDocument=service_trust(
-                "cloudformation.amazonaws.com", source_account=Ref("AWS::AccountId")
-            ),
-            ManagedPolicyArns=[Ref(p) for p in policies],
-            Tags=env.tags(),
-        )
+        RoleName=Sub("${EnvName}-model-deployment"),
+        Description="CloudFormation service role for model-deploy stacks; may pass only the ModelExecutionRole",
+        AssumeRolePolicyDocument=service_trust("cloudformation.amazonaws.com", source_account=Ref("AWS::AccountId")),
+        Tags=env.tags(),
     )
     for role, suffix in ((execution_role, "ModelExecutionRoleArn"), (deployment_role, "ModelDeploymentRoleArn")):
         template.add_output(
